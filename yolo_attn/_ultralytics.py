@@ -1,0 +1,260 @@
+"""The one place where yolo_attn touches Ultralytics internals.
+
+Ultralytics resolves a model-YAML layer name with ``globals()[name]`` inside
+``ultralytics.nn.tasks.parse_model`` and, for layers it does not know, calls the class with the
+YAML arguments only (no input channels) and repeats it ``n`` times. To make registered attention
+layers first-class YAML layers, this module:
+
+* puts one *YAML entry class* per registered name into ``ultralytics.nn.tasks``' namespace. An
+  entry class is an ``nn.Module`` subclass (so Ultralytics' restricted loading accepts it) whose
+  constructor reads the input channels (and, for ``block`` layers, the width/depth multiples) of
+  the row being parsed, and returns an instance of the real registered class;
+* wraps ``parse_model`` to validate layer names (clear error, closest match) and to hand the
+  repeat count of ``block`` rows to the layer itself, as Ultralytics does for ``C3``;
+* wraps ``torch_safe_load`` so that a checkpoint naming a yolo_attn module this installation
+  lacks fails with a clear error instead of Ultralytics' pip auto-install;
+* allow-lists every yolo_attn module class for ``torch.load(weights_only=True)`` so checkpoints
+  load under ``ULTRALYTICS_SAFE_LOAD=1``.
+
+Everything here is tested against the Ultralytics versions allowed by ``pyproject.toml``.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Any
+
+import torch
+from torch import nn
+
+from .registry import LAYERS, LayerSpec
+
+try:  # Ultralytics is a hard dependency; fail with a clear message if it is missing or too old.
+    import ultralytics
+    from ultralytics.nn import tasks as _tasks
+    from ultralytics.utils.ops import make_divisible
+except ImportError as exc:  # pragma: no cover - exercised only on broken installs
+    raise ImportError("yolo_attn needs the 'ultralytics' package: pip install 'ultralytics>=8.3,<8.5'") from exc
+
+ULTRALYTICS_VERSION = ultralytics.__version__
+_ORIGINAL_PARSE_MODEL = getattr(_tasks.parse_model, "__wrapped__", _tasks.parse_model)
+_ORIGINAL_SAFE_LOAD = getattr(_tasks.torch_safe_load, "__wrapped__", _tasks.torch_safe_load)
+_REPEATS_KEY = "_yolo_attn_repeats"  # {row index: YAML repeat count} for block rows, set by the parse wrapper
+_ULTRALYTICS_NAMES = frozenset(vars(_tasks))  # names Ultralytics resolves before yolo_attn adds any
+
+
+class YamlLayerError(ValueError):
+    """A model YAML row naming a yolo_attn layer is invalid; the message names the file, row and layer."""
+
+
+def ultralytics_names() -> frozenset[str]:
+    """Layer names Ultralytics itself resolves (before yolo_attn registers anything)."""
+    return _ULTRALYTICS_NAMES
+
+
+# --------------------------------------------------------------------------------------------
+# Reading the state of the parse_model call that is building a layer
+# --------------------------------------------------------------------------------------------
+def _parse_locals() -> dict[str, Any]:
+    """Local variables of the innermost running ``parse_model`` (the row being built)."""
+    frame = sys._getframe(1)
+    code = _ORIGINAL_PARSE_MODEL.__code__
+    while frame is not None and frame.f_code is not code:
+        frame = frame.f_back
+    if frame is None:
+        raise RuntimeError("a yolo_attn YAML entry was called outside Ultralytics' parse_model")
+    return frame.f_locals
+
+
+def _row_label(loc: dict[str, Any], name: str) -> str:
+    d = loc.get("d") or {}
+    rows = list(d.get("backbone", [])) + list(d.get("head", []))
+    i = loc.get("i")
+    row = rows[i] if isinstance(i, int) and i < len(rows) else "?"
+    return f"{d.get('yaml_file', '<model dict>')}: layer {i} {row} ({name})"
+
+
+def _split_args(args: tuple) -> tuple[list, dict]:
+    """YAML args: positional values, optionally ending with a mapping of keyword options."""
+    args = list(args)
+    kwargs = args.pop() if args and isinstance(args[-1], dict) else {}
+    return args, dict(kwargs)
+
+
+def _build_from_row(spec: LayerSpec, args: tuple) -> nn.Module:
+    loc = _parse_locals()
+    ch, f = loc["ch"], loc["f"]
+    where = _row_label(loc, spec.name)
+    if not isinstance(f, int):
+        raise YamlLayerError(f"{where}: takes one input, but 'from' is {f!r}")
+    pos, kw = _split_args(args)
+    try:
+        c1 = ch[f]
+    except IndexError:
+        raise YamlLayerError(f"{where}: 'from' index {f} does not name an earlier layer") from None
+    if spec.kind == "block":
+        if not pos:
+            raise YamlLayerError(f"{where}: a block layer needs its output channels first, e.g. [256]")
+        c2 = pos[0]
+        if not isinstance(c2, int) or c2 <= 0:
+            raise YamlLayerError(f"{where}: output channels must be a positive integer, got {c2!r}")
+        c2 = make_divisible(min(c2, loc["max_channels"]) * loc["width"], 8)
+        n = loc["d"].get(_REPEATS_KEY, {}).get(loc["i"])
+        if n is None:
+            raise YamlLayerError(f"{where}: built by an unwrapped parse_model; import yolo_attn before ultralytics models")
+        n = max(round(n * loc["depth"]), 1) if n > 1 else n  # Ultralytics' depth gain, as applied to C3
+        pos = [c2, n, *pos[1:]]
+    try:
+        return spec.cls(c1, *pos, **kw)
+    except (TypeError, ValueError, KeyError, AssertionError) as exc:
+        raise YamlLayerError(f"{where}: bad arguments {list(args)}: {exc}") from exc
+
+
+def _entry_class(spec: LayerSpec) -> type:
+    """An nn.Module subclass named like ``spec.cls`` whose construction builds ``spec.cls`` from a YAML row."""
+
+    def __new__(cls, *args):
+        return _build_from_row(spec, args)
+
+    return type(
+        spec.name,
+        (nn.Module,),
+        {
+            "__new__": __new__,
+            "__module__": spec.cls.__module__,
+            "__qualname__": spec.cls.__qualname__,
+            "__doc__": spec.cls.__doc__,
+            "yolo_attn_spec": spec,
+        },
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Wrappers of parse_model and torch_safe_load
+# --------------------------------------------------------------------------------------------
+def _resolvable(name: Any) -> bool:
+    if not isinstance(name, str):
+        return False
+    if name.startswith(("nn.", "torchvision.ops.")):
+        return True
+    return name in vars(_tasks)
+
+
+def _check_rows(d: dict) -> None:
+    source = d.get("yaml_file", "<model dict>")
+    rows = list(d.get("backbone") or []) + list(d.get("head") or [])
+    if not rows:
+        raise YamlLayerError(f"{source}: model YAML has no 'backbone'/'head' rows")
+    for i, row in enumerate(rows):
+        if not isinstance(row, (list, tuple)) or len(row) != 4:
+            raise YamlLayerError(f"{source}: layer {i} {row!r}: a row must be [from, number, module, args]")
+        f, n, name, args = row
+        if not _resolvable(name):
+            raise YamlLayerError(f"{source}: layer {i} {list(row)}: {LAYERS.unknown_message(name)}")
+        if not isinstance(args, list):
+            raise YamlLayerError(f"{source}: layer {i} {list(row)}: args must be a list, got {args!r}")
+        if not isinstance(n, int) or n < 1:
+            raise YamlLayerError(f"{source}: layer {i} {list(row)}: number must be a positive integer")
+
+
+@functools.wraps(_ORIGINAL_PARSE_MODEL)
+def parse_model(d, ch, verbose=True):
+    """Ultralytics' parse_model, with yolo_attn's name check and ``block`` repeat handling."""
+    _check_rows(d)
+    repeats = {}
+    for i, row in enumerate(list(d.get("backbone") or []) + list(d.get("head") or [])):
+        if row[2] in LAYERS and LAYERS.get(row[2]).kind == "block":
+            repeats[i], row[1] = row[1], 1  # the block builds its own repeats, like C3
+    d[_REPEATS_KEY] = repeats
+    try:
+        return _ORIGINAL_PARSE_MODEL(d, ch, verbose=verbose)
+    finally:
+        d.pop(_REPEATS_KEY, None)
+
+
+class MissingLayerModuleError(ModuleNotFoundError):
+    """A checkpoint needs a yolo_attn module that this installation does not have."""
+
+
+@functools.wraps(_ORIGINAL_SAFE_LOAD)
+def torch_safe_load(weight, *args, **kwargs):
+    """Ultralytics' torch_safe_load, refusing to auto-install a missing yolo_attn module."""
+    from pathlib import Path
+
+    if Path(str(weight)).is_file():
+        check_checkpoint_modules(weight)
+    try:
+        return _ORIGINAL_SAFE_LOAD(weight, *args, **kwargs)
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").startswith("yolo_attn"):
+            raise MissingLayerModuleError(_missing_message(weight, exc.name)) from exc
+        raise
+
+
+def _missing_message(weight, name) -> str:
+    from . import __version__
+
+    return (
+        f"{weight} was saved with a yolo_attn module '{name}' that yolo_attn {__version__} does not have. "
+        "Install the yolo_attn version the checkpoint was trained with."
+    )
+
+
+def check_checkpoint_modules(weight) -> None:
+    """Raise :class:`MissingLayerModuleError` if ``weight`` pickles yolo_attn classes that cannot be imported.
+
+    Ultralytics answers a ModuleNotFoundError during unpickling by pip-installing a package of that name;
+    this check runs first so that never happens for yolo_attn modules.
+    """
+    import importlib
+
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(weight)
+    except Exception:  # not a zip checkpoint: torch.load reports the real problem
+        return
+    for full in names:
+        if not full.startswith("yolo_attn."):
+            continue
+        module, _, attr = full.rpartition(".")
+        try:
+            ok = hasattr(importlib.import_module(module), attr)
+        except ModuleNotFoundError:
+            ok = False
+        if not ok:
+            raise MissingLayerModuleError(_missing_message(weight, full))
+
+
+# --------------------------------------------------------------------------------------------
+# Installation
+# --------------------------------------------------------------------------------------------
+def _module_classes() -> list[type]:
+    """Every nn.Module subclass defined in yolo_attn (for the weights_only allow-list)."""
+    seen, todo = set(), [nn.Module]
+    while todo:
+        for sub in todo.pop().__subclasses__():
+            if sub not in seen:
+                seen.add(sub)
+                todo.append(sub)
+    return sorted(
+        (c for c in seen if c.__module__.startswith("yolo_attn.") and "yolo_attn_spec" not in vars(c)),
+        key=lambda c: (c.__module__, c.__qualname__),
+    )
+
+
+def install() -> None:
+    """Make every registered layer resolvable by Ultralytics (idempotent)."""
+    namespace = vars(_tasks)
+    for spec in LAYERS:
+        current = namespace.get(spec.name)
+        if getattr(current, "yolo_attn_spec", None) is not None and current.yolo_attn_spec.cls is spec.cls:
+            continue
+        if spec.name in _ULTRALYTICS_NAMES and spec.overrides != spec.name:
+            raise RuntimeError(
+                f"yolo_attn layer {spec.name!r} would shadow Ultralytics' own {spec.name!r}; "
+                "rename it or declare overrides=" + repr(spec.name)
+            )
+        namespace[spec.name] = _entry_class(spec)
+    _tasks.parse_model = parse_model
+    _tasks.torch_safe_load = torch_safe_load
+    torch.serialization.add_safe_globals(_module_classes())

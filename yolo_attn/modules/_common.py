@@ -1,0 +1,101 @@
+"""Shared pieces of the attention modules: gate fusion, identity start, option checks.
+
+Gating modules compute a gate ``g`` from the input and combine it with the input:
+
+* ``fuse="mul"`` (the papers' form): ``y = x * g``;
+* ``fuse="add"``: ``y = x + g``, the ablation of Ye et al., "Towards Understanding the
+  Effectiveness of Attention Mechanism" (2021), which asks whether the benefit of attention comes
+  from feature-map multiplication.
+
+``init="paper"`` keeps each paper's initialisation and gate (``g = sigmoid(z)``).
+``init="identity"`` zero-initialises the layer that produces the gate logits ``z`` and uses a gate
+form that is exactly neutral at ``z = 0``: ``g = 2 * sigmoid(z)`` for ``mul`` (value 1) and
+``g = 2 * sigmoid(z) - 1`` for ``add`` (value 0). A freshly built module then returns its input
+unchanged, so inserting it into a pretrained model does not disturb the transferred features.
+Modules without a gate use :class:`ResidualScale` (``y = x + gamma * (f(x) - x)``, ``gamma = 0``).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+FUSES = ("mul", "add")
+INITS = ("paper", "identity")
+
+
+def check_choice(value, choices, option: str, owner: str) -> str:
+    """Return ``value`` if it is one of ``choices``; otherwise raise a ValueError naming the option."""
+    if value not in choices:
+        raise ValueError(f"{owner}: {option} must be one of {list(choices)}, got {value!r}")
+    return value
+
+
+def check_positive_int(value, option: str, owner: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{owner}: {option} must be a positive integer, got {value!r}")
+    return value
+
+
+def check_channels(c1, owner: str) -> int:
+    return check_positive_int(c1, "input channels c1", owner)
+
+
+def hidden_channels(c1: int, reduction, owner: str, minimum: int = 1) -> int:
+    """Channels of a squeeze layer, ``c1 // reduction`` but at least ``minimum``; rejects nonsense reductions."""
+    check_positive_int(reduction, "reduction", owner)
+    if reduction > c1:
+        raise ValueError(
+            f"{owner}: reduction {reduction} exceeds the {c1} input channels "
+            "(yolo_attn infers channels: write [] or [reduction], not the channel count)"
+        )
+    return max(c1 // reduction, minimum)
+
+
+def gate(z: torch.Tensor, fuse: str, init: str) -> torch.Tensor:
+    """Turn gate logits into a gate value (see module docstring)."""
+    g = torch.sigmoid(z)
+    if init == "identity":
+        g = 2 * g if fuse == "mul" else 2 * g - 1
+    return g
+
+
+def fuse_gate(x: torch.Tensor, g: torch.Tensor, fuse: str) -> torch.Tensor:
+    """Combine input and gate value by multiplication or addition."""
+    return x * g if fuse == "mul" else x + g
+
+
+def apply_gate(x: torch.Tensor, z: torch.Tensor, fuse: str, init: str) -> torch.Tensor:
+    """``fuse_gate(x, gate(z))``: the complete gating step."""
+    return fuse_gate(x, gate(z, fuse, init), fuse)
+
+
+def zero_init_(layer: nn.Module) -> nn.Module:
+    """Zero the weight and bias of ``layer`` (a conv/linear/BN, or an Ultralytics Conv via its conv+bn)."""
+    for p in layer.parameters():
+        nn.init.zeros_(p)
+    if hasattr(layer, "bn"):  # Ultralytics Conv: BN(0) -> 0 needs beta = 0 and gamma = 0
+        nn.init.zeros_(layer.bn.weight)
+        nn.init.zeros_(layer.bn.bias)
+    return layer
+
+
+class ResidualScale(nn.Module):
+    """``y = x + gamma * (f - x)`` with a learnable per-channel ``gamma`` that starts at 0.
+
+    Used by non-gating modules under ``init="identity"`` (a ReZero-style start, Bachlechner et al.,
+    "ReZero is All You Need", 2020): the module begins as the identity and learns how much of its
+    output ``f`` to mix in. Under ``init="paper"`` modules do not create it and return ``f``.
+    """
+
+    def __init__(self, c1: int):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.zeros(1, c1, 1, 1))
+
+    def forward(self, x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+        return x + self.gamma * (f - x)
+
+
+def maybe_residual_scale(c1: int, init: str, owner: str) -> ResidualScale | None:
+    """A :class:`ResidualScale` for ``init="identity"``, None for ``init="paper"``."""
+    return ResidualScale(c1) if check_choice(init, INITS, "init", owner) == "identity" else None
