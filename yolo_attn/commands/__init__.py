@@ -1,0 +1,1 @@
+"""Sub-commands of ``yolo-attn``; one module per command (see :mod:`yolo_attn.cli`)."""
