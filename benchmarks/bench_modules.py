@@ -1,0 +1,203 @@
+"""CPU speed of every registered attention layer, beside public implementations, and its cost inside yolov5s.
+
+Part 1 times forward (eval, no grad) and forward+backward (train mode) of each yolo_attn layer at the
+P3/P4/P5 feature maps of yolov5s at 640 (128x80x80, 256x40x40, 512x20x20), and, side by side in the
+same interleaved loop, the same module from timm (reference implementations, used only here and in
+tests) and Ultralytics' own CBAM. It reports yolo_attn's time as a ratio to the fastest public one.
+
+Part 2 times yolov5s inference at 640 with one layer inserted before SPPF, as a ratio to stock yolov5s
+measured in the same interleaved loop.
+
+Usage:  python benchmarks/bench_modules.py [--repeats 30] [--layers SE ECA ...] [--out benchmarks/results]
+Times are medians; variants are interleaved (A B C A B C ...) so machine noise hits all alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+import yolo_attn
+from yolo_attn import LAYERS
+
+FEATURES = {"P3": (128, 80), "P4": (256, 40), "P5": (512, 20)}  # yolov5s at 640: channels, size
+
+
+def public_references(name: str, c: int, size: int) -> dict[str, torch.nn.Module]:
+    """Public implementations of the same module (timm, Ultralytics), keyed by a label."""
+    refs = {}
+    try:
+        import timm.layers as tl
+    except ImportError:  # timm is a dev extra
+        tl = None
+    if tl is not None:
+        table = {
+            "SE": lambda: tl.SEModule(c, rd_ratio=1 / 16),
+            "ECA": lambda: tl.EcaModule(c),
+            "CBAM": lambda: tl.get_attn("cbam")(c),
+            "CoordAtt": lambda: tl.get_attn("coord")(c),
+            "GC": lambda: tl.GlobalContext(c),
+            "GatherExcite": lambda: tl.GatherExcite(c),
+            "SK": lambda: tl.SelectiveKernel(c, c),
+            "NonLocal": lambda: tl.NonLocalAttn(c),
+            "MHSA": lambda: tl.get_attn("bottleneck")(c, feat_size=(size, size), num_heads=4),
+        }
+        if name in table:
+            refs["timm"] = table[name]()
+    if name == "CBAM":
+        from ultralytics.nn.modules.conv import CBAM as UltralyticsCBAM
+
+        refs["ultralytics"] = UltralyticsCBAM(c)
+    return refs
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def interleaved(variants: dict[str, callable], repeats: int, warmup: int = 3) -> dict[str, float]:
+    """Median seconds per call of each variant, run round-robin."""
+    for fn in variants.values():
+        for _ in range(warmup):
+            fn()
+    times = {k: [] for k in variants}
+    for _ in range(repeats):
+        for k, fn in variants.items():
+            times[k].append(_timed(fn))
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def module_rows(names: list[str], repeats: int) -> list[dict]:
+    rows = []
+    for name in names:
+        spec = LAYERS.get(name)
+        if spec.kind != "preserve":
+            continue
+        for level, (c, s) in FEATURES.items():
+            torch.manual_seed(0)
+            mods = {"yolo_attn": spec.cls(c)}
+            try:
+                mods.update(public_references(name, c, s))
+            except Exception as exc:  # a reference that cannot be built at this size is reported, not fatal
+                print(f"  {name} {level}: reference skipped ({exc})")
+            x = torch.randn(1, c, s, s)
+            xb = torch.randn(1, c, s, s, requires_grad=True)
+
+            def fwd(m):
+                m.eval()
+
+                def run():
+                    with torch.no_grad():
+                        m(x)
+
+                return run
+
+            def fwd_bwd(m):
+                m.train()
+
+                def run():
+                    m(xb).sum().backward()
+
+                return run
+
+            f = interleaved({k: fwd(m) for k, m in mods.items()}, repeats)
+            fb = interleaved({k: fwd_bwd(m) for k, m in mods.items()}, max(repeats // 2, 5))
+            public_f = min((v for k, v in f.items() if k != "yolo_attn"), default=None)
+            public_fb = min((v for k, v in fb.items() if k != "yolo_attn"), default=None)
+            row = {
+                "layer": name,
+                "level": level,
+                "shape": [1, c, s, s],
+                "fwd_ms": {k: v * 1e3 for k, v in f.items()},
+                "fwd_bwd_ms": {k: v * 1e3 for k, v in fb.items()},
+                "fwd_ratio_to_fastest_public": f["yolo_attn"] / public_f if public_f else None,
+                "fwd_bwd_ratio_to_fastest_public": fb["yolo_attn"] / public_fb if public_fb else None,
+            }
+            rows.append(row)
+            print(_module_line(row), flush=True)
+    return rows
+
+
+def _fmt_ratio(r) -> str:
+    return "-" if r is None else f"{r:.2f}x"
+
+
+def _module_line(r: dict) -> str:
+    refs = ", ".join(f"{k} {v:.2f}" for k, v in r["fwd_ms"].items() if k != "yolo_attn")
+    return (
+        f"| {r['layer']} | {r['level']} | {r['fwd_ms']['yolo_attn']:.2f} | {r['fwd_bwd_ms']['yolo_attn']:.2f} "
+        f"| {refs or '-'} | {_fmt_ratio(r['fwd_ratio_to_fastest_public'])} "
+        f"| {_fmt_ratio(r['fwd_bwd_ratio_to_fastest_public'])} |"
+    )
+
+
+def model_rows(names: list[str], repeats: int, imgsz: int = 640) -> list[dict]:
+    """yolov5s latency with each layer before SPPF, as a ratio to stock yolov5s in the same loop."""
+    from ultralytics.nn.tasks import DetectionModel
+
+    from yolo_attn.placement import make_yaml
+
+    x = torch.zeros(1, 3, imgsz, imgsz)
+    rows = []
+    for name in names:
+        if LAYERS.get(name).kind != "preserve":
+            continue
+        stock = DetectionModel("yolov5s.yaml", verbose=False).eval()
+        cfg, _ = make_yaml(None, name, [], ["backbone-end"])
+        cfg["scale"] = "s"
+        attn = DetectionModel(cfg, verbose=False).eval()
+        torch.set_num_threads(os.cpu_count())
+
+        def run(m):
+            def go():
+                with torch.no_grad():
+                    m(x)
+
+            return go
+
+        t = interleaved({"stock": run(stock), name: run(attn)}, repeats)
+        row = {"layer": name, "stock_ms": t["stock"] * 1e3, "attn_ms": t[name] * 1e3, "ratio": t[name] / t["stock"]}
+        rows.append(row)
+        print(f"| {name} | {row['stock_ms']:.1f} | {row['attn_ms']:.1f} | {row['ratio']:.3f} |", flush=True)
+    return rows
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=30, help="timed rounds per variant (median reported)")
+    ap.add_argument("--model-repeats", type=int, default=15, help="timed rounds for yolov5s latency")
+    ap.add_argument("--layers", nargs="*", help="subset of layer names (default: all preserve layers)")
+    ap.add_argument("--skip-model", action="store_true", help="skip the yolov5s latency part")
+    ap.add_argument("--out", default="benchmarks/results", help="folder for the JSON results")
+    args = ap.parse_args(argv)
+
+    torch.set_num_threads(os.cpu_count())
+    names = args.layers or LAYERS.names("preserve")
+    print(f"yolo_attn {yolo_attn.__version__}, torch {torch.__version__}, threads {torch.get_num_threads()}\n")
+    print("| layer | level | fwd ms | fwd+bwd ms | public fwd ms | fwd ratio | fwd+bwd ratio |")
+    print("|---|---|---|---|---|---|---|")
+    modules = module_rows(names, args.repeats)
+    models = []
+    if not args.skip_model:
+        print("\n| layer before SPPF | yolov5s ms | with layer ms | ratio |")
+        print("|---|---|---|---|")
+        models = model_rows(names, args.model_repeats)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "modules.json").write_text(
+        json.dumps({"threads": torch.get_num_threads(), "modules": modules, "yolov5s": models}, indent=1)
+    )
+    print(f"\nresults written to {out / 'modules.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
