@@ -1,0 +1,759 @@
+"""Weight transfer from stock (or any YOLO) checkpoints into attention models, matched by structure.
+
+Ultralytics' ``model.load`` matches state-dict keys by name and shape, so a layer inserted into the
+target shifts every later index: the layers after it stay random, and where shapes happen to agree a
+tensor can land in the wrong layer. :func:`transfer_weights` instead
+
+1. splits both state dicts by top-level layer (``model.{i}.<rest>``);
+2. aligns source layers to target layers: either by an explicit index map (the JSON the placement
+   generator writes beside a YAML, ``{"map": {"0": 0, ...}}``), or by a global sequence alignment
+   (Needleman-Wunsch) of the two layer lists. Two layers may be paired only when they are of the same
+   family (class name; yolo_attn blocks derived from ``C3`` such as ``C3Attn``/``C3FMM`` count as
+   ``C3``; for bare state dicts without classes, when their key sets mostly agree). A pair scores 2
+   plus the fraction of the source layer's tensors whose relative key and shape agree; leaving a
+   target layer unpaired costs 0.5 for an inserted yolo_attn layer and 1.5 for anything else, leaving
+   a source layer unpaired costs 1.5 (1 for a layer without tensors);
+3. checks every pair against the from-graph: the pair's inputs, mapped through the alignment (and
+   looking through inserted attention layers in the target), must be the same layers. A pair whose
+   inputs differ transfers nothing;
+4. within a pair, copies each tensor whose relative key exists on both sides with the same shape.
+   Attention parameters new in the target (``C3Attn``'s ``m.i.attn``, inserted layers) keep their
+   initialisation. Nothing is copied anywhere else.
+
+A different class count: when the Detect heads have the same input widths, the target's class
+branch is rebuilt at the source's hidden width (as wide as the source was trained with), so that all
+of it transfers except the class-dependent output convolutions, which keep their initialisation and
+are reported. The anchor-based head of the original YOLOv5 repository has no counterpart in
+Ultralytics' anchor-free Detect: it is reported as not transferable, backbone and neck transfer.
+
+A source that matches too little (another architecture or scale) raises :class:`ForeignCheckpointError`
+unless ``allow_foreign=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+from torch import nn
+
+from .checkpoint import Checkpoint, load_checkpoint, module_state_dict
+from .registry import LAYERS
+
+__all__ = [
+    "ForeignCheckpointError",
+    "LayerResult",
+    "TransferReport",
+    "align_layers",
+    "freeze_layers",
+    "freeze_names",
+    "load_index_map",
+    "transfer_weights",
+    "translate_freeze",
+]
+
+_BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked", "anchors", "anchor_grid", "stride")
+
+
+class ForeignCheckpointError(ValueError):
+    """The source checkpoint matches too little of the target (another architecture or scale)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Layer views
+# --------------------------------------------------------------------------------------------
+@dataclass
+class _Layer:
+    index: int
+    type: str  # "module.Name", "" when unknown (bare state dict)
+    family: str | None
+    inputs: list[int] | None  # absolute input indices (-1 = image), None when unknown
+    shapes: dict[str, tuple]  # relative key -> shape
+    attn_keys: set[str] = field(default_factory=set)  # keys inside attention sub-layers (target only)
+    preserve: bool = False  # an inserted-style yolo_attn layer (channel preserving)
+
+    @property
+    def short(self) -> str:
+        return self.type.rsplit(".", 1)[-1] if self.type else "?"
+
+
+def _family(type_str: str) -> str | None:
+    if not type_str:
+        return None
+    short = type_str.rsplit(".", 1)[-1]
+    if type_str.startswith("yolo_attn.") and short in LAYERS:
+        from ultralytics.nn.modules.block import C3
+
+        spec = LAYERS.get(short)
+        if spec.kind == "block" and issubclass(spec.cls, C3):
+            return "C3"
+    return short
+
+
+def _is_preserve(type_str: str) -> bool:
+    short = type_str.rsplit(".", 1)[-1]
+    return type_str.startswith("yolo_attn.") and short in LAYERS and LAYERS.get(short).kind == "preserve"
+
+
+def _abs_inputs(f: Any, index: int) -> list[int] | None:
+    fs = f if isinstance(f, (list, tuple)) else [f]
+    if not all(isinstance(x, int) for x in fs):
+        return None
+    return [index + x if x < 0 else x for x in fs]
+
+
+def _module_type(m: nn.Module) -> str:
+    t = getattr(m, "type", None)
+    if isinstance(t, str) and t:
+        return t
+    return f"{type(m).__module__}.{type(m).__qualname__}"
+
+
+def _target_layers(model: nn.Module) -> list[_Layer]:
+    preserve_classes = tuple(s.cls for s in LAYERS if s.kind == "preserve")
+    layers = []
+    for idx, m in enumerate(model.model):
+        t = _module_type(m)
+        shapes = {k: tuple(v.shape) for k, v in m.state_dict().items()}
+        attn_prefixes = [n + "." for n, sub in m.named_modules() if n and isinstance(sub, preserve_classes)]
+        attn = {k for k in shapes if any(k.startswith(p) for p in attn_prefixes)}
+        layers.append(
+            _Layer(
+                index=idx,
+                type=t,
+                family=_family(t),
+                inputs=_abs_inputs(getattr(m, "f", -1), idx),
+                shapes=shapes,
+                attn_keys=attn,
+                preserve=_is_preserve(t) or isinstance(m, preserve_classes),
+            )
+        )
+    return layers
+
+
+def _split_by_layer(sd: dict[str, torch.Tensor]) -> tuple[dict[int, dict[str, torch.Tensor]], list[str]]:
+    by_layer: dict[int, dict[str, torch.Tensor]] = {}
+    other = []
+    for k, v in sd.items():
+        parts = k.split(".", 2)
+        if len(parts) == 3 and parts[0] == "model" and parts[1].isdigit():
+            by_layer.setdefault(int(parts[1]), {})[parts[2]] = v
+        else:
+            other.append(k)
+    return by_layer, other
+
+
+def _source_layers(ckpt: Checkpoint, by_layer: dict[int, dict[str, torch.Tensor]]) -> list[_Layer]:
+    table = {li.index: li for li in (ckpt.layers or [])}
+    count = max([*table, *by_layer, -1]) + 1
+    layers = []
+    for idx in range(count):
+        info = table.get(idx)
+        t = info.type if info else ""
+        tensors = by_layer.get(idx, {})
+        layers.append(
+            _Layer(
+                index=idx,
+                type=t,
+                family=_family(t),
+                inputs=_abs_inputs(info.f, idx) if info else None,
+                shapes={k: tuple(v.shape) for k, v in tensors.items()},
+                preserve=_is_preserve(t),
+            )
+        )
+    return layers
+
+
+# --------------------------------------------------------------------------------------------
+# Alignment
+# --------------------------------------------------------------------------------------------
+def _compatible(s: _Layer, t: _Layer) -> bool:
+    if s.family is not None and t.family is not None:
+        return s.family == t.family
+    if not s.shapes and not t.shapes:
+        return not (t.preserve and t.family is not None)  # a parameterless unknown layer is not an inserted one
+    if not s.shapes or not t.shapes:
+        return False
+    skeys, tcore = set(s.shapes), set(t.shapes) - t.attn_keys
+    return len(skeys & set(t.shapes)) >= 0.5 * len(skeys) and len(skeys & tcore) >= 0.5 * max(len(tcore), 1)
+
+
+def _pair_score(s: _Layer, t: _Layer) -> float:
+    if not s.shapes:
+        return 2.5 if not t.shapes else 2.0
+    same = sum(1 for k, shp in s.shapes.items() if t.shapes.get(k) == shp)
+    return 2.0 + same / len(s.shapes)
+
+
+def _target_gap(t: _Layer) -> float:
+    return 0.5 if t.preserve else (1.0 if not t.shapes else 1.5)
+
+
+def _source_gap(s: _Layer) -> float:
+    return 1.5 if s.shapes else 1.0
+
+
+def align_layers(source: list[_Layer], target: list[_Layer]) -> dict[int, int]:
+    """Global alignment of two layer sequences; returns {source index: target index} for paired layers."""
+    n, m = len(source), len(target)
+    neg = float("-inf")
+    score = [[0.0] * (m + 1) for _ in range(n + 1)]
+    move = [[0] * (m + 1) for _ in range(n + 1)]  # 1 = pair, 2 = source gap, 3 = target gap
+    for i in range(1, n + 1):
+        score[i][0], move[i][0] = score[i - 1][0] - _source_gap(source[i - 1]), 2
+    for j in range(1, m + 1):
+        score[0][j], move[0][j] = score[0][j - 1] - _target_gap(target[j - 1]), 3
+    for i in range(1, n + 1):
+        s = source[i - 1]
+        for j in range(1, m + 1):
+            t = target[j - 1]
+            best, how = neg, 0
+            if _compatible(s, t):
+                best, how = score[i - 1][j - 1] + _pair_score(s, t), 1
+            v = score[i - 1][j] - _source_gap(s)
+            if v > best:
+                best, how = v, 2
+            v = score[i][j - 1] - _target_gap(t)
+            if v > best:
+                best, how = v, 3
+            score[i][j], move[i][j] = best, how
+    pairs: dict[int, int] = {}
+    i, j = n, m
+    while i > 0 or j > 0:
+        how = move[i][j]
+        if how == 1:
+            pairs[source[i - 1].index] = target[j - 1].index
+            i, j = i - 1, j - 1
+        elif how == 2:
+            i -= 1
+        else:
+            j -= 1
+    return dict(sorted(pairs.items()))
+
+
+def load_index_map(index_map: Any) -> dict[int, int]:
+    """``{base index: target index}`` from a dict (``{"map": {...}}`` or a bare mapping) or a JSON file."""
+    if isinstance(index_map, (str, Path)):
+        path = Path(index_map)
+        try:
+            index_map = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{path}: not a readable index map JSON ({exc})") from exc
+    if isinstance(index_map, dict) and isinstance(index_map.get("map"), dict):
+        index_map = index_map["map"]
+    if not isinstance(index_map, dict):
+        raise ValueError(f"index map must be a mapping of base index -> target index, got {type(index_map).__name__}")
+    out = {}
+    for k, v in index_map.items():
+        if v is None:
+            continue
+        try:
+            out[int(k)] = int(v)
+        except (TypeError, ValueError):
+            raise ValueError(f"index map entry {k!r}: {v!r} is not an integer pair") from None
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------------------------
+@dataclass
+class LayerResult:
+    """What happened to one layer (a target layer, or a source layer with no counterpart)."""
+
+    target: int | None
+    source: int | None
+    target_type: str
+    source_type: str
+    status: str  # transferred | partial | new | skipped | no tensors
+    transferred: list[str] = field(default_factory=list)
+    new: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (key, reason)
+    note: str = ""
+
+    def as_dict(self) -> dict:
+        return {
+            "target": self.target,
+            "source": self.source,
+            "target_type": self.target_type,
+            "source_type": self.source_type,
+            "status": self.status,
+            "transferred": self.transferred,
+            "new": self.new,
+            "skipped": [list(s) for s in self.skipped],
+            "note": self.note,
+        }
+
+
+@dataclass
+class TransferReport:
+    """Outcome of :func:`transfer_weights`. ``str(report)`` is the per-layer table plus the summary line."""
+
+    source: str
+    source_format: str
+    layers: list[LayerResult]
+    mapping: dict[int, int]  # source layer index -> target layer index (paired layers)
+    source_tensors: int
+    source_params: int
+    target_tensors: int
+    target_params: int
+    tensors: int  # transferred tensors
+    params: int  # transferred elements of learnable tensors
+    class_dependent: list[str] = field(default_factory=list)  # target keys left at init because nc differs
+    head_adapted: bool = False
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    transferred_keys: dict[str, str] = field(default_factory=dict)  # target key -> source key
+
+    @property
+    def new_keys(self) -> list[str]:
+        return [f"model.{r.target}.{k}" for r in self.layers if r.target is not None for k in r.new]
+
+    @property
+    def fraction(self) -> float:
+        return self.tensors / max(self.source_tensors, 1)
+
+    def summary(self) -> str:
+        return (
+            f"Transferred {self.tensors}/{self.source_tensors} source tensors "
+            f"({self.params:,}/{self.source_params:,} parameters) into {self.tensors}/{self.target_tensors} target "
+            f"tensors ({self.params:,}/{self.target_params:,} parameters) from {Path(self.source).name} "
+            f"[{self.source_format}]"
+        )
+
+    def table(self, keys: bool = False) -> str:
+        lines = [f"{'target':>6} {'source':>6}  {'layer':<22}{'status':<13}{'tensors':>9}  note"]
+        for r in self.layers:
+            tgt = "-" if r.target is None else str(r.target)
+            src = "-" if r.source is None else str(r.source)
+            name = (r.target_type or r.source_type).rsplit(".", 1)[-1]
+            if r.source_type and r.target_type and r.source_type.rsplit(".", 1)[-1] != name:
+                name = f"{r.source_type.rsplit('.', 1)[-1]}->{name}"
+            total = len(r.transferred) + len(r.new) + len([s for s in r.skipped if not s[1].startswith("source-only")])
+            count = f"{len(r.transferred)}/{total}" if total else "-"
+            lines.append(f"{tgt:>6} {src:>6}  {name:<22}{r.status:<13}{count:>9}  {r.note}")
+            if keys:
+                lines.extend(f"{'':>16}new      {k}" for k in r.new)
+                lines.extend(f"{'':>16}skipped  {k}: {why}" for k, why in r.skipped)
+        lines.extend(f"warning: {w}" for w in self.warnings)
+        lines.append(self.summary())
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.table()
+
+    def as_dict(self) -> dict:
+        return {
+            "source": self.source,
+            "source_format": self.source_format,
+            "mapping": {str(k): v for k, v in self.mapping.items()},
+            "source_tensors": self.source_tensors,
+            "source_params": self.source_params,
+            "target_tensors": self.target_tensors,
+            "target_params": self.target_params,
+            "tensors": self.tensors,
+            "params": self.params,
+            "class_dependent": self.class_dependent,
+            "head_adapted": self.head_adapted,
+            "warnings": self.warnings,
+            "summary": self.summary(),
+            "layers": [r.as_dict() for r in self.layers],
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# Detect head: class-dependent outputs and class-branch width
+# --------------------------------------------------------------------------------------------
+_CLS_ATTRS = ("cv3", "one2one_cv3")
+
+
+def _class_output_keys(head: nn.Module) -> set[str]:
+    keys = set()
+    for attr in _CLS_ATTRS:
+        branch = getattr(head, attr, None)
+        if not isinstance(branch, nn.ModuleList):
+            continue
+        for j, seq in enumerate(branch):
+            children = list(seq.named_children()) if isinstance(seq, nn.Sequential) else []
+            if children and isinstance(children[-1][1], nn.Conv2d):
+                name = children[-1][0]
+                keys |= {f"{attr}.{j}.{name}.weight", f"{attr}.{j}.{name}.bias"}
+    return keys
+
+
+def _adapt_class_branch(head: nn.Module, src_shapes: dict[str, tuple]) -> bool:
+    """Rebuild the class branch of ``head`` at the source's hidden width. True if anything changed.
+
+    Only when every conv/BN of the branch exists in the source, the branch inputs have the same width,
+    and the output convolutions keep the target's class count.
+    """
+    plan = []  # (parent, child name, new module)
+    for attr in _CLS_ATTRS:
+        branch = getattr(head, attr, None)
+        if not isinstance(branch, nn.ModuleList):
+            continue
+        for j, seq in enumerate(branch):
+            mods = [(n, mm) for n, mm in seq.named_modules() if isinstance(mm, (nn.Conv2d, nn.BatchNorm2d))]
+            if not mods:
+                return False
+            last_name = mods[-1][0]
+            for pos, (name, mod) in enumerate(mods):
+                key = f"{attr}.{j}.{name}.weight"
+                src = src_shapes.get(key)
+                if src is None:
+                    return False
+                tgt = tuple(mod.weight.shape)
+                if isinstance(mod, nn.BatchNorm2d):
+                    if src != tgt:
+                        new = nn.BatchNorm2d(src[0], eps=mod.eps, momentum=mod.momentum)
+                        plan.append((seq, name, new, mod))
+                    continue
+                if pos == 0 and src[1] != tgt[1]:
+                    return False  # different input widths: another neck, nothing to adapt
+                out_c = tgt[0] if name == last_name else src[0]
+                if mod.groups == 1:
+                    in_c, groups = src[1], 1
+                elif mod.groups == mod.in_channels == mod.out_channels and src[1] == 1:
+                    in_c = groups = src[0]
+                    out_c = src[0]
+                else:
+                    return False
+                if (out_c, in_c // groups) == tgt[:2]:
+                    continue
+                new = nn.Conv2d(in_c, out_c, mod.kernel_size, mod.stride, mod.padding, mod.dilation, groups,
+                                bias=mod.bias is not None)  # fmt: skip
+                if name == last_name and mod.bias is not None:
+                    with torch.no_grad():
+                        new.bias.copy_(mod.bias)  # the target's class prior (bias_init) keeps its value
+                plan.append((seq, name, new, mod))
+    for seq, name, new, old in plan:
+        parent = seq.get_submodule(name.rpartition(".")[0]) if "." in name else seq
+        p = next(old.parameters(), None)
+        if p is not None:
+            new = new.to(device=p.device, dtype=p.dtype)
+            for np_, op in zip(new.parameters(), old.parameters()):
+                np_.requires_grad_(op.requires_grad)
+        new.train(old.training)
+        setattr(parent, name.rpartition(".")[2], new)
+    return bool(plan)
+
+
+# --------------------------------------------------------------------------------------------
+# Transfer
+# --------------------------------------------------------------------------------------------
+def _as_checkpoint(source: Any, trust: bool) -> Checkpoint:
+    if isinstance(source, Checkpoint):
+        return source
+    if isinstance(source, (str, Path)):
+        return load_checkpoint(source, trust=trust)
+    if isinstance(source, nn.Module):
+        from .checkpoint import _from_model
+
+        return _from_model(Path("<module>"), source, {}, set(), True)
+    if isinstance(source, dict):
+        from .checkpoint import _interpret
+
+        return _interpret(Path("<dict>"), source, set(), True)
+    raise TypeError(f"source must be a path, Checkpoint, nn.Module or state dict, got {type(source).__name__}")
+
+
+def _unwrap_model(model: Any) -> nn.Module:
+    inner = getattr(model, "model", None)
+    if isinstance(model, nn.Module) and isinstance(inner, nn.Sequential):
+        return model
+    if isinstance(inner, nn.Module) and isinstance(getattr(inner, "model", None), nn.Sequential):
+        return inner  # an Ultralytics YOLO object
+    raise TypeError("target must be an Ultralytics DetectionModel (or YOLO object) whose .model is an nn.Sequential")
+
+
+def _is_buffer(key: str, ckpt: Checkpoint) -> bool:
+    if ckpt.buffer_keys:
+        return key in ckpt.buffer_keys
+    return key.rsplit(".", 1)[-1] in _BUFFER_SUFFIXES
+
+
+def _graph_problem(s: _Layer, t: _Layer, s2t: dict[int, int], target: list[_Layer], paired_t: set[int]) -> str:
+    if s.inputs is None or t.inputs is None:
+        return ""
+
+    def resolve(ti: int) -> int:
+        seen = 0
+        while 0 <= ti < len(target) and ti not in paired_t and target[ti].preserve and target[ti].inputs and seen < 64:
+            ti, seen = target[ti].inputs[0], seen + 1
+        return ti
+
+    want = [s2t.get(x, None) if x >= 0 else -1 for x in s.inputs]
+    got = [resolve(x) if x >= 0 else -1 for x in t.inputs]
+    if want != got:
+        return f"inputs differ: source layer {s.index} reads {s.inputs} (-> target {want}), target reads {t.inputs}"
+    return ""
+
+
+def transfer_weights(
+    source: Any,
+    model: Any,
+    *,
+    index_map: Any = None,
+    allow_foreign: bool = False,
+    trust: bool = False,
+    adapt_head: bool = True,
+    min_fraction: float = 0.5,
+    check_graph: bool = True,
+    verbose: bool = False,
+) -> TransferReport:
+    """Copy every tensor of ``source`` that fits into its structurally matching place in ``model``.
+
+    Args:
+        source: checkpoint path (Ultralytics ``.pt``, state dict ``.pt``/``.pth``/``.safetensors``,
+            original-YOLOv5 ``.pt``), a :class:`~yolo_attn.checkpoint.Checkpoint`, a model or a state dict.
+        model: the target ``DetectionModel`` (or ``YOLO`` object); changed in place.
+        index_map: optional ``{base index: target index}`` (dict, ``{"map": ...}`` dict, or JSON path)
+            used instead of the alignment.
+        allow_foreign: transfer what matches even when less than ``min_fraction`` of the source does.
+        trust: read ``source`` with full unpickling (runs code in the file). Default: safe reading.
+        adapt_head: on a class-count change, rebuild the target's class branch at the source width.
+        min_fraction: fraction of source tensors that must transfer (else :class:`ForeignCheckpointError`).
+        check_graph: refuse pairs whose inputs (from-graph) do not correspond.
+        verbose: print the report through Ultralytics' LOGGER.
+
+    Returns:
+        A :class:`TransferReport`.
+    """
+    t0 = time.perf_counter()
+    ckpt = _as_checkpoint(source, trust)
+    net = _unwrap_model(model)
+    src_sd = ckpt.state_dict
+    by_layer, other_keys = _split_by_layer(src_sd)
+    source = _source_layers(ckpt, by_layer)
+    target = _target_layers(net)
+
+    if index_map is not None:
+        s2t = load_index_map(index_map)
+        bad = {k: v for k, v in s2t.items() if not (0 <= k < max(len(source), 1) and 0 <= v < len(target))}
+        if bad:
+            raise ValueError(f"index map entries out of range (source has {len(source)} layers, target {len(target)}): {bad}")
+    else:
+        s2t = align_layers(source, target)
+    t2s = {v: k for k, v in s2t.items()}
+    paired_t = set(t2s)
+
+    head_adapted = False
+    warnings: list[str] = []
+    results: list[LayerResult] = []
+    copied: dict[str, str] = {}
+    class_dependent: list[str] = []
+    tgt_sd = net.state_dict()
+    src_nc = ckpt.nc
+    tgt_nc = getattr(net.model[-1], "nc", None)
+
+    for t in target:
+        tm = net.model[t.index]
+        si = t2s.get(t.index)
+        if si is None:
+            note = "inserted, keeps its initialisation" if t.preserve else "no source layer, keeps its initialisation"
+            status = "new" if t.shapes else "no tensors"
+            results.append(LayerResult(t.index, None, t.type, "", status, new=list(t.shapes), note=note if t.shapes else "inserted"))
+            continue
+        s = source[si]
+        stensors = by_layer.get(si, {})
+        r = LayerResult(t.index, si, t.type, s.type, "")
+        problem = ""
+        if index_map is not None and not _compatible(s, t):
+            problem = f"index map pairs {s.short} with {t.short}"
+        elif check_graph:
+            problem = _graph_problem(s, t, s2t, target, paired_t)
+        if problem:
+            r.status, r.note = ("skipped", problem) if (t.shapes or s.shapes) else ("no tensors", problem)
+            r.new = list(t.shapes)
+            r.skipped = [(k, "source-only: " + problem) for k in stensors]
+            warnings.append(f"layer {t.index}: {problem}")
+            results.append(r)
+            continue
+        anchor_head = s.type.startswith("models.") and s.short == "Detect" or ("anchors" in stensors and "m.0.weight" in stensors)
+        cls_keys: set[str] = set()
+        if t.family == "Detect" and not anchor_head:
+            if adapt_head and _adapt_class_branch(tm, s.shapes):
+                head_adapted = True
+                tgt_sd = net.state_dict()
+                t.shapes = {k: tuple(v.shape) for k, v in tm.state_dict().items()}
+            cls_keys = _class_output_keys(tm)
+        prefix = f"model.{t.index}."
+        for k, shp in t.shapes.items():
+            src = stensors.get(k)
+            if src is None:
+                r.new.append(k)
+            elif tuple(src.shape) != shp:
+                if k in cls_keys:
+                    why = f"class-dependent output, nc {src_nc if src_nc is not None else src.shape[0]} -> {tgt_nc}"
+                    class_dependent.append(prefix + k)
+                else:
+                    why = f"shape {tuple(src.shape)} -> {shp}"
+                r.skipped.append((k, why))
+            else:
+                dst = tgt_sd[prefix + k]
+                with torch.no_grad():
+                    dst.copy_(src)
+                r.transferred.append(k)
+                copied[prefix + k] = f"model.{si}.{k}"
+        for k in stensors:
+            if k not in t.shapes:
+                r.skipped.append((k, "source-only: no such tensor in the target layer"))
+        if anchor_head:
+            r.note = "anchor-based YOLOv5 head (models.yolo.Detect) is not transferable to the anchor-free Detect; keeps init"
+        elif r.new and all(k in t.attn_keys for k in r.new):
+            r.note = f"{len(r.new)} attention tensors keep their initialisation"
+        elif r.new:
+            r.note = f"{len(r.new)} tensors not in the source layer keep their initialisation"
+        nclass = sum(1 for k, _ in r.skipped if prefix + k in class_dependent)
+        if nclass:
+            r.note = (r.note + "; " if r.note else "") + f"{nclass} class-dependent output tensors keep init (nc {src_nc} -> {tgt_nc})"
+        mism = [k for k, why in r.skipped if why.startswith("shape")]
+        if mism:
+            r.note = (r.note + "; " if r.note else "") + f"{len(mism)} shape mismatches"
+        if head_adapted and t.family == "Detect":
+            r.note = (r.note + "; " if r.note else "") + "class branch rebuilt at the source width"
+        if not t.shapes and not stensors:
+            r.status = "no tensors"
+        elif r.transferred and not r.new and not any(not why.startswith("source-only") for _, why in r.skipped) and len(r.transferred) == len(stensors):
+            r.status = "transferred"
+        elif r.transferred:
+            r.status = "partial"
+        else:
+            r.status = "skipped"
+            if not r.note:
+                r.note = "nothing matches by key and shape"
+        results.append(r)
+
+    for s in source:  # source layers without a target
+        if s.index not in s2t and s.shapes:
+            results.append(
+                LayerResult(None, s.index, "", s.type, "skipped", skipped=[(k, "source-only: no target layer") for k in s.shapes],
+                            note="no counterpart in the target")  # fmt: skip
+            )
+    if other_keys:
+        warnings.append(f"{len(other_keys)} source tensors outside model.<i>. were ignored (e.g. {other_keys[0]})")
+
+    # totals
+    tgt_param_names = {n for n, _ in net.named_parameters()}
+    src_params = sum(v.numel() for k, v in src_sd.items() if v.is_floating_point() and not _is_buffer(k, ckpt))
+    tgt_params = sum(p.numel() for p in net.parameters())
+    moved_params = sum(tgt_sd[k].numel() for k in copied if k in tgt_param_names)
+    report = TransferReport(
+        source=str(ckpt.path),
+        source_format=ckpt.format,
+        layers=sorted(results, key=lambda r: (r.target if r.target is not None else 10**6, r.source or 0)),
+        mapping=dict(s2t),
+        source_tensors=len(src_sd),
+        source_params=src_params,
+        target_tensors=len(tgt_sd),
+        target_params=tgt_params,
+        tensors=len(copied),
+        params=moved_params,
+        class_dependent=class_dependent,
+        head_adapted=head_adapted,
+        warnings=warnings,
+        transferred_keys=copied,
+    )
+    # names follow the weights when the classes are the same
+    if ckpt.names and ckpt.nc is not None and ckpt.nc == tgt_nc and len(ckpt.names) == tgt_nc:
+        names = getattr(net, "names", None)
+        if not names or names == {i: str(i) for i in range(tgt_nc)}:
+            net.names = {int(k): v for k, v in ckpt.names.items()}
+    report.seconds = time.perf_counter() - t0
+    if report.fraction < min_fraction and not allow_foreign:
+        raise ForeignCheckpointError(
+            f"{ckpt.path}: only {report.tensors} of {report.source_tensors} source tensors fit the target model "
+            "(another architecture or scale?). Pass allow_foreign=True / --allow-foreign to transfer them anyway.\n"
+            + report.table()
+        )
+    if report.fraction < min_fraction:
+        report.warnings.append(f"foreign source: only {report.fraction:.0%} of its tensors transferred (allowed)")
+    if verbose:
+        from ultralytics.utils import LOGGER
+
+        LOGGER.info(report.table())
+    return report
+
+
+# --------------------------------------------------------------------------------------------
+# Freezing in base-model indices
+# --------------------------------------------------------------------------------------------
+def _base_indices(freeze: Any, base_map: dict[int, int], backbone_len: int | None) -> list[int]:
+    if freeze is None or freeze is False:
+        return []
+    if isinstance(freeze, str):
+        if freeze.strip().lower() != "backbone":
+            try:
+                freeze = json.loads(freeze)
+            except json.JSONDecodeError:
+                raise ValueError(f"freeze must be an int, a list of base layer indices or 'backbone', got {freeze!r}") from None
+            return _base_indices(freeze, base_map, backbone_len)
+        if backbone_len is None:
+            raise ValueError("freeze='backbone' needs the base model's backbone length (base_yaml or backbone_len)")
+        return list(range(backbone_len))
+    if isinstance(freeze, bool):
+        raise ValueError("freeze must be an int, a list of base layer indices or 'backbone'")
+    if isinstance(freeze, int):
+        return list(range(freeze))
+    if isinstance(freeze, Iterable):
+        out = []
+        for x in freeze:
+            if isinstance(x, bool) or not isinstance(x, int):
+                raise ValueError(f"freeze list entries must be base layer indices, got {x!r}")
+            out.append(x)
+        return out
+    raise ValueError(f"freeze must be an int, a list of base layer indices or 'backbone', got {freeze!r}")
+
+
+def translate_freeze(freeze: Any, base_map: Any, backbone_len: int | None = None) -> list[int]:
+    """Target layer indices for Ultralytics-style ``freeze`` given in the base model's numbering.
+
+    ``freeze``: int N (base layers 0..N-1), a list of base indices, or ``"backbone"`` (base layers
+    ``0..backbone_len-1``). Base layers with no target (``base_map`` lacks them) are dropped; inserted
+    target layers are never included, so new attention trains.
+    """
+    bmap = load_index_map(base_map) if not (isinstance(base_map, dict) and all(isinstance(k, int) for k in base_map)) else base_map
+    return sorted({bmap[i] for i in _base_indices(freeze, bmap, backbone_len) if i in bmap})
+
+
+def freeze_names(model: Any, freeze: Any, base_map: Any, backbone_len: int | None = None) -> list[str]:
+    """Parameter names to freeze: the pretrained parameters of the base layers ``freeze`` names.
+
+    Attention sub-layers inside a mapped block (``C3Attn``'s ``m.i.attn``) stay trainable.
+    """
+    net = _unwrap_model(model)
+    preserve_classes = tuple(s.cls for s in LAYERS if s.kind == "preserve")
+    names = []
+    for t in translate_freeze(freeze, base_map, backbone_len):
+        layer = net.model[t]
+        attn = [n + "." for n, sub in layer.named_modules() if n and isinstance(sub, preserve_classes)]
+        for n, _ in layer.named_parameters():
+            if not any(n.startswith(p) for p in attn):
+                names.append(f"model.{t}.{n}")
+    return names
+
+
+def freeze_layers(model: Any, freeze: Any, base_map: Any, backbone_len: int | None = None) -> list[str]:
+    """Freeze (``requires_grad=False``) the target layers that ``freeze`` names in base indices.
+
+    Returns the target layer names frozen (``["model.0", "model.1", ...]``). See :func:`translate_freeze`
+    for the forms ``freeze`` takes and :func:`freeze_names` for exactly which parameters are frozen.
+    """
+    net = _unwrap_model(model)
+    frozen = set(freeze_names(net, freeze, base_map, backbone_len))
+    for n, p in net.named_parameters():
+        if n in frozen:
+            p.requires_grad_(False)
+    return [f"model.{t}" for t in translate_freeze(freeze, base_map, backbone_len)]
+
+
+def backbone_length(ckpt_or_yaml: Any) -> int | None:
+    """Number of backbone rows of a base model (from a Checkpoint's yaml or a YAML dict)."""
+    y = ckpt_or_yaml.yaml if isinstance(ckpt_or_yaml, Checkpoint) else ckpt_or_yaml
+    if isinstance(y, dict) and isinstance(y.get("backbone"), list):
+        return len(y["backbone"])
+    return None
