@@ -257,4 +257,64 @@ def install() -> None:
         namespace[spec.name] = _entry_class(spec)
     _tasks.parse_model = parse_model
     _tasks.torch_safe_load = torch_safe_load
+    install_config_lookup()  # model YAMLs shipped with yolo_attn resolve by name (see the end of this file)
     torch.serialization.add_safe_globals(_module_classes())
+
+
+
+# --------------------------------------------------------------------------------------------
+# Model YAMLs shipped with yolo_attn, resolvable by name (owned by the configs issue; see
+# yolo_attn/placement.py). Ultralytics' yaml_model_load calls ``check_yaml`` (the name imported into
+# ultralytics.nn.tasks), which searches only Ultralytics' own cfg directory. The wrapper below keeps
+# that behaviour and, only for a bare file name Ultralytics does not find, answers with the file of
+# that name among yolo_attn's configs. yaml_model_load asks for 'yolov5s-cbam-neck.yaml' first and
+# then for the scale-free 'yolov5-cbam-neck.yaml', so both spellings resolve.
+# --------------------------------------------------------------------------------------------
+_ORIGINAL_CHECK_YAML = getattr(_tasks.check_yaml, "__wrapped__", _tasks.check_yaml)
+
+
+def config_dir():
+    """Directory of yolo_attn's shipped model YAMLs.
+
+    ``yolo_attn/cfg`` inside an installed wheel (``pyproject.toml`` maps the package ``yolo_attn.cfg`` to the
+    source tree's ``models/yaml``), the source tree's ``models/yaml`` for a checkout or an editable install.
+    """
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    return here / "cfg" if (here / "cfg").is_dir() else here.parent / "models" / "yaml"
+
+
+def shipped_config(name) -> str | None:
+    """Path of the shipped config called ``name`` (a bare file name not present in the cwd), else None."""
+    import os
+
+    name = str(name).strip()
+    if not name or os.path.dirname(name) or os.path.exists(name):
+        return None
+    path = config_dir() / name
+    return str(path) if path.is_file() else None
+
+
+@functools.wraps(_ORIGINAL_CHECK_YAML)
+def check_yaml(file, *args, **kwargs):
+    """Ultralytics' check_yaml; a bare name it cannot find is looked up among yolo_attn's shipped configs."""
+    ours = shipped_config(file)
+    if ours is None:
+        return _ORIGINAL_CHECK_YAML(file, *args, **kwargs)
+    try:
+        found = _ORIGINAL_CHECK_YAML(file, *args, **kwargs)
+    except FileNotFoundError:
+        return ours
+    return found or ours
+
+
+def load_model_yaml(path) -> dict:
+    """Ultralytics' ``yaml_model_load`` (name resolution, scale-free fallback), yolo_attn's configs included."""
+    install_config_lookup()
+    return _tasks.yaml_model_load(path)
+
+
+def install_config_lookup() -> None:
+    """Route ``ultralytics.nn.tasks.check_yaml`` through :func:`check_yaml` (idempotent)."""
+    _tasks.check_yaml = check_yaml
