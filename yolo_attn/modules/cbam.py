@@ -1,0 +1,164 @@
+"""Convolutional Block Attention Module.
+
+Woo, Park, Lee, Kweon, "CBAM: Convolutional Block Attention Module", ECCV 2018 (arXiv:1807.06521).
+
+CBAM refines a feature map with two gates applied one after the other:
+
+* channel attention ``Mc(F) = sigmoid(W1 relu(W0 avg(F)) + W1 relu(W0 max(F)))``: both the spatially
+  average-pooled and max-pooled descriptors go through one shared two-layer MLP (hidden width
+  ``C / r``), the two results are summed (eq. 2; the paper writes the MLP without biases);
+* spatial attention ``Ms(F) = sigmoid(f7x7([mean_c(F); max_c(F)]))``: the channel-wise mean and
+  maximum maps are stacked and convolved by one 7x7 filter to a single map (eq. 3).
+
+``F' = Mc(F) * F`` then ``F'' = Ms(F') * F'``. Besides the full module the two halves are registered
+on their own (``CBAMChannel``, ``CBAMSpatial``) for ablations.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..registry import register
+from ._common import (
+    FUSES,
+    INITS,
+    apply_gate,
+    check_channels,
+    check_choice,
+    check_positive_int,
+    hidden_channels,
+    zero_init_,
+)
+
+_PAPER = "Woo et al., CBAM: Convolutional Block Attention Module"
+
+
+def _max(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """Max over ``dim`` (kept). ``amax`` is far faster forward, but its backward builds a tie-splitting mask;
+    when a gradient is needed, ``max`` with indices routes it to one argmax, about twice as fast overall."""
+    if x.requires_grad and torch.is_grad_enabled():
+        return x.max(dim, keepdim=True)[0]
+    return x.amax(dim, keepdim=True)
+
+
+def _check_kernel(kernel_size, owner: str) -> int:
+    check_positive_int(kernel_size, "kernel_size", owner)
+    if kernel_size % 2 == 0:
+        raise ValueError(f"{owner}: kernel_size must be odd to keep the spatial size, got {kernel_size}")
+    return kernel_size
+
+
+class _ChannelGate(nn.Module):
+    """Channel half of CBAM (eq. 2): logits from avg- and max-pooled descriptors through a shared MLP."""
+
+    def __init__(self, c1: int, reduction: int, init: str, owner: str):
+        super().__init__()
+        c_ = hidden_channels(c1, reduction, owner)
+        self.fc1 = nn.Conv2d(c1, c_, 1, bias=False)
+        self.act = nn.ReLU(inplace=True)
+        self.fc2 = nn.Conv2d(c_, c1, 1, bias=False)
+        if init == "identity":
+            zero_init_(self.fc2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Both descriptors side by side as a (B, C, 1, 2) map, so the shared first layer runs once. W1 is
+        # linear and bias-free, so W1 relu(W0 a) + W1 relu(W0 m) = W1 (relu(W0 a) + relu(W0 m)): the
+        # hidden activations are summed first and the second layer also runs once.
+        avg = x.sum((2, 3), keepdim=True) * (1.0 / (x.shape[2] * x.shape[3]))  # = mean, cheaper backward
+        d = torch.cat((avg, _max(x.flatten(2), 2).unsqueeze(-1)), 3)
+        return self.fc2(self.act(self.fc1(d)).sum(3, keepdim=True))
+
+
+class _SpatialGate(nn.Module):
+    """Spatial half of CBAM (eq. 3): one k x k conv over the stacked channel-mean and channel-max maps."""
+
+    def __init__(self, kernel_size: int, init: str):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2, bias=False)
+        if init == "identity":
+            zero_init_(self.conv)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        avg = x.sum(1, keepdim=True) * (1.0 / x.shape[1])  # = mean over channels, cheaper backward
+        return self.conv(torch.cat((avg, _max(x, 1)), 1))
+
+
+class _CBAMBase(nn.Module):
+    def _options(self, c1: int, fuse: str, init: str) -> str:
+        name = type(self).__name__
+        check_channels(c1, name)
+        self.fuse = check_choice(fuse, FUSES, "fuse", name)
+        self.init = check_choice(init, INITS, "init", name)
+        return name
+
+
+@register(
+    family="cbam",
+    paper=_PAPER,
+    year=2018,
+    gating=True,
+    overrides="CBAM",
+    note="Paper CBAM (avg+max pooled shared MLP, 7x7 spatial conv); deliberately shadows Ultralytics' own "
+    "CBAM class, whose channel half is a single 1x1 conv on the average-pooled descriptor only.",
+)
+class CBAM(_CBAMBase):
+    """Full CBAM: channel gate, then spatial gate on the channel-refined map.
+
+    Args:
+        c1: input (= output) channels.
+        reduction: MLP reduction ratio ``r`` of the channel half (hidden width ``c1 // r``).
+        kernel_size: odd size of the spatial half's convolution (7 in the paper).
+        fuse: ``"mul"`` (paper) or ``"add"``: each gate is added instead of multiplied.
+        init: ``"paper"`` or ``"identity"`` (zero last MLP layer and zero spatial conv).
+    """
+
+    def __init__(self, c1: int, reduction: int = 16, kernel_size: int = 7, fuse: str = "mul", init: str = "paper"):
+        super().__init__()
+        name = self._options(c1, fuse, init)
+        self.channel = _ChannelGate(c1, reduction, init, name)
+        self.spatial = _SpatialGate(_check_kernel(kernel_size, name), init)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = apply_gate(x, self.channel(x), self.fuse, self.init)
+        return apply_gate(x, self.spatial(x), self.fuse, self.init)
+
+
+@register(family="cbam", paper=_PAPER, year=2018, gating=True, note="Channel-attention half of CBAM only.")
+class CBAMChannel(_CBAMBase):
+    """CBAM's channel attention alone: ``x * sigmoid(MLP(avg(x)) + MLP(max(x)))``.
+
+    Args:
+        c1: input (= output) channels.
+        reduction: MLP reduction ratio ``r`` (hidden width ``c1 // r``).
+        fuse: ``"mul"`` (paper) or ``"add"``.
+        init: ``"paper"`` or ``"identity"``.
+    """
+
+    def __init__(self, c1: int, reduction: int = 16, fuse: str = "mul", init: str = "paper"):
+        super().__init__()
+        name = self._options(c1, fuse, init)
+        self.channel = _ChannelGate(c1, reduction, init, name)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return apply_gate(x, self.channel(x), self.fuse, self.init)
+
+
+@register(family="cbam", paper=_PAPER, year=2018, gating=True, note="Spatial-attention half of CBAM only.")
+class CBAMSpatial(_CBAMBase):
+    """CBAM's spatial attention alone: ``x * sigmoid(conv_k([mean_c(x); max_c(x)]))``.
+
+    Args:
+        c1: input (= output) channels (the gate itself is channel-agnostic).
+        kernel_size: odd convolution size (7 in the paper).
+        fuse: ``"mul"`` (paper) or ``"add"``.
+        init: ``"paper"`` or ``"identity"``.
+    """
+
+    def __init__(self, c1: int, kernel_size: int = 7, fuse: str = "mul", init: str = "paper"):
+        super().__init__()
+        name = self._options(c1, fuse, init)
+        self.spatial = _SpatialGate(_check_kernel(kernel_size, name), init)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return apply_gate(x, self.spatial(x), self.fuse, self.init)
