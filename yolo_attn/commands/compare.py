@@ -1,0 +1,70 @@
+"""``yolo-attn compare``: train every model x seed under identical settings and compare them to a baseline.
+
+With no arguments: a small sweep on the shipped shapes dataset (stock yolov5n + shipped placements,
+2 seeds, CPU) -- the README's main job.
+"""
+
+from __future__ import annotations
+
+HELP = "train models x seeds under identical settings; table (mAP both ways, CIs vs baseline) and plots"
+
+
+def _kv(text: str):
+    import yaml
+
+    if "=" not in text:
+        raise ValueError(f"--train-arg expects key=value, got {text!r}")
+    k, v = text.split("=", 1)
+    return k.strip(), yaml.safe_load(v)
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--data", help="dataset YAML (default: the shipped shapes dataset)")
+    parser.add_argument("--models", nargs="+", metavar="MODEL", help="model YAMLs; the first is the baseline "
+                        "(default: yolov5n + shipped SE/CBAM/ECA placements)")
+    parser.add_argument("--seeds", type=int, default=None, help="number of seeds 0..N-1 (default 2)")
+    parser.add_argument("--seed-list", type=int, nargs="+", help="explicit seeds instead of --seeds")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs per trial (default 3; 5 with --data)")
+    parser.add_argument("--imgsz", type=int, default=None, help="image size (default 128)")
+    parser.add_argument("--batch", type=int, default=None, help="batch size (default 16)")
+    parser.add_argument("--pretrained", help="stock checkpoint transferred into every model before training")
+    parser.add_argument("--out", help="results folder (default runs/compare/<timestamp>); rerun it to resume")
+    parser.add_argument("--backend", choices=("local", "ray"), default="local")
+    parser.add_argument("--ray-address", help="address of a running Ray cluster (default: start a local one)")
+    parser.add_argument("--cpus-per-trial", type=int, help="Ray: CPUs per trial (default 1)")
+    parser.add_argument("--control-width", action="store_true",
+                        help="add the baseline width-scaled to the parameter count of the largest model")
+    parser.add_argument("--baseline", help="baseline model (default: the first)")
+    parser.add_argument("--weights", choices=("last", "best"), default="last",
+                        help="weights evaluated (default last: no selection on the evaluation images)")
+    parser.add_argument("--train-arg", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra Ultralytics training argument, the same for every trial (repeatable)")
+    parser.add_argument("--device", help="Ultralytics device (default: automatic)")
+    parser.add_argument("--boot", type=int, default=1000, help="bootstrap replicates (default 1000)")
+    parser.add_argument("--tolerance", type=float, default=None, help="Ultralytics/COCOeval mAP disagreement tolerance")
+    parser.add_argument("--allow-changes", action="store_true", help="continue a results folder with different settings")
+    parser.add_argument("--retry-failed", action="store_true", help="train failed trials again")
+    parser.add_argument("--max-trials", type=int, help="train at most this many trials now (rerun to continue)")
+    parser.add_argument("--quiet", action="store_true", help="no progress line")
+    parser.add_argument("--verbose", action="store_true", help="show Ultralytics' own output")
+
+
+def run(args) -> int:
+    from ..compare import compare, fmt_summary
+    from ..compare.report import AGREEMENT_TOL
+
+    train_args = dict(_kv(t) for t in args.train_arg)
+    if args.batch:
+        train_args["batch"] = args.batch
+    seeds = args.seed_list if args.seed_list else (args.seeds if args.seeds is not None else 2)
+    epochs = args.epochs if args.epochs is not None else (5 if args.data else 3)
+    summary = compare(
+        data=args.data, models=args.models, seeds=seeds, epochs=epochs, imgsz=args.imgsz or 128,
+        pretrained=args.pretrained, out=args.out, backend=args.backend, ray_address=args.ray_address,
+        control_width=args.control_width, baseline=args.baseline, train_args=train_args, weights=args.weights,
+        allow_changes=args.allow_changes, retry_failed=args.retry_failed, device=args.device, n_boot=args.boot,
+        tolerance=args.tolerance if args.tolerance is not None else AGREEMENT_TOL, cpus_per_trial=args.cpus_per_trial,
+        progress=not args.quiet, verbose=args.verbose, max_trials=args.max_trials,
+    )
+    print(fmt_summary(summary))
+    return 0 if summary["n_ok"] else 1

@@ -1,0 +1,25 @@
+"""Train and compare attention placements: resumable sweeps, honest statistics, optional Ray scale-out.
+
+Entry points: :func:`compare` (``yolo-attn compare``), :func:`check_data` (``yolo-attn check-data``),
+:func:`import_coco` / :func:`import_voc` (``yolo-attn import-data``).
+
+Method, in short (details in the module docstrings):
+
+* every model x seed is trained with identical settings (``deterministic=True``, ``seed=s``, explicit
+  short-run hyper-parameters, same data), then its final weights are validated once with
+  Ultralytics' validator writing its per-image predictions (``save_txt``/``save_conf``);
+* the same predictions and the dataset's labels are exported to COCO JSON and scored by pycocotools'
+  COCOeval; both mAPs are in the table and a disagreement above a tolerance is a warning;
+* the difference to the baseline gets a 95% CI from a paired two-level bootstrap: images resampled
+  (one shared sample for every model and seed, mAP recomputed from COCOeval's per-image matches) and
+  seeds resampled (pairs of model and baseline with the same seed) -- :mod:`yolo_attn.compare.stats`;
+* ``trials.jsonl`` gets one fsync'd line per finished or failed trial; a rerun skips recorded trials
+  -- :mod:`yolo_attn.compare.store`.
+"""
+
+from .datasets import CheckReport, check_data, import_coco, import_voc
+from .store import ConfigMismatch, Store
+from .sweep import DataCheckFailed, compare, fmt_summary
+
+__all__ = ["compare", "fmt_summary", "check_data", "CheckReport", "import_coco", "import_voc", "Store",
+           "ConfigMismatch", "DataCheckFailed"]

@@ -1,0 +1,333 @@
+"""COCO-JSON export of ground truth and predictions, pycocotools' COCOeval, and per-image evaluation data.
+
+The sweep computes mAP twice on the *same* predictions: Ultralytics' validator reports its figure,
+and the predictions the validator wrote (``save_txt=True, save_conf=True``: one text file per image,
+in original-image coordinates) are converted here to COCO JSON and scored by pycocotools.
+
+For the confidence intervals the per-image matching results of COCOeval are kept
+(:class:`EvalArrays`): which detection matched a ground-truth box at each IoU threshold, its score,
+its image, and the number of ground-truth boxes per image and class. From those,
+:func:`weighted_map` recomputes COCO's mAP for any *multiset* of images (images weighted by how
+often a bootstrap sample drew them) without running COCOeval again. With all weights 1 it returns
+exactly what ``COCOeval.accumulate`` + ``summarize`` report (tested).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+RECALL_THRESHOLDS = np.linspace(0.0, 1.0, 101)
+IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
+_EPS = np.spacing(1)  # the same guard COCOeval uses against 0/0 precision
+
+
+# --------------------------------------------------------------------------------------------
+# COCO JSON
+# --------------------------------------------------------------------------------------------
+@dataclass
+class GtImage:
+    """Ground truth of one image: its key (a unique file name), size, and YOLO rows (cls, xc, yc, w, h normalised)."""
+
+    key: str
+    width: int
+    height: int
+    labels: np.ndarray  # (n, 5) float
+
+
+def coco_gt(images: Sequence[GtImage], names: dict[int, str] | Sequence[str]) -> dict:
+    """COCO ground-truth dict: image ids 1..N in the given order, category id = class + 1."""
+    names = dict(enumerate(names)) if not isinstance(names, dict) else names
+    out = {
+        "info": {"description": "yolo_attn compare ground truth"},
+        "images": [],
+        "annotations": [],
+        "categories": [{"id": int(k) + 1, "name": str(v)} for k, v in sorted(names.items())],
+    }
+    ann_id = 0
+    for i, im in enumerate(images, 1):
+        out["images"].append({"id": i, "file_name": im.key, "width": int(im.width), "height": int(im.height)})
+        for c, xc, yc, w, h in np.asarray(im.labels, dtype=float).reshape(-1, 5):
+            bw, bh = w * im.width, h * im.height
+            ann_id += 1
+            out["annotations"].append(
+                {
+                    "id": ann_id,
+                    "image_id": i,
+                    "category_id": int(c) + 1,
+                    "bbox": [(xc - w / 2) * im.width, (yc - h / 2) * im.height, bw, bh],
+                    "area": bw * bh,
+                    "iscrowd": 0,
+                }
+            )
+    return out
+
+
+def read_prediction_txt(path: Path) -> np.ndarray:
+    """Rows ``cls xc yc w h conf`` (normalised) of one Ultralytics ``save_txt``/``save_conf`` file; (0, 6) if absent."""
+    if not path.is_file():
+        return np.zeros((0, 6))
+    rows = [line.split() for line in path.read_text().splitlines() if line.strip()]
+    arr = np.array([[float(v) for v in r[:6]] for r in rows if len(r) >= 6], dtype=float)
+    return arr.reshape(-1, 6)
+
+
+def coco_dets(gt: dict, predictions: dict[str, np.ndarray]) -> list[dict]:
+    """COCO result list from ``{image key: rows (cls, xc, yc, w, h, conf) normalised}``."""
+    dets = []
+    for im in gt["images"]:
+        W, H = im["width"], im["height"]
+        for c, xc, yc, w, h, s in predictions.get(im["file_name"], np.zeros((0, 6))):
+            dets.append(
+                {
+                    "image_id": im["id"],
+                    "category_id": int(c) + 1,
+                    "bbox": [(xc - w / 2) * W, (yc - h / 2) * H, w * W, h * H],
+                    "score": float(s),
+                }
+            )
+    return dets
+
+
+def write_json(obj, path: Path) -> Path:
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj))
+    tmp.replace(path)
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# COCOeval and the per-image data kept for the bootstrap
+# --------------------------------------------------------------------------------------------
+@dataclass
+class EvalArrays:
+    """Per-detection matching results of COCOeval (area range 'all'), enough to recompute mAP on image multisets.
+
+    Detections are grouped by category and, within a category, listed image by image in image order
+    (as COCOeval concatenates them). ``n_gt[k, i]`` counts non-ignored ground truth of category k in image i.
+    """
+
+    n_images: int
+    cat: np.ndarray  # (D,) category index 0..K-1
+    img: np.ndarray  # (D,) image index 0..N-1
+    score: np.ndarray  # (D,)
+    tp: np.ndarray  # (T, D) bool: matched a ground-truth box at IoU threshold t
+    ignore: np.ndarray  # (T, D) bool: detection ignored by COCOeval (matched a crowd/ignored box)
+    n_gt: np.ndarray  # (K, N) int
+
+    def save(self, path: Path) -> None:
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez_compressed(tmp, n_images=self.n_images, cat=self.cat, img=self.img, score=self.score,
+                            tp=self.tp, ignore=self.ignore, n_gt=self.n_gt)
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> "EvalArrays":
+        with np.load(path) as z:
+            return cls(int(z["n_images"]), z["cat"], z["img"], z["score"], z["tp"], z["ignore"], z["n_gt"])
+
+
+@dataclass
+class CocoResult:
+    map50: float
+    map: float
+    arrays: EvalArrays
+
+
+def _quiet():
+    return contextlib.redirect_stdout(io.StringIO())
+
+
+def evaluate(gt: dict, dets: list[dict], max_det: int = 300) -> CocoResult:
+    """Score ``dets`` against ``gt`` with pycocotools' COCOeval (bbox, maxDets=[1, 10, max_det]).
+
+    ``max_det`` defaults to Ultralytics' validator limit (300) rather than COCO's 100, so both
+    figures are computed from the same set of detections.
+    """
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    cat_ids = [c["id"] for c in gt["categories"]]
+    img_ids = [im["id"] for im in gt["images"]]
+    n_gt = np.zeros((len(cat_ids), len(img_ids)), dtype=np.int64)
+    if not dets:  # COCO.loadRes cannot take an empty list; nothing detected scores 0
+        cpos = {c: k for k, c in enumerate(cat_ids)}
+        for a in gt["annotations"]:
+            if not a.get("iscrowd", 0):
+                n_gt[cpos[a["category_id"]], a["image_id"] - 1] += 1
+        empty = EvalArrays(len(img_ids), np.zeros(0, int), np.zeros(0, int), np.zeros(0), np.zeros((10, 0), bool),
+                           np.zeros((10, 0), bool), n_gt)
+        return CocoResult(0.0, 0.0, empty)
+    with _quiet():
+        coco = COCO()
+        coco.dataset = json.loads(json.dumps(gt))  # COCO mutates its dataset; keep the caller's intact
+        coco.createIndex()
+        res = coco.loadRes(json.loads(json.dumps(dets)))
+        ev = COCOeval(coco, res, iouType="bbox")
+        ev.params.imgIds = img_ids
+        ev.params.catIds = cat_ids
+        ev.params.maxDets = [1, 10, int(max_det)]
+        ev.evaluate()
+        ev.accumulate()
+    arrays = _arrays_from(ev, cat_ids, img_ids)
+    prec = ev.eval["precision"][:, :, :, 0, -1]  # (T, R, K) at area 'all' and maxDets[-1]
+    valid = prec[0, 0] > -1  # categories with ground truth
+    if not valid.any():
+        return CocoResult(0.0, 0.0, arrays)
+    return CocoResult(float(prec[0][:, valid].mean()), float(prec[:, :, valid].mean()), arrays)
+
+
+def _arrays_from(ev, cat_ids: list[int], img_ids: list[int]) -> EvalArrays:
+    n_img, n_area = len(img_ids), len(ev.params.areaRng)
+    cats, imgs, scores, tps, igns = [], [], [], [], []
+    n_gt = np.zeros((len(cat_ids), n_img), dtype=np.int64)
+    max_det = ev.params.maxDets[-1]
+    for k in range(len(cat_ids)):
+        for i in range(n_img):
+            e = ev.evalImgs[k * n_area * n_img + i]  # area range 0 = 'all'
+            if e is None:
+                continue
+            n_gt[k, i] = int(np.count_nonzero(np.asarray(e["gtIgnore"]) == 0))
+            d = len(e["dtScores"][:max_det])
+            if not d:
+                continue
+            cats.append(np.full(d, k))
+            imgs.append(np.full(d, i))
+            scores.append(np.asarray(e["dtScores"][:max_det], dtype=float))
+            tps.append(np.asarray(e["dtMatches"])[:, :d] > 0)
+            igns.append(np.asarray(e["dtIgnore"])[:, :d].astype(bool))
+    T = len(ev.params.iouThrs)
+    cat = np.concatenate(cats) if cats else np.zeros(0, int)
+    return EvalArrays(
+        n_img,
+        cat.astype(np.int32),
+        (np.concatenate(imgs) if imgs else np.zeros(0, int)).astype(np.int32),
+        np.concatenate(scores) if scores else np.zeros(0),
+        np.concatenate(tps, axis=1) if tps else np.zeros((T, 0), bool),
+        np.concatenate(igns, axis=1) if igns else np.zeros((T, 0), bool),
+        n_gt,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# mAP of weighted image multisets (the bootstrap)
+# --------------------------------------------------------------------------------------------
+def weighted_map(arrays: EvalArrays, weights: np.ndarray, chunk_elems: int = 4_000_000) -> tuple[np.ndarray, np.ndarray]:
+    """COCO mAP50 and mAP50-95 for each row of ``weights`` (B x N: how often each image is in the sample).
+
+    Follows COCO's definition: per category, detections sorted by score (stable, image order for
+    ties), cumulative true/false positives, precision made monotone from the right, sampled at the
+    101 recall thresholds; categories without ground truth in a sample are left out of the mean.
+    A detection of an image drawn w times counts w times. Returns two arrays of shape (B,).
+    """
+    W = np.atleast_2d(np.asarray(weights, dtype=float))
+    B = W.shape[0]
+    K, T = arrays.n_gt.shape[0], arrays.tp.shape[0]
+    ap = np.full((B, K, T), np.nan)
+    npos_all = W @ arrays.n_gt.T  # (B, K)
+    for k in range(K):
+        sel = np.flatnonzero(arrays.cat == k)
+        npos = npos_all[:, k]
+        valid = npos > 0
+        if not sel.size:
+            ap[valid, k, :] = 0.0
+            continue
+        order = sel[np.argsort(-arrays.score[sel], kind="mergesort")]
+        keep = ~arrays.ignore[:, order]  # (T, D)
+        tp = (arrays.tp[:, order] & keep).astype(float)
+        fp = (~arrays.tp[:, order] & keep).astype(float)
+        D = order.size
+        step = max(1, chunk_elems // max(1, T * D))
+        for b0 in range(0, B, step):
+            w = W[b0 : b0 + step, arrays.img[order]]  # (b, D)
+            tps = np.cumsum(w[:, None, :] * tp[None], axis=-1)  # (b, T, D)
+            fps = np.cumsum(w[:, None, :] * fp[None], axis=-1)
+            n = npos[b0 : b0 + step]
+            rc = tps / np.where(n > 0, n, 1.0)[:, None, None]
+            pr = tps / (tps + fps + _EPS)
+            pr = np.maximum.accumulate(pr[..., ::-1], axis=-1)[..., ::-1]
+            # row-wise searchsorted in one call: offset each (b, t) row so the flat array stays sorted
+            rows = rc.reshape(-1, D)
+            off = 2.0 * np.arange(rows.shape[0])[:, None]
+            idx = np.searchsorted((rows + off).ravel(), (RECALL_THRESHOLDS[None, :] + off).ravel(), side="left")
+            idx = idx.reshape(rows.shape[0], -1) - np.arange(rows.shape[0])[:, None] * D
+            inside = idx < D
+            flat_pr = pr.reshape(-1, D)
+            q = np.where(inside, np.take_along_axis(flat_pr, np.minimum(idx, D - 1), axis=1), 0.0)
+            ap_chunk = q.mean(axis=1).reshape(-1, T)
+            v = n > 0
+            ap[b0 : b0 + step, k, :] = np.where(v[:, None], ap_chunk, np.nan)
+    valid = ~np.isnan(ap[:, :, 0])  # (B, K): categories with ground truth in the sample
+    n_valid = np.maximum(valid.sum(1), 1)
+    map50 = np.where(valid, ap[:, :, 0], 0.0).sum(1) / n_valid
+    mapall = np.where(valid, np.nan_to_num(ap).mean(2), 0.0).sum(1) / n_valid
+    return map50, mapall
+
+
+# --------------------------------------------------------------------------------------------
+# Ultralytics' figure on COCO JSON (for cross-checks on known answers)
+# --------------------------------------------------------------------------------------------
+def _iou_xywh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    ax1, ay1, ax2, ay2 = a[:, 0], a[:, 1], a[:, 0] + a[:, 2], a[:, 1] + a[:, 3]
+    bx1, by1, bx2, by2 = b[:, 0], b[:, 1], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
+    iw = np.clip(np.minimum(ax2[:, None], bx2[None]) - np.maximum(ax1[:, None], bx1[None]), 0, None)
+    ih = np.clip(np.minimum(ay2[:, None], by2[None]) - np.maximum(ay1[:, None], by1[None]), 0, None)
+    inter = iw * ih
+    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None] - inter
+    return inter / np.maximum(union, 1e-12)
+
+
+def ultralytics_map(gt: dict, dets: list[dict]) -> tuple[float, float]:
+    """mAP50 and mAP50-95 from COCO JSON with Ultralytics' AP function (``ultralytics.utils.metrics.ap_per_class``).
+
+    Matching (per image, same class, highest-confidence detection first, each ground-truth box used
+    once per IoU threshold) is done here; the AP integration is Ultralytics' own. Used to check
+    the COCOeval figure against Ultralytics' on cases with a known answer.
+    """
+    from ultralytics.utils.metrics import ap_per_class
+
+    by_img_gt: dict[int, list] = {}
+    for a in gt["annotations"]:
+        by_img_gt.setdefault(a["image_id"], []).append(a)
+    by_img_dt: dict[int, list] = {}
+    for d in dets:
+        by_img_dt.setdefault(d["image_id"], []).append(d)
+    tps, confs, pcls, tcls = [], [], [], []
+    for im in gt["images"]:
+        g = by_img_gt.get(im["id"], [])
+        d = sorted(by_img_dt.get(im["id"], []), key=lambda x: -x["score"])
+        tcls += [a["category_id"] for a in g]
+        if not d:
+            continue
+        correct = np.zeros((len(d), len(IOU_THRESHOLDS)), bool)
+        if g:
+            iou = _iou_xywh(np.array([x["bbox"] for x in d], float), np.array([a["bbox"] for a in g], float))
+            same = np.array([x["category_id"] for x in d])[:, None] == np.array([a["category_id"] for a in g])[None]
+            iou = iou * same
+            used = np.zeros((len(g), len(IOU_THRESHOLDS)), bool)
+            for j in range(len(d)):
+                for t, thr in enumerate(IOU_THRESHOLDS):
+                    cand = np.where(used[:, t], 0.0, iou[j])
+                    m = int(cand.argmax())
+                    if cand[m] >= thr:
+                        correct[j, t] = True
+                        used[m, t] = True
+        tps.append(correct)
+        confs += [x["score"] for x in d]
+        pcls += [x["category_id"] for x in d]
+    if not tcls:
+        return 0.0, 0.0
+    tp = np.concatenate(tps) if tps else np.zeros((0, len(IOU_THRESHOLDS)), bool)
+    out = ap_per_class(tp, np.array(confs, float), np.array(pcls, float), np.array(tcls, float))
+    ap = out[5]  # (nc, 10)
+    if not len(ap):
+        return 0.0, 0.0
+    return float(ap[:, 0].mean()), float(ap.mean())

@@ -1,0 +1,204 @@
+"""The sweep's table (summary.json / .csv / .md) and plots, computed from the store alone (rerunnable offline)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from . import cocoeval, plots, stats
+from .store import Store, atomic_write
+
+# Ultralytics integrates its precision envelope with the trapezoidal rule on 101 points and keeps at
+# most 300 detections per image; COCOeval sums 101 right-continuous samples and caps detections per
+# image and class. On identical predictions the two differ by up to ~0.01 (measured on small, weak
+# models, where the step at the end of the recall curve matters most); a larger gap means the two
+# evaluations did not see the same predictions or ground truth.
+AGREEMENT_TOL = 0.02
+
+
+def _fmt(v, nd=3):
+    return "-" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.{nd}f}"
+
+
+def summarize(store: Store, config: dict, n_boot: int = 1000, boot_seed: int = 0, tol: float = AGREEMENT_TOL,
+              bench: dict | None = None) -> dict:
+    """Aggregate the ok records of the current settings into the summary dict (see summary.json)."""
+    latest = store.latest(config["settings_hash"])
+    models = [m["name"] for m in config["models"]]
+    baseline = config.get("baseline") or models[0]
+    recs = [r for r in latest.values() if r["model"] in models]
+    ok = [r for r in recs if r.get("status") == "ok"]
+    warnings = []
+    for r in recs:
+        if r.get("status") != "ok":
+            warnings.append(f"trial {r['trial_id']} failed: {r.get('error')}")
+    for r in ok:
+        for key, label in (("map50", "mAP50"), ("map", "mAP50-95")):
+            gap = abs(r["ultra"][key] - r["coco"][key])
+            if gap > tol:
+                warnings.append(f"trial {r['trial_id']}: {label} Ultralytics {r['ultra'][key]:.4f} vs COCOeval "
+                                f"{r['coco'][key]:.4f} differ by {gap:.4f} (> tolerance {tol})")
+
+    # per-image bootstrap replicates of every ok trial, on one shared set of image samples
+    reps: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    n_images = {r.get("n_val_images") for r in ok}
+    W = None
+    if len(n_images) == 1 and ok:
+        W = stats.image_weights(n_images.pop(), n_boot, boot_seed)
+        for r in ok:
+            path = store.root / r["eval"]
+            if path.is_file():
+                reps[r["trial_id"]] = cocoeval.weighted_map(cocoeval.EvalArrays.load(path), W)
+    elif len(n_images) > 1:
+        warnings.append(f"trials were validated on different numbers of images {sorted(n_images)}: no CIs")
+
+    def by_seed(model):
+        return {r["seed"]: r for r in ok if r["model"] == model}
+
+    base = by_seed(baseline)
+    base_speed = (bench or {}).get(baseline)
+    base_ips = stats.mean_std([r.get("train_images_per_s") for r in base.values()])[0]
+    rows = []
+    for spec in config["models"]:
+        name = spec["name"]
+        mine = by_seed(name)
+        all_trials = [r for r in recs if r["model"] == name]
+        row = {"model": name, "ref": spec.get("ref"), "is_baseline": name == baseline, "is_control": spec.get("control", False),
+               "n_ok": len(mine), "n_trials": len(config["seeds"]), "n_failed": sum(r.get("status") != "ok" for r in all_trials)}
+        for src in ("ultra", "coco"):
+            for key in ("map50", "map"):
+                mean, sd = stats.mean_std([r[src][key] for r in mine.values()])
+                row[f"{src}_{key}_mean"], row[f"{src}_{key}_std"] = mean, sd
+        row["precision"] = stats.mean_std([r["ultra"]["precision"] for r in mine.values()])[0]
+        row["recall"] = stats.mean_std([r["ultra"]["recall"] for r in mine.values()])[0]
+        any_rec = next(iter(mine.values()), None)
+        row["params"] = spec.get("params") or (any_rec or {}).get("params")
+        row["gflops_640"] = spec.get("gflops_640") or (any_rec or {}).get("gflops_640")
+        base_params = next((m.get("params") for m in config["models"] if m["name"] == baseline), None)
+        row["params_ratio"] = row["params"] / base_params if row["params"] and base_params else None
+        lat = (bench or {}).get(name)
+        row["latency_ms"] = lat
+        row["latency_ratio"] = lat / base_speed if lat and base_speed else None
+        ips = stats.mean_std([r.get("train_images_per_s") for r in mine.values()])[0]
+        row["train_images_per_s"] = ips
+        row["train_speed_ratio"] = ips / base_ips if ips == ips and base_ips and base_ips == base_ips else None
+        row["per_seed"] = {str(s): {"ultra": r["ultra"], "coco": r["coco"]} for s, r in sorted(mine.items())}
+        if name != baseline:
+            common = sorted(set(mine) & set(base))
+            if common:
+                diff = {}
+                for key, idx in (("map50", 0), ("map", 1)):
+                    mp = [mine[s]["coco"][key] for s in common]
+                    bp = [base[s]["coco"][key] for s in common]
+                    have = all(mine[s]["trial_id"] in reps and base[s]["trial_id"] in reps for s in common)
+                    mr = [reps[mine[s]["trial_id"]][idx] for s in common] if have else None
+                    br = [reps[base[s]["trial_id"]][idx] for s in common] if have else None
+                    diff[key] = stats.paired_diff_ci(mp, bp, mr, br, seed=boot_seed).as_dict()
+                    diff[key]["seeds"] = common
+                row["diff"] = diff
+        rows.append(row)
+    return {
+        "baseline": baseline,
+        "data": config.get("data"),
+        "settings": {k: config.get(k) for k in ("epochs", "imgsz", "seeds", "train_args", "pretrained", "weights")},
+        "n_boot": n_boot,
+        "agreement_tolerance": tol,
+        "models": rows,
+        "warnings": warnings,
+        "n_trials": len(config["models"]) * len(config["seeds"]),
+        "n_ok": len(ok),
+        "ci_method": ("95% percentile CI of mean over seeds of (model - baseline) COCOeval mAP; two-level paired "
+                      f"bootstrap ({n_boot} replicates): validation images resampled with replacement (same sample "
+                      "for every model and seed) and seeds resampled with replacement (same seeds for both)."),
+    }
+
+
+CSV_COLS = ["model", "n_ok", "n_trials", "ultra_map50_mean", "ultra_map50_std", "ultra_map_mean", "ultra_map_std",
+            "coco_map50_mean", "coco_map50_std", "coco_map_mean", "coco_map_std", "precision", "recall",
+            "d_map", "d_map_lo", "d_map_hi", "d_map50", "d_map50_lo", "d_map50_hi", "params", "params_ratio",
+            "gflops_640", "latency_ms", "latency_ratio", "train_images_per_s", "train_speed_ratio"]
+
+
+def _flat(row: dict) -> dict:
+    out = {k: row.get(k) for k in CSV_COLS}
+    d = row.get("diff") or {}
+    for key, col in (("map", "d_map"), ("map50", "d_map50")):
+        if key in d:
+            out[col], out[col + "_lo"], out[col + "_hi"] = d[key]["delta"], d[key]["lo"], d[key]["hi"]
+    return out
+
+
+def markdown(summary: dict) -> str:
+    s = summary["settings"]
+    lines = [
+        f"# Attention comparison on {Path(str(summary['data'])).name}",
+        "",
+        f"Baseline: **{summary['baseline']}**. {summary['n_ok']}/{summary['n_trials']} trials ok; epochs {s['epochs']}, "
+        f"imgsz {s['imgsz']}, seeds {s['seeds']}, weights {s['weights']}"
+        + (f", pretrained {s['pretrained']}" if s.get("pretrained") else "") + ".",
+        "",
+        "| model | ok | mAP50-95 (Ultralytics) | mAP50-95 (COCOeval) | mAP50 (Ultralytics) | mAP50 (COCOeval) "
+        "| P | R | ΔmAP50-95 [95% CI] | ΔmAP50 [95% CI] | params | GFLOPs@640 | latency × | train img/s × |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in summary["models"]:
+        d = r.get("diff") or {}
+
+        def ci(key):
+            if r["is_baseline"]:
+                return "baseline"
+            if key not in d:
+                return "-"
+            x = d[key]
+            star = " *" if x["excludes_zero"] else ""
+            return f"{x['delta']:+.3f} [{x['lo']:+.3f}, {x['hi']:+.3f}]{star}"
+
+        name = r["model"] + (" (control)" if r.get("is_control") else "")
+        ratio = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
+        lines.append(
+            f"| {name} | {r['n_ok']}/{r['n_trials']} "
+            f"| {_fmt(r['ultra_map_mean'])} ± {_fmt(r['ultra_map_std'])} | {_fmt(r['coco_map_mean'])} ± {_fmt(r['coco_map_std'])} "
+            f"| {_fmt(r['ultra_map50_mean'])} ± {_fmt(r['ultra_map50_std'])} | {_fmt(r['coco_map50_mean'])} ± {_fmt(r['coco_map50_std'])} "
+            f"| {_fmt(r['precision'])} | {_fmt(r['recall'])} | {ci('map')} | {ci('map50')} "
+            f"| {r['params'] / 1e6:.3f}M | {_fmt(r['gflops_640'], 2)} | {ratio(r['latency_ratio'])} | {ratio(r['train_speed_ratio'])} |"
+            if r.get("params") else
+            f"| {name} | {r['n_ok']}/{r['n_trials']} | - | - | - | - | - | - | {ci('map')} | {ci('map50')} | - | - | - | - |"
+        )
+    lines += [
+        "",
+        "mean ± std over seeds. Δ: COCOeval mAP, model − baseline, mean over paired seeds; * = CI excludes 0.",
+        f"CI: {summary['ci_method']}",
+        "latency ×: batch-1 CPU inference latency at the sweep's imgsz, ratio to the baseline (interleaved, same process);",
+        "train img/s ×: training throughput ratio to the baseline (mean over seeds).",
+        f"Ultralytics vs COCOeval: same predictions; disagreement tolerance {summary['agreement_tolerance']}.",
+    ]
+    if summary["warnings"]:
+        lines += ["", "## Warnings", ""] + [f"- {w}" for w in summary["warnings"]]
+    return "\n".join(lines) + "\n"
+
+
+def write_outputs(store: Store, config: dict, records: list[dict], summary: dict) -> dict[str, Path]:
+    root = store.root
+    out = {}
+    out["json"] = atomic_write(root / "summary.json", json.dumps(summary, indent=2, default=str))
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_COLS)
+    w.writeheader()
+    for r in summary["models"]:
+        w.writerow({k: ("" if v is None else v) for k, v in _flat(r).items()})
+    out["csv"] = atomic_write(root / "summary.csv", buf.getvalue())
+    out["md"] = atomic_write(root / "summary.md", markdown(summary))
+    ok_recs = [r for r in records if r.get("status") == "ok"]
+    try:
+        out["plot_diff"] = plots.diff_plot(summary, root / "diff_to_baseline.png")
+        out["plot_epochs"] = plots.epochs_plot(summary, ok_recs, root / "map_over_epochs.png")
+        out["plot_pr"] = plots.pr_plot(summary, ok_recs, root / "precision_recall.png")
+    except Exception as exc:  # a plot must never lose the table
+        summary["warnings"].append(f"plotting failed: {type(exc).__name__}: {exc}")
+        atomic_write(root / "summary.json", json.dumps(summary, indent=2, default=str))
+    return out

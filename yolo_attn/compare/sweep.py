@@ -1,0 +1,395 @@
+"""``compare(...)``: the sweep (every model x seed under identical settings), resumable, into one results folder."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+from . import report
+from .datasets import absolute_data_yaml, check_data, class_names, load_data_yaml, split_images, dataset_root
+from .store import Store, atomic_write, stable_hash
+from .trial import DEFAULT_TRAIN_ARGS, model_cost, model_label, quiet_ultralytics, resolve_model
+
+DEFAULT_MODELS = ["yolov5n.yaml", "yolov5n-se-backbone-end.yaml", "yolov5n-cbam-neck.yaml", "yolov5n-eca-backbone.yaml"]
+
+
+class DataCheckFailed(ValueError):
+    pass
+
+
+# --------------------------------------------------------------------------------------------
+# Progress across the sweep
+# --------------------------------------------------------------------------------------------
+class Progress:
+    """One status line: trial k of n, epoch, elapsed time and ETA (from the mean epoch time so far)."""
+
+    def __init__(self, n_trials: int, epochs: int, n_done: int = 0, stream=None, enabled: bool = True):
+        self.n, self.epochs, self.k = n_trials, epochs, n_done
+        self.stream = stream or sys.stderr
+        self.enabled = enabled
+        self.t0 = time.perf_counter()
+        self.epochs_done = 0
+        self.current = ""
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+
+    def _eta(self) -> str:
+        remaining = (self.n - self.k) * self.epochs - self._epoch_in_trial
+        if not self.epochs_done:
+            return "?"
+        per = (time.perf_counter() - self.t0) / self.epochs_done
+        return _hms(per * max(0, remaining))
+
+    _epoch_in_trial = 0
+
+    def __call__(self, ev: dict) -> None:
+        if ev["event"] in ("trial_start", "trial_submitted"):
+            self.current = ev["trial_id"]
+            self._epoch_in_trial = 0
+            self._line(f"trial {min(self.k + 1, self.n)}/{self.n} {self.current}: starting")
+        elif ev["event"] == "epoch":
+            self.epochs_done += 1
+            self._epoch_in_trial = ev["epoch"]
+            m = ev.get("metrics", {})
+            extra = f" val mAP50-95 {m['metrics/mAP50-95(B)']:.3f}" if "metrics/mAP50-95(B)" in m else ""
+            self._line(f"trial {min(self.k + 1, self.n)}/{self.n} {ev['trial_id']}: epoch {ev['epoch']}/{ev['epochs']}{extra}")
+        elif ev["event"] == "trial_done":
+            self.k += 1
+            self._epoch_in_trial = 0
+            self._line(f"trial {self.k}/{self.n} {ev['trial_id']}: {ev['status']}" + (f" ({ev['error']})" if ev.get("error") else ""),
+                       newline=True)
+
+    def _line(self, text: str, newline: bool = False) -> None:
+        if not self.enabled:
+            return
+        msg = f"[compare] {text} | elapsed {_hms(time.perf_counter() - self.t0)} ETA {self._eta()}"
+        if self.tty and not newline:
+            self.stream.write("\r\033[K" + msg)
+        else:
+            self.stream.write(("\r\033[K" if self.tty else "") + msg + "\n")
+        self.stream.flush()
+
+
+def _hms(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+# --------------------------------------------------------------------------------------------
+# Parameter-matched control
+# --------------------------------------------------------------------------------------------
+def width_control(base_ref: str, target_params: int, nc: int, out_dir: Path) -> tuple[Path, float, int]:
+    """Write a stock YAML whose width_multiple gives the parameter count closest to ``target_params``.
+
+    The base is the baseline's YAML at its scale (depth kept); ``scales`` is removed and explicit
+    ``depth_multiple``/``width_multiple`` set. Channel counts are rounded to multiples of 8, so the
+    count is a step function of the width: a fine scan picks the closest step.
+    """
+    import yaml
+    from ultralytics.nn.tasks import yaml_model_load
+
+    d = yaml_model_load(base_ref)
+    scale = d.get("scale") or ""
+    depth, width = d.get("depth_multiple", 1.0), d.get("width_multiple", 1.0)
+    if d.get("scales") and scale in d["scales"]:
+        depth, width = d["scales"][scale][:2]
+    base = {k: v for k, v in d.items() if k not in ("scales", "scale", "yaml_file", "ch")}
+    base.update(nc=nc, depth_multiple=float(depth))
+
+    def params_at(w: float) -> int:
+        from ultralytics.nn.tasks import DetectionModel
+        from ultralytics.utils.torch_utils import get_num_params
+
+        cfg = json.loads(json.dumps({**base, "width_multiple": round(w, 4)}))
+        with quiet_ultralytics():
+            return int(get_num_params(DetectionModel(cfg, nc=nc, verbose=False)))
+
+    lo, hi = float(width), float(width) * 1.05
+    while params_at(hi) < target_params and hi < 8 * width:
+        lo, hi = hi, hi * 1.25
+    for _ in range(14):  # bisection on the monotone step function
+        mid = (lo + hi) / 2
+        if params_at(mid) < target_params:
+            lo = mid
+        else:
+            hi = mid
+    best = min((lo, hi), key=lambda w: abs(params_at(w) - target_params))
+    best = round(best, 4)
+    n = params_at(best)
+    stem = Path(str(base_ref)).stem
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"control-{re.sub(r'[^A-Za-z0-9]+', '_', stem)}-w{str(best).replace('.', 'p')}.yaml"
+    text = (f"# parameter-matched control: {stem} with width_multiple {best} ({n:,} parameters, target {target_params:,})\n"
+            + yaml.safe_dump({**base, "width_multiple": best}, sort_keys=False))
+    atomic_write(path, text)
+    return path, best, n
+
+
+# --------------------------------------------------------------------------------------------
+# Latency (interleaved, one process)
+# --------------------------------------------------------------------------------------------
+def measure_latency(refs: dict[str, str], imgsz: int, nc: int, threads: int, rounds: int = 7, iters: int = 5) -> dict[str, float]:
+    """Median batch-1 inference latency (ms) per model, models interleaved round by round, fused, eval mode."""
+    import torch
+
+    from .trial import build
+
+    torch.set_num_threads(threads)
+    models = {}
+    with quiet_ultralytics():
+        for name, ref in refs.items():
+            m = build(ref, nc).eval()
+            try:
+                m = m.fuse(verbose=False)
+            except TypeError:
+                m = m.fuse()
+            models[name] = m
+    x = torch.zeros(1, 3, imgsz, imgsz)
+    times = {n: [] for n in models}
+    with torch.inference_mode():
+        for m in models.values():
+            for _ in range(2):
+                m(x)
+        for _ in range(rounds):
+            for n, m in models.items():
+                t = time.perf_counter()
+                for _ in range(iters):
+                    m(x)
+                times[n].append((time.perf_counter() - t) / iters * 1e3)
+    return {n: sorted(v)[len(v) // 2] for n, v in times.items()}
+
+
+# --------------------------------------------------------------------------------------------
+# The sweep
+# --------------------------------------------------------------------------------------------
+def default_data() -> str:
+    try:
+        from ..datasets import shapes_yaml
+
+        return str(shapes_yaml())
+    except ImportError:  # pragma: no cover
+        raise FileNotFoundError("no --data given and the shipped shapes dataset is not available")
+
+
+def _data_fingerprint(yaml_path: Path) -> dict:
+    data = load_data_yaml(yaml_path)
+    root = dataset_root(yaml_path, data)
+    fp = {"names": class_names(data)}
+    for split in ("train", "val"):
+        files = split_images(root, data[split])
+        h = hashlib.sha256()
+        for f in files:
+            st = f.stat()
+            h.update(f"{f.relative_to(root) if f.is_relative_to(root) else f}:{st.st_size}\n".encode())
+        fp[split] = {"images": len(files), "hash": h.hexdigest()[:12]}
+    return fp
+
+
+def _file_hash(ref: str) -> str:
+    p = Path(ref)
+    if p.is_file():
+        return hashlib.sha256(p.read_bytes()).hexdigest()[:12]
+    unified = re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", p.stem) + p.suffix
+    q = p.with_name(unified)
+    if q.is_file():
+        return hashlib.sha256(q.read_bytes()).hexdigest()[:12] + f"@{p.stem}"
+    return f"builtin:{ref}"
+
+
+def compare(
+    data: str | None = None,
+    models: list[str] | None = None,
+    seeds: int | list[int] = 2,
+    epochs: int = 3,
+    imgsz: int = 128,
+    pretrained: str | None = None,
+    out: str | None = None,
+    backend: str = "local",
+    ray_address: str | None = None,
+    control_width: bool = False,
+    baseline: str | None = None,
+    train_args: dict | None = None,
+    weights: str = "last",
+    allow_changes: bool = False,
+    retry_failed: bool = False,
+    device: str | None = None,
+    n_boot: int = 1000,
+    tolerance: float = report.AGREEMENT_TOL,
+    threads: int | None = None,
+    cpus_per_trial: int | None = None,
+    progress: bool = True,
+    verbose: bool = False,
+    max_trials: int | None = None,
+) -> dict:
+    """Train every model with every seed under identical settings and write the comparison (see the package docs).
+
+    Returns the summary dict; the files are in ``summary["out"]``. ``max_trials`` stops after that many
+    trials were trained in this call (the rest stays for a rerun), used by tests and for time-boxing.
+    """
+    import torch
+
+    threads = threads or torch.get_num_threads()
+    data = data or default_data()
+    models = list(models or [m for m in DEFAULT_MODELS if _exists(m)])
+    if not models:
+        raise ValueError("no models given")
+    seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
+    if not seed_list:
+        raise ValueError("need at least one seed")
+    out_dir = Path(out) if out else Path("runs") / "compare" / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    store = Store(out_dir)
+    log = (lambda s: print(f"[compare] {s}", file=sys.stderr, flush=True)) if progress else (lambda s: None)
+
+    # data: absolute-path copy in the results folder, checked before anything trains
+    data_yaml = absolute_data_yaml(data, out_dir)
+    rep = check_data(data_yaml)
+    atomic_write(out_dir / "data_check.json", json.dumps(rep.as_dict(), indent=2))
+    if not rep.ok:
+        raise DataCheckFailed(f"dataset check failed ({len(rep.fatal)} fatal problems, see {out_dir / 'data_check.json'}):\n"
+                              + "\n".join(str(p) for p in rep.fatal[:20]))
+    if rep.problems:
+        log(f"dataset check: {len(rep.problems)} warning(s), see {out_dir / 'data_check.json'}")
+    names = class_names(load_data_yaml(data_yaml))
+    nc = len(names)
+
+    # models: resolved references, labels, YAML hashes, cost
+    specs_m = []
+    for ref in models:
+        r = resolve_model(ref)
+        specs_m.append({"name": model_label(ref), "ref": r, "hash": _file_hash(r)})
+    if len({m["name"] for m in specs_m}) != len(specs_m):
+        raise ValueError(f"model names must be unique: {[m['name'] for m in specs_m]}")
+    for m in specs_m:
+        m["params"], m["gflops_640"] = model_cost(m["ref"], nc, 640)
+    base_name = model_label(baseline) if baseline else specs_m[0]["name"]
+    if base_name not in [m["name"] for m in specs_m]:
+        raise ValueError(f"baseline {baseline!r} is not one of the models")
+    if control_width:
+        base_spec = next(m for m in specs_m if m["name"] == base_name)
+        target = max(m["params"] for m in specs_m)
+        if target <= base_spec["params"]:
+            log("control: no model has more parameters than the baseline; no control added")
+        else:
+            path, w, n = width_control(base_spec["ref"], target, nc, out_dir / "models")
+            ctrl = {"name": path.stem, "ref": str(path.resolve()), "hash": _file_hash(str(path)), "control": True,
+                    "width_multiple": w}
+            ctrl["params"], ctrl["gflops_640"] = model_cost(ctrl["ref"], nc, 640)
+            specs_m.append(ctrl)
+            log(f"control: {path.name} ({n:,} parameters vs largest model {target:,})")
+
+    t_args = {**DEFAULT_TRAIN_ARGS, **(train_args or {})}
+    settings = {
+        "data": _data_fingerprint(data_yaml),
+        "epochs": int(epochs),
+        "imgsz": int(imgsz),
+        "train_args": t_args,
+        "pretrained": _file_hash(pretrained) if pretrained else None,
+        "weights": weights,
+    }
+    config = {
+        **settings,
+        "settings_hash": stable_hash(settings),
+        "models": [{k: v for k, v in m.items() if k in ("name", "hash", "control")} for m in specs_m],
+        "seeds": seed_list,
+        "baseline": base_name,
+        "_data_yaml": str(data_yaml),
+        "_models": specs_m,
+        "_pretrained_path": str(Path(pretrained).resolve()) if pretrained else None,
+    }
+    config = store.init_config(config, allow_changes=allow_changes)
+    config["models"] = specs_m  # full specs for the report (refs, params)
+    config["data"] = str(data)
+    config["pretrained"] = str(pretrained) if pretrained else None
+    shash = config["settings_hash"]
+
+    # trials to run (resume: ok trials are never retrained; failed ones only with retry_failed)
+    latest = store.latest(shash)
+    all_trials, todo = [], []
+    for m in specs_m:
+        for s in seed_list:
+            tid = _trial_id(m, s)
+            all_trials.append(tid)
+            prev = latest.get(tid)
+            if prev and (prev.get("status") == "ok" or not retry_failed):
+                continue
+            todo.append({
+                "trial_id": tid, "model": m["name"], "model_ref": m["ref"], "seed": s, "settings_hash": shash,
+                "trial_dir": str((out_dir / "trials" / tid).resolve()), "store_root": str(out_dir.resolve()),
+                "data": str(Path(data_yaml).resolve()), "epochs": int(epochs), "imgsz": int(imgsz), "train_args": t_args,
+                "pretrained": str(Path(pretrained).resolve()) if pretrained else None, "nc": nc, "names": names,
+                "weights": weights, "device": device, "threads": threads, "verbose": verbose,
+            })
+    n_skip = len(all_trials) - len(todo)
+    log(f"{len(all_trials)} trials ({len(specs_m)} models x {len(seed_list)} seeds): {n_skip} already recorded, "
+        f"{len(todo)} to run; results in {out_dir}")
+    if max_trials is not None:
+        todo = todo[:max_trials]
+    n_done = n_skip
+    prog = Progress(len(all_trials), int(epochs), n_done=n_done, enabled=progress)
+
+    def on_done(spec: dict, rec: dict) -> None:
+        store.append(rec)
+        prog({"event": "trial_done", "trial_id": rec["trial_id"], "status": rec["status"], "error": rec.get("error")})
+
+    if todo:
+        if backend == "local":
+            from .backends import run_local
+
+            run_local(todo, on_done, progress=prog)
+        elif backend == "ray":
+            from .backends import run_ray
+
+            run_ray(todo, on_done, address=ray_address, cpus_per_trial=cpus_per_trial, progress=prog)
+        else:
+            raise ValueError(f"unknown backend {backend!r} (local or ray)")
+        torch.set_num_threads(threads)
+
+    # latency, measured once per sweep in this process with the models interleaved
+    bench_path = out_dir / "latency.json"
+    bench = json.loads(bench_path.read_text()) if bench_path.is_file() else {}
+    if bench.get("settings_hash") != shash or set(bench.get("ms", {})) != {m["name"] for m in specs_m}:
+        log("measuring inference latency (models interleaved)")
+        ms = measure_latency({m["name"]: m["ref"] for m in specs_m}, int(imgsz), nc, threads)
+        bench = {"settings_hash": shash, "imgsz": int(imgsz), "threads": threads, "ms": ms}
+        atomic_write(bench_path, json.dumps(bench, indent=2))
+        torch.set_num_threads(threads)
+
+    records = list(store.latest(shash).values())
+    summary = report.summarize(store, config, n_boot=n_boot, tol=tolerance, bench=bench["ms"])
+    summary["out"] = str(out_dir)
+    summary["complete"] = all(t in store.latest(shash) for t in all_trials)
+    files = report.write_outputs(store, config, records, summary)
+    summary["files"] = {k: str(v) for k, v in files.items()}
+    for w in summary["warnings"]:
+        log(f"WARNING: {w}")
+    return summary
+
+
+def _trial_id(m: dict, seed: int) -> str:
+    return f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', m['name'])}__seed{seed}"
+
+
+def _exists(ref: str) -> bool:
+    try:
+        resolve_model(ref)
+        return True
+    except FileNotFoundError:
+        return False
+
+
+def fmt_summary(summary: dict) -> str:
+    lines = [Path(summary["files"]["md"]).read_text()] if summary.get("files", {}).get("md") else []
+    lines.append(f"table: {summary['files'].get('md')} (also .csv, .json)")
+    for k in ("plot_diff", "plot_epochs", "plot_pr"):
+        if k in summary["files"]:
+            lines.append(f"plot:  {summary['files'][k]}")
+    if not summary.get("complete"):
+        lines.append("sweep incomplete: rerun the same command to train the remaining trials")
+    return "\n".join(lines)
+
+
+__all__ = ["compare", "DataCheckFailed", "Progress", "width_control", "measure_latency", "fmt_summary", "DEFAULT_MODELS"]
