@@ -9,14 +9,17 @@ tensor can land in the wrong layer. :func:`transfer_weights` instead
    generator writes beside a YAML, ``{"map": {"0": 0, ...}}``), or by a global sequence alignment
    (Needleman-Wunsch) of the two layer lists. Two layers may be paired only when they are of the same
    family (class name; yolo_attn blocks derived from ``C3`` such as ``C3Attn``/``C3FMM`` count as
-   ``C3``; for bare state dicts without classes, when their key sets mostly agree). A pair scores 2
+   ``C3``; for bare state dicts without classes, when their tensor names agree, the attention
+   sub-layers of the target aside). A pair scores 2
    plus the fraction of the source layer's tensors whose relative key and shape agree; leaving a
    target layer unpaired costs 0.5 for an inserted yolo_attn layer and 1.5 for anything else, leaving
    a source layer unpaired costs 1.5 (1 for a layer without tensors);
 3. checks every pair against the from-graph: the pair's inputs, mapped through the alignment (and
    looking through inserted attention layers in the target), must be the same layers. A pair whose
    inputs differ transfers nothing;
-4. within a pair, copies each tensor whose relative key exists on both sides with the same shape.
+4. within a pair, copies each tensor whose relative key exists on both sides with the same shape;
+   a pair where any shared tensor differs in shape (class-dependent outputs aside) copies nothing
+   (another scale or architecture), unless ``partial=True``.
    Attention parameters new in the target (``C3Attn``'s ``m.i.attn``, inserted layers) keep their
    initialisation. Nothing is copied anywhere else.
 
@@ -178,8 +181,8 @@ def _compatible(s: _Layer, t: _Layer) -> bool:
         return not (t.preserve and t.family is not None)  # a parameterless unknown layer is not an inserted one
     if not s.shapes or not t.shapes:
         return False
-    skeys, tcore = set(s.shapes), set(t.shapes) - t.attn_keys
-    return len(skeys & set(t.shapes)) >= 0.5 * len(skeys) and len(skeys & tcore) >= 0.5 * max(len(tcore), 1)
+    # without classes, the layers must have the same tensor names (attention sub-layers of the target aside)
+    return set(s.shapes) == set(t.shapes) - t.attn_keys
 
 
 def _pair_score(s: _Layer, t: _Layer) -> float:
@@ -503,6 +506,7 @@ def transfer_weights(
     adapt_head: bool = True,
     min_fraction: float = 0.5,
     check_graph: bool = True,
+    partial: bool = False,
     verbose: bool = False,
 ) -> TransferReport:
     """Copy every tensor of ``source`` that fits into its structurally matching place in ``model``.
@@ -518,6 +522,9 @@ def transfer_weights(
         adapt_head: on a class-count change, rebuild the target's class branch at the source width.
         min_fraction: fraction of source tensors that must transfer (else :class:`ForeignCheckpointError`).
         check_graph: refuse pairs whose inputs (from-graph) do not correspond.
+        partial: within a paired layer, copy the tensors whose shapes agree even when others differ.
+            Default False: a layer with any shape difference (class-dependent outputs aside) transfers
+            nothing, since its remaining tensors (BN statistics of other filters...) would not fit.
         verbose: print the report through Ultralytics' LOGGER.
 
     Returns:
@@ -582,6 +589,14 @@ def transfer_weights(
                 t.shapes = {k: tuple(v.shape) for k, v in tm.state_dict().items()}
             cls_keys = _class_output_keys(tm)
         prefix = f"model.{t.index}."
+        differ = [k for k, shp in t.shapes.items() if k in stensors and k not in cls_keys and tuple(stensors[k].shape) != shp]
+        if differ and not partial:
+            k = differ[0]
+            why = f"shapes differ ({len(differ)} tensors, e.g. {k} {tuple(stensors[k].shape)} -> {t.shapes[k]}): another architecture or scale"
+            r.status, r.note, r.new = "skipped", why, list(t.shapes)
+            r.skipped = [(k, "source-only: " + why) for k in stensors]
+            results.append(r)
+            continue
         for k, shp in t.shapes.items():
             src = stensors.get(k)
             if src is None:
