@@ -13,7 +13,7 @@ from pathlib import Path
 from . import report
 from .datasets import absolute_data_yaml, check_data, class_names, load_data_yaml, split_images, dataset_root
 from .store import Store, atomic_write, stable_hash
-from .trial import DEFAULT_TRAIN_ARGS, model_cost, model_label, quiet_ultralytics, resolve_model
+from .trial import DEFAULT_TRAIN_ARGS, materialize, model_cost, model_label, quiet_ultralytics, resolve_model
 
 DEFAULT_MODELS = ["yolov5n.yaml", "yolov5n-se-backbone-end.yaml", "yolov5n-cbam-neck.yaml", "yolov5n-eca-backbone.yaml"]
 
@@ -232,7 +232,13 @@ def compare(
     """
     import torch
 
-    threads = threads or torch.get_num_threads()
+    if not threads:
+        try:
+            from ..train import cpu_threads
+
+            threads = cpu_threads()
+        except ImportError:  # pragma: no cover
+            threads = torch.get_num_threads()
     data = data or default_data()
     models = list(models or [m for m in DEFAULT_MODELS if _exists(m)])
     if not models:
@@ -259,7 +265,7 @@ def compare(
     # models: resolved references, labels, YAML hashes, cost
     specs_m = []
     for ref in models:
-        r = resolve_model(ref)
+        r = materialize(resolve_model(ref), out_dir / "models")
         specs_m.append({"name": model_label(ref), "ref": r, "hash": _file_hash(r)})
     if len({m["name"] for m in specs_m}) != len(specs_m):
         raise ValueError(f"model names must be unique: {[m['name'] for m in specs_m]}")

@@ -9,6 +9,7 @@ validator's ``save_txt``/``save_conf`` output, ``ultralytics.utils.torch_utils.g
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import logging
 import math
@@ -40,6 +41,13 @@ DEFAULT_TRAIN_ARGS = {
     "cache": False,
     "patience": 1000,
 }
+try:  # the project's short-run CPU settings, when yolo_attn.train provides them
+    from ..train import SHORT_RUN as _SHORT_RUN
+
+    # warm-up off: Ultralytics warms up for at least 100 iterations, the whole of a short sweep's trial
+    DEFAULT_TRAIN_ARGS = {**DEFAULT_TRAIN_ARGS, **_SHORT_RUN, "warmup_epochs": 0, "patience": 1000}
+except ImportError:  # pragma: no cover
+    pass
 VAL_ARGS = {"conf": 0.001, "iou": 0.7, "max_det": 300}  # Ultralytics' mAP settings, stated explicitly
 _SCALE_RE = re.compile(r"(\d+)([nslmx])(.+)?$")
 
@@ -86,6 +94,46 @@ def resolve_model(ref: str) -> str:
         pass
     raise FileNotFoundError(f"model {ref!r} not found (not a file, not in {', '.join(map(str, _model_dirs()))}, "
                             "not an Ultralytics config)")
+
+
+def materialize(ref: str, out_dir: Path) -> str:
+    """Copy model YAML ``ref`` (a file, shipped config or Ultralytics config) into ``out_dir``, keeping its name.
+
+    The copy holds the unscaled YAML text (with its ``scales``) under the scaled name, so Ultralytics
+    builds the same scale from it; the sweep then depends only on files in its results folder, and
+    their content is what the stored configuration fingerprints. Checkpoints are returned unchanged.
+    """
+    if str(ref).endswith(".pt"):
+        return str(Path(ref).resolve())
+    p = Path(str(ref))
+    text = None
+    if p.is_file():
+        text = p.read_text()
+    else:
+        unified = _SCALE_RE.sub(r"\1\3", p.stem) + p.suffix
+        cands = [d / unified for d in _model_dirs()] + [p.with_name(unified)]
+        try:
+            from ultralytics.utils.checks import check_yaml
+
+            found = check_yaml(unified, hard=False) or check_yaml(p.name, hard=False)
+            if found:
+                cands.append(Path(found))
+        except Exception:
+            pass
+        for c in cands:
+            if c.is_file():
+                text = c.read_text()
+                break
+    if text is None:
+        raise FileNotFoundError(f"model {ref!r}: YAML not found")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dst = out_dir / p.name
+    if not dst.is_file() or dst.read_text() != text:
+        tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+        tmp.write_text(text)
+        tmp.replace(dst)
+    return str(dst.resolve())
 
 
 def model_label(ref: str) -> str:
@@ -215,6 +263,11 @@ def run_trial(spec: dict, progress: Callable[[dict], None] | None = None) -> dic
         timing["t0"] = time.perf_counter()
 
     def cb_epoch_end(tr):
+        loss = getattr(tr, "tloss", None)
+        if isinstance(loss, dict):
+            timing["loss"] = {k: float(torch.as_tensor(v).float().mean()) for k, v in loss.items()}
+        elif loss is not None:
+            timing["loss"] = [float(x) for x in torch.as_tensor(loss).float().reshape(-1)]
         if timing["t0"] is not None:
             timing["train_s"] += time.perf_counter() - timing["t0"]
             timing["images"] += len(tr.train_loader.dataset)
@@ -243,19 +296,26 @@ def run_trial(spec: dict, progress: Callable[[dict], None] | None = None) -> dic
         if spec.get("pretrained"):
             model_ref, rec["transfer"] = _make_pretrained(model_ref, spec["pretrained"], spec["nc"], tdir)
         with quiet_ultralytics(not spec.get("verbose")):
-            model = YOLO(model_ref, task="detect")
-            for ev, fn in (("on_pretrain_routine_start", cb_threads), ("on_train_start", cb_threads),
-                           ("on_train_epoch_start", cb_epoch_start), ("on_train_epoch_end", cb_epoch_end),
-                           ("on_train_batch_end", cb_batch_end), ("on_fit_epoch_end", cb_fit_epoch_end),
-                           ("on_val_start", cb_threads)):
-                model.add_callback(ev, fn)
+            cbs = {"on_pretrain_routine_start": cb_threads, "on_train_start": cb_threads,
+                   "on_train_epoch_start": cb_epoch_start, "on_train_epoch_end": cb_epoch_end,
+                   "on_train_batch_end": cb_batch_end, "on_fit_epoch_end": cb_fit_epoch_end, "on_val_start": cb_threads}
             args = {**DEFAULT_TRAIN_ARGS, **spec.get("train_args", {})}
             args.update(data=spec["data"], epochs=spec["epochs"], imgsz=spec["imgsz"], seed=spec["seed"],
                         deterministic=True, plots=False, val=True, project=str(tdir), name="train", exist_ok=True,
                         verbose=bool(spec.get("verbose")), device=spec.get("device"))
             if args.get("device") is None:
                 args.pop("device")
-            model.train(**args)
+            try:  # yolo_attn's trainer (DDP-safe, CPU threads, offline fonts) when present
+                from ..train import train as attn_train
+            except ImportError:
+                attn_train = None
+            if attn_train is not None and Path(model_ref).is_file():
+                attn_train(callbacks=cbs, model=model_ref, **args)
+            else:
+                model = YOLO(model_ref, task="detect")
+                for ev, fn in cbs.items():
+                    model.add_callback(ev, fn)
+                model.train(**args)
             _set_threads(threads)
             run_dir = tdir / "train"
             weights = run_dir / "weights" / ("best.pt" if spec.get("weights") == "best" else "last.pt")
@@ -285,7 +345,10 @@ def run_trial(spec: dict, progress: Callable[[dict], None] | None = None) -> dic
         preds = {g.key: cocoeval.read_prediction_txt(lbl_dir / f"{g.key}.txt") for g in gt_images}
         dets = cocoeval.coco_dets(gt, preds)
         cocoeval.write_json(gt, tdir / "gt_coco.json")
-        cocoeval.write_json(dets, tdir / "predictions_coco.json")
+        pred_file = cocoeval.write_json(dets, tdir / "predictions_coco.json")
+        rec["predictions_sha256"] = hashlib.sha256(pred_file.read_bytes()).hexdigest()
+        rec["n_detections"] = len(dets)
+        rec["train_loss"] = timing.get("loss")
         res = cocoeval.evaluate(gt, dets, max_det=VAL_ARGS["max_det"])
         res.arrays.save(tdir / "eval.npz")
         rec["coco"] = {"map50": res.map50, "map": res.map}
