@@ -460,6 +460,55 @@ def test_figures_vs_ultralytics_load(stock_n, files_n, layer, capsys):
     assert ok_u < n_float
 
 
+def _shipped_cases():
+    try:
+        from yolo_attn.placement import shipped_configs
+    except ImportError:
+        return []
+    cases, seen = [], set()
+    for cfg in shipped_configs():
+        kind = cfg.placements[0]
+        for scale in ("n", "s"):
+            quick = kind not in seen and (scale == "n" or kind in ("c3", "head-in"))
+            marks = () if quick else (pytest.mark.slow,)
+            cases.append(pytest.param(cfg, scale, id=f"{scale}-{cfg.filename}", marks=marks))
+        seen.add(kind)
+    return cases
+
+
+@pytest.fixture(scope="module")
+def file_s(stock_s, ckpt_dir):
+    path = ckpt_dir / "yolov5su.pt"
+    torch.save({"model": copy.deepcopy(stock_s), "ema": None}, path)
+    return path
+
+
+@pytest.mark.parametrize("cfg,scale", _shipped_cases())
+def test_shipped_configs_by_value(request, cfg, scale):
+    """Every shipped config (one per placement kind by default, all of them with -m slow) at n and s.
+
+    The expected position of each stock layer comes from the generator's own index map, not from the
+    transfer's alignment; every stock tensor must arrive there and nowhere else, new attention keeps its init.
+    """
+    from yolo_attn.placement import config_dir, make_yaml
+
+    filename, layer, args, placements = cfg
+    path = config_dir() / filename
+    if not path.is_file():
+        pytest.skip(f"{filename} not generated yet")
+    stock = request.getfixturevalue("stock_n" if scale == "n" else "stock_s")
+    source = request.getfixturevalue("files_n")["ultralytics"] if scale == "n" else request.getfixturevalue("file_s")
+    _, imap = make_yaml(None, layer, args, placements)
+    target = build(yaml.safe_load(path.read_text()), scale)
+    init = {k: v.clone() for k, v in target.state_dict().items()}
+    report = transfer_weights(source, target)
+    assert report.mapping == imap.map
+    ok, wrong = arrivals(stock.state_dict(), target.state_dict(), imap.map)
+    assert len(ok) == sum(v.is_floating_point() for v in stock.state_dict().values()) and not wrong
+    for k in report.new_keys:
+        assert torch.equal(target.state_dict()[k], init[k]), k
+
+
 def test_by_value_scale_s(stock_s, tmp_path):
     path = tmp_path / "yolov5su.pt"
     torch.save({"model": stock_s, "ema": None}, path)
@@ -546,18 +595,60 @@ def _preserve_layers():
     return sorted(s.name for s in LAYERS if s.kind == "preserve")
 
 
-@pytest.mark.parametrize("layer", _preserve_layers())
-def test_identity_preserved_before_sppf(files_n, stock_n, layer):
-    d, _ = insert_rows(BASE, {N_BACKBONE - 2: [attn_row(layer)]})
+def test_identity_preserved_every_preserve_layer(files_n, stock_n):
+    """Every registered channel-preserving layer (init=identity), chained before SPPF: stock predictions.
+
+    One model carries them all (one build instead of one per layer); a hook checks each layer's output
+    against its input so a failure names the layer.
+    """
+    layers = _preserve_layers()
+    d, mapping = insert_rows(BASE, {N_BACKBONE - 2: [attn_row(n) for n in layers]})
     target = build(d).eval()
-    transfer_weights(files_n["ultralytics"], target)
+    report = transfer_weights(files_n["ultralytics"], target)
+    assert report.mapping == mapping
+    first = mapping[N_BACKBONE - 2] + 1
+    changed = {}
+
+    def hook(idx):
+        def fn(module, inputs, output):
+            err = (output - inputs[0]).abs().max().item()
+            if not err <= 1e-6 * max(1.0, inputs[0].abs().max().item()):
+                changed[layers[idx]] = err
+
+        return fn
+
+    handles = [target.model[first + i].register_forward_hook(hook(i)) for i in range(len(layers))]
     x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(3))
-    with torch.no_grad():
-        want, got = stock_n(x)[0], target(x)[0]
+    try:
+        with torch.no_grad():
+            want, got = stock_n(x)[0], target(x)[0]
+    finally:
+        for h in handles:
+            h.remove()
+    assert not changed, f"layers not the identity after transfer: {changed}"
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("attn", ["SE", "CBAM", "ECA", "CoordAtt"])
+SHIPPED_IDENTITY = [("SE", "backbone"), ("CBAM", "neck"), ("ECA", "head-in"), ("CoordAtt", "c3"), ("SimAM", "sppf"),
+                    ("GC", "c3-neck"), ("EMA", "backbone-end"), ("MHSA", "sppf")]  # fmt: skip
+
+
+@pytest.mark.parametrize("layer,placement", SHIPPED_IDENTITY)
+def test_identity_preserved_generated_configs(files_n, stock_n, layer, placement):
+    """Shipped placements, generated with init=identity: the transferred model predicts what the stock one does."""
+    placement_mod = pytest.importorskip("yolo_attn.placement")
+    if layer not in LAYERS:
+        pytest.skip(f"{layer} not registered")
+    d, imap = placement_mod.make_yaml(None, layer, [{"init": "identity"}], [placement])
+    target = build(d).eval()
+    report = transfer_weights(files_n["ultralytics"], target)
+    assert report.mapping == imap.map
+    x = torch.rand(1, 3, 96, 64, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        torch.testing.assert_close(target(x)[0], stock_n(x)[0], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("attn", ["SE", "CBAM"])
 def test_identity_preserved_c3attn_and_neck(files_n, stock_n, attn):
     if attn not in LAYERS:
         pytest.skip(f"{attn} not registered")
