@@ -100,7 +100,15 @@ def width_control(base_ref: str, target_params: int, nc: int, out_dir: Path) -> 
     base = {k: v for k, v in d.items() if k not in ("scales", "scale", "yaml_file", "ch")}
     base.update(nc=nc, depth_multiple=float(depth))
 
+    cache: dict[float, int] = {}
+
     def params_at(w: float) -> int:
+        w = round(w, 4)
+        if w not in cache:
+            cache[w] = _params(w)
+        return cache[w]
+
+    def _params(w: float) -> int:
         from ultralytics.nn.tasks import DetectionModel
         from ultralytics.utils.torch_utils import get_num_params
 
@@ -111,7 +119,7 @@ def width_control(base_ref: str, target_params: int, nc: int, out_dir: Path) -> 
     lo, hi = float(width), float(width) * 1.05
     while params_at(hi) < target_params and hi < 8 * width:
         lo, hi = hi, hi * 1.25
-    for _ in range(14):  # bisection on the monotone step function
+    for _ in range(9):  # bisection on the monotone step function (to ~1/500 of the bracket)
         mid = (lo + hi) / 2
         if params_at(mid) < target_params:
             lo = mid

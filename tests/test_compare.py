@@ -1,0 +1,215 @@
+"""The comparison sweep end to end on a tiny generated dataset: resume after a kill, determinism, store rules.
+
+Trials are tiny (imgsz 64, 1 epoch, 24 training images): the point is the machinery, not the mAP.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from yolo_attn.compare import ConfigMismatch, compare
+from yolo_attn.compare.store import Store
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _simple_dataset(out: Path, n_train=24, n_val=8, size=64) -> Path:
+    """Coloured squares/discs on noise (fallback when the shapes generator is not available)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", n_train), ("val", n_val)):
+        (out / "images" / split).mkdir(parents=True, exist_ok=True)
+        (out / "labels" / split).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            img = rng.integers(0, 60, (size, size, 3)).astype(np.uint8)
+            rows = []
+            for _ in range(int(rng.integers(1, 3))):
+                c = int(rng.integers(0, 2))
+                s = int(rng.integers(12, 28))
+                x, y = (int(v) for v in rng.integers(0, size - s, 2))
+                yy, xx = np.mgrid[:s, :s]
+                mask = np.ones((s, s), bool) if c == 0 else (yy - s / 2) ** 2 + (xx - s / 2) ** 2 <= (s / 2) ** 2
+                img[y : y + s, x : x + s][mask] = rng.integers(120, 255, 3)
+                rows.append(f"{c} {(x + s / 2) / size:.6f} {(y + s / 2) / size:.6f} {s / size:.6f} {s / size:.6f}")
+            Image.fromarray(img).save(out / "images" / split / f"{i:04d}.jpg")
+            (out / "labels" / split / f"{i:04d}.txt").write_text("\n".join(rows) + "\n")
+    y = out.with_suffix(".yaml")
+    y.write_text(yaml.safe_dump({"path": str(out), "train": "images/train", "val": "images/val",
+                                 "names": {0: "square", 1: "disc"}}))
+    return y
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    base = tmp_path_factory.mktemp("data")
+    try:
+        from yolo_attn.datasets.shapes import ShapesConfig, write_dataset
+    except ImportError:
+        return _simple_dataset(base / "tiny")
+    y = base / "tiny.yaml"
+    write_dataset(base / "tiny", ShapesConfig(n_train=24, n_val=8, imgsz=64, min_size=14, max_size=40), y)
+    return y
+
+
+@pytest.fixture(scope="module")
+def se_yaml(tmp_path_factory) -> Path:
+    """yolov5 with SE before SPPF (scale from the name: n)."""
+    from ultralytics.nn.tasks import yaml_model_load
+
+    d = yaml_model_load("yolov5n.yaml")
+    d = {k: v for k, v in d.items() if k in ("nc", "scales", "backbone", "head")}
+    d["backbone"].insert(9, [-1, 1, "SE", [16]])
+    for row in d["head"]:  # every absolute index >= 9 shifts by one
+        f = row[0]
+        row[0] = [i + 1 if i >= 9 else i for i in f] if isinstance(f, list) else (f + 1 if f >= 9 else f)
+    p = tmp_path_factory.mktemp("models") / "yolov5n-se.yaml"
+    p.write_text(yaml.safe_dump(d, sort_keys=False))
+    return p
+
+
+def _args(tiny, se_yaml):
+    return ["--data", str(tiny), "--models", "yolov5n.yaml", str(se_yaml), "--seeds", "2", "--epochs", "1",
+            "--imgsz", "64", "--boot", "200"]
+
+
+def _kw(tiny, se_yaml):
+    return dict(data=str(tiny), models=["yolov5n.yaml", str(se_yaml)], seeds=2, epochs=1, imgsz=64, n_boot=200)
+
+
+def _cli(*args):
+    return [sys.executable, "-m", "yolo_attn.cli", "compare", *args]
+
+
+def _env():
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+
+
+def _comparable(summary: dict) -> list:
+    """Everything in the table that does not depend on timing."""
+    keep = ("model", "n_ok", "ultra_map50_mean", "ultra_map_mean", "coco_map50_mean", "coco_map_mean", "precision",
+            "recall", "params", "gflops_640", "per_seed", "diff")
+    return [{k: m.get(k) for k in keep} for m in summary["models"]]
+
+
+def test_interrupted_sweep_resumes_and_matches_uninterrupted(tiny, se_yaml, tmp_path):
+    a, b = tmp_path / "interrupted", tmp_path / "uninterrupted"
+    log = open(tmp_path / "first.log", "w")
+    p = subprocess.Popen(_cli(*_args(tiny, se_yaml), "--out", str(a)), cwd=tmp_path, stdout=log, stderr=log, env=_env())
+    trials = a / "trials.jsonl"
+    deadline = time.time() + 600
+    while time.time() < deadline and p.poll() is None:
+        if trials.is_file() and trials.read_text().count("\n") >= 1:
+            break
+        time.sleep(0.5)
+    p.send_signal(signal.SIGKILL)  # mid-sweep: the second trial is training
+    p.wait()
+    log.close()
+    before = Store(a).records()
+    assert 1 <= len(before) < 4, (tmp_path / "first.log").read_text()[-3000:]
+    assert all(r["status"] == "ok" for r in before), before
+    progress = (tmp_path / "first.log").read_text()
+    assert "trial 1/4" in progress and "ETA" in progress
+
+    r = subprocess.run(_cli(*_args(tiny, se_yaml), "--out", str(a)), cwd=tmp_path, capture_output=True, text=True,
+                       env=_env(), timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert f"{len(before)} already recorded, {4 - len(before)} to run" in r.stderr
+    after = Store(a).records()
+    ids = [x["trial_id"] for x in after]
+    assert len(after) == 4 and len(set(ids)) == 4  # every trial exactly once
+    for old in before:  # finished trials were not trained again: their single record is the first run's
+        new = next(x for x in after if x["trial_id"] == old["trial_id"])
+        assert (new["recorded_at"], new["pid"], new["started_at"]) == (old["recorded_at"], old["pid"], old["started_at"])
+
+    # a finished sweep rerun in-process trains nothing and rewrites the same table
+    s_again = compare(out=str(a), progress=False, **_kw(tiny, se_yaml))
+    assert len(Store(a).records()) == 4
+
+    s_b = compare(out=str(b), progress=False, **_kw(tiny, se_yaml))  # uninterrupted, in this process
+    s_a = json.loads((a / "summary.json").read_text())
+    assert _comparable(s_a) == _comparable(s_b) == _comparable(s_again)
+    rec_a = {x["trial_id"]: x for x in Store(a).records()}
+    for x in Store(b).records():  # same seed, same settings -> bit-identical predictions and losses on CPU
+        assert x["predictions_sha256"] == rec_a[x["trial_id"]]["predictions_sha256"], x["trial_id"]
+        assert x["train_loss"] == rec_a[x["trial_id"]]["train_loss"]
+        assert x["ultra"] == rec_a[x["trial_id"]]["ultra"] and x["coco"] == rec_a[x["trial_id"]]["coco"]
+
+    # outputs: tables, plots, COCO JSON of each trial, ratios to the baseline
+    for f in ("summary.csv", "summary.md", "summary.json", "diff_to_baseline.png", "map_over_epochs.png",
+              "precision_recall.png", "config.json", "latency.json", "data_check.json"):
+        assert (b / f).is_file() and (b / f).stat().st_size > 0, f
+    t = b / "trials" / "yolov5n-se__seed1"
+    assert json.loads((t / "gt_coco.json").read_text())["images"]
+    base, se = s_b["models"]
+    assert base["is_baseline"] and base["latency_ratio"] == 1.0 and base["train_speed_ratio"] == 1.0
+    assert se["params"] > base["params"] and se["latency_ratio"] > 0 and se["diff"]["map"]["seeds"] == [0, 1]
+    assert se["diff"]["map"]["lo"] <= se["diff"]["map"]["delta"] <= se["diff"]["map"]["hi"]
+    md = (b / "summary.md").read_text()
+    assert "mAP50-95 (COCOeval)" in md and "yolov5n-se" in md
+
+    # a different setting into the same folder is refused unless allowed
+    with pytest.raises(ConfigMismatch, match="epochs"):
+        compare(out=str(b), progress=False, **{**_kw(tiny, se_yaml), "epochs": 2})
+
+
+def test_failed_trials_are_recorded_and_the_sweep_goes_on(tmp_path):
+    from yolo_attn.compare.backends import run_local
+
+    store = Store(tmp_path)
+    specs = [{"trial_id": f"bad{i}", "model": "m", "model_ref": "yolov5n.yaml", "seed": i, "settings_hash": "h",
+              "trial_dir": str(tmp_path / f"t{i}"), "data": str(tmp_path / "missing.yaml"), "epochs": 1, "imgsz": 64}
+             for i in range(2)]
+    run_local(specs, lambda spec, rec: store.append(rec))
+    recs = store.records()
+    assert [r["trial_id"] for r in recs] == ["bad0", "bad1"]
+    assert all(r["status"] == "failed" and "missing.yaml" in r["error"] for r in recs)
+
+
+def test_store_append_is_line_atomic_and_skips_torn_lines(tmp_path):
+    s = Store(tmp_path)
+    s.append({"trial_id": "a", "status": "ok", "settings_hash": "x"})
+    with open(s.trials_path, "a") as f:
+        f.write('{"trial_id": "b", "status": "o')  # a crash mid-write
+    assert [r["trial_id"] for r in s.records()] == ["a"]
+    s.init_config({"epochs": 1, "_info": 1})
+    s.init_config({"epochs": 1, "_info": 2})  # informative keys may differ
+    with pytest.raises(ConfigMismatch):
+        s.init_config({"epochs": 2})
+    assert s.init_config({"epochs": 2}, allow_changes=True)["epochs"] == 2
+
+
+def test_width_control_matches_parameter_count(tmp_path, se_yaml):
+    from yolo_attn.compare.sweep import width_control
+    from yolo_attn.compare.trial import model_cost
+
+    # an attention model ~20% larger than yolov5n (channel counts are multiples of 8, so the parameter
+    # count moves in steps of a few percent: a +0.4% model like SE before SPPF gets width 0.25 itself)
+    target = model_cost(str(se_yaml), 2)[0] + 500_000
+    path, w, n = width_control("yolov5n.yaml", target, 2, tmp_path)
+    d = yaml.safe_load(path.read_text())
+    assert "scales" not in d and d["width_multiple"] == w > 0.25 and d["depth_multiple"] == 0.33
+    assert model_cost(str(path), 2)[0] == n
+    assert abs(n - target) / target < 0.05
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("ray") is None, reason="ray not installed")
+def test_ray_backend_writes_the_same_store(tiny, tmp_path):
+    s = compare(data=str(tiny), models=["yolov5n.yaml"], seeds=2, epochs=1, imgsz=64, n_boot=50, out=str(tmp_path / "r"),
+                backend="ray", progress=False)
+    recs = Store(tmp_path / "r").records()
+    assert sorted(r["trial_id"] for r in recs) == ["yolov5n__seed0", "yolov5n__seed1"]
+    assert all(r["status"] == "ok" for r in recs), [r.get("error") for r in recs]
+    assert all((tmp_path / "r" / r["eval"]).is_file() for r in recs)
+    assert s["n_ok"] == 2 and (tmp_path / "r" / "summary.md").is_file()
