@@ -724,5 +724,10 @@ def test_freeze_in_base_indices(files_n):
     t2 = build(d2)
     names = freeze_names(t2, 3, m2)
     assert "model.2.m.0.cv1.conv.weight" in names and not any(".attn." in n for n in names)
+    from yolo_attn.transfer import freeze_prefixes
+
+    prefixes = freeze_prefixes(t2, 3, m2)
+    assert prefixes[:2] == ["model.0.", "model.1."] and "model.2.cv1." in prefixes and "model.2.m.0.cv2." in prefixes
+    assert not any("attn" in p for p in prefixes)
     with pytest.raises(ValueError):
         translate_freeze("neck", m2)

@@ -54,6 +54,8 @@ __all__ = [
     "align_layers",
     "freeze_layers",
     "freeze_names",
+    "freeze_prefixes",
+    "backbone_length",
     "load_index_map",
     "transfer_weights",
     "translate_freeze",
@@ -735,21 +737,41 @@ def translate_freeze(freeze: Any, base_map: Any, backbone_len: int | None = None
     return sorted({bmap[i] for i in _base_indices(freeze, bmap, backbone_len) if i in bmap})
 
 
+def _attention_free_prefixes(module: nn.Module, prefix: str, preserve_classes: tuple) -> list[str]:
+    """Shortest ``prefix.`` paths covering every part of ``module`` that holds no attention sub-layer."""
+    if isinstance(module, preserve_classes):
+        return []
+    if not any(isinstance(m, preserve_classes) for m in module.modules()):
+        return [prefix]
+    out = []
+    for name, child in module.named_children():
+        out.extend(_attention_free_prefixes(child, f"{prefix}{name}.", preserve_classes))
+    return out
+
+
+def freeze_prefixes(model: Any, freeze: Any, base_map: Any, backbone_len: int | None = None) -> list[str]:
+    """Ultralytics-style name prefixes (``"model.10."``, ``"model.2.m.0.cv1."``) of what to freeze.
+
+    A mapped layer without attention gives ``model.{t}.``; a mapped block carrying attention
+    sub-layers (``C3Attn``) gives the prefixes of its attention-free parts, so the new attention trains.
+    Use them as the trainer's ``freeze_layer_names`` (substring match on parameter and module names).
+    """
+    net = _unwrap_model(model)
+    preserve_classes = tuple(s.cls for s in LAYERS if s.kind == "preserve")
+    out = []
+    for t in translate_freeze(freeze, base_map, backbone_len):
+        out.extend(_attention_free_prefixes(net.model[t], f"model.{t}.", preserve_classes))
+    return out
+
+
 def freeze_names(model: Any, freeze: Any, base_map: Any, backbone_len: int | None = None) -> list[str]:
     """Parameter names to freeze: the pretrained parameters of the base layers ``freeze`` names.
 
     Attention sub-layers inside a mapped block (``C3Attn``'s ``m.i.attn``) stay trainable.
     """
     net = _unwrap_model(model)
-    preserve_classes = tuple(s.cls for s in LAYERS if s.kind == "preserve")
-    names = []
-    for t in translate_freeze(freeze, base_map, backbone_len):
-        layer = net.model[t]
-        attn = [n + "." for n, sub in layer.named_modules() if n and isinstance(sub, preserve_classes)]
-        for n, _ in layer.named_parameters():
-            if not any(n.startswith(p) for p in attn):
-                names.append(f"model.{t}.{n}")
-    return names
+    prefixes = tuple(freeze_prefixes(net, freeze, base_map, backbone_len))
+    return [n for n, _ in net.named_parameters() if n.startswith(prefixes)] if prefixes else []
 
 
 def freeze_layers(model: Any, freeze: Any, base_map: Any, backbone_len: int | None = None) -> list[str]:
@@ -757,6 +779,9 @@ def freeze_layers(model: Any, freeze: Any, base_map: Any, backbone_len: int | No
 
     Returns the target layer names frozen (``["model.0", "model.1", ...]``). See :func:`translate_freeze`
     for the forms ``freeze`` takes and :func:`freeze_names` for exactly which parameters are frozen.
+    Note that Ultralytics' trainer re-enables ``requires_grad`` of every parameter its own ``freeze``
+    does not name during setup: call this after setup (``on_pretrain_routine_end``) or pass
+    :func:`freeze_prefixes` as the trainer's ``freeze_layer_names``.
     """
     net = _unwrap_model(model)
     frozen = set(freeze_names(net, freeze, base_map, backbone_len))

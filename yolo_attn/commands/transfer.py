@@ -33,11 +33,7 @@ def build_target(target: str | Path, nc: int | None = None, trust: bool = False)
 
     path = Path(target)
     if path.suffix in (".yaml", ".yml"):
-        if not path.is_file():
-            from ultralytics.utils.checks import check_yaml
-
-            path = Path(check_yaml(str(target)))  # Ultralytics' and installed yolo_attn config names
-        return build_model(path, nc=nc)
+        return build_model(str(target), nc=nc)  # a file, or a config name Ultralytics resolves (yolov5s-se-sppf.yaml)
     if path.suffix != ".pt":
         raise ValueError(f"{target}: the target must be a .yaml/.yml model config or a .pt checkpoint")
     if not path.is_file():
