@@ -1,0 +1,39 @@
+"""``yolo-attn train key=value ...``: train an attention model with Ultralytics' training arguments."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "train a model YAML with attention layers (Ultralytics key=value arguments: model= data= epochs= imgsz= ...)"
+
+EPILOG = """\
+Arguments are Ultralytics' training arguments as key=value pairs, typed like Ultralytics' CLI does
+(epochs=10 -> int, lr0=0.01 -> float, plots=False -> bool). data= defaults to the shipped shapes dataset.
+--short-run adds settings for a few epochs on a CPU (SGD lr0=0.02, no warm-up, batch 8, no mosaic);
+explicit arguments override them. Example:
+
+  yolo-attn train model=yolov5n-se-backbone-end.yaml data=data/shapes.yaml epochs=20 imgsz=128 --short-run
+"""
+
+
+def add_arguments(parser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = EPILOG
+    parser.add_argument("args", nargs="*", metavar="key=value", help="Ultralytics training arguments")
+    parser.add_argument("--short-run", action="store_true", help="apply yolo_attn.train.SHORT_RUN before the arguments")
+
+
+def run(args) -> int:
+    from ..train import SHORT_RUN, parse_args, train
+
+    overrides = parse_args(args.args)
+    if args.short_run:
+        overrides = {**SHORT_RUN, **overrides}
+    result = train(**overrides)
+    m = result.metrics
+    print(
+        f"\n{result.save_dir}: mAP50 {result.map50:.3f}  mAP50-95 {result.map:.3f}  "
+        f"precision {m.get('metrics/precision(B)', 0):.3f}  recall {m.get('metrics/recall(B)', 0):.3f}  "
+        f"({result.seconds:.0f}s); best weights {result.best}"
+    )
+    return 0

@@ -1,0 +1,464 @@
+"""A small synthetic detection dataset that a CPU model learns in minutes: coloured shapes on textures.
+
+Every image shows 1-4 filled shapes (``circle``, ``square``, ``triangle``, ``cross``) of random colour,
+size and rotation on a random background texture (smooth colour noise, stripes, checkerboard or a
+gradient, always with per-pixel noise) crossed by a few unlabelled thin lines. The class depends on
+the shape only, never on the colour, so a detector has to learn shapes.
+
+Generation is bit-deterministic for a given seed and configuration, on any platform:
+
+* each image has its own ``numpy.random.RandomState`` seeded with ``[seed, split, index]``
+  (the legacy ``RandomState`` stream is frozen by NumPy's compatibility policy), so image ``k`` does
+  not depend on how many images are generated;
+* pixels are computed with ``+ - * /``, comparisons, floors and integer sums only (IEEE-exact
+  everywhere): no trigonometry, logarithms or library drawing routines. Rotations use the rational
+  parametrisation ``cos = (1 - t^2) / (1 + t^2)``, ``sin = 2t / (1 + t^2)``; edges are anti-aliased by
+  4x4 supersampling and counting covered samples;
+* images are encoded with Pillow's JPEG encoder at fixed settings; ``manifest.json`` records the
+  SHA-256 of every image's raw RGB pixels (codec independent) and of every written file.
+
+Output layout (Ultralytics/YOLO format)::
+
+    OUT/images/{train,val}/000000.jpg
+    OUT/labels/{train,val}/000000.txt      # "class xc yc w h", normalised, one line per shape
+    OUT/manifest.json                      # configuration and hashes, see :func:`verify`
+    OUT.yaml                               # dataset YAML next to OUT (no 'path:' key: Ultralytics then
+                                           # resolves train/val against the YAML's own folder)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+CLASSES = ("circle", "square", "triangle", "cross")
+SPLITS = ("train", "val")
+GENERATOR_VERSION = 1  # bump when a change alters the generated pixels or labels
+_SS = 4  # supersampling factor per axis for anti-aliased edges
+_SQRT3_2 = 0.8660254037844386  # sqrt(3) / 2, written out so no libm call is involved
+
+
+@dataclass(frozen=True)
+class ShapesConfig:
+    """What :func:`write_dataset` generates. The defaults are the dataset shipped in ``data/shapes``."""
+
+    seed: int = 0
+    n_train: int = 320
+    n_val: int = 80
+    imgsz: int = 128
+    min_objects: int = 1
+    max_objects: int = 4
+    min_size: int = 16  # object scale in pixels (circle diameter; other shapes comparable)
+    max_size: int = 44
+    clutter: int = 3  # at most this many unlabelled thin lines per image
+    noise: int = 12  # at most +-noise per-pixel intensity noise
+    max_iou: float = 0.15  # shapes overlap at most this much
+    quality: int = 85  # JPEG quality (4:2:0 chroma subsampling)
+
+    def __post_init__(self):
+        checks = {
+            "seed": self.seed >= 0,
+            "n_train": self.n_train >= 1,
+            "n_val": self.n_val >= 1,
+            "imgsz": 32 <= self.imgsz <= 4096,
+            "min_objects": 1 <= self.min_objects <= self.max_objects,
+            "max_objects": self.max_objects <= 32,
+            "min_size": 6 <= self.min_size <= self.max_size,
+            "max_size": self.max_size <= self.imgsz - 4,
+            "clutter": self.clutter >= 0,
+            "noise": 0 <= self.noise <= 64,
+            "max_iou": 0.0 <= self.max_iou <= 1.0,
+            "quality": 1 <= self.quality <= 100,
+        }
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(f"ShapesConfig: invalid {', '.join(f'{k}={getattr(self, k)!r}' for k in bad)}")
+
+    def count(self, split: str) -> int:
+        return {"train": self.n_train, "val": self.n_val}[split]
+
+
+# --------------------------------------------------------------------------------------------
+# Geometry (exact arithmetic only)
+# --------------------------------------------------------------------------------------------
+def _rotation(rs: np.random.RandomState) -> tuple[float, float]:
+    t = rs.uniform(-1.0, 1.0)
+    d = 1.0 + t * t
+    return (1.0 - t * t) / d, 2.0 * t / d
+
+
+def _rotate(points: list[tuple[float, float]], c: float, s: float) -> list[tuple[float, float]]:
+    return [(c * x - s * y, s * x + c * y) for x, y in points]
+
+
+def _outline(cls: int, r: float, c: float, s: float) -> list[list[tuple[float, float]]]:
+    """Convex polygons (centred at the origin) whose union is the shape; a circle is ``[]``."""
+    if cls == 0:
+        return []
+    if cls == 1:
+        h = 0.85 * r
+        return [_rotate([(-h, -h), (h, -h), (h, h), (-h, h)], c, s)]
+    if cls == 2:
+        R = 1.15 * r
+        return [_rotate([(0.0, -R), (R * _SQRT3_2, 0.5 * R), (-R * _SQRT3_2, 0.5 * R)], c, s)]
+    a, b = r, 0.34 * r  # arm half-length, arm half-width
+    return [_rotate([(-a, -b), (a, -b), (a, b), (-a, b)], c, s), _rotate([(-b, -a), (b, -a), (b, a), (-b, a)], c, s)]
+
+
+def _extent(cls: int, r: float, polys) -> tuple[float, float, float, float]:
+    if cls == 0:
+        return -r, -r, r, r
+    xs = [x for p in polys for x, _ in p]
+    ys = [y for p in polys for _, y in p]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def _samples(x0: int, y0: int, x1: int, y1: int) -> tuple[np.ndarray, np.ndarray]:
+    """Supersample coordinates (pixel units) covering pixels [x0, x1) x [y0, y1)."""
+    off = (np.arange(_SS, dtype=np.float64) + 0.5) / _SS
+    xs = (np.arange(x0, x1, dtype=np.float64)[:, None] + off[None, :]).reshape(-1)
+    ys = (np.arange(y0, y1, dtype=np.float64)[:, None] + off[None, :]).reshape(-1)
+    return xs[None, :], ys[:, None]
+
+
+def _coverage(inside: np.ndarray) -> np.ndarray:
+    """Fraction of covered supersamples per pixel (integer count / 16, exact)."""
+    h, w = inside.shape[0] // _SS, inside.shape[1] // _SS
+    return inside.reshape(h, _SS, w, _SS).sum(axis=(1, 3), dtype=np.int64) / float(_SS * _SS)
+
+
+def _inside_convex(xs: np.ndarray, ys: np.ndarray, poly: list[tuple[float, float]]) -> np.ndarray:
+    area2 = sum(poly[i][0] * poly[i - 1][1] - poly[i - 1][0] * poly[i][1] for i in range(len(poly)))
+    sign = 1.0 if area2 < 0 else -1.0  # orientation-independent half-plane test
+    inside = np.ones(np.broadcast_shapes(xs.shape, ys.shape), dtype=bool)
+    for i in range(len(poly)):
+        (ax, ay), (bx, by) = poly[i - 1], poly[i]
+        inside &= sign * ((bx - ax) * (ys - ay) - (by - ay) * (xs - ax)) >= 0.0
+    return inside
+
+
+def _paint(img: np.ndarray, cov: np.ndarray, x0: int, y0: int, colour: np.ndarray) -> None:
+    h, w = cov.shape
+    win = img[y0 : y0 + h, x0 : x0 + w]
+    a = cov[:, :, None]
+    win[...] = win * (1.0 - a) + colour[None, None, :] * a
+
+
+# --------------------------------------------------------------------------------------------
+# Backgrounds
+# --------------------------------------------------------------------------------------------
+def _colour(rs: np.random.RandomState) -> np.ndarray:
+    return rs.randint(0, 256, size=3).astype(np.float64)
+
+
+def _smooth_noise(rs: np.random.RandomState, n: int, cells: int) -> np.ndarray:
+    """Bilinearly interpolated random grid (values in [0, 1]), n x n."""
+    grid = rs.random_sample((cells + 1, cells + 1))
+    u = (np.arange(n, dtype=np.float64) + 0.5) * (cells / n)
+    i = np.minimum(np.floor(u).astype(np.int64), cells - 1)
+    f = u - i
+    gy = grid[i, :] * (1.0 - f)[:, None] + grid[i + 1, :] * f[:, None]  # rows interpolated
+    return gy[:, i] * (1.0 - f)[None, :] + gy[:, i + 1] * f[None, :]
+
+
+def _background(rs: np.random.RandomState, n: int) -> np.ndarray:
+    kind = rs.randint(0, 4)
+    a, b = _colour(rs), _colour(rs)
+    if kind == 0:  # smooth colour noise
+        m = _smooth_noise(rs, n, rs.randint(2, 7))
+    elif kind == 1:  # stripes at a random angle
+        c, s = _rotation(rs)
+        period = rs.uniform(6.0, 20.0)
+        x = np.arange(n, dtype=np.float64) + 0.5
+        p = (x[None, :] * c + x[:, None] * s) / period
+        m = ((p - np.floor(p)) < 0.5).astype(np.float64)
+    elif kind == 2:  # checkerboard
+        cell = rs.randint(6, 24)
+        x = np.arange(n, dtype=np.int64) // cell
+        m = ((x[None, :] + x[:, None]) % 2).astype(np.float64)
+    else:  # linear gradient
+        c, s = _rotation(rs)
+        x = (np.arange(n, dtype=np.float64) + 0.5) / n
+        m = x[None, :] * c + x[:, None] * s
+        lo, hi = m.min(), m.max()
+        m = (m - lo) / (hi - lo)
+    b = a + (b - a) * rs.uniform(0.2, 0.6)  # keep texture contrast below shape contrast
+    return a[None, None, :] * (1.0 - m[:, :, None]) + b[None, None, :] * m[:, :, None]
+
+
+def _clutter(rs: np.random.RandomState, img: np.ndarray, count: int) -> None:
+    n = img.shape[0]
+    for _ in range(count):
+        ax, ay, bx, by = rs.uniform(0.0, n, size=4)
+        half = rs.uniform(0.4, 1.0)  # half thickness in pixels
+        colour = _colour(rs)
+        x0, y0 = max(int(min(ax, bx) - 2), 0), max(int(min(ay, by) - 2), 0)
+        x1, y1 = min(int(max(ax, bx) + 3), n), min(int(max(ay, by) + 3), n)
+        xs, ys = _samples(x0, y0, x1, y1)
+        dx, dy = bx - ax, by - ay
+        u = np.clip(((xs - ax) * dx + (ys - ay) * dy) / (dx * dx + dy * dy + 1e-12), 0.0, 1.0)
+        ex, ey = xs - ax - u * dx, ys - ay - u * dy
+        _paint(img, _coverage(ex * ex + ey * ey <= half * half), x0, y0, colour)
+
+
+# --------------------------------------------------------------------------------------------
+# One image
+# --------------------------------------------------------------------------------------------
+def _luma(rgb) -> int:
+    r, g, b = (int(v) for v in rgb)
+    return 299 * r + 587 * g + 114 * b  # x1000
+
+
+def _iou(a, b) -> float:
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _seed_for(seed: int, split: str, index: int) -> list[int]:
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    return [seed, SPLITS.index(split), index]
+
+
+def render(cfg: ShapesConfig, split: str, index: int) -> tuple[np.ndarray, list[tuple[int, float, float, float, float]]]:
+    """Image ``index`` of ``split``: an ``imgsz x imgsz x 3`` uint8 RGB array and its YOLO labels.
+
+    Labels are ``(class, x_center, y_center, width, height)`` normalised to [0, 1]; boxes are the exact
+    extents of the drawn shapes.
+    """
+    rs = np.random.RandomState(_seed_for(cfg.seed, split, index))
+    n = cfg.imgsz
+    img = _background(rs, n)
+    _clutter(rs, img, rs.randint(0, cfg.clutter + 1))
+    ground = np.clip(np.floor(img + 0.5), 0, 255).astype(np.int64)  # background as quantised, for contrast
+
+    boxes, labels = [], []
+    for _ in range(rs.randint(cfg.min_objects, cfg.max_objects + 1)):
+        for _attempt in range(30):
+            cls = rs.randint(0, len(CLASSES))
+            r = rs.uniform(cfg.min_size, cfg.max_size) / 2.0
+            c, s = _rotation(rs)
+            polys = _outline(cls, r, c, s)
+            ex0, ey0, ex1, ey1 = _extent(cls, r, polys)
+            cx = rs.uniform(1.0 - ex0, n - 1.0 - ex1)
+            cy = rs.uniform(1.0 - ey0, n - 1.0 - ey1)
+            box = (cx + ex0, cy + ey0, cx + ex1, cy + ey1)
+            if all(_iou(box, o) <= cfg.max_iou for o in boxes):
+                break
+        else:
+            continue  # no room for another shape
+        x0, y0 = int(np.floor(box[0])), int(np.floor(box[1]))
+        x1, y1 = min(int(np.floor(box[2])) + 1, n), min(int(np.floor(box[3])) + 1, n)
+
+        # a colour that stands out from the background under the shape
+        patch = ground[y0:y1, x0:x1].reshape(-1, 3).sum(axis=0) // ((y1 - y0) * (x1 - x0))
+        base = _luma(patch)
+        for _attempt in range(20):
+            colour = _colour(rs)
+            if abs(_luma(colour) - base) >= 70_000:
+                break
+        else:
+            colour = np.zeros(3) if base > 127_500 else np.full(3, 255.0)
+
+        xs, ys = _samples(x0, y0, x1, y1)
+        if cls == 0:
+            dx, dy = xs - cx, ys - cy
+            inside = dx * dx + dy * dy <= r * r
+        else:
+            inside = np.zeros((ys.shape[0], xs.shape[1]), dtype=bool)
+            for p in polys:
+                inside |= _inside_convex(xs, ys, [(px + cx, py + cy) for px, py in p])
+        _paint(img, _coverage(inside), x0, y0, colour)
+        boxes.append(box)
+        labels.append((cls, (box[0] + box[2]) / 2 / n, (box[1] + box[3]) / 2 / n, (box[2] - box[0]) / n, (box[3] - box[1]) / n))
+
+    if cfg.noise:
+        img += rs.randint(-cfg.noise, cfg.noise + 1, size=(n, n, 1))  # luminance noise
+        img += rs.randint(-(cfg.noise // 3), cfg.noise // 3 + 1, size=(n, n, 3))  # colour noise
+    return np.clip(np.floor(img + 0.5), 0, 255).astype(np.uint8), labels
+
+
+def label_text(labels) -> str:
+    return "".join(f"{c} {x:.6f} {y:.6f} {w:.6f} {h:.6f}\n" for c, x, y, w, h in labels)
+
+
+def encode_jpeg(img: np.ndarray, quality: int) -> bytes:
+    """JPEG bytes of an RGB uint8 array (Pillow, baseline, 4:2:0, fixed settings, no metadata)."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(img, "RGB").save(buf, format="JPEG", quality=quality, subsampling=2, optimize=False, progressive=False)
+    return buf.getvalue()
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def iter_dataset(cfg: ShapesConfig) -> Iterator[tuple[str, int, np.ndarray, list]]:
+    """``(split, index, image, labels)`` for every image of the dataset, train first."""
+    for split in SPLITS:
+        for i in range(cfg.count(split)):
+            yield (split, i, *render(cfg, split, i))
+
+
+# --------------------------------------------------------------------------------------------
+# Writing and checking a dataset folder
+# --------------------------------------------------------------------------------------------
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def dataset_yaml_text(cfg: ShapesConfig, root: str) -> str:
+    """Dataset YAML whose train/val paths are ``root`` (relative to the YAML's folder) + images/<split>."""
+    names = "\n".join(f"  {i}: {n}" for i, n in enumerate(CLASSES))
+    settings = ", ".join(f"{f.name}={getattr(cfg, f.name)}" for f in fields(cfg))
+    return (
+        "# Synthetic shapes detection dataset generated by yolo_attn (yolo-attn make-shapes).\n"
+        f"# Generator v{GENERATOR_VERSION}: {settings}\n"
+        "# No 'path:' key on purpose: Ultralytics then resolves train/val against this file's folder,\n"
+        "# so the YAML works from any working directory. yolo_attn.datasets.dataset_yaml() writes a copy\n"
+        "# with an absolute 'path:' for tools that need one.\n"
+        f"train: {root}/images/train\n"
+        f"val: {root}/images/val\n"
+        f"nc: {len(CLASSES)}\n"
+        f"names:\n{names}\n"
+    )
+
+
+def _generate(cfg: ShapesConfig, progress=None) -> Iterator[tuple[str, np.ndarray, bytes, str, bytes]]:
+    """``(jpg_relpath, pixels, jpg_bytes, txt_relpath, txt_bytes)`` for every image."""
+    for split, i, img, labels in iter_dataset(cfg):
+        stem = f"{i:06d}"
+        yield (
+            f"images/{split}/{stem}.jpg",
+            img,
+            encode_jpeg(img, cfg.quality),
+            f"labels/{split}/{stem}.txt",
+            label_text(labels).encode(),
+        )
+        if progress:
+            progress(split, i)
+
+
+def build_manifest(cfg: ShapesConfig, progress=None) -> tuple[dict, dict[str, bytes]]:
+    """The manifest and the bytes of every file of the dataset (relative path -> bytes), in memory."""
+    files, entries = {}, {}
+    for jpg, img, jpg_bytes, txt, txt_bytes in _generate(cfg, progress):
+        files[jpg], files[txt] = jpg_bytes, txt_bytes
+        entries[jpg] = {"sha256": _sha(jpg_bytes), "pixels_sha256": _sha(img.tobytes())}
+        entries[txt] = {"sha256": _sha(txt_bytes)}
+    manifest = {
+        "generator": "yolo_attn.datasets.shapes",
+        "generator_version": GENERATOR_VERSION,
+        "config": asdict(cfg),
+        "classes": list(CLASSES),
+        "files": entries,
+    }
+    return manifest, files
+
+
+def manifest_bytes(manifest: dict) -> bytes:
+    return (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode()
+
+
+def write_dataset(out: str | Path, cfg: ShapesConfig = ShapesConfig(), yaml_path: str | Path | None = None, progress=None) -> Path:
+    """Generate the dataset into ``out`` and its YAML (default ``<out>.yaml`` beside it); return the YAML path.
+
+    Stale files from an earlier generation (images or labels no longer part of the dataset) are removed;
+    Ultralytics' ``*.cache`` files are left alone.
+    """
+    out = Path(out)
+    yaml_path = Path(yaml_path) if yaml_path else out.with_name(out.name + ".yaml")
+    manifest, files = build_manifest(cfg, progress)
+    for sub in ("images", "labels"):
+        for split in SPLITS:
+            folder = out / sub / split
+            if folder.is_dir():
+                for f in folder.iterdir():
+                    if f.is_file() and f"{sub}/{split}/{f.name}" not in files:
+                        f.unlink()
+    for rel, data in files.items():
+        _atomic_write(out / rel, data)
+    _atomic_write(out / "manifest.json", manifest_bytes(manifest))
+    root = Path(os.path.relpath(out.resolve(), yaml_path.resolve().parent)).as_posix()
+    _atomic_write(yaml_path, dataset_yaml_text(cfg, root).encode())
+    return yaml_path
+
+
+def read_config(out: str | Path) -> ShapesConfig:
+    """The configuration recorded in ``out/manifest.json``."""
+    manifest = json.loads((Path(out) / "manifest.json").read_text())
+    return ShapesConfig(**manifest["config"])
+
+
+def _decode(data: bytes) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.float64)
+
+
+def verify(out: str | Path, yaml_path: str | Path | None = None, jpeg_tolerance: float = 1.0) -> list[str]:
+    """Regenerate the dataset recorded in ``out/manifest.json`` and list every difference (empty: identical).
+
+    Checks that the regenerated raw pixels and labels equal the recorded hashes, that every file on
+    disk matches the manifest, and that no extra image or label files exist. JPEG bytes are compared
+    exactly; if only the JPEG bytes differ (a different libjpeg build) while the raw pixels match, the
+    committed JPEG must decode to within ``jpeg_tolerance`` (mean absolute difference) of a fresh
+    encoding, and the difference is reported as a note prefixed ``"note:"``. The dataset YAML
+    (default ``<out>.yaml`` when it exists) must equal what :func:`write_dataset` writes.
+    """
+    out = Path(out)
+    recorded = json.loads((out / "manifest.json").read_text())
+    cfg = ShapesConfig(**recorded["config"])
+    problems = []
+    if recorded.get("generator_version") != GENERATOR_VERSION:
+        problems.append(f"manifest has generator_version {recorded.get('generator_version')}, this code {GENERATOR_VERSION}")
+    fresh, files = build_manifest(cfg)
+    rec_files = recorded.get("files", {})
+    for rel in sorted(set(fresh["files"]) | set(rec_files)):
+        new, old = fresh["files"].get(rel), rec_files.get(rel)
+        if new is None or old is None:
+            problems.append(f"{rel}: {'not generated any more' if new is None else 'missing from the manifest'}")
+            continue
+        if new.get("pixels_sha256") != old.get("pixels_sha256"):
+            problems.append(f"{rel}: regenerated pixels differ from the manifest")
+        path = out / rel
+        if not path.is_file():
+            problems.append(f"{rel}: file missing")
+            continue
+        disk = _sha(path.read_bytes())
+        if disk != old["sha256"]:
+            problems.append(f"{rel}: file on disk differs from the manifest")
+        elif new["sha256"] != old["sha256"]:
+            if rel.endswith(".jpg") and new.get("pixels_sha256") == old.get("pixels_sha256"):
+                err = float(np.abs(_decode(path.read_bytes()) - _decode(files[rel])).mean())
+                if err <= jpeg_tolerance:
+                    problems.append(f"note: {rel}: JPEG bytes differ (other libjpeg build), pixels within {err:.2f}")
+                    continue
+            problems.append(f"{rel}: regenerated file differs")
+    for sub in ("images", "labels"):
+        for split in SPLITS:
+            folder = out / sub / split
+            for f in sorted(folder.iterdir()) if folder.is_dir() else []:
+                if f.suffix in (".jpg", ".txt") and f"{sub}/{split}/{f.name}" not in rec_files:
+                    problems.append(f"{sub}/{split}/{f.name}: extra file not in the manifest")
+    yaml_path = Path(yaml_path) if yaml_path else out.with_name(out.name + ".yaml")
+    if yaml_path.is_file():
+        root = Path(os.path.relpath(out.resolve(), yaml_path.resolve().parent)).as_posix()
+        if yaml_path.read_text() != dataset_yaml_text(cfg, root):
+            problems.append(f"{yaml_path.name}: differs from the generated dataset YAML")
+    return problems

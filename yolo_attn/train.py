@@ -1,0 +1,266 @@
+"""Training attention models with Ultralytics: ``train(**overrides)`` and ``yolo-attn train key=value ...``.
+
+Arguments are Ultralytics' own training arguments (``model=``, ``data=``, ``epochs=``, ``imgsz=``,
+``device=``, ...), validated by Ultralytics (an unknown key fails with the closest valid ones). On top
+of plain Ultralytics training this module
+
+* trains with :class:`AttnDetectionTrainer`, a ``DetectionTrainer`` defined in yolo_attn: Ultralytics'
+  multi-GPU DDP workers unpickle the trainer class by module, so they import yolo_attn (and with it the
+  attention layers) before the model YAML is built there;
+* gives CPU training the free cores: Ultralytics' ``select_device`` sets torch to ``cpu_count - 1``
+  threads (1 on a 2-core machine, half the speed) for the whole process; the trainer sets the count
+  from :func:`cpu_threads` (all cores on an idle machine, fewer when other processes keep cores busy)
+  after each ``select_device`` (trainer set-up and every validation). ``YOLO_ATTN_THREADS`` overrides it;
+* is offline-safe: plot labels use a local font instead of Ultralytics' Arial download (see
+  :func:`yolo_attn._ultralytics.install_offline_font`), and no argument default fetches weights or data;
+* returns a :class:`TrainResult` (final metrics of ``best.pt``, paths, wall time).
+
+Extension points for later work (weight transfer with ``pretrained=``, the comparison sweep): override
+:meth:`AttnDetectionTrainer.get_model` for custom weight transfer; pass ``callbacks={event: fn}`` to
+:func:`train` for progress reporting.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from . import _ultralytics  # noqa: F401  (registers the layers before any model is built)
+
+from ultralytics.cfg import DEFAULT_CFG_DICT, check_dict_alignment, merge_equals_args, parse_key_value_pair  # noqa: E402
+from ultralytics.models.yolo.detect import DetectionTrainer  # noqa: E402
+from ultralytics.utils import DEFAULT_CFG, LOGGER  # noqa: E402
+
+# Settings for short training runs on a CPU (a few minutes on the shipped shapes dataset). Ultralytics'
+# defaults target 100+ epoch GPU runs: optimizer=auto picks AdamW at lr ~1e-4 with 3 warm-up epochs for
+# short runs, which barely moves a from-scratch model in 10 epochs.
+SHORT_RUN = {
+    "optimizer": "SGD",
+    "lr0": 0.02,
+    "lrf": 0.1,
+    "momentum": 0.9,
+    "warmup_epochs": 0,  # Ultralytics warms up for at least 100 iterations: most of a short run
+    "batch": 8,
+    "nbs": 8,  # one optimizer step per batch (no gradient accumulation): more steps per epoch
+    "mosaic": 0.0,
+    "close_mosaic": 0,
+    "patience": 0,  # no early stopping
+}
+
+
+def cpu_threads() -> int:
+    """Threads for CPU training: ``YOLO_ATTN_THREADS`` if set, else the CPUs not already busy.
+
+    All usable CPUs minus the whole part of the 1-minute load average (work other processes are doing).
+    On an idle 2-core machine that is 2 (Ultralytics would use 1, half the speed). On a machine other jobs
+    keep busy it is fewer: oversubscribed OpenMP threads spin and wait for each other, and a training step
+    measured 5-20x slower with 2 threads than with 1 on a 2-core machine running 6 other jobs.
+    """
+    env = os.environ.get("YOLO_ATTN_THREADS")
+    if env:
+        return max(int(env), 1)
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        n = os.cpu_count() or 1
+    try:
+        busy = int(os.getloadavg()[0])
+    except (AttributeError, OSError):  # Windows
+        busy = 0
+    return min(max(n - busy, 1), n)
+
+
+def restore_cpu_threads(device=None, n: int | None = None) -> int:
+    """Undo Ultralytics' CPU thread setting (only for CPU devices); return the thread count in use."""
+    if device is None or getattr(device, "type", str(device)) == "cpu":
+        n = n or cpu_threads()
+        if torch.get_num_threads() != n:
+            torch.set_num_threads(n)
+    return torch.get_num_threads()
+
+
+def _restore_threads_callback(obj) -> None:  # trainer or validator callback
+    restore_cpu_threads(getattr(obj, "device", None), _THREADS.get("n"))
+
+
+_THREADS: dict[str, int] = {}  # the count chosen when the trainer was set up (load average excludes our own run)
+
+
+class AttnDetectionTrainer(DetectionTrainer):
+    """Ultralytics' detection trainer with yolo_attn active, all CPU threads, and offline-safe plots."""
+
+    def __init__(self, cfg=DEFAULT_CFG, overrides: dict | None = None, _callbacks: dict | None = None):
+        super().__init__(cfg, overrides, _callbacks)
+        # select_device() in BaseTrainer.__init__ set cpu_count - 1 threads; choose once, before training loads the CPU
+        _THREADS["n"] = restore_cpu_threads(self.device)
+        for event in ("on_pretrain_routine_end", "on_val_start"):  # validators call select_device() again
+            if _restore_threads_callback not in self.callbacks.setdefault(event, []):
+                self.callbacks[event].append(_restore_threads_callback)
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    Attributes:
+        metrics: final validation of ``best.pt``: ``metrics/precision(B)``, ``metrics/recall(B)``,
+            ``metrics/mAP50(B)``, ``metrics/mAP50-95(B)``, ``fitness`` (Ultralytics' names).
+        save_dir: the run folder (``results.csv``, plots, ``weights/``).
+        best, last: checkpoint paths.
+        seconds: wall time of the whole training call.
+        args: the resolved Ultralytics arguments.
+        trainer: the trainer object (per-epoch state, validator with its ``DetMetrics``).
+    """
+
+    metrics: dict[str, float]
+    save_dir: Path
+    best: Path
+    last: Path
+    seconds: float
+    args: dict[str, Any] = field(repr=False)
+    trainer: Any = field(repr=False)
+
+    @property
+    def map50(self) -> float:
+        return float(self.metrics.get("metrics/mAP50(B)", 0.0))
+
+    @property
+    def map(self) -> float:
+        return float(self.metrics.get("metrics/mAP50-95(B)", 0.0))
+
+
+def check_args(overrides: dict[str, Any]) -> dict[str, Any]:
+    """Validate keys against Ultralytics' configuration; raise ``ValueError`` naming bad keys and close matches."""
+    log = logging.getLogger(LOGGER.name)
+    level = log.level
+    log.setLevel(logging.WARNING)  # check_dict_alignment logs Ultralytics' whole CLI help before raising
+    try:
+        check_dict_alignment(DEFAULT_CFG_DICT, overrides)
+    except SyntaxError as exc:
+        raise ValueError(" ".join(str(exc).split("\n")).strip()) from None
+    finally:
+        log.setLevel(level)
+    return overrides
+
+
+def parse_args(argv: list[str]) -> dict[str, Any]:
+    """Parse Ultralytics-style ``key=value`` tokens with Ultralytics' own helpers and type coercion.
+
+    ``epochs=3`` -> ``{"epochs": 3}``, ``lr0=1e-3`` -> float, ``plots=False`` -> bool, ``imgsz=[128,160]``
+    -> list, ``device=cpu`` -> str. A bare boolean key (``plots``) means ``True``. Unknown keys, missing
+    values and stray words raise ``ValueError``.
+    """
+    overrides: dict[str, Any] = {}
+    for token in merge_equals_args(list(argv)):
+        if "=" in token:
+            try:
+                key, value = parse_key_value_pair(token)
+            except AssertionError as exc:  # empty value
+                raise ValueError(f"{exc} in {token!r}") from None
+            overrides[key] = value
+        elif isinstance(DEFAULT_CFG_DICT.get(token), bool):
+            overrides[token] = True
+        else:
+            raise ValueError(f"{token!r} is not a key=value argument (e.g. epochs=10)")
+    return check_args(overrides)
+
+
+def _resolve(overrides: dict[str, Any]) -> dict[str, Any]:
+    args = dict(overrides)
+    cfg = args.pop("cfg", None)
+    if cfg:  # a YAML of arguments (e.g. hyper-parameters); explicit arguments win
+        import yaml
+
+        loaded = yaml.safe_load(Path(cfg).read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"cfg={cfg}: expected a mapping of training arguments")
+        args = {**loaded, **args}
+    if not args.get("model"):
+        raise ValueError("model= is required (a model YAML such as data/yolov5n-shapes-se.yaml, or a .pt)")
+    if not args.get("data"):
+        from .datasets import shapes_yaml
+
+        args["data"] = str(shapes_yaml())
+        LOGGER.info(f"yolo_attn: no data= given, training on the shipped shapes dataset ({args['data']})")
+    args.setdefault("task", "detect")
+    if args["task"] != "detect":
+        raise ValueError(f"task={args['task']}: yolo_attn trains detection models only")
+    args["mode"] = "train"
+    return check_args(args)
+
+
+def train(callbacks: dict[str, Callable | list[Callable]] | None = None, **overrides) -> TrainResult:
+    """Train a model YAML (or checkpoint) with the attention layers registered; return a :class:`TrainResult`.
+
+    Args:
+        callbacks: extra Ultralytics callbacks, ``{"on_fit_epoch_end": fn, ...}`` (``fn(trainer)``).
+        **overrides: Ultralytics training arguments, e.g. ``model="data/yolov5n-shapes-se.yaml",
+            data="data/shapes.yaml", epochs=10, imgsz=128`` (``data`` defaults to the shipped shapes
+            dataset; ``cfg=`` names a YAML of arguments that explicit ones override). See
+            :data:`SHORT_RUN` for settings that suit a few epochs on a CPU.
+    """
+    from ultralytics.utils import callbacks as ul_callbacks
+
+    _ultralytics_offline_font()
+    args = _resolve(overrides)
+    cbs = ul_callbacks.get_default_callbacks()
+    for event, fns in (callbacks or {}).items():
+        if event not in cbs:
+            raise ValueError(f"unknown callback event {event!r}; events: {', '.join(sorted(cbs))}")
+        cbs[event].extend(fns if isinstance(fns, (list, tuple)) else [fns])
+    t0 = time.perf_counter()
+    trainer = AttnDetectionTrainer(overrides=args, _callbacks=cbs)
+    trainer.train()
+    seconds = time.perf_counter() - t0
+    metrics = {k: float(v) for k, v in (trainer.metrics or {}).items() if isinstance(v, (int, float))}
+    return TrainResult(
+        metrics=metrics,
+        save_dir=Path(trainer.save_dir),
+        best=Path(trainer.best),
+        last=Path(trainer.last),
+        seconds=seconds,
+        args=vars(trainer.args).copy(),
+        trainer=trainer,
+    )
+
+
+def validate(model, data: str | Path | None = None, **overrides) -> dict[str, float]:
+    """Validate a detection model with Ultralytics' ``DetectionValidator`` and return its metrics dict.
+
+    ``model`` is a ``DetectionModel``, a checkpoint (``best.pt``) or a model YAML (built untrained, with
+    the dataset's class count and names: the "before training" reference). ``overrides`` are
+    Ultralytics validation arguments (``imgsz``, ``batch``, ``conf``, ``iou``, ...); plots are off unless
+    asked for. ``data`` defaults to the shipped shapes dataset.
+    """
+    from ultralytics.data.utils import check_det_dataset
+    from ultralytics.models.yolo.detect import DetectionValidator
+    from ultralytics.utils import callbacks as ul_callbacks
+
+    _ultralytics_offline_font()
+    if not data:
+        from .datasets import shapes_yaml
+
+        data = shapes_yaml()
+    args = check_args({"plots": False, **overrides, "data": str(data), "task": "detect", "mode": "val"})
+    if isinstance(model, (str, Path)) and Path(str(model)).suffix in (".yaml", ".yml"):
+        from .models import build_model
+
+        info = check_det_dataset(args["data"])
+        model = build_model(model, nc=info["nc"])
+        model.names = info["names"]
+    cbs = ul_callbacks.get_default_callbacks()
+    cbs["on_val_start"].append(_restore_threads_callback)
+    stats = DetectionValidator(args=args, _callbacks=cbs)(model=model)
+    return {k: float(v) for k, v in (stats or {}).items() if isinstance(v, (int, float))}
+
+
+def _ultralytics_offline_font() -> None:
+    install = getattr(_ultralytics, "install_offline_font", None)
+    if install is not None:
+        install()
