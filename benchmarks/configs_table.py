@@ -148,6 +148,16 @@ def main(argv=None) -> int:
             f"same rounds (groups of {args.group}, shuffled order each round); stock median {stock_ms:.0f} ms.",
             "Ratios within about ±3% are noise on a shared machine; rerun with more `--repeats` on a quiet one.",
         ]
+    lines += [
+        "",
+        "Placements (details and the `yolo-attn make-yaml` generator: `yolo_attn/placement.py`):",
+        "`backbone-end` one layer after the last backbone C3 (before SPPF); `backbone` after every backbone C3;",
+        "`sppf` after SPPF; `neck` after every head C3; `head-in` one layer on each Detect input, seen by Detect only;",
+        "`c3`/`c3-backbone`/`c3-neck`/`c3-backbone-end` C3 -> C3Attn (attention in every bottleneck's residual branch);",
+        "`fmm*` C3 -> C3FMM (feature-map multiplication). MHSA is shipped at P5 only (backbone-end, sppf, last backbone C3):",
+        "self-attention cost grows with the square of the token count. `fuse=add` rows are the multiplication-vs-addition",
+        "ablation (gate added instead of multiplied).",
+    ]
     lines += ["", "| config | layer | placement | layers | params | Δparams | GFLOPs | latency |", "|---|---|---|---:|---:|---:|---:|---:|"]
     for name, r in rows.items():
         dp = (r["params"] - base["params"]) / base["params"] * 100

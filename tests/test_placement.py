@@ -209,7 +209,7 @@ def test_renumbering_matches_data_flow(base, placements):
         module = "C3Attn" if p.startswith("c3") else "C3FMM"
         assert all(rows_of(new)[imap[i]][2] == module for i in want)
     # the generated dict survives writing and reading back
-    assert yaml.safe_load(render_yaml(new, "header", getattr(imap, "notes", None))) == new
+    assert yaml.safe_load(render_yaml(new, "header", imap.notes)) == new
 
 
 def test_stock_placements_by_hand():

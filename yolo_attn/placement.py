@@ -133,6 +133,7 @@ class IndexMap:
     layer: str | None = None
     args: list | None = None
     placements: list = field(default_factory=list)
+    notes: dict[int, str] = field(default_factory=dict, repr=False, compare=False)  # new index -> YAML comment
 
     def __getitem__(self, base_index: int) -> int:
         return self.map[base_index]
@@ -338,7 +339,7 @@ def make_yaml(
 
     Returns:
         The new model dict (``backbone``/``head`` rows renumbered, other keys copied) and the index map.
-        ``IndexMap.notes`` (new index -> comment) is used by :func:`render_yaml`.
+        ``IndexMap.notes`` (new index -> comment, not written to JSON) feeds :func:`render_yaml`.
 
     Raises:
         PlacementError: unknown or impossible placement (no C3 there, index out of range, block layer
@@ -532,14 +533,14 @@ def make_yaml(
         layer=layer_name,
         args=copy.deepcopy(args) if spec is not None else None,
         placements=placements,
+        notes=notes,
     )
-    imap.notes = notes  # type: ignore[attr-defined]  # comments for render_yaml, not part of the JSON
     return out, imap
 
 
 def write_yaml(d: dict, imap: IndexMap, path: str | Path, header: str = "", write_map: bool = False) -> list[Path]:
     """Write a generated model YAML (and, with ``write_map``, its ``.map.json``); return the written paths."""
-    written = [dump_yaml(d, path, header, getattr(imap, "notes", None))]
+    written = [dump_yaml(d, path, header, imap.notes)]
     if write_map:
         written.append(imap.dump(map_path(path)))
     return written
@@ -609,7 +610,7 @@ def render_shipped(cfg: ShippedConfig, base: dict | None = None) -> str:
         f"{what}; placement {' '.join(map(str, placements))}. Regenerate: yolo-attn make-configs\n"
         f"Build a scale by name: {scaled} (e.g. YOLO(\"{filename.replace('yolov5-', 'yolov5s-', 1)}\"))"
     )
-    return render_yaml(d, header, getattr(imap, "notes", None))
+    return render_yaml(d, header, imap.notes)
 
 
 @dataclass
