@@ -1,0 +1,146 @@
+"""Training API/CLI: key=value parsing, CPU threads, offline fonts, DDP importability, and a real short training run."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from yolo_attn.cli import main
+from yolo_attn.datasets import shapes_yaml
+from yolo_attn.train import SHORT_RUN, AttnDetectionTrainer, cpu_threads, parse_args, train, validate
+
+from conftest import PYTHON, REPO, subprocess_env
+
+MODEL = "yolov5n-se-backbone-end.yaml"  # shipped config (models/yaml/yolov5-se-backbone-end.yaml), scale n by name
+
+
+# ------------------------------------------------------------------------------------------------
+# key=value arguments
+# ------------------------------------------------------------------------------------------------
+def test_parse_args_uses_ultralytics_typing():
+    got = parse_args(["model=m.yaml", "epochs=3", "lr0=1e-3", "plots=False", "imgsz=[128,160]", "device=cpu",
+                      "name=007", "cache", "batch", "=", "4"])
+    assert got == {"model": "m.yaml", "epochs": 3, "lr0": 0.001, "plots": False, "imgsz": [128, 160],
+                   "device": "cpu", "name": "007", "cache": True, "batch": 4}
+    assert isinstance(got["epochs"], int) and isinstance(got["lr0"], float)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["epoch=3"], r"'epoch' is not a valid YOLO argument.*epochs"),
+        (["lr=0.1"], r"'lr' is not a valid YOLO argument.*lr0"),
+        (["epochs="], r"missing 'epochs' value"),
+        (["fast"], r"'fast' is not a key=value argument"),
+    ],
+)
+def test_parse_args_bad_input_is_a_clear_error(argv, message):
+    with pytest.raises(ValueError, match=message):
+        parse_args(argv)
+
+
+def test_cli_bad_key_exits_1_with_message(capsys):
+    assert main(["train", "model=" + MODEL, "epoch=3"]) == 1
+    err = capsys.readouterr().err
+    assert "yolo-attn train: error:" in err and "'epoch' is not a valid YOLO argument" in err and "epochs" in err
+
+
+def test_train_requires_a_model():
+    with pytest.raises(ValueError, match="model= is required"):
+        train(epochs=1)
+
+
+def test_short_run_keys_are_valid():
+    assert parse_args([f"{k}={v}" for k, v in SHORT_RUN.items()]) == SHORT_RUN
+
+
+# ------------------------------------------------------------------------------------------------
+# Environment: threads, fonts, DDP import
+# ------------------------------------------------------------------------------------------------
+def test_cpu_threads(monkeypatch):
+    monkeypatch.setenv("YOLO_ATTN_THREADS", "3")
+    assert cpu_threads() == 3
+    monkeypatch.delenv("YOLO_ATTN_THREADS")
+    assert 1 <= cpu_threads() <= (os.cpu_count() or 1)
+
+
+def test_plot_fonts_never_download(tmp_path, monkeypatch):
+    """Offline, Ultralytics' check_font gives matplotlib's DejaVuSans and makes no HTTP request."""
+    import numpy as np
+    import requests
+    from ultralytics.data import utils as data_utils
+    from ultralytics.utils import checks, plotting
+
+    from yolo_attn import _ultralytics
+
+    calls = []
+    monkeypatch.setattr(requests, "head", lambda *a, **k: calls.append(a) or (_ for _ in ()).throw(OSError("offline")))
+    _ultralytics.install_offline_font()
+    assert plotting.check_font is checks.check_font is data_utils.check_font
+    for name in ("Arial.ttf", "Arial.Unicode.ttf"):
+        font = plotting.check_font(name)
+        assert font is not None and Path(font).is_file()
+    assert not calls
+    ann = plotting.Annotator(np.zeros((64, 64, 3), np.uint8), pil=True, example="circle")
+    assert Path(getattr(ann.font, "path", "")).name in ("DejaVuSans.ttf", "Arial.ttf")
+    images = torch.zeros(2, 3, 64, 64)
+    plotting.plot_images({"img": images, "batch_idx": torch.tensor([0.0]), "cls": torch.tensor([[1.0]]),
+                          "bboxes": torch.tensor([[0.5, 0.5, 0.3, 0.3]])},
+                         paths=["a.jpg", "b.jpg"], fname=tmp_path / "batch.jpg", names={1: "square"}, threaded=False)
+    assert (tmp_path / "batch.jpg").is_file() and not calls
+
+
+def test_trainer_class_imports_yolo_attn_when_unpickled():
+    """Ultralytics' DDP workers unpickle the trainer class; that alone must register the attention layers."""
+    blob = pickle.dumps(AttnDetectionTrainer)
+    code = (
+        "import pickle, sys\n"
+        "from ultralytics.nn.tasks import DetectionModel\n"
+        "assert 'yolo_attn' not in sys.modules\n"
+        f"cls = pickle.loads({blob!r})\n"
+        f"m = DetectionModel({MODEL!r}, nc=4, verbose=False)\n"
+        "print(cls.__name__, type(m.model[9]).__name__)\n"
+    )
+    out = subprocess.run([PYTHON, "-c", code], env=subprocess_env(), cwd=REPO / "tests", capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1].split() == ["AttnDetectionTrainer", "SE"]
+
+
+# ------------------------------------------------------------------------------------------------
+# A real (short) training run
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_training_raises_map_well_above_untrained(tmp_path):
+    data = shapes_yaml()
+    val_args = dict(data=data, imgsz=128, batch=16, project=str(tmp_path), name="val", exist_ok=True)
+
+    torch.manual_seed(0)
+    before = validate(MODEL, **val_args)
+
+    epochs_seen = []
+    t0 = time.perf_counter()
+    result = train(
+        callbacks={"on_fit_epoch_end": lambda tr: epochs_seen.append((tr.epoch, torch.get_num_threads()))},
+        **SHORT_RUN,
+        model=MODEL, data=str(data), epochs=6, imgsz=128, seed=0, deterministic=True, plots=False,
+        project=str(tmp_path), name="train", exist_ok=True, verbose=False,
+    )
+    seconds = time.perf_counter() - t0
+    after = validate(result.best, **val_args)
+
+    print(f"\nuntrained mAP50 {before['metrics/mAP50(B)']:.4f}; after 6 epochs {after['metrics/mAP50(B)']:.3f} "
+          f"(mAP50-95 {after['metrics/mAP50-95(B)']:.3f}) in {seconds:.0f}s")
+    assert result.best.is_file() and (result.save_dir / "results.csv").is_file()
+    assert [e for e, _ in epochs_seen][:6] == list(range(6))
+    assert all(n == epochs_seen[0][1] for _, n in epochs_seen)  # the trainer's thread choice held every epoch
+    assert before["metrics/mAP50(B)"] < 0.02
+    assert after["metrics/mAP50(B)"] >= 0.15
+    assert after["metrics/mAP50(B)"] >= before["metrics/mAP50(B)"] + 0.12
+    assert after["metrics/mAP50(B)"] == pytest.approx(result.map50, abs=0.02)  # same validator, same weights
