@@ -21,6 +21,7 @@ Everything here is tested against the Ultralytics versions allowed by ``pyprojec
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import sys
 from typing import Any
@@ -41,7 +42,10 @@ ULTRALYTICS_VERSION = ultralytics.__version__
 _ORIGINAL_PARSE_MODEL = getattr(_tasks.parse_model, "__wrapped__", _tasks.parse_model)
 _ORIGINAL_SAFE_LOAD = getattr(_tasks.torch_safe_load, "__wrapped__", _tasks.torch_safe_load)
 _REPEATS_KEY = "_yolo_attn_repeats"  # {row index: YAML repeat count} for block rows, set by the parse wrapper
-_ULTRALYTICS_NAMES = frozenset(vars(_tasks))  # names Ultralytics resolves before yolo_attn adds any
+# names Ultralytics resolves before yolo_attn adds any (entries of an earlier import of this module excluded)
+_ULTRALYTICS_NAMES = frozenset(k for k, v in vars(_tasks).items() if getattr(v, "yolo_attn_spec", None) is None)
+# local variables of parse_model that this bridge reads (and, for ``c2``, writes); tests/test_bridge.py checks them
+PARSE_MODEL_LOCALS = ("ch", "f", "i", "d", "c2", "width", "depth", "max_channels")
 
 
 class YamlLayerError(ValueError):
@@ -56,22 +60,47 @@ def ultralytics_names() -> frozenset[str]:
 # --------------------------------------------------------------------------------------------
 # Reading the state of the parse_model call that is building a layer
 # --------------------------------------------------------------------------------------------
-def _parse_locals() -> dict[str, Any]:
-    """Local variables of the innermost running ``parse_model`` (the row being built)."""
+def _parse_frame():
+    """The frame of the innermost running ``parse_model`` (the row being built)."""
     frame = sys._getframe(1)
     code = _ORIGINAL_PARSE_MODEL.__code__
     while frame is not None and frame.f_code is not code:
         frame = frame.f_back
     if frame is None:
         raise RuntimeError("a yolo_attn YAML entry was called outside Ultralytics' parse_model")
-    return frame.f_locals
+    return frame
+
+
+def _parse_locals() -> dict[str, Any]:
+    """Local variables of the innermost running ``parse_model`` (the row being built)."""
+    return _parse_frame().f_locals
+
+
+def _set_output_channels(c2: int) -> None:
+    """Tell the running ``parse_model`` the output channels of the row being built.
+
+    For a name it does not know, Ultralytics records ``c2 = ch[f]`` (the input channels) *before* it calls the
+    entry, and appends ``c2`` to its channel list after the call. A ``block`` layer may change channels, so the
+    entry overwrites that local; otherwise the next layer would be built for the wrong input channels.
+    """
+    frame = _parse_frame()
+    if sys.version_info >= (3, 13):  # PEP 667: f_locals is a write-through proxy
+        frame.f_locals["c2"] = c2
+    else:  # the documented pre-3.13 way debuggers write a local back into a running frame
+        frame.f_locals["c2"] = c2
+        ctypes.pythonapi.PyFrame_LocalsToFast(ctypes.py_object(frame), ctypes.c_int(0))
+    if frame.f_locals.get("c2") != c2:  # pragma: no cover - only on an unsupported interpreter
+        raise RuntimeError("yolo_attn could not set the output channels of a block layer in parse_model")
 
 
 def _row_label(loc: dict[str, Any], name: str) -> str:
     d = loc.get("d") or {}
-    rows = list(d.get("backbone", [])) + list(d.get("head", []))
+    rows = list(d.get("backbone") or []) + list(d.get("head") or [])
     i = loc.get("i")
-    row = rows[i] if isinstance(i, int) and i < len(rows) else "?"
+    row = list(rows[i]) if isinstance(i, int) and i < len(rows) else "?"
+    repeats = d.get(_REPEATS_KEY) or {}
+    if row != "?" and i in repeats:  # show the repeat count as written in the YAML
+        row[1] = repeats[i]
     return f"{d.get('yaml_file', '<model dict>')}: layer {i} {row} ({name})"
 
 
@@ -106,9 +135,12 @@ def _build_from_row(spec: LayerSpec, args: tuple) -> nn.Module:
         n = max(round(n * loc["depth"]), 1) if n > 1 else n  # Ultralytics' depth gain, as applied to C3
         pos = [c2, n, *pos[1:]]
     try:
-        return spec.cls(c1, *pos, **kw)
+        module = spec.cls(c1, *pos, **kw)
     except (TypeError, ValueError, KeyError, AssertionError) as exc:
         raise YamlLayerError(f"{where}: bad arguments {list(args)}: {exc}") from exc
+    if spec.kind == "block":
+        _set_output_channels(pos[0])
+    return module
 
 
 def _entry_class(spec: LayerSpec) -> type:
@@ -154,8 +186,21 @@ def _check_rows(d: dict) -> None:
             raise YamlLayerError(f"{source}: layer {i} {list(row)}: {LAYERS.unknown_message(name)}")
         if not isinstance(args, list):
             raise YamlLayerError(f"{source}: layer {i} {list(row)}: args must be a list, got {args!r}")
-        if not isinstance(n, int) or n < 1:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise YamlLayerError(f"{source}: layer {i} {list(row)}: number must be a positive integer")
+        if name in LAYERS and not _is_ultralytics_layer(name):
+            if isinstance(f, bool) or not isinstance(f, int):
+                raise YamlLayerError(
+                    f"{source}: layer {i} {list(row)}: {name} takes one input, but 'from' is {f!r} "
+                    "(use a single layer index such as -1)"
+                )
+            if not (-max(i, 1) <= f < max(i, 1)):
+                raise YamlLayerError(f"{source}: layer {i} {list(row)}: 'from' index {f} does not name an earlier layer")
+
+
+def _is_ultralytics_layer(name: str) -> bool:
+    """True when ``name`` resolves to Ultralytics' own layer (not a yolo_attn entry)."""
+    return getattr(vars(_tasks).get(name), "yolo_attn_spec", None) is None
 
 
 @functools.wraps(_ORIGINAL_PARSE_MODEL)
@@ -190,6 +235,31 @@ def torch_safe_load(weight, *args, **kwargs):
         if (exc.name or "").startswith("yolo_attn"):
             raise MissingLayerModuleError(_missing_message(weight, exc.name)) from exc
         raise
+
+
+def _guard_check_requirements(original):
+    """Wrap Ultralytics' ``check_requirements`` so that it never pip-installs a ``yolo_attn`` module.
+
+    ``torch_safe_load`` calls ``check_requirements(e.name)`` for a module that unpickling could not import. When a
+    fresh process loads a checkpoint without importing yolo_attn first, the unpickler imports yolo_attn (which
+    installs this guard) while Ultralytics' own ``torch_safe_load`` is already running, so the wrapper of
+    ``torch_safe_load`` cannot intercept the error; this guard does.
+    """
+    if getattr(original, "_yolo_attn_guard", False):
+        return original
+
+    @functools.wraps(original)
+    def check_requirements(requirements=(), *args, **kwargs):
+        names = [requirements] if isinstance(requirements, str) else []
+        if isinstance(requirements, (list, tuple)):
+            names = [r for r in requirements if isinstance(r, str)]
+        for name in names:
+            if name == "yolo_attn" or name.startswith("yolo_attn."):
+                raise MissingLayerModuleError(_missing_message("the checkpoint being loaded", name), name=name)
+        return original(requirements, *args, **kwargs)
+
+    check_requirements._yolo_attn_guard = True
+    return check_requirements
 
 
 def _missing_message(weight, name) -> str:
@@ -249,17 +319,26 @@ def install() -> None:
         current = namespace.get(spec.name)
         if getattr(current, "yolo_attn_spec", None) is not None and current.yolo_attn_spec.cls is spec.cls:
             continue
-        if spec.name in _ULTRALYTICS_NAMES and spec.overrides != spec.name:
-            raise RuntimeError(
-                f"yolo_attn layer {spec.name!r} would shadow Ultralytics' own {spec.name!r}; "
-                "rename it or declare overrides=" + repr(spec.name)
-            )
+        if spec.overrides and spec.overrides != spec.name:
+            raise RuntimeError(f"yolo_attn layer {spec.name!r}: overrides must be '' or its own name, got {spec.overrides!r}")
+        if spec.name in _ULTRALYTICS_NAMES:
+            if spec.overrides != spec.name:
+                raise RuntimeError(
+                    f"yolo_attn layer {spec.name!r} would shadow Ultralytics' own {spec.name!r}; "
+                    "rename it or declare overrides=" + repr(spec.name)
+                )
+            if not (isinstance(current, type) and issubclass(current, nn.Module)):
+                # e.g. 'Path', 'LOGGER', 'torch': Ultralytics' own code uses these names; never replace them
+                raise RuntimeError(
+                    f"yolo_attn layer {spec.name!r} would replace {spec.name!r} in ultralytics.nn.tasks, "
+                    "which is not a model layer; rename it"
+                )
         namespace[spec.name] = _entry_class(spec)
     _tasks.parse_model = parse_model
     _tasks.torch_safe_load = torch_safe_load
     install_config_lookup()  # model YAMLs shipped with yolo_attn resolve by name (see the end of this file)
+    _tasks.check_requirements = _guard_check_requirements(_tasks.check_requirements)
     torch.serialization.add_safe_globals(_module_classes())
-
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,161 @@
+"""Shared fixtures and helpers for the yolo_attn tests.
+
+Everything here runs offline: ``YOLO_OFFLINE=1`` is set before Ultralytics is imported (subprocesses
+inherit it) and an autouse fixture makes any attempt to open a network connection fail the test.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+
+os.environ.setdefault("YOLO_OFFLINE", "1")  # before ultralytics is imported anywhere
+os.environ.setdefault("PYTHONHASHSEED", "0")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+import yaml  # noqa: E402
+
+import yolo_attn  # noqa: E402
+from yolo_attn import LAYERS  # noqa: E402
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+REPO = Path(__file__).resolve().parents[1]
+SPECS = list(LAYERS)
+PRESERVE = [s for s in SPECS if s.kind == "preserve"]
+BLOCKS = [s for s in SPECS if s.kind == "block"]
+GATING = [s for s in PRESERVE if s.gating]
+
+
+def spec_params(specs):
+    """``pytest.param`` per spec, id = layer name (so ``-k SE`` selects SE's tests)."""
+    return [pytest.param(s, id=s.name) for s in specs]
+
+
+# ------------------------------------------------------------------------------------------------
+# Building layers with their default options
+# ------------------------------------------------------------------------------------------------
+C1 = 64  # input channels of the unit tests
+
+
+def build_layer(spec, c1: int = C1, **options):
+    """A registered layer with default options: ``Cls(c1, **opts)`` (preserve) or ``Cls(c1, c1, 2, **opts)`` (block)."""
+    if spec.kind == "block":
+        return spec.cls(c1, c1, 2, **options)
+    return spec.cls(c1, **options)
+
+
+def seeded(seed: int = 0) -> torch.Generator:
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+# ------------------------------------------------------------------------------------------------
+# Model YAMLs: Ultralytics' own yolov5 / yolov5-p6 with one row inserted before SPPF
+# ------------------------------------------------------------------------------------------------
+def _ultralytics_cfg(name: str) -> dict:
+    from ultralytics.utils import ROOT
+
+    return yaml.safe_load((ROOT / "cfg" / "models" / "v5" / name).read_text())
+
+
+def _shift(f, pos: int, k: int):
+    """Renumber a 'from' entry after inserting ``k`` rows at index ``pos`` (negative indices are relative)."""
+    if isinstance(f, list):
+        return [_shift(x, pos, k) for x in f]
+    return f + k if isinstance(f, int) and f >= pos else f
+
+
+def model_dict(rows, p6: bool = False) -> dict:
+    """Ultralytics' YOLOv5 (or YOLOv5-P6) model dict with ``rows`` inserted just before SPPF.
+
+    ``rows`` is one row ``[from, number, module, args]`` or a list of rows. Absolute 'from' indices of the
+    layers after the insertion point (head concatenations, Detect inputs) are renumbered.
+    """
+    rows = [rows] if rows and not isinstance(rows[0], list) else list(rows)
+    d = _ultralytics_cfg("yolov5-p6.yaml" if p6 else "yolov5.yaml")
+    pos = next(i for i, r in enumerate(d["backbone"]) if r[2] == "SPPF")
+    k = len(rows)
+    d["backbone"] = d["backbone"][:pos] + [list(r) for r in rows] + d["backbone"][pos:]
+    all_rows = d["backbone"] + d["head"]
+    for i, r in enumerate(all_rows):
+        if i >= pos + k:
+            r[0] = _shift(r[0], pos, k)
+    return d
+
+
+def write_model_yaml(directory: Path, scale: str, rows, tag: str = "attn", p6: bool = False) -> Path:
+    """Write ``yolov5{scale}[-p6]-{tag}.yaml`` (``rows`` before SPPF) into ``directory``; the scale is read from the name."""
+    d = model_dict(rows, p6=p6)
+    path = Path(directory) / f"yolov5{scale}{'-p6' if p6 else ''}-{tag}.yaml"
+    path.write_text(yaml.safe_dump(d, sort_keys=False))
+    return path
+
+
+def sppf_index(p6: bool = False) -> int:
+    d = _ultralytics_cfg("yolov5-p6.yaml" if p6 else "yolov5.yaml")
+    return next(i for i, r in enumerate(d["backbone"]) if r[2] == "SPPF")
+
+
+def default_row(spec, **options) -> list:
+    """The YAML row that inserts ``spec`` with default options (block layers: 3 repeats, 512 channels before scaling)."""
+    args = [512] if spec.kind == "block" else []
+    if options:
+        args.append(dict(options))
+    return [-1, 3 if spec.kind == "block" else 1, spec.name, args]
+
+
+@pytest.fixture
+def make_yaml(tmp_path):
+    """``make_yaml(scale, rows, tag='attn', p6=False) -> Path`` writing into the test's tmp dir."""
+
+    def make(scale: str, rows, tag: str = "attn", p6: bool = False) -> Path:
+        return write_model_yaml(tmp_path, scale, rows, tag=tag, p6=p6)
+
+    return make
+
+
+def model_output(model, x: torch.Tensor) -> torch.Tensor:
+    """The inference tensor of a DetectionModel in eval mode (Ultralytics returns ``(y, feats)`` or ``y``)."""
+    with torch.no_grad():
+        y = model(x)
+    return y[0] if isinstance(y, (list, tuple)) else y
+
+
+# ------------------------------------------------------------------------------------------------
+# Offline guard
+# ------------------------------------------------------------------------------------------------
+class NetworkAccess(RuntimeError):
+    pass
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch):
+    """Fail any test that opens an internet connection (Unix sockets stay allowed)."""
+    real_connect = socket.socket.connect
+
+    def connect(self, address):
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            raise NetworkAccess(f"test tried to open a network connection to {address!r}")
+        return real_connect(self, address)
+
+    def create_connection(address, *args, **kwargs):
+        raise NetworkAccess(f"test tried to open a network connection to {address!r}")
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket, "create_connection", create_connection)
+
+
+def subprocess_env(**extra) -> dict:
+    """Environment for a fresh Python process: offline, the checkout importable, one thread per op."""
+    env = dict(os.environ)
+    env.update({"YOLO_OFFLINE": "1", "OMP_NUM_THREADS": "2", "PYTHONPATH": str(REPO)})
+    env.pop("ULTRALYTICS_SAFE_LOAD", None)
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+PYTHON = sys.executable
