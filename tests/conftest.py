@@ -75,7 +75,8 @@ def model_dict(rows, p6: bool = False) -> dict:
     ``rows`` is one row ``[from, number, module, args]`` or a list of rows. Absolute 'from' indices of the
     layers after the insertion point (head concatenations, Detect inputs) are renumbered.
     """
-    rows = [rows] if rows and not isinstance(rows[0], list) else list(rows)
+    single = len(rows) == 4 and not isinstance(rows[2], list)  # [from, number, module, args]
+    rows = [rows] if single else list(rows)
     d = _ultralytics_cfg("yolov5-p6.yaml" if p6 else "yolov5.yaml")
     pos = next(i for i, r in enumerate(d["backbone"]) if r[2] == "SPPF")
     k = len(rows)
