@@ -317,9 +317,16 @@ def safe_unpickle_zip(path: Path) -> tuple[Any, set[str]]:
         def read_storage(key: str, dtype: torch.dtype, numel: int) -> torch.Tensor:
             if key not in cache:
                 itemsize = torch.empty((), dtype=dtype).element_size()
+                name = f"{prefix}data/{key}"
+                try:
+                    record = archive.getinfo(name)
+                except KeyError:
+                    raise pickle.UnpicklingError(f"storage record data/{key} is missing") from None
+                if numel < 0 or record.file_size < numel * itemsize:  # checked before allocating anything
+                    raise pickle.UnpicklingError(f"storage record data/{key} is shorter than its tensor")
                 buf = bytearray(numel * itemsize)
                 try:
-                    with archive.open(f"{prefix}data/{key}") as fh:
+                    with archive.open(record) as fh:
                         got = fh.readinto(buf)
                 except KeyError:
                     raise pickle.UnpicklingError(f"storage record data/{key} is missing") from None
