@@ -220,13 +220,17 @@ def _arrays_from(ev, cat_ids: list[int], img_ids: list[int]) -> EvalArrays:
 # --------------------------------------------------------------------------------------------
 # mAP of weighted image multisets (the bootstrap)
 # --------------------------------------------------------------------------------------------
-def weighted_map(arrays: EvalArrays, weights: np.ndarray, chunk_elems: int = 4_000_000) -> tuple[np.ndarray, np.ndarray]:
+def weighted_map(arrays: EvalArrays, weights: np.ndarray, chunk_elems: int = 8_000_000) -> tuple[np.ndarray, np.ndarray]:
     """COCO mAP50 and mAP50-95 for each row of ``weights`` (B x N: how often each image is in the sample).
 
     Follows COCO's definition: per category, detections sorted by score (stable, image order for
     ties), cumulative true/false positives, precision made monotone from the right, sampled at the
     101 recall thresholds; categories without ground truth in a sample are left out of the mean.
     A detection of an image drawn w times counts w times. Returns two arrays of shape (B,).
+
+    Only true-positive positions are visited per IoU threshold: precision rises only at a true
+    positive, so the right-hand maximum of precision at recall >= r is a maximum over true positives,
+    and a false positive enters only through the cumulative count of detections before it.
     """
     W = np.atleast_2d(np.asarray(weights, dtype=float))
     B = W.shape[0]
@@ -242,29 +246,33 @@ def weighted_map(arrays: EvalArrays, weights: np.ndarray, chunk_elems: int = 4_0
             continue
         order = sel[np.argsort(-arrays.score[sel], kind="mergesort")]
         keep = ~arrays.ignore[:, order]  # (T, D)
-        tp = (arrays.tp[:, order] & keep).astype(float)
-        fp = (~arrays.tp[:, order] & keep).astype(float)
+        tp = arrays.tp[:, order] & keep
+        img = arrays.img[order]
         D = order.size
-        step = max(1, chunk_elems // max(1, T * D))
+        same_keep = bool((keep == keep[0]).all())
+        step = max(1, chunk_elems // max(1, D))
         for b0 in range(0, B, step):
-            w = W[b0 : b0 + step, arrays.img[order]]  # (b, D)
-            tps = np.cumsum(w[:, None, :] * tp[None], axis=-1)  # (b, T, D)
-            fps = np.cumsum(w[:, None, :] * fp[None], axis=-1)
+            w = W[b0 : b0 + step, img]  # (b, D)
             n = npos[b0 : b0 + step]
-            rc = tps / np.where(n > 0, n, 1.0)[:, None, None]
-            pr = tps / (tps + fps + _EPS)
-            pr = np.maximum.accumulate(pr[..., ::-1], axis=-1)[..., ::-1]
-            # row-wise searchsorted in one call: offset each (b, t) row so the flat array stays sorted
-            rows = rc.reshape(-1, D)
-            off = 2.0 * np.arange(rows.shape[0])[:, None]
-            idx = np.searchsorted((rows + off).ravel(), (RECALL_THRESHOLDS[None, :] + off).ravel(), side="left")
-            idx = idx.reshape(rows.shape[0], -1) - np.arange(rows.shape[0])[:, None] * D
-            inside = idx < D
-            flat_pr = pr.reshape(-1, D)
-            q = np.where(inside, np.take_along_axis(flat_pr, np.minimum(idx, D - 1), axis=1), 0.0)
-            ap_chunk = q.mean(axis=1).reshape(-1, T)
-            v = n > 0
-            ap[b0 : b0 + step, k, :] = np.where(v[:, None], ap_chunk, np.nan)
+            b = w.shape[0]
+            allcum = np.cumsum(w * keep[0], axis=1) if same_keep else None
+            out = np.zeros((b, T))
+            for t in range(T):
+                pos = np.flatnonzero(tp[t])
+                if not pos.size:
+                    continue
+                tot = (allcum if same_keep else np.cumsum(w * keep[t], axis=1))[:, pos]  # detections up to each TP
+                tps = np.cumsum(w[:, pos], axis=1)
+                rc = tps / np.where(n > 0, n, 1.0)[:, None]
+                pr = tps / (tot + _EPS)
+                pr = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
+                P = pos.size
+                off = 2.0 * np.arange(b)[:, None]  # row-wise searchsorted in one call
+                idx = np.searchsorted((rc + off).ravel(), (RECALL_THRESHOLDS[None, :] + off).ravel(), side="left")
+                idx = idx.reshape(b, -1) - np.arange(b)[:, None] * P
+                q = np.where(idx < P, np.take_along_axis(pr, np.minimum(idx, P - 1), axis=1), 0.0)
+                out[:, t] = q.mean(axis=1)
+            ap[b0 : b0 + step, k, :] = np.where(n[:, None] > 0, out, np.nan)
     valid = ~np.isnan(ap[:, :, 0])  # (B, K): categories with ground truth in the sample
     n_valid = np.maximum(valid.sum(1), 1)
     map50 = np.where(valid, ap[:, :, 0], 0.0).sum(1) / n_valid
