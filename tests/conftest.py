@@ -30,9 +30,27 @@ BLOCKS = [s for s in SPECS if s.kind == "block"]
 GATING = [s for s in PRESERVE if s.gating]
 
 
-def spec_params(specs):
-    """``pytest.param`` per spec, id = layer name (so ``-k SE`` selects SE's tests)."""
-    return [pytest.param(s, id=s.name) for s in specs]
+# Failures of a module (written by its author) in a generic test, reported to that author. TEMPORARY: remove an
+# entry as soon as the module is fixed; the xfail is strict, so a fixed module turns the test red until removed.
+REPORTED = {
+    ("ShuffleAttention", "channels_last"): "reported to module author: 5-D parameters break "
+    "model.to(memory_format=torch.channels_last), which Ultralytics' AutoBackend does before predicting on CPU/CUDA",
+}
+
+
+def spec_params(specs, test: str = ""):
+    """``pytest.param`` per spec, id = layer name (so ``-k SE`` selects SE's tests); reported failures xfail."""
+    out = []
+    for s in specs:
+        reason = REPORTED.get((s.name, test))
+        marks = [pytest.mark.xfail(reason=reason, strict=True)] if reason else []
+        out.append(pytest.param(s, id=s.name, marks=marks))
+    return out
+
+
+def usable_for(test: str, specs=None):
+    """Specs without a reported failure in ``test`` (for tests that combine several layers in one model)."""
+    return [s for s in (SPECS if specs is None else specs) if (s.name, test) not in REPORTED]
 
 
 # ------------------------------------------------------------------------------------------------

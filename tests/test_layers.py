@@ -211,6 +211,19 @@ def test_gating_layers_accept_both_fuse_modes(spec):
     assert not torch.equal(outs[0], outs[1]), f"{spec.name}: fuse='mul' and fuse='add' give the same output"
 
 
+@pytest.mark.parametrize("spec", spec_params(SPECS, "channels_last"))
+def test_channels_last(spec):
+    """Ultralytics' AutoBackend converts PyTorch models with ``.to(memory_format=torch.channels_last)``."""
+    seeded(0)
+    m = build_layer(spec).eval()
+    x = _input((1, C1, 9, 7))
+    with torch.no_grad():
+        y = m(x)
+        m.to(memory_format=torch.channels_last)
+        y2 = m(x.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(y2, y, rtol=1e-4, atol=1e-5)
+
+
 # ------------------------------------------------------------------------------------------------
 # batch 1, odd sizes
 # ------------------------------------------------------------------------------------------------
