@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import os
 import re
 import sys
 import time
@@ -240,13 +241,11 @@ def compare(
     """
     import torch
 
-    if not threads:
+    if not threads:  # fixed (not load-dependent): float reductions may depend on the thread count
         try:
-            from ..train import cpu_threads
-
-            threads = cpu_threads()
-        except ImportError:  # pragma: no cover
-            threads = torch.get_num_threads()
+            threads = len(os.sched_getaffinity(0))
+        except AttributeError:  # not Linux
+            threads = os.cpu_count() or 1
     data = data or default_data()
     models = list(models or [m for m in DEFAULT_MODELS if _exists(m)])
     if not models:
@@ -313,6 +312,7 @@ def compare(
         "_data_yaml": str(data_yaml),
         "_models": specs_m,
         "_pretrained_path": str(Path(pretrained).resolve()) if pretrained else None,
+        "_threads": threads,
     }
     config = store.init_config(config, allow_changes=allow_changes)
     config["models"] = specs_m  # full specs for the report (refs, params)

@@ -286,6 +286,9 @@ def run_trial(spec: dict, progress: Callable[[dict], None] | None = None) -> dic
             progress({"event": "epoch", "trial_id": spec["trial_id"], "epoch": tr.epoch + 1, "epochs": tr.epochs,
                       "metrics": {k: float(v) for k, v in (tr.metrics or {}).items() if isinstance(v, (int, float))}})
 
+    old_env = os.environ.get("YOLO_ATTN_THREADS")
+    os.environ["YOLO_ATTN_THREADS"] = str(threads)  # yolo_attn's trainer restores this count, not a load-based one
+    rec["threads"] = threads
     try:
         from ultralytics import YOLO
 
@@ -368,6 +371,10 @@ def run_trial(spec: dict, progress: Callable[[dict], None] | None = None) -> dic
         rec["traceback"] = traceback.format_exc()[-4000:]
     finally:
         _set_threads(threads)
+        if old_env is None:
+            os.environ.pop("YOLO_ATTN_THREADS", None)
+        else:
+            os.environ["YOLO_ATTN_THREADS"] = old_env
     rec["finished_at"] = time.time()
     rec["duration_s"] = time.perf_counter() - t_start
     return rec
