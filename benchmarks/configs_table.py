@@ -73,8 +73,8 @@ def time_once(model, x) -> float:
         return time.perf_counter() - t
 
 
-def measure_group(models: dict, x, repeats: int, warmup: int, rng: random.Random) -> dict[str, float]:
-    """Median latency of each model; every round times each model once in a shuffled order."""
+def measure_group(models: dict, x, repeats: int, warmup: int, rng: random.Random) -> dict[str, list[float]]:
+    """Latencies of each model over the rounds; every round times each model once in a shuffled order."""
     for _ in range(warmup):
         for m in models.values():
             time_once(m, x)
@@ -84,7 +84,7 @@ def measure_group(models: dict, x, repeats: int, warmup: int, rng: random.Random
         rng.shuffle(order)
         for k in order:
             times[k].append(time_once(models[k], x))
-    return {k: statistics.median(v) for k, v in times.items()}
+    return times
 
 
 def main(argv=None) -> int:
@@ -105,7 +105,7 @@ def main(argv=None) -> int:
 
     stock = build(scaled(STOCK))
     rows = {STOCK: dict(layer="-", placement="-", layers=len(stock.model), params=get_num_params(stock), gflops=get_flops(stock, args.imgsz))}
-    latency = {}
+    latency, spread = {}, []
     t0 = time.time()
     for g in range(0, len(configs), max(1, args.group)):
         group = configs[g : g + args.group]
@@ -121,8 +121,10 @@ def main(argv=None) -> int:
                 gflops=get_flops(m, args.imgsz),
             )
         if not args.no_latency:
-            med = measure_group({STOCK: stock, **models}, x, args.repeats, args.warmup, rng)
+            times = measure_group({STOCK: stock, **models}, x, args.repeats, args.warmup, rng)
+            med = {k: statistics.median(v) for k, v in times.items()}
             latency.setdefault(STOCK, []).append(med[STOCK])
+            spread.append((max(times[STOCK]) - min(times[STOCK])) / med[STOCK])
             for k in models:
                 latency[k] = med[k] / med[STOCK]
         print(f"[{g + len(group)}/{len(configs)}] {time.time() - t0:.0f}s", file=sys.stderr, flush=True)
@@ -146,7 +148,8 @@ def main(argv=None) -> int:
         lines += [
             f"Latency: CPU inference, median of {args.repeats} passes, as a ratio to stock `yolov5{args.scale}.yaml` timed in the",
             f"same rounds (groups of {args.group}, shuffled order each round); stock median {stock_ms:.0f} ms.",
-            "Ratios within about ±3% are noise on a shared machine; rerun with more `--repeats` on a quiet one.",
+            f"Noise gauge: the stock model's own timings varied by up to {max(spread) * 100:.0f}% between rounds"
+            " ((max - min) / median, worst group); ratios closer to 1 than that say nothing. Rerun on a quiet machine.",
         ]
     lines += [
         "",
