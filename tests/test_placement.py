@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-
 from conftest import PYTHON, REPO, subprocess_env
-from yolo_attn import LAYERS, UnknownLayerError
+
+from yolo_attn import UnknownLayerError
 from yolo_attn.placement import (
     CONV_LAYERS,
     IndexMap,
@@ -291,7 +291,7 @@ def test_shipped_configs_cover_the_promised_layers():
     for n in ("yolov5-fmm.yaml", "yolov5-se-add-backbone-end.yaml", "yolov5-cbam-add-neck.yaml", "yolov5-cbam-neck.yaml"):
         assert n in names
     for c in SHIPPED:
-        filename, layer, args, placements = c  # documented unpacking
+        filename, _layer, _args, _placements = c  # documented unpacking
         assert re.fullmatch(r"yolov5-[a-z0-9-]+\.yaml", filename) and not re.match(r"yolov5[nsmlx]-", filename)
 
 

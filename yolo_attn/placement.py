@@ -68,9 +68,9 @@ from __future__ import annotations
 import copy
 import json
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import yaml
 
@@ -158,7 +158,7 @@ class IndexMap:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "IndexMap":
+    def load(cls, path: str | Path) -> IndexMap:
         d = json.loads(Path(path).read_text())
         return cls(
             base=d["base"],
@@ -351,7 +351,7 @@ def make_yaml(
     args = _normalise_args(args)
     where = f"base {base_name}"
     placements = _parse_placements(placements, where)
-    where_p = lambda p: f"{where}, placement {p}"  # noqa: E731
+    where_p = lambda p: f"{where}, placement {p}"
 
     fmm_only = all(isinstance(p, str) and p.startswith("fmm") for p in placements)
     spec = None

@@ -16,7 +16,7 @@ def run(args) -> int:
 
     if args.list:
         for name, layer, layer_args, placements in shipped_configs():
-            print(f"{name:<48}{layer or '-':<18}{str(layer_args):<20}{' '.join(map(str, placements))}")
+            print(f"{name:<48}{layer or '-':<18}{layer_args!s:<20}{' '.join(map(str, placements))}")
         return 0
     out = args.out or config_dir()
     report = generate_configs(out, check=args.check)
