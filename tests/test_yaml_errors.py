@@ -282,9 +282,13 @@ def test_console_script_is_installed():
 
     from conftest import subprocess_env
 
-    exe = shutil.which("yolo-attn")
+    import sys
+    from pathlib import Path
+
+    # the script of the interpreter running the tests (a venv's own, not another installation's on PATH)
+    exe = shutil.which("yolo-attn", path=str(Path(sys.executable).parent))
     if exe is None:
-        pytest.skip("yolo-attn console script not on PATH (package not installed)")
+        pytest.skip(f"no yolo-attn console script beside {sys.executable} (package not installed there)")
     out = subprocess.run([exe, "list", "--json"], capture_output=True, text=True, env=subprocess_env(), timeout=120)
     assert out.returncode == 0, out.stderr
     assert {r["name"] for r in json.loads(out.stdout)} == set(LAYERS.names())
