@@ -100,7 +100,7 @@ def main(argv=None) -> int:
     torch.manual_seed(args.seed)
     configs = [c for c in shipped_configs() if not args.only or args.only in c.filename]
     configs = [c for c in configs if c.layer is None or c.layer in yolo_attn.LAYERS]
-    scaled = lambda f: f.replace("yolov5", f"yolov5{args.scale}", 1)  # noqa: E731
+    scaled = lambda f: f.replace("yolov5", f"yolov5{args.scale}", 1)
     x = torch.zeros(1, 3, args.imgsz, args.imgsz)
 
     stock = build(scaled(STOCK))
