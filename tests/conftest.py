@@ -21,7 +21,10 @@ import yaml  # noqa: E402
 import yolo_attn  # noqa: E402
 from yolo_attn import LAYERS  # noqa: E402
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# One intra-op thread: the tensors here are tiny, and with two OpenMP threads on a busy 2-core machine a yolov5n
+# build took 4 s instead of 0.1 s (threads spinning at barriers). YOLO_ATTN_TEST_THREADS overrides.
+TEST_THREADS = int(os.environ.get("YOLO_ATTN_TEST_THREADS", "1"))
+torch.set_num_threads(TEST_THREADS)
 
 REPO = Path(__file__).resolve().parents[1]
 SPECS = list(LAYERS)
@@ -169,9 +172,9 @@ def _no_network(monkeypatch):
 
 
 def subprocess_env(**extra) -> dict:
-    """Environment for a fresh Python process: offline, the checkout importable, one thread per op."""
+    """Environment for a fresh Python process: offline, the checkout importable, TEST_THREADS threads."""
     env = dict(os.environ)
-    env.update({"YOLO_OFFLINE": "1", "OMP_NUM_THREADS": "2", "PYTHONPATH": str(REPO)})
+    env.update({"YOLO_OFFLINE": "1", "OMP_NUM_THREADS": str(TEST_THREADS), "PYTHONPATH": str(REPO)})
     env.pop("ULTRALYTICS_SAFE_LOAD", None)
     env.update({k: str(v) for k, v in extra.items()})
     return env
