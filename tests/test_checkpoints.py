@@ -227,3 +227,12 @@ def test_missing_module_in_fresh_process_never_pip_installs(missing_module_ckpt)
     assert "yolo_attn.modules.nosuch" in proc.stdout
     # Ultralytics' own handler ran (it warns before calling check_requirements): the guard, not the wrapper, stopped it
     assert "appears to require 'yolo_attn.modules.nosuch'" in proc.stdout + proc.stderr
+
+
+def test_info_on_a_checkpoint(saved, capsys):
+    from yolo_attn.cli import main
+    from yolo_attn.models import build_model
+
+    model = build_model(saved / "best.pt")
+    assert any(m.type.startswith("yolo_attn.") for m in model.model)
+    assert main(["info", str(saved / "best.pt"), "--imgsz", "64"]) == 0
