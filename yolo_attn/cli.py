@@ -38,7 +38,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # key=value tokens after an option (train model=... --short-run epochs=3) belong to "args"
+        if not isinstance(getattr(args, "args", None), list) or not all("=" in t for t in extra):
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.args.extend(extra)
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2

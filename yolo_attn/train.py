@@ -55,25 +55,20 @@ SHORT_RUN = {
 
 
 def cpu_threads() -> int:
-    """Threads for CPU training: ``YOLO_ATTN_THREADS`` if set, else the CPUs not already busy.
+    """Threads for CPU training: ``YOLO_ATTN_THREADS`` if set, else every CPU this process may use.
 
-    All usable CPUs minus the whole part of the 1-minute load average (work other processes are doing).
-    On an idle 2-core machine that is 2 (Ultralytics would use 1, half the speed). On a machine other jobs
-    keep busy it is fewer: oversubscribed OpenMP threads spin and wait for each other, and a training step
-    measured 5-20x slower with 2 threads than with 1 on a 2-core machine running 6 other jobs.
+    Ultralytics would use ``cpu_count - 1`` (1 on a 2-core machine, half the speed). The count does not
+    depend on the machine's current load, so a run gives the same numbers whenever it is repeated (the
+    thread count changes floating-point reduction order). On a machine shared with other jobs, set
+    ``YOLO_ATTN_THREADS=1``: oversubscribed OpenMP threads wait for each other.
     """
     env = os.environ.get("YOLO_ATTN_THREADS")
     if env:
         return max(int(env), 1)
     try:
-        n = len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
-        n = os.cpu_count() or 1
-    try:
-        busy = int(os.getloadavg()[0])
-    except (AttributeError, OSError):  # Windows
-        busy = 0
-    return min(max(n - busy, 1), n)
+        return os.cpu_count() or 1
 
 
 def restore_cpu_threads(device=None, n: int | None = None) -> int:
@@ -89,19 +84,83 @@ def _restore_threads_callback(obj) -> None:  # trainer or validator callback
     restore_cpu_threads(getattr(obj, "device", None), _THREADS.get("n"))
 
 
-_THREADS: dict[str, int] = {}  # the count chosen when the trainer was set up (load average excludes our own run)
+_THREADS: dict[str, int] = {}  # the count chosen when the trainer was set up
 
 
 class AttnDetectionTrainer(DetectionTrainer):
-    """Ultralytics' detection trainer with yolo_attn active, all CPU threads, and offline-safe plots."""
+    """Ultralytics' detection trainer with yolo_attn active, all CPU threads, and offline-safe plots.
+
+    With ``pretrained=stock.pt`` and a model YAML, the pretrained weights arrive through
+    :func:`yolo_attn.transfer_weights` (structure-aware, shape-checked, read without running pickled
+    code) instead of Ultralytics' name matching, and the transfer report is printed and saved as
+    ``transfer.json`` in the run folder. ``freeze=`` is then read in the *base* model's layer indices
+    (or ``freeze=backbone``) and translated to the attention model's layers; attention layers and the
+    attention inside replaced C3 blocks stay trainable.
+    """
+
+    transfer_report = None  # TransferReport of the last set-up, if pretrained weights were transferred
+    frozen: list[str] = []  # parameter-name prefixes frozen through the base-index translation
 
     def __init__(self, cfg=DEFAULT_CFG, overrides: dict | None = None, _callbacks: dict | None = None):
         super().__init__(cfg, overrides, _callbacks)
-        # select_device() in BaseTrainer.__init__ set cpu_count - 1 threads; choose once, before training loads the CPU
+        # select_device() in BaseTrainer.__init__ set cpu_count - 1 threads
         _THREADS["n"] = restore_cpu_threads(self.device)
         for event in ("on_pretrain_routine_end", "on_val_start"):  # validators call select_device() again
             if _restore_threads_callback not in self.callbacks.setdefault(event, []):
                 self.callbacks[event].append(_restore_threads_callback)
+        self.add_callback("on_pretrain_routine_end", _apply_translated_freeze)
+
+    def _transfer_source(self):
+        src = self.args.pretrained
+        if isinstance(src, bool) or src is None or self.resume or isinstance(self.model, torch.nn.Module):
+            return None
+        if str(self.model).lower().endswith(".pt") or str(src).lower() in ("", "true", "false"):
+            return None
+        return str(src)
+
+    def setup_model(self):
+        """Build the model; transfer ``pretrained=`` weights with yolo_attn's matcher instead of Ultralytics'."""
+        source = self._transfer_source()
+        if source is None:
+            return super().setup_model()
+        from .transfer import backbone_length, freeze_prefixes, transfer_weights
+
+        freeze = self.args.freeze
+        self.args.pretrained, self.args.freeze = False, None  # Ultralytics builds an untrained model
+        try:
+            ckpt = super().setup_model()
+        finally:
+            self.args.pretrained, self.args.freeze = source, freeze
+        report = transfer_weights(source, self.model, verbose=False)
+        self.transfer_report = report
+        LOGGER.info(f"yolo_attn: weight transfer from {source}\n{report.table()}")
+        if freeze not in (None, [], 0, False):
+            from .checkpoint import load_checkpoint
+
+            self.frozen = freeze_prefixes(self.model, freeze, report.mapping, backbone_length(load_checkpoint(source)))
+            self._freeze_arg, self.args.freeze = freeze, None  # applied after Ultralytics' freeze step, in target names
+        return ckpt
+
+    def save_model(self):
+        super().save_model()
+        if self.transfer_report is not None:
+            import json
+
+            (Path(self.save_dir) / "transfer.json").write_text(json.dumps(self.transfer_report.as_dict(), indent=1))
+
+
+def _apply_translated_freeze(trainer) -> None:
+    """Freeze the parameters named by the base-index ``freeze`` (after Ultralytics re-enabled every gradient)."""
+    prefixes = tuple(getattr(trainer, "frozen", ()) or ())
+    if not prefixes:
+        return
+    names = [n for n, p in trainer.model.named_parameters() if n.startswith(prefixes)]
+    for n, p in trainer.model.named_parameters():
+        if n.startswith(prefixes):
+            p.requires_grad = False
+    trainer.freeze_layer_names = list(trainer.freeze_layer_names) + list(prefixes)  # BN layers stay in eval mode
+    trainer.args.freeze = getattr(trainer, "_freeze_arg", trainer.args.freeze)  # saved train_args keep the user's value
+    LOGGER.info(f"yolo_attn: froze {len(names)} tensors in {len(prefixes)} layers given in base indices: {', '.join(prefixes)}")
 
 
 @dataclass
