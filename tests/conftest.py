@@ -35,10 +35,7 @@ GATING = [s for s in PRESERVE if s.gating]
 
 # Failures of a module (written by its author) in a generic test, reported to that author. TEMPORARY: remove an
 # entry as soon as the module is fixed; the xfail is strict, so a fixed module turns the test red until removed.
-REPORTED = {
-    ("ShuffleAttention", "channels_last"): "reported to module author: 5-D parameters break "
-    "model.to(memory_format=torch.channels_last), which Ultralytics' AutoBackend does before predicting on CPU/CUDA",
-}
+REPORTED: dict[tuple[str, str], str] = {}  # (layer, test) -> reason, for a known failure awaiting its module's fix
 
 
 def spec_params(specs, test: str = ""):

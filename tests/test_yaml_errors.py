@@ -183,19 +183,7 @@ def test_yaml_layer_error_is_a_value_error():
 # ------------------------------------------------------------------------------------------------
 # name collisions with Ultralytics
 # ------------------------------------------------------------------------------------------------
-# Temporary, until the module's author answers (see the integration report); strict, so a fix is noticed.
-_REPORTED = {"CBAM": "reported to module author: declares overrides='CBAM' but Ultralytics' YAML namespace has no CBAM"}
-
-
-@pytest.mark.parametrize(
-    "spec",
-    [
-        pytest.param(s, id=s.name, marks=pytest.mark.xfail(reason=_REPORTED[s.name], strict=True))
-        if s.name in _REPORTED
-        else pytest.param(s, id=s.name)
-        for s in SPECS
-    ],
-)
+@pytest.mark.parametrize("spec", [pytest.param(s, id=s.name) for s in SPECS])
 def test_no_silent_collision_with_ultralytics_names(spec):
     names = ultralytics_names()
     assert "Conv" in names and "C3" in names and "SPPF" in names  # sanity: the set is Ultralytics' namespace

@@ -98,9 +98,8 @@ class _CBAMBase(nn.Module):
     paper=_PAPER,
     year=2018,
     gating=True,
-    overrides="CBAM",
-    note="Paper CBAM (avg+max pooled shared MLP, 7x7 spatial conv); deliberately shadows Ultralytics' own "
-    "CBAM class, whose channel half is a single 1x1 conv on the average-pooled descriptor only.",
+    note="Paper CBAM (avg+max pooled shared MLP, 7x7 spatial conv). Not ultralytics.nn.modules.CBAM (not a YAML "
+    "name in Ultralytics), whose channel half is a single 1x1 conv on the average-pooled descriptor only.",
 )
 class CBAM(_CBAMBase):
     """Full CBAM: channel gate, then spatial gate on the channel-refined map.

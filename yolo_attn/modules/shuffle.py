@@ -73,21 +73,23 @@ class ShuffleAttention(nn.Module):
         self.init = check_choice(init, INITS, "init", name)
         self.groups, self.eps = groups, float(eps)
         c = c1 // (2 * groups)
-        self.cweight = nn.Parameter(torch.zeros(1, 1, c, 1, 1))
-        self.cbias = nn.Parameter(torch.ones(1, 1, c, 1, 1))
-        self.sweight = nn.Parameter(torch.zeros(1, 1, c, 1, 1))
-        self.sbias = nn.Parameter(torch.ones(1, 1, c, 1, 1))
+        # per-channel scalars stored 1-D (a 5-D parameter would break model.to(memory_format=channels_last))
+        self.cweight = nn.Parameter(torch.zeros(c))
+        self.cbias = nn.Parameter(torch.ones(c))
+        self.sweight = nn.Parameter(torch.zeros(c))
+        self.sbias = nn.Parameter(torch.ones(c))
         self.scale = maybe_residual_scale(c1, init, name)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c1, h, w = x.shape
         xg = x.reshape(b, self.groups, 2, c1 // (2 * self.groups), h, w)
         x1, x2 = xg[:, :, 0], xg[:, :, 1]  # (B, G, C/2G, H, W) each
+        cw, cb, sw, sb = (p.view(1, 1, -1, 1, 1) for p in (self.cweight, self.cbias, self.sweight, self.sbias))
         # channel half: per-channel global average -> affine -> gate
-        y1 = apply_gate(x1, self.cweight * x1.mean((3, 4), keepdim=True) + self.cbias, self.fuse, "paper")
+        y1 = apply_gate(x1, cw * x1.mean((3, 4), keepdim=True) + cb, self.fuse, "paper")
         # spatial half: per-channel normalisation over positions -> affine -> gate
         d = x2 - x2.mean((3, 4), keepdim=True)
         n = d * torch.rsqrt(d.pow(2).mean((3, 4), keepdim=True) + self.eps)
-        y2 = apply_gate(x2, self.sweight * n + self.sbias, self.fuse, "paper")
+        y2 = apply_gate(x2, sw * n + sb, self.fuse, "paper")
         y = torch.stack([y1, y2], 2).view(b, 2, c1 // 2, h, w).transpose(1, 2).reshape(b, c1, h, w)
         return y if self.scale is None else self.scale(x, y)
