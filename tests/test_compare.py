@@ -81,11 +81,11 @@ def se_yaml(tmp_path_factory) -> Path:
 
 def _args(tiny, se_yaml):
     return ["--data", str(tiny), "--models", "yolov5n.yaml", str(se_yaml), "--seeds", "2", "--epochs", "1",
-            "--imgsz", "64", "--boot", "200"]
+            "--imgsz", "64", "--boot", "200", "--threads", "1"]
 
 
 def _kw(tiny, se_yaml):
-    return dict(data=str(tiny), models=["yolov5n.yaml", str(se_yaml)], seeds=2, epochs=1, imgsz=64, n_boot=200)
+    return dict(data=str(tiny), models=["yolov5n.yaml", str(se_yaml)], seeds=2, epochs=1, imgsz=64, n_boot=200, threads=1)
 
 
 def _cli(*args):
@@ -207,7 +207,7 @@ def test_width_control_matches_parameter_count(tmp_path, se_yaml):
 @pytest.mark.skipif(__import__("importlib").util.find_spec("ray") is None, reason="ray not installed")
 def test_ray_backend_writes_the_same_store(tiny, tmp_path):
     s = compare(data=str(tiny), models=["yolov5n.yaml"], seeds=2, epochs=1, imgsz=64, n_boot=50, out=str(tmp_path / "r"),
-                backend="ray", progress=False)
+                backend="ray", progress=False, threads=1)
     recs = Store(tmp_path / "r").records()
     assert sorted(r["trial_id"] for r in recs) == ["yolov5n__seed0", "yolov5n__seed1"]
     assert all(r["status"] == "ok" for r in recs), [r.get("error") for r in recs]

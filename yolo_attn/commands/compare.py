@@ -45,6 +45,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--allow-changes", action="store_true", help="continue a results folder with different settings")
     parser.add_argument("--retry-failed", action="store_true", help="train failed trials again")
     parser.add_argument("--max-trials", type=int, help="train at most this many trials now (rerun to continue)")
+    parser.add_argument("--threads", type=int, help="CPU threads for every trial (default: chosen at the sweep's start, "
+                        "kept on resume)")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
     parser.add_argument("--verbose", action="store_true", help="show Ultralytics' own output")
 
@@ -64,7 +66,7 @@ def run(args) -> int:
         control_width=args.control_width, baseline=args.baseline, train_args=train_args, weights=args.weights,
         allow_changes=args.allow_changes, retry_failed=args.retry_failed, device=args.device, n_boot=args.boot,
         tolerance=args.tolerance if args.tolerance is not None else AGREEMENT_TOL, cpus_per_trial=args.cpus_per_trial,
-        progress=not args.quiet, verbose=args.verbose, max_trials=args.max_trials,
+        progress=not args.quiet, threads=args.threads, verbose=args.verbose, max_trials=args.max_trials,
     )
     print(fmt_summary(summary))
     return 0 if summary["n_ok"] else 1

@@ -241,11 +241,24 @@ def compare(
     """
     import torch
 
-    if not threads:  # fixed (not load-dependent): float reductions may depend on the thread count
+    out_dir = Path(out) if out else Path("runs") / "compare" / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    store = Store(out_dir)
+    if not threads:
+        # One thread count for the whole sweep, kept across resumes (stored in config.json): CPU float
+        # reductions may depend on it, and a rerun must reproduce the same numbers. Chosen when the
+        # sweep starts: yolo_attn.train's load-aware count (oversubscribed threads on a busy machine
+        # are many times slower), else every usable CPU.
+        threads = (store.read_config() or {}).get("_threads")
+    if not threads:
         try:
-            threads = len(os.sched_getaffinity(0))
-        except AttributeError:  # not Linux
-            threads = os.cpu_count() or 1
+            from ..train import cpu_threads
+
+            threads = cpu_threads()
+        except ImportError:  # pragma: no cover
+            try:
+                threads = len(os.sched_getaffinity(0))
+            except AttributeError:  # not Linux
+                threads = os.cpu_count() or 1
     data = data or default_data()
     models = list(models or [m for m in DEFAULT_MODELS if _exists(m)])
     if not models:
@@ -253,8 +266,6 @@ def compare(
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     if not seed_list:
         raise ValueError("need at least one seed")
-    out_dir = Path(out) if out else Path("runs") / "compare" / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    store = Store(out_dir)
     log = (lambda s: print(f"[compare] {s}", file=sys.stderr, flush=True)) if progress else (lambda s: None)
 
     # data: absolute-path copy in the results folder, checked before anything trains
