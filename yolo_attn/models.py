@@ -6,14 +6,53 @@ from pathlib import Path
 
 from . import _ultralytics  # noqa: F401  (registers the layers)
 
+INITS = ("paper", "identity")
 
-def build_model(model: str | Path, nc: int | None = None, verbose: bool = False):
-    """Return an Ultralytics ``DetectionModel`` built from a YAML (or loaded from a ``.pt`` checkpoint)."""
+
+def model_dict(model: str | Path | dict, init: str | None = None) -> dict:
+    """The model dict of a YAML path or name (scale from the name, as Ultralytics reads it).
+
+    ``init`` ("paper" or "identity"), if given, is set on every attention layer of the model (see
+    :func:`yolo_attn.placement.set_layer_options`).
+    """
+    from .placement import set_layer_options
+
+    d = dict(model) if isinstance(model, dict) else _ultralytics.load_model_yaml(model)
+    if init is None:
+        return d
+    if init not in INITS:
+        raise ValueError(f"init must be one of {list(INITS)}, got {init!r}")
+    return set_layer_options(d, init=init)
+
+
+def build_model(model: str | Path | dict, nc: int | None = None, verbose: bool = False, init: str | None = None):
+    """Return an Ultralytics ``DetectionModel`` built from a YAML (or loaded from a ``.pt`` checkpoint).
+
+    ``init="identity"`` builds every attention layer as the identity (for starting from stock weights).
+    """
     from ultralytics.nn.tasks import DetectionModel, load_checkpoint
 
+    if isinstance(model, dict):
+        return DetectionModel(model_dict(model, init), nc=nc, verbose=verbose)
     path = Path(model)
     if path.suffix == ".pt":
+        if init is not None:
+            raise ValueError(f"{model}: init= applies to model YAMLs, not to a trained checkpoint")
         return load_checkpoint(path)[0]
     if path.suffix not in (".yaml", ".yml"):
         raise ValueError(f"{model}: expected a .yaml, .yml or .pt file")
-    return DetectionModel(str(path), nc=nc, verbose=verbose)
+    cfg = str(path) if init is None else model_dict(str(path), init)
+    return DetectionModel(cfg, nc=nc, verbose=verbose)
+
+
+def write_model_yaml(model: str | Path, out_dir: str | Path, init: str) -> Path:
+    """Write ``model`` (a YAML path or name) with ``init`` applied, under its own file name in ``out_dir``."""
+    import yaml
+
+    d = model_dict(model, init)
+    d.pop("yaml_file", None)
+    d.pop("scale", None)  # the scale comes back from the file name, which is kept
+    out = Path(out_dir) / Path(str(model)).name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(f"# {Path(str(model)).name} with init: {init} on every attention layer (yolo_attn)\n" + yaml.safe_dump(d, sort_keys=False))
+    return out

@@ -664,3 +664,35 @@ def generate_configs(out_dir: str | Path | None = None, check: bool = False, con
                     path.unlink()
                     report.removed.append(path.name)
     return report
+
+
+def set_layer_options(d: dict, **options) -> dict:
+    """Copy of model dict ``d`` in which every registered attention layer gets keyword ``options``.
+
+    Applies to channel-preserving rows (``[-1, 1, SE, [16]]`` -> ``[-1, 1, SE, [16, {init: identity}]]``)
+    and to the attention carried inside block rows (``C3Attn``'s attention arguments); options already
+    written in the YAML are overridden. Layers that do not accept an option fail when the model is built,
+    naming the row. Typical use: ``set_layer_options(d, init="identity")`` so that a stock checkpoint
+    transferred into a shipped config predicts exactly what the stock model predicts.
+    """
+    out = copy.deepcopy(d)
+    for row in list(out.get("backbone") or []) + list(out.get("head") or []):
+        name = row[2] if isinstance(row, list) and len(row) == 4 else None
+        if name not in LAYERS:
+            continue
+        spec = LAYERS.get(name)
+        if spec.kind == "preserve":
+            row[3] = _with_options(row[3], options)
+            continue
+        at = getattr(spec.cls, "yaml_attention_args", None)  # position of the attention's own args in the row
+        if at is not None:
+            args = row[3]
+            args.extend([[]] * (at + 1 - len(args)))
+            args[at] = _with_options(args[at], options)
+    return out
+
+
+def _with_options(args, options: dict) -> list:
+    args = _normalise_args(args)
+    kw = args.pop() if args and isinstance(args[-1], dict) else {}
+    return [*args, {**kw, **options}]

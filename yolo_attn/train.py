@@ -54,6 +54,13 @@ SHORT_RUN = {
 }
 
 
+# Training arguments of yolo_attn itself (not Ultralytics'): name -> help
+YOLO_ATTN_ARGS = {
+    "attn_init": "paper|identity: initialisation of every attention layer of the model YAML (identity: "
+    "each starts as the identity, so pretrained= weights predict exactly as the stock model at epoch 0)",
+}
+
+
 def cpu_threads() -> int:
     """Threads for CPU training: ``YOLO_ATTN_THREADS`` if set, else every CPU this process may use.
 
@@ -227,7 +234,8 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
             overrides[token] = True
         else:
             raise ValueError(f"{token!r} is not a key=value argument (e.g. epochs=10)")
-    return check_args(overrides)
+    own = {k: overrides.pop(k) for k in list(overrides) if k in YOLO_ATTN_ARGS}
+    return {**check_args(overrides), **own}
 
 
 def _resolve(overrides: dict[str, Any]) -> dict[str, Any]:
@@ -267,7 +275,16 @@ def train(callbacks: dict[str, Callable | list[Callable]] | None = None, **overr
     from ultralytics.utils import callbacks as ul_callbacks
 
     _ultralytics_offline_font()
+    overrides = dict(overrides)
+    attn_init = overrides.pop("attn_init", None)
     args = _resolve(overrides)
+    if attn_init is not None:  # the trainer (and DDP workers) rebuild the model from a YAML file
+        import tempfile
+
+        from .models import write_model_yaml
+
+        args["model"] = str(write_model_yaml(args["model"], tempfile.mkdtemp(prefix="yolo-attn-model-"), attn_init))
+        LOGGER.info(f"yolo_attn: attention layers built with init={attn_init} ({args['model']})")
     cbs = ul_callbacks.get_default_callbacks()
     for event, fns in (callbacks or {}).items():
         if event not in cbs:

@@ -20,6 +20,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--allow-foreign", action="store_true", help="write the result even if the source matches little of the target")
     parser.add_argument("--map", dest="index_map", help="index map JSON {'map': {base index: target index}} from make-yaml")
     parser.add_argument("--nc", type=int, help="number of classes of a YAML target (default: the YAML's nc)")
+    parser.add_argument(
+        "--init",
+        choices=("paper", "identity"),
+        help="initialisation of the attention layers of a YAML target; identity: the result predicts exactly "
+        "what the source predicts until it is trained (default: as the YAML says)",
+    )
     dtype = parser.add_mutually_exclusive_group()
     dtype.add_argument("--half", action="store_true", help="save float16 weights (default: as the source stores them)")
     dtype.add_argument("--float", action="store_true", help="save float32 weights")
@@ -27,13 +33,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--json", dest="json_out", help="also write the report as JSON to this file")
 
 
-def build_target(target: str | Path, nc: int | None = None, trust: bool = False):
+def build_target(target: str | Path, nc: int | None = None, trust: bool = False, init: str | None = None):
     """The target ``DetectionModel``: built from a YAML, or read from a ``.pt`` (weights-only unless ``trust``)."""
     from ..models import build_model
 
     path = Path(target)
     if path.suffix in (".yaml", ".yml"):
-        return build_model(str(target), nc=nc)  # a file, or a config name Ultralytics resolves (yolov5s-se-sppf.yaml)
+        return build_model(str(target), nc=nc, init=init)  # a file, or a config name Ultralytics resolves (yolov5s-se-sppf.yaml)
     if path.suffix != ".pt":
         raise ValueError(f"{target}: the target must be a .yaml/.yml model config or a .pt checkpoint")
     if not path.is_file():
@@ -100,7 +106,9 @@ def run(args) -> int:
     if out.suffix != ".pt":
         raise ValueError(f"{out}: the output must be a .pt file")
     ckpt = load_checkpoint(args.source, trust=args.trust)
-    model = build_target(args.target, nc=args.nc, trust=args.trust)
+    if args.init and Path(args.target).suffix not in (".yaml", ".yml"):
+        raise ValueError(f"{args.target}: --init applies to a model YAML target")
+    model = build_target(args.target, nc=args.nc, trust=args.trust, init=args.init)
     report = transfer_weights(ckpt, model, index_map=args.index_map, allow_foreign=args.allow_foreign)
     print(report.table(keys=args.keys))
     half = args.half or (not args.float and ckpt.half)

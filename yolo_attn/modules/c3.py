@@ -45,6 +45,8 @@ class C3Attn(C3):
     ``[-1, 3, C3Attn, [256, CBAM, [16, {init: identity}]]]``. Scales with width/depth like ``C3``.
     """
 
+    yaml_attention_args = 2  # YAML args [c2, NAME, [attention args], ...]: where the attention's args sit
+
     def __init__(self, c1: int, c2: int, n: int = 1, attn: str = "SE", attn_args=(), shortcut=True, g=1, e=0.5):
         check_channels(c1, "C3Attn")
         check_positive_int(n, "repeats n", "C3Attn")
