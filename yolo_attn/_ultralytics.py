@@ -2,21 +2,26 @@
 
 Ultralytics resolves a model-YAML layer name with ``globals()[name]`` inside
 ``ultralytics.nn.tasks.parse_model`` and, for layers it does not know, calls the class with the
-YAML arguments only (no input channels) and repeats it ``n`` times. To make registered attention
-layers first-class YAML layers, this module:
+YAML arguments only (no input channels), records the input channels as the output channels, and
+repeats the layer ``n`` times. To make registered attention layers first-class YAML layers, this
+module:
 
 * puts one *YAML entry class* per registered name into ``ultralytics.nn.tasks``' namespace. An
   entry class is an ``nn.Module`` subclass (so Ultralytics' restricted loading accepts it) whose
-  constructor reads the input channels (and, for ``block`` layers, the width/depth multiples) of
-  the row being parsed, and returns an instance of the real registered class;
-* wraps ``parse_model`` to validate layer names (clear error, closest match) and to hand the
-  repeat count of ``block`` rows to the layer itself, as Ultralytics does for ``C3``;
-* wraps ``torch_safe_load`` so that a checkpoint naming a yolo_attn module this installation
-  lacks fails with a clear error instead of Ultralytics' pip auto-install;
+  constructor reads the row being parsed (input channels; for ``block`` layers the width/depth
+  multiples) from the running ``parse_model`` frame, returns an instance of the real registered
+  class, and for ``block`` layers writes their output channels back (``c2``);
+* wraps ``parse_model`` to validate rows (clear errors naming file, row and layer, closest match)
+  and to hand the repeat count of ``block`` rows to the layer itself, as Ultralytics does for ``C3``;
+* wraps ``torch_safe_load`` and ``check_requirements`` so that a checkpoint naming a yolo_attn
+  module this installation lacks fails with a clear error instead of Ultralytics' pip auto-install;
 * allow-lists every yolo_attn module class for ``torch.load(weights_only=True)`` so checkpoints
-  load under ``ULTRALYTICS_SAFE_LOAD=1``.
+  load under ``ULTRALYTICS_SAFE_LOAD=1``;
+* wraps ``check_yaml`` so the configs shipped in ``models/yaml`` resolve by name from any folder;
+* routes ``check_font`` to a local font, so plots render offline (no Arial download).
 
-Everything here is tested against the Ultralytics versions allowed by ``pyproject.toml``.
+``tests/test_bridge.py`` checks every assumption made here against the installed Ultralytics, and
+``.ci/compat`` runs it against the oldest version ``pyproject.toml`` allows.
 """
 
 from __future__ import annotations
@@ -339,6 +344,7 @@ def install() -> None:
     install_config_lookup()  # model YAMLs shipped with yolo_attn resolve by name (see the end of this file)
     _tasks.check_requirements = _guard_check_requirements(_tasks.check_requirements)
     torch.serialization.add_safe_globals(_module_classes())
+    install_offline_font()  # plots render offline: no Arial download (see the end of this file)
 
 
 # --------------------------------------------------------------------------------------------
@@ -400,7 +406,7 @@ def install_config_lookup() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Offline-safe plot fonts (added for yolo_attn.train; self-contained, changes nothing above)
+# Offline-safe plot fonts
 # --------------------------------------------------------------------------------------------
 # Ultralytics' ``check_font`` looks for Arial in its settings folder and in matplotlib's font list, and
 # otherwise downloads it from the Ultralytics assets server. It runs when a dataset is checked and when
