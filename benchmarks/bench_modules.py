@@ -42,10 +42,10 @@ def public_references(name: str, c: int, size: int) -> dict[str, torch.nn.Module
             "ECA": lambda: tl.EcaModule(c),
             "CBAM": lambda: tl.get_attn("cbam")(c),
             "CoordAtt": lambda: tl.get_attn("coord")(c),
-            "GC": lambda: tl.GlobalContext(c),
+            "GC": lambda: tl.GlobalContext(c, rd_ratio=1 / 16),  # our default reduction
             "GatherExcite": lambda: tl.GatherExcite(c),
             "SK": lambda: tl.SelectiveKernel(c, c),
-            "NonLocal": lambda: tl.NonLocalAttn(c),
+            "NonLocal": lambda: tl.NonLocalAttn(c, rd_ratio=1 / 2),  # the paper's C/2, our default
             "MHSA": lambda: tl.get_attn("bottleneck")(c, feat_size=(size, size), num_heads=4),
         }
         if name in table:
@@ -83,7 +83,11 @@ def module_rows(names: list[str], repeats: int) -> list[dict]:
             continue
         for level, (c, s) in FEATURES.items():
             torch.manual_seed(0)
-            mods = {"yolo_attn": spec.cls(c)}
+            try:
+                mods = {"yolo_attn": spec.cls(c)}
+            except ValueError as exc:  # e.g. MHSA's relative-position table is smaller than an 80x80 map
+                print(f"  {name} {level}: not built at {c}x{s}x{s} ({exc})")
+                continue
             try:
                 mods.update(public_references(name, c, s))
             except Exception as exc:  # a reference that cannot be built at this size is reported, not fatal
@@ -139,34 +143,55 @@ def _module_line(r: dict) -> str:
     )
 
 
-def model_rows(names: list[str], repeats: int, imgsz: int = 640) -> list[dict]:
-    """yolov5s latency with each layer before SPPF, as a ratio to stock yolov5s in the same loop."""
+def model_rows(names: list[str], repeats: int, placement: str = "backbone-end", imgsz: int = 640, train_step=()) -> list[dict]:
+    """yolov5s latency with ``names`` placed at ``placement``, as a ratio to stock yolov5s in the same loop.
+
+    For layers in ``train_step`` also a training step (forward + backward, batch 2, train mode) is timed.
+    """
     from ultralytics.nn.tasks import DetectionModel
 
     from yolo_attn.placement import make_yaml
 
     x = torch.zeros(1, 3, imgsz, imgsz)
+    xt = torch.rand(2, 3, imgsz, imgsz)
+    stock = DetectionModel("yolov5s.yaml", verbose=False)
     rows = []
     for name in names:
         if LAYERS.get(name).kind != "preserve":
             continue
-        stock = DetectionModel("yolov5s.yaml", verbose=False).eval()
-        cfg, _ = make_yaml(None, name, [], ["backbone-end"])
+        cfg, _ = make_yaml(None, name, [], [placement])
         cfg["scale"] = "s"
-        attn = DetectionModel(cfg, verbose=False).eval()
+        attn = DetectionModel(cfg, verbose=False)
         torch.set_num_threads(os.cpu_count())
 
-        def run(m):
+        def infer(m):
             def go():
+                m.eval()
                 with torch.no_grad():
                     m(x)
 
             return go
 
-        t = interleaved({"stock": run(stock), name: run(attn)}, repeats)
-        row = {"layer": name, "stock_ms": t["stock"] * 1e3, "attn_ms": t[name] * 1e3, "ratio": t[name] / t["stock"]}
+        def step(m):
+            def go():
+                m.train()
+                out = m(xt)
+                sum(o.float().mean() for o in (out if isinstance(out, (list, tuple)) else [out])).backward()
+
+            return go
+
+        t = interleaved({"stock": infer(stock), name: infer(attn)}, repeats)
+        row = {"layer": name, "placement": placement, "stock_ms": t["stock"] * 1e3, "attn_ms": t[name] * 1e3}
+        row["ratio"] = t[name] / t["stock"]
+        line = f"| {name} | {placement} | {row['stock_ms']:.1f} | {row['attn_ms']:.1f} | {row['ratio']:.3f} |"
+        if name in train_step:
+            ts = interleaved({"stock": step(stock), name: step(attn)}, max(repeats // 3, 3), warmup=1)
+            row["train_step_ratio"] = ts[name] / ts["stock"]
+            line += f" {row['train_step_ratio']:.3f} |"
+        else:
+            line += " - |"
         rows.append(row)
-        print(f"| {name} | {row['stock_ms']:.1f} | {row['attn_ms']:.1f} | {row['ratio']:.3f} |", flush=True)
+        print(line, flush=True)
     return rows
 
 
@@ -176,20 +201,25 @@ def main(argv=None) -> int:
     ap.add_argument("--model-repeats", type=int, default=15, help="timed rounds for yolov5s latency")
     ap.add_argument("--layers", nargs="*", help="subset of layer names (default: all preserve layers)")
     ap.add_argument("--skip-model", action="store_true", help="skip the yolov5s latency part")
+    ap.add_argument("--skip-modules", action="store_true", help="skip the per-module part")
+    ap.add_argument("--placements", nargs="*", default=["backbone-end"], help="placements for the yolov5s part")
+    ap.add_argument("--train-step", nargs="*", default=["SE", "CBAM"], help="layers whose training step is timed too")
     ap.add_argument("--out", default="benchmarks/results", help="folder for the JSON results")
     args = ap.parse_args(argv)
 
     torch.set_num_threads(os.cpu_count())
     names = args.layers or LAYERS.names("preserve")
     print(f"yolo_attn {yolo_attn.__version__}, torch {torch.__version__}, threads {torch.get_num_threads()}\n")
-    print("| layer | level | fwd ms | fwd+bwd ms | public fwd ms | fwd ratio | fwd+bwd ratio |")
-    print("|---|---|---|---|---|---|---|")
-    modules = module_rows(names, args.repeats)
+    if not args.skip_modules:
+        print("| layer | level | fwd ms | fwd+bwd ms | public fwd ms | fwd ratio | fwd+bwd ratio |")
+        print("|---|---|---|---|---|---|---|")
+    modules = [] if args.skip_modules else module_rows(names, args.repeats)
     models = []
     if not args.skip_model:
-        print("\n| layer before SPPF | yolov5s ms | with layer ms | ratio |")
-        print("|---|---|---|---|")
-        models = model_rows(names, args.model_repeats)
+        print("\n| layer | placement | yolov5s ms | with layer ms | inference ratio | train-step ratio |")
+        print("|---|---|---|---|---|---|")
+        for placement in args.placements:
+            models += model_rows(names, args.model_repeats, placement, train_step=args.train_step)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "modules.json").write_text(

@@ -59,13 +59,11 @@ def test_registered_as_gating_preserve_layer(name):
     assert spec.cls.__doc__ and spec.paper and spec.year >= 2018
 
 
-def test_only_cbam_declares_an_override_and_no_other_name_collides():
-    assert LAYERS.get("CBAM").overrides == "CBAM"
+def test_no_gating_name_collides_and_cbam_says_it_is_not_ultralytics_cbam():
     for name in NAMES:
-        if name != "CBAM":
-            assert LAYERS.get(name).overrides == ""
-            assert name not in ultralytics_names()
-    assert "shadows" in LAYERS.get("CBAM").note
+        assert LAYERS.get(name).overrides == ""
+        assert name not in ultralytics_names()
+    assert "Not ultralytics.nn.modules.CBAM" in LAYERS.get("CBAM").note
 
 
 def test_gc_note_names_its_additive_default():
