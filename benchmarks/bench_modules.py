@@ -1,6 +1,6 @@
 """CPU speed of every registered attention layer, beside public implementations, and its cost inside yolov5s.
 
-Part 1 times forward (eval, no grad) and forward+backward (train mode) of each yolo_attn layer at the
+Part 1 times forward (eval, no grad, batch 1) and forward+backward (train mode, batch 2) of each layer at the
 P3/P4/P5 feature maps of yolov5s at 640 (128x80x80, 256x40x40, 512x20x20), and, side by side in the
 same interleaved loop, the same module from timm (reference implementations, used only here and in
 tests) and Ultralytics' own CBAM. It reports yolo_attn's time as a ratio to the fastest public one.
@@ -93,7 +93,7 @@ def module_rows(names: list[str], repeats: int) -> list[dict]:
             except Exception as exc:  # a reference that cannot be built at this size is reported, not fatal
                 print(f"  {name} {level}: reference skipped ({exc})")
             x = torch.randn(1, c, s, s)
-            xb = torch.randn(1, c, s, s, requires_grad=True)
+            xb = torch.randn(2, c, s, s, requires_grad=True)  # training: batch 2 (batch-statistics layers)
 
             def fwd(m):
                 m.eval()

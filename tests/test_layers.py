@@ -236,6 +236,18 @@ def test_eval_batch_one(spec):
         assert m(x).shape == x.shape
 
 
+@pytest.mark.parametrize("spec", ALL)
+def test_train_batch_one(spec):
+    """Ultralytics' last training batch can hold a single image: training mode must cope with batch 1."""
+    seeded(0)
+    m = build_layer(spec).train()
+    x = _input((1, C1, 10, 10)).requires_grad_(True)
+    y = m(x)
+    assert y.shape[0] == 1 and torch.isfinite(y).all()
+    y.square().mean().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
 @pytest.mark.parametrize("hw", [(7, 5), (1, 1), (1, 9), (13, 2)], ids=lambda hw: f"{hw[0]}x{hw[1]}")
 @pytest.mark.parametrize("spec", ALL)
 def test_odd_spatial_sizes(spec, hw):

@@ -99,3 +99,16 @@ class ResidualScale(nn.Module):
 def maybe_residual_scale(c1: int, init: str, owner: str) -> ResidualScale | None:
     """A :class:`ResidualScale` for ``init="identity"``, None for ``init="paper"``."""
     return ResidualScale(c1) if check_choice(init, INITS, "init", owner) == "identity" else None
+
+
+class PooledBatchNorm(nn.BatchNorm2d):
+    """BatchNorm over pooled ``(B, C, 1, 1)`` descriptors that also works for a training batch of one.
+
+    With one sample there are no batch statistics (PyTorch raises); the running statistics are used
+    instead. Ultralytics' last training batch can hold a single image, so SK and BAM need this.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and x.shape[0] * x.shape[2] * x.shape[3] == 1:
+            return nn.functional.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+        return super().forward(x)

@@ -22,6 +22,7 @@ from ..registry import register
 from ._common import (
     FUSES,
     INITS,
+    PooledBatchNorm,
     apply_gate,
     check_channels,
     check_choice,
@@ -43,8 +44,8 @@ def _conv_bn_relu(c1: int, c2: int, k: int, d: int = 1) -> nn.Sequential:
     year=2018,
     gating=True,
     note="Paper form y = x * (1 + sigmoid(z)); init=identity uses y = x * (1 + (2 * sigmoid(z) - 1)) with both "
-    "branch-final BNs zeroed (exactly x at start); fuse=add gives y = x + gate. The channel branch "
-    "batch-normalises pooled descriptors, so training needs batch size >= 2.",
+    "branch-final BNs zeroed (exactly x at start); fuse=add gives y = x + gate. The channel branch's BN "
+    "uses running statistics for a training batch of one.",
 )
 class BAM(nn.Module):
     """Bottleneck attention: summed channel and spatial branches, one sigmoid, residual refinement.
@@ -67,7 +68,7 @@ class BAM(nn.Module):
         check_positive_int(dilation, "dilation", name)
         # channel branch: GAP -> FC -> ReLU -> FC -> BN
         self.channel = nn.Sequential(
-            nn.Conv2d(c1, c_, 1), nn.ReLU(inplace=True), nn.Conv2d(c_, c1, 1), nn.BatchNorm2d(c1)
+            nn.Conv2d(c1, c_, 1), nn.ReLU(inplace=True), nn.Conv2d(c_, c1, 1), PooledBatchNorm(c1)
         )
         # spatial branch: 1x1 reduce -> two dilated 3x3 -> 1x1 to one map -> BN
         self.spatial = nn.Sequential(

@@ -19,11 +19,10 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..registry import register
-from ._common import check_channels, check_positive_int, hidden_channels, maybe_residual_scale
+from ._common import PooledBatchNorm, check_channels, check_positive_int, hidden_channels, maybe_residual_scale
 
 DEFAULT_CARDINALITY = 32  # the paper's SKNet-50 uses G = 32 groups
 
@@ -86,22 +85,16 @@ class SK(nn.Module):
             for m in range(1, branches + 1)
         )
         self.fc = nn.Conv2d(c1, d, 1, bias=False)
-        self.bn = nn.BatchNorm2d(d)
+        self.bn = PooledBatchNorm(d)
         self.act = nn.ReLU(inplace=True)
         self.select = nn.Conv2d(d, c1 * branches, 1)  # the M per-branch layers, stacked
         self.scale = maybe_residual_scale(c1, init, name)
-
-    def _fuse_bn(self, s: torch.Tensor) -> torch.Tensor:
-        if self.training and s.shape[0] == 1:  # no batch statistics for one pooled sample
-            bn = self.bn
-            return F.batch_norm(s, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps)
-        return self.bn(s)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c = x.shape[:2]
         u = [conv(x) for conv in self.convs]  # U_1 .. U_M
         s = sum(um.mean((2, 3), keepdim=True) for um in u)  # GAP of U = sum_m U_m
-        z = self.act(self._fuse_bn(self.fc(s)))
+        z = self.act(self.bn(self.fc(s)))
         a = self.select(z).view(b, self.branches, c, 1, 1).softmax(1)
         v = u[0] * a[:, 0]
         for m in range(1, self.branches):
