@@ -43,7 +43,7 @@ def public_references(name: str, c: int, size: int) -> dict[str, torch.nn.Module
             "CBAM": lambda: tl.get_attn("cbam")(c),
             "CoordAtt": lambda: tl.get_attn("coord")(c),
             "GC": lambda: tl.GlobalContext(c, rd_ratio=1 / 16),  # our default reduction
-            "GatherExcite": lambda: tl.GatherExcite(c),
+            "GatherExcite": lambda: tl.GatherExcite(c, use_mlp=False),  # the parameter-free global variant, our default
             "SK": lambda: tl.SelectiveKernel(c, c),
             "NonLocal": lambda: tl.NonLocalAttn(c, rd_ratio=1 / 2),  # the paper's C/2, our default
             "MHSA": lambda: tl.get_attn("bottleneck")(c, feat_size=(size, size), num_heads=4),
@@ -112,8 +112,12 @@ def module_rows(names: list[str], repeats: int) -> list[dict]:
 
                 return run
 
-            f = interleaved({k: fwd(m) for k, m in mods.items()}, repeats)
-            fb = interleaved({k: fwd_bwd(m) for k, m in mods.items()}, max(repeats // 2, 5))
+            try:
+                f = interleaved({k: fwd(m) for k, m in mods.items()}, repeats)
+                fb = interleaved({k: fwd_bwd(m) for k, m in mods.items()}, max(repeats // 2, 5))
+            except ValueError as exc:  # a layer that refuses this map size (relative-position tables)
+                print(f"  {name} {level}: skipped ({exc})")
+                continue
             public_f = min((v for k, v in f.items() if k != "yolo_attn"), default=None)
             public_fb = min((v for k, v in fb.items() if k != "yolo_attn"), default=None)
             row = {
@@ -141,6 +145,14 @@ def _module_line(r: dict) -> str:
         f"| {refs or '-'} | {_fmt_ratio(r['fwd_ratio_to_fastest_public'])} "
         f"| {_fmt_ratio(r['fwd_bwd_ratio_to_fastest_public'])} |"
     )
+
+
+def _tensors(out) -> list[torch.Tensor]:
+    """Every tensor in a (nested) model output: Detect returns tensors, lists or dicts depending on mode."""
+    if isinstance(out, torch.Tensor):
+        return [out]
+    items = out.values() if isinstance(out, dict) else out if isinstance(out, (list, tuple)) else []
+    return [t for o in items for t in _tensors(o)]
 
 
 def model_rows(names: list[str], repeats: int, placement: str = "backbone-end", imgsz: int = 640, train_step=()) -> list[dict]:
@@ -175,12 +187,15 @@ def model_rows(names: list[str], repeats: int, placement: str = "backbone-end", 
         def step(m):
             def go():
                 m.train()
-                out = m(xt)
-                sum(o.float().mean() for o in (out if isinstance(out, (list, tuple)) else [out])).backward()
+                sum(t.float().mean() for t in _tensors(m(xt))).backward()
 
             return go
 
-        t = interleaved({"stock": infer(stock), name: infer(attn)}, repeats)
+        try:
+            t = interleaved({"stock": infer(stock), name: infer(attn)}, repeats)
+        except ValueError as exc:  # e.g. relative-position tables smaller than a P2 map at 640
+            print(f"  {name} at {placement}: skipped ({exc})")
+            continue
         row = {"layer": name, "placement": placement, "stock_ms": t["stock"] * 1e3, "attn_ms": t[name] * 1e3}
         row["ratio"] = t[name] / t["stock"]
         line = f"| {name} | {placement} | {row['stock_ms']:.1f} | {row['attn_ms']:.1f} | {row['ratio']:.3f} |"
