@@ -9,6 +9,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("model", help="model YAML (scale from the name, e.g. yolov5s-cbam-neck.yaml) or .pt")
     parser.add_argument("--imgsz", type=int, default=640, help="image size for GFLOPs (default 640)")
     parser.add_argument("--nc", type=int, help="override the number of classes")
+    parser.add_argument("--trust", action="store_true", help="fully unpickle a .pt (runs code in the file; only for files you trust)")
 
 
 def run(args) -> int:
@@ -21,7 +22,7 @@ def run(args) -> int:
 
     if not Path(args.model).suffix:
         raise ValueError(f"{args.model}: give a .yaml or .pt file")
-    model = build_model(args.model, nc=args.nc, verbose=True)
+    model = build_model(args.model, nc=args.nc, verbose=True, trust=args.trust)
     params = get_num_params(model)
     gflops = get_flops(model, args.imgsz)
     attn = [(i, m.type) for i, m in enumerate(model.model) if m.type.startswith("yolo_attn.")]

@@ -37,23 +37,9 @@ def build_target(target: str | Path, nc: int | None = None, trust: bool = False,
     """The target ``DetectionModel``: built from a YAML, or read from a ``.pt`` (weights-only unless ``trust``)."""
     from ..models import build_model
 
-    path = Path(target)
-    if path.suffix in (".yaml", ".yml"):
-        return build_model(str(target), nc=nc, init=init)  # a file, or a config name Ultralytics resolves (yolov5s-se-sppf.yaml)
-    if path.suffix != ".pt":
+    if Path(target).suffix not in (".yaml", ".yml", ".pt"):
         raise ValueError(f"{target}: the target must be a .yaml/.yml model config or a .pt checkpoint")
-    if not path.is_file():
-        raise FileNotFoundError(f"{target}: no such file")
-    from ultralytics.nn.tasks import torch_safe_load
-
-    try:
-        ckpt, _ = torch_safe_load(str(path), safe_only=not trust)
-    except Exception as exc:
-        raise ValueError(f"{target}: cannot read the target checkpoint ({exc}); pass --trust for a file you made") from exc
-    model = ckpt.get("ema") or ckpt.get("model")
-    if model is None or not hasattr(model, "model"):
-        raise ValueError(f"{target}: not an Ultralytics model checkpoint")
-    return model.float()
+    return build_model(str(target), nc=nc, init=init, trust=trust)  # a YAML may be a config name (yolov5s-se-sppf.yaml)
 
 
 def checkpoint_dict(model, report=None, half: bool = True, train_args: dict | None = None) -> dict:
