@@ -63,6 +63,11 @@ def test_unknown_name_in_yolo(make_yaml):
         YOLO(str(make_yaml("n", [-1, 1, "NoSuchAttention", []])))
 
 
+def test_typo_of_an_ultralytics_layer_suggests_it(make_yaml):
+    with pytest.raises(YamlLayerError, match=r"layer 9 .*'Cnov'.*Did you mean 'Conv'\?"):
+        DetectionModel(str(make_yaml("n", [-1, 1, "Cnov", [64, 1, 1]])), verbose=False)
+
+
 def test_stock_ultralytics_yaml_still_builds():
     model = DetectionModel("yolov5n.yaml", verbose=False)
     assert not any(m.type.startswith("yolo_attn.") for m in model.model)

@@ -188,7 +188,8 @@ def _check_rows(d: dict) -> None:
             raise YamlLayerError(f"{source}: layer {i} {row!r}: a row must be [from, number, module, args]")
         f, n, name, args = row
         if not _resolvable(name):
-            raise YamlLayerError(f"{source}: layer {i} {list(row)}: {LAYERS.unknown_message(name)}")
+            layers = [k for k, v in vars(_tasks).items() if k in _ULTRALYTICS_NAMES and isinstance(v, type) and issubclass(v, nn.Module)]
+            raise YamlLayerError(f"{source}: layer {i} {list(row)}: {LAYERS.unknown_message(name, layers)}")
         if not isinstance(args, list):
             raise YamlLayerError(f"{source}: layer {i} {list(row)}: args must be a list, got {args!r}")
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:

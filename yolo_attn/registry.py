@@ -97,10 +97,12 @@ class Registry:
         except KeyError:
             raise UnknownLayerError(self.unknown_message(name)) from None
 
-    def unknown_message(self, name: str) -> str:
+    def unknown_message(self, name: str, other_names=()) -> str:
+        """Error text for an unknown ``name``: the closest match among ours and ``other_names``, and our names."""
         names = sorted(self._specs)
-        close = difflib.get_close_matches(str(name), names, n=1, cutoff=0.5)
-        lower = [n for n in names if n.lower() == str(name).lower()]
+        candidates = sorted(set(names) | set(other_names))
+        close = difflib.get_close_matches(str(name), candidates, n=1, cutoff=0.5)
+        lower = [n for n in candidates if n.lower() == str(name).lower()]
         hint = f" Did you mean {(lower or close)[0]!r}?" if (lower or close) else ""
         return f"unknown attention layer {name!r}.{hint} Registered layers: {', '.join(names)}"
 
