@@ -41,6 +41,15 @@ def check_channels(c1, owner: str) -> int:
     return check_positive_int(c1, "input channels c1", owner)
 
 
+def gate_options(module: nn.Module, c1, fuse, init) -> str:
+    """Validate ``c1``, ``fuse`` and ``init`` of a gating module, store ``fuse``/``init`` on it; return its class name."""
+    name = type(module).__name__
+    check_channels(c1, name)
+    module.fuse = check_choice(fuse, FUSES, "fuse", name)
+    module.init = check_choice(init, INITS, "init", name)
+    return name
+
+
 def hidden_channels(c1: int, reduction, owner: str, minimum: int = 1) -> int:
     """Channels of a squeeze layer, ``c1 // reduction`` but at least ``minimum``; rejects nonsense reductions."""
     check_positive_int(reduction, "reduction", owner)

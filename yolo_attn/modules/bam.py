@@ -19,17 +19,7 @@ import torch
 from torch import nn
 
 from ..registry import register
-from ._common import (
-    FUSES,
-    INITS,
-    PooledBatchNorm,
-    apply_gate,
-    check_channels,
-    check_choice,
-    check_positive_int,
-    hidden_channels,
-    zero_init_,
-)
+from ._common import PooledBatchNorm, apply_gate, check_positive_int, gate_options, hidden_channels, zero_init_
 
 
 def _conv_bn_relu(c1: int, c2: int, k: int, d: int = 1) -> nn.Sequential:
@@ -60,10 +50,7 @@ class BAM(nn.Module):
 
     def __init__(self, c1: int, reduction: int = 16, dilation: int = 4, fuse: str = "mul", init: str = "paper"):
         super().__init__()
-        name = type(self).__name__
-        check_channels(c1, name)
-        self.fuse = check_choice(fuse, FUSES, "fuse", name)
-        self.init = check_choice(init, INITS, "init", name)
+        name = gate_options(self, c1, fuse, init)
         c_ = hidden_channels(c1, reduction, name)
         check_positive_int(dilation, "dilation", name)
         # channel branch: GAP -> FC -> ReLU -> FC -> BN

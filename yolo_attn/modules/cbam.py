@@ -20,16 +20,7 @@ import torch
 from torch import nn
 
 from ..registry import register
-from ._common import (
-    FUSES,
-    INITS,
-    apply_gate,
-    check_channels,
-    check_choice,
-    check_positive_int,
-    hidden_channels,
-    zero_init_,
-)
+from ._common import apply_gate, check_positive_int, gate_options, hidden_channels, zero_init_
 
 _PAPER = "Woo et al., CBAM: Convolutional Block Attention Module"
 
@@ -86,10 +77,7 @@ class _SpatialGate(nn.Module):
 
 class _CBAMBase(nn.Module):
     def _options(self, c1: int, fuse: str, init: str) -> str:
-        name = type(self).__name__
-        check_channels(c1, name)
-        self.fuse = check_choice(fuse, FUSES, "fuse", name)
-        self.init = check_choice(init, INITS, "init", name)
+        name = gate_options(self, c1, fuse, init)
         return name
 
 

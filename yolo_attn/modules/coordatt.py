@@ -18,16 +18,7 @@ import torch
 from torch import nn
 
 from ..registry import register
-from ._common import (
-    FUSES,
-    INITS,
-    apply_gate,
-    check_channels,
-    check_choice,
-    check_positive_int,
-    hidden_channels,
-    zero_init_,
-)
+from ._common import apply_gate, check_positive_int, gate_options, hidden_channels, zero_init_
 
 _DEFAULT_REDUCTION = 32
 
@@ -51,10 +42,7 @@ class CoordAtt(nn.Module):
 
     def __init__(self, c1: int, reduction: int = _DEFAULT_REDUCTION, fuse: str = "mul", init: str = "paper"):
         super().__init__()
-        name = type(self).__name__
-        check_channels(c1, name)
-        self.fuse = check_choice(fuse, FUSES, "fuse", name)
-        self.init = check_choice(init, INITS, "init", name)
+        name = gate_options(self, c1, fuse, init)
         check_positive_int(reduction, "reduction", name)
         if reduction > max(c1, _DEFAULT_REDUCTION):  # the paper's floor of 8 allows r > c1 for thin layers
             hidden_channels(c1, reduction, name)  # raises the shared "looks like a channel count" error

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..registry import register
-from ._common import FUSES, INITS, apply_gate, check_channels, check_choice, check_positive_int, zero_init_
+from ._common import apply_gate, check_positive_int, gate_options, zero_init_
 
 
 def eca_kernel_size(channels: int, gamma: int = 2, b: int = 1) -> int:
@@ -46,10 +46,7 @@ class ECA(nn.Module):
 
     def __init__(self, c1: int, k_size: int | None = None, fuse: str = "mul", init: str = "paper"):
         super().__init__()
-        name = type(self).__name__
-        check_channels(c1, name)
-        self.fuse = check_choice(fuse, FUSES, "fuse", name)
-        self.init = check_choice(init, INITS, "init", name)
+        name = gate_options(self, c1, fuse, init)
         if k_size is None:
             k_size = eca_kernel_size(c1)
         else:

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from ..registry import register
-from ._common import FUSES, INITS, apply_gate, check_channels, check_choice, check_positive_int, zero_init_
+from ._common import apply_gate, check_positive_int, gate_options, zero_init_
 
 DEFAULT_GROUPS = 8  # every YOLOv5 width is a multiple of 8 (Ultralytics rounds channels with make_divisible(., 8))
 
@@ -54,10 +54,7 @@ class EMA(nn.Module):
 
     def __init__(self, c1: int, groups: int | None = None, fuse: str = "mul", init: str = "paper"):
         super().__init__()
-        name = type(self).__name__
-        check_channels(c1, name)
-        self.fuse = check_choice(fuse, FUSES, "fuse", name)
-        self.init = check_choice(init, INITS, "init", name)
+        name = gate_options(self, c1, fuse, init)
         if groups is None:
             groups = math.gcd(c1, DEFAULT_GROUPS)
         check_positive_int(groups, "groups", name)

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..registry import register
-from ._common import FUSES, INITS, apply_gate, check_channels, check_choice
+from ._common import apply_gate, gate_options
 
 
 @register(
@@ -47,10 +47,7 @@ class GatherExcite(nn.Module):
 
     def __init__(self, c1: int, extent: int = 0, fuse: str = "mul", init: str = "paper"):
         super().__init__()
-        name = type(self).__name__
-        check_channels(c1, name)
-        self.fuse = check_choice(fuse, FUSES, "fuse", name)
-        self.init = check_choice(init, INITS, "init", name)
+        name = gate_options(self, c1, fuse, init)
         if isinstance(extent, bool) or not isinstance(extent, int) or extent < 0 or (extent and extent & (extent - 1)):
             raise ValueError(f"{name}: extent must be 0 (global) or a power of two, got {extent!r}")
         if extent == 1:

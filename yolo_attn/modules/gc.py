@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..registry import register
-from ._common import FUSES, INITS, apply_gate, check_channels, check_choice, hidden_channels, zero_init_
+from ._common import apply_gate, gate_options, hidden_channels, zero_init_
 
 
 @register(
@@ -44,10 +44,7 @@ class GC(nn.Module):
 
     def __init__(self, c1: int, reduction: int = 16, fuse: str = "add", init: str = "paper"):
         super().__init__()
-        name = type(self).__name__
-        check_channels(c1, name)
-        self.fuse = check_choice(fuse, FUSES, "fuse", name)
-        self.init = check_choice(init, INITS, "init", name)
+        name = gate_options(self, c1, fuse, init)
         c_ = hidden_channels(c1, reduction, name)
         self.attn = nn.Conv2d(c1, 1, 1)  # W_k: one logit per position
         self.fc1 = nn.Conv2d(c1, c_, 1)

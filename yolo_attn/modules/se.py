@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ..registry import register
-from ._common import FUSES, apply_gate, check_channels, check_choice, hidden_channels, INITS, zero_init_
+from ._common import apply_gate, gate_options, hidden_channels, zero_init_
 
 
 @register(family="se", paper="Hu et al., Squeeze-and-Excitation Networks", year=2018, gating=True)
@@ -28,10 +28,7 @@ class SE(nn.Module):
 
     def __init__(self, c1: int, reduction: int = 16, fuse: str = "mul", init: str = "paper", relu: bool = True):
         super().__init__()
-        name = type(self).__name__
-        check_channels(c1, name)
-        self.fuse = check_choice(fuse, FUSES, "fuse", name)
-        self.init = check_choice(init, INITS, "init", name)
+        name = gate_options(self, c1, fuse, init)
         c_ = min(max(hidden_channels(c1, reduction, name), 8), c1)
         self.fc1 = nn.Conv2d(c1, c_, 1)
         self.act = nn.ReLU(inplace=True) if relu else nn.Identity()
