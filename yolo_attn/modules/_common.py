@@ -50,6 +50,14 @@ def gate_options(module: nn.Module, c1, fuse, init) -> str:
     return name
 
 
+def check_odd_kernel(kernel_size, owner: str) -> int:
+    """A positive odd convolution size (same-size output with symmetric padding)."""
+    check_positive_int(kernel_size, "kernel_size", owner)
+    if kernel_size % 2 == 0:
+        raise ValueError(f"{owner}: kernel_size must be odd (same-size output), got {kernel_size}")
+    return kernel_size
+
+
 def hidden_channels(c1: int, reduction, owner: str, minimum: int = 1) -> int:
     """Channels of a squeeze layer, ``c1 // reduction`` but at least ``minimum``; rejects nonsense reductions."""
     check_positive_int(reduction, "reduction", owner)

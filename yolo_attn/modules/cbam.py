@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..registry import register
-from ._common import apply_gate, check_positive_int, gate_options, hidden_channels, zero_init_
+from ._common import apply_gate, check_odd_kernel, gate_options, hidden_channels, zero_init_
 
 _PAPER = "Woo et al., CBAM: Convolutional Block Attention Module"
 
@@ -31,13 +31,6 @@ def _max(x: torch.Tensor, dim: int) -> torch.Tensor:
     if x.requires_grad and torch.is_grad_enabled():
         return x.max(dim, keepdim=True)[0]
     return x.amax(dim, keepdim=True)
-
-
-def _check_kernel(kernel_size, owner: str) -> int:
-    check_positive_int(kernel_size, "kernel_size", owner)
-    if kernel_size % 2 == 0:
-        raise ValueError(f"{owner}: kernel_size must be odd to keep the spatial size, got {kernel_size}")
-    return kernel_size
 
 
 class _ChannelGate(nn.Module):
@@ -104,7 +97,7 @@ class CBAM(_CBAMBase):
         super().__init__()
         name = self._options(c1, fuse, init)
         self.channel = _ChannelGate(c1, reduction, init, name)
-        self.spatial = _SpatialGate(_check_kernel(kernel_size, name), init)
+        self.spatial = _SpatialGate(check_odd_kernel(kernel_size, name), init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = apply_gate(x, self.channel(x), self.fuse, self.init)
@@ -145,7 +138,7 @@ class CBAMSpatial(_CBAMBase):
     def __init__(self, c1: int, kernel_size: int = 7, fuse: str = "mul", init: str = "paper"):
         super().__init__()
         name = self._options(c1, fuse, init)
-        self.spatial = _SpatialGate(_check_kernel(kernel_size, name), init)
+        self.spatial = _SpatialGate(check_odd_kernel(kernel_size, name), init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return apply_gate(x, self.spatial(x), self.fuse, self.init)

@@ -19,16 +19,7 @@ import torch
 from torch import nn
 
 from ..registry import register
-from ._common import (
-    FUSES,
-    INITS,
-    apply_gate,
-    check_channels,
-    check_choice,
-    check_positive_int,
-    hidden_channels,
-    zero_init_,
-)
+from ._common import apply_gate, check_odd_kernel, gate_options, hidden_channels, zero_init_
 
 
 @register(
@@ -52,13 +43,8 @@ class GAM(nn.Module):
 
     def __init__(self, c1: int, reduction: int = 4, kernel_size: int = 7, fuse: str = "mul", init: str = "paper"):
         super().__init__()
-        name = type(self).__name__
-        check_channels(c1, name)
-        check_positive_int(kernel_size, "kernel_size", name)
-        if kernel_size % 2 == 0:
-            raise ValueError(f"{name}: kernel_size must be odd (same-size output), got {kernel_size}")
-        self.fuse = check_choice(fuse, FUSES, "fuse", name)
-        self.init = check_choice(init, INITS, "init", name)
+        name = gate_options(self, c1, fuse, init)
+        check_odd_kernel(kernel_size, name)
         c_ = hidden_channels(c1, reduction, name)
         p = kernel_size // 2
         self.channel = nn.Sequential(nn.Conv2d(c1, c_, 1), nn.ReLU(inplace=True), nn.Conv2d(c_, c1, 1))

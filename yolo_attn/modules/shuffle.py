@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ..registry import register
-from ._common import FUSES, INITS, apply_gate, check_channels, check_choice, check_positive_int, maybe_residual_scale
+from ._common import apply_gate, check_positive_int, gate_options, maybe_residual_scale
 
 GROUP_CHOICES = (64, 32, 16, 8, 4, 2, 1)  # the paper uses G = 64 in ResNet-50
 
@@ -58,8 +58,7 @@ class ShuffleAttention(nn.Module):
 
     def __init__(self, c1: int, groups: int | None = None, eps: float = 1e-5, fuse: str = "mul", init: str = "paper"):
         super().__init__()
-        name = type(self).__name__
-        check_channels(c1, name)
+        name = gate_options(self, c1, fuse, init)
         if c1 % 2:
             raise ValueError(f"{name}: needs an even number of channels (two halves per group), got {c1}")
         if groups is None:
@@ -69,8 +68,6 @@ class ShuffleAttention(nn.Module):
             raise ValueError(f"{name}: 2 * groups ({2 * groups}) must divide the {c1} input channels")
         if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
             raise ValueError(f"{name}: eps must be a positive number, got {eps!r}")
-        self.fuse = check_choice(fuse, FUSES, "fuse", name)
-        self.init = check_choice(init, INITS, "init", name)
         self.groups, self.eps = groups, float(eps)
         c = c1 // (2 * groups)
         # per-channel scalars stored 1-D (a 5-D parameter would break model.to(memory_format=channels_last))

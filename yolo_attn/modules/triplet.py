@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from ..registry import register
-from ._common import FUSES, INITS, check_channels, check_choice, check_positive_int, fuse_gate, gate, zero_init_
+from ._common import check_odd_kernel, fuse_gate, gate, gate_options, zero_init_
 
 
 class _ZPoolGate(nn.Module):
@@ -66,15 +66,10 @@ class TripletAttention(nn.Module):
 
     def __init__(self, c1: int, kernel_size: int = 7, no_spatial: bool = False, fuse: str = "mul", init: str = "paper"):
         super().__init__()
-        name = type(self).__name__
-        check_channels(c1, name)
-        check_positive_int(kernel_size, "kernel_size", name)
-        if kernel_size % 2 == 0:
-            raise ValueError(f"{name}: kernel_size must be odd (same-size output), got {kernel_size}")
+        name = gate_options(self, c1, fuse, init)
+        check_odd_kernel(kernel_size, name)
         if not isinstance(no_spatial, bool):
             raise ValueError(f"{name}: no_spatial must be true or false, got {no_spatial!r}")  # noqa: TRY004 (contract: ValueError)
-        self.fuse = check_choice(fuse, FUSES, "fuse", name)
-        self.init = check_choice(init, INITS, "init", name)
         self.no_spatial = no_spatial
         zero = init == "identity"
         self.ch = _ZPoolGate(kernel_size, zero)  # channel x height
