@@ -24,6 +24,8 @@ import os
 import time
 from pathlib import Path
 
+from .._io import atomic_write  # noqa: F401  (re-exported: the store's callers import it from here)
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
@@ -39,18 +41,6 @@ class ConfigMismatch(ValueError):
 
 def stable_hash(obj, n: int = 12) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:n]
-
-
-def atomic_write(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` via a temporary file, fsync and rename (readers never see a partial file)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    tmp.replace(path)
-    return path
 
 
 class Store:
