@@ -11,7 +11,7 @@ import yaml
 from PIL import Image
 
 from yolo_attn.cli import main
-from yolo_attn.compare.datasets import check_data, import_coco, import_voc
+from yolo_attn.datasets import check_data, import_coco, import_voc
 
 
 def _img(path: Path, w=64, h=48, colour=(200, 30, 30)):
@@ -169,6 +169,6 @@ def test_import_voc(tmp_path):
     np.testing.assert_allclose(_labels(out / "labels" / "train" / "b.txt"), [[0, 0.75, 0.75, 0.5, 0.5]], atol=1e-6)
     np.testing.assert_allclose(_labels(out / "labels" / "val" / "c.txt"), [[1, 0.2, 0.25, 0.2, 0.3]], atol=1e-6)
     rep = import_voc(voc, tmp_path / "out2", include_difficult=True)
-    assert _labels(tmp_path / "out2" / "labels" / "train" / "a.txt").shape == (2, 5) and rep.skipped["difficult"] == 0
+    assert _labels(tmp_path / "out2" / "labels" / "train" / "a.txt").shape == (2, 5) and rep.skipped.get("difficult", 0) == 0
     with pytest.raises(FileNotFoundError):
         import_voc(tmp_path / "nothing", tmp_path / "o3")

@@ -473,3 +473,30 @@ def install_offline_font() -> None:
         module = importlib.import_module(module_name)
         if getattr(module, "check_font", None) is not None:
             module.check_font = check_font
+
+
+# --------------------------------------------------------------------------------------------
+# Datasets (owned by the datasets issue; used by yolo_attn/datasets/files.py and its tests).
+# Ultralytics replaces PIL.Image.open with a version that pip-installs a HEIF plugin when Pillow
+# cannot identify a file, and keeps Pillow's own function as ``ultralytics.utils.patches._image_open``.
+# Its split listing is the method ``BaseDataset.get_img_files``; the tests compare yolo_attn's own
+# listing (datasets/files.image_files) with it.
+# --------------------------------------------------------------------------------------------
+def pil_open():
+    """Pillow's ``Image.open`` as it was before Ultralytics patched it (no pip install on a broken image)."""
+    from PIL import Image
+    from ultralytics.utils import patches
+
+    return getattr(patches, "_image_open", Image.open)
+
+
+def ultralytics_image_files(img_path) -> list[str]:
+    """The image files Ultralytics' loader lists for a split entry (a folder, a .txt list, or a list of them)."""
+    from types import SimpleNamespace
+    from unittest import mock
+
+    from ultralytics.data import base
+
+    stand_in = SimpleNamespace(prefix="", fraction=1.0)  # the two attributes get_img_files reads
+    with mock.patch.object(base, "check_file_speeds", lambda *a, **k: None):  # timing only; it also draws from random
+        return base.BaseDataset.get_img_files(stand_in, img_path)

@@ -15,7 +15,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import json
 
-    from ..compare.datasets import check_data
+    from ..datasets import check_data
 
     rep = check_data(args.data, splits=tuple(args.splits), check_images=not args.no_images)
     print(json.dumps(rep.as_dict(), indent=2) if args.json else rep.summary())

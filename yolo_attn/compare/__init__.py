@@ -17,7 +17,7 @@ Method, in short (details in the module docstrings):
   -- :mod:`yolo_attn.compare.store`.
 """
 
-from .datasets import CheckReport, check_data, import_coco, import_voc
+from ..datasets import CheckReport, check_data, import_coco, import_voc
 from .store import ConfigMismatch, Store
 from .sweep import DataCheckFailed, compare, fmt_summary
 

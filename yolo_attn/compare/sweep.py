@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 from . import report
-from .datasets import absolute_data_yaml, check_data, class_names, load_data_yaml, split_images, dataset_root
+from ..datasets import check_data, class_names, dataset_root, load_data_yaml, split_images
+from ..datasets import dataset_yaml as absolute_data_yaml
 from .store import Store, atomic_write, stable_hash
 from .trial import DEFAULT_TRAIN_ARGS, materialize, model_cost, model_label, quiet_ultralytics, resolve_model
 

@@ -231,7 +231,7 @@ def _ground_truth(im_files) -> list[cocoeval.GtImage]:
     The key is the image path relative to the images' common folder with '/' replaced by '_',
     which is also how Ultralytics' validator names the ``save_txt`` file of each image.
     """
-    from .datasets import image_size, label_path, read_yolo_labels
+    from ..datasets import image_size, label_path, read_yolo_labels
 
     files = [str(f) for f in im_files]
     root = os.path.commonpath([os.path.dirname(f) for f in files])

@@ -38,6 +38,8 @@ from typing import Iterator
 
 import numpy as np
 
+from .._io import atomic_write
+
 CLASSES = ("circle", "square", "triangle", "cross")
 SPLITS = ("train", "val")
 GENERATOR_VERSION = 1  # bump when a change alters the generated pixels or labels
@@ -315,13 +317,6 @@ def iter_dataset(cfg: ShapesConfig) -> Iterator[tuple[str, int, np.ndarray, list
 # --------------------------------------------------------------------------------------------
 # Writing and checking a dataset folder
 # --------------------------------------------------------------------------------------------
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def dataset_yaml_text(cfg: ShapesConfig, root: str) -> str:
     """Dataset YAML whose train/val paths are ``root`` (relative to the YAML's folder) + images/<split>."""
     names = "\n".join(f"  {i}: {n}" for i, n in enumerate(CLASSES))
@@ -392,10 +387,10 @@ def write_dataset(out: str | Path, cfg: ShapesConfig = ShapesConfig(), yaml_path
                     if f.is_file() and f"{sub}/{split}/{f.name}" not in files:
                         f.unlink()
     for rel, data in files.items():
-        _atomic_write(out / rel, data)
-    _atomic_write(out / "manifest.json", manifest_bytes(manifest))
+        atomic_write(out / rel, data)
+    atomic_write(out / "manifest.json", manifest_bytes(manifest))
     root = Path(os.path.relpath(out.resolve(), yaml_path.resolve().parent)).as_posix()
-    _atomic_write(yaml_path, dataset_yaml_text(cfg, root).encode())
+    atomic_write(yaml_path, dataset_yaml_text(cfg, root).encode())
     return yaml_path
 
 

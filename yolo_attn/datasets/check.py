@@ -1,0 +1,223 @@
+"""``yolo-attn check-data``: every problem of an Ultralytics dataset, each with its file.
+
+The check reads exactly the files Ultralytics will train on (:func:`yolo_attn.datasets.files.image_files`,
+which follows directory symlinks as Ultralytics does) and reports:
+
+=============================================  =========
+problem                                        severity
+=============================================  =========
+YAML unreadable / no names / split missing     fatal
+split with no images                           fatal
+unreadable, empty (0 bytes) or < 10 px image   fatal
+the same image listed twice in a split         fatal (a directory symlink loop, or a .txt list repeating it)
+label line malformed (columns, numbers)        fatal
+class id not an integer in [0, nc)             fatal
+coordinate outside [0, 1] (not normalised)     fatal
+box extends outside the image by > 1%          fatal
+box extends outside the image by <= 1%         warning (Ultralytics clips it)
+zero-size box                                  warning
+missing label file                             warning (background image); fatal if a split has no labels at all
+empty label file                               warning (background image)
+duplicate label line                           warning
+validation images that are also training ones  warning, and ``val_overlap`` (their fraction) in the report
+=============================================  =========
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .files import MIN_IMAGE_SIDE, image_files, image_size, label_path
+from .yaml import class_names, dataset_root, load_data_yaml
+
+EDGE_TOLERANCE = 0.01  # boxes may stick out of the image by this fraction before it is fatal
+
+
+@dataclass
+class Problem:
+    severity: str  # "fatal" | "warning"
+    file: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.severity.upper():8s}{self.file}: {self.message}"
+
+
+@dataclass
+class CheckReport:
+    data: str
+    problems: list[Problem] = field(default_factory=list)
+    counts: dict[str, dict] = field(default_factory=dict)
+    val_overlap: float = 0.0  # fraction of validation images that are also training images (same file)
+
+    @property
+    def fatal(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "fatal"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.fatal
+
+    def add(self, severity: str, file, message: str) -> None:
+        self.problems.append(Problem(severity, str(file), message))
+
+    def summary(self) -> str:
+        lines = [str(p) for p in self.problems]
+        for split, c in self.counts.items():
+            lines.append(f"{split}: {c['images']} images, {c['boxes']} boxes, {c['labelled']} with labels")
+        n_w = len(self.problems) - len(self.fatal)
+        lines.append(f"{self.data}: {len(self.fatal)} fatal problem(s), {n_w} warning(s)" + ("" if self.ok else " -- FAILED"))
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict:
+        return {"data": self.data, "ok": self.ok, "counts": self.counts, "val_overlap": self.val_overlap,
+                "problems": [p.__dict__ for p in self.problems]}
+
+
+def _box_corners(parts: list[str], coords: np.ndarray) -> tuple[float, float, float, float]:
+    if len(parts) == 5:
+        xc, yc, w, h = coords
+        return xc - w / 2, yc - h / 2, xc + w / 2, yc + h / 2
+    xs, ys = coords[0::2], coords[1::2]  # segment polygon: its bounding box
+    return xs.min(), ys.min(), xs.max(), ys.max()
+
+
+def _check_line(rep: CheckReport, where: str, line: str, nc: int) -> tuple | None:
+    """Report the problems of one label line; its values when it counts as a box, else None."""
+    parts = line.split()
+    if len(parts) != 5 and not (len(parts) >= 7 and len(parts) % 2 == 1):
+        rep.add("fatal", where, f"malformed line {line.strip()!r}: expected 'cls xc yc w h' (5 columns), got {len(parts)}")
+        return None
+    try:
+        vals = [float(v) for v in parts]
+    except ValueError:
+        rep.add("fatal", where, f"malformed line {line.strip()!r}: not all numbers")
+        return None
+    if not all(np.isfinite(vals)):
+        rep.add("fatal", where, f"malformed line {line.strip()!r}: NaN or infinite value")
+        return None
+    c = vals[0]
+    if c != int(c) or not 0 <= c < nc:
+        rep.add("fatal", where, f"unknown class id {parts[0]} (dataset has {nc} classes: 0..{nc - 1})")
+    coords = np.array(vals[1:])
+    if ((coords < 0) | (coords > 1)).any():
+        rep.add("fatal", where, f"coordinates outside [0, 1] (not normalised or outside the image): {line.strip()!r}")
+        return None
+    x1, y1, x2, y2 = _box_corners(parts, coords)
+    out = max(-x1, -y1, x2 - 1, y2 - 1, 0.0)
+    if out > EDGE_TOLERANCE:
+        rep.add("fatal", where, f"box outside the image by {out:.1%} of its size: {line.strip()!r}")
+    elif out > 1e-6:
+        rep.add("warning", where, f"box sticks out of the image by {out:.2%} (clipped by Ultralytics)")
+    if x2 - x1 <= 0 or y2 - y1 <= 0:
+        rep.add("warning", where, "zero-size box")
+    return tuple(round(v, 6) for v in vals)
+
+
+def _check_label_file(rep: CheckReport, lbl: Path, nc: int) -> int:
+    """Report the problems of one label file; the number of box lines."""
+    lines = [ln for ln in lbl.read_text(errors="replace").splitlines() if ln.strip()]
+    if not lines:
+        rep.add("warning", lbl, "empty label file (image used as background)")
+        return 0
+    n, seen = 0, set()
+    for no, line in enumerate(lines, 1):
+        key = _check_line(rep, f"{lbl}:{no}", line, nc)
+        if key is None:
+            continue
+        if key in seen:
+            rep.add("warning", f"{lbl}:{no}", "duplicate label line")
+        seen.add(key)
+        n += 1
+    return n
+
+
+def _check_image(rep: CheckReport, img: str) -> None:
+    try:
+        w, h = image_size(img)
+    except (ValueError, OSError) as exc:
+        rep.add("fatal", img, str(exc))
+        return
+    if min(w, h) < MIN_IMAGE_SIDE:
+        rep.add("fatal", img, f"image is {w}x{h} pixels; Ultralytics drops images under {MIN_IMAGE_SIDE} pixels a side")
+
+
+def _repeated(rep: CheckReport, split: str, images: list[str]) -> None:
+    """Fatal problem for every file listed more than once in a split (Ultralytics would train on each copy)."""
+    paths: dict[str, list[str]] = {}
+    for img in images:
+        paths.setdefault(os.path.realpath(img), []).append(img)
+    for real, listed in paths.items():
+        if len(listed) > 1:
+            rep.add("fatal", listed[1], f"'{split}' lists {real} {len(listed)} times (directory symlink loop or "
+                                        f"repeated entry; first as {listed[0]}): Ultralytics would train on every copy")
+
+
+def _check_split(rep: CheckReport, split: str, images: list[str], nc: int, check_images: bool) -> None:
+    _repeated(rep, split, images)
+    boxes = labelled = 0
+    for img in dict.fromkeys(images):
+        if check_images:
+            _check_image(rep, img)
+        lbl = label_path(img)
+        if not lbl.is_file():
+            rep.add("warning", lbl, f"missing label file for {Path(img).name} (image used as background)")
+            continue
+        n = _check_label_file(rep, lbl, nc)
+        boxes += n
+        labelled += n > 0
+    if labelled == 0:
+        rep.add("fatal", rep.data, f"'{split}' split: none of its {len(images)} images has labels (wrong layout?)")
+    rep.counts[split] = {"images": len(images), "boxes": boxes, "labelled": labelled}
+
+
+def _overlap(rep: CheckReport, listed: dict[str, list[str]]) -> None:
+    """``val_overlap``: the fraction of validation images that are training images too, with a loud warning."""
+    if not listed.get("val") or not listed.get("train"):
+        return
+    train = {os.path.realpath(f) for f in listed["train"]}
+    val = {os.path.realpath(f) for f in listed["val"]}
+    rep.val_overlap = len(val & train) / len(val)
+    if rep.val_overlap == 1.0:
+        rep.add("warning", rep.data, "VALIDATION = TRAINING: every validation image is a training image, so the "
+                                     "metrics measure fit to the training data, not generalisation")
+    elif rep.val_overlap > 0:
+        rep.add("warning", rep.data, f"{len(val & train)} of {len(val)} validation images "
+                                     f"({rep.val_overlap:.0%}) are also training images")
+
+
+def check_data(data_yaml: str | Path, splits=("train", "val", "test"), check_images: bool = True) -> CheckReport:
+    """Check an Ultralytics dataset YAML; every problem is reported with its file (see the module table)."""
+    rep = CheckReport(str(data_yaml))
+    try:
+        data = load_data_yaml(data_yaml)
+        names = class_names(data)
+        nc = int(data.get("nc", len(names)))
+    except (FileNotFoundError, ValueError, TypeError) as exc:
+        rep.add("fatal", data_yaml, str(exc))
+        return rep
+    if nc != len(names):
+        rep.add("fatal", data_yaml, f"nc={nc} but {len(names)} names")
+    root = dataset_root(data_yaml, data)
+    listed: dict[str, list[str]] = {}
+    for split in splits:
+        if split not in data or data[split] in (None, ""):
+            if split in ("train", "val"):
+                rep.add("fatal", data_yaml, f"no '{split}' split")
+            continue
+        try:
+            images = image_files(root, data[split])
+        except FileNotFoundError as exc:
+            rep.add("fatal", data_yaml, f"'{split}' path not found: {exc}")
+            continue
+        if not images:
+            rep.add("fatal", data_yaml, f"'{split}' split has no images")
+            continue
+        listed[split] = images
+        _check_split(rep, split, images, nc, check_images)
+    _overlap(rep, listed)
+    return rep

@@ -1,0 +1,264 @@
+"""What the importers (COCO JSON, Pascal VOC / LabelImg XML, YOLO-format folders) share.
+
+An importer turns its input into a list of :class:`Item` (one image file and its YOLO label rows) and
+hands it to :func:`write_dataset`, which
+
+* splits the images (:func:`assign_splits`: exactly ``round(N * f)`` validation images, deterministic,
+  stratified by each image's rarest class) unless the input fixes the splits;
+* names them uniquely (:func:`unique_names`: ``a/x.jpg`` and ``b/x.jpg`` become ``a_x.jpg`` and ``b_x.jpg``);
+* builds the whole dataset in a hidden folder beside ``OUT`` and renames it into place, so an interrupted
+  import leaves nothing half-written and nothing of the input is ever deleted or overwritten (an output
+  folder that holds an input is refused; a non-empty one needs ``force``).
+
+Ultralytics layout written::
+
+    OUT/images/{train,val}/<name>.<ext>
+    OUT/labels/{train,val}/<name>.txt     # "cls xc yc w h", normalised to [0, 1]
+    OUT/data.yaml                          # path: OUT (absolute), train/val, names
+    OUT/import-report.txt                  # every skipped file or box, with the reason
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import yaml
+
+from .._io import OverwriteError, atomic_write, refuse_overwrite
+
+SPLITS = ("train", "val")
+
+
+@dataclass
+class Item:
+    """One image to import: its file, its name relative to the images folder, its YOLO label rows."""
+
+    src: Path
+    rel: str
+    rows: list[str] = field(default_factory=list)
+    split: str | None = None  # fixed by the input (ImageSets, --split, split folders); None: automatic
+
+    def classes(self) -> set[int]:
+        return {int(r.split()[0]) for r in self.rows}
+
+
+@dataclass
+class Skips:
+    """Everything left out of an import: a count per reason and one line per file (or box) with its reason."""
+
+    counts: Counter = field(default_factory=Counter)
+    lines: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def add(self, reason: str, where, detail: str = "") -> None:
+        self.counts[reason] += 1
+        self.lines.append(f"{where}: {reason}" + (f" ({detail})" if detail else ""))
+
+
+@dataclass
+class ImportReport:
+    out: Path
+    yaml: Path
+    images: dict[str, int]
+    boxes: int
+    skipped: dict[str, int]
+    names: dict[int, str]
+    problems: list[str] = field(default_factory=list)  # one line per skipped file or box
+    warnings: list[str] = field(default_factory=list)
+
+    def summary(self, max_lines: int = 20) -> str:
+        sk = ", ".join(f"{k}: {v}" for k, v in sorted(self.skipped.items()) if v) or "none"
+        im = ", ".join(f"{k}: {v}" for k, v in self.images.items())
+        lines = [f"skipped: {p}" for p in self.problems[:max_lines]]
+        if len(self.problems) > max_lines:
+            lines.append(f"... {len(self.problems) - max_lines} more in {self.out / 'import-report.txt'}")
+        lines += [f"WARNING: {w}" for w in self.warnings]
+        lines.append(f"wrote {self.yaml} ({len(self.names)} classes; images {im}; {self.boxes} boxes; skipped {sk})")
+        return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs
+# --------------------------------------------------------------------------------------------
+def check_fraction(val_fraction: float) -> float:
+    f = float(val_fraction)
+    if not 0.0 < f < 1.0:
+        raise ValueError(f"--val-fraction must be between 0 and 1 (exclusive), got {val_fraction}")
+    return f
+
+
+def inside(root: Path, name: str) -> Path | None:
+    """``root / name`` when ``name`` is a relative path that stays inside ``root`` (no ``..`` escape); else None."""
+    name = str(name).replace("\\", "/")
+    if not name or "\x00" in name or PurePosixPath(name).is_absolute() or (len(name) > 1 and name[1] == ":"):
+        return None
+    norm = os.path.normpath(name)
+    if norm == ".." or norm.startswith("../") or norm == ".":
+        return None
+    return root / norm
+
+
+def number(value) -> float | None:
+    """``value`` as a finite float (numbers and numeric strings), else None."""
+    try:
+        v = float(str(value).strip()) if isinstance(value, str) else float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if v == v and abs(v) != float("inf") else None
+
+
+def yolo_row(c: int, x1: float, y1: float, x2: float, y2: float, w: float, h: float) -> str | None:
+    """A YOLO label line for pixel box (x1, y1, x2, y2) clipped to a ``w`` x ``h`` image; None if nothing is left."""
+    x1, x2 = max(0.0, min(x1, w)), max(0.0, min(x2, w))
+    y1, y2 = max(0.0, min(y1, h)), max(0.0, min(y2, h))
+    if x2 - x1 <= 0 or y2 - y1 <= 0:
+        return None
+    return f"{c} {(x1 + x2) / 2 / w:.6f} {(y1 + y2) / 2 / h:.6f} {(x2 - x1) / w:.6f} {(y2 - y1) / h:.6f}"
+
+
+def _contains(folder: Path, path: Path) -> bool:
+    folder, path = folder.resolve(), path.resolve()
+    return path == folder or folder in path.parents
+
+
+def prepare_output(out: str | Path, force: bool, inputs) -> Path:
+    """Refuse an output folder that is or holds an input (always) or is not empty (unless ``force``)."""
+    out = Path(out)
+    for src in inputs:
+        if src is not None and _contains(out, Path(src)):
+            raise OverwriteError(f"output folder {out} holds the input {src}; an import never writes over its "
+                                 "input: choose another output folder")
+    if out.exists() and not out.is_dir():
+        raise OverwriteError(f"output {out} is a file, not a folder")
+    return refuse_overwrite(out, force, what="output folder")
+
+
+# --------------------------------------------------------------------------------------------
+# Splits and names
+# --------------------------------------------------------------------------------------------
+def val_count(n: int, val_fraction: float) -> int:
+    """``round(n * f)`` (halves up), kept within [1, n - 1] so that neither split is empty."""
+    k = int(n * check_fraction(val_fraction) + 0.5)
+    return min(max(k, 1), n - 1)
+
+
+def _key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _quotas(sizes: dict, k: int, n: int) -> dict:
+    """Largest-remainder apportionment of ``k`` validation images over strata of ``sizes`` (sum ``n``)."""
+    ideal = {s: size * k / n for s, size in sizes.items()}
+    quota = {s: int(v) for s, v in ideal.items()}
+    by_remainder = sorted(sizes, key=lambda s: (-(ideal[s] - quota[s]), str(s)))
+    for s in by_remainder[: k - sum(quota.values())]:
+        quota[s] += 1
+    return quota
+
+
+def assign_splits(items: list[Item], val_fraction: float) -> None:
+    """Give every item without a fixed split ``train`` or ``val``: exactly ``val_count`` validation images.
+
+    Stratified: each image belongs to the stratum of its rarest class (fewest images; background images
+    form their own stratum), each stratum gives its share of the validation images (largest remainder),
+    and within a stratum the images are ordered by a hash of their name, so the split is deterministic
+    and does not depend on the order of the input.
+    """
+    free = [it for it in items if it.split is None]
+    if not free:
+        return
+    if len(free) < 2:
+        raise ValueError(f"{len(free)} image(s) to split: need at least 2 for a train and a validation split")
+    freq = Counter(c for it in free for c in it.classes())
+    strata: dict = {}
+    for it in free:
+        cls = it.classes()
+        stratum = min(cls, key=lambda c: (freq[c], c)) if cls else -1
+        strata.setdefault(stratum, []).append(it)
+    quota = _quotas({s: len(v) for s, v in strata.items()}, val_count(len(free), val_fraction), len(free))
+    for s, members in strata.items():
+        for rank, it in enumerate(sorted(members, key=lambda it: _key(it.rel))):
+            it.split = "val" if rank < quota[s] else "train"
+
+
+def unique_names(rels: list[str]) -> list[str]:
+    """A distinct output file name per image: its own name, or its relative path joined by ``_`` on a collision.
+
+    Names are compared by stem, ignoring case, since ``x.jpg`` and ``x.png`` would share the label ``x.txt``.
+    """
+    paths = [PurePosixPath(r.replace("\\", "/")) for r in rels]
+    stems = Counter(p.stem.lower() for p in paths)
+    wanted = [p.name if stems[p.stem.lower()] == 1 else "_".join(p.with_suffix("").parts) + p.suffix for p in paths]
+    taken, names = set(), []
+    for name in wanted:
+        stem, suffix, i = PurePosixPath(name).stem, PurePosixPath(name).suffix, 1
+        while (stem if i == 1 else f"{stem}-{i}").lower() in taken:
+            i += 1
+        stem = stem if i == 1 else f"{stem}-{i}"
+        taken.add(stem.lower())
+        names.append(stem + suffix)
+    return names
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------------
+def _yaml_text(out: Path, names: dict[int, str], splits: list[str], source: str) -> str:
+    data = {"path": str(out.resolve()), "train": f"images/{splits[0]}", "val": f"images/{splits[-1]}",
+            "nc": len(names), "names": {int(k): v for k, v in sorted(names.items())}}
+    return f"# imported by yolo-attn import-data from {source}\n" + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+def _fill(build: Path, items: list[Item], link: bool) -> None:
+    for it, name in zip(items, unique_names([it.rel for it in items])):
+        img = build / "images" / it.split / name
+        img.parent.mkdir(parents=True, exist_ok=True)
+        if link:
+            os.symlink(it.src.resolve(), img)
+        else:
+            shutil.copy2(it.src, img)
+        lbl = build / "labels" / it.split / (PurePosixPath(name).stem + ".txt")
+        lbl.parent.mkdir(parents=True, exist_ok=True)
+        lbl.write_text("".join(r + "\n" for r in it.rows))
+
+
+def _swap_in(build: Path, out: Path) -> None:
+    """Rename the finished ``build`` folder to ``out``; an existing ``out`` (checked by prepare_output) goes last."""
+    old = out.with_name(f".{out.name}.old-{os.getpid()}")
+    if out.exists():
+        os.replace(out, old)
+    os.replace(build, out)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def write_dataset(items: list[Item], out: str | Path, names: dict[int, str], skips: Skips, source: str,
+                  val_fraction: float = 0.2, link: bool = False) -> ImportReport:
+    """Split, name and write ``items`` as an Ultralytics dataset in ``out`` (see the module docstring)."""
+    out = Path(out).absolute()
+    if not items:
+        raise ValueError(f"{source}: no image could be imported ({sum(skips.counts.values())} skipped: "
+                         + "; ".join(skips.lines[:5]) + ")")
+    assign_splits(items, val_fraction)
+    counts = {s: sum(it.split == s for it in items) for s in SPLITS}
+    splits = [s for s in SPLITS if counts[s]]
+    if len(splits) == 1:
+        skips.warnings.append(f"every image went to '{splits[0]}': the YAML's val is the training images "
+                              "(VALIDATION = TRAINING); import with automatic splits to get a real validation set")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    build = out.with_name(f".{out.name}.importing-{os.getpid()}")
+    try:
+        _fill(build, items, link)
+        atomic_write(build / "data.yaml", _yaml_text(out, names, splits, source))
+        atomic_write(build / "import-report.txt", "".join(f"{ln}\n" for ln in skips.lines + skips.warnings))
+        _swap_in(build, out)
+    finally:
+        if build.exists():
+            shutil.rmtree(build)
+    return ImportReport(out, out / "data.yaml", counts, sum(len(it.rows) for it in items), dict(skips.counts), names,
+                        skips.lines, skips.warnings)
