@@ -25,6 +25,18 @@ def _fmt(v, nd=3):
     return "-" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.{nd}f}"
 
 
+def _data_warnings(store: Store) -> list[str]:
+    """The dataset check's finding that validation images are training images too (data_check.json's val_overlap)."""
+    path = store.root / "data_check.json"
+    overlap = (json.loads(path.read_text()).get("val_overlap") or 0.0) if path.is_file() else 0.0
+    if overlap >= 1.0:
+        return ["VALIDATION = TRAINING: every validation image is also a training image (e.g. coco128's val=train), "
+                "so the metrics measure fit to the training data, not generalisation"]
+    if overlap > 0:
+        return [f"{overlap:.0%} of the validation images are also training images: the metrics are optimistic"]
+    return []
+
+
 def summarize(store: Store, config: dict, n_boot: int = 1000, boot_seed: int = 0, tol: float = AGREEMENT_TOL,
               bench: dict | None = None) -> dict:
     """Aggregate the ok records of the current settings into the summary dict (see summary.json)."""
@@ -33,7 +45,7 @@ def summarize(store: Store, config: dict, n_boot: int = 1000, boot_seed: int = 0
     baseline = config.get("baseline") or models[0]
     recs = [r for r in latest.values() if r["model"] in models]
     ok = [r for r in recs if r.get("status") == "ok"]
-    warnings = []
+    warnings = _data_warnings(store)
     for r in recs:
         if r.get("status") != "ok":
             warnings.append(f"trial {r['trial_id']} failed: {r.get('error')}")

@@ -135,7 +135,7 @@ def prepare_output(out: str | Path, force: bool, inputs) -> Path:
                                  "input: choose another output folder")
     if out.exists() and not out.is_dir():
         raise OverwriteError(f"output {out} is a file, not a folder")
-    return refuse_overwrite(out, force, what="output folder")
+    return refuse_overwrite(out, force, what="output")
 
 
 # --------------------------------------------------------------------------------------------
