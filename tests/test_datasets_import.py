@@ -55,12 +55,14 @@ def _labelimg_objects():
             "dog2": [("dog", (11, 6, 30, 20)), ("cat", (1, 1, 100, 50))], "cat2": [("cat", (21, 11, 40, 30))]}
 
 
-@pytest.mark.parametrize("layout", ["beside", "siblings", "images-flag"])
+@pytest.mark.parametrize("layout", ["beside", "siblings", "nested", "images-flag"])
 def test_labelimg_folder_with_foreign_paths(tmp_path, layout, capsys):
     """A flat LabelImg export: <path> points to another computer; the image is found from <filename>."""
     root = tmp_path / "pets"
-    ann = {"beside": root, "siblings": root / "annotations", "images-flag": root / "Annotations"}[layout]
-    imgs = {"beside": root, "siblings": root / "Images", "images-flag": tmp_path / "elsewhere" / "pics"}[layout]
+    ann = {"beside": root, "siblings": root / "annotations", "nested": root / "annotations" / "xmls",
+           "images-flag": root / "Annotations"}[layout]
+    imgs = {"beside": root, "siblings": root / "Images", "nested": root / "images",
+            "images-flag": tmp_path / "elsewhere" / "pics"}[layout]
     for stem, objs in _labelimg_objects().items():
         _img(imgs / f"{stem}.jpg", w=100, h=50)
         (ann.mkdir(parents=True, exist_ok=True), (ann / f"{stem}.xml").write_text(_labelimg_xml(f"{stem}.jpg", objs)))

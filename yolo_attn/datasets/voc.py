@@ -3,7 +3,7 @@
 Layouts taken (folder names compared ignoring case):
 
 * VOCdevkit: ``DIR/Annotations/*.xml``, ``DIR/JPEGImages/``, optional ``DIR/ImageSets/Main/{train,val}.txt``;
-* a folder of LabelImg XML files (``DIR`` itself, or ``DIR/annotations/``, ``DIR/xml/``, ...) with the
+* a folder of LabelImg XML files (``DIR`` itself, ``DIR/annotations/``, ``DIR/xml/``, ``DIR/annotations/xmls/``, ...) with the
   images beside them, in a sibling folder (``images/``, ``JPEGImages/``, ``imgs/``, ...), or in ``--images DIR``.
 
 The image of an XML is found from its ``<filename>`` relative to those folders (falling back to the
@@ -40,8 +40,9 @@ def find_folders(voc: Path, images: Path | None = None) -> tuple[Path, list[Path
     """(annotation folder, image folders to search in order) of a VOC or LabelImg dataset at ``voc``."""
     if not voc.is_dir():
         raise FileNotFoundError(f"{voc}: not a folder")
-    ann = _child(voc, ANNOTATION_DIRS)
-    ann = ann if ann is not None and _xmls(ann) else (voc if _xmls(voc) else None)
+    named = _child(voc, ANNOTATION_DIRS)
+    nested = _child(named, ANNOTATION_DIRS) if named is not None else None  # e.g. Oxford-IIIT Pet's annotations/xmls/
+    ann = next((d for d in (named, nested, voc) if d is not None and _xmls(d)), None)
     if ann is None:
         raise FileNotFoundError(f"{voc}: no XML annotations, neither in the folder nor in an Annotations/ sub-folder "
                                 "(is this a Pascal VOC / LabelImg dataset?)")
@@ -49,7 +50,7 @@ def find_folders(voc: Path, images: Path | None = None) -> tuple[Path, list[Path
         if not images.is_dir():
             raise FileNotFoundError(f"--images {images}: not a folder")
         return ann, [images]
-    found = [_child(voc, IMAGE_DIRS), _child(ann.parent, IMAGE_DIRS), ann, voc]
+    found = [_child(voc, IMAGE_DIRS), _child(ann.parent, IMAGE_DIRS), ann, voc]  # beside the XML or in a sibling
     return ann, list(dict.fromkeys(p for p in found if p is not None))
 
 
