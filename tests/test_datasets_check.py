@@ -144,3 +144,19 @@ def test_broken_images_get_a_message_and_never_a_pip_install(tmp_path, capsys):
     assert "pi_heif" not in capsys.readouterr().out
     with pytest.raises(ValueError, match="0 bytes"):
         image_size(root / "images" / "train" / "empty.jpg")
+
+
+def test_bridge_assumptions_for_datasets():
+    """What yolo_attn/_ultralytics.py's dataset functions assume about the installed Ultralytics."""
+    import inspect
+
+    from PIL import Image
+    from ultralytics.data import base
+    from ultralytics.utils import patches
+
+    from yolo_attn._ultralytics import pil_open
+
+    assert Image.open is patches.image_open  # Ultralytics' auto-installing open is active once it is imported
+    assert pil_open() is patches._image_open and pil_open() is not Image.open
+    src = inspect.getsource(base.BaseDataset.get_img_files)
+    assert "self.prefix" in src and "self.fraction" in src and "check_file_speeds" in src

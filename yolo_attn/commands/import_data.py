@@ -25,7 +25,7 @@ def add_arguments(parser) -> None:
     c.add_argument("out", help="output dataset folder")
     c.add_argument("--split", choices=("auto", "train", "val"), default="auto",
                    help="split these images go to (auto: exactly round(N x --val-fraction) validation images)")
-    v = sub.add_parser("voc", help="Pascal VOC (Annotations/, JPEGImages/, ImageSets/Main/) or a folder of LabelImg XML")
+    v = sub.add_parser("voc", help="Pascal VOC (Annotations/, JPEGImages/, ImageSets/Main/) or LabelImg XML folder")
     v.add_argument("voc", help="VOC folder (e.g. VOCdevkit/VOC2012) or a folder of LabelImg XML files")
     v.add_argument("out", help="output dataset folder")
     v.add_argument("--images", help="folder of the images (default: an images/ or JPEGImages/ folder beside the XML, "

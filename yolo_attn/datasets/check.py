@@ -70,7 +70,8 @@ class CheckReport:
         for split, c in self.counts.items():
             lines.append(f"{split}: {c['images']} images, {c['boxes']} boxes, {c['labelled']} with labels")
         n_w = len(self.problems) - len(self.fatal)
-        lines.append(f"{self.data}: {len(self.fatal)} fatal problem(s), {n_w} warning(s)" + ("" if self.ok else " -- FAILED"))
+        verdict = "" if self.ok else " -- FAILED"
+        lines.append(f"{self.data}: {len(self.fatal)} fatal problem(s), {n_w} warning(s){verdict}")
         return "\n".join(lines)
 
     def as_dict(self) -> dict:
@@ -90,7 +91,8 @@ def _check_line(rep: CheckReport, where: str, line: str, nc: int) -> tuple | Non
     """Report the problems of one label line; its values when it counts as a box, else None."""
     parts = line.split()
     if len(parts) != 5 and not (len(parts) >= 7 and len(parts) % 2 == 1):
-        rep.add("fatal", where, f"malformed line {line.strip()!r}: expected 'cls xc yc w h' (5 columns), got {len(parts)}")
+        rep.add("fatal", where,
+                f"malformed line {line.strip()!r}: expected 'cls xc yc w h' (5 columns), got {len(parts)}")
         return None
     try:
         vals = [float(v) for v in parts]

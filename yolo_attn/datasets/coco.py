@@ -12,7 +12,8 @@ import json
 from pathlib import Path
 
 from .files import image_size
-from .importers import ImportReport, Item, Skips, check_fraction, inside, number, prepare_output, write_dataset, yolo_row
+from .importers import (ImportReport, Item, Skips, check_fraction, inside, number, prepare_output, write_dataset,
+                        yolo_row)
 
 
 def _read(instances: Path) -> dict:

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 # Ultralytics 8.4's image suffixes (checked against ultralytics.data.utils.IMG_FORMATS by the tests)
-IMG_FORMATS = frozenset({"avif", "bmp", "dng", "heic", "heif", "jp2", "jpeg", "jpg", "mpo", "png", "tif", "tiff", "webp"})
+IMG_FORMATS = frozenset(
+    {"avif", "bmp", "dng", "heic", "heif", "jp2", "jpeg", "jpg", "mpo", "png", "tif", "tiff", "webp"})
 MIN_IMAGE_SIDE = 10  # Ultralytics drops images smaller than this (in either dimension) as corrupt
 
 

@@ -211,7 +211,8 @@ def unique_names(rels: list[str]) -> list[str]:
 def _yaml_text(out: Path, names: dict[int, str], splits: list[str], source: str) -> str:
     data = {"path": str(out.resolve()), "train": f"images/{splits[0]}", "val": f"images/{splits[-1]}",
             "nc": len(names), "names": {int(k): v for k, v in sorted(names.items())}}
-    return f"# imported by yolo-attn import-data from {source}\n" + yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    body = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    return f"# imported by yolo-attn import-data from {source}\n" + body
 
 
 def _fill(build: Path, items: list[Item], link: bool) -> None:

@@ -3,8 +3,9 @@
 Layouts taken (folder names compared ignoring case):
 
 * VOCdevkit: ``DIR/Annotations/*.xml``, ``DIR/JPEGImages/``, optional ``DIR/ImageSets/Main/{train,val}.txt``;
-* a folder of LabelImg XML files (``DIR`` itself, ``DIR/annotations/``, ``DIR/xml/``, ``DIR/annotations/xmls/``, ...) with the
-  images beside them, in a sibling folder (``images/``, ``JPEGImages/``, ``imgs/``, ...), or in ``--images DIR``.
+* a folder of LabelImg XML files (``DIR`` itself, ``DIR/annotations/``, ``DIR/xml/``,
+  ``DIR/annotations/xmls/``, ...) with the images beside them, in a sibling folder (``images/``,
+  ``JPEGImages/``, ``imgs/``, ...), or in ``--images DIR``.
 
 The image of an XML is found from its ``<filename>`` relative to those folders (falling back to the
 XML's own name with an image suffix); ``<path>`` is never used, since it holds the annotator's
@@ -20,7 +21,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from .files import IMG_FORMATS, image_size
-from .importers import ImportReport, Item, Skips, check_fraction, inside, number, prepare_output, write_dataset, yolo_row
+from .importers import (ImportReport, Item, Skips, check_fraction, inside, number, prepare_output, write_dataset,
+                        yolo_row)
 
 ANNOTATION_DIRS = ("annotations", "annotation", "xml", "xmls", "labels")
 IMAGE_DIRS = ("jpegimages", "images", "image", "imgs", "img", "pictures", "photos")
@@ -76,7 +78,7 @@ class ImageIndex:
             self.by_stem.append({p.stem.lower(): p for p in reversed(files)})
 
     def find(self, root: ET.Element, xml: Path, skips: Skips) -> Path | None:
-        """The image of ``xml``: its ``<filename>`` in the first folder holding it, else its stem; None if refused or absent."""
+        """The image of ``xml``: its ``<filename>`` in the first folder holding it, else by stem; None if not found."""
         fname = (root.findtext("filename") or "").strip()
         if fname and inside(Path("."), fname) is None:
             skips.add("path outside the images folder", xml, f"<filename> {fname!r} refused")
