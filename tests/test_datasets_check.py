@@ -160,3 +160,13 @@ def test_bridge_assumptions_for_datasets():
     assert pil_open() is patches._image_open and pil_open() is not Image.open
     src = inspect.getsource(base.BaseDataset.get_img_files)
     assert "self.prefix" in src and "self.fraction" in src and "check_file_speeds" in src
+
+
+def test_listed_missing_image_is_fatal_and_shared_files_reported_once(tmp_path):
+    root = tmp_path / "d"
+    _pair(root, "train", "t", label="0 0.5 0.5 0.2 0.2\n0 0.5 0.5 0.2 0.2\n")  # a duplicate line: one warning
+    (root / "list.txt").write_text("./images/train/t.jpg\n./images/train/gone.jpg\n")
+    rep = check_data(_yaml(root, val="list.txt"), check_images=False)
+    assert [p.file for p in _find(rep, "fatal", "does not exist")] == [str(root / "images/train/gone.jpg")]
+    assert len(_find(rep, "warning", "duplicate label line")) == 1
+    assert rep.counts["val"] == {"images": 2, "boxes": 2, "labelled": 1} and rep.val_overlap == 0.5

@@ -9,6 +9,7 @@ problem                                        severity
 YAML unreadable / no names / split missing     fatal
 split with no images                           fatal
 unreadable, empty (0 bytes) or < 10 px image   fatal
+listed image that does not exist               fatal
 the same image listed twice in a split         fatal (a directory symlink loop, or a .txt list repeating it)
 label line malformed (columns, numbers)        fatal
 class id not an integer in [0, nc)             fatal
@@ -21,6 +22,8 @@ empty label file                               warning (background image)
 duplicate label line                           warning
 validation images that are also training ones  warning, and ``val_overlap`` (their fraction) in the report
 =============================================  =========
+
+A file listed in several splits is checked (and its problems reported) once.
 """
 
 from __future__ import annotations
@@ -159,19 +162,29 @@ def _repeated(rep: CheckReport, split: str, images: list[str]) -> None:
                                         f"repeated entry; first as {listed[0]}): Ultralytics would train on every copy")
 
 
-def _check_split(rep: CheckReport, split: str, images: list[str], nc: int, check_images: bool) -> None:
+def _check_pair(rep: CheckReport, img: str, nc: int, check_images: bool) -> int:
+    """Report the problems of one image and its label file; the number of boxes (-1: no label file)."""
+    if not os.path.isfile(img):
+        rep.add("fatal", img, "listed image does not exist")
+        return -1
+    if check_images:
+        _check_image(rep, img)
+    lbl = label_path(img)
+    if not lbl.is_file():
+        rep.add("warning", lbl, f"missing label file for {Path(img).name} (image used as background)")
+        return -1
+    return _check_label_file(rep, lbl, nc)
+
+
+def _check_split(rep: CheckReport, split: str, images: list[str], nc: int, check_images: bool, done: dict) -> None:
+    """Check one split's files; ``done`` (path -> boxes) holds files an earlier split checked, reported once."""
     _repeated(rep, split, images)
     boxes = labelled = 0
     for img in dict.fromkeys(images):
-        if check_images:
-            _check_image(rep, img)
-        lbl = label_path(img)
-        if not lbl.is_file():
-            rep.add("warning", lbl, f"missing label file for {Path(img).name} (image used as background)")
-            continue
-        n = _check_label_file(rep, lbl, nc)
-        boxes += n
-        labelled += n > 0
+        if img not in done:
+            done[img] = _check_pair(rep, img, nc, check_images)
+        boxes += max(done[img], 0)
+        labelled += done[img] > 0
     if labelled == 0:
         rep.add("fatal", rep.data, f"'{split}' split: none of its {len(images)} images has labels (wrong layout?)")
     rep.counts[split] = {"images": len(images), "boxes": boxes, "labelled": labelled}
@@ -206,6 +219,7 @@ def check_data(data_yaml: str | Path, splits=("train", "val", "test"), check_ima
         rep.add("fatal", data_yaml, f"nc={nc} but {len(names)} names")
     root = dataset_root(data_yaml, data)
     listed: dict[str, list[str]] = {}
+    done: dict[str, int] = {}
     for split in splits:
         if split not in data or data[split] in (None, ""):
             if split in ("train", "val"):
@@ -220,6 +234,6 @@ def check_data(data_yaml: str | Path, splits=("train", "val", "test"), check_ima
             rep.add("fatal", data_yaml, f"'{split}' split has no images")
             continue
         listed[split] = images
-        _check_split(rep, split, images, nc, check_images)
+        _check_split(rep, split, images, nc, check_images, done)
     _overlap(rep, listed)
     return rep
