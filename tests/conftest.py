@@ -33,24 +33,9 @@ BLOCKS = [s for s in SPECS if s.kind == "block"]
 GATING = [s for s in PRESERVE if s.gating]
 
 
-# Failures of a module (written by its author) in a generic test, reported to that author. TEMPORARY: remove an
-# entry as soon as the module is fixed; the xfail is strict, so a fixed module turns the test red until removed.
-REPORTED: dict[tuple[str, str], str] = {}  # (layer, test) -> reason, for a known failure awaiting its module's fix
-
-
-def spec_params(specs, test: str = ""):
-    """``pytest.param`` per spec, id = layer name (so ``-k SE`` selects SE's tests); reported failures xfail."""
-    out = []
-    for s in specs:
-        reason = REPORTED.get((s.name, test))
-        marks = [pytest.mark.xfail(reason=reason, strict=True)] if reason else []
-        out.append(pytest.param(s, id=s.name, marks=marks))
-    return out
-
-
-def usable_for(test: str, specs=None):
-    """Specs without a reported failure in ``test`` (for tests that combine several layers in one model)."""
-    return [s for s in (SPECS if specs is None else specs) if (s.name, test) not in REPORTED]
+def spec_params(specs):
+    """``pytest.param`` per spec, id = layer name (so ``-k SE`` selects SE's tests)."""
+    return [pytest.param(s, id=s.name) for s in specs]
 
 
 # ------------------------------------------------------------------------------------------------
