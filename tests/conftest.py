@@ -56,6 +56,20 @@ def seeded(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def rand(*shape, seed: int = 0) -> torch.Tensor:
+    """A standard-normal tensor from its own seeded generator (global RNG untouched)."""
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+def randomise_parameters(m: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Give every parameter a random value (so zero/one defaults cannot hide indexing mistakes); eval mode."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+    return m.eval()
+
+
 # ------------------------------------------------------------------------------------------------
 # Model YAMLs: Ultralytics' own yolov5 / yolov5-p6 with one row inserted before SPPF
 # ------------------------------------------------------------------------------------------------
