@@ -41,7 +41,7 @@ try:  # Ultralytics is a hard dependency; fail with a clear message if it is mis
     from ultralytics.nn import tasks as _tasks
     from ultralytics.utils.ops import make_divisible
 except ImportError as exc:  # pragma: no cover - exercised only on broken installs
-    raise ImportError("yolo_attn needs the 'ultralytics' package: pip install 'ultralytics>=8.3,<8.5'") from exc
+    raise ImportError("yolo_attn needs the 'ultralytics' package: pip install 'ultralytics>=8.4.0,<8.5'") from exc
 
 ULTRALYTICS_VERSION = ultralytics.__version__
 _ORIGINAL_PARSE_MODEL = getattr(_tasks.parse_model, "__wrapped__", _tasks.parse_model)
