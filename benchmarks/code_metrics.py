@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import ast
+import os
+import sys
 from pathlib import Path
 
 
@@ -55,4 +57,8 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except BrokenPipeError:  # piped into head: the reader had enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(141) from None

@@ -61,6 +61,25 @@ def rand(*shape, seed: int = 0) -> torch.Tensor:
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
 
 
+@pytest.fixture
+def torch_seed():
+    """Seed torch's global generator before a test (module tests: ``pytestmark = pytest.mark.usefixtures(...)``)."""
+    torch.manual_seed(0)
+
+
+def sigmoid(a):
+    """The logistic function on NumPy values (for expected values computed outside torch)."""
+    import numpy as np
+
+    return 1.0 / (1.0 + np.exp(-a))
+
+
+def spatial_pattern(means: torch.Tensor, h: int = 2, w: int = 2) -> torch.Tensor:
+    """A (1, C, h, w) map whose channel c has spatial mean means[c] but is not constant (h, w even)."""
+    pattern = torch.tensor([[1.0, -1.0], [-1.0, 1.0]]).repeat(h // 2, w // 2)
+    return means.view(1, -1, 1, 1) + pattern * torch.arange(1, len(means) + 1).view(1, -1, 1, 1)
+
+
 def randomise_parameters(m: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     """Give every parameter a random value (so zero/one defaults cannot hide indexing mistakes); eval mode."""
     g = torch.Generator().manual_seed(seed)

@@ -1,7 +1,4 @@
-"""Known-value and option tests of BAM (``yolo_attn/modules/bam.py``).
-
-Registry-wide checks (shapes, gradients, identity start, bad options, export) live in
-``tests/test_layers.py`` and ``tests/modules/test_contract.py``."""
+"""Known-value and option tests of BAM (``yolo_attn/modules/bam.py``); shared checks: test_contract.py."""
 
 from __future__ import annotations
 
@@ -10,16 +7,10 @@ import torch
 
 from yolo_attn.modules.bam import BAM
 
-
-def _with_spatial_pattern(means: torch.Tensor, h: int = 2, w: int = 2) -> torch.Tensor:
-    """A (1, C, h, w) map whose channel c has spatial mean means[c] but is not constant."""
-    pattern = torch.tensor([[1.0, -1.0], [-1.0, 1.0]]).repeat(h // 2, w // 2)
-    return means.view(1, -1, 1, 1) + pattern * torch.arange(1, len(means) + 1).view(1, -1, 1, 1)
+from conftest import spatial_pattern
 
 
-@pytest.fixture(autouse=True)
-def _seed():
-    torch.manual_seed(0)
+pytestmark = pytest.mark.usefixtures("torch_seed")
 
 
 def _set_bam_constant_branches(m: BAM, c_val: torch.Tensor, s_val: float) -> None:
@@ -58,7 +49,7 @@ def test_bam_channel_branch_known_values():
         m.channel[2].weight.copy_(torch.tensor([[1.0, 0], [-1.0, 0], [0.5, 0], [0, 0]]).view(4, 2, 1, 1))
         m.channel[2].bias.copy_(torch.tensor([0, 0, 0, 0.3]))
     means = torch.tensor([2.0, -1.0, 0.5, 1.0])
-    x = _with_spatial_pattern(means, 4, 2)
+    x = spatial_pattern(means, 4, 2)
     z = torch.tensor([2.0, -2.0, 1.0, 0.3]).view(1, 4, 1, 1)  # relu(m0) = 2 through W1
     torch.testing.assert_close(m(x), x * (1 + torch.sigmoid(z)))
 

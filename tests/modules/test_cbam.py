@@ -1,7 +1,4 @@
-"""Known-value and option tests of CBAM, CBAMChannel and CBAMSpatial (``yolo_attn/modules/cbam.py``).
-
-Registry-wide checks (shapes, gradients, identity start, bad options, export) live in
-``tests/test_layers.py`` and ``tests/modules/test_contract.py``."""
+"""Known-value and option tests of CBAM, CBAMChannel and CBAMSpatial (``yolo_attn/modules/cbam.py``); shared checks: test_contract.py."""
 
 from __future__ import annotations
 
@@ -11,9 +8,7 @@ import torch
 from yolo_attn.modules.cbam import CBAM, CBAMChannel, CBAMSpatial
 
 
-@pytest.fixture(autouse=True)
-def _seed():
-    torch.manual_seed(0)
+pytestmark = pytest.mark.usefixtures("torch_seed")
 
 
 def _cbam_channel_input():

@@ -61,9 +61,7 @@ def _ids(v):
     return f"{v[0]}-{'-'.join(f'{k}{w}' for k, w in v[1].items())}" if v[1] else v[0]
 
 
-@pytest.fixture(autouse=True)
-def _seed():
-    torch.manual_seed(0)
+pytestmark = pytest.mark.usefixtures("torch_seed")
 
 
 # ------------------------------------------------------------------------------------------------

@@ -1,7 +1,4 @@
-"""Known-value and option tests of CoordAtt (``yolo_attn/modules/coordatt.py``).
-
-Registry-wide checks (shapes, gradients, identity start, bad options, export) live in
-``tests/test_layers.py`` and ``tests/modules/test_contract.py``."""
+"""Known-value and option tests of CoordAtt (``yolo_attn/modules/coordatt.py``); shared checks: test_contract.py."""
 
 from __future__ import annotations
 
@@ -12,9 +9,7 @@ import torch.nn.functional as F
 from yolo_attn.modules.coordatt import CoordAtt
 
 
-@pytest.fixture(autouse=True)
-def _seed():
-    torch.manual_seed(0)
+pytestmark = pytest.mark.usefixtures("torch_seed")
 
 
 @pytest.mark.parametrize("fuse", ["mul", "add"])

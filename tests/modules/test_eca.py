@@ -1,7 +1,4 @@
-"""Known-value and option tests of ECA (``yolo_attn/modules/eca.py``).
-
-Registry-wide checks (shapes, gradients, identity start, bad options, export) live in
-``tests/test_layers.py`` and ``tests/modules/test_contract.py``."""
+"""Known-value and option tests of ECA (``yolo_attn/modules/eca.py``); shared checks: test_contract.py."""
 
 from __future__ import annotations
 
@@ -10,16 +7,10 @@ import torch
 
 from yolo_attn.modules.eca import ECA, eca_kernel_size
 
-
-def _with_spatial_pattern(means: torch.Tensor, h: int = 2, w: int = 2) -> torch.Tensor:
-    """A (1, C, h, w) map whose channel c has spatial mean means[c] but is not constant."""
-    pattern = torch.tensor([[1.0, -1.0], [-1.0, 1.0]]).repeat(h // 2, w // 2)
-    return means.view(1, -1, 1, 1) + pattern * torch.arange(1, len(means) + 1).view(1, -1, 1, 1)
+from conftest import spatial_pattern
 
 
-@pytest.fixture(autouse=True)
-def _seed():
-    torch.manual_seed(0)
+pytestmark = pytest.mark.usefixtures("torch_seed")
 
 
 @pytest.mark.parametrize("c, k", [(16, 3), (32, 3), (64, 3), (128, 5), (256, 5), (512, 5), (1024, 5), (2, 1), (1, 1)])
@@ -33,7 +24,7 @@ def test_eca_known_values():
     m = ECA(4, k_size=3).eval()
     with torch.no_grad():
         m.conv.weight.copy_(torch.tensor([[[0.5, 1.0, -1.0]]]))
-    x = _with_spatial_pattern(torch.tensor([1.0, 2.0, 3.0, 4.0]))
+    x = spatial_pattern(torch.tensor([1.0, 2.0, 3.0, 4.0]))
     # z_i = 0.5 m_{i-1} + m_i - m_{i+1}, zero-padded at both ends of the channel axis
     z = torch.tensor([0 + 1 - 2, 0.5 + 2 - 3, 1 + 3 - 4, 1.5 + 4 - 0])
     torch.testing.assert_close(m(x), x * torch.sigmoid(z).view(1, 4, 1, 1))

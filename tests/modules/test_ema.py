@@ -1,7 +1,4 @@
-"""Known-value and option tests of EMA (``yolo_attn/modules/ema.py``).
-
-Registry-wide checks (shapes, gradients, identity start, bad options, export) live in
-``tests/test_layers.py`` and ``tests/modules/test_contract.py``."""
+"""Known-value and option tests of EMA (``yolo_attn/modules/ema.py``); shared checks: test_contract.py."""
 
 from __future__ import annotations
 

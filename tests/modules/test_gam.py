@@ -1,7 +1,4 @@
-"""Known-value and option tests of GAM (``yolo_attn/modules/gam.py``).
-
-Registry-wide checks (shapes, gradients, identity start, bad options, export) live in
-``tests/test_layers.py`` and ``tests/modules/test_contract.py``."""
+"""Known-value and option tests of GAM (``yolo_attn/modules/gam.py``); shared checks: test_contract.py."""
 
 from __future__ import annotations
 
@@ -10,11 +7,7 @@ import torch
 
 from yolo_attn.modules.gam import GAM
 
-from conftest import rand
-
-
-def sigmoid(a):
-    return 1.0 / (1.0 + np.exp(-a))
+from conftest import rand, sigmoid
 
 
 def test_gam_constant_gates():

@@ -1,7 +1,4 @@
-"""Known-value and option tests of GatherExcite (``yolo_attn/modules/gather_excite.py``).
-
-Registry-wide checks (shapes, gradients, identity start, bad options, export) live in
-``tests/test_layers.py`` and ``tests/modules/test_contract.py``."""
+"""Known-value and option tests of GatherExcite (``yolo_attn/modules/gather_excite.py``); shared checks: test_contract.py."""
 
 from __future__ import annotations
 
@@ -11,9 +8,7 @@ import torch
 from yolo_attn.modules.gather_excite import GatherExcite
 
 
-@pytest.fixture(autouse=True)
-def _seed():
-    torch.manual_seed(0)
+pytestmark = pytest.mark.usefixtures("torch_seed")
 
 
 @pytest.mark.parametrize("fuse", ["mul", "add"])

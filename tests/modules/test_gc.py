@@ -1,7 +1,4 @@
-"""Known-value and option tests of GC (global context) (``yolo_attn/modules/gc.py``).
-
-Registry-wide checks (shapes, gradients, identity start, bad options, export) live in
-``tests/test_layers.py`` and ``tests/modules/test_contract.py``."""
+"""Known-value and option tests of GC (global context) (``yolo_attn/modules/gc.py``); shared checks: test_contract.py."""
 
 from __future__ import annotations
 
@@ -12,9 +9,7 @@ from yolo_attn.modules.gc import GC
 from yolo_attn.registry import LAYERS
 
 
-@pytest.fixture(autouse=True)
-def _seed():
-    torch.manual_seed(0)
+pytestmark = pytest.mark.usefixtures("torch_seed")
 
 
 def test_gc_softmax_pooling_of_one_hot_logits():

@@ -1,7 +1,4 @@
-"""Known-value and option tests of ShuffleAttention (``yolo_attn/modules/shuffle.py``).
-
-Registry-wide checks (shapes, gradients, identity start, bad options, export) live in
-``tests/test_layers.py`` and ``tests/modules/test_contract.py``."""
+"""Known-value and option tests of ShuffleAttention (``yolo_attn/modules/shuffle.py``); shared checks: test_contract.py."""
 
 from __future__ import annotations
 
@@ -11,11 +8,7 @@ import torch
 
 from yolo_attn.modules.shuffle import ShuffleAttention, default_groups
 
-from conftest import rand
-
-
-def sigmoid(a):
-    return 1.0 / (1.0 + np.exp(-a))
+from conftest import rand, sigmoid
 
 
 YOLO_CHANNELS = [16, 32, 48, 64, 80, 96, 128, 160, 192, 256, 320, 384, 512, 640, 768, 1024, 1280]

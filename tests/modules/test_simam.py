@@ -1,7 +1,4 @@
-"""Known-value and option tests of SimAM (``yolo_attn/modules/simam.py``).
-
-Registry-wide checks (shapes, gradients, identity start, bad options, export) live in
-``tests/test_layers.py`` and ``tests/modules/test_contract.py``."""
+"""Known-value and option tests of SimAM (``yolo_attn/modules/simam.py``); shared checks: test_contract.py."""
 
 from __future__ import annotations
 
@@ -11,11 +8,7 @@ import torch
 
 from yolo_attn.modules.simam import SimAM
 
-from conftest import rand
-
-
-def sigmoid(a):
-    return 1.0 / (1.0 + np.exp(-a))
+from conftest import rand, sigmoid
 
 
 def _simam_numpy(x, lam):

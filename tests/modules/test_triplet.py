@@ -1,7 +1,4 @@
-"""Known-value and option tests of TripletAttention (``yolo_attn/modules/triplet.py``).
-
-Registry-wide checks (shapes, gradients, identity start, bad options, export) live in
-``tests/test_layers.py`` and ``tests/modules/test_contract.py``."""
+"""Known-value and option tests of TripletAttention (``yolo_attn/modules/triplet.py``); shared checks: test_contract.py."""
 
 from __future__ import annotations
 
@@ -13,11 +10,7 @@ import torch
 
 from yolo_attn.modules.triplet import TripletAttention
 
-from conftest import rand
-
-
-def sigmoid(a):
-    return 1.0 / (1.0 + np.exp(-a))
+from conftest import rand, sigmoid
 
 
 def _zero_triplet_convs(m):
