@@ -33,24 +33,9 @@ BLOCKS = [s for s in SPECS if s.kind == "block"]
 GATING = [s for s in PRESERVE if s.gating]
 
 
-# Failures of a module (written by its author) in a generic test, reported to that author. TEMPORARY: remove an
-# entry as soon as the module is fixed; the xfail is strict, so a fixed module turns the test red until removed.
-REPORTED: dict[tuple[str, str], str] = {}  # (layer, test) -> reason, for a known failure awaiting its module's fix
-
-
-def spec_params(specs, test: str = ""):
-    """``pytest.param`` per spec, id = layer name (so ``-k SE`` selects SE's tests); reported failures xfail."""
-    out = []
-    for s in specs:
-        reason = REPORTED.get((s.name, test))
-        marks = [pytest.mark.xfail(reason=reason, strict=True)] if reason else []
-        out.append(pytest.param(s, id=s.name, marks=marks))
-    return out
-
-
-def usable_for(test: str, specs=None):
-    """Specs without a reported failure in ``test`` (for tests that combine several layers in one model)."""
-    return [s for s in (SPECS if specs is None else specs) if (s.name, test) not in REPORTED]
+def spec_params(specs):
+    """``pytest.param`` per spec, id = layer name (so ``-k SE`` selects SE's tests)."""
+    return [pytest.param(s, id=s.name) for s in specs]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -69,6 +54,39 @@ def build_layer(spec, c1: int = C1, **options):
 def seeded(seed: int = 0) -> torch.Generator:
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+def rand(*shape, seed: int = 0) -> torch.Tensor:
+    """A standard-normal tensor from its own seeded generator (global RNG untouched)."""
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.fixture
+def torch_seed():
+    """Seed torch's global generator before a test (module tests: ``pytestmark = pytest.mark.usefixtures(...)``)."""
+    torch.manual_seed(0)
+
+
+def sigmoid(a):
+    """The logistic function on NumPy values (for expected values computed outside torch)."""
+    import numpy as np
+
+    return 1.0 / (1.0 + np.exp(-a))
+
+
+def spatial_pattern(means: torch.Tensor, h: int = 2, w: int = 2) -> torch.Tensor:
+    """A (1, C, h, w) map whose channel c has spatial mean means[c] but is not constant (h, w even)."""
+    pattern = torch.tensor([[1.0, -1.0], [-1.0, 1.0]]).repeat(h // 2, w // 2)
+    return means.view(1, -1, 1, 1) + pattern * torch.arange(1, len(means) + 1).view(1, -1, 1, 1)
+
+
+def randomise_parameters(m: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Give every parameter a random value (so zero/one defaults cannot hide indexing mistakes); eval mode."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in m.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+    return m.eval()
 
 
 # ------------------------------------------------------------------------------------------------

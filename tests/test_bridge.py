@@ -116,7 +116,6 @@ def test_entry_called_outside_parse_model_is_a_clear_error():
         vars(tasks)[name]()
 
 
-@pytest.mark.skipif(not BLOCKS, reason="no block layer registered")
 def test_block_layer_that_changes_channels_feeds_the_next_layer(tmp_path):
     """The bridge writes parse_model's ``c2`` so a following Ultralytics layer gets the block's real channels."""
     import yaml

@@ -17,9 +17,8 @@ from torch import nn
 import yolo_attn
 from yolo_attn._ultralytics import MissingLayerModuleError
 
-from conftest import PYTHON, default_row, seeded, subprocess_env, usable_for, write_model_yaml
+from conftest import PYTHON, SPECS, default_row, seeded, subprocess_env, write_model_yaml
 
-SPECS = usable_for("channels_last")  # Ultralytics' predict converts the model to channels_last
 
 IMGSZ = 64
 

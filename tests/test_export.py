@@ -20,7 +20,7 @@ pytest.importorskip("onnx")
 IMGSZ = 64
 
 
-@pytest.mark.parametrize("spec", spec_params(SPECS, "onnx"))
+@pytest.mark.parametrize("spec", spec_params(SPECS))
 def test_onnx_export_matches_pytorch(spec, make_yaml):
     if not spec.onnx:
         pytest.skip(f"{spec.name}: onnx=False in its spec ({spec.note or 'no note'})")

@@ -12,6 +12,8 @@ import torch
 from ultralytics.nn.tasks import DetectionModel
 from ultralytics.utils.ops import make_divisible
 
+from yolo_attn import LAYERS
+
 from conftest import (
     BLOCKS,
     C1,
@@ -41,6 +43,24 @@ def test_registry_is_populated():
         assert isinstance(spec.year, int) and 1990 < spec.year < 2100, spec
         assert spec.paper and spec.family, spec
         assert spec.cls.__doc__, f"{spec.name}: cite the paper in the class or module docstring"
+
+
+@pytest.mark.parametrize(
+    "args, pos, kw",
+    [([16, 7, {"fuse": "add"}], [16, 7], {"fuse": "add"}), ([16], [16], {}), ([], [], {}), (None, [], {}),
+     ([{"init": "identity"}], [], {"init": "identity"}), ((8, {"k": 3}), [8], {"k": 3}), ([{"a": 1}, 2], [{"a": 1}, 2], {})],
+)
+def test_split_options_takes_only_a_trailing_mapping(args, pos, kw):
+    """The one splitter of a YAML row's args (bridge, placement, C3Attn): values, then keyword options."""
+    from yolo_attn.registry import split_options
+
+    before = copy.deepcopy(args)
+    got_pos, got_kw = split_options(args)
+    assert (got_pos, got_kw) == (pos, kw)
+    assert args == before, "split_options must not change its input"
+    if args and isinstance(args[-1], dict):
+        got_kw["extra"] = 1
+        assert "extra" not in args[-1], "the options mapping returned must be a copy"
 
 
 # ------------------------------------------------------------------------------------------------
@@ -211,7 +231,7 @@ def test_gating_layers_accept_both_fuse_modes(spec):
     assert not torch.equal(outs[0], outs[1]), f"{spec.name}: fuse='mul' and fuse='add' give the same output"
 
 
-@pytest.mark.parametrize("spec", spec_params(SPECS, "channels_last"))
+@pytest.mark.parametrize("spec", spec_params(SPECS))
 def test_channels_last(spec):
     """Ultralytics' AutoBackend converts PyTorch models with ``.to(memory_format=torch.channels_last)``."""
     seeded(0)
@@ -333,7 +353,7 @@ def test_in_yolov5x_every_layer_and_fuse(make_yaml):
     _build_and_fuse(make_yaml("x", [default_row(s) for s in SPECS], tag="all"), SPECS, "x")
 
 
-@pytest.mark.parametrize("spec", spec_params([s for s in SPECS if s.name in ("SE", "C3Attn")] or SPECS[:1]))
+@pytest.mark.parametrize("spec", spec_params([LAYERS.get("SE"), LAYERS.get("C3Attn")]))
 def test_in_yolov5_p6(spec, make_yaml):
     seeded(0)
     model = DetectionModel(str(make_yaml("n", default_row(spec), tag=spec.name.lower(), p6=True)), verbose=False)

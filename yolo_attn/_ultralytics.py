@@ -34,14 +34,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from .registry import LAYERS, LayerSpec
+from .registry import LAYERS, LayerSpec, split_options
 
 try:  # Ultralytics is a hard dependency; fail with a clear message if it is missing or too old.
     import ultralytics
     from ultralytics.nn import tasks as _tasks
     from ultralytics.utils.ops import make_divisible
 except ImportError as exc:  # pragma: no cover - exercised only on broken installs
-    raise ImportError("yolo_attn needs the 'ultralytics' package: pip install 'ultralytics>=8.3,<8.5'") from exc
+    raise ImportError("yolo_attn needs the 'ultralytics' package: pip install 'ultralytics>=8.4.0,<8.5'") from exc
 
 ULTRALYTICS_VERSION = ultralytics.__version__
 _ORIGINAL_PARSE_MODEL = getattr(_tasks.parse_model, "__wrapped__", _tasks.parse_model)
@@ -109,20 +109,13 @@ def _row_label(loc: dict[str, Any], name: str) -> str:
     return f"{d.get('yaml_file', '<model dict>')}: layer {i} {row} ({name})"
 
 
-def _split_args(args: tuple) -> tuple[list, dict]:
-    """YAML args: positional values, optionally ending with a mapping of keyword options."""
-    args = list(args)
-    kwargs = args.pop() if args and isinstance(args[-1], dict) else {}
-    return args, dict(kwargs)
-
-
 def _build_from_row(spec: LayerSpec, args: tuple) -> nn.Module:
     loc = _parse_locals()
     ch, f = loc["ch"], loc["f"]
     where = _row_label(loc, spec.name)
     if not isinstance(f, int):
         raise YamlLayerError(f"{where}: takes one input, but 'from' is {f!r}")
-    pos, kw = _split_args(args)
+    pos, kw = split_options(args)
     try:
         c1 = ch[f]
     except IndexError:
@@ -359,18 +352,6 @@ def install() -> None:
 _ORIGINAL_CHECK_YAML = getattr(_tasks.check_yaml, "__wrapped__", _tasks.check_yaml)
 
 
-def config_dir():
-    """Directory of yolo_attn's shipped model YAMLs.
-
-    ``yolo_attn/cfg`` inside an installed wheel (``pyproject.toml`` maps the package ``yolo_attn.cfg`` to the
-    source tree's ``models/yaml``), the source tree's ``models/yaml`` for a checkout or an editable install.
-    """
-    from pathlib import Path
-
-    here = Path(__file__).resolve().parent
-    return here / "cfg" if (here / "cfg").is_dir() else here.parent / "models" / "yaml"
-
-
 def shipped_config(name) -> str | None:
     """Path of the shipped config called ``name`` (a bare file name not present in the cwd), else None."""
     import os
@@ -378,6 +359,8 @@ def shipped_config(name) -> str | None:
     name = str(name).strip()
     if not name or os.path.dirname(name) or os.path.exists(name):
         return None
+    from .placement import config_dir
+
     path = config_dir() / name
     return str(path) if path.is_file() else None
 

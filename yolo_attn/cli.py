@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
+import select
+import signal
 import sys
 
 from . import commands
@@ -36,7 +39,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What a shell reports for a tool that a closed pipe stopped (128 + SIGPIPE), e.g. ``yes | head -1``.
+EXIT_BROKEN_PIPE = 128 + getattr(signal, "SIGPIPE", 13)
+
+
+def _stdout_reader_gone() -> bool:
+    """True when standard output is a pipe whose reading end is closed (``yolo-attn list | head``)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll() (Windows), or stdout is not a real file
+        return False
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one sub-command; a reader that stops early (``| head``) ends it quietly, as it would ``cat``.
+
+    Python ignores SIGPIPE and raises ``BrokenPipeError`` instead; restoring the default handler would
+    also kill the process on a broken socket (Ray, data loaders), so only a broken *stdout* is treated
+    as the reader having had enough: no traceback, exit status 141 like a tool stopped by SIGPIPE.
+    """
+    try:
+        try:
+            return _main(argv)
+        finally:  # also after argparse's --help/--version exit: the last buffered lines fail here, not at exit
+            sys.stdout.flush()
+    except BrokenPipeError:
+        if not _stdout_reader_gone():
+            raise
+        # Point stdout at /dev/null so that the interpreter's own flush at exit cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_BROKEN_PIPE
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:  # key=value tokens after an option (train model=... --short-run epochs=3) belong to "args"

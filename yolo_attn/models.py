@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import _ultralytics  # noqa: F401  (registers the layers)
-
-INITS = ("paper", "identity")
+from . import _ultralytics
+from .registry import INITS
 
 
 def model_dict(model: str | Path | dict, init: str | None = None) -> dict:

@@ -74,7 +74,7 @@ from pathlib import Path
 
 import yaml
 
-from .registry import LAYERS, UnknownLayerError
+from .registry import LAYERS, UnknownLayerError, split_options
 
 __all__ = [
     "INSERT_PLACEMENTS",
@@ -315,8 +315,7 @@ def _normalise_args(args) -> list:
 
 def _check_layer_args(spec, args: list, where: str) -> None:
     """Build the layer once at 512 channels so that a wrong option fails here, with the base named."""
-    pos = list(args)
-    kw = pos.pop() if pos and isinstance(pos[-1], dict) else {}
+    pos, kw = split_options(args)
     try:
         spec.cls(512, *pos, **kw)
     except (TypeError, ValueError, KeyError, AssertionError) as exc:
@@ -593,10 +592,11 @@ def shipped_configs() -> list[ShippedConfig]:
 
 
 def config_dir() -> Path:
-    """Where shipped configs live (``models/yaml`` in a checkout, ``yolo_attn/cfg`` when installed)."""
-    from ._ultralytics import config_dir as _dir
-
-    return _dir()
+    """The one answer to "where are the shipped configs": ``yolo_attn/cfg`` inside an installed wheel
+    (``pyproject.toml`` maps the package ``yolo_attn.cfg`` to the source tree's ``models/yaml``), the
+    source tree's ``models/yaml`` for a checkout or an editable install."""
+    here = Path(__file__).resolve().parent
+    return here / "cfg" if (here / "cfg").is_dir() else here.parent / "models" / "yaml"
 
 
 def render_shipped(cfg: ShippedConfig, base: dict | None = None) -> str:
@@ -693,6 +693,5 @@ def set_layer_options(d: dict, **options) -> dict:
 
 
 def _with_options(args, options: dict) -> list:
-    args = _normalise_args(args)
-    kw = args.pop() if args and isinstance(args[-1], dict) else {}
+    args, kw = split_options(_normalise_args(args))
     return [*args, {**kw, **options}]

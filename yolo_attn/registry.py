@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 KINDS = ("preserve", "block")
+# Every preserve layer's ``init`` option ("identity": the freshly built layer returns its input exactly).
+INITS = ("paper", "identity")
 
 
 class UnknownLayerError(KeyError):
@@ -121,6 +123,16 @@ class Registry:
 
 LAYERS = Registry()
 register = LAYERS.register
+
+
+def split_options(args) -> tuple[list, dict]:
+    """Split a YAML row's layer args into positional values and the trailing mapping of keyword options.
+
+    ``[16, 7, {fuse: add}]`` -> ``([16, 7], {"fuse": "add"})``; ``[16]`` -> ``([16], {})``. Returns new
+    objects: neither ``args`` nor its mapping is changed.
+    """
+    pos = list(args or [])
+    return (pos[:-1], dict(pos[-1])) if pos and isinstance(pos[-1], dict) else (pos, {})
 
 
 def build(name: str, c1: int, *args, **kwargs):

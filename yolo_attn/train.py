@@ -7,16 +7,18 @@ of plain Ultralytics training this module
 * trains with :class:`AttnDetectionTrainer`, a ``DetectionTrainer`` defined in yolo_attn: Ultralytics'
   multi-GPU DDP workers unpickle the trainer class by module, so they import yolo_attn (and with it the
   attention layers) before the model YAML is built there;
-* gives CPU training the free cores: Ultralytics' ``select_device`` sets torch to ``cpu_count - 1``
+* gives CPU training every core: Ultralytics' ``select_device`` sets torch to ``cpu_count - 1``
   threads (1 on a 2-core machine, half the speed) for the whole process; the trainer sets the count
-  from :func:`cpu_threads` (all cores on an idle machine, fewer when other processes keep cores busy)
-  after each ``select_device`` (trainer set-up and every validation). ``YOLO_ATTN_THREADS`` overrides it;
+  from :func:`cpu_threads` (every CPU the process may use, whatever the machine's load, so a rerun
+  gives the same numbers) after each ``select_device`` (trainer set-up and every validation).
+  ``YOLO_ATTN_THREADS`` overrides it (set it to 1 on a machine shared with other jobs);
 * is offline-safe: plot labels use a local font instead of Ultralytics' Arial download (see
   :func:`yolo_attn._ultralytics.install_offline_font`), and no argument default fetches weights or data;
 * returns a :class:`TrainResult` (final metrics of ``best.pt``, paths, wall time).
 
-Extension points for later work (weight transfer with ``pretrained=``, the comparison sweep): override
-:meth:`AttnDetectionTrainer.get_model` for custom weight transfer; pass ``callbacks={event: fn}`` to
+Weight transfer (``pretrained=`` through :func:`yolo_attn.transfer_weights`) and the comparison sweep
+(:mod:`yolo_attn.compare`) are built on this module. To customise: override
+:meth:`AttnDetectionTrainer.get_model` for another weight transfer; pass ``callbacks={event: fn}`` to
 :func:`train` for progress reporting.
 """
 
@@ -31,7 +33,7 @@ from typing import Any, Callable
 
 import torch
 
-from . import _ultralytics  # noqa: F401  (registers the layers before any model is built)
+from . import _ultralytics
 
 from ultralytics.cfg import DEFAULT_CFG_DICT, check_dict_alignment, merge_equals_args, parse_key_value_pair  # noqa: E402
 from ultralytics.models.yolo.detect import DetectionTrainer  # noqa: E402
@@ -249,7 +251,7 @@ def _resolve(overrides: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(f"cfg={cfg}: expected a mapping of training arguments")
         args = {**loaded, **args}
     if not args.get("model"):
-        raise ValueError("model= is required (a model YAML such as data/yolov5n-shapes-se.yaml, or a .pt)")
+        raise ValueError("model= is required (a model YAML such as yolov5n-se-neck.yaml, or a .pt)")
     if not args.get("data"):
         from .datasets import shapes_yaml
 
@@ -267,7 +269,7 @@ def train(callbacks: dict[str, Callable | list[Callable]] | None = None, **overr
 
     Args:
         callbacks: extra Ultralytics callbacks, ``{"on_fit_epoch_end": fn, ...}`` (``fn(trainer)``).
-        **overrides: Ultralytics training arguments, e.g. ``model="data/yolov5n-shapes-se.yaml",
+        **overrides: Ultralytics training arguments, e.g. ``model="yolov5n-se-neck.yaml",
             data="data/shapes.yaml", epochs=10, imgsz=128`` (``data`` defaults to the shipped shapes
             dataset; ``cfg=`` names a YAML of arguments that explicit ones override). See
             :data:`SHORT_RUN` for settings that suit a few epochs on a CPU.

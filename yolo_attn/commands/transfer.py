@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..registry import INITS
+
 HELP = "transfer pretrained weights into an attention model by structure (not by index) and write OUT.pt"
 
 
@@ -22,7 +24,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--nc", type=int, help="number of classes of a YAML target (default: the YAML's nc)")
     parser.add_argument(
         "--init",
-        choices=("paper", "identity"),
+        choices=INITS,
         help="initialisation of the attention layers of a YAML target; identity: the result predicts exactly "
         "what the source predicts until it is trained (default: as the YAML says)",
     )

@@ -247,8 +247,8 @@ def compare(
     if not threads:
         # One thread count for the whole sweep, kept across resumes (stored in config.json): CPU float
         # reductions may depend on it, and a rerun must reproduce the same numbers. Chosen when the
-        # sweep starts: yolo_attn.train's load-aware count (oversubscribed threads on a busy machine
-        # are many times slower), else every usable CPU.
+        # sweep starts: yolo_attn.train's cpu_threads() (YOLO_ATTN_THREADS, else every usable CPU;
+        # on a busy machine set YOLO_ATTN_THREADS=1: oversubscribed threads are many times slower).
         threads = (store.read_config() or {}).get("_threads")
     if not threads:
         try:

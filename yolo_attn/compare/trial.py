@@ -57,15 +57,9 @@ class NonFiniteLoss(FloatingPointError):
 
 
 def _model_dirs() -> list[Path]:
-    dirs = []
-    try:
-        from ..placement import config_dir
+    from ..placement import config_dir
 
-        dirs.append(Path(config_dir()))
-    except Exception:  # placement module absent or different
-        pass
-    dirs.append(Path(__file__).resolve().parents[2] / "models" / "yaml")
-    return dirs
+    return [config_dir()]
 
 
 def resolve_model(ref: str) -> str:

@@ -20,8 +20,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..registry import INITS  # noqa: F401  (re-exported for the module files)
+
 FUSES = ("mul", "add")
-INITS = ("paper", "identity")
 
 
 def check_choice(value, choices, option: str, owner: str) -> str:

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from ultralytics.nn.modules.block import C3, Bottleneck
 
-from ..registry import LAYERS, register
+from ..registry import LAYERS, register, split_options
 from ._common import check_channels, check_positive_int
 
 
@@ -20,8 +20,7 @@ def _attention(name: str, c: int, attn_args, owner: str) -> nn.Module:
     spec = LAYERS.get(name)
     if spec.kind != "preserve":
         raise ValueError(f"{owner}: attention {name!r} must be a channel-preserving layer, not a {spec.kind}")
-    args = list(attn_args or [])
-    kwargs = args.pop() if args and isinstance(args[-1], dict) else {}
+    args, kwargs = split_options(attn_args)
     return spec.cls(c, *args, **kwargs)
 
 
