@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -24,8 +25,9 @@ from yolo_attn.studies.capacity import interaction
 class FakeCompare:
     """Stands in for ``yolo_attn.compare.compare``: mAP = base + effect(model) + seed noise, summary like compare's."""
 
-    def __init__(self, effects: dict, noise: float = 0.002, base: float = 0.30, rng_seed: int = 0):
-        self.effects, self.noise, self.base = effects, noise, base
+    def __init__(self, effects: dict, noise: float = 0.002, base: float = 0.30, rng_seed: int = 0,
+                 s_per_epoch: float | None = None):
+        self.effects, self.noise, self.base, self.s_per_epoch = effects, noise, base, s_per_epoch
         self.rng = np.random.default_rng(rng_seed)
         self.calls = []
 
@@ -52,6 +54,13 @@ class FakeCompare:
                 row["diff"] = {"map": d}
             rows.append(row)
         Path(out).mkdir(parents=True, exist_ok=True)
+        if self.s_per_epoch is not None:  # trial records as the store writes them (time accounting of the search)
+            with open(Path(out) / "trials.jsonl", "a") as fh:
+                for m in models:
+                    for s in seeds:
+                        fh.write(json.dumps({"trial_id": f"{Path(m).stem}__seed{s}", "model": Path(m).stem, "seed": s,
+                                             "status": "ok", "duration_s": self.s_per_epoch * epochs,
+                                             "epochs_done": epochs, "recorded_at": time.time()}) + "\n")
         return {"models": rows, "baseline": baseline, "complete": True, "n_ok": len(rows) * len(seeds),
                 "n_trials": len(rows) * len(seeds), "data": "fake.yaml", "out": out}
 

@@ -139,7 +139,7 @@ def provenance(out: Path, plans: list[SweepPlan], summaries: dict[str, dict]) ->
             "trial_seconds_total": round(compute_s, 1), "versions": _versions(), "command": " ".join(sys.argv)}
 
 
-def _provenance_md(prov: dict) -> list[str]:
+def provenance_md(prov: dict) -> list[str]:
     fp = prov.get("data_fingerprint") or {}
     hashes = ", ".join(f"{k} {v['images']} images (hash {v['hash']})" for k, v in fp.items() if isinstance(v, dict))
     lines = ["## What was run", "", f"- data: `{prov['data']}`" + (f" -- {hashes}" if hashes else "")]
@@ -166,7 +166,7 @@ def render_md(name: str, analysis: Analysis, prov: dict, complete: bool) -> str:
         lines += [t, ""]
     if analysis.notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in analysis.notes] + [""]
-    lines += _provenance_md(prov)
+    lines += provenance_md(prov)
     lines += ["", f"Plot: {STUDY_PNG}. Each sweep's own table and plots are in its sub-folder (summary.md)."]
     return "\n".join(lines) + "\n"
 
