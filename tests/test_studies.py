@@ -226,13 +226,17 @@ def test_study_command_is_discovered():
 # ------------------------------------------------------------------------------------------------ real
 @pytest.mark.slow
 def test_tiny_real_study_end_to_end(tmp_path):
-    """fmm study on the shipped shapes data: 1 seed, 1 epoch, imgsz 64 -- real training, report written, rerun cached."""
-    os.environ.setdefault("YOLO_ATTN_THREADS", "1")
-    opts = StudyOptions(seeds=1, epochs=1, imgsz=64, out=str(tmp_path / "fmm"), progress=False, threads=1)
-    res = run_study(get("fmm"), opts)
+    """placement study, stock vs SE at backbone-end on the shipped shapes data: 1 seed, 1 epoch, imgsz 64 -- real
+    training (about a minute on 2 busy cores), report written with provenance, rerun prints it from the cache."""
+    opts = StudyOptions(placements=["backbone-end"], seeds=1, epochs=1, imgsz=64, out=str(tmp_path / "placement"),
+                        progress=False, threads=1)
+    res = run_study(get("placement"), opts)
     assert res["complete"]
-    js = json.loads((tmp_path / "fmm" / "study.json").read_text())
-    assert js["provenance"]["data_fingerprint"]["val"]["hash"]
-    assert js["provenance"]["versions"]["ultralytics"]
+    js = json.loads((tmp_path / "placement" / "study.json").read_text())
+    prov = js["provenance"]
+    assert prov["data_fingerprint"]["val"]["hash"] and prov["versions"]["ultralytics"]
+    assert prov["sweeps"][0]["seeds"] == [0] and prov["sweeps"][0]["epochs"] == 1 and prov["sweeps"][0]["imgsz"] == 64
     assert "too few seeds to say" in js["answer"]  # 1 seed: no interval, and the report says so
-    assert run_study(get("fmm"), opts)["cached"]
+    assert js["results"]["ranking"] == ["backbone-end"]
+    assert (tmp_path / "placement" / "study.png").is_file()
+    assert run_study(get("placement"), opts)["cached"]

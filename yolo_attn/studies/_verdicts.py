@@ -85,7 +85,7 @@ def effect_of(row: dict, metric: str = "map") -> Effect | None:
     mdd = adj.get("mdd", d.get("mdd"))
     mdd = _num(mdd) if mdd is not None else _stats_mdd(d)
     verdict = adj.get("verdict") or d.get("verdict") or _fallback_verdict(delta, lo, hi, n, mdd)
-    p = adj.get("p_holm", d.get("p"))
+    p = adj.get("p_holm", d.get("p_holm", d.get("p")))
     return Effect(delta, lo, hi, n, verdict, [float(x) for x in d.get("per_seed", [])], [int(s) for s in d.get("seeds", [])],
                   mdd, _num(p) if p is not None else None, float(d.get("level", 0.95)))
 

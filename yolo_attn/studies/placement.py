@@ -67,12 +67,17 @@ def analyse(opts: StudyOptions, plans: list[SweepPlan], summaries: dict[str, dic
                 "improves on stock, and at what cost in parameters and latency?")
     better = [lbl for lbl in order if res[lbl].effect and res[lbl].effect.verdict == "better"]
     worse = [lbl for lbl in order if res[lbl].effect and res[lbl].effect.verdict == "worse"]
-    head = (f"Placements that improved on stock: {', '.join(p.roles[b] for b in better)}. " if better else
-            "No placement improved detectably on stock. ")
+    unsure = [lbl for lbl in order if not res[lbl].effect or res[lbl].effect.verdict == "too few seeds to say"]
+    if better:
+        head = f"Placements that improved on stock: {', '.join(p.roles[b] for b in better)}. "
+    elif order and len(unsure) == len(order):
+        head = "Too few seeds to say whether any placement differs from stock. "
+    else:
+        head = "No placement improved detectably on stock. "
     if worse:
         head += f"Detectably worse: {', '.join(p.roles[w] for w in worse)}. "
     best = order[0] if order else None
-    detail = V.sentence(res[best].effect, f"The top-ranked placement, {p.roles[best]},") if best else ""
+    detail = V.sentence(res[best].effect, f"The top-ranked placement ({p.roles[best]})") if best else ""
     table = _single.effects_table(res, {**p.roles}, [p.baseline] + order)
     data = {"ranking": [p.roles[lbl] for lbl in order], "models": {k: v.as_dict() for k, v in res.items()}}
     return Analysis(question, head + detail, [table], data,

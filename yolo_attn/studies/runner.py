@@ -141,7 +141,8 @@ def provenance(out: Path, plans: list[SweepPlan], summaries: dict[str, dict]) ->
 
 def provenance_md(prov: dict) -> list[str]:
     fp = prov.get("data_fingerprint") or {}
-    hashes = ", ".join(f"{k} {v['images']} images (hash {v['hash']})" for k, v in fp.items() if isinstance(v, dict))
+    hashes = ", ".join(f"{k} {fp[k].get('images')} images (hash {fp[k].get('hash')})" for k in ("train", "val")
+                       if isinstance(fp.get(k), dict))
     lines = ["## What was run", "", f"- data: `{prov['data']}`" + (f" -- {hashes}" if hashes else "")]
     for s in prov["sweeps"]:
         lines.append(f"- sweep `{s['name']}`: models {', '.join(s['models'])} (baseline {s['baseline']}); seeds "
