@@ -154,3 +154,19 @@ def test_search_command_is_discovered():
 
     a = build_parser().parse_args(["search", "--layers", "SE", "CBAM", "--placements", "neck", "--max-trials", "30"])
     assert a.layers == ["SE", "CBAM"] and a.max_trials == 30 and a.budget is None
+
+
+@pytest.mark.slow
+def test_asha_trainable_reports_every_epoch(tmp_path, monkeypatch):
+    """The real Tune trainable (outside Ray, tune.report captured): trains SE at neck 2 epochs at imgsz 64."""
+    tune = pytest.importorskip("ray.tune", reason="Ray Tune not installed (pip install 'yolo_attn[ray]')")
+    from yolo_attn.compare.sweep import default_data
+    from yolo_attn.studies.models import model_dict, write_model
+    from yolo_attn.studies.search import asha_trainable
+
+    reports = []
+    monkeypatch.setattr(tune, "report", lambda metrics, **kw: reports.append(dict(metrics)))
+    ref = write_model(model_dict("SE", [], ["neck"]), tmp_path, "se-neck", "test")
+    asha_trainable({"model_ref": ref, "data": default_data(), "max_t": 2, "imgsz": 64, "seed": 0, "candidate": "se-neck",
+                    "project": str(tmp_path / "trials"), "train_args": {"workers": 0}})
+    assert [r["epoch"] for r in reports] == [1, 2] and all(0.0 <= r["map"] <= 1.0 for r in reports)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from pathlib import Path
 
@@ -87,6 +86,9 @@ def test_fallback_verdict_follows_the_interval():
     assert V.effect_of(row).verdict.startswith("no detectable difference")
     row["diff"]["map"].update(lo=-0.03, hi=-0.001, delta=-0.01)
     assert V.effect_of(row).verdict == "worse"
+    one = {"diff": {"map": {"delta": 0.01, "lo": 0.002, "hi": 0.02, "n_seeds": 1, "per_seed": [0.01], "seeds": [0]}}}
+    e = V.effect_of(one)  # an image-only interval of a single seed is not reported as an interval
+    assert e.verdict == "too few seeds to say" and not e.has_interval and math.isnan(e.lo)
     # a verdict written by the statistics wins over the fallback
     row["diff"]["map"]["verdict"] = "too few seeds to say"
     assert V.effect_of(row).verdict == "too few seeds to say"

@@ -25,6 +25,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", help="search folder (default runs/search/<timestamp>); rerun it to resume")
     parser.add_argument("--backend", choices=("local", "ray"), default="local",
                         help="local: successive halving in-process; ray: Ray Tune's ASHA scheduler")
+    parser.add_argument("--ray-address", help="address of a running Ray cluster (default: start a local one)")
     parser.add_argument("--threads", type=int, help="CPU threads per trial")
     parser.add_argument("--cpus-per-trial", type=int, help="Ray: CPUs per trial (default 1)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -37,7 +38,8 @@ def run(args) -> int:
                          max_trials=args.max_trials, min_epochs=args.min_epochs, max_epochs=args.max_epochs, eta=args.eta,
                          keep=args.keep, selection_seeds=args.selection_seeds, confirm_seeds=args.confirm_seeds,
                          imgsz=args.imgsz, scale=args.scale, batch=args.batch, out=args.out, backend=args.backend,
-                         threads=args.threads, cpus_per_trial=args.cpus_per_trial, progress=not args.quiet)
+                         ray_address=args.ray_address, threads=args.threads, cpus_per_trial=args.cpus_per_trial,
+                         progress=not args.quiet)
     res = Search(opts).run()
     print(f"report: {res['out']}/search.md (also search.json, pareto.png)")
     return 0 if res["complete"] else 1

@@ -28,6 +28,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--batch", type=int, help="batch size (default: compare's)")
     parser.add_argument("--out", help="study folder (default runs/study/NAME); rerun it to resume")
     parser.add_argument("--backend", choices=("local", "ray"), default="local", help="where trials run (compare's backends)")
+    parser.add_argument("--ray-address", help="address of a running Ray cluster (default: start a local one)")
     parser.add_argument("--threads", type=int, help="CPU threads per trial")
     parser.add_argument("--max-trials", type=int, help="train at most this many trials now (rerun to continue)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -38,7 +39,7 @@ def run(args) -> int:
 
     opts = StudyOptions(data=args.data, layer=args.layer, placement=args.placement, seeds=args.seeds, epochs=args.epochs,
                         imgsz=args.imgsz, scale=args.scale, widths=args.widths, placements=args.placements, out=args.out,
-                        batch=args.batch, backend=args.backend, threads=args.threads, max_trials=args.max_trials,
-                        progress=not args.quiet)
+                        batch=args.batch, backend=args.backend, ray_address=args.ray_address, threads=args.threads,
+                        max_trials=args.max_trials, progress=not args.quiet)
     res = run_study(get(args.name), opts)
     return 0 if res["complete"] or args.max_trials is not None else 1

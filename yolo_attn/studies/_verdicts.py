@@ -82,6 +82,8 @@ def effect_of(row: dict, metric: str = "map") -> Effect | None:
         return None
     adj = (row.get("adjusted") or {}).get(metric) or {}
     delta, lo, hi, n = _num(d["delta"]), _num(d.get("lo")), _num(d.get("hi")), int(d.get("n_seeds", 0))
+    if n < 2:  # one seed: seed noise is not estimated, so no interval is reported (an image-only one would mislead)
+        lo = hi = math.nan
     mdd = adj.get("mdd", d.get("mdd"))
     mdd = _num(mdd) if mdd is not None else _stats_mdd(d)
     verdict = adj.get("verdict") or d.get("verdict") or _fallback_verdict(delta, lo, hi, n, mdd)

@@ -77,7 +77,8 @@ def interaction(widths, diffs, level: float = 0.95, power: float = 0.80) -> dict
 def interaction_sentence(fit: dict) -> str:
     if not math.isfinite(fit["slope"]):
         return f"The interaction cannot be tested: {fit['note']}."
-    ci = f"{fit['slope']:+.4f} per doubling of width (95% CI [{fit['lo']:+.4f}, {fit['hi']:+.4f}], p = {fit['p']:.3g}, n = {fit['n']})"
+    ci = (f"{fit['slope']:+.4f} per doubling of width (95% CI [{fit['lo']:+.4f}, {fit['hi']:+.4f}], "
+          f"p = {fit['p']:.3g}, n = {fit['n']})")
     if fit["hi"] < 0:
         return f"The effect shrinks as width grows: slope {ci}."
     if fit["lo"] > 0:
@@ -140,7 +141,8 @@ def analyse(opts: StudyOptions, plans: list[SweepPlan], summaries: dict[str, dic
                 "(depth of scale " + opts.scale + "), seeds paired; the effect per width and its trend with width are estimated.")
     answer = " ".join([*(V.sentence(r["effect"], f"At width {r['width']:g}, {opts.layer}") for r in rows),
                        interaction_sentence(fit)])
-    table = ["| width | stock mAP50-95 | attention mAP50-95 | Δ [95% CI] | verdict | params × | val−train loss, stock | val−train loss, attention |",
+    table = ["| width | stock mAP50-95 | attention mAP50-95 | Δ [95% CI] | verdict | params × "
+             "| val−train loss, stock | val−train loss, attention |",
              "|---|---|---|---|---|---|---|---|"]
     f3 = lambda v: "-" if v is None or not math.isfinite(v) else f"{v:.3f}"  # noqa: E731
     for r in rows:

@@ -45,6 +45,7 @@ class StudyOptions:
     out: str | None = None
     batch: int | None = None
     backend: str = "local"
+    ray_address: str | None = None
     threads: int | None = None
     max_trials: int | None = None
     progress: bool = True
@@ -215,6 +216,7 @@ def run_sweeps(plans: list[SweepPlan], opts: StudyOptions, out: Path, compare_fn
         summaries[p.name] = compare_fn(
             data=opts.data, models=p.models, seeds=p.seeds, epochs=p.epochs, imgsz=opts.imgsz, out=str(out / p.name),
             baseline=p.baseline, train_args=train_args, backend=opts.backend, threads=opts.threads,
+            **({"ray_address": opts.ray_address} if opts.ray_address else {}),
             progress=opts.progress, max_trials=left)
         if left is not None:
             left = max(0, left - _trained_now(summaries[p.name], t0))

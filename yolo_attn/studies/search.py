@@ -72,6 +72,7 @@ class SearchOptions:
     batch: int | None = None
     out: str | None = None
     backend: str = "local"
+    ray_address: str | None = None
     threads: int | None = None
     cpus_per_trial: int | None = None
     progress: bool = True
@@ -235,7 +236,7 @@ class Search:
                          seeds, epochs, {lbl: lbl for lbl in [BASELINE, *labels]})
         self.plans.append(plan)
         so = StudyOptions(data=self.opts.data, imgsz=self.opts.imgsz, batch=self.opts.batch, backend=self.opts.backend,
-                          threads=self.opts.threads, progress=self.opts.progress)
+                          ray_address=self.opts.ray_address, threads=self.opts.threads, progress=self.opts.progress)
         return run_sweeps([plan], so, self.out, self.compare_fn)[name]
 
     # -------------------------------------------------------------------- budget
@@ -340,7 +341,8 @@ class Search:
     def report(self, survivors: list[str], conf_seeds: list[int], summary: dict) -> dict:
         res = V.model_results(summary)
         rank = self.ranking()
-        lines = ["| rank | candidate | last rung (epochs) | mAP50-95 there | Δ to stock there | latency × |", "|---|---|---|---|---|---|"]
+        lines = ["| rank | candidate | last rung (epochs) | mAP50-95 there | Δ to stock there | latency × |",
+                 "|---|---|---|---|---|---|"]
         for i, lbl in enumerate(rank, 1):
             r = max((r for r in self.state.rungs if lbl in r.candidates), key=lambda r: r.index)
             lat = r.latency_ratio.get(lbl)
@@ -477,7 +479,7 @@ def run_asha(setup: AshaSetup, opts: SearchOptions, folder: Path, budget_s: floa
 
     started = not ray.is_initialized()
     if started:
-        ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+        ray.init(address=opts.ray_address, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         tuner = tune.Tuner(
             tune.with_resources(wrapped, {"cpu": opts.cpus_per_trial or 1}), param_space=space,
