@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from test_studies import FakeCompare
-from yolo_attn.studies.search import (AshaSetup, Search, SearchOptions, confirmation_seeds, fit_max_trials,
+from yolo_attn.studies.search import (AshaSetup, asha_survivors, Search, SearchOptions, confirmation_seeds, fit_max_trials,
                                       halving_schedule, pareto_front, select, trials_needed)
 
 LAYERS, PLACEMENTS = ["SE", "CBAM", "ECA"], ["backbone-end", "neck", "sppf"]
@@ -118,6 +118,10 @@ def test_asha_setup_and_selection(tmp_path):
     assert seen["setup"].max_t == 8 and seen["setup"].grace_period == 2 and len(seen["setup"].candidates) == 9
     assert res["data"]["survivors"] == ["se-neck", "cbam-neck"]  # a high score at an early stop does not count
     assert len(fake.calls) == 1 and fake.calls[0]["seeds"] == [1, 2, 3]
+    # the ranking puts every candidate that went further first, whatever its score at an earlier stop
+    assert res["data"]["ranking"][:4] == ["se-neck", "cbam-neck", "eca-neck", "se-sppf"]
+    assert asha_survivors({"a": (8, 0.1), "b": (2, 0.9), "c": (8, 0.2)}, 2) == ["c", "a"]
+    assert asha_survivors({"a": (8, 0.1), "b": (2, 0.9), "c": (4, 0.2)}, 2) == ["a", "c"]
 
 
 def test_asha_scheduler_builds_from_the_setup():

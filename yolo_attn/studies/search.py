@@ -141,6 +141,15 @@ def fit_max_trials(schedule, n_sel: int, keep: int, n_conf: int, max_trials: int
                      "candidates or --keep 1")
 
 
+def asha_survivors(reached: dict[str, tuple[int, float]], keep: int) -> list[str]:
+    """The ``keep`` candidates that went furthest under ASHA, by their last reported score (ties by label)."""
+    def key(lbl):
+        e, m = reached[lbl]
+        return (-e, -m if math.isfinite(m) else math.inf, lbl)
+
+    return sorted(reached, key=key)[:keep]
+
+
 def pareto_front(points: dict[str, tuple[float, float]]) -> list[str]:
     """Labels not dominated in (lower cost, higher gain); ``points``: label -> (cost, gain)."""
     front = []
@@ -152,6 +161,10 @@ def pareto_front(points: dict[str, tuple[float, float]]) -> list[str]:
         if not dominated:
             front.append(a)
     return sorted(front, key=lambda lbl: points[lbl][0])
+
+
+def _signed(v: float) -> str:
+    return f"{v:+.3f}" if v is not None and math.isfinite(v) else "-"
 
 
 # ------------------------------------------------------------------------------------------------ state
@@ -299,11 +312,14 @@ class Search:
             budget_s = max(60.0, self.opts.budget_hours * 3600 - self.confirm_cost_s(self.n_conf))
         run = self.asha_fn or run_asha
         reached = run(setup, self.opts, self.out / "asha", budget_s)  # label -> (epochs reached, mean metric there)
-        top = max(e for e, _ in reached.values())
-        scores = {lbl: (m if e == top else -math.inf) for lbl, (e, m) in reached.items()}
-        survivors = select({k: v for k, v in scores.items() if math.isfinite(v)} or scores, self.opts.keep)
-        self.state.rungs.append(RungRecord(0, top, list(reached), {k: reached[k][1] for k in reached},
-                                           {k: math.nan for k in reached}, {k: None for k in reached}, survivors))
+        survivors = asha_survivors(reached, self.opts.keep)
+        levels = sorted({e for e, _ in reached.values()})
+        for k, t in enumerate(levels):  # one record per epoch level reached, so the ranking reads like the rungs'
+            cands = [lbl for lbl, (e, _) in reached.items() if e >= t]
+            nxt = [lbl for lbl, (e, _) in reached.items() if k + 1 < len(levels) and e >= levels[k + 1]]
+            self.state.rungs.append(RungRecord(k, t, cands, {lbl: reached[lbl][1] for lbl in cands},
+                                               {lbl: math.nan for lbl in cands}, {lbl: None for lbl in cands},
+                                               nxt if k + 1 < len(levels) else survivors))
         self.state.save(self.out)
         return survivors
 
@@ -347,7 +363,7 @@ class Search:
             r = max((r for r in self.state.rungs if lbl in r.candidates), key=lambda r: r.index)
             lat = r.latency_ratio.get(lbl)
             lines.append(f"| {i} | {lbl}{' (survivor)' if lbl in survivors else ''} | {r.index} ({r.epochs}) | "
-                         f"{r.scores[lbl]:.3f} | {r.deltas[lbl]:+.3f} | {'-' if lat is None else f'{lat:.2f}'} |")
+                         f"{r.scores[lbl]:.3f} | {_signed(r.deltas[lbl])} | {'-' if lat is None else f'{lat:.2f}'} |")
         conf_table = _single.effects_table(res, {BASELINE: "baseline", **{s: "survivor" for s in survivors}},
                                            [BASELINE, *survivors])
         answer = " ".join(V.sentence(res[s].effect if s in res else None, s) for s in survivors)
@@ -446,7 +462,8 @@ def asha_trainable(config: dict) -> None:
 
     def report(trainer):
         m = (trainer.metrics or {}).get("metrics/mAP50-95(B)")
-        if m is not None:
+        # Ultralytics fires this once more after the last epoch (final validation): one report per epoch only
+        if m is not None and trainer.epoch + 1 <= trainer.epochs:
             tune.report({"epoch": trainer.epoch + 1, "map": float(m)})
 
     args = {**SHORT_RUN, "warmup_epochs": 0, **config.get("train_args", {})}
