@@ -85,7 +85,7 @@ def test_search_resumes_after_interruption(tmp_path):
     res = Search(_opts(tmp_path), compare_fn=fake).run()
     assert not any("rung0" in c["out"] for c in fake.calls)
     assert set(fake.calls[0]["models"]) - {"stock"} == set(state["rungs"][0]["survivors"])
-    assert res["complete"]
+    assert res["complete"] and "sweep `rung0`" in res["md"]  # the earlier run's rung is still in 'what was run'
     with pytest.raises(ValueError, match="other settings"):
         Search(_opts(tmp_path, max_epochs=16), compare_fn=fake)
 

@@ -133,7 +133,8 @@ def provenance(out: Path, plans: list[SweepPlan], summaries: dict[str, dict]) ->
         s = summaries.get(p.name) or {}
         sweeps.append({"name": p.name, "models": [Path(m).stem for m in p.models], "baseline": p.baseline,
                        "seeds": p.seeds, "epochs": p.epochs, "imgsz": cfg.get("imgsz"), "train_args": cfg.get("train_args"),
-                       "threads": cfg.get("_threads"), "trials_ok": s.get("n_ok"), "trials": s.get("n_trials"),
+                       "threads": cfg.get("_threads"), "trials_ok": s.get("n_ok", len(recs)),
+                       "trials": s.get("n_trials", len(p.models) * len(p.seeds)),
                        "trial_seconds": round(secs, 1)})
     data = next((s.get("data") for s in summaries.values() if s.get("data")), None)
     return {"data": str(data) if data else None, "data_fingerprint": data_fp, "sweeps": sweeps,

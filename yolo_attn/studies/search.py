@@ -228,6 +228,7 @@ class Search:
         self.notes: list[str] = []
         self.plans: list[SweepPlan] = []
         self.paths: dict[str, str] = {}
+        self.summaries: dict[str, dict] = {}
 
     def log(self, text: str) -> None:
         if self.opts.progress:
@@ -244,13 +245,19 @@ class Search:
                                                 f"{c.layer} at {c.placement}")
         return self.paths[label]
 
-    def sweep(self, name: str, labels: list[str], seeds: list[int], epochs: int) -> dict:
+    def plan(self, name: str, labels: list[str], seeds: list[int], epochs: int) -> SweepPlan:
+        """The sweep of one rung (or the confirmation), remembered for the report's 'what was run'."""
         plan = SweepPlan(name, [self.model_path(BASELINE)] + [self.model_path(lbl) for lbl in labels], BASELINE,
                          seeds, epochs, {lbl: lbl for lbl in [BASELINE, *labels]})
         self.plans.append(plan)
+        return plan
+
+    def sweep(self, name: str, labels: list[str], seeds: list[int], epochs: int) -> dict:
+        plan = self.plan(name, labels, seeds, epochs)
         so = StudyOptions(data=self.opts.data, imgsz=self.opts.imgsz, batch=self.opts.batch, backend=self.opts.backend,
                           ray_address=self.opts.ray_address, threads=self.opts.threads, progress=self.opts.progress)
-        return run_sweeps([plan], so, self.out, self.compare_fn)[name]
+        self.summaries[name] = run_sweeps([plan], so, self.out, self.compare_fn)[name]
+        return self.summaries[name]
 
     # -------------------------------------------------------------------- budget
     def spent_s(self) -> float:
@@ -292,6 +299,8 @@ class Search:
                 self.state.rungs.append(done)
                 self.state.s_per_epoch = self.s_per_epoch()
                 self.state.save(self.out)
+            else:  # decided in an earlier run: listed in 'what was run', not rerun
+                self.plan(f"rung{k}", done.candidates, self.sel_seeds, done.epochs)
             alive = done.survivors
         if self.state.rungs and len(alive) > self.opts.keep:  # stopped early: the current best go on
             alive = select(self.state.rungs[-1].scores, self.opts.keep)
@@ -383,7 +392,7 @@ class Search:
             "## Notes", "", *[f"- {n}" for n in [*self.notes, *([self.state.stopped_early] if self.state.stopped_early else []),
                                                   "Selection scores are single short runs; only the confirmation "
                                                   "intervals support a claim."]], "",
-            *provenance_md(provenance(self.out, self.plans, {"confirm": summary})), ""])
+            *provenance_md(provenance(self.out, self.plans, self.summaries)), ""])
         atomic_write(self.out / "search.md", md)
         data = {"survivors": survivors, "ranking": rank, "confirmation_seeds": conf_seeds, "selection_seeds": self.sel_seeds,
                 "rungs": [asdict(r) for r in self.state.rungs], "confirmation": {k: v.as_dict() for k, v in res.items()},
