@@ -75,6 +75,8 @@ def test_sentence_never_stronger_than_the_interval():
     unclear = V.Effect(0.02, -0.01, 0.05, 4, "no detectable difference (could detect ≥ 0.060)", mdd=0.06)
     s = V.sentence(unclear, "SE")
     assert "no detectable effect" in s and "0.060" in s and "raised" not in s
+    holm = V.Effect(0.02, 0.001, 0.04, 4, "no detectable difference (could detect ≥ 0.050)", mdd=0.05)
+    assert "does not hold after the adjustment" in V.sentence(holm, "SE") and "raised" not in V.sentence(holm, "SE")
     one = V.Effect(0.02, math.nan, math.nan, 1, "too few seeds to say")
     assert "too few seeds to say" in V.sentence(one, "SE") and "raised" not in V.sentence(one, "SE")
 

@@ -142,6 +142,9 @@ def sentence(e: Effect | None, subject: str, metric_name: str = "mAP50-95") -> s
         return f"{subject} {way} {metric_name} by {abs(e.delta):.3f} ({ci}, {seeds})."
     reach = (f"; an effect smaller than {e.mdd:.3f} would likely be missed with {seeds}" if e.mdd is not None
              and math.isfinite(e.mdd) else f"; effects anywhere in [{e.lo:+.3f}, {e.hi:+.3f}] remain possible")
+    if e.lo > 0 or e.hi < 0:  # the model's own interval excludes 0, the family-wise (Holm) test does not
+        reach += ("; its own interval excludes 0, but the difference does not hold after the adjustment for comparing "
+                  "several models with one baseline")
     return f"{subject}: no detectable effect on {metric_name} (Δ {e.delta:+.3f}, {ci}, {seeds}){reach}."
 
 
