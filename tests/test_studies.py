@@ -25,8 +25,9 @@ class FakeCompare:
     """Stands in for ``yolo_attn.compare.compare``: mAP = base + effect(model) + seed noise, summary like compare's."""
 
     def __init__(self, effects: dict, noise: float = 0.002, base: float = 0.30, rng_seed: int = 0,
-                 s_per_epoch: float | None = None):
+                 s_per_epoch: float | None = None, alternating: bool = False):
         self.effects, self.noise, self.base, self.s_per_epoch = effects, noise, base, s_per_epoch
+        self.alternating = alternating  # model noise +-noise/4 by seed parity: the mean difference is exactly the effect
         self.rng = np.random.default_rng(rng_seed)
         self.calls = []
 
@@ -39,8 +40,13 @@ class FakeCompare:
         for m in models:  # the studies must hand compare real, buildable YAML files
             assert Path(m).is_file() and "width_multiple" in yaml.safe_load(Path(m).read_text())
         seed_noise = {s: self.rng.normal(0, self.noise) for s in seeds}
-        maps = {Path(m).stem: [self.base + self.effect(Path(m).stem) + seed_noise[s] + self.rng.normal(0, self.noise / 4)
-                               for s in seeds] for m in models}
+        def own(k, s):
+            if self.alternating:
+                return 0.0 if k == 0 else self.noise / 4 * (-1) ** (s + k)
+            return self.rng.normal(0, self.noise / 4)
+
+        maps = {Path(m).stem: [self.base + self.effect(Path(m).stem) + seed_noise[s] + own(k, s) for s in seeds]
+                for k, m in enumerate(models)}
         rows = []
         for m in models:
             lbl = Path(m).stem
@@ -172,14 +178,16 @@ def test_capacity_study_reports_shrinking_effect(tmp_path, capsys):
 
 
 def test_fuse_study_no_effect_is_worded_as_such(tmp_path):
-    fake = FakeCompare({}, noise=0.01)
-    res = run_study(get("fuse"), _opts(tmp_path, seeds=3), compare_fn=fake)
+    fake = FakeCompare({}, noise=0.01, alternating=True)  # per-seed differences ±0.0025 (mul − add ±0.005), mean 0
+    res = run_study(get("fuse"), _opts(tmp_path, seeds=4), compare_fn=fake)
     models = fake.calls[0]["models"]
     assert models == ["stock", "se-backbone-mul", "se-backbone-add", "se-backbone-norelu"]
     text = (Path(res["out"]) / "study.md").read_text()
     add_yaml = (Path(res["out"]) / "models" / "se-backbone-add.yaml").read_text()
     assert "fuse: add" in add_yaml
-    assert "raised" not in text and "lowered" not in text or "no detectable effect" in text
+    answer = json.loads((Path(res["out"]) / "study.json").read_text())["answer"]
+    assert "raised" not in answer and "lowered" not in answer  # no true effect (seeded data): no claim of one
+    assert answer.count("no detectable effect") == 4  # mul, add, mul − add, SE relu: false
     assert "Multiplying instead of adding the gate" in text and "mul − add" in text
 
 
