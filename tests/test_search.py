@@ -1,0 +1,176 @@
+"""Placement search (yolo_attn.studies.search): successive-halving bookkeeping, disjoint confirmation seeds,
+budget, resume after interruption, the Pareto front, and the Ray Tune ASHA configuration."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from test_studies import FakeCompare
+from yolo_attn.studies.search import (AshaSetup, asha_survivors, Search, SearchOptions, confirmation_seeds, fit_max_trials,
+                                      halving_schedule, pareto_front, select, trials_needed)
+
+LAYERS, PLACEMENTS = ["SE", "CBAM", "ECA"], ["backbone-end", "neck", "sppf"]
+# known effects: the candidates' true order is se-neck > cbam-neck > eca-neck > se-sppf > ... (no noise ties)
+EFFECTS = {"se-neck": 0.09, "cbam-neck": 0.08, "eca-neck": 0.07, "se-sppf": 0.06, "cbam-sppf": 0.05,
+           "eca-sppf": 0.04, "se-backbone-end": 0.03, "cbam-backbone-end": 0.02, "eca-backbone-end": 0.01}
+
+
+def _opts(tmp_path, **kw):
+    return SearchOptions(layers=LAYERS, placements=PLACEMENTS, out=str(tmp_path / "search"), progress=False, **kw)
+
+
+def test_halving_schedule_and_trial_count():
+    assert halving_schedule(9, 2, 8, 2, 2) == [(9, 2), (5, 4), (3, 8)]
+    assert halving_schedule(9, 1, 3, 3, 1) == [(9, 1), (3, 3)]
+    assert halving_schedule(2, 2, 8, 2, 2) == []
+    sched = halving_schedule(9, 2, 8, 2, 2)
+    assert trials_needed(sched, 1, 2, 3) == 10 + 6 + 4 + 9
+    assert fit_max_trials(sched, 1, 2, 3, 100) == 3
+    assert fit_max_trials(sched, 1, 2, 3, 26) == 2  # confirmation seeds reduced to fit
+    with pytest.raises(ValueError, match="too small"):
+        fit_max_trials(sched, 1, 2, 3, 20)
+    with pytest.raises(ValueError):
+        halving_schedule(9, 2, 8, 1, 2)
+
+
+def test_select_and_confirmation_seeds():
+    assert select({"a": 0.1, "b": math.nan, "c": 0.3, "d": 0.3}, 3) == ["c", "d", "a"]
+    assert confirmation_seeds([0, 1], 3) == [2, 3, 4]
+    assert not set(confirmation_seeds([0, 5], 4)) & {0, 5}
+
+
+def test_pareto_front():
+    pts = {"stock": (1.0, 0.0), "cheap": (1.02, 0.01), "dear": (1.5, 0.05), "bad": (1.6, 0.02), "worse": (1.1, -0.01)}
+    assert pareto_front(pts) == ["stock", "cheap", "dear"]
+
+
+def test_successive_halving_keeps_the_best_half(tmp_path, capsys):
+    fake = FakeCompare(EFFECTS, noise=0.001)
+    res = Search(_opts(tmp_path), compare_fn=fake).run()
+    rungs = [c for c in fake.calls if "rung" in c["out"]]
+    assert [len(c["models"]) - 1 for c in rungs] == [9, 5, 3]  # + stock in every rung
+    assert [c["epochs"] for c in rungs] == [2, 4, 8]
+    assert set(rungs[1]["models"]) == {"stock", "se-neck", "cbam-neck", "eca-neck", "se-sppf", "cbam-sppf"}
+    assert set(rungs[2]["models"]) == {"stock", "se-neck", "cbam-neck", "eca-neck"}
+    assert res["data"]["survivors"] == ["se-neck", "cbam-neck"]
+    conf = fake.calls[-1]
+    assert conf["out"].endswith("confirm") and conf["models"] == ["stock", "se-neck", "cbam-neck"]
+    assert conf["epochs"] == 8 and conf["seeds"] == [1, 2, 3]
+    assert not set(conf["seeds"]) & {s for c in rungs for s in c["seeds"]}  # confirmation seeds never used to select
+    out = Path(res["out"])
+    assert res["data"]["ranking"][:3] == ["se-neck", "cbam-neck", "eca-neck"] and len(res["data"]["ranking"]) == 9
+    md = (out / "search.md").read_text()
+    assert "se-neck raised mAP50-95" in md and "Pareto front" in md
+    assert (out / "pareto.png").stat().st_size > 1000
+
+
+def test_search_resumes_after_interruption(tmp_path):
+    class Interrupt(FakeCompare):
+        def __call__(self, *a, **kw):
+            if "rung1" in kw["out"]:
+                raise KeyboardInterrupt
+            return super().__call__(*a, **kw)
+
+    with pytest.raises(KeyboardInterrupt):
+        Search(_opts(tmp_path), compare_fn=Interrupt(EFFECTS)).run()
+    state = json.loads((tmp_path / "search" / "search_state.json").read_text())
+    assert len(state["rungs"]) == 1
+    # the second run scores candidates differently: rung 0's recorded decision must still stand
+    flipped = {k: -v for k, v in EFFECTS.items()}
+    fake = FakeCompare(flipped)
+    res = Search(_opts(tmp_path), compare_fn=fake).run()
+    assert not any("rung0" in c["out"] for c in fake.calls)
+    assert set(fake.calls[0]["models"]) - {"stock"} == set(state["rungs"][0]["survivors"])
+    assert res["complete"] and "sweep `rung0`" in res["md"]  # the earlier run's rung is still in 'what was run'
+    with pytest.raises(ValueError, match="other settings"):
+        Search(_opts(tmp_path, max_epochs=16), compare_fn=fake)
+
+
+def test_budget_stops_halving_and_confirms_current_best(tmp_path):
+    # 10 s per epoch measured: rung 0 costs 10 trials x 2 epochs = 200 s; rung 1 (6 x 4 = 240 s) + a 2-seed
+    # confirmation (3 x 2 x 8 = 480 s) does not fit in 0.2 h = 720 s
+    fake = FakeCompare(EFFECTS, s_per_epoch=10.0)
+    res = Search(_opts(tmp_path, budget_hours=0.2), compare_fn=fake).run()
+    assert sum("rung" in c["out"] for c in fake.calls) == 1
+    assert res["data"]["stopped_early"].startswith("budget")
+    assert res["data"]["survivors"] == ["se-neck", "cbam-neck"]
+    assert fake.calls[-1]["seeds"] == [1, 2]  # confirmation reduced to what the budget allows (at least 2)
+
+
+def test_asha_setup_and_selection(tmp_path):
+    setup = AshaSetup(["a", "b"], {"a": "a.yaml", "b": "b.yaml"}, [0], max_t=8, grace_period=2, reduction_factor=2)
+    assert setup.scheduler_kwargs() == {"time_attr": "epoch", "metric": "map", "mode": "max", "max_t": 8,
+                                        "grace_period": 2, "reduction_factor": 2}
+    assert setup.rungs() == [2, 4] and setup.grid() == {"candidate": ["a", "b"], "seed": [0]}
+    seen = {}
+
+    def fake_asha(setup, opts, folder, budget_s):
+        seen["setup"] = setup
+        # ASHA stopped the weak ones early; the strong ones reached max_t
+        return {lbl: ((8, EFFECTS[lbl]) if EFFECTS[lbl] > 0.05 else (2, 0.5)) for lbl in setup.candidates}
+
+    fake = FakeCompare(EFFECTS)
+    res = Search(_opts(tmp_path, backend="ray"), compare_fn=fake, asha_fn=fake_asha).run()
+    assert seen["setup"].max_t == 8 and seen["setup"].grace_period == 2 and len(seen["setup"].candidates) == 9
+    assert res["data"]["survivors"] == ["se-neck", "cbam-neck"]  # a high score at an early stop does not count
+    assert len(fake.calls) == 1 and fake.calls[0]["seeds"] == [1, 2, 3]
+    # the ranking puts every candidate that went further first, whatever its score at an earlier stop
+    assert res["data"]["ranking"][:4] == ["se-neck", "cbam-neck", "eca-neck", "se-sppf"]
+    assert asha_survivors({"a": (8, 0.1), "b": (2, 0.9), "c": (8, 0.2)}, 2) == ["c", "a"]
+    assert asha_survivors({"a": (8, 0.1), "b": (2, 0.9), "c": (4, 0.2)}, 2) == ["a", "c"]
+
+
+def test_asha_scheduler_builds_from_the_setup():
+    pytest.importorskip("ray.tune", reason="Ray Tune not installed (pip install 'yolo_attn[ray]')")
+    from ray.tune.schedulers import ASHAScheduler
+
+    setup = AshaSetup(["a"], {"a": "a.yaml"}, [0], max_t=8, grace_period=2, reduction_factor=2)
+    sched = ASHAScheduler(**setup.scheduler_kwargs())
+    assert sched.metric == "map"
+
+
+@pytest.mark.slow
+def test_asha_stops_weak_candidates_in_a_tiny_local_ray_run(tmp_path):
+    """Ray Tune with a synthetic learning curve per candidate (about a minute on 2 busy cores: Ray's start-up)."""
+    pytest.importorskip("ray.tune", reason="Ray Tune not installed (pip install 'yolo_attn[ray]')")
+    from yolo_attn.studies.search import run_asha
+
+    quality = {"good": 0.5, "mid": 0.3, "bad": 0.1, "worst": 0.05}
+
+    def curve(config):
+        from ray import tune
+
+        for e in range(1, config["max_t"] + 1):
+            tune.report({"epoch": e, "map": quality[config["candidate"]] * (1 - math.exp(-e / 3))})
+
+    setup = AshaSetup(list(quality), {k: k for k in quality}, [0], max_t=8, grace_period=2, reduction_factor=2)
+    reached = run_asha(setup, SearchOptions(layers=["SE"], placements=["neck"]), tmp_path / "asha", None, trainable=curve)
+    assert reached["good"][0] == 8 and reached["worst"][0] < 8  # ASHA stopped the weakest at a rung
+    assert json.loads((tmp_path / "asha" / "asha.json").read_text())["reached"]["good"][0] == 8
+
+
+def test_search_command_is_discovered():
+    from yolo_attn.cli import build_parser
+
+    a = build_parser().parse_args(["search", "--layers", "SE", "CBAM", "--placements", "neck", "--max-trials", "30"])
+    assert a.layers == ["SE", "CBAM"] and a.max_trials == 30 and a.budget is None
+
+
+@pytest.mark.slow
+def test_asha_trainable_reports_every_epoch(tmp_path, monkeypatch):
+    """The real Tune trainable (outside Ray, tune.report captured): trains SE at neck 2 epochs at imgsz 64."""
+    tune = pytest.importorskip("ray.tune", reason="Ray Tune not installed (pip install 'yolo_attn[ray]')")
+    from yolo_attn.compare.sweep import default_data
+    from yolo_attn.studies.models import model_dict, write_model
+    from yolo_attn.studies.search import asha_trainable
+
+    reports = []
+    monkeypatch.setattr(tune, "report", lambda metrics, **kw: reports.append(dict(metrics)))
+    ref = write_model(model_dict("SE", [], ["neck"]), tmp_path, "se-neck", "test")
+    asha_trainable({"model_ref": ref, "data": default_data(), "max_t": 2, "imgsz": 64, "seed": 0, "candidate": "se-neck",
+                    "project": str(tmp_path / "trials"), "train_args": {"workers": 0}})
+    assert [r["epoch"] for r in reports] == [1, 2] and all(0.0 <= r["map"] <= 1.0 for r in reports)

@@ -1,0 +1,256 @@
+"""The common runner of the studies: a study is a list of ``compare`` sweeps in sub-folders of one study folder.
+
+``run_study(study, options)``:
+
+1. the study module plans its sweeps (:class:`SweepPlan`: model YAMLs written into ``<out>/models``,
+   baseline, seeds, epochs);
+2. each sweep runs through :func:`yolo_attn.compare.compare` into ``<out>/<sweep name>/`` -- same store,
+   resume and statistics as ``yolo-attn compare``; an interrupted study resumes trial by trial;
+3. the study module analyses the sweeps' summaries (:class:`Analysis`), and the runner writes
+   ``study.md``, ``study.json`` and ``study.png`` (atomically) with what was run (seeds, epochs,
+   image size, data and its hash, versions, wall time).
+
+A finished study (``study.json`` complete, same options) rerun prints its report at once, without
+touching the sweeps.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable
+
+from .._io import atomic_save, atomic_write, atomic_write_json
+
+STUDY_JSON, STUDY_MD, STUDY_PNG = "study.json", "study.md", "study.png"
+
+
+@dataclass
+class StudyOptions:
+    """What the user asked for (``yolo-attn study NAME ...``); None means the study's default."""
+
+    data: str | None = None
+    layer: str | None = None
+    placement: str | None = None
+    seeds: int | None = None
+    epochs: int | None = None
+    imgsz: int | None = None
+    scale: str = "n"
+    widths: list[float] | None = None
+    placements: list[str] | None = None
+    out: str | None = None
+    batch: int | None = None
+    backend: str = "local"
+    ray_address: str | None = None
+    threads: int | None = None
+    max_trials: int | None = None
+    progress: bool = True
+
+    def fingerprint(self) -> dict:
+        """The options that decide the study's results (not where or how fast it runs)."""
+        keep = ("data", "layer", "placement", "seeds", "epochs", "imgsz", "scale", "widths", "placements", "batch")
+        return {k: getattr(self, k) for k in keep}
+
+
+@dataclass
+class SweepPlan:
+    """One ``compare`` sweep of a study."""
+
+    name: str  # sub-folder of the study folder
+    models: list[str]  # model YAML paths; labels are their file stems
+    baseline: str  # label of the baseline model
+    seeds: list[int]
+    epochs: int
+    roles: dict[str, str] = field(default_factory=dict)  # label -> what the model stands for in the study
+    meta: dict = field(default_factory=dict)  # study-specific facts of this sweep (e.g. its width)
+
+
+@dataclass
+class Analysis:
+    """What a study concluded, for study.md / study.json / study.png."""
+
+    question: str
+    answer: str  # the paragraph: question answered with its interval, as strong as the interval allows
+    tables: list[str]  # markdown tables
+    data: dict  # JSON-able numbers behind the tables
+    plot: Callable[[Path], None] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def apply_defaults(opts: StudyOptions, **defaults) -> StudyOptions:
+    """``opts`` with every option left at None set to the study's default."""
+    return replace(opts, **{k: v for k, v in defaults.items() if getattr(opts, k) is None})
+
+
+def seed_list(opts: StudyOptions) -> list[int]:
+    if opts.seeds is None or opts.seeds < 1:
+        raise ValueError(f"--seeds must be at least 1, got {opts.seeds}")
+    return list(range(int(opts.seeds)))
+
+
+def _versions() -> dict:
+    out = {"python": platform.python_version(), "platform": platform.platform()}
+    for mod in ("yolo_attn", "ultralytics", "torch", "numpy", "scipy"):
+        try:
+            out[mod] = __import__(mod).__version__
+        except Exception:  # pragma: no cover - reported as unknown
+            out[mod] = "unknown"
+    return out
+
+
+def trial_records(sweep_dir: str | Path) -> list[dict]:
+    """The ok trial records of a sweep folder (``trials.jsonl``; last record per trial; torn lines skipped)."""
+    path = Path(sweep_dir) / "trials.jsonl"
+    if not path.is_file():
+        return []
+    latest: dict[str, dict] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rec, dict) and "trial_id" in rec:
+            if latest.get(rec["trial_id"], {}).get("status") == "ok" and rec.get("status") != "ok":
+                continue
+            latest[rec["trial_id"]] = rec
+    return [r for r in latest.values() if r.get("status") == "ok"]
+
+
+def provenance(out: Path, plans: list[SweepPlan], summaries: dict[str, dict]) -> dict:
+    """What was run: per sweep its seeds, epochs, image size, training arguments; the data and its hash; versions."""
+    sweeps, data_fp, compute_s = [], None, 0.0
+    for p in plans:
+        cfg_path = out / p.name / "config.json"
+        cfg = json.loads(cfg_path.read_text()) if cfg_path.is_file() else {}
+        data_fp = data_fp or cfg.get("data")
+        recs = trial_records(out / p.name)
+        secs = sum(float(r.get("duration_s") or 0.0) for r in recs)
+        compute_s += secs
+        s = summaries.get(p.name) or {}
+        sweeps.append({"name": p.name, "models": [Path(m).stem for m in p.models], "baseline": p.baseline,
+                       "seeds": p.seeds, "epochs": p.epochs, "imgsz": cfg.get("imgsz"), "train_args": cfg.get("train_args"),
+                       "threads": cfg.get("_threads"), "trials_ok": s.get("n_ok", len(recs)),
+                       "trials": s.get("n_trials", len(p.models) * len(p.seeds)),
+                       "trial_seconds": round(secs, 1)})
+    data = next((s.get("data") for s in summaries.values() if s.get("data")), None)
+    return {"data": str(data) if data else None, "data_fingerprint": data_fp, "sweeps": sweeps,
+            "trial_seconds_total": round(compute_s, 1), "versions": _versions(), "command": " ".join(sys.argv)}
+
+
+def provenance_md(prov: dict) -> list[str]:
+    fp = prov.get("data_fingerprint") or {}
+    hashes = ", ".join(f"{k} {fp[k].get('images')} images (hash {fp[k].get('hash')})" for k in ("train", "val")
+                       if isinstance(fp.get(k), dict))
+    lines = ["## What was run", "", f"- data: `{prov['data']}`" + (f" -- {hashes}" if hashes else "")]
+    for s in prov["sweeps"]:
+        lines.append(f"- sweep `{s['name']}`: models {', '.join(s['models'])} (baseline {s['baseline']}); seeds "
+                     f"{s['seeds']}; {s['epochs']} epochs; imgsz {s['imgsz']}; {s['trials_ok']}/{s['trials']} trials ok; "
+                     f"{s['trial_seconds'] / 60:.1f} min of training+validation; {s['threads']} thread(s)")
+    v = prov["versions"]
+    lines.append(f"- total trial time {prov['trial_seconds_total'] / 60:.1f} min; versions: "
+                 + ", ".join(f"{k} {v[k]}" for k in ("yolo_attn", "ultralytics", "torch", "numpy", "scipy", "python")))
+    if prov["sweeps"] and prov["sweeps"][0].get("train_args"):
+        lines.append(f"- training arguments (every trial): `{json.dumps(prov['sweeps'][0]['train_args'], sort_keys=True)}`")
+    lines.append(f"- command: `{prov['command']}`")
+    return lines
+
+
+def render_md(name: str, analysis: Analysis, prov: dict, complete: bool) -> str:
+    lines = [f"# Study: {name}", ""]
+    if not complete:
+        lines += ["**Incomplete**: some trials have not run yet; rerun the same command to continue. "
+                  "The numbers below use the trials finished so far.", ""]
+    lines += ["## Question", "", analysis.question, "", "## Answer", "", analysis.answer, ""]
+    for t in analysis.tables:
+        lines += [t, ""]
+    if analysis.notes:
+        lines += ["## Notes", ""] + [f"- {n}" for n in analysis.notes] + [""]
+    lines += provenance_md(prov)
+    lines += ["", f"Plot: {STUDY_PNG}. Each sweep's own table and plots are in its sub-folder (summary.md)."]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(out: Path, name: str, analysis: Analysis, prov: dict, complete: bool, fingerprint: dict) -> dict[str, Path]:
+    files = {}
+    if analysis.plot is not None:
+        try:
+            files["png"] = atomic_save(out / STUDY_PNG, analysis.plot)
+        except Exception as exc:  # a plot must never lose the report
+            analysis.notes.append(f"plotting failed: {type(exc).__name__}: {exc}")
+    files["md"] = atomic_write(out / STUDY_MD, render_md(name, analysis, prov, complete))
+    files["json"] = atomic_write_json(out / STUDY_JSON, {
+        "study": name, "complete": complete, "options": fingerprint, "question": analysis.question,
+        "answer": analysis.answer, "results": analysis.data, "notes": analysis.notes, "provenance": prov})
+    return files
+
+
+def finished_report(out: Path, fingerprint: dict) -> str | None:
+    """study.md of a complete study run with the same options (None when the study must run)."""
+    path = out / STUDY_JSON
+    if not path.is_file() or not (out / STUDY_MD).is_file():
+        return None
+    try:
+        saved = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+    if saved.get("complete") and saved.get("options") == json.loads(json.dumps(fingerprint)):
+        return (out / STUDY_MD).read_text()
+    return None
+
+
+def run_sweeps(plans: list[SweepPlan], opts: StudyOptions, out: Path, compare_fn=None) -> dict[str, dict]:
+    """Run (or resume) every sweep; return sweep name -> compare summary. ``compare_fn`` replaces compare in tests."""
+    if compare_fn is None:
+        from ..compare import compare as compare_fn
+    summaries = {}
+    left = opts.max_trials
+    for i, p in enumerate(plans, 1):
+        if opts.progress:
+            print(f"[study] sweep {i}/{len(plans)} '{p.name}': {len(p.models)} models x {len(p.seeds)} seeds, "
+                  f"{p.epochs} epochs", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        train_args = {"batch": opts.batch} if opts.batch else None
+        summaries[p.name] = compare_fn(
+            data=opts.data, models=p.models, seeds=p.seeds, epochs=p.epochs, imgsz=opts.imgsz, out=str(out / p.name),
+            baseline=p.baseline, train_args=train_args, backend=opts.backend, threads=opts.threads,
+            **({"ray_address": opts.ray_address} if opts.ray_address else {}),
+            progress=opts.progress, max_trials=left)
+        if left is not None:
+            left = max(0, left - _trained_now(summaries[p.name], t0))
+    return summaries
+
+
+def _trained_now(summary: dict, t0: float) -> int:
+    """Trials recorded by this call (for --max-trials across sweeps)."""
+    recs = trial_records(summary["out"]) if summary.get("out") else []
+    start = time.time() - (time.perf_counter() - t0)
+    return sum(1 for r in recs if float(r.get("recorded_at") or 0) >= start)
+
+
+def run_study(study, opts: StudyOptions, compare_fn=None, stream=None) -> dict:
+    """Run study module ``study`` (capacity, fuse, fmm, placement) with ``opts``; print and return its report."""
+    stream = stream or sys.stdout
+    opts = study.with_defaults(opts)
+    out = Path(opts.out or Path("runs") / "study" / study.NAME)
+    fp = {"study": study.NAME, **opts.fingerprint()}
+    done = finished_report(out, fp)
+    if done is not None:
+        print(done, file=stream)
+        print(f"(finished study, report from {out / STUDY_MD})", file=stream)
+        return {"out": str(out), "complete": True, "cached": True}
+    plans = study.plan(opts, out / "models")
+    summaries = run_sweeps(plans, opts, out, compare_fn)
+    complete = all(s.get("complete") for s in summaries.values())
+    analysis = study.analyse(opts, plans, summaries, out)
+    prov = provenance(out, plans, summaries)
+    files = write_report(out, study.NAME, analysis, prov, complete, fp)
+    print(files["md"].read_text(), file=stream)
+    print(f"report: {files['md']} (also {STUDY_JSON}" + (f", {STUDY_PNG}" if "png" in files else "") + ")", file=stream)
+    if not complete:
+        print("study incomplete: rerun the same command to train the remaining trials", file=stream)
+    return {"out": str(out), "complete": complete, "cached": False, "files": {k: str(v) for k, v in files.items()},
+            "analysis": analysis.data, "options": asdict(opts)}
