@@ -26,20 +26,20 @@ def add_arguments(parser) -> None:
     parser.add_argument("--force", action="store_true", help="overwrite an existing output (never the base YAML)")
 
 
-def check_builds(d: dict, out) -> None:
+def check_builds(d: dict, out, base) -> None:
     """Build the generated model once (scale n) so that a YAML Ultralytics cannot build is never written."""
     import copy
 
     from ultralytics.nn.tasks import DetectionModel
 
-    cfg = {**copy.deepcopy(d), "yaml_file": f"{out} (generated, not written)"}
+    cfg = {**copy.deepcopy(d), "yaml_file": f"{out} (generated from {base}, not written)"}
     cfg.setdefault("scale", next(iter(cfg.get("scales") or {"": None})))
     try:
         DetectionModel(cfg, verbose=False)
     except ValueError:
         raise
     except Exception as exc:  # a shape or channel mismatch inside Ultralytics' own layers
-        raise ValueError(f"{out}: the generated model does not build ({type(exc).__name__}: {exc}); nothing written") from exc
+        raise ValueError(f"{out} (from {base}): the generated model does not build ({type(exc).__name__}: {exc}); nothing written") from exc
 
 
 def run(args) -> int:
@@ -62,7 +62,7 @@ def run(args) -> int:
     outputs = {"--output": out, "index map": map_path(out) if args.map else None}
     check_outputs(outputs, args.force, [args.base] if Path(str(args.base)).is_file() else [])
     d, imap = make_yaml(args.base, args.layer, layer_args, args.placement)
-    check_builds(d, out)
+    check_builds(d, out, args.base)
     command = (
         f"yolo-attn make-yaml --base {args.base}"
         + (f" --layer {args.layer}" if args.layer else "")
