@@ -554,7 +554,7 @@ def yaml_model_load(path):
 
     try:
         d = _ORIGINAL_YAML_MODEL_LOAD(path)
-    except (TypeError, ValueError, yaml.YAMLError) as exc:  # not YAML, or no mapping (Ultralytics sets d["scale"])
+    except (TypeError, ValueError, AttributeError, yaml.YAMLError) as exc:  # not YAML or not a mapping
         if isinstance(exc, YamlLayerError):
             raise
         raise YamlLayerError(f"{path}: a model YAML must be a mapping with nc, backbone and head "

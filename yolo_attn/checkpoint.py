@@ -118,6 +118,9 @@ class Placeholder:
     def __init__(self, *args, **kwargs):  # REDUCE calls cls(*args): nothing to do beyond __new__
         pass
 
+    def __call__(self, *args, **kwargs):  # REDUCE on an instance (e.g. a pickled methodcaller): still inert
+        return type(self)(*args, **kwargs)
+
     def __setstate__(self, state):
         if isinstance(state, tuple) and len(state) == 2 and (state[0] is None or isinstance(state[0], dict)):
             state, slots = state  # (dict state, slot state)
