@@ -400,3 +400,26 @@ def test_make_yaml_refuses_to_overwrite_unless_forced(tmp_path, capsys):
     assert out.read_text() == first
     rc, text = _cli(capsys, "make-yaml", "--base", out, "--layer", "SE", "-p", "neck", "-o", out, "--force")
     assert rc == 1 and "also an input" in text
+
+
+# ------------------------------------------------------------------------------------------------
+# --trust reaches the loaders (and nothing else)
+# ------------------------------------------------------------------------------------------------
+def test_trust_flags_reach_training(monkeypatch):
+    import yolo_attn.compare as compare_pkg
+    import yolo_attn.train as train_mod
+    from yolo_attn.train import parse_args
+
+    assert parse_args(["model=x.pt", "trust=True"])["trust"] is True  # a yolo_attn key, not refused as unknown
+    seen = {}
+
+    class Result:
+        metrics, save_dir, map50, map, seconds, best = {}, "run", 0.0, 0.0, 0.0, "best.pt"
+
+    monkeypatch.setattr(train_mod, "train", lambda **kw: seen.update(train=kw) or Result())
+    assert main(["train", "model=x.pt", "--trust"]) == 0 and seen["train"]["trust"] is True
+    assert main(["train", "model=x.pt"]) == 0 and "trust" not in seen["train"]
+    monkeypatch.setattr(compare_pkg, "compare", lambda **kw: seen.update(compare=kw) or {"n_ok": 0})
+    monkeypatch.setattr(compare_pkg, "fmt_summary", lambda summary: "")
+    main(["compare", "--models", "x.pt", "--trust"])
+    assert seen["compare"]["train_args"]["trust"] is True
