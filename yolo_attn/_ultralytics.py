@@ -175,7 +175,22 @@ MAX_CLASSES = 100_000  # nc: the Detect head allocates nc output channels per le
 # parse_model replaces a string argument that names one of its local variables by that variable's value; only these
 # plain values may be named so (Ultralytics' YAMLs use nc and kpt_shape), never internals such as d, ch or layers
 DATA_LOCALS = frozenset({"nc", "kpt_shape", "reg_max", "end2end", "scale", "depth", "width", "max_channels"})
-_NN_PREFIXES = {"nn.": torch.nn, "torchvision.ops.": None}  # None: torchvision.ops, imported when needed
+_NN_PREFIXES = ("nn.", "torchvision.ops.")  # parse_model resolves these with getattr on torch.nn / torchvision.ops
+
+
+def _lookup(name: str) -> Any:
+    """What parse_model would resolve ``name`` to (None when nothing); never imports or calls anything else."""
+    if name.startswith(_NN_PREFIXES):
+        prefix = next(p for p in _NN_PREFIXES if name.startswith(p))
+        attr = name[len(prefix):]
+        if not attr or "." in attr:
+            return None
+        if prefix == "nn.":
+            return getattr(torch.nn, attr, None)
+        import torchvision.ops
+
+        return getattr(torchvision.ops, attr, None)
+    return vars(_tasks).get(name)
 
 
 def resolve_layer(name: Any) -> type | None:
@@ -184,16 +199,7 @@ def resolve_layer(name: Any) -> type | None:
     Only ``nn.Module`` subclasses are layers: a name resolving to a function (``torch_load``, ``check_requirements``),
     a module, a whole model class (``DetectionModel``) or a loss would otherwise be *called* with the row's args.
     """
-    if not isinstance(name, str) or not name:
-        return None
-    for prefix, owner in _NN_PREFIXES.items():
-        if name.startswith(prefix):
-            if owner is None:
-                import torchvision.ops as owner
-            value = getattr(owner, name[len(prefix):], None) if "." not in name[len(prefix):] else None
-            break
-    else:
-        value = vars(_tasks).get(name)
+    value = _lookup(name) if isinstance(name, str) and name else None
     if not (isinstance(value, type) and issubclass(value, nn.Module)):
         return None
     if getattr(value, "yolo_attn_spec", None) is None and value.__module__.startswith(("ultralytics.nn.tasks", "ultralytics.utils")):
@@ -206,13 +212,12 @@ def _layer_names() -> list[str]:
 
 
 def _not_a_layer(name: Any) -> str:
-    value = vars(_tasks).get(name) if isinstance(name, str) else None
-    if value is None or not isinstance(name, str) or name.startswith(tuple(_NN_PREFIXES)):
-        if isinstance(name, str) and name.startswith(tuple(_NN_PREFIXES)):
-            return f"{name!r} is not an nn.Module layer class"
+    """Why ``name`` is refused: an unknown name (closest matches), or a name that resolves to something else."""
+    value = _lookup(name) if isinstance(name, str) and name else None
+    if value is None:
         return LAYERS.unknown_message(name, _layer_names())
-    kind = "model class" if isinstance(value, type) else type(value).__name__
-    return f"{name!r} is not a model layer (a {kind} of ultralytics.nn.tasks); a model YAML may name only layer classes"
+    kind = type(value).__name__ if not isinstance(value, type) else "class that is not a layer"
+    return f"{name!r} is not a model layer (it names a {kind}); a model YAML may name only nn.Module layer classes"
 
 
 def _parse_locals_names() -> frozenset[str]:
