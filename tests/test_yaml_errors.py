@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import copy
 import json
+import os
 import re
+from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from ultralytics.nn.tasks import DetectionModel
 
 import yolo_attn
 from yolo_attn import LAYERS, UnknownLayerError, YamlLayerError
-from yolo_attn._ultralytics import ultralytics_names
+from yolo_attn._ultralytics import MAX_REPEATS, ultralytics_names
 from yolo_attn.cli import main
 
-from conftest import GATING, PRESERVE, SPECS, default_row, model_dict, sppf_index, spec_params
+from conftest import GATING, PRESERVE, SPECS, _ultralytics_cfg, default_row, model_dict, sppf_index, spec_params
 
 POS = sppf_index()  # index the inserted row gets
 
@@ -317,3 +321,190 @@ def test_info_errors_are_one_line(tmp_path, capsys):
     bad.write_text(yaml.safe_dump(model_dict([-1, 1, "NoSuchAttention", []])))
     assert main(["info", str(bad)]) == 1
     assert "unknown attention layer" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------------
+# hostile YAMLs (issue 12): only layer classes, no code through activation or args, clear structure errors
+# ------------------------------------------------------------------------------------------------
+class Evil:
+    """Unpickling calls ``func(*args)``."""
+
+    def __init__(self, func, *args):
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return self.func, self.args
+
+
+def _yaml(tmp_path: Path, d, name: str = "yolov5n-hostile.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(d, sort_keys=False) if not isinstance(d, str) else d)
+    return path
+
+
+def _stock_dict(**changes) -> dict:
+    d = copy.deepcopy(_ultralytics_cfg("yolov5.yaml"))
+    d.update(changes)
+    return d
+
+
+def _with_row(i: int, row) -> dict:
+    d = _stock_dict()
+    d["backbone"][i] = row
+    return d
+
+
+def _cli(capsys, *argv) -> tuple[int, str]:
+    rc = main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return rc, out.out + out.err
+
+
+@pytest.fixture
+def evil_pt(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pt"
+    torch.save({"x": Evil(os.system, f"touch {marker}")}, path)
+    return path, marker
+
+
+@pytest.mark.parametrize("name", ["torch_load", "torch_safe_load", "load_checkpoint", "check_requirements",
+                                  "yaml_model_load", "parse_model", "attempt_load_weights", "initialize_weights"])
+def test_functions_in_the_tasks_namespace_are_not_layers(name, tmp_path, evil_pt):
+    evil, marker = evil_pt
+    path = _yaml(tmp_path, _with_row(1, [-1, 1, name, [str(evil)]]))
+    with pytest.raises(YamlLayerError, match=rf"layer 1 .*'{name}'") as e:
+        DetectionModel(str(path), verbose=False)
+    assert path.name in str(e.value)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("name", ["DetectionModel", "Ensemble", "nn.Parameter", "nn.factory_kwargs", "nn.init",
+                                  "torchvision.ops.nms", "nn.functional.relu", "v8DetectionLoss"])
+def test_non_layer_classes_and_callables_are_refused(name, tmp_path):
+    path = _yaml(tmp_path, _with_row(1, [-1, 1, name, [64]]))
+    with pytest.raises(YamlLayerError, match="layer 1"):
+        DetectionModel(str(path), verbose=False)
+
+
+def test_activation_is_never_evaluated_as_code(tmp_path):
+    marker = tmp_path / "pwned"
+    for act in (f"__import__('os').system('touch {marker}') or nn.SiLU()", f"nn.SiLU(open('{marker}', 'w'))",
+                "torch.load('x.pt')", "nn.functional.relu", "nn.Parameter(1)", "nn.SiLU(**{})"):
+        path = _yaml(tmp_path, _stock_dict(activation=act))
+        with pytest.raises(YamlLayerError, match="activation"):
+            DetectionModel(str(path), verbose=False)
+    assert not marker.exists()
+
+
+def test_documented_activations_still_build(tmp_path):
+    for act in ("nn.LeakyReLU(0.1)", "torch.nn.SiLU()", "nn.ReLU(inplace=True)"):
+        model = DetectionModel(str(_yaml(tmp_path, _stock_dict(activation=act))), verbose=False)
+        assert model(torch.zeros(1, 3, 64, 64)) is not None
+
+
+def test_string_args_may_not_name_parse_model_internals(tmp_path):
+    for arg in ("d", "layers", "ch", "ast", "m_", "save"):
+        path = _yaml(tmp_path, _with_row(1, [-1, 1, "Conv", [arg, 3, 2]]))
+        with pytest.raises(YamlLayerError, match=rf"argument '{arg}' names an internal variable"):
+            DetectionModel(str(path), verbose=False)
+    DetectionModel("yolov5n.yaml", nc=3, verbose=False)  # Detect's [nc] still resolves
+
+
+def test_every_ultralytics_and_shipped_config_passes_the_check():
+    import ultralytics
+
+    from yolo_attn._ultralytics import load_model_yaml
+
+    root = Path(ultralytics.__file__).parent / "cfg" / "models"
+    files = sorted(root.rglob("*.yaml")) + sorted((Path(__file__).parents[1] / "models" / "yaml").glob("*.yaml"))
+    assert len(files) > 50
+    for f in files:
+        load_model_yaml(f)  # raises on a false refusal
+
+
+STRUCTURE = {
+    "empty": ("", "no 'nc', 'backbone', 'head'"),
+    "not-yaml": ("nc: [1\n", "must be a mapping"),
+    "a-list": ("- 1\n- 2\n", "must be a mapping"),
+    "no-backbone": ({"nc": 2, "head": []}, "no 'backbone'"),
+    "no-head": ({"nc": 2, "backbone": [[-1, 1, "Conv", [16, 3, 2]]]}, "no 'head'"),
+    "no-nc": ({"backbone": [[-1, 1, "Conv", [16, 3, 2]]], "head": []}, "no 'nc'"),
+    "nc-string": ({"nc": "two", "backbone": [[-1, 1, "Conv", [16, 3, 2]]], "head": []}, "nc must be"),
+    "backbone-not-list": ({"nc": 2, "backbone": "Conv", "head": []}, "'backbone' must be a list"),
+    "bad-scales": ({**_stock_dict(), "scales": {"n": [0.33, 0.25]}}, "scale 'n'"),
+}
+
+
+@pytest.mark.parametrize("case", list(STRUCTURE))
+def test_model_yaml_structure_errors_name_the_file(case, tmp_path, capsys):
+    content, what = STRUCTURE[case]
+    path = _yaml(tmp_path, content)
+    with pytest.raises(YamlLayerError, match=what) as e:
+        DetectionModel(str(path), verbose=False)
+    assert path.name in str(e.value)
+    rc, out = _cli(capsys, "info", path)
+    assert rc == 1 and path.name in out and "Traceback" not in out
+
+
+@pytest.mark.parametrize("f", [[-1, 99], [-1, -99], [-1, "x"], [], True])
+def test_from_out_of_range_in_any_row_names_the_row(f, tmp_path):
+    d = _stock_dict()
+    i = len(d["backbone"]) + 2  # the first Concat of the head
+    assert d["head"][2][2] == "Concat"
+    d["head"][2][0] = f
+    path = _yaml(tmp_path, d)
+    with pytest.raises(YamlLayerError, match=rf"layer {i} .*'from'") as e:
+        DetectionModel(str(path), verbose=False)
+    assert path.name in str(e.value)
+
+
+def test_a_row_ultralytics_cannot_build_is_named(tmp_path):
+    d = _stock_dict()
+    d["head"][2][0] = 6  # Concat needs a list of inputs: Ultralytics fails with a TypeError inside parse_model
+    path = _yaml(tmp_path, d)
+    i = len(d["backbone"]) + 2
+    with pytest.raises(YamlLayerError, match=rf"{path.name}: layer {i} .*Concat.*cannot build"):
+        DetectionModel(str(path), verbose=False)
+
+
+def test_first_row_reads_only_the_image(tmp_path):
+    path = _yaml(tmp_path, _with_row(0, [0, 1, "Conv", [64, 6, 2, 2]]))
+    with pytest.raises(YamlLayerError, match="layer 0 .*'from' index 0"):
+        DetectionModel(str(path), verbose=False)
+
+
+@pytest.mark.parametrize("module", ["C3", "C3Attn", "Conv"])
+def test_absurd_repeat_counts_are_refused_before_building(module, tmp_path):
+    row = [-1, 3_000_000, module, [128]]
+    path = _yaml(tmp_path, _with_row(2, row))
+    with pytest.raises(YamlLayerError, match=rf"layer 2 .*repeats the layer \d+ times .*at most {MAX_REPEATS}"):
+        DetectionModel(str(path), verbose=False)
+
+
+def test_repeat_bound_applies_after_depth_scaling(tmp_path):
+    # scale n has depth 0.33: 300 repeats become 99 (allowed), 400 become 132 (refused)
+    d = _with_row(2, [-1, 300, "C3", [128]])
+    d["backbone"][2][1] = 400
+    with pytest.raises(YamlLayerError, match="132 times"):
+        DetectionModel(str(_yaml(tmp_path, d)), verbose=False)
+
+
+INVALID_BASES = {
+    "concat-from": (lambda d: d["head"][2].__setitem__(0, [-1, 99]), "does not name an earlier layer"),
+    "unknown-name": (lambda d: d["backbone"].__setitem__(1, [-1, 1, "Cnov", [128, 3, 2]]), "Did you mean 'Conv'"),
+    "no-nc": (lambda d: d.pop("nc"), "no 'nc'"),
+    "bad-arg": (lambda d: d["backbone"].__setitem__(1, [-1, 1, "Conv", [128, 3, 2, "nosuch"]]), "cannot build"),
+}
+
+
+@pytest.mark.parametrize("case", list(INVALID_BASES))
+def test_make_yaml_on_an_invalid_base_writes_nothing(case, tmp_path, capsys):
+    change, what = INVALID_BASES[case]
+    d = _stock_dict()
+    change(d)
+    base = _yaml(tmp_path, d, "yolov5-badbase.yaml")
+    out = tmp_path / "yolov5-out.yaml"
+    rc, text = _cli(capsys, "make-yaml", "--base", base, "--layer", "SE", "-p", "backbone-end", "-o", out)
+    assert rc == 1 and what in text and base.name in text, text
+    assert not out.exists()

@@ -23,6 +23,14 @@ Errors: a missing file raises ``FileNotFoundError``; everything else that is wro
 (truncated, corrupt, not a checkpoint, TorchScript archive) raises :class:`CheckpointError`, a
 ``ValueError`` whose message starts with the file name.
 
+Bounds: a small file must not be able to exhaust memory or loop forever. The pickle and every storage
+record are size-checked against the archive before anything is allocated (:data:`MAX_PICKLE_BYTES`,
+storages at most :data:`MAX_EXPANSION` times the file size), ``bytearray`` is capped
+(:data:`MAX_BYTEARRAY`), tensor views may not claim more elements than their storage holds, and the
+walks over the unpickled object graph (module tree, metadata) are bounded in depth
+(:data:`MAX_DEPTH`) and in the number of nodes visited (:data:`MAX_NODES`), so self-referencing or
+exponentially shared graphs end in a :class:`CheckpointError` instead of running until memory is gone.
+
 The torch zip format as read here (documented behaviour of ``torch.save`` since torch 1.6): a
 zip archive with one top-level folder holding ``data.pkl`` (a pickle whose persistent ids are
 ``("storage", storage_type, key, location, numel)``), one record ``data/<key>`` per storage with
@@ -47,13 +55,41 @@ __all__ = [
     "LayerInfo",
     "Placeholder",
     "SafeUnpickler",
+    "checkpoint_from_module",
+    "checkpoint_from_object",
     "load_checkpoint",
     "module_state_dict",
+    "model_checkpoint_dict",
+    "save_model_checkpoint",
 ]
+
+MAX_PICKLE_BYTES = 64 << 20  # data.pkl of a large detection model is a few MB
+MAX_EXPANSION = 4  # storages may unpack to at most this many times the file size (+ MAX_PICKLE_BYTES)
+MAX_BYTEARRAY = 16 << 20  # bytearray(n) from a pickle
+MAX_DEPTH = 64  # nesting of modules / metadata containers
+MAX_NODES = 200_000  # objects visited when walking the unpickled graph (a YOLO model has a few thousand)
 
 
 class CheckpointError(ValueError):
     """A file cannot be read as a checkpoint; the message names the file and says why."""
+
+
+class _GraphTooLarge(ValueError):
+    """The unpickled object graph is nested too deeply or is too large to walk (turned into a CheckpointError)."""
+
+
+class _Budget:
+    """Counts the nodes a walk over the unpickled graph visits; raises beyond :data:`MAX_NODES`."""
+
+    def __init__(self, limit: int = MAX_NODES):
+        self.left = limit
+
+    def spend(self, depth: int) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise _GraphTooLarge(f"the object graph has more than {MAX_NODES} nodes to visit (self-referencing?)")
+        if depth > MAX_DEPTH:
+            raise _GraphTooLarge(f"objects are nested more than {MAX_DEPTH} levels deep")
 
 
 # --------------------------------------------------------------------------------------------
@@ -81,6 +117,9 @@ class Placeholder:
 
     def __init__(self, *args, **kwargs):  # REDUCE calls cls(*args): nothing to do beyond __new__
         pass
+
+    def __call__(self, *args, **kwargs):  # REDUCE on an instance (e.g. a pickled methodcaller): still inert
+        return type(self)(*args, **kwargs)
 
     def __setstate__(self, state):
         if isinstance(state, tuple) and len(state) == 2 and (state[0] is None or isinstance(state[0], dict)):
@@ -165,7 +204,15 @@ def _rebuild_tensor(storage, storage_offset, size, stride, *_ignored):
     """A tensor viewing ``storage`` (a flat tensor read from the archive)."""
     if not isinstance(storage, torch.Tensor):
         raise pickle.UnpicklingError("tensor data does not refer to a storage record")
-    return storage.as_strided(tuple(size), tuple(stride), int(storage_offset))
+    size, stride = tuple(size), tuple(stride)
+    if len(size) > MAX_DEPTH or any(not isinstance(x, int) or x < 0 for x in size):
+        raise pickle.UnpicklingError(f"bad tensor size {size!r:.80}")
+    numel = 1
+    for x in size:
+        numel *= x
+    if numel > max(storage.numel(), 1 << 16):  # a stride-0 view claiming far more elements than it stores
+        raise pickle.UnpicklingError(f"a tensor of {numel} elements views a storage of {storage.numel()}")
+    return storage.as_strided(size, stride, int(storage_offset))
 
 
 def _rebuild_parameter(data, requires_grad=False, *_ignored):
@@ -188,6 +235,15 @@ def _codecs_encode(obj, encoding="utf-8", errors="strict"):
     if not isinstance(obj, str) or encoding not in ("latin1", "latin-1", "utf-8", "utf8", "ascii"):
         raise pickle.UnpicklingError("unexpected _codecs.encode call")
     return obj.encode(encoding, errors)
+
+
+def _bytearray(source=b"", *args):
+    """``bytearray`` with a size cap: ``bytearray(8 << 30)`` in a 1.7 KB pickle would allocate 8 GiB."""
+    if isinstance(source, int) and not 0 <= source <= MAX_BYTEARRAY:
+        raise pickle.UnpicklingError(f"bytearray({source}) exceeds the {MAX_BYTEARRAY}-byte limit")
+    if not isinstance(source, (int, bytes, bytearray, str)):
+        raise pickle.UnpicklingError("bytearray from an unexpected object")
+    return bytearray(source, *args)
 
 
 def _copyreg_reconstructor(cls, base, state=None):
@@ -215,7 +271,7 @@ _ALLOWED: dict[tuple[str, str], Any] = {
     ("builtins", "frozenset"): frozenset,
     ("builtins", "slice"): slice,
     ("builtins", "complex"): complex,
-    ("builtins", "bytearray"): bytearray,
+    ("builtins", "bytearray"): _bytearray,
     ("builtins", "list"): list,
     ("builtins", "dict"): dict,
     ("builtins", "tuple"): tuple,
@@ -313,6 +369,7 @@ def safe_unpickle_zip(path: Path) -> tuple[Any, set[str]]:
         if f"{prefix}byteorder" in names and archive.read(f"{prefix}byteorder").strip() not in (b"little", b""):
             raise CheckpointError(f"{path}: big-endian checkpoints are not supported")
         cache: dict[str, torch.Tensor] = {}
+        budget = [MAX_EXPANSION * path.stat().st_size + MAX_PICKLE_BYTES]  # bytes storages may still allocate
 
         def read_storage(key: str, dtype: torch.dtype, numel: int) -> torch.Tensor:
             if key not in cache:
@@ -324,6 +381,9 @@ def safe_unpickle_zip(path: Path) -> tuple[Any, set[str]]:
                     raise pickle.UnpicklingError(f"storage record data/{key} is missing") from None
                 if numel < 0 or record.file_size < numel * itemsize:  # checked before allocating anything
                     raise pickle.UnpicklingError(f"storage record data/{key} is shorter than its tensor")
+                budget[0] -= numel * itemsize
+                if budget[0] < 0:  # a compressed record (torch.save stores them uncompressed) unpacking to GBs
+                    raise pickle.UnpicklingError(f"storages unpack to more than {MAX_EXPANSION}x the file size")
                 buf = bytearray(numel * itemsize)
                 try:
                     with archive.open(record) as fh:
@@ -335,6 +395,8 @@ def safe_unpickle_zip(path: Path) -> tuple[Any, set[str]]:
                 cache[key] = torch.frombuffer(buf, dtype=dtype) if buf else torch.empty(0, dtype=dtype)
             return cache[key]
 
+        if archive.getinfo(pkl[0]).file_size > MAX_PICKLE_BYTES:
+            raise CheckpointError(f"{path}: data.pkl declares more than {MAX_PICKLE_BYTES >> 20} MiB; refusing to unpack it")
         try:
             data = archive.read(pkl[0])
             unpickler = SafeUnpickler(io.BytesIO(data), read_storage)
@@ -342,7 +404,7 @@ def safe_unpickle_zip(path: Path) -> tuple[Any, set[str]]:
         except CheckpointError:
             raise
         except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError, TypeError, KeyError,
-                IndexError, AttributeError, RuntimeError, OSError) as exc:  # fmt: skip
+                IndexError, AttributeError, RuntimeError, OSError, MemoryError, RecursionError) as exc:  # fmt: skip
             raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from exc
     return obj, unpickler.placeholders
 
@@ -384,9 +446,11 @@ def module_state_dict(obj: Any, prefix: str = "") -> tuple[dict[str, torch.Tenso
             if k in names:
                 buffers.add(prefix + k)
         return out, buffers
-    stack = [(obj, prefix)]
+    stack = [(obj, prefix, 0)]
+    budget = _Budget()
     while stack:
-        node, pre = stack.pop()
+        node, pre, depth = stack.pop()
+        budget.spend(depth)
         d = _attrs(node)
         for k, v in (d.get("_parameters") or {}).items():
             if isinstance(v, torch.Tensor):
@@ -403,7 +467,7 @@ def module_state_dict(obj: Any, prefix: str = "") -> tuple[dict[str, torch.Tenso
                 out.update(sd)
                 buffers |= bk
             else:
-                stack.append((m, child_prefix))
+                stack.append((m, child_prefix, depth + 1))
     # keep the module's own ordering (parameters, buffers, then children depth-first)
     return out, buffers
 
@@ -480,17 +544,28 @@ def _normalise_keys(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return sd
 
 
-def _plain(value: Any) -> Any:
-    """Plain data (no placeholders/tensors) for metadata, or None."""
+def _plain(value: Any, budget: _Budget | None = None, depth: int = 0) -> Any:
+    """Plain data (no placeholders/tensors) for metadata, or None. Bounded: see :class:`_Budget`."""
+    budget = budget or _Budget()
+    budget.spend(depth)
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     if isinstance(value, (list, tuple)):
-        items = [_plain(v) for v in value]
+        items = [_plain(v, budget, depth + 1) for v in value]
         return items if all(v is not None or o is None for v, o in zip(items, value)) else None
     if isinstance(value, dict):
-        out = {k: _plain(v) for k, v in value.items() if isinstance(k, (str, int))}
+        out = {k: _plain(v, budget, depth + 1) for k, v in value.items() if isinstance(k, (str, int))}
         return {k: v for k, v in out.items() if v is not None or value[k] is None}
     return None
+
+
+def _layer_index(value: Any, name: Any, pos: int) -> int:
+    """The ``i`` a layer carries, else its name in the Sequential, else its position; must be an integer."""
+    if value is None:
+        value = int(name) if str(name).isdigit() else pos
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _GraphTooLarge(f"layer {name!r} has a non-integer layer index i={value!r:.40}")
+    return value
 
 
 def _layer_table(model: Any) -> list[LayerInfo] | None:
@@ -503,9 +578,8 @@ def _layer_table(model: Any) -> list[LayerInfo] | None:
     table = []
     for pos, (name, layer) in enumerate(children.items()):
         a = _attrs(layer)
-        index = a.get("i", int(name) if str(name).isdigit() else pos)
         t = a.get("type") if isinstance(a.get("type"), str) else qualified_type(layer)
-        table.append(LayerInfo(index=int(index), type=t, f=a.get("f", -1)))
+        table.append(LayerInfo(index=_layer_index(a.get("i"), name, pos), type=t, f=_plain(a.get("f", -1))))
     return table
 
 
@@ -560,6 +634,59 @@ def _interpret(path: Path, obj: Any, placeholders: set[str], trusted: bool) -> C
     raise CheckpointError(f"{path}: not a model checkpoint (it holds {what}; expected a model or a state dict)")
 
 
+def checkpoint_from_module(module: torch.nn.Module, path: str | Path = "<module>") -> Checkpoint:
+    """A :class:`Checkpoint` view of a model already in memory (``trusted``: nothing is unpickled)."""
+    return _from_model(Path(path), module, {}, set(), True)
+
+
+def checkpoint_from_object(obj: Any, path: str | Path = "<dict>") -> Checkpoint:
+    """A :class:`Checkpoint` view of an in-memory checkpoint object (a state dict or ``{"model": ...}`` dict)."""
+    return _interpret(Path(path), obj, set(), True)
+
+
+def _interpret_bounded(path: Path, obj: Any, placeholders: set[str], trusted: bool) -> Checkpoint:
+    """:func:`_interpret`, with a hostile object graph (cycles, deep nesting, odd attribute types) as CheckpointError."""
+    try:
+        return _interpret(path, obj, placeholders, trusted)
+    except CheckpointError:
+        raise
+    except _GraphTooLarge as exc:
+        raise CheckpointError(f"{path}: not a usable checkpoint: {exc}") from None
+    except (RecursionError, MemoryError, AttributeError, TypeError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"{path}: not a usable checkpoint ({type(exc).__name__}: {exc})") from None
+
+
+def _load_legacy_weights_only(path: Path) -> Any:
+    """A pre-1.6 (non-zip) file through torch's weights-only reader, after a scan that bounds what it can allocate.
+
+    torch's weights-only reader allows ``bytearray`` and allocates each storage at its declared size before
+    reading it, so a 2 KB file can ask for gigabytes. The scan refuses a ``bytearray`` global and any integer
+    larger than the file (a storage size, a bytearray length) before torch sees the file.
+    """
+    import pickletools
+
+    limit = max(path.stat().st_size, 1 << 20)
+    found = None
+    with open(path, "rb") as fh:
+        try:
+            for k in range(4):  # magic number, protocol, sys info, then the object itself
+                for _op, arg, _pos in pickletools.genops(fh):
+                    if isinstance(arg, str) and "bytearray" in arg:
+                        found = "a bytearray"
+                    elif k > 0 and isinstance(arg, int) and arg > limit:  # k == 0: the magic number
+                        found = f"the size {arg} (larger than the file)"
+                    if found:
+                        break
+                if found:
+                    break
+        except (ValueError, EOFError) as exc:
+            raise CheckpointError(f"{path}: not a readable checkpoint ({exc})") from None
+    if found:
+        raise CheckpointError(f"{path}: legacy-format file declares {found}; refusing to read it "
+                              "(pass trust=True / --trust for a file you made)")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
 def load_checkpoint(path: str | Path, trust: bool = False) -> Checkpoint:
     """Read ``path`` as a :class:`Checkpoint` without running code from it (unless ``trust=True``).
 
@@ -587,11 +714,13 @@ def load_checkpoint(path: str | Path, trust: bool = False) -> Checkpoint:
             raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from exc
         if isinstance(obj, torch.jit.ScriptModule):
             raise CheckpointError(f"{path}: is a TorchScript archive, not a PyTorch checkpoint")
-        return _interpret(path, obj, set(), True)
+        return _interpret_bounded(path, obj, set(), True)
     if not _is_zip(path):
         # legacy (pre-1.6) serialisation or something else: only torch's weights-only reader is allowed
         try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+            obj = _load_legacy_weights_only(path)
+        except CheckpointError:
+            raise
         except pickle.UnpicklingError as exc:
             raise CheckpointError(
                 f"{path}: not a zip checkpoint and not readable weights-only ({exc}). "
@@ -599,19 +728,51 @@ def load_checkpoint(path: str | Path, trust: bool = False) -> Checkpoint:
             ) from exc
         except Exception as exc:
             raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from exc
-        return _interpret(path, obj, set(), False)
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-        return _interpret(path, obj, set(), False)
-    except pickle.UnpicklingError:
-        pass  # pickles objects outside torch's weights-only allow-list: use the placeholder reader
-    except CheckpointError:
-        raise
-    except RuntimeError as exc:
-        if "TorchScript" in str(exc) or "constants.pkl" in str(exc):
-            raise CheckpointError(f"{path}: is a TorchScript archive, not a PyTorch checkpoint") from exc
-        pass  # the safe reader gives the precise error for a damaged archive
-    except Exception:
-        pass
+        return _interpret_bounded(path, obj, set(), False)
+    # a zip archive: always the placeholder reader (bounded), never torch.load, whose weights-only allow-list
+    # includes bytearray and whose allocations follow the sizes the file declares
     obj, placeholders = safe_unpickle_zip(path)
-    return _interpret(path, obj, placeholders, False)
+    return _interpret_bounded(path, obj, placeholders, False)
+
+
+# --------------------------------------------------------------------------------------------
+# Writing checkpoints (the one writer: `yolo-attn transfer`, compare's pretrained start points)
+# --------------------------------------------------------------------------------------------
+def model_checkpoint_dict(model: torch.nn.Module, half: bool = True, train_args: dict | None = None,
+                          yolo_attn: dict | None = None) -> dict:  # fmt: skip
+    """An Ultralytics-format checkpoint dict for ``model`` (as Ultralytics' ``Model.save`` writes one).
+
+    The model is copied (float16 if ``half``, gradients off); ``train_args`` extend ``{"model": yaml_file,
+    "task": "detect"}``; ``yolo_attn`` is stored under the ``"yolo_attn"`` key next to the version.
+    """
+    from copy import deepcopy
+    from datetime import datetime
+
+    from ultralytics import __version__ as ul_version
+
+    from . import __version__
+
+    m = deepcopy(model).float()
+    m = (m.half() if half else m).to(memory_format=torch.contiguous_format)
+    for p in m.parameters():
+        p.requires_grad_(False)
+    yaml_file = (getattr(model, "yaml", None) or {}).get("yaml_file", "")
+    return {
+        "date": datetime.now().astimezone().isoformat(),
+        "version": ul_version,
+        "license": "AGPL-3.0 License (https://ultralytics.com/license)",
+        "docs": "https://docs.ultralytics.com",
+        "model": m,
+        "ema": None,
+        "train_args": {"model": str(yaml_file), "task": "detect", **(train_args or {})},
+        "yolo_attn": {"version": __version__, **(yolo_attn or {})},
+    }
+
+
+def save_model_checkpoint(model: torch.nn.Module, path: str | Path, half: bool = True, train_args: dict | None = None,
+                          yolo_attn: dict | None = None) -> Path:  # fmt: skip
+    """Write ``model`` as an Ultralytics checkpoint that ``YOLO(path)`` loads, atomically (no half-written file)."""
+    from ._io import atomic_save
+
+    ckpt = model_checkpoint_dict(model, half=half, train_args=train_args, yolo_attn=yolo_attn)
+    return atomic_save(path, lambda tmp: torch.save(ckpt, tmp))

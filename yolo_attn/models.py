@@ -30,7 +30,7 @@ def build_model(
     """Return an Ultralytics ``DetectionModel`` built from a YAML, or read from a ``.pt`` checkpoint.
 
     ``init="identity"`` builds every attention layer as the identity (for starting from stock weights).
-    A ``.pt`` is read weights-only (Ultralytics' restricted loading: known classes only, no code runs)
+    A ``.pt`` is read by yolo_attn's safe reader (no code in the file runs; see :func:`read_model_checkpoint`)
     unless ``trust=True``.
     """
     from ultralytics.nn.tasks import DetectionModel
@@ -49,20 +49,60 @@ def build_model(
 
 
 def read_model_checkpoint(path: str | Path, trust: bool = False):
-    """The float model of an Ultralytics checkpoint, read weights-only unless ``trust``."""
-    from ultralytics.nn.tasks import torch_safe_load
+    """The float ``DetectionModel`` of an Ultralytics checkpoint, without running code from the file.
+
+    By default the file is read by :func:`yolo_attn.checkpoint.load_checkpoint` (no pickled code runs, no size
+    or cycle in the file can exhaust memory), the model is rebuilt from the YAML it carries (checked like any
+    model YAML: only layer classes, no code) and its weights are loaded, every tensor shape-checked. The path
+    is used as given: Ultralytics' name rewriting (``yolov5n.pt`` -> ``yolov5nu.pt``) and download fallback are
+    never involved. ``trust=True`` unpickles the file fully (code in it runs): only for files you made.
+    """
+    import copy
+
+    from torch import nn
+    from ultralytics.nn.tasks import DetectionModel
+
+    from .checkpoint import CheckpointError, load_checkpoint
 
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    try:
-        ckpt, _ = torch_safe_load(str(path), safe_only=not trust)
-    except Exception as exc:
-        raise ValueError(f"{path}: cannot read the checkpoint ({exc}); pass --trust for a file you made") from exc
-    model = ckpt.get("ema") or ckpt.get("model") if isinstance(ckpt, dict) else None
-    if model is None or not hasattr(model, "model"):
-        raise ValueError(f"{path}: not an Ultralytics model checkpoint")
+    ckpt = load_checkpoint(path, trust=trust)
+    if trust and isinstance(ckpt.model, nn.Module) and hasattr(ckpt.model, "model"):
+        return ckpt.model.float()
+    if ckpt.format == "yolov5":
+        raise CheckpointError(f"{path}: is a checkpoint of the original YOLOv5 repository (anchor-based head); "
+                              "build an Ultralytics model YAML and `yolo-attn transfer` its weights into it")
+    if ckpt.yaml is None:
+        raise CheckpointError(f"{path}: holds no model YAML to rebuild the model from ({ckpt.format} checkpoint); "
+                              "build the model from its YAML and use `yolo-attn transfer` for the weights")
+    cfg = copy.deepcopy(ckpt.yaml)
+    original = cfg.get("yaml_file")
+    cfg["yaml_file"] = f"{path} (its model YAML {original or ''})"  # errors of the row check name the file
+    model = DetectionModel(cfg, nc=ckpt.nc, verbose=False)
+    model.yaml["yaml_file"] = original or str(path)
+    load_exact_state_dict(model, ckpt.state_dict, path)
+    if ckpt.names:
+        model.names = ckpt.names
+    train_args = ckpt.meta.get("train_args")
+    if isinstance(train_args, dict):
+        model.args = train_args
     return model.float()
+
+
+def load_exact_state_dict(model, state_dict: dict, path) -> None:
+    """Load ``state_dict`` into ``model``; every key must exist on both sides with the same shape."""
+    from .checkpoint import CheckpointError
+
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    extra = [k for k in state_dict if k not in own]
+    bad = [k for k in own if k in state_dict and tuple(own[k].shape) != tuple(state_dict[k].shape)]
+    if missing or extra or bad:
+        raise CheckpointError(
+            f"{path}: the weights do not fit the model YAML the file carries "
+            f"({len(missing)} missing, {len(extra)} unexpected, {len(bad)} of another shape, e.g. "
+            f"{(missing + extra + bad)[:3]})"
+        )
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state_dict.items()}, strict=True)
 
 
 def write_model_yaml(model: str | Path, out_dir: str | Path, init: str) -> Path:
@@ -72,7 +112,8 @@ def write_model_yaml(model: str | Path, out_dir: str | Path, init: str) -> Path:
     d = model_dict(model, init)
     d.pop("yaml_file", None)
     d.pop("scale", None)  # the scale comes back from the file name, which is kept
+    from ._io import atomic_write
+
     out = Path(out_dir) / Path(str(model)).name
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(f"# {Path(str(model)).name} with init: {init} on every attention layer (yolo_attn)\n" + yaml.safe_dump(d, sort_keys=False))
-    return out
+    header = f"# {Path(str(model)).name} with init: {init} on every attention layer (yolo_attn)\n"
+    return atomic_write(out, header + yaml.safe_dump(d, sort_keys=False))

@@ -153,9 +153,9 @@ class IndexMap:
         }
 
     def dump(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.write_text(json.dumps(self.as_json(), indent=2) + "\n")
-        return path
+        from ._io import atomic_write_json
+
+        return atomic_write_json(path, self.as_json())
 
     @classmethod
     def load(cls, path: str | Path) -> IndexMap:
@@ -258,9 +258,9 @@ def render_yaml(d: dict, header: str = "", notes: dict[int, str] | None = None) 
 
 def dump_yaml(d: dict, path: str | Path, header: str = "", notes: dict[int, str] | None = None) -> Path:
     """Write :func:`render_yaml` to ``path``."""
-    path = Path(path)
-    path.write_text(render_yaml(d, header, notes))
-    return path
+    from ._io import atomic_write
+
+    return atomic_write(path, render_yaml(d, header, notes))
 
 
 # --------------------------------------------------------------------------------------------

@@ -58,6 +58,8 @@ SHORT_RUN = {
 
 # Training arguments of yolo_attn itself (not Ultralytics'): name -> help
 YOLO_ATTN_ARGS = {
+    "trust": "True: unpickle a model=*.pt fully (runs code in the file; only for files you made). Default: "
+    "read it with yolo_attn's safe reader",
     "attn_init": "paper|identity: initialisation of every attention layer of the model YAML (identity: "
     "each starts as the identity, so pretrained= weights predict exactly as the stock model at epoch 0)",
 }
@@ -108,6 +110,7 @@ class AttnDetectionTrainer(DetectionTrainer):
     """
 
     transfer_report = None  # TransferReport of the last set-up, if pretrained weights were transferred
+    trust = False  # model=*.pt: False reads it with yolo_attn's safe reader, True unpickles it fully (runs its code)
     frozen: list[str] = []  # parameter-name prefixes frozen through the base-index translation
 
     def __init__(self, cfg=DEFAULT_CFG, overrides: dict | None = None, _callbacks: dict | None = None):
@@ -127,11 +130,27 @@ class AttnDetectionTrainer(DetectionTrainer):
             return None
         return str(src)
 
+    def _read_model_checkpoint(self):
+        """``model=*.pt`` through yolo_attn's safe reader (unless ``trust``); the model is then built from its YAML."""
+        if self.trust or self.resume or not str(self.model).lower().endswith(".pt"):
+            return None  # resume: Ultralytics reads the run's own last.pt
+        import copy
+
+        from .models import read_model_checkpoint
+
+        weights = read_model_checkpoint(self.model)
+        self.model = copy.deepcopy(weights.yaml)  # built like a YAML below; no pickled code runs
+        return weights
+
     def setup_model(self):
         """Build the model; transfer ``pretrained=`` weights with yolo_attn's matcher instead of Ultralytics'."""
+        weights = self._read_model_checkpoint()
         source = self._transfer_source()
         if source is None:
-            return super().setup_model()
+            ckpt = super().setup_model()
+            if weights is not None:
+                self.model.load(weights)  # Ultralytics' own name/shape load, as for model=*.pt
+            return ckpt
         from .transfer import backbone_length, freeze_prefixes, transfer_weights
 
         freeze = self.args.freeze
@@ -279,6 +298,7 @@ def train(callbacks: dict[str, Callable | list[Callable]] | None = None, **overr
     _ultralytics_offline_font()
     overrides = dict(overrides)
     attn_init = overrides.pop("attn_init", None)
+    trust = bool(overrides.pop("trust", False))
     args = _resolve(overrides)
     if attn_init is not None:  # the trainer (and DDP workers) rebuild the model from a YAML file
         import tempfile
@@ -294,6 +314,7 @@ def train(callbacks: dict[str, Callable | list[Callable]] | None = None, **overr
         cbs[event].extend(fns if isinstance(fns, (list, tuple)) else [fns])
     t0 = time.perf_counter()
     trainer = AttnDetectionTrainer(overrides=args, _callbacks=cbs)
+    trainer.trust = trust
     trainer.train()
     seconds = time.perf_counter() - t0
     metrics = {k: float(v) for k, v in (trainer.metrics or {}).items() if isinstance(v, (int, float))}

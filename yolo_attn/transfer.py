@@ -456,13 +456,13 @@ def _as_checkpoint(source: Any, trust: bool) -> Checkpoint:
     if isinstance(source, (str, Path)):
         return load_checkpoint(source, trust=trust)
     if isinstance(source, nn.Module):
-        from .checkpoint import _from_model
+        from .checkpoint import checkpoint_from_module
 
-        return _from_model(Path("<module>"), source, {}, set(), True)
+        return checkpoint_from_module(source)
     if isinstance(source, dict):
-        from .checkpoint import _interpret
+        from .checkpoint import checkpoint_from_object
 
-        return _interpret(Path("<dict>"), source, set(), True)
+        return checkpoint_from_object(source)
     raise TypeError(f"source must be a path, Checkpoint, nn.Module or state dict, got {type(source).__name__}")
 
 

@@ -28,6 +28,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--imgsz", type=int, default=None, help="image size (default 128)")
     parser.add_argument("--batch", type=int, default=None, help="batch size (default 16)")
     parser.add_argument("--pretrained", help="stock checkpoint transferred into every model before training")
+    parser.add_argument("--trust", action="store_true", help="unpickle model checkpoints (--models X.pt) fully when "
+                        "training (runs code in the files; only for files you made). Default: read without running code")
     parser.add_argument("--out", help="results folder (default runs/compare/<timestamp>); rerun it to resume")
     parser.add_argument("--backend", choices=("local", "ray"), default="local")
     parser.add_argument("--ray-address", help="address of a running Ray cluster (default: start a local one)")
@@ -56,6 +58,8 @@ def run(args) -> int:
     from ..compare.report import AGREEMENT_TOL
 
     train_args = dict(_kv(t) for t in args.train_arg)
+    if args.trust:
+        train_args["trust"] = True  # read by yolo_attn.train.train (model=*.pt), not passed to Ultralytics
     if args.batch:
         train_args["batch"] = args.batch
     seeds = args.seed_list if args.seed_list else (args.seeds if args.seeds is not None else 2)

@@ -23,6 +23,23 @@ def add_arguments(parser) -> None:
     parser.add_argument("--placement", "-p", nargs="+", required=True, metavar="P", help=PLACEMENT_HELP)
     parser.add_argument("-o", "--output", required=True, help="output YAML (name it yolov5-NAME.yaml; build scale s as yolov5s-NAME.yaml)")
     parser.add_argument("--map", action="store_true", help="also write the base->new layer index map as OUTPUT.map.json")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing output (never the base YAML)")
+
+
+def check_builds(d: dict, out, base) -> None:
+    """Build the generated model once (scale n) so that a YAML Ultralytics cannot build is never written."""
+    import copy
+
+    from ultralytics.nn.tasks import DetectionModel
+
+    cfg = {**copy.deepcopy(d), "yaml_file": f"{out} (generated from {base}, not written)"}
+    cfg.setdefault("scale", next(iter(cfg.get("scales") or {"": None})))
+    try:
+        DetectionModel(cfg, verbose=False)
+    except ValueError:
+        raise
+    except Exception as exc:  # a shape or channel mismatch inside Ultralytics' own layers
+        raise ValueError(f"{out} (from {base}): the generated model does not build ({type(exc).__name__}: {exc}); nothing written") from exc
 
 
 def run(args) -> int:
@@ -32,7 +49,8 @@ def run(args) -> int:
 
     import yaml
 
-    from ..placement import make_yaml, write_yaml
+    from ..placement import make_yaml, map_path, write_yaml
+    from .transfer import check_outputs
 
     try:
         layer_args = yaml.safe_load(args.args)
@@ -41,7 +59,10 @@ def run(args) -> int:
     out = Path(args.output)
     if out.suffix not in (".yaml", ".yml"):
         raise ValueError(f"--output {out}: expected a .yaml or .yml file name")
+    outputs = {"--output": out, "index map": map_path(out) if args.map else None}
+    check_outputs(outputs, args.force, [args.base] if Path(str(args.base)).is_file() else [])
     d, imap = make_yaml(args.base, args.layer, layer_args, args.placement)
+    check_builds(d, out, args.base)
     command = (
         f"yolo-attn make-yaml --base {args.base}"
         + (f" --layer {args.layer}" if args.layer else "")

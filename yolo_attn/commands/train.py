@@ -10,7 +10,8 @@ EPILOG = """\
 Arguments are Ultralytics' training arguments as key=value pairs, typed like Ultralytics' CLI does
 (epochs=10 -> int, lr0=0.01 -> float, plots=False -> bool). data= defaults to the shipped shapes dataset.
 --short-run adds settings for a few epochs on a CPU (SGD lr0=0.02, no warm-up, batch 8, no mosaic);
-explicit arguments override them. Example:
+explicit arguments override them. A model=*.pt is read without running code from the file
+(rebuilt from the model YAML it carries) unless --trust (or trust=True) is given. Example:
 
   yolo-attn train model=yolov5n-se-backbone-end.yaml data=data/shapes.yaml epochs=20 imgsz=128 --short-run
 """
@@ -21,6 +22,9 @@ def add_arguments(parser) -> None:
     parser.epilog = EPILOG
     parser.add_argument("args", nargs="*", metavar="key=value", help="Ultralytics training arguments")
     parser.add_argument("--short-run", action="store_true", help="apply yolo_attn.train.SHORT_RUN before the arguments")
+    parser.add_argument("--trust", action="store_true",
+                        help="unpickle a model=*.pt fully (runs code in the file; only for files you made). "
+                        "Default: read it without running anything from it")
 
 
 def run(args) -> int:
@@ -29,6 +33,8 @@ def run(args) -> int:
     overrides = parse_args(args.args)
     if args.short_run:
         overrides = {**SHORT_RUN, **overrides}
+    if args.trust:
+        overrides["trust"] = True
     result = train(**overrides)
     m = result.metrics
     print(

@@ -33,6 +33,7 @@ def add_arguments(parser) -> None:
     dtype.add_argument("--float", action="store_true", help="save float32 weights")
     parser.add_argument("--keys", action="store_true", help="list new/skipped tensors of every layer in the report")
     parser.add_argument("--json", dest="json_out", help="also write the report as JSON to this file")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing OUT.pt / --json file (never an input)")
 
 
 def build_target(target: str | Path, nc: int | None = None, trust: bool = False, init: str | None = None):
@@ -44,55 +45,39 @@ def build_target(target: str | Path, nc: int | None = None, trust: bool = False,
     return build_model(str(target), nc=nc, init=init, trust=trust)  # a YAML may be a config name (yolov5s-se-sppf.yaml)
 
 
-def checkpoint_dict(model, report=None, half: bool = True, train_args: dict | None = None) -> dict:
-    """An Ultralytics-format checkpoint dict for ``model`` (as ``Model.save`` writes one)."""
-    from copy import deepcopy
-    from datetime import datetime
-
-    import torch
-    from ultralytics import __version__ as ul_version
-
-    from .. import __version__
-
-    m = deepcopy(model).float()
-    m = (m.half() if half else m).to(memory_format=torch.contiguous_format)
-    for p in m.parameters():
-        p.requires_grad_(False)
-    yaml_file = (getattr(model, "yaml", None) or {}).get("yaml_file", "")
-    return {
-        "date": datetime.now().astimezone().isoformat(),
-        "version": ul_version,
-        "license": "AGPL-3.0 License (https://ultralytics.com/license)",
-        "docs": "https://docs.ultralytics.com",
-        "model": m,
-        "ema": None,
-        "train_args": {"model": str(yaml_file), "task": "detect", **(train_args or {})},
-        "yolo_attn": {
-            "version": __version__,
-            "transfer": report.as_dict() if report is not None else None,
-        },
-    }
-
-
 def save_checkpoint(model, path: str | Path, report=None, half: bool = True, train_args: dict | None = None) -> Path:
-    """Write ``model`` as an Ultralytics checkpoint that ``YOLO(path)`` loads."""
-    import torch
+    """Write ``model`` as an Ultralytics checkpoint that ``YOLO(path)`` loads (atomically), with the transfer report."""
+    from ..checkpoint import save_model_checkpoint
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(checkpoint_dict(model, report, half=half, train_args=train_args), path)
-    return path
+    transfer = {"transfer": report.as_dict() if report is not None else None}
+    return save_model_checkpoint(model, path, half=half, train_args=train_args, yolo_attn=transfer)
+
+
+def check_outputs(paths: dict, force: bool, inputs) -> None:
+    """Refuse (as a ValueError, a one-line CLI error) to overwrite an existing output or any input, unless ``force``."""
+    from .._io import OverwriteError, refuse_overwrite
+
+    seen = list(inputs)
+    for what, path in paths.items():
+        if path is None:
+            continue
+        try:
+            refuse_overwrite(path, force=force, inputs=seen, what=what)
+        except OverwriteError as exc:
+            raise ValueError(str(exc)) from None
+        seen.append(path)  # two outputs may not be one file either
 
 
 def run(args) -> int:
-    import json
-
+    from .._io import atomic_write_json
     from ..checkpoint import load_checkpoint
     from ..transfer import transfer_weights
 
     out = Path(args.output)
     if out.suffix != ".pt":
         raise ValueError(f"{out}: the output must be a .pt file")
+    inputs = [p for p in (args.source, args.target, args.index_map) if p and Path(p).exists()]
+    check_outputs({"output": out, "--json": args.json_out}, args.force, inputs)
     ckpt = load_checkpoint(args.source, trust=args.trust)
     if args.init and Path(args.target).suffix not in (".yaml", ".yml"):
         raise ValueError(f"{args.target}: --init applies to a model YAML target")
@@ -102,6 +87,6 @@ def run(args) -> int:
     half = args.half or (not args.float and ckpt.half)
     save_checkpoint(model, out, report, half=half)
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps(report.as_dict(), indent=2))
+        atomic_write_json(args.json_out, report.as_dict())
     print(f"wrote {out} ({'float16' if half else 'float32'})")
     return 0

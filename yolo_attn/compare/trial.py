@@ -175,27 +175,19 @@ def _set_threads(n: int | None) -> None:
 
 
 def _make_pretrained(ref: str, source: str, nc: int, out: Path) -> tuple[str, str]:
-    """Checkpoint of model ``ref`` carrying ``source``'s weights; returns (path, transfer summary)."""
-    import torch
+    """Checkpoint of model ``ref`` carrying ``source``'s weights; returns (path, transfer summary).
+
+    ``source`` is read by yolo_attn's safe reader (no code in the file runs).
+    """
+    from ..transfer import transfer_weights
 
     model = build(ref, nc)
-    try:
-        from ..transfer import transfer_weights  # weight-transfer issue: index-shift-aware matching
+    report = transfer_weights(source, model)
+    summary = str(getattr(report, "summary", report))
+    summary = summary() if callable(summary) else summary
+    from ..checkpoint import save_model_checkpoint
 
-        report = transfer_weights(source, model)
-        summary = str(getattr(report, "summary", report))
-        summary = summary() if callable(summary) else summary
-    except ImportError:  # fall back to Ultralytics' own name/shape matching
-        from ultralytics.nn.tasks import load_checkpoint
-
-        src, _ = load_checkpoint(source)
-        sd = src.float().state_dict()
-        own = model.state_dict()
-        hit = {k: v for k, v in sd.items() if k in own and own[k].shape == v.shape}
-        model.load_state_dict(hit, strict=False)
-        summary = f"Ultralytics-style name/shape match: {len(hit)}/{len(own)} tensors (yolo_attn.transfer not available)"
-    path = out / "pretrained_init.pt"
-    torch.save({"model": model, "ema": None, "epoch": -1, "optimizer": None, "train_args": {}, "date": None}, path)
+    path = save_model_checkpoint(model, out / "pretrained_init.pt", half=False)
     return str(path), str(summary).splitlines()[-1] if summary else ""
 
 
@@ -308,7 +300,8 @@ def run_trial(spec: dict, progress: Callable[[dict], None] | None = None) -> dic
                 attn_train = None
             if attn_train is not None and Path(model_ref).is_file():
                 attn_train(callbacks=cbs, model=model_ref, **args)
-            else:
+            else:  # an Ultralytics config name (a YAML: trust= does not apply)
+                args.pop("trust", None)
                 model = YOLO(model_ref, task="detect")
                 for ev, fn in cbs.items():
                     model.add_callback(ev, fn)
