@@ -85,12 +85,13 @@ def _main(argv: list[str] | None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    from ._io import OverwriteError
     from ._ultralytics import YamlLayerError
     from .registry import UnknownLayerError
 
     try:
         return int(args._run(args) or 0)
-    except (YamlLayerError, UnknownLayerError, FileNotFoundError, ValueError) as exc:
+    except (YamlLayerError, UnknownLayerError, OverwriteError, FileNotFoundError, ValueError) as exc:
         print(f"yolo-attn {args.command}: error: {exc}", file=sys.stderr)
         return 1
 
