@@ -189,3 +189,70 @@ def test_adjust_and_verdicts():
     assert adj["same"].sim_lo < lo and adj["same"].sim_hi > hi  # simultaneous intervals are wider
     mdd = float(adj["same"].verdict.split("≥ ")[1].rstrip(")"))
     assert mdd == pytest.approx(adj["same"].mdd, abs=5e-4) and mdd > abs(cis["same"].delta)
+
+
+# ------------------------------------------------------------------------------------------------
+# The report from a synthetic store (no training): verdict lines, adjusted marker, extended seeds
+# ------------------------------------------------------------------------------------------------
+def _synthetic_sweep(root, seeds=(0, 1, 2, 3), planned=None):
+    """A store with 3 models x seeds: 'good' detects every box, 'same' and the baseline detect ~half (seed-dependent)."""
+    from yolo_attn.compare import cocoeval
+    from yolo_attn.compare.store import Store
+
+    rng = np.random.default_rng(0)
+    images = [cocoeval.GtImage(f"im{i:03d}", 100, 80, np.array([[0, 0.5, 0.5, 0.4, 0.5]])) for i in range(40)]
+    gt = cocoeval.coco_gt(images, ["a"])
+    store = Store(root)
+    for model in ("base", "same", "good"):
+        for s in seeds:
+            hit = np.ones(40, bool) if model == "good" else rng.random(40) < 0.5
+            preds = {im.key: np.c_[im.labels, [[rng.uniform(0.3, 1)]]] for im, h in zip(images, hit) if h}
+            res = cocoeval.evaluate(gt, cocoeval.coco_dets(gt, preds))
+            tid = f"{model}__seed{s}"
+            res.arrays.save(store.trial_dir(tid) / "eval.npz")
+            m = {"map50": res.map50, "map": res.map}
+            store.append({"trial_id": tid, "model": model, "seed": s, "status": "ok", "settings_hash": "h",
+                          "coco": m, "ultra": {**m, "precision": 0.5, "recall": 0.5}, "n_val_images": 40,
+                          "eval": f"trials/{tid}/eval.npz", "params": 1000})
+    config = {"settings_hash": "h", "seeds": list(seeds), "baseline": "base", "data": "synthetic.yaml",
+              "models": [{"name": n, "params": 1000} for n in ("base", "same", "good")],
+              "epochs": 1, "imgsz": 64, "train_args": {}, "pretrained": None, "weights": "last"}
+    if planned is not None:
+        config["_planned_seeds"] = list(planned)
+    return store, config
+
+
+def test_report_verdicts_from_a_synthetic_sweep(tmp_path):
+    from yolo_attn.compare import report
+
+    store, config = _synthetic_sweep(tmp_path / "a")
+    summary = report.summarize(store, config, n_boot=200, effect=0.01)
+    rows = {r["model"]: r for r in summary["models"]}
+    good, same = rows["good"]["diff"]["map"], rows["same"]["diff"]["map"]
+    assert good["verdict"] == "better" and good["significant"] and good["family_size"] == 2
+    assert same["verdict"].startswith("no detectable difference (could detect ≥ ") or same["verdict"] in ("better", "worse")
+    assert good["sd_seed"] > 0 and good["n_boot"] == 200 and good["sim_lo"] < good["lo"]
+    md = report.markdown(summary)
+    assert "## Verdicts" in md and "- good: better" in md and "Best placement (family-wise 5%): good" in md
+    assert "Seeds extended" not in md and not summary["seeds_extended"]
+    flat = report._flat(rows["good"])
+    assert flat["d_map_verdict"] == "better" and flat["d_map_p_holm"] < 0.05
+
+
+def test_report_names_seeds_added_after_looking_and_one_seed(tmp_path):
+    from yolo_attn.compare import report
+
+    store, config = _synthetic_sweep(tmp_path / "b", seeds=(0, 1, 2), planned=(0, 1))
+    summary = report.summarize(store, config, n_boot=100)
+    md = report.markdown(summary)
+    assert summary["seeds_extended"] == [2] and "Seeds extended after looking" in md
+    assert "not a fixed-design interval" in md
+    store1, config1 = _synthetic_sweep(tmp_path / "c", seeds=(0,))
+    md1 = report.markdown(report.summarize(store1, config1, n_boot=100))
+    assert "1 seed: no interval" in md1 and "- good: too few seeds to say" in md1 and "[" not in md1.split("## Verdicts")[1]
+
+
+def test_seeds_needed_beyond_the_search_uses_the_normal_formula():
+    sd, eff = 0.05, 0.005
+    z = st.norm.ppf(0.975) + st.norm.ppf(0.8)
+    assert stats.seeds_needed(eff, sd, 0.0) == math.ceil((z * sd / eff) ** 2)  # ~785 > 200

@@ -326,11 +326,16 @@ def min_detectable(sd_seed: float, var_image: float, n_seeds: int, n_boot: int =
 
 def seeds_needed(effect: float, sd_seed: float, var_image: float, n_boot: int = 0, alpha: float = 0.05,
                  target: float = POWER, max_seeds: int = 200) -> int | None:
-    """Fewest seeds (2..max_seeds) whose power to detect ``effect`` reaches ``target``; None if none does
-    (the shared validation-image variance alone hides the effect, or more than ``max_seeds`` are needed)."""
+    """Fewest seeds whose power to detect ``effect`` reaches ``target``; None if no number of seeds does.
+
+    2..max_seeds: the noncentral-t power; beyond, the normal approximation
+    ``sd^2 / S + var_image <= (effect / (z_{1-alpha/2} + z_target))^2`` (t and z agree there). None when
+    the shared validation-image variance alone is too large (then more validation images are needed).
+    """
     if not (math.isfinite(sd_seed) and math.isfinite(var_image)) or effect <= 0:
         return None
     for s in range(2, max_seeds + 1):
         if power(effect, sd_seed, var_image, s, n_boot, alpha) >= target:
             return s
-    return None
+    room = (effect / (_sp.ndtri(1 - alpha / 2) + _sp.ndtri(target))) ** 2 - var_image
+    return int(math.ceil(sd_seed**2 / room)) if room > 0 else None
