@@ -213,10 +213,12 @@ def _synthetic_sweep(root, seeds=(0, 1, 2, 3), planned=None):
             m = {"map50": res.map50, "map": res.map}
             store.append({"trial_id": tid, "model": model, "seed": s, "status": "ok", "settings_hash": "h",
                           "coco": m, "ultra": {**m, "precision": 0.5, "recall": 0.5}, "n_val_images": 40,
-                          "eval": f"trials/{tid}/eval.npz", "params": 1000})
+                          "eval": f"trials/{tid}/eval.npz", "params": 1000, "duration_s": 120.0, "epochs_done": 4,
+                          "curve": [{"epoch": e, "map": m["map"] * e / 4 + 0.01 * rng.standard_normal()}
+                                    for e in range(1, 5)]})
     config = {"settings_hash": "h", "seeds": list(seeds), "baseline": "base", "data": "synthetic.yaml",
               "models": [{"name": n, "params": 1000} for n in ("base", "same", "good")],
-              "epochs": 1, "imgsz": 64, "train_args": {}, "pretrained": None, "weights": "last"}
+              "epochs": 4, "imgsz": 64, "train_args": {}, "pretrained": None, "weights": "last"}
     if planned is not None:
         config["_planned_seeds"] = list(planned)
     return store, config
@@ -256,3 +258,23 @@ def test_seeds_needed_beyond_the_search_uses_the_normal_formula():
     sd, eff = 0.05, 0.005
     z = st.norm.ppf(0.975) + st.norm.ppf(0.8)
     assert stats.seeds_needed(eff, sd, 0.0) == math.ceil((z * sd / eff) ** 2)  # ~785 > 200
+
+
+def test_plan_from_a_pilot(tmp_path):
+    from yolo_attn.compare import plan, report
+    from yolo_attn.compare.store import Store
+
+    store, config = _synthetic_sweep(tmp_path / "p")
+    summary = report.summarize(store, config, n_boot=100, effect=0.2)
+    p = plan.make_plan(summary, Store(tmp_path / "p").records(), effect=0.2)
+    assert p.family_size == 2 and p.alpha == pytest.approx(0.025) and p.pilot_epochs == 4
+    assert p.s_per_epoch == pytest.approx(30.0)
+    same = next(m for m in p.models if m.model == "same")
+    d = next(r for r in summary["models"] if r["model"] == "same")["diff"]["map"]
+    assert same.seeds_needed == stats.seeds_needed(0.2, d["sd_seed"], d["var_image"], 100, 0.025) > 1
+    full = next(o for o in p.options if o.epochs == 4)
+    assert full.seeds == max(m.seeds_needed for m in p.models)
+    assert full.wall_s == pytest.approx(full.seeds * 3 * 4 * 30.0)
+    assert [o.epochs for o in p.options] == [1, 2, 4]
+    text = plan.format_plan(p, "pilot")
+    assert "seeds needed" in text and "NEW folder" in text and "upper confidence bound" in text
