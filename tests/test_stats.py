@@ -278,3 +278,51 @@ def test_plan_from_a_pilot(tmp_path):
     assert [o.epochs for o in p.options] == [1, 2, 4]
     text = plan.format_plan(p, "pilot")
     assert "seeds needed" in text and "NEW folder" in text and "upper confidence bound" in text
+
+
+# ------------------------------------------------------------------------------------------------
+# The pairing assumption: seed s of the model and of the baseline see the same data stream
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_same_seed_gives_both_models_the_same_batches(tmp_path, monkeypatch):
+    """Two sweep trials (stock yolov5n vs an attention placement, which builds extra random weights and goes
+    through yolo_attn's trainer), seed 0, and a third with seed 1: every training sample the dataset hands out
+    (image order, mosaic and augmented pixels, boxes) is recorded. Same seed: identical streams; other seed: not."""
+    import hashlib
+
+    from ultralytics.data.dataset import YOLODataset
+
+    from yolo_attn.compare.trial import materialize, resolve_model, run_trial
+    from yolo_attn.datasets.shapes import ShapesConfig, write_dataset
+
+    data = tmp_path / "tiny.yaml"
+    write_dataset(tmp_path / "tiny", ShapesConfig(n_train=16, n_val=4, imgsz=64, min_size=14, max_size=40), data)
+    streams: dict[str, list] = {}
+    current = {"id": None}
+    orig = YOLODataset.__getitem__
+
+    def recording(self, index):
+        out = orig(self, index)
+        if self.augment:  # training samples only (validation is not augmented)
+            h = hashlib.sha1(out["img"].numpy().tobytes())
+            h.update(np.asarray(out["bboxes"]).tobytes() + np.asarray(out["cls"]).tobytes())
+            streams[current["id"]].append((index, h.hexdigest()))
+        return out
+
+    monkeypatch.setattr(YOLODataset, "__getitem__", recording)
+    for model, seed in (("yolov5n.yaml", 0), ("yolov5n-se-backbone-end.yaml", 0), ("yolov5n.yaml", 1)):
+        tid = f"{model}-{seed}"
+        current["id"] = tid
+        streams[tid] = []
+        ref = materialize(resolve_model(model), tmp_path / "models")
+        spec = {"trial_id": tid, "model": model, "model_ref": ref, "seed": seed, "settings_hash": "h",
+                "trial_dir": str(tmp_path / tid), "store_root": str(tmp_path), "data": str(data), "epochs": 2,
+                "imgsz": 64, "train_args": {"batch": 8}, "pretrained": None, "nc": 3, "names": ["a", "b", "c"],
+                "weights": "last", "device": "cpu", "threads": 1, "verbose": False}
+        rec = run_trial(spec)
+        assert rec["status"] == "ok", rec.get("error")
+    base, attn, other = streams["yolov5n.yaml-0"], streams["yolov5n-se-backbone-end.yaml-0"], streams["yolov5n.yaml-1"]
+    assert len(base) == 32  # 16 images x 2 epochs, all recorded
+    assert [i for i, _ in base] == [i for i, _ in attn]  # same order
+    assert base == attn  # same augmented tensors and boxes
+    assert base != other  # the seed does change the stream (the check can fail)
