@@ -317,7 +317,7 @@ def test_same_seed_gives_both_models_the_same_batches(tmp_path, monkeypatch):
         ref = materialize(resolve_model(model), tmp_path / "models")
         spec = {"trial_id": tid, "model": model, "model_ref": ref, "seed": seed, "settings_hash": "h",
                 "trial_dir": str(tmp_path / tid), "store_root": str(tmp_path), "data": str(data), "epochs": 2,
-                "imgsz": 64, "train_args": {"batch": 8}, "pretrained": None, "nc": 3, "names": ["a", "b", "c"],
+                "imgsz": 64, "train_args": {"batch": 8}, "pretrained": None, "nc": 4, "names": ["circle", "square", "triangle", "cross"],
                 "weights": "last", "device": "cpu", "threads": 1, "verbose": False}
         rec = run_trial(spec)
         assert rec["status"] == "ok", rec.get("error")
