@@ -326,3 +326,22 @@ def test_same_seed_gives_both_models_the_same_batches(tmp_path, monkeypatch):
     assert [i for i, _ in base] == [i for i, _ in attn]  # same order
     assert base == attn  # same augmented tensors and boxes
     assert base != other  # the seed does change the stream (the check can fail)
+
+
+def test_plan_reads_a_finished_folder_and_not_an_unfinished_one(tmp_path, capsys):
+    from types import SimpleNamespace
+
+    from yolo_attn.commands import compare as cmd
+    from yolo_attn.compare import plan
+
+    store, config = _synthetic_sweep(tmp_path / "f")
+    store.init_config(config)
+    summary, records = plan.finished_pilot(str(tmp_path / "f"), effect=0.2, n_boot=100)
+    assert len(records) == 12 and summary["effect"] == 0.2
+    args = SimpleNamespace(train_arg=[], batch=None, effect=0.2, seed_list=None, seeds=None, epochs=None, data=None,
+                           out=str(tmp_path / "f"), plan=True, boot=100)
+    assert cmd.run(args) == 0  # trains nothing: the folder is finished
+    assert "# Plan: seeds x epochs to detect a difference of 0.2" in capsys.readouterr().out
+    store2, config2 = _synthetic_sweep(tmp_path / "g", seeds=(0, 1))
+    store2.init_config({**config2, "seeds": [0, 1, 2]})  # seed 2 not trained yet
+    assert plan.finished_pilot(str(tmp_path / "g"), effect=0.2) is None

@@ -60,19 +60,24 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from ..compare import compare, fmt_summary
-    from ..compare.report import AGREEMENT_TOL
+    from ..compare.plan import finished_pilot, format_plan, make_plan
+    from ..compare.report import AGREEMENT_TOL, DEFAULT_EFFECT
+    from ..compare.store import Store
 
     train_args = dict(_kv(t) for t in args.train_arg)
     if args.batch:
         train_args["batch"] = args.batch
-    from ..compare.report import DEFAULT_EFFECT
-
     effect = args.effect if args.effect is not None else DEFAULT_EFFECT
     if effect <= 0:
         raise ValueError(f"--effect must be positive, got {effect}")
     seeds = args.seed_list if args.seed_list else (args.seeds if args.seeds is not None else DEFAULT_SEEDS)
     epochs = args.epochs if args.epochs is not None else (5 if args.data else 6)
     out = args.out
+    if args.plan:
+        found = finished_pilot(out, effect, args.boot)
+        if found:  # a finished sweep folder: plan from it, train nothing
+            print(format_plan(make_plan(found[0], found[1], effect), out))
+            return 0
     if args.plan and not out:
         import datetime as _dt
 
@@ -88,9 +93,6 @@ def run(args) -> int:
     )
     print(fmt_summary(summary))
     if args.plan:
-        from ..compare.plan import format_plan, make_plan
-        from ..compare.store import Store
-
         if not summary.get("complete"):
             print("plan: the pilot is incomplete; rerun the same command to finish it first")
             return 1

@@ -143,3 +143,25 @@ def format_plan(plan: Plan, pilot_dir: str) -> str:
         "stopping, and that folder's report would say so.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def finished_pilot(out: str | None, effect: float, n_boot: int = 1000) -> tuple[dict, list[dict]] | None:
+    """(summary, ok records) of a finished sweep folder, recomputed from its store with ``effect``; None if the
+    folder holds no sweep or an unfinished one (then ``--plan`` runs the pilot)."""
+    from pathlib import Path
+
+    from . import report
+    from .store import Store
+
+    if not out or not (Path(out) / "config.json").is_file():
+        return None
+    store = Store(out)
+    config = store.read_config()
+    latest = store.latest(config["settings_hash"])
+    done = {(r["model"], r["seed"]) for r in latest.values() if r.get("status") == "ok"}
+    if any((m["name"], s) not in done for m in config["models"] for s in config["seeds"]):
+        return None
+    config = {**config, "models": config.get("_models") or config["models"],
+              "data": config.get("_data_yaml") or config.get("data")}
+    summary = report.summarize(store, config, n_boot=n_boot, effect=effect)
+    return summary, [r for r in latest.values() if r.get("status") == "ok"]

@@ -268,13 +268,15 @@ def adjust(cis: dict[str, DiffCI], level: float = 0.95, power_target: float = PO
 def verdict(ci: DiffCI, significant: bool, mdd: float) -> str:
     """'better' / 'worse' (family-wise adjusted), 'no detectable difference (could detect >= X)', 'too few seeds to say'.
 
-    'too few seeds to say': fewer than 2 seeds, or the detectable difference is not finite or larger
-    than 1 (the whole mAP scale).
+    'too few seeds to say': fewer than 2 seeds, or (not significant and) the detectable difference is
+    not finite or larger than 1 (the whole mAP scale).
     """
-    if ci.n_seeds < 2 or not math.isfinite(mdd) or mdd > 1.0:
+    if ci.n_seeds < 2:
         return "too few seeds to say"
     if significant:
         return "better" if ci.delta > 0 else "worse"
+    if not math.isfinite(mdd) or mdd > 1.0:
+        return "too few seeds to say"
     return f"no detectable difference (could detect ≥ {mdd:.3f})"
 
 
