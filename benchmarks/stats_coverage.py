@@ -79,6 +79,7 @@ def fwer(k, S, ratio, n=2000, B=100, rho=0.5, rng_seed=2):
 
 
 def main():
+    sys.stdout.reconfigure(line_buffering=True)
     ap = argparse.ArgumentParser()
     ap.add_argument("--old", help="a former stats.py to compare in table 1")
     args = ap.parse_args()
@@ -89,6 +90,7 @@ def main():
     if args.old:
         spec = importlib.util.spec_from_file_location("old_stats", args.old)
         old = importlib.util.module_from_spec(spec)
+        sys.modules["old_stats"] = old  # dataclasses look their module up
         spec.loader.exec_module(old)
         cols["former bootstrap"] = issue_table(old)
     print("| seeds | " + " | ".join(cols) + " |\n|---|" + "---|" * len(cols))
