@@ -38,7 +38,8 @@ def issue_table(mod, n=2000, B=1000, seed_sd=0.02, rho=0.5, seeds=(2, 3, 5, 10),
             pts, reps = [], []
             for _m in range(2):
                 c, cb = rng.standard_normal(), rng.standard_normal(B)
-                p = 0.3 + seed_sd * rng.standard_normal(S) + TAU * (math.sqrt(rho) * c + math.sqrt(1 - rho) * rng.standard_normal(S))
+                img = math.sqrt(rho) * c + math.sqrt(1 - rho) * rng.standard_normal(S)
+                p = 0.3 + seed_sd * rng.standard_normal(S) + TAU * img
                 r = p[:, None] + TAU * (math.sqrt(rho) * cb[None] + math.sqrt(1 - rho) * rng.standard_normal((S, B)))
                 pts.append(p)
                 reps.append(r)
@@ -96,7 +97,8 @@ def main():
     print("| seeds | " + " | ".join(cols) + " |\n|---|" + "---|" * len(cols))
     for S in new:
         print(f"| {S} | " + " | ".join(f"{100 * c[S]:.1f}%" for c in cols.values()) + " |")
-    print("\n## 2. Coverage grid (2000 sweeps per cell, 200 replicates; rho = share of image noise common to all seeds)\n")
+    print("\n## 2. Coverage grid (2000 sweeps per cell, 200 replicates; "
+          "rho = share of image noise common to all seeds)\n")
     seeds, rows = grid()
     print("| rho | seed/image variance ratio | " + " | ".join(f"{s} seeds" for s in seeds) + " |")
     print("|---|---|" + "---|" * len(seeds))

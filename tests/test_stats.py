@@ -25,7 +25,8 @@ SLACK = 0.02  # the issue's bound: at most 2 points below nominal
 
 
 def _image_noise(rng, shape_common, shape_seed, rho, tau=TAU):
-    return tau * (math.sqrt(rho) * rng.standard_normal(shape_common) + math.sqrt(1 - rho) * rng.standard_normal(shape_seed))
+    common, own = rng.standard_normal(shape_common), rng.standard_normal(shape_seed)
+    return tau * (math.sqrt(rho) * common + math.sqrt(1 - rho) * own)
 
 
 def _diffs(rng, n, S, ratio, rho, B):
@@ -67,7 +68,8 @@ def test_paired_diff_ci_coverage_at_the_issue_settings():
             pts, reps = [], []
             for _m in range(2):  # model, baseline: same true mAP 0.3
                 img_c, img_b = rng.standard_normal(), rng.standard_normal(B)
-                p = 0.3 + 0.02 * rng.standard_normal(S) + TAU * (math.sqrt(0.5) * img_c + math.sqrt(0.5) * rng.standard_normal(S))
+                img = math.sqrt(0.5) * img_c + math.sqrt(0.5) * rng.standard_normal(S)
+                p = 0.3 + 0.02 * rng.standard_normal(S) + TAU * img
                 r = p[:, None] + TAU * (math.sqrt(0.5) * img_b[None] + math.sqrt(0.5) * rng.standard_normal((S, B)))
                 pts.append(p)
                 reps.append(r)
@@ -151,7 +153,7 @@ def test_power_matches_the_closed_form_normal_case():
 
 
 def test_power_of_the_paired_t_test_by_simulation():
-    """No image noise: the sweep's test is the paired t-test, whose power is the noncentral t (checked by simulation)."""
+    """No image noise: the sweep's test is the paired t-test, whose power is the noncentral t (by simulation)."""
     rng = np.random.default_rng(5)
     sd, S, eff = 0.02, 5, 0.025
     d = eff + sd * rng.standard_normal((20000, S))
@@ -195,7 +197,7 @@ def test_adjust_and_verdicts():
 # The report from a synthetic store (no training): verdict lines, adjusted marker, extended seeds
 # ------------------------------------------------------------------------------------------------
 def _synthetic_sweep(root, seeds=(0, 1, 2, 3), planned=None):
-    """A store with 3 models x seeds: 'good' detects every box, 'same' and the baseline detect ~half (seed-dependent)."""
+    """A store with 3 models x seeds: 'good' detects every box, 'same' and the baseline ~half (seed-dependent)."""
     from yolo_attn.compare import cocoeval
     from yolo_attn.compare.store import Store
 
@@ -232,7 +234,8 @@ def test_report_verdicts_from_a_synthetic_sweep(tmp_path):
     rows = {r["model"]: r for r in summary["models"]}
     good, same = rows["good"]["diff"]["map"], rows["same"]["diff"]["map"]
     assert good["verdict"] == "better" and good["significant"] and good["family_size"] == 2
-    assert same["verdict"].startswith("no detectable difference (could detect ≥ ") or same["verdict"] in ("better", "worse")
+    assert same["verdict"].startswith("no detectable difference (could detect ≥ ") or same["verdict"] in (
+        "better", "worse")
     assert good["sd_seed"] > 0 and good["n_boot"] == 200 and good["sim_lo"] < good["lo"]
     md = report.markdown(summary)
     assert "## Verdicts" in md and "- good: better" in md and "Best placement (family-wise 5%): good" in md
@@ -251,7 +254,8 @@ def test_report_names_seeds_added_after_looking_and_one_seed(tmp_path):
     assert "not a fixed-design interval" in md
     store1, config1 = _synthetic_sweep(tmp_path / "c", seeds=(0,))
     md1 = report.markdown(report.summarize(store1, config1, n_boot=100))
-    assert "1 seed: no interval" in md1 and "- good: too few seeds to say" in md1 and "[" not in md1.split("## Verdicts")[1]
+    assert "1 seed: no interval" in md1 and "- good: too few seeds to say" in md1
+    assert "[" not in md1.split("## Verdicts")[1]
 
 
 def test_seeds_needed_beyond_the_search_uses_the_normal_formula():
@@ -317,7 +321,8 @@ def test_same_seed_gives_both_models_the_same_batches(tmp_path, monkeypatch):
         ref = materialize(resolve_model(model), tmp_path / "models")
         spec = {"trial_id": tid, "model": model, "model_ref": ref, "seed": seed, "settings_hash": "h",
                 "trial_dir": str(tmp_path / tid), "store_root": str(tmp_path), "data": str(data), "epochs": 2,
-                "imgsz": 64, "train_args": {"batch": 8}, "pretrained": None, "nc": 4, "names": ["circle", "square", "triangle", "cross"],
+                "imgsz": 64, "train_args": {"batch": 8}, "pretrained": None, "nc": 4,
+                "names": ["circle", "square", "triangle", "cross"],
                 "weights": "last", "device": "cpu", "threads": 1, "verbose": False}
         rec = run_trial(spec)
         assert rec["status"] == "ok", rec.get("error")

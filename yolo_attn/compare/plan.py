@@ -7,8 +7,9 @@ given with ``--out``). From it:
   shared validation-image variance (:func:`yolo_attn.compare.stats.paired_diff_ci`), and the seeds
   needed for 80% power at the family-wise level (:func:`yolo_attn.compare.stats.seeds_needed`);
 * at fewer epochs, approximately: the seed SD from Ultralytics' per-epoch validation curve of the
-  pilot, with the image variance of the final epoch (a curve point at epoch e < E comes from a run whose learning-rate schedule
-  was set for E epochs, so it is a guide, not a measurement of an e-epoch run);
+  pilot, with the image variance of the final epoch (a curve point at epoch e < E comes from a run
+  whose learning-rate schedule was set for E epochs, so it is a guide, not a measurement of an
+  e-epoch run);
 * the wall time of each option on the machine that ran the pilot: mean trial time per epoch x
   epochs x seeds x models (trials run one after another, as the local backend does).
 
@@ -128,7 +129,8 @@ def format_plan(plan: Plan, pilot_dir: str) -> str:
     ]
     for m in plan.models:
         need = str(m.seeds_needed) if m.seeds_needed else "out of reach (validation images too few)"
-        lines.append(f"| {m.model} | {m.pilot_seeds} | {m.sd_seed:.4f} | {m.image_sd:.4f} | ≥ {m.mdd_pilot:.3f} | {need} |")
+        lines.append(f"| {m.model} | {m.pilot_seeds} | {m.sd_seed:.4f} | {m.image_sd:.4f} | ≥ {m.mdd_pilot:.3f} "
+                     f"| {need} |")
     lines += ["", "| epochs | seeds per model | estimated wall time (all models, one trial at a time) | from |",
               "|---|---|---|---|"]
     for o in plan.options:

@@ -33,7 +33,8 @@ def diff_plot(summary: dict, path: Path) -> Path:
                     ax.plot([lo, hi], [i, i], color=colour, lw=lw, solid_capstyle="butt")
             ax.plot(d["delta"], i, "o", color=colour)
             if d["n_seeds"] < 2:
-                ax.annotate("1 seed: no interval", (d["delta"], i), xytext=(6, 4), textcoords="offset points", fontsize=7)
+                ax.annotate("1 seed: no interval", (d["delta"], i), xytext=(6, 4), textcoords="offset points",
+                            fontsize=7)
             for v in d["per_seed"]:
                 ax.plot(v, i, "x", color=colour, alpha=0.5, ms=4)
         ax.axvline(0, color="k", lw=0.8)

@@ -214,7 +214,8 @@ def markdown(summary: dict) -> str:
         )
     lines += [
         "",
-        "mean ± std over seeds. Δ: COCOeval mAP, model − baseline, mean over paired seeds, with its 95% interval for "
+        "mean ± std over seeds. Δ: COCOeval mAP, model − baseline, mean over paired seeds, with its 95% interval "
+        "for "
         "that model alone; * = different from the baseline after the family-wise (Holm) adjustment over the "
         f"{_family_size(summary)} non-baseline models (not: 'this interval excludes 0').",
         f"Interval: {summary['ci_method']}",

@@ -266,7 +266,8 @@ def adjust(cis: dict[str, DiffCI], level: float = 0.95, power_target: float = PO
 
 
 def verdict(ci: DiffCI, significant: bool, mdd: float) -> str:
-    """'better' / 'worse' (family-wise adjusted), 'no detectable difference (could detect >= X)', 'too few seeds to say'.
+    """One of 'better' / 'worse' (family-wise adjusted), 'no detectable difference (could detect >= X)',
+    'too few seeds to say'.
 
     'too few seeds to say': fewer than 2 seeds, or (not significant and) the detectable difference is
     not finite or larger than 1 (the whole mAP scale).
