@@ -282,6 +282,10 @@ def test_plan_from_a_pilot(tmp_path):
     assert [o.epochs for o in p.options] == [1, 2, 4]
     text = plan.format_plan(p, "pilot")
     assert "seeds needed" in text and "NEW folder" in text and "upper confidence bound" in text
+    base4 = np.mean([r["coco"]["map"] for r in Store(tmp_path / "p").records() if r["model"] == "base"])
+    assert full.base_map == pytest.approx(base4) and f"| 4 | {base4:.3f} | {full.seeds} |" in text
+    p_big = plan.make_plan(summary, Store(tmp_path / "p").records(), effect=0.9)  # above the baseline's mAP
+    assert "too early" in plan.format_plan(p_big, "pilot")
 
 
 # ------------------------------------------------------------------------------------------------

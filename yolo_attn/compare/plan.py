@@ -44,6 +44,7 @@ class EpochOption:
     seeds: int | None  # max over models (None: some model out of reach)
     wall_s: float | None
     source: str  # 'COCOeval at the pilot's epochs' or 'validation curve (approximate)'
+    base_map: float = math.nan  # the baseline's mean mAP50-95 there (below the effect: nothing learned to compare)
 
 
 @dataclass
@@ -74,18 +75,23 @@ def make_plan(summary: dict, records: list[dict], effect: float, target: float =
         mdd = stats.min_detectable(sd, vi, d["n_seeds"], d.get("n_boot", 0), alpha, target)
         need = stats.seeds_needed(effect, sd, vi, d.get("n_boot", 0), alpha, target) if d["n_seeds"] > 1 else None
         models.append(ModelPlan(r["model"], d["n_seeds"], sd, math.sqrt(vi), mdd, need))
-    options = [_option(E, [m.seeds_needed for m in models], s_epoch, n_models, "COCOeval at the pilot's epochs")]
+    base_row = next(r for r in summary["models"] if r["is_baseline"])
+    options = [_option(E, [m.seeds_needed for m in models], s_epoch, n_models, "COCOeval at the pilot's epochs",
+                       base_row.get("coco_map_mean", math.nan))]
     for e in sorted({max(1, E // 4), max(1, E // 2)} - {E}):
         needs = [_curve_need(ok, summary["baseline"], r["model"], e, effect, r["diff"]["map"].get("var_image", 0.0),
                              alpha, target) for r in rows]
-        options.append(_option(e, needs, s_epoch, n_models, "validation curve at this epoch (approximate)"))
+        base_e = [p["map"] for r in ok if r["model"] == summary["baseline"] for p in r.get("curve") or []
+                  if p.get("epoch") == e]
+        options.append(_option(e, needs, s_epoch, n_models, "validation curve at this epoch (approximate)",
+                               float(np.mean(base_e)) if base_e else math.nan))
     return Plan(effect, k, alpha, models, sorted(options, key=lambda o: o.epochs), E, s_epoch)
 
 
-def _option(epochs: int, needs: list, s_epoch: float, n_models: int, source: str) -> EpochOption:
+def _option(epochs: int, needs: list, s_epoch: float, n_models: int, source: str, base_map: float) -> EpochOption:
     seeds = None if not needs or any(n is None for n in needs) else max(needs)
     wall = seeds * n_models * epochs * s_epoch if seeds and math.isfinite(s_epoch) else None
-    return EpochOption(epochs, seeds, wall, source)
+    return EpochOption(epochs, seeds, wall, source, base_map)
 
 
 def _curve_need(records: list[dict], baseline: str, model: str, epoch: int, effect: float, var_image: float,
@@ -131,16 +137,23 @@ def format_plan(plan: Plan, pilot_dir: str) -> str:
         need = str(m.seeds_needed) if m.seeds_needed else "out of reach (validation images too few)"
         lines.append(f"| {m.model} | {m.pilot_seeds} | {m.sd_seed:.4f} | {m.image_sd:.4f} | ≥ {m.mdd_pilot:.3f} "
                      f"| {need} |")
-    lines += ["", "| epochs | seeds per model | estimated wall time (all models, one trial at a time) | from |",
-              "|---|---|---|---|"]
+    lines += ["", "| epochs | baseline mAP50-95 | seeds per model | estimated wall time (all models, one trial at a "
+              "time) | from |", "|---|---|---|---|---|"]
     for o in plan.options:
-        lines.append(f"| {o.epochs} | {o.seeds if o.seeds else 'out of reach'} | {_hms(o.wall_s)} | {o.source} |")
+        if not o.base_map >= plan.effect:  # the baseline has not learned yet: no difference of that size to look for
+            seeds, wall = "- (baseline below the effect: too early)", "-"
+        else:
+            seeds, wall = (o.seeds if o.seeds else "out of reach"), _hms(o.wall_s)
+        lines.append(f"| {o.epochs} | {o.base_map:.3f} | {seeds} | {wall} | {o.source} |")
     small = min((m.pilot_seeds for m in plan.models), default=0)
     up = math.sqrt((small - 1) / _chi2.ppf(0.2, small - 1)) if small > 1 else math.inf
     lines += [
         "",
         f"The SDs come from {small} pilot seed(s): the 80% upper confidence bound of an SD is {up:.1f}x the estimate "
         f"(about {up ** 2:.1f}x the seeds), so treat the seed counts as lower bounds.",
+        "Seeds per model: the largest over the models (each model is a comparison of the family). More epochs "
+        f"usually lower the seed noise; to plan for other epochs than {plan.pilot_epochs}, run a pilot with --epochs "
+        "(new --out).",
         "Run the planned seeds into a NEW folder (--out): adding seeds to the pilot after looking at it is optional "
         "stopping, and that folder's report would say so.",
     ]
