@@ -74,7 +74,8 @@ def epochs_plot(summary: dict, records: list[dict], path: Path) -> Path:
         ax.set_xlabel("epoch")
         ax.set_ylabel(f"val {t} (Ultralytics)")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
+    if axes[0].get_legend_handles_labels()[0]:  # no ok trial: no curves
+        axes[0].legend(fontsize=7)
     fig.suptitle("validation mAP over epochs (thick: mean over seeds, thin: each seed)")
     fig.tight_layout()
     fig.savefig(path)
@@ -105,7 +106,8 @@ def pr_plot(summary: dict, records: list[dict], path: Path) -> Path:
         ax.plot([lo, hi], [lo, hi], color="k", lw=0.5, alpha=0.4)
     ax.set_title("precision vs recall per model (diamond: mean over seeds)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
