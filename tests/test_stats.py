@@ -375,3 +375,14 @@ def test_sweep_records_planned_seeds_and_names_an_extension(tmp_path):
     cfg = json.loads((tmp_path / "s" / "config.json").read_text())
     assert cfg["seeds"] == [0, 1, 2, 3] and cfg["_planned_seeds"] == [0, 1]
     assert again["seeds_extended"] == [2, 3] and any("seeds extended" in w for w in again["warnings"])
+
+
+def test_report_says_when_image_noise_is_left_out(tmp_path):
+    from yolo_attn.compare import report
+
+    store, config = _synthetic_sweep(tmp_path / "n", seeds=(0, 1, 2))
+    (tmp_path / "n" / "trials" / "same__seed1" / "eval.npz").unlink()  # per-image data of one trial lost
+    summary = report.summarize(store, config, n_boot=100)
+    same = next(r for r in summary["models"] if r["model"] == "same")["diff"]["map"]
+    assert same["n_boot"] == 0 and "leaves out validation-image noise" in same["note"]
+    assert "- same: no per-image evaluation data" in report.markdown(summary)

@@ -37,6 +37,8 @@ def _diffs(mine: dict, base: dict, reps: dict, boot_seed: int) -> dict:
         br = [reps[base[s]["trial_id"]][idx] for s in common] if have else None
         diff[key] = stats.paired_diff_ci(mp, bp, mr, br, level=LEVEL, seed=boot_seed).as_dict()
         diff[key]["seeds"] = common
+        if not have and len(common) > 1:
+            diff[key]["note"] = "no per-image evaluation data: the interval leaves out validation-image noise"
     return diff
 
 
@@ -264,6 +266,9 @@ def verdict_lines(summary: dict) -> list[str]:
             f"| {r['model']} | {x['n_seeds']} | {x['delta']:+.4f} | {sim_ci} "
             f"| {_p(x.get('p_holm'))} | {_fmt(x.get('sd_seed'), 4)} | {_fmt(math.sqrt(x['var_image']), 4)} "
             f"| {'-' if one else '≥ ' + _fmt(x.get('mdd'), 3)} | {need_s} | {x['verdict']} |")
+    notes = [f"- {r['model']}: {r['diff']['map']['note']}" for r in rows
+             if r["diff"]["map"].get("note") and r["diff"]["map"]["n_seeds"] > 1]
+    out += [""] + notes if notes else []
     out += ["", "**Verdict per model:**", ""]
     out += [f"- {r['model']}: {r['diff']['map']['verdict']}" for r in rows]
     better = [r["model"] for r in rows if r["diff"]["map"]["verdict"] == "better"]
