@@ -154,22 +154,27 @@ def test_constant_difference_has_zero_width_ci():
 
 
 def test_image_bootstrap_ci_matches_normal_theory():
-    """Metric = mean per-image score; per-image differences ~ N(0.02, 0.1), N=2000 images, one seed.
+    """Metric = mean per-image score; per-image differences ~ N(0.02, 0.1), N=2000 images, no seed noise.
 
     Known answer: the CI of a mean is delta +- 1.96 * sd / sqrt(N) = +-0.00438 around the sample delta.
+    Three seeds with the same predictions: the seed part is 0, the shared image part is all there is.
+    With one seed there is no seed-level interval, but the image variance is still estimated.
     """
     rng = np.random.default_rng(0)
     n = 2000
     base = rng.uniform(0.2, 0.8, n)
     model = base + rng.normal(0.02, 0.1, n)
     W = stats.image_weights(n, 4000, seed=2)
-    reps_m, reps_b = (W @ model / n)[None], (W @ base / n)[None]
-    ci = stats.paired_diff_ci([model.mean()], [base.mean()], reps_m, reps_b)
+    reps_m, reps_b = np.repeat((W @ model / n)[None], 3, 0), np.repeat((W @ base / n)[None], 3, 0)
+    ci = stats.paired_diff_ci([model.mean()] * 3, [base.mean()] * 3, reps_m, reps_b)
     half = 1.96 * (model - base).std(ddof=1) / np.sqrt(n)
     assert ci.delta == pytest.approx((model - base).mean())
     assert (ci.hi - ci.lo) / 2 == pytest.approx(half, rel=0.1)
-    assert (ci.lo + ci.hi) / 2 == pytest.approx(ci.delta, abs=0.2 * half)
+    assert (ci.lo + ci.hi) / 2 == pytest.approx(ci.delta, abs=1e-12)
     assert ci.excludes_zero
+    one = stats.paired_diff_ci([model.mean()], [base.mean()], reps_m[:1], reps_b[:1])
+    assert np.isnan(one.lo) and np.isnan(one.hi) and one.note
+    assert 1.96 * np.sqrt(one.var_image) == pytest.approx(half, rel=0.1)
 
 
 def test_pairing_removes_shared_image_noise():
@@ -180,15 +185,47 @@ def test_pairing_removes_shared_image_noise():
     assert ci.lo == pytest.approx(0.01) and ci.hi == pytest.approx(0.01)
 
 
-def test_seed_resampling_widens_ci():
+def test_seed_noise_gives_the_paired_t_interval():
+    """No image replicates: the interval is the paired t-interval over seeds (known value)."""
+    from scipy import stats as st
+
     base = np.array([0.40, 0.40, 0.40, 0.40])
     model = np.array([0.38, 0.46, 0.40, 0.44])  # seed-to-seed noise, no image noise
     ci = stats.paired_diff_ci(model, base)
+    d = model - base
+    half = st.t.ppf(0.975, 3) * d.std(ddof=1) / 2
     assert ci.delta == pytest.approx(0.02)
-    assert ci.lo < 0.0 < ci.hi  # mean of 4 paired differences: not distinguishable from 0
-    assert ci.lo >= -0.02 - 1e-12 and ci.hi <= 0.06 + 1e-12
+    assert (ci.lo, ci.hi) == pytest.approx((0.02 - half, 0.02 + half))
+    assert ci.lo < 0.0 < ci.hi and ci.p == pytest.approx(st.ttest_rel(model, base).pvalue, rel=1e-6)
 
 
 def test_mismatched_seeds_raise():
     with pytest.raises(ValueError):
         stats.paired_diff_ci([0.1, 0.2], [0.1])
+
+
+def test_bootstrap_when_a_model_predicts_nothing_on_some_images():
+    """Images without any prediction (false negatives only) count in every bootstrap sample that draws them:
+    weighted_map equals COCOeval on the duplicated dataset; a model with no predictions at all scores 0
+    on every sample (no NaN), and its difference to a model that detects gets a finite interval."""
+    images = _one_box_per_image(12, cls=0)
+    gt = cocoeval.coco_gt(images, ["a"])
+    half = cocoeval.evaluate(gt, cocoeval.coco_dets(gt, _perfect(images, which=set(range(0, 12, 2)))))
+    none = cocoeval.evaluate(gt, [])
+    w = np.ones(12)
+    w[1], w[3], w[0], w[2] = 3, 2, 0, 0  # empty-prediction images drawn more, detected ones dropped
+    dup = [(j, im) for im, c in zip(images, w) for j in range(int(c))]
+    images2 = [cocoeval.GtImage(f"{j}_{im.key}", im.width, im.height, im.labels) for j, im in dup]
+    preds2 = {f"{j}_{im.key}": p for j, im in dup for k, p in _perfect(images, which=set(range(0, 12, 2))).items()
+              if k == im.key}
+    gt2 = cocoeval.coco_gt(images2, ["a"])
+    ref = cocoeval.evaluate(gt2, cocoeval.coco_dets(gt2, preds2))
+    m50, m = cocoeval.weighted_map(half.arrays, w[None])
+    assert m50[0] == pytest.approx(ref.map50, abs=1e-12) and m[0] == pytest.approx(ref.map, abs=1e-12)
+    W = stats.image_weights(12, 300, seed=0)
+    z50, z = cocoeval.weighted_map(none.arrays, W)
+    assert np.all(z50 == 0) and np.all(z == 0)
+    h50, h = cocoeval.weighted_map(half.arrays, W)
+    assert np.isfinite(h).all() and h.std() > 0
+    ci = stats.paired_diff_ci([half.map] * 2, [0.0] * 2, np.stack([h, h]), np.stack([z, z]))
+    assert np.isfinite([ci.lo, ci.hi]).all() and ci.lo < half.map < ci.hi

@@ -1,12 +1,14 @@
 """``yolo-attn compare``: train every model x seed under identical settings and compare them to a baseline.
 
 With no arguments: a small sweep on the shipped shapes dataset (stock yolov5n + shipped placements,
-2 seeds, CPU) -- the README's main job.
+3 seeds, CPU) -- the README's main job. ``--plan``: the same sweep as a pilot, then the seeds x epochs
+needed to detect ``--effect`` (:mod:`yolo_attn.compare.plan`).
 """
 
 from __future__ import annotations
 
-HELP = "train models x seeds under identical settings; table (mAP both ways, CIs vs baseline) and plots"
+HELP = "train models x seeds under identical settings; table (mAP both ways, CIs vs baseline), verdicts and plots"
+DEFAULT_SEEDS = 3  # 2 seeds give a t interval with 1 degree of freedom: about 5x wider at the family-wise level
 
 
 def _kv(text: str):
@@ -22,7 +24,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--data", help="dataset YAML (default: the shipped shapes dataset)")
     parser.add_argument("--models", nargs="+", metavar="MODEL", help="model YAMLs; the first is the baseline "
                         "(default: yolov5n + shipped SE/CBAM/ECA placements)")
-    parser.add_argument("--seeds", type=int, default=None, help="number of seeds 0..N-1 (default 2)")
+    parser.add_argument("--seeds", type=int, default=None, help=f"number of seeds 0..N-1 (default {DEFAULT_SEEDS})")
     parser.add_argument("--seed-list", type=int, nargs="+", help="explicit seeds instead of --seeds")
     parser.add_argument("--epochs", type=int, default=None, help="epochs per trial (default 6 on the shipped dataset; 5 with --data)")
     parser.add_argument("--imgsz", type=int, default=None, help="image size (default 128)")
@@ -49,28 +51,56 @@ def add_arguments(parser) -> None:
     parser.add_argument("--max-trials", type=int, help="train at most this many trials now (rerun to continue)")
     parser.add_argument("--threads", type=int, help="CPU threads for every trial (default: chosen at the sweep's start, "
                         "kept on resume)")
+    parser.add_argument("--effect", type=float, default=None,
+                        help="difference in mAP50-95 the power analysis and --plan aim at (default 0.005)")
+    parser.add_argument("--plan", action="store_true",
+                        help="run the sweep as a pilot (or read the finished one in --out) and print the seeds x "
+                             "epochs needed to detect --effect, with the estimated wall time")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
     parser.add_argument("--verbose", action="store_true", help="show Ultralytics' own output")
 
 
 def run(args) -> int:
     from ..compare import compare, fmt_summary
-    from ..compare.report import AGREEMENT_TOL
+    from ..compare.plan import finished_pilot, format_plan, make_plan
+    from ..compare.report import AGREEMENT_TOL, DEFAULT_EFFECT
+    from ..compare.store import Store
 
     train_args = dict(_kv(t) for t in args.train_arg)
     if args.trust:
         train_args["trust"] = True  # read by yolo_attn.train.train (model=*.pt), not passed to Ultralytics
     if args.batch:
         train_args["batch"] = args.batch
-    seeds = args.seed_list if args.seed_list else (args.seeds if args.seeds is not None else 2)
+    effect = args.effect if args.effect is not None else DEFAULT_EFFECT
+    if effect <= 0:
+        raise ValueError(f"--effect must be positive, got {effect}")
+    seeds = args.seed_list if args.seed_list else (args.seeds if args.seeds is not None else DEFAULT_SEEDS)
     epochs = args.epochs if args.epochs is not None else (5 if args.data else 6)
+    out = args.out
+    if args.plan:
+        found = finished_pilot(out, effect, args.boot)
+        if found:  # a finished sweep folder: plan from it, train nothing
+            print(format_plan(make_plan(found[0], found[1], effect), out))
+            return 0
+    if args.plan and not out:
+        import datetime as _dt
+
+        out = f"runs/compare/pilot-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     summary = compare(
         data=args.data, models=args.models, seeds=seeds, epochs=epochs, imgsz=args.imgsz or 128,
-        pretrained=args.pretrained, out=args.out, backend=args.backend, ray_address=args.ray_address,
+        pretrained=args.pretrained, out=out, backend=args.backend, ray_address=args.ray_address,
         control_width=args.control_width, baseline=args.baseline, train_args=train_args, weights=args.weights,
         allow_changes=args.allow_changes, retry_failed=args.retry_failed, device=args.device, n_boot=args.boot,
         tolerance=args.tolerance if args.tolerance is not None else AGREEMENT_TOL, cpus_per_trial=args.cpus_per_trial,
         progress=not args.quiet, threads=args.threads, verbose=args.verbose, max_trials=args.max_trials,
+        effect=effect,
     )
     print(fmt_summary(summary))
+    if args.plan:
+        if not summary.get("complete"):
+            print("plan: the pilot is incomplete; rerun the same command to finish it first")
+            return 1
+        store = Store(summary["out"])
+        records = list(store.latest(store.read_config()["settings_hash"]).values())
+        print(format_plan(make_plan(summary, records, effect), summary["out"]))
     return 0 if summary["n_ok"] else 1

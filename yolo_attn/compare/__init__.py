@@ -10,9 +10,10 @@ Method, in short (details in the module docstrings):
   Ultralytics' validator writing its per-image predictions (``save_txt``/``save_conf``);
 * the same predictions and the dataset's labels are exported to COCO JSON and scored by pycocotools'
   COCOeval; both mAPs are in the table and a disagreement above a tolerance is a warning;
-* the difference to the baseline gets a 95% CI from a paired two-level bootstrap: images resampled
-  (one shared sample for every model and seed, mAP recomputed from COCOeval's per-image matches) and
-  seeds resampled (pairs of model and baseline with the same seed) -- :mod:`yolo_attn.compare.stats`;
+* the difference to the baseline gets a 95% interval paired over seeds (t over the per-seed
+  differences) plus the validation-image variance shared by every seed (image bootstrap, one shared
+  sample for every model and seed, mAP recomputed from COCOeval's per-image matches); Holm's
+  adjustment over the models, power and a verdict per model -- :mod:`yolo_attn.compare.stats`;
 * ``trials.jsonl`` gets one fsync'd line per finished or failed trial; a rerun skips recorded trials
   -- :mod:`yolo_attn.compare.store`.
 """

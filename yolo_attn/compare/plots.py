@@ -19,24 +19,32 @@ def _plt():
 
 
 def diff_plot(summary: dict, path: Path) -> Path:
-    """Difference to the baseline (COCOeval mAP50-95 and mAP50) with 95% CIs, one row per model."""
+    """Difference to the baseline (COCOeval mAP50-95 and mAP50), one row per model: thick bar the model's own 95%
+    interval, thin bar the simultaneous (Bonferroni) interval; green/red = better/worse after the Holm adjustment."""
     plt = _plt()
     rows = [m for m in summary["models"] if not m["is_baseline"] and m.get("diff")]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 1.2 + 0.45 * max(1, len(rows))), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 1.4 + 0.45 * max(1, len(rows))), sharey=True)
     for ax, key, title in ((axes[0], "map", "mAP50-95"), (axes[1], "map50", "mAP50")):
         for i, m in enumerate(rows):
             d = m["diff"][key]
-            colour = "tab:green" if d["lo"] > 0 else "tab:red" if d["hi"] < 0 else "tab:gray"
-            ax.errorbar(d["delta"], i, xerr=[[d["delta"] - d["lo"]], [d["hi"] - d["delta"]]], fmt="o", color=colour,
-                        capsize=3)
+            colour = "tab:gray" if not d.get("significant") else "tab:green" if d["delta"] > 0 else "tab:red"
+            for lo, hi, lw in ((d.get("sim_lo"), d.get("sim_hi"), 1.0), (d["lo"], d["hi"], 3.0)):
+                if lo is not None and hi is not None and math.isfinite(lo) and math.isfinite(hi):
+                    ax.plot([lo, hi], [i, i], color=colour, lw=lw, solid_capstyle="butt")
+            ax.plot(d["delta"], i, "o", color=colour)
+            if d["n_seeds"] < 2:
+                ax.annotate("1 seed: no interval", (d["delta"], i), xytext=(6, 4), textcoords="offset points",
+                            fontsize=7)
             for v in d["per_seed"]:
                 ax.plot(v, i, "x", color=colour, alpha=0.5, ms=4)
         ax.axvline(0, color="k", lw=0.8)
-        ax.set_title(f"{title} difference to {summary['baseline']} (95% CI)")
+        ax.set_title(f"{title} difference to {summary['baseline']}")
         ax.set_xlabel(f"{title} (COCOeval), model - baseline")
         ax.grid(axis="x", alpha=0.3)
     axes[0].set_yticks(range(len(rows)), [m["model"] for m in rows])
     axes[0].invert_yaxis()
+    fig.suptitle("thick: 95% interval of each model; thin: simultaneous 95% (Bonferroni); x: per-seed differences; "
+                 "colour: Holm-adjusted verdict", fontsize=8)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -66,7 +74,8 @@ def epochs_plot(summary: dict, records: list[dict], path: Path) -> Path:
         ax.set_xlabel("epoch")
         ax.set_ylabel(f"val {t} (Ultralytics)")
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
+    if axes[0].get_legend_handles_labels()[0]:  # no ok trial: no curves
+        axes[0].legend(fontsize=7)
     fig.suptitle("validation mAP over epochs (thick: mean over seeds, thin: each seed)")
     fig.tight_layout()
     fig.savefig(path)
@@ -97,7 +106,8 @@ def pr_plot(summary: dict, records: list[dict], path: Path) -> Path:
         ax.plot([lo, hi], [lo, hi], color="k", lw=0.5, alpha=0.4)
     ax.set_title("precision vs recall per model (diamond: mean over seeds)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -19,6 +19,44 @@ from .store import Store, atomic_write
 # models, where the step at the end of the recall curve matters most); a larger gap means the two
 # evaluations did not see the same predictions or ground truth.
 AGREEMENT_TOL = 0.02
+LEVEL = 0.95
+DEFAULT_EFFECT = 0.005  # mAP50-95: about the size of published gains of one attention layer
+
+
+def _diffs(mine: dict, base: dict, reps: dict, boot_seed: int) -> dict:
+    """Per metric: the paired interval (stats.paired_diff_ci) over the seeds both models finished."""
+    common = sorted(set(mine) & set(base))
+    if not common:
+        return {}
+    diff = {}
+    for key, idx in (("map50", 0), ("map", 1)):
+        mp = [mine[s]["coco"][key] for s in common]
+        bp = [base[s]["coco"][key] for s in common]
+        have = all(mine[s]["trial_id"] in reps and base[s]["trial_id"] in reps for s in common)
+        mr = [reps[mine[s]["trial_id"]][idx] for s in common] if have else None
+        br = [reps[base[s]["trial_id"]][idx] for s in common] if have else None
+        diff[key] = stats.paired_diff_ci(mp, bp, mr, br, level=LEVEL, seed=boot_seed).as_dict()
+        diff[key]["seeds"] = common
+        if not have and len(common) > 1:
+            diff[key]["note"] = "no per-image evaluation data: the interval leaves out validation-image noise"
+    return diff
+
+
+def _adjust_family(rows: list[dict], key: str, effect: float) -> None:
+    """Holm / Bonferroni over the non-baseline models for one metric; power and verdict into each diff."""
+    fam = {r["model"]: r["diff"][key] for r in rows if (r.get("diff") or {}).get(key)}
+    cis = {n: stats.DiffCI(**{f: d[f] for f in ("delta", "lo", "hi", "per_seed", "n_seeds", "level", "var_seed",
+                                                  "var_image", "n_boot", "p", "note")}) for n, d in fam.items()}
+    for n, adj in stats.adjust(cis, LEVEL).items():
+        d, ci = fam[n], cis[n]
+        alpha = (1 - LEVEL) / max(adj.family_size, 1)
+        need = stats.seeds_needed(effect, ci.sd_seed, ci.var_image, ci.n_boot, alpha) if ci.n_seeds > 1 else None
+        d.update(adj.as_dict(), seeds_needed=need, image_floor=_floor(ci, alpha))
+
+
+def _floor(ci: stats.DiffCI, alpha: float) -> float:
+    """Smallest difference detectable with unlimited seeds (the shared validation-image variance alone)."""
+    return stats.min_detectable(0.0, ci.var_image, 10**6, ci.n_boot, alpha) if ci.n_seeds > 1 else math.nan
 
 
 def _fmt(v, nd=3):
@@ -38,7 +76,7 @@ def _data_warnings(store: Store) -> list[str]:
 
 
 def summarize(store: Store, config: dict, n_boot: int = 1000, boot_seed: int = 0, tol: float = AGREEMENT_TOL,
-              bench: dict | None = None) -> dict:
+              bench: dict | None = None, effect: float = DEFAULT_EFFECT) -> dict:
     """Aggregate the ok records of the current settings into the summary dict (see summary.json)."""
     latest = store.latest(config["settings_hash"])
     models = [m["name"] for m in config["models"]]
@@ -101,21 +139,20 @@ def summarize(store: Store, config: dict, n_boot: int = 1000, boot_seed: int = 0
         row["train_speed_ratio"] = ips / base_ips if ips == ips and base_ips and base_ips == base_ips else None
         row["per_seed"] = {str(s): {"ultra": r["ultra"], "coco": r["coco"]} for s, r in sorted(mine.items())}
         if name != baseline:
-            common = sorted(set(mine) & set(base))
-            if common:
-                diff = {}
-                for key, idx in (("map50", 0), ("map", 1)):
-                    mp = [mine[s]["coco"][key] for s in common]
-                    bp = [base[s]["coco"][key] for s in common]
-                    have = all(mine[s]["trial_id"] in reps and base[s]["trial_id"] in reps for s in common)
-                    mr = [reps[mine[s]["trial_id"]][idx] for s in common] if have else None
-                    br = [reps[base[s]["trial_id"]][idx] for s in common] if have else None
-                    diff[key] = stats.paired_diff_ci(mp, bp, mr, br, seed=boot_seed).as_dict()
-                    diff[key]["seeds"] = common
-                row["diff"] = diff
+            row["diff"] = _diffs(mine, base, reps, boot_seed)
         rows.append(row)
+    planned = config.get("_planned_seeds") or config["seeds"]
+    extended = sorted(set(config["seeds"]) - set(planned))
+    if extended:
+        warnings.append(f"seeds extended after the sweep was planned ({planned} -> {config['seeds']}): the interval is "
+                        "not a fixed-design interval (adding seeds after looking is optional stopping)")
+    for key in ("map", "map50"):
+        _adjust_family(rows, key, effect)
     return {
         "baseline": baseline,
+        "effect": effect,
+        "planned_seeds": planned,
+        "seeds_extended": extended,
         "data": config.get("data"),
         "settings": {k: config.get(k) for k in ("epochs", "imgsz", "seeds", "train_args", "pretrained", "weights")},
         "n_boot": n_boot,
@@ -124,15 +161,18 @@ def summarize(store: Store, config: dict, n_boot: int = 1000, boot_seed: int = 0
         "warnings": warnings,
         "n_trials": len(config["models"]) * len(config["seeds"]),
         "n_ok": len(ok),
-        "ci_method": ("95% percentile CI of mean over seeds of (model - baseline) COCOeval mAP; two-level paired "
-                      f"bootstrap ({n_boot} replicates): validation images resampled with replacement (same sample "
-                      "for every model and seed) and seeds resampled with replacement (same seeds for both)."),
+        "ci_method": (f"{int(100 * LEVEL)}% interval of the mean over seeds of (model - baseline) COCOeval mAP: "
+                      f"{stats.METHOD}; image bootstrap with {n_boot} replicates (one image sample for every model "
+                      "and seed). Family-wise: Holm-adjusted p over the non-baseline models, Bonferroni simultaneous "
+                      "intervals. Power: noncentral t, 80%, at the family-wise level (Holm's first step)."),
     }
 
 
 CSV_COLS = ["model", "n_ok", "n_trials", "ultra_map50_mean", "ultra_map50_std", "ultra_map_mean", "ultra_map_std",
             "coco_map50_mean", "coco_map50_std", "coco_map_mean", "coco_map_std", "precision", "recall",
-            "d_map", "d_map_lo", "d_map_hi", "d_map50", "d_map50_lo", "d_map50_hi", "params", "params_ratio",
+            "d_map", "d_map_lo", "d_map_hi", "d_map_sim_lo", "d_map_sim_hi", "d_map_p_holm", "d_map_sd_seed",
+            "d_map_mdd", "d_map_seeds_needed", "d_map_verdict", "d_map50", "d_map50_lo", "d_map50_hi", "d_map50_sim_lo",
+            "d_map50_sim_hi", "d_map50_p_holm", "params", "params_ratio",
             "gflops_640", "latency_ms", "latency_ratio", "train_images_per_s", "train_speed_ratio"]
 
 
@@ -141,7 +181,10 @@ def _flat(row: dict) -> dict:
     d = row.get("diff") or {}
     for key, col in (("map", "d_map"), ("map50", "d_map50")):
         if key in d:
-            out[col], out[col + "_lo"], out[col + "_hi"] = d[key]["delta"], d[key]["lo"], d[key]["hi"]
+            out[col] = d[key]["delta"]
+            for f in ("lo", "hi", "sim_lo", "sim_hi", "p_holm", "sd_seed", "mdd", "seeds_needed", "verdict"):
+                if f"{col}_{f}" in CSV_COLS:
+                    out[f"{col}_{f}"] = d[key].get(f)
     return out
 
 
@@ -167,7 +210,9 @@ def markdown(summary: dict) -> str:
             if key not in d:
                 return "-"
             x = d[key]
-            star = " *" if x["excludes_zero"] else ""
+            if x["n_seeds"] < 2:
+                return f"{x['delta']:+.3f} (1 seed: no interval)"
+            star = " *" if x.get("significant") else ""
             return f"{x['delta']:+.3f} [{x['lo']:+.3f}, {x['hi']:+.3f}]{star}"
 
         name = r["model"] + (" (control)" if r.get("is_control") else "")
@@ -183,15 +228,83 @@ def markdown(summary: dict) -> str:
         )
     lines += [
         "",
-        "mean ± std over seeds. Δ: COCOeval mAP, model − baseline, mean over paired seeds; * = CI excludes 0.",
-        f"CI: {summary['ci_method']}",
+        "mean ± std over seeds. Δ: COCOeval mAP, model − baseline, mean over paired seeds, with its 95% interval "
+        "for "
+        "that model alone; * = different from the baseline after the family-wise (Holm) adjustment over the "
+        f"{_family_size(summary)} non-baseline models (not: 'this interval excludes 0').",
+        f"Interval: {summary['ci_method']}",
         "latency ×: batch-1 CPU inference latency at the sweep's imgsz, ratio to the baseline (interleaved, same process);",
         "train img/s ×: training throughput ratio to the baseline (mean over seeds).",
         f"Ultralytics vs COCOeval: same predictions; disagreement tolerance {summary['agreement_tolerance']}.",
-    ]
+        "",
+    ] + verdict_lines(summary)
     if summary["warnings"]:
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in summary["warnings"]]
     return "\n".join(lines) + "\n"
+
+
+def _p(p) -> str:
+    return "-" if p is None or not math.isfinite(p) else "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _family_size(summary: dict) -> int:
+    return sum(1 for r in summary["models"] if not r["is_baseline"] and (r.get("diff") or {}).get("map"))
+
+
+def verdict_lines(summary: dict) -> list[str]:
+    """The 'Verdicts' section: family-wise table, power, one verdict line per model, what the sweep can conclude."""
+    rows = [r for r in summary["models"] if not r["is_baseline"] and (r.get("diff") or {}).get("map")]
+    eff = summary.get("effect", DEFAULT_EFFECT)
+    if not rows:
+        return []
+    k = _family_size(summary)
+    x0 = rows[0]["diff"]["map"]
+    sim = f"{100 * x0.get('sim_level', 1 - (1 - LEVEL) / k):.1f}%" if k else "-"
+    out = [
+        f"## Verdicts (mAP50-95, COCOeval; {k} models against {summary['baseline']}, family-wise 5%)",
+        "",
+        f"| model | seeds | Δ | simultaneous 95% CI (Bonferroni: each at {sim}) | p (Holm) | SD of Δ over seeds "
+        f"| image SD | detectable at 80% power | seeds for Δ = {eff:g} | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        x = r["diff"]["map"]
+        one = x["n_seeds"] < 2
+        need = x.get("seeds_needed")
+        need_s = ("-" if one else str(need) if need else
+                  f"out of reach: the validation images alone hide < {x['image_floor']:.4f}")
+        sim_ci = "no interval (1 seed)" if one else f"[{x['sim_lo']:+.4f}, {x['sim_hi']:+.4f}]"
+        out.append(
+            f"| {r['model']} | {x['n_seeds']} | {x['delta']:+.4f} | {sim_ci} "
+            f"| {_p(x.get('p_holm'))} | {_fmt(x.get('sd_seed'), 4)} | {_fmt(math.sqrt(x['var_image']), 4)} "
+            f"| {'-' if one else '≥ ' + _fmt(x.get('mdd'), 3)} | {need_s} | {x['verdict']} |")
+    notes = [f"- {r['model']}: {r['diff']['map']['note']}" for r in rows
+             if r["diff"]["map"].get("note") and r["diff"]["map"]["n_seeds"] > 1]
+    out += [""] + notes if notes else []
+    out += ["", "**Verdict per model:**", ""]
+    out += [f"- {r['model']}: {r['diff']['map']['verdict']}" for r in rows]
+    better = [r["model"] for r in rows if r["diff"]["map"]["verdict"] == "better"]
+    out += ["", ("Best placement (family-wise 5%): " + ", ".join(better) + " (better than the baseline)." if better else
+                 "No model is shown better than the baseline at family-wise 5%; a larger mean is not evidence.")]
+    out += [_can_conclude(rows, summary, eff)]
+    if summary.get("seeds_extended"):
+        out += ["", f"**Seeds extended after looking** (planned {summary['planned_seeds']}, now also "
+                    f"{summary['seeds_extended']}): the interval is not a fixed-design interval. For a confirmatory "
+                    "answer, plan the seeds first (`yolo-attn compare --plan`) and run them into a new folder."]
+    return out
+
+
+def _can_conclude(rows: list[dict], summary: dict, eff: float) -> str:
+    mdds = [r["diff"]["map"].get("mdd") for r in rows if r["diff"]["map"]["n_seeds"] > 1]
+    mdds = [m for m in mdds if m is not None and math.isfinite(m)]
+    if not mdds:
+        return "With one seed nothing can be said about seed noise: run at least 2 (better 5+) seeds."
+    needs = [r["diff"]["map"].get("seeds_needed") for r in rows]
+    need_txt = (f"detecting Δ = {eff:g} would take {max(needs)} seeds per model (80% power, family-wise 5%)"
+                if all(needs) else f"Δ = {eff:g} is out of reach for at least one model with this validation set "
+                "at any number of seeds (more validation images are needed)")
+    return (f"What this sweep can conclude: differences of about {min(mdds):.3f}-{max(mdds):.3f} mAP50-95 or more "
+            f"would be detected 80% of the time; smaller ones would mostly go unseen, and {need_txt}.")
 
 
 def write_outputs(store: Store, config: dict, records: list[dict], summary: dict) -> dict[str, Path]:

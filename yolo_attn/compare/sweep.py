@@ -234,6 +234,7 @@ def compare(
     progress: bool = True,
     verbose: bool = False,
     max_trials: int | None = None,
+    effect: float = report.DEFAULT_EFFECT,
 ) -> dict:
     """Train every model with every seed under identical settings and write the comparison (see the package docs).
 
@@ -326,6 +327,9 @@ def compare(
         "_pretrained_path": str(Path(pretrained).resolve()) if pretrained else None,
         "_threads": threads,
     }
+    # the seeds planned when the folder was created: extending them later is named in the report (optional stopping)
+    prior = store.read_config() or {}
+    config["_planned_seeds"] = prior.get("_planned_seeds") or prior.get("seeds") or seed_list
     config = store.init_config(config, allow_changes=allow_changes)
     config["models"] = specs_m  # full specs for the report (refs, params)
     config["data"] = str(data)
@@ -385,7 +389,7 @@ def compare(
         torch.set_num_threads(threads)
 
     records = list(store.latest(shash).values())
-    summary = report.summarize(store, config, n_boot=n_boot, tol=tolerance, bench=bench["ms"])
+    summary = report.summarize(store, config, n_boot=n_boot, tol=tolerance, bench=bench["ms"], effect=effect)
     summary["out"] = str(out_dir)
     summary["complete"] = all(t in store.latest(shash) for t in all_trials)
     files = report.write_outputs(store, config, records, summary)
