@@ -473,3 +473,19 @@ def install_offline_font() -> None:
         module = importlib.import_module(module_name)
         if getattr(module, "check_font", None) is not None:
             module.check_font = check_font
+
+
+def freeze_in_trainer(trainer, prefixes) -> list[str]:
+    """Freeze the parameters of ``trainer.model`` whose names start with one of ``prefixes``; return their names.
+
+    Runs after Ultralytics' own freeze step (which re-enables every gradient it does not freeze), and
+    adds the prefixes to the trainer's ``freeze_layer_names`` so Ultralytics keeps those layers'
+    BatchNorm in eval mode while training.
+    """
+    prefixes = tuple(prefixes)
+    names = [n for n, p in trainer.model.named_parameters() if n.startswith(prefixes)]
+    for n, p in trainer.model.named_parameters():
+        if n.startswith(prefixes):
+            p.requires_grad = False
+    trainer.freeze_layer_names = list(trainer.freeze_layer_names) + list(prefixes)
+    return names

@@ -33,7 +33,8 @@ import torch
 
 from . import _ultralytics  # noqa: F401  (registers the layers before any model is built)
 
-from ultralytics.cfg import DEFAULT_CFG_DICT, check_dict_alignment, merge_equals_args, parse_key_value_pair  # noqa: E402
+from ultralytics.cfg import (DEFAULT_CFG_DICT, check_cfg, check_dict_alignment, merge_equals_args,  # noqa: E402
+                             parse_key_value_pair)
 from ultralytics.models.yolo.detect import DetectionTrainer  # noqa: E402
 from ultralytics.utils import DEFAULT_CFG, LOGGER  # noqa: E402
 
@@ -161,11 +162,7 @@ def _apply_translated_freeze(trainer) -> None:
     prefixes = tuple(getattr(trainer, "frozen", ()) or ())
     if not prefixes:
         return
-    names = [n for n, p in trainer.model.named_parameters() if n.startswith(prefixes)]
-    for n, p in trainer.model.named_parameters():
-        if n.startswith(prefixes):
-            p.requires_grad = False
-    trainer.freeze_layer_names = list(trainer.freeze_layer_names) + list(prefixes)  # BN layers stay in eval mode
+    names = _ultralytics.freeze_in_trainer(trainer, prefixes)  # BN layers of frozen prefixes stay in eval mode
     trainer.args.freeze = getattr(trainer, "_freeze_arg", trainer.args.freeze)  # saved train_args keep the user's value
     LOGGER.info(f"yolo_attn: froze {len(names)} tensors in {len(prefixes)} layers given in base indices: {', '.join(prefixes)}")
 
@@ -202,14 +199,21 @@ class TrainResult:
 
 
 def check_args(overrides: dict[str, Any]) -> dict[str, Any]:
-    """Validate keys against Ultralytics' configuration; raise ``ValueError`` naming bad keys and close matches."""
+    """Validate keys and values with Ultralytics' own checks; raise ``ValueError`` naming the bad argument.
+
+    Unknown keys name the closest valid ones; values of a wrong type (``lr0='1e6'``) or out of range
+    (``lr0=1e6``, ``fraction=2``) fail here instead of inside a trainer.
+    """
     log = logging.getLogger(LOGGER.name)
     level = log.level
     log.setLevel(logging.WARNING)  # check_dict_alignment logs Ultralytics' whole CLI help before raising
     try:
         check_dict_alignment(DEFAULT_CFG_DICT, overrides)
+        check_cfg(dict(overrides), hard=True)  # a copy: check_cfg canonicalises some values in place
     except SyntaxError as exc:
         raise ValueError(" ".join(str(exc).split("\n")).strip()) from None
+    except TypeError as exc:
+        raise ValueError(str(exc)) from None
     finally:
         log.setLevel(level)
     return overrides
@@ -337,6 +341,4 @@ def validate(model, data: str | Path | None = None, **overrides) -> dict[str, fl
 
 
 def _ultralytics_offline_font() -> None:
-    install = getattr(_ultralytics, "install_offline_font", None)
-    if install is not None:
-        install()
+    _ultralytics.install_offline_font()

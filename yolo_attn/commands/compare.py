@@ -9,13 +9,23 @@ from __future__ import annotations
 HELP = "train models x seeds under identical settings; table (mAP both ways, CIs vs baseline) and plots"
 
 
-def _kv(text: str):
-    import yaml
+def _train_args(tokens: list[str]) -> dict:
+    """``--train-arg key=value`` tokens, typed and checked as ``yolo-attn train`` reads them (Ultralytics' rules)."""
+    from ..train import parse_args
 
-    if "=" not in text:
-        raise ValueError(f"--train-arg expects key=value, got {text!r}")
-    k, v = text.split("=", 1)
-    return k.strip(), yaml.safe_load(v)
+    for text in tokens:
+        if "=" not in text:
+            raise ValueError(f"--train-arg expects key=value, got {text!r}")
+    try:
+        return parse_args(list(tokens))
+    except ValueError as exc:
+        raise ValueError(f"--train-arg: {exc}") from None
+
+
+def _default_batch() -> int:
+    from ..compare.trial import DEFAULT_TRAIN_ARGS
+
+    return DEFAULT_TRAIN_ARGS["batch"]
 
 
 def add_arguments(parser) -> None:
@@ -26,7 +36,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed-list", type=int, nargs="+", help="explicit seeds instead of --seeds")
     parser.add_argument("--epochs", type=int, default=None, help="epochs per trial (default 6 on the shipped dataset; 5 with --data)")
     parser.add_argument("--imgsz", type=int, default=None, help="image size (default 128)")
-    parser.add_argument("--batch", type=int, default=None, help="batch size (default 16)")
+    parser.add_argument("--batch", type=int, default=None, help=f"batch size (default {_default_batch()})")
     parser.add_argument("--pretrained", help="stock checkpoint transferred into every model before training")
     parser.add_argument("--out", help="results folder (default runs/compare/<timestamp>); rerun it to resume")
     parser.add_argument("--backend", choices=("local", "ray"), default="local")
@@ -55,7 +65,7 @@ def run(args) -> int:
     from ..compare import compare, fmt_summary
     from ..compare.report import AGREEMENT_TOL
 
-    train_args = dict(_kv(t) for t in args.train_arg)
+    train_args = _train_args(args.train_arg)
     if args.batch:
         train_args["batch"] = args.batch
     seeds = args.seed_list if args.seed_list else (args.seeds if args.seeds is not None else 2)
