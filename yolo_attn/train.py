@@ -7,17 +7,16 @@ of plain Ultralytics training this module
 * trains with :class:`AttnDetectionTrainer`, a ``DetectionTrainer`` defined in yolo_attn: Ultralytics'
   multi-GPU DDP workers unpickle the trainer class by module, so they import yolo_attn (and with it the
   attention layers) before the model YAML is built there;
-* gives CPU training the free cores: Ultralytics' ``select_device`` sets torch to ``cpu_count - 1``
+* gives CPU training every core: Ultralytics' ``select_device`` sets torch to ``cpu_count - 1``
   threads (1 on a 2-core machine, half the speed) for the whole process; the trainer sets the count
-  from :func:`cpu_threads` (all cores on an idle machine, fewer when other processes keep cores busy)
-  after each ``select_device`` (trainer set-up and every validation). ``YOLO_ATTN_THREADS`` overrides it;
+  from :func:`cpu_threads` (every usable core, or ``YOLO_ATTN_THREADS``) after each ``select_device``
+  (trainer set-up and every validation). On a shared machine OpenMP's spin-waiting is bounded by
+  :mod:`yolo_attn._threads` (set when ``yolo_attn`` is imported before torch);
 * is offline-safe: plot labels use a local font instead of Ultralytics' Arial download (see
   :func:`yolo_attn._ultralytics.install_offline_font`), and no argument default fetches weights or data;
 * returns a :class:`TrainResult` (final metrics of ``best.pt``, paths, wall time).
 
-Extension points for later work (weight transfer with ``pretrained=``, the comparison sweep): override
-:meth:`AttnDetectionTrainer.get_model` for custom weight transfer; pass ``callbacks={event: fn}`` to
-:func:`train` for progress reporting.
+Progress reporting: pass ``callbacks={event: fn}`` to :func:`train` (the comparison sweep does).
 """
 
 from __future__ import annotations
@@ -67,8 +66,8 @@ def cpu_threads() -> int:
 
     Ultralytics would use ``cpu_count - 1`` (1 on a 2-core machine, half the speed). The count does not
     depend on the machine's current load, so a run gives the same numbers whenever it is repeated (the
-    thread count changes floating-point reduction order). On a machine shared with other jobs, set
-    ``YOLO_ATTN_THREADS=1``: oversubscribed OpenMP threads wait for each other.
+    thread count changes floating-point reduction order). Sharing the cores with other jobs is made
+    safe by the bounded OpenMP spin-wait of :mod:`yolo_attn._threads`, not by a smaller count.
     """
     env = os.environ.get("YOLO_ATTN_THREADS")
     if env:

@@ -260,13 +260,14 @@ class Store:
         if self._beat is not None and self._beat.is_alive():
             return
 
-        def beat():
-            while self._held:
+        def beat():  # for the life of the process (a daemon thread): claims come and go
+            while True:
                 time.sleep(HEARTBEAT_S)
-                try:
-                    self.heartbeat()
-                except OSError:  # the folder went away; the next claim check will tell
-                    pass
+                if self._held:
+                    try:
+                        self.heartbeat()
+                    except OSError:  # the folder went away; the next claim check will tell
+                        pass
 
         self._beat = threading.Thread(target=beat, name="yolo-attn-claims", daemon=True)
         self._beat.start()
