@@ -399,8 +399,9 @@ def test_ray_backend_writes_the_same_store(tiny, tmp_path):
     assert all(r["status"] == "ok" for r in recs), [r.get("error") for r in recs]
     # each task trains with the one CPU Ray reserved for it (no oversubscription), under the same OpenMP policy
     assert all(r["threads"] == r["environment"]["threads"] == 1 for r in recs)
-    from yolo_attn._threads import openmp_env
+    from yolo_attn._threads import SPIN_BUSY, SPIN_IDLE
 
-    assert all(r["environment"]["openmp"].get("GOMP_SPINCOUNT") == openmp_env().get("GOMP_SPINCOUNT") for r in recs)
+    allowed = {os.environ["GOMP_SPINCOUNT"]} if "GOMP_SPINCOUNT" in os.environ else {str(SPIN_BUSY), str(SPIN_IDLE)}
+    assert all(r["environment"]["openmp"].get("GOMP_SPINCOUNT") in allowed for r in recs)
     assert all((tmp_path / "r" / r["eval"]).is_file() for r in recs)
     assert s["n_ok"] == 2 and (tmp_path / "r" / "summary.md").is_file()

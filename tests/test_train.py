@@ -162,3 +162,30 @@ def test_training_raises_map_well_above_untrained(tmp_path):
     assert losses[-1] <= LOSS_RATIO_MAX * losses[0]
     assert after["metrics/mAP50(B)"] >= before["metrics/mAP50(B)"] + MAP50_GAIN_MIN
     assert after["metrics/mAP50(B)"] == pytest.approx(result.map50, abs=0.02)  # same validator, same weights
+
+
+def test_openmp_spin_is_bounded_by_load_and_user_choice_wins(monkeypatch):
+    """Busy machine -> libgomp's short spin; free cores -> a longer one; never libgomp's 300,000 (a livelock when shared)."""
+    from yolo_attn import _threads
+
+    monkeypatch.delenv("YOLO_ATTN_THREADS", raising=False)
+    assert _threads.spincount(load=0.1, cpus=2) == _threads.SPIN_IDLE
+    assert _threads.spincount(load=1.0, cpus=2) == _threads.SPIN_BUSY  # another job on one of 2 cores
+    assert _threads.spincount(load=1.0, cpus=4, threads=2) == _threads.SPIN_IDLE  # room beside it
+    monkeypatch.setenv("YOLO_ATTN_THREADS", "1")
+    assert _threads.spincount(load=0.9, cpus=2) == _threads.SPIN_IDLE
+    assert max(_threads.SPIN_IDLE, _threads.SPIN_BUSY) < 300_000
+    for k in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY", "YOLO_ATTN_OPENMP"):
+        monkeypatch.delenv(k, raising=False)
+    assert set(_threads.openmp_env()) == {"GOMP_SPINCOUNT"}
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    assert _threads.openmp_env() == {"OMP_WAIT_POLICY": "PASSIVE"}
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    monkeypatch.setenv("YOLO_ATTN_OPENMP", "keep")
+    assert _threads.openmp_env() == {}
+    # the yolo-attn command sets it before torch loads
+    code = "import os, yolo_attn; print(os.environ.get('GOMP_SPINCOUNT'))"
+    env = {k: v for k, v in subprocess_env().items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY", "YOLO_ATTN_OPENMP")}
+    out = subprocess.run([PYTHON, "-c", code], env=env, cwd=REPO / "tests", capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-1] in (str(_threads.SPIN_IDLE), str(_threads.SPIN_BUSY))
