@@ -27,6 +27,7 @@ def _loss(tloss) -> float:
 
 def one(seed: int, threads: int, epochs: int) -> dict:
     os.environ["YOLO_ATTN_THREADS"] = str(threads)
+    import yolo_attn  # noqa: F401  (first: its OpenMP policy must be set before torch loads)
     import torch
 
     from yolo_attn.datasets import shapes_yaml
