@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from yolo_attn.compare import ConfigMismatch, compare
+from yolo_attn.compare.contract import TrialSpec
 from yolo_attn.compare.store import Store
 
 pytestmark = pytest.mark.slow
@@ -141,6 +142,8 @@ def test_interrupted_sweep_resumes_and_matches_uninterrupted(tiny, se_yaml, tmp_
     s_a = json.loads((a / "summary.json").read_text())
     assert _comparable(s_a) == _comparable(s_b) == _comparable(s_again)
     rec_a = {x["trial_id"]: x for x in Store(a).records()}
+    env = Store(b).records()[0]["environment"]  # what bit-reproducibility depends on, recorded per trial
+    assert env["threads"] == 1 and env["torch"] and env["ultralytics"] and "cpu_isa" in env and env["blas"]
     for x in Store(b).records():  # same seed, same settings -> bit-identical predictions and losses on CPU
         assert x["predictions_sha256"] == rec_a[x["trial_id"]]["predictions_sha256"], x["trial_id"]
         assert x["train_loss"] == rec_a[x["trial_id"]]["train_loss"]
@@ -168,26 +171,209 @@ def test_failed_trials_are_recorded_and_the_sweep_goes_on(tmp_path):
     from yolo_attn.compare.backends import run_local
 
     store = Store(tmp_path)
-    specs = [{"trial_id": f"bad{i}", "model": "m", "model_ref": "yolov5n.yaml", "seed": i, "settings_hash": "h",
-              "trial_dir": str(tmp_path / f"t{i}"), "data": str(tmp_path / "missing.yaml"), "epochs": 1, "imgsz": 64}
+    specs = [TrialSpec(trial_id=f"bad{i}", model="m", model_ref="yolov5n.yaml", seed=i, settings_hash="h",
+                       trial_dir=str(tmp_path / f"t{i}"), data=str(tmp_path / "missing.yaml"), epochs=1, imgsz=64)
              for i in range(2)]
     run_local(specs, lambda spec, rec: store.append(rec))
     recs = store.records()
     assert [r["trial_id"] for r in recs] == ["bad0", "bad1"]
     assert all(r["status"] == "failed" and "missing.yaml" in r["error"] for r in recs)
+    assert all(r["environment"]["torch"] and r["host"] and r["pid"] == os.getpid() for r in recs)
 
 
-def test_store_append_is_line_atomic_and_skips_torn_lines(tmp_path):
+def test_store_append_is_line_atomic_and_repairs_a_torn_tail(tmp_path):
     s = Store(tmp_path)
-    s.append({"trial_id": "a", "status": "ok", "settings_hash": "x"})
+    s.append({"trial_id": "a", "model": "m", "model_ref": "m.yaml", "seed": 0, "status": "ok", "settings_hash": "x"})
     with open(s.trials_path, "a") as f:
         f.write('{"trial_id": "b", "status": "o')  # a crash mid-write
     assert [r["trial_id"] for r in s.records()] == ["a"]
+    with pytest.warns(RuntimeWarning, match="torn last line"):
+        s.append({"trial_id": "c", "model": "m", "model_ref": "m.yaml", "seed": 1, "status": "ok", "settings_hash": "x"})
+    assert [r["trial_id"] for r in s.records()] == ["a", "c"]  # the record after the torn line is readable
+    assert s.trials_path.read_text().endswith("\n") and s.trials_path.read_text().count("\n") == 2
+    assert (tmp_path / "trials.jsonl.torn").read_text() == '{"trial_id": "b", "status": "o\n'
     s.init_config({"epochs": 1, "_info": 1})
     s.init_config({"epochs": 1, "_info": 2})  # informative keys may differ
     with pytest.raises(ConfigMismatch):
         s.init_config({"epochs": 2})
     assert s.init_config({"epochs": 2}, allow_changes=True)["epochs"] == 2
+
+
+def test_store_reads_records_of_older_versions(tmp_path):
+    """A line written before TrialRecord existed (no host/environment, an unknown key, the old 41 KB transfer text)."""
+    old = {"trial_id": "yolov5n__seed0", "model": "yolov5n", "model_ref": "/x/yolov5n.yaml", "seed": 0,
+           "settings_hash": "abc", "status": "ok", "ultra": {"map50": 0.5, "map": 0.3, "precision": 0.6, "recall": 0.4},
+           "coco": {"map50": 0.5, "map": 0.3}, "eval": "trials/yolov5n__seed0/eval.npz", "recorded_at": 1.0, "pid": 7,
+           "transfer": "<bound method TransferReport.summary of TransferReport(" + "x" * 400 + ")>", "legacy_key": [1, 2]}
+    (tmp_path / "trials.jsonl").write_text(json.dumps(old) + "\n")
+    store = Store(tmp_path)
+    (rec,) = store.trial_records("abc")
+    assert rec.ok and rec.coco == {"map50": 0.5, "map": 0.3} and rec.pid == 7 and rec.environment is None
+    assert rec.extra == {"legacy_key": [1, 2]}
+    assert store.records() == [old]  # read back as written
+    assert store.latest("abc")["yolov5n__seed0"]["ultra"]["map50"] == 0.5
+    (tmp_path / "trials.jsonl").write_text('{"not": "a record"}\n' + json.dumps(old) + "\n")
+    assert [r["trial_id"] for r in store.records()] == ["yolov5n__seed0"]  # a foreign line is skipped
+
+
+# ------------------------------------------------------------------------------------------------
+# Several processes on one results folder: claims
+# ------------------------------------------------------------------------------------------------
+def _dead_pid() -> int:
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+def test_claims_block_live_holders_and_expire_for_dead_ones(tmp_path, monkeypatch):
+    from yolo_attn.compare import store as store_mod
+
+    a, b = Store(tmp_path), Store(tmp_path)  # two workers (same pid here; a claim is per Store object)
+    assert a.claim("t1", "h") and not b.claim("t1", "h")
+    assert set(b.claimed_by_others(["t1", "t2"])) == {"t1"} and a.claimed_by_others(["t1"]) == {}
+    a.release("t1")
+    assert b.claim("t1", "h")
+    b.release("t1")
+    a.append({"trial_id": "t1", "model": "m", "model_ref": "m", "seed": 0, "settings_hash": "h", "status": "ok"})
+    assert not b.claim("t1", "h", retry_failed=True)  # recorded ok: never claimed again
+
+    claims = tmp_path / "claims"
+    now = time.time()
+    (claims / "t2.json").write_text(json.dumps({"host": store_mod.HOST, "pid": _dead_pid(), "heartbeat": now}))
+    with pytest.warns(RuntimeWarning, match="stale claim on t2"):  # its process is gone (killed run)
+        assert b.claim("t2", "h")
+    (claims / "t3.json").write_text(json.dumps({"host": "elsewhere", "pid": 1, "heartbeat": now}))
+    assert not b.claim("t3", "h")  # another machine, heartbeat fresh
+    (claims / "t3.json").write_text(json.dumps({"host": "elsewhere", "pid": 1, "heartbeat": now - store_mod.STALE_S - 1}))
+    with pytest.warns(RuntimeWarning, match="stale claim on t3"):  # heartbeat stopped
+        assert b.claim("t3", "h")
+    before = json.loads((claims / "t3.json").read_text())["heartbeat"]
+    time.sleep(0.01)
+    b.heartbeat()
+    assert json.loads((claims / "t3.json").read_text())["heartbeat"] > before
+
+
+def _fake_trial(spec, progress=None):
+    """Stands in for training: writes the trial folder like a trial does, fails if anyone else writes there too."""
+    tdir = Path(spec.trial_dir)
+    tdir.mkdir(parents=True, exist_ok=True)
+    with open(tdir / "writers.txt", "a") as f:
+        f.write(f"{os.getpid()}\n")
+    time.sleep(0.3)
+    writers = (tdir / "writers.txt").read_text().split()
+    rec = spec.record(status="ok" if len(writers) == 1 else "failed", started_at=time.time())
+    return rec if rec.ok else rec.fail(f"shared trial folder: {writers}")
+
+
+def _worker(root: str, n: int, go) -> None:
+    from yolo_attn.compare import backends, sweep
+
+    backends.run_trial = _fake_trial
+    store = Store(root)
+    specs = [TrialSpec(trial_id=f"t{i}", model="m", model_ref="m", seed=i, settings_hash="h",
+                       trial_dir=str(Path(root) / "trials" / f"t{i}"), data="d", epochs=1, imgsz=64) for i in range(n)]
+    go.wait()
+    sweep.run_trials(store, specs, "h", "local", prog=lambda ev: None, log=lambda s: None)
+
+
+def test_two_sweeps_on_one_folder_split_the_trials(tmp_path):
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    go = ctx.Event()
+    procs = [ctx.Process(target=_worker, args=(str(tmp_path), 6, go)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    go.set()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0]
+    recs = Store(tmp_path).records()
+    assert sorted(r["trial_id"] for r in recs) == [f"t{i}" for i in range(6)]  # every trial exactly once
+    assert all(r["status"] == "ok" for r in recs), [r.get("error") for r in recs]  # no folder shared
+    assert len({r["pid"] for r in recs}) == 2  # both workers trained some
+    assert not any((tmp_path / "claims").iterdir())  # every claim released
+
+
+def test_too_many_predictions_per_image_fail_the_trial(tmp_path):
+    """Predictions of two runs appended into one folder (600 per image) must not be scored silently."""
+    from PIL import Image
+
+    from yolo_attn.compare import trial
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    Image.new("RGB", (64, 48)).save(tmp_path / "images" / "a.jpg")
+    (tmp_path / "labels" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    (tmp_path / "pred" / "labels").mkdir(parents=True)
+    row = "0 0.5 0.5 0.2 0.2 0.9\n"
+    (tmp_path / "pred" / "labels" / "a.txt").write_text(row * 600)
+    spec = TrialSpec(trial_id="t", model="m", model_ref="m", seed=0, settings_hash="h", trial_dir=str(tmp_path / "t"),
+                     data="d", epochs=1, imgsz=64)
+    captured = {"im_files": [str(tmp_path / "images" / "a.jpg")], "save_dir": str(tmp_path / "pred"), "names": {0: "a"}}
+    with pytest.raises(ValueError, match="more predictions than max_det=300"):
+        trial._score(spec, spec.record(), captured)
+    (tmp_path / "pred" / "labels" / "a.txt").write_text(row * 300)
+    rec = spec.record()
+    trial._score(spec, rec, captured)
+    assert rec.n_detections == 300 and rec.coco["map50"] == pytest.approx(1.0)
+
+
+# ------------------------------------------------------------------------------------------------
+# Settings are checked before config.json and the first trial
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("train_args, message", [
+    ({"lr0": "1e6"}, r"'lr0=1e6' is of invalid type str"),
+    ({"lr0": 1e6}, r"'lr0=1000000.0' is an invalid value"),
+    ({"lr": 0.1}, r"'lr' is not a valid YOLO argument.*lr0"),
+    ({"epochs": 3}, r"set by the sweep itself"),
+])
+def test_bad_train_args_fail_before_config(tiny, tmp_path, train_args, message):
+    with pytest.raises(ValueError, match=message):
+        compare(data=str(tiny), models=["yolov5n.yaml"], seeds=1, epochs=1, imgsz=64, train_args=train_args,
+                out=str(tmp_path / "o"), progress=False, threads=1)
+    assert not (tmp_path / "o" / "config.json").exists() and not (tmp_path / "o" / "trials.jsonl").exists()
+
+
+def test_bad_pretrained_and_model_fail_before_config(tiny, tmp_path):
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    kw = dict(data=str(tiny), seeds=1, epochs=1, imgsz=64, progress=False, threads=1)
+    with pytest.raises(ValueError, match="junk.pt"):
+        compare(models=["yolov5n.yaml"], pretrained=str(junk), out=str(tmp_path / "a"), **kw)
+    with pytest.raises(FileNotFoundError, match="missing.pt"):
+        compare(models=["yolov5n.yaml"], pretrained=str(tmp_path / "missing.pt"), out=str(tmp_path / "b"), **kw)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("nc: 2\nbackbone: [[-1, 1, Conv, [16, 3, 2]]]\nhead: [[[5, 9], 1, Detect, [nc]]]\n")
+    with pytest.raises(ValueError, match="bad.yaml"):
+        compare(models=["yolov5n.yaml", str(bad)], out=str(tmp_path / "c"), **kw)
+    assert not any((tmp_path / d / "config.json").exists() for d in "abc")
+
+
+def test_cli_train_arg_is_typed_and_checked(tmp_path, capsys):
+    from yolo_attn.cli import build_parser, main
+    from yolo_attn.commands.compare import _train_args
+    from yolo_attn.compare.trial import DEFAULT_TRAIN_ARGS
+
+    assert _train_args(["lr0=1e-3", "cos_lr=True", "fraction=0.5"]) == {"lr0": 0.001, "cos_lr": True, "fraction": 0.5}
+    assert main(["compare", "--train-arg", "lr0=1e6", "--out", str(tmp_path / "o")]) == 1
+    assert "yolo-attn compare: error: --train-arg: 'lr0=1000000.0' is an invalid value" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+    help_text = " ".join(build_parser()._subparsers._group_actions[0].choices["compare"].format_help().split())
+    assert f"batch size (default {DEFAULT_TRAIN_ARGS['batch']})" in help_text and DEFAULT_TRAIN_ARGS["batch"] == 8
+
+
+def test_pretrained_sweep_records_the_transfer_summary(tiny, tmp_path):
+    from ultralytics import YOLO
+
+    stock = tmp_path / "stock.pt"
+    YOLO("yolov5n.yaml").save(stock)
+    s = compare(data=str(tiny), models=["yolov5n.yaml"], seeds=1, epochs=1, imgsz=64, pretrained=str(stock), n_boot=50,
+                out=str(tmp_path / "o"), progress=False, threads=1)
+    (rec,) = Store(tmp_path / "o").records()
+    assert rec["status"] == "ok", rec.get("error")
+    assert rec["transfer"].startswith("Transferred ") and "stock.pt" in rec["transfer"] and len(rec["transfer"]) < 300
+    assert s["n_ok"] == 1
 
 
 def test_width_control_matches_parameter_count(tmp_path, se_yaml):
@@ -207,9 +393,15 @@ def test_width_control_matches_parameter_count(tmp_path, se_yaml):
 @pytest.mark.skipif(__import__("importlib").util.find_spec("ray") is None, reason="ray not installed")
 def test_ray_backend_writes_the_same_store(tiny, tmp_path):
     s = compare(data=str(tiny), models=["yolov5n.yaml"], seeds=2, epochs=1, imgsz=64, n_boot=50, out=str(tmp_path / "r"),
-                backend="ray", progress=False, threads=1)
+                backend="ray", progress=False, cpus_per_trial=1)
     recs = Store(tmp_path / "r").records()
     assert sorted(r["trial_id"] for r in recs) == ["yolov5n__seed0", "yolov5n__seed1"]
     assert all(r["status"] == "ok" for r in recs), [r.get("error") for r in recs]
+    # each task trains with the one CPU Ray reserved for it (no oversubscription), under the same OpenMP policy
+    assert all(r["threads"] == r["environment"]["threads"] == 1 for r in recs)
+    from yolo_attn._threads import SPIN_BUSY, SPIN_IDLE
+
+    allowed = {os.environ["GOMP_SPINCOUNT"]} if "GOMP_SPINCOUNT" in os.environ else {str(SPIN_BUSY), str(SPIN_IDLE)}
+    assert all(r["environment"]["openmp"].get("GOMP_SPINCOUNT") in allowed for r in recs)
     assert all((tmp_path / "r" / r["eval"]).is_file() for r in recs)
     assert s["n_ok"] == 2 and (tmp_path / "r" / "summary.md").is_file()

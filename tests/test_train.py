@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
 import subprocess
@@ -116,6 +117,22 @@ def test_trainer_class_imports_yolo_attn_when_unpickled():
 # ------------------------------------------------------------------------------------------------
 # A real (short) training run
 # ------------------------------------------------------------------------------------------------
+def _loss_sum(tloss) -> float:
+    parts = tloss.values() if isinstance(tloss, dict) else [tloss]
+    return float(sum(float(torch.as_tensor(v).sum()) for v in parts))
+
+
+# Margins of the trained-metric checks below, measured with benchmarks/train_test_margin.py (this exact
+# setting) on an AMD EPYC (AVX-512) 2-core machine, seeds 0-4 with 1 thread: untrained mAP50 0.000 every
+# time; trained mAP50 0.243-0.275; last/first epoch loss 0.39-0.46; seeds 0-2 with 2 threads: mAP50 0.330,
+# 0.188, 0.337 (the thread count alone moves it by up to 0.09), loss ratio 0.39-0.43.
+# Another CPU kind (an AVX-512/AMX Xeon) reached mAP50 0.106 for seed 0 where this machine reached 0.25:
+# the exact trajectory depends on the CPU's kernels, so the checks ask only that training clearly
+# worked (loss down by >40%, mAP50 at least 0.05 above the untrained model), not for a given mAP.
+LOSS_RATIO_MAX = 0.6  # last-epoch / first-epoch training loss
+MAP50_GAIN_MIN = 0.05
+
+
 @pytest.mark.slow
 def test_training_raises_map_well_above_untrained(tmp_path):
     data = shapes_yaml()
@@ -124,10 +141,11 @@ def test_training_raises_map_well_above_untrained(tmp_path):
     torch.manual_seed(0)
     before = validate(MODEL, **val_args)
 
-    epochs_seen = []
+    epochs_seen, losses = [], []
     t0 = time.perf_counter()
     result = train(
-        callbacks={"on_fit_epoch_end": lambda tr: epochs_seen.append((tr.epoch, torch.get_num_threads()))},
+        callbacks={"on_fit_epoch_end": lambda tr: epochs_seen.append((tr.epoch, torch.get_num_threads())),
+                   "on_train_epoch_end": lambda tr: losses.append(_loss_sum(tr.tloss))},
         **SHORT_RUN,
         model=MODEL, data=str(data), epochs=6, imgsz=128, seed=0, deterministic=True, plots=False,
         project=str(tmp_path), name="train", exist_ok=True, verbose=False,
@@ -136,11 +154,39 @@ def test_training_raises_map_well_above_untrained(tmp_path):
     after = validate(result.best, **val_args)
 
     print(f"\nuntrained mAP50 {before['metrics/mAP50(B)']:.4f}; after 6 epochs {after['metrics/mAP50(B)']:.3f} "
-          f"(mAP50-95 {after['metrics/mAP50-95(B)']:.3f}) in {seconds:.0f}s")
+          f"(mAP50-95 {after['metrics/mAP50-95(B)']:.3f}) in {seconds:.0f}s; loss {losses[0]:.2f} -> {losses[-1]:.2f}")
     assert result.best.is_file() and (result.save_dir / "results.csv").is_file()
     assert [e for e, _ in epochs_seen][:6] == list(range(6))
     assert all(n == epochs_seen[0][1] for _, n in epochs_seen)  # the trainer's thread choice held every epoch
     assert before["metrics/mAP50(B)"] < 0.02
-    assert after["metrics/mAP50(B)"] >= 0.15
-    assert after["metrics/mAP50(B)"] >= before["metrics/mAP50(B)"] + 0.12
+    assert len(losses) == 6 and all(map(math.isfinite, losses))
+    assert losses[-1] <= LOSS_RATIO_MAX * losses[0]
+    assert after["metrics/mAP50(B)"] >= before["metrics/mAP50(B)"] + MAP50_GAIN_MIN
     assert after["metrics/mAP50(B)"] == pytest.approx(result.map50, abs=0.02)  # same validator, same weights
+
+
+def test_openmp_spin_is_bounded_by_load_and_user_choice_wins(monkeypatch):
+    """Busy machine -> libgomp's short spin; free cores -> a longer one; never libgomp's 300,000 (a livelock when shared)."""
+    from yolo_attn import _threads
+
+    monkeypatch.delenv("YOLO_ATTN_THREADS", raising=False)
+    assert _threads.spincount(load=0.1, cpus=2) == _threads.SPIN_IDLE
+    assert _threads.spincount(load=1.0, cpus=2) == _threads.SPIN_BUSY  # another job on one of 2 cores
+    assert _threads.spincount(load=1.0, cpus=4, threads=2) == _threads.SPIN_IDLE  # room beside it
+    monkeypatch.setenv("YOLO_ATTN_THREADS", "1")
+    assert _threads.spincount(load=0.9, cpus=2) == _threads.SPIN_IDLE
+    assert max(_threads.SPIN_IDLE, _threads.SPIN_BUSY) < 300_000
+    for k in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY", "YOLO_ATTN_OPENMP"):
+        monkeypatch.delenv(k, raising=False)
+    assert set(_threads.openmp_env()) == {"GOMP_SPINCOUNT"}
+    monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
+    assert _threads.openmp_env() == {"OMP_WAIT_POLICY": "PASSIVE"}
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    monkeypatch.setenv("YOLO_ATTN_OPENMP", "keep")
+    assert _threads.openmp_env() == {}
+    # the yolo-attn command sets it before torch loads
+    code = "import os, yolo_attn; print(os.environ.get('GOMP_SPINCOUNT'))"
+    env = {k: v for k, v in subprocess_env().items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY", "YOLO_ATTN_OPENMP")}
+    out = subprocess.run([PYTHON, "-c", code], env=env, cwd=REPO / "tests", capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-1] in (str(_threads.SPIN_IDLE), str(_threads.SPIN_BUSY))

@@ -15,6 +15,10 @@ __version__ = "0.1.0"
 
 from importlib import import_module
 
+from ._threads import apply_openmp_defaults
+
+apply_openmp_defaults()  # bounded OpenMP spin-wait, before the import below loads torch (see yolo_attn/_threads.py)
+
 from . import modules  # noqa: E402,F401  (registers every family)
 from ._ultralytics import YamlLayerError, install  # noqa: E402
 from .registry import LAYERS, LayerSpec, UnknownLayerError, build, register  # noqa: E402

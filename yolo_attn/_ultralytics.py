@@ -661,3 +661,19 @@ def ultralytics_image_files(img_path) -> list[str]:
     stand_in = SimpleNamespace(prefix="", fraction=1.0)  # the two attributes get_img_files reads
     with mock.patch.object(base, "check_file_speeds", lambda *a, **k: None):  # timing only; it also draws from random
         return base.BaseDataset.get_img_files(stand_in, img_path)
+
+
+def freeze_in_trainer(trainer, prefixes) -> list[str]:
+    """Freeze the parameters of ``trainer.model`` whose names start with one of ``prefixes``; return their names.
+
+    Runs after Ultralytics' own freeze step (which re-enables every gradient it does not freeze), and
+    adds the prefixes to the trainer's ``freeze_layer_names`` so Ultralytics keeps those layers'
+    BatchNorm in eval mode while training.
+    """
+    prefixes = tuple(prefixes)
+    names = [n for n, p in trainer.model.named_parameters() if n.startswith(prefixes)]
+    for n, p in trainer.model.named_parameters():
+        if n.startswith(prefixes):
+            p.requires_grad = False
+    trainer.freeze_layer_names = list(trainer.freeze_layer_names) + list(prefixes)
+    return names

@@ -9,9 +9,9 @@ of plain Ultralytics training this module
   attention layers) before the model YAML is built there;
 * gives CPU training every core: Ultralytics' ``select_device`` sets torch to ``cpu_count - 1``
   threads (1 on a 2-core machine, half the speed) for the whole process; the trainer sets the count
-  from :func:`cpu_threads` (every CPU the process may use, whatever the machine's load, so a rerun
-  gives the same numbers) after each ``select_device`` (trainer set-up and every validation).
-  ``YOLO_ATTN_THREADS`` overrides it (set it to 1 on a machine shared with other jobs);
+  from :func:`cpu_threads` (every usable core, or ``YOLO_ATTN_THREADS``) after each ``select_device``
+  (trainer set-up and every validation). On a shared machine OpenMP's spin-waiting is bounded by
+  :mod:`yolo_attn._threads` (set when ``yolo_attn`` is imported before torch);
 * is offline-safe: plot labels use a local font instead of Ultralytics' Arial download (see
   :func:`yolo_attn._ultralytics.install_offline_font`), and no argument default fetches weights or data;
 * returns a :class:`TrainResult` (final metrics of ``best.pt``, paths, wall time).
@@ -35,7 +35,8 @@ import torch
 
 from . import _ultralytics
 
-from ultralytics.cfg import DEFAULT_CFG_DICT, check_dict_alignment, merge_equals_args, parse_key_value_pair  # noqa: E402
+from ultralytics.cfg import (DEFAULT_CFG_DICT, check_cfg, check_dict_alignment, merge_equals_args,  # noqa: E402
+                             parse_key_value_pair)
 from ultralytics.models.yolo.detect import DetectionTrainer  # noqa: E402
 from ultralytics.utils import DEFAULT_CFG, LOGGER  # noqa: E402
 
@@ -70,8 +71,8 @@ def cpu_threads() -> int:
 
     Ultralytics would use ``cpu_count - 1`` (1 on a 2-core machine, half the speed). The count does not
     depend on the machine's current load, so a run gives the same numbers whenever it is repeated (the
-    thread count changes floating-point reduction order). On a machine shared with other jobs, set
-    ``YOLO_ATTN_THREADS=1``: oversubscribed OpenMP threads wait for each other.
+    thread count changes floating-point reduction order). Sharing the cores with other jobs is made
+    safe by the bounded OpenMP spin-wait of :mod:`yolo_attn._threads`, not by a smaller count.
     """
     env = os.environ.get("YOLO_ATTN_THREADS")
     if env:
@@ -182,11 +183,7 @@ def _apply_translated_freeze(trainer) -> None:
     prefixes = tuple(getattr(trainer, "frozen", ()) or ())
     if not prefixes:
         return
-    names = [n for n, p in trainer.model.named_parameters() if n.startswith(prefixes)]
-    for n, p in trainer.model.named_parameters():
-        if n.startswith(prefixes):
-            p.requires_grad = False
-    trainer.freeze_layer_names = list(trainer.freeze_layer_names) + list(prefixes)  # BN layers stay in eval mode
+    names = _ultralytics.freeze_in_trainer(trainer, prefixes)  # BN layers of frozen prefixes stay in eval mode
     trainer.args.freeze = getattr(trainer, "_freeze_arg", trainer.args.freeze)  # saved train_args keep the user's value
     LOGGER.info(f"yolo_attn: froze {len(names)} tensors in {len(prefixes)} layers given in base indices: {', '.join(prefixes)}")
 
@@ -223,14 +220,21 @@ class TrainResult:
 
 
 def check_args(overrides: dict[str, Any]) -> dict[str, Any]:
-    """Validate keys against Ultralytics' configuration; raise ``ValueError`` naming bad keys and close matches."""
+    """Validate keys and values with Ultralytics' own checks; raise ``ValueError`` naming the bad argument.
+
+    Unknown keys name the closest valid ones; values of a wrong type (``lr0='1e6'``) or out of range
+    (``lr0=1e6``, ``fraction=2``) fail here instead of inside a trainer.
+    """
     log = logging.getLogger(LOGGER.name)
     level = log.level
     log.setLevel(logging.WARNING)  # check_dict_alignment logs Ultralytics' whole CLI help before raising
     try:
         check_dict_alignment(DEFAULT_CFG_DICT, overrides)
+        check_cfg(dict(overrides), hard=True)  # a copy: check_cfg canonicalises some values in place
     except SyntaxError as exc:
         raise ValueError(" ".join(str(exc).split("\n")).strip()) from None
+    except TypeError as exc:
+        raise ValueError(str(exc)) from None
     finally:
         log.setLevel(level)
     return overrides
@@ -360,6 +364,4 @@ def validate(model, data: str | Path | None = None, **overrides) -> dict[str, fl
 
 
 def _ultralytics_offline_font() -> None:
-    install = getattr(_ultralytics, "install_offline_font", None)
-    if install is not None:
-        install()
+    _ultralytics.install_offline_font()

@@ -44,7 +44,7 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
-from .checkpoint import Checkpoint, load_checkpoint, module_state_dict
+from .checkpoint import Checkpoint, load_checkpoint
 from .registry import LAYERS
 
 __all__ = [

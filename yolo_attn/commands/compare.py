@@ -11,13 +11,23 @@ HELP = "train models x seeds under identical settings; table (mAP both ways, CIs
 DEFAULT_SEEDS = 3  # 2 seeds give a t interval with 1 degree of freedom: about 5x wider at the family-wise level
 
 
-def _kv(text: str):
-    import yaml
+def _train_args(tokens: list[str]) -> dict:
+    """``--train-arg key=value`` tokens, typed and checked as ``yolo-attn train`` reads them (Ultralytics' rules)."""
+    from ..train import parse_args
 
-    if "=" not in text:
-        raise ValueError(f"--train-arg expects key=value, got {text!r}")
-    k, v = text.split("=", 1)
-    return k.strip(), yaml.safe_load(v)
+    for text in tokens:
+        if "=" not in text:
+            raise ValueError(f"--train-arg expects key=value, got {text!r}")
+    try:
+        return parse_args(list(tokens))
+    except ValueError as exc:
+        raise ValueError(f"--train-arg: {exc}") from None
+
+
+def _default_batch() -> int:
+    from ..compare.trial import DEFAULT_TRAIN_ARGS
+
+    return DEFAULT_TRAIN_ARGS["batch"]
 
 
 def add_arguments(parser) -> None:
@@ -28,7 +38,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed-list", type=int, nargs="+", help="explicit seeds instead of --seeds")
     parser.add_argument("--epochs", type=int, default=None, help="epochs per trial (default 6 on the shipped dataset; 5 with --data)")
     parser.add_argument("--imgsz", type=int, default=None, help="image size (default 128)")
-    parser.add_argument("--batch", type=int, default=None, help="batch size (default 16)")
+    parser.add_argument("--batch", type=int, default=None, help=f"batch size (default {_default_batch()})")
     parser.add_argument("--pretrained", help="stock checkpoint transferred into every model before training")
     parser.add_argument("--trust", action="store_true", help="unpickle model checkpoints (--models X.pt) fully when "
                         "training (runs code in the files; only for files you made). Default: read without running code")
@@ -66,7 +76,7 @@ def run(args) -> int:
     from ..compare.report import AGREEMENT_TOL, DEFAULT_EFFECT
     from ..compare.store import Store
 
-    train_args = dict(_kv(t) for t in args.train_arg)
+    train_args = _train_args(args.train_arg)
     if args.trust:
         train_args["trust"] = True  # read by yolo_attn.train.train (model=*.pt), not passed to Ultralytics
     if args.batch:

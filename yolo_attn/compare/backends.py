@@ -2,37 +2,46 @@
 
 * ``local`` (default): sequential, in this process.
 * ``ray``: each trial is a Ray task (``pip install 'yolo_attn[ray]'``) asking for 1 GPU where the
-  cluster has GPUs, else ``cpus_per_trial`` CPUs; the driver writes every returned record (and the
-  trial's evaluation arrays, shipped back with it, so workers on other machines need no shared disk)
-  into the same store.
+  cluster has GPUs, else ``cpus_per_trial`` CPUs, and training with exactly that many CPU threads (so
+  the trials Ray packs onto one node never oversubscribe it); the driver writes every returned record
+  (and the trial's evaluation arrays, shipped back with it, so workers on other machines need no shared
+  disk) into the same store.
+
+Both take ``claim(spec) -> bool``: a trial is run only after the store granted this process its claim
+(another sweep on the same folder may be training it), and ``on_done`` releases it.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
+from .._io import atomic_write
+from .._threads import openmp_env
+from .contract import TrialRecord, TrialSpec
 from .trial import run_trial
 
+OnDone = Callable[[TrialSpec, TrialRecord], None]
+Claim = Callable[[TrialSpec], bool]
 
-def run_local(specs: list[dict], on_done: Callable[[dict, dict], None], progress=None) -> None:
+
+def run_local(specs: list[TrialSpec], on_done: OnDone, progress=None, claim: Claim | None = None) -> None:
     for spec in specs:
+        if claim is not None and not claim(spec):
+            continue
         if progress:
-            progress({"event": "trial_start", "trial_id": spec["trial_id"]})
-        rec = run_trial(spec, progress=progress)
-        on_done(spec, rec)
+            progress({"event": "trial_start", "trial_id": spec.trial_id})
+        on_done(spec, run_trial(spec, progress=progress))
 
 
-def _ray_task(spec: dict) -> tuple[dict, bytes | None]:
+def _ray_task(spec: TrialSpec) -> tuple[TrialRecord, bytes | None]:
     """Body of the Ray task: run the trial, return its record and the bytes of its eval.npz."""
-    rec = run_trial(spec, progress=lambda e: print(f"[{spec['trial_id']}] epoch {e['epoch']}/{e['epochs']}", flush=True))
-    data = None
-    p = Path(spec["trial_dir"]) / "eval.npz"
-    if rec.get("status") == "ok" and p.is_file():
-        data = p.read_bytes()
-    return rec, data
+    rec = run_trial(spec, progress=lambda e: print(f"[{spec.trial_id}] epoch {e['epoch']}/{e['epochs']}", flush=True))
+    p = Path(spec.trial_dir) / "eval.npz"
+    return rec, (p.read_bytes() if rec.ok and p.is_file() else None)
 
 
 def ray_available() -> bool:
@@ -43,35 +52,36 @@ def ray_available() -> bool:
     return True
 
 
-def run_ray(specs: list[dict], on_done: Callable[[dict, dict], None], address: str | None = None,
-            cpus_per_trial: int | None = None, progress=None, num_cpus: int | None = None) -> None:
+def _ray_init(ray, address: str | None, num_cpus: int | None, log: bool) -> None:
+    kw = {"address": address} if address else {"num_cpus": num_cpus, "include_dashboard": False}
+    pkg_root = str(Path(__file__).resolve().parents[2])
+    env = {"PYTHONPATH": os.pathsep.join([pkg_root, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    env.update(openmp_env())  # workers start torch with the same OpenMP wait policy as this process
+    ray.init(runtime_env={"env_vars": env}, log_to_driver=log, **kw)
+
+
+def run_ray(specs: list[TrialSpec], on_done: OnDone, address: str | None = None, cpus_per_trial: int | None = None,
+            progress=None, num_cpus: int | None = None, claim: Claim | None = None) -> None:
     try:
         import ray
     except ImportError as exc:
         raise ImportError("--backend ray needs Ray: pip install 'yolo_attn[ray]' (or pip install ray)") from exc
-    started_here = False
-    if not ray.is_initialized():
-        kw = {"address": address} if address else {"num_cpus": num_cpus, "include_dashboard": False}
-        pkg_root = str(Path(__file__).resolve().parents[2])
-        env = {"PYTHONPATH": os.pathsep.join([pkg_root, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
-        ray.init(runtime_env={"env_vars": env}, log_to_driver=bool(progress), **kw)
-        started_here = True
+    started_here = not ray.is_initialized()
+    if started_here:
+        _ray_init(ray, address, num_cpus, bool(progress))
     try:
         gpus = ray.cluster_resources().get("GPU", 0)
-        if gpus >= 1:
-            opts = {"num_gpus": 1, "num_cpus": cpus_per_trial or 1}
-        else:
-            opts = {"num_cpus": cpus_per_trial or 1}
+        opts = {"num_cpus": cpus_per_trial or 1, **({"num_gpus": 1} if gpus >= 1 else {})}
         task = ray.remote(max_retries=0, **opts)(_ray_task)
         pending = {}
         for spec in specs:
-            spec = dict(spec)
-            spec["threads"] = spec.get("threads") or opts["num_cpus"]
-            if gpus >= 1 and spec.get("device") is None:
-                spec["device"] = 0  # Ray sets CUDA_VISIBLE_DEVICES to the task's GPU
+            if claim is not None and not claim(spec):
+                continue
+            # threads = the CPUs Ray reserved for the task; Ray sets CUDA_VISIBLE_DEVICES to the task's GPU
+            spec = replace(spec, threads=opts["num_cpus"], device=0 if gpus >= 1 and spec.device is None else spec.device)
             pending[task.remote(spec)] = spec
             if progress:
-                progress({"event": "trial_submitted", "trial_id": spec["trial_id"]})
+                progress({"event": "trial_submitted", "trial_id": spec.trial_id})
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
             for ref in done:
@@ -79,15 +89,9 @@ def run_ray(specs: list[dict], on_done: Callable[[dict, dict], None], address: s
                 try:
                     rec, data = ray.get(ref)
                 except Exception as exc:  # the task itself died (worker crash, OOM kill)
-                    rec, data = {k: spec[k] for k in ("trial_id", "model", "model_ref", "seed", "settings_hash")}, None
-                    rec.update(status="failed", error=f"ray task failed: {type(exc).__name__}: {exc}")
+                    rec, data = spec.record().fail(f"ray task failed: {type(exc).__name__}: {exc}"), None
                 if data is not None:
-                    p = Path(spec["trial_dir"]) / "eval.npz"
-                    p.parent.mkdir(parents=True, exist_ok=True)
-                    if not p.is_file() or p.read_bytes() != data:
-                        tmp = p.with_name(".eval.npz.tmp")
-                        tmp.write_bytes(data)
-                        tmp.replace(p)
+                    atomic_write(Path(spec.trial_dir) / "eval.npz", data)
                 on_done(spec, rec)
     finally:
         if started_here:

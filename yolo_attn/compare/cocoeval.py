@@ -23,6 +23,8 @@ from typing import Sequence
 
 import numpy as np
 
+from .._io import atomic_save, atomic_write
+
 RECALL_THRESHOLDS = np.linspace(0.0, 1.0, 101)
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 _EPS = np.spacing(1)  # the same guard COCOeval uses against 0/0 precision
@@ -96,11 +98,8 @@ def coco_dets(gt: dict, predictions: dict[str, np.ndarray]) -> list[dict]:
 
 
 def write_json(obj, path: Path) -> Path:
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj))
-    tmp.replace(path)
-    return path
+    """Compact JSON (no indent: the predictions hash is over these bytes), written atomically."""
+    return atomic_write(path, json.dumps(obj))
 
 
 # --------------------------------------------------------------------------------------------
@@ -123,11 +122,12 @@ class EvalArrays:
     n_gt: np.ndarray  # (K, N) int
 
     def save(self, path: Path) -> None:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez_compressed(tmp, n_images=self.n_images, cat=self.cat, img=self.img, score=self.score,
-                            tp=self.tp, ignore=self.ignore, n_gt=self.n_gt)
-        tmp.replace(path)
+        def write(tmp: Path) -> None:
+            with open(tmp, "wb") as f:  # a file object: numpy would append ".npz" to a temporary name
+                np.savez_compressed(f, n_images=self.n_images, cat=self.cat, img=self.img, score=self.score,
+                                    tp=self.tp, ignore=self.ignore, n_gt=self.n_gt)
+
+        atomic_save(path, write)
 
     @classmethod
     def load(cls, path: Path) -> "EvalArrays":

@@ -5,17 +5,21 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
-import os
 import re
 import sys
 import time
 from pathlib import Path
 
+from .._io import atomic_write
+from ..datasets import shapes_yaml
+from ..train import check_args, cpu_threads
 from . import report
+from .contract import TrialSpec
 from ..datasets import check_data, class_names, dataset_root, load_data_yaml, split_images
 from ..datasets import dataset_yaml as absolute_data_yaml
-from .store import Store, atomic_write, stable_hash
-from .trial import DEFAULT_TRAIN_ARGS, materialize, model_cost, model_label, quiet_ultralytics, resolve_model
+from .store import Store, stable_hash
+from .trial import (DEFAULT_TRAIN_ARGS, SWEEP_ARGS, environment, materialize, model_cost, model_label, quiet_ultralytics,
+                    resolve_model)
 
 DEFAULT_MODELS = ["yolov5n.yaml", "yolov5n-se-backbone-end.yaml", "yolov5n-cbam-neck.yaml", "yolov5n-eca-backbone.yaml"]
 
@@ -177,12 +181,7 @@ def measure_latency(refs: dict[str, str], imgsz: int, nc: int, threads: int, rou
 # The sweep
 # --------------------------------------------------------------------------------------------
 def default_data() -> str:
-    try:
-        from ..datasets import shapes_yaml
-
-        return str(shapes_yaml())
-    except ImportError:  # pragma: no cover
-        raise FileNotFoundError("no --data given and the shipped shapes dataset is not available")
+    return str(shapes_yaml())
 
 
 def _data_fingerprint(yaml_path: Path) -> dict:
@@ -240,37 +239,61 @@ def compare(
 
     Returns the summary dict; the files are in ``summary["out"]``. ``max_trials`` stops after that many
     trials were trained in this call (the rest stays for a rerun), used by tests and for time-boxing.
+    Every setting is checked (training arguments, model YAMLs, the pretrained checkpoint) before
+    ``config.json`` is written and before the first trial. Several processes may run the same sweep on
+    one ``out`` at once: they split the trials through the store's claims.
     """
     import torch
 
+    if backend not in ("local", "ray"):
+        raise ValueError(f"unknown backend {backend!r} (local or ray)")
     out_dir = Path(out) if out else Path("runs") / "compare" / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     store = Store(out_dir)
-    if not threads:
-        # One thread count for the whole sweep, kept across resumes (stored in config.json): CPU float
-        # reductions may depend on it, and a rerun must reproduce the same numbers. Chosen when the
-        # sweep starts: yolo_attn.train's cpu_threads() (YOLO_ATTN_THREADS, else every usable CPU;
-        # on a busy machine set YOLO_ATTN_THREADS=1: oversubscribed threads are many times slower).
-        threads = (store.read_config() or {}).get("_threads")
-    if not threads:
-        try:
-            from ..train import cpu_threads
-
-            threads = cpu_threads()
-        except ImportError:  # pragma: no cover
-            try:
-                threads = len(os.sched_getaffinity(0))
-            except AttributeError:  # not Linux
-                threads = os.cpu_count() or 1
-    data = data or default_data()
-    models = list(models or [m for m in DEFAULT_MODELS if _exists(m)])
-    if not models:
-        raise ValueError("no models given")
+    if backend == "ray":  # a Ray trial trains with the CPUs Ray reserves for it, never more
+        cpus_per_trial = cpus_per_trial or threads or 1
+        threads = cpus_per_trial
+    threads = _sweep_threads(store, threads)
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     if not seed_list:
         raise ValueError("need at least one seed")
     log = (lambda s: print(f"[compare] {s}", file=sys.stderr, flush=True)) if progress else (lambda s: None)
 
-    # data: absolute-path copy in the results folder, checked before anything trains
+    data_yaml, names = _checked_data(data or default_data(), out_dir, log)
+    nc = len(names)
+    specs_m, base_name = _model_specs(models, baseline, control_width, nc, out_dir, log)
+    t_args = check_sweep_settings(train_args, pretrained, specs_m, nc)
+    config = _init_config(store, data, data_yaml, specs_m, seed_list, base_name, epochs, imgsz, t_args, pretrained,
+                          weights, threads, allow_changes)
+    shash = config["settings_hash"]
+
+    all_trials, todo = _trial_specs(store, config, specs_m, seed_list, data_yaml, nc, names, out_dir, device, threads,
+                                    verbose, retry_failed)
+    n_skip = len(all_trials) - len(todo)
+    log(f"{len(all_trials)} trials ({len(specs_m)} models x {len(seed_list)} seeds): {n_skip} already recorded, "
+        f"{len(todo)} to run; results in {out_dir}")
+    if max_trials is not None:
+        todo = todo[:max_trials]
+    prog = Progress(len(all_trials), int(epochs), n_done=n_skip, enabled=progress)
+    if todo:
+        run_trials(store, todo, shash, backend, prog, log, retry_failed=retry_failed, ray_address=ray_address,
+                   cpus_per_trial=cpus_per_trial)
+        torch.set_num_threads(threads)
+    bench = _latency(out_dir, shash, specs_m, int(imgsz), nc, threads, log)
+    return _write_report(store, config, all_trials, bench, n_boot, tolerance, out_dir, log, effect)
+
+
+# --------------------------------------------------------------------------------------------
+# The sweep's stages
+# --------------------------------------------------------------------------------------------
+def _sweep_threads(store: Store, threads: int | None) -> int:
+    """One thread count for the whole sweep, kept across resumes (stored in config.json): CPU float
+    reductions depend on it, and a rerun must reproduce the same numbers. Chosen when the sweep starts
+    (yolo_attn.train.cpu_threads: YOLO_ATTN_THREADS, else every usable CPU)."""
+    return int(threads or (store.read_config() or {}).get("_threads") or cpu_threads())
+
+
+def _checked_data(data: str, out_dir: Path, log) -> tuple[Path, list[str]]:
+    """Absolute-path copy of the dataset YAML in the results folder, checked before anything trains."""
     data_yaml = absolute_data_yaml(data, out_dir)
     rep = check_data(data_yaml)
     atomic_write(out_dir / "data_check.json", json.dumps(rep.as_dict(), indent=2))
@@ -279,18 +302,27 @@ def compare(
                               + "\n".join(str(p) for p in rep.fatal[:20]))
     if rep.problems:
         log(f"dataset check: {len(rep.problems)} warning(s), see {out_dir / 'data_check.json'}")
-    names = class_names(load_data_yaml(data_yaml))
-    nc = len(names)
+    return data_yaml, class_names(load_data_yaml(data_yaml))
 
-    # models: resolved references, labels, YAML hashes, cost
-    specs_m = []
-    for ref in models:
-        r = materialize(resolve_model(ref), out_dir / "models")
-        specs_m.append({"name": model_label(ref), "ref": r, "hash": _file_hash(r)})
+
+def _model_spec(ref: str, nc: int, out_dir: Path) -> dict:
+    """Resolved, copied and built model reference: name, path, YAML hash, parameters and GFLOPs."""
+    r = materialize(resolve_model(ref), out_dir / "models")
+    m = {"name": model_label(ref), "ref": r, "hash": _file_hash(r)}
+    try:
+        m["params"], m["gflops_640"] = model_cost(r, nc, 640)
+    except Exception as exc:  # the YAML does not build: stop before config.json and the first trial
+        raise ValueError(f"model {ref} ({r}) does not build: {type(exc).__name__}: {exc}") from exc
+    return m
+
+
+def _model_specs(models, baseline, control_width: bool, nc: int, out_dir: Path, log) -> tuple[list[dict], str]:
+    models = list(models or [m for m in DEFAULT_MODELS if _exists(m)])
+    if not models:
+        raise ValueError("no models given")
+    specs_m = [_model_spec(ref, nc, out_dir) for ref in models]
     if len({m["name"] for m in specs_m}) != len(specs_m):
         raise ValueError(f"model names must be unique: {[m['name'] for m in specs_m]}")
-    for m in specs_m:
-        m["params"], m["gflops_640"] = model_cost(m["ref"], nc, 640)
     base_name = model_label(baseline) if baseline else specs_m[0]["name"]
     if base_name not in [m["name"] for m in specs_m]:
         raise ValueError(f"baseline {baseline!r} is not one of the models")
@@ -306,8 +338,42 @@ def compare(
             ctrl["params"], ctrl["gflops_640"] = model_cost(ctrl["ref"], nc, 640)
             specs_m.append(ctrl)
             log(f"control: {path.name} ({n:,} parameters vs largest model {target:,})")
+    return specs_m, base_name
 
+
+def check_sweep_settings(train_args: dict | None, pretrained: str | None, specs_m: list[dict], nc: int) -> dict:
+    """Check what every trial would otherwise find out one by one; return the full training arguments.
+
+    Training arguments: known Ultralytics keys (close matches suggested), not one the sweep sets itself,
+    values of the right type and range (Ultralytics' own checks). ``pretrained``: a readable checkpoint
+    (read without running pickled code) whose weights transfer into every model.
+    """
+    own = sorted(set(train_args or {}) & set(SWEEP_ARGS))
+    if own:
+        raise ValueError(f"--train-arg {', '.join(own)}: set by the sweep itself (use --epochs, --imgsz, --device, "
+                         "--pretrained, --seeds)")
     t_args = {**DEFAULT_TRAIN_ARGS, **(train_args or {})}
+    check_args(dict(t_args))
+    if pretrained:
+        from ..checkpoint import load_checkpoint
+        from ..transfer import transfer_weights
+        from .trial import build
+
+        if not Path(pretrained).is_file():
+            raise FileNotFoundError(f"--pretrained {pretrained}: no such file")
+        load_checkpoint(pretrained)
+        for m in specs_m:
+            try:
+                with quiet_ultralytics():
+                    transfer_weights(pretrained, build(m["ref"], nc))
+            except Exception as exc:
+                raise ValueError(f"--pretrained {pretrained} does not transfer into {m['name']}: {exc}") from exc
+    return t_args
+
+
+def _init_config(store: Store, data, data_yaml: Path, specs_m: list[dict], seed_list: list[int], base_name: str,
+                 epochs: int, imgsz: int, t_args: dict, pretrained, weights: str, threads: int, allow_changes: bool) -> dict:
+    """Store the sweep's settings in config.json (or check them against the stored ones)."""
     settings = {
         "data": _data_fingerprint(data_yaml),
         "epochs": int(epochs),
@@ -326,6 +392,7 @@ def compare(
         "_models": specs_m,
         "_pretrained_path": str(Path(pretrained).resolve()) if pretrained else None,
         "_threads": threads,
+        "_environment": environment(threads),
     }
     # the seeds planned when the folder was created: extending them later is named in the report (optional stopping)
     prior = store.read_config() or {}
@@ -334,10 +401,15 @@ def compare(
     config["models"] = specs_m  # full specs for the report (refs, params)
     config["data"] = str(data)
     config["pretrained"] = str(pretrained) if pretrained else None
-    shash = config["settings_hash"]
+    return config
 
-    # trials to run (resume: ok trials are never retrained; failed ones only with retry_failed)
+
+def _trial_specs(store: Store, config: dict, specs_m: list[dict], seed_list: list[int], data_yaml: Path, nc: int,
+                 names, out_dir: Path, device, threads: int, verbose: bool, retry_failed: bool):
+    """Every trial id of the sweep, and the specs of those to run (ok trials never again; failed ones on request)."""
+    shash = config["settings_hash"]
     latest = store.latest(shash)
+    pretrained = config.get("_pretrained_path")
     all_trials, todo = [], []
     for m in specs_m:
         for s in seed_list:
@@ -346,48 +418,76 @@ def compare(
             prev = latest.get(tid)
             if prev and (prev.get("status") == "ok" or not retry_failed):
                 continue
-            todo.append({
-                "trial_id": tid, "model": m["name"], "model_ref": m["ref"], "seed": s, "settings_hash": shash,
-                "trial_dir": str((out_dir / "trials" / tid).resolve()), "store_root": str(out_dir.resolve()),
-                "data": str(Path(data_yaml).resolve()), "epochs": int(epochs), "imgsz": int(imgsz), "train_args": t_args,
-                "pretrained": str(Path(pretrained).resolve()) if pretrained else None, "nc": nc, "names": names,
-                "weights": weights, "device": device, "threads": threads, "verbose": verbose,
-            })
-    n_skip = len(all_trials) - len(todo)
-    log(f"{len(all_trials)} trials ({len(specs_m)} models x {len(seed_list)} seeds): {n_skip} already recorded, "
-        f"{len(todo)} to run; results in {out_dir}")
-    if max_trials is not None:
-        todo = todo[:max_trials]
-    n_done = n_skip
-    prog = Progress(len(all_trials), int(epochs), n_done=n_done, enabled=progress)
+            todo.append(TrialSpec(
+                trial_id=tid, model=m["name"], model_ref=m["ref"], seed=s, settings_hash=shash,
+                trial_dir=str((out_dir / "trials" / tid).resolve()), store_root=str(out_dir.resolve()),
+                data=str(Path(data_yaml).resolve()), epochs=int(config["epochs"]), imgsz=int(config["imgsz"]),
+                train_args=config["train_args"], pretrained=pretrained, nc=nc, names=names,
+                weights=config["weights"], device=device, threads=threads, verbose=verbose))
+    return all_trials, todo
 
-    def on_done(spec: dict, rec: dict) -> None:
-        store.append(rec)
-        prog({"event": "trial_done", "trial_id": rec["trial_id"], "status": rec["status"], "error": rec.get("error")})
 
-    if todo:
-        if backend == "local":
-            from .backends import run_local
+WAIT_POLL_S = 2.0  # how often a sweep looks at trials another process is training
 
-            run_local(todo, on_done, progress=prog)
-        elif backend == "ray":
-            from .backends import run_ray
 
-            run_ray(todo, on_done, address=ray_address, cpus_per_trial=cpus_per_trial, progress=prog)
+def run_trials(store: Store, todo: list[TrialSpec], shash: str, backend: str, prog, log, retry_failed: bool = False,
+               ray_address: str | None = None, cpus_per_trial: int | None = None) -> None:
+    """Run ``todo`` on the backend, claiming each trial first; then wait for those other processes hold.
+
+    A trial another live process is training is skipped; when this process has nothing left, it waits
+    until those trials are recorded, or their claims go stale (the process died), and then trains them.
+    """
+    from .backends import run_local, run_ray
+
+    t0 = time.time()
+
+    def claim(spec: TrialSpec) -> bool:
+        return store.claim(spec.trial_id, shash, retry_failed)
+
+    def on_done(spec: TrialSpec, rec) -> None:
+        try:
+            store.append(rec)
+        finally:
+            store.release(spec.trial_id)
+        prog({"event": "trial_done", "trial_id": rec.trial_id, "status": rec.status, "error": rec.error})
+
+    waiting_logged = set()
+    while True:
+        if backend == "ray":
+            run_ray(todo, on_done, address=ray_address, cpus_per_trial=cpus_per_trial, progress=prog, claim=claim)
         else:
-            raise ValueError(f"unknown backend {backend!r} (local or ray)")
-        torch.set_num_threads(threads)
+            run_local(todo, on_done, progress=prog, claim=claim)
+        done = {r.trial_id for r in store.trial_records(shash) if r.ok or (r.recorded_at or 0) >= t0}
+        todo = [s for s in todo if s.trial_id not in done]
+        if not todo:
+            return
+        others = store.claimed_by_others([s.trial_id for s in todo])
+        new = set(others) - waiting_logged
+        if new:
+            who = sorted({f"pid {c.get('pid')} on {c.get('host')}" for c in others.values()})
+            log(f"waiting for {len(others)} trial(s) another process is training ({', '.join(who)})")
+            waiting_logged |= new
+        time.sleep(WAIT_POLL_S if others else 0)
 
-    # latency, measured once per sweep in this process with the models interleaved
+
+def _latency(out_dir: Path, shash: str, specs_m: list[dict], imgsz: int, nc: int, threads: int, log) -> dict:
+    """Latency, measured once per sweep in this process with the models interleaved."""
+    import torch
+
     bench_path = out_dir / "latency.json"
     bench = json.loads(bench_path.read_text()) if bench_path.is_file() else {}
     if bench.get("settings_hash") != shash or set(bench.get("ms", {})) != {m["name"] for m in specs_m}:
         log("measuring inference latency (models interleaved)")
-        ms = measure_latency({m["name"]: m["ref"] for m in specs_m}, int(imgsz), nc, threads)
-        bench = {"settings_hash": shash, "imgsz": int(imgsz), "threads": threads, "ms": ms}
+        ms = measure_latency({m["name"]: m["ref"] for m in specs_m}, imgsz, nc, threads)
+        bench = {"settings_hash": shash, "imgsz": imgsz, "threads": threads, "ms": ms}
         atomic_write(bench_path, json.dumps(bench, indent=2))
         torch.set_num_threads(threads)
+    return bench
 
+
+def _write_report(store: Store, config: dict, all_trials: list[str], bench: dict, n_boot: int, tolerance: float,
+                  out_dir: Path, log, effect: float = report.DEFAULT_EFFECT) -> dict:
+    shash = config["settings_hash"]
     records = list(store.latest(shash).values())
     summary = report.summarize(store, config, n_boot=n_boot, tol=tolerance, bench=bench["ms"], effect=effect)
     summary["out"] = str(out_dir)

@@ -1,9 +1,10 @@
 """One trial of a sweep: train one model with one seed, validate, export COCO JSON, score both ways.
 
-:func:`run_trial` takes a JSON-serialisable spec (so a Ray worker can run it) and returns the trial
-record; it never raises for a failed trial: the exception (or a non-finite loss) is recorded with
-``status: failed``. Only Ultralytics' public API is used: ``YOLO(...).train/val``, callbacks, the
-validator's ``save_txt``/``save_conf`` output, ``ultralytics.utils.torch_utils.get_num_params/get_flops``.
+:func:`run_trial` takes a :class:`~.contract.TrialSpec` (picklable, so a Ray worker can run it) and
+returns a :class:`~.contract.TrialRecord`; it never raises for a failed trial: the exception (or a
+non-finite loss, or more predictions per image than ``max_det``) is recorded with ``status: failed``.
+Training goes through :func:`yolo_attn.train.train`; validation, callbacks, the validator's
+``save_txt``/``save_conf`` output and ``get_num_params/get_flops`` are Ultralytics' public API.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import io
 import logging
 import math
 import os
+import platform
 import re
+import shutil
 import time
 import traceback
 from contextlib import contextmanager
@@ -23,31 +26,26 @@ from typing import Callable
 
 import numpy as np
 
+from .._io import atomic_write
+from ..placement import config_dir
+from ..train import SHORT_RUN
 from . import cocoeval
+from .contract import TrialRecord, TrialSpec
 
-# Identical for every trial; the short-run defaults avoid Ultralytics' optimizer=auto (AdamW at
-# lr ~1e-4 on short runs) and its 100-iteration minimum warm-up, which would dominate a few epochs.
+# Identical for every trial: the project's short-run CPU settings (yolo_attn.train.SHORT_RUN: SGD instead
+# of Ultralytics' optimizer=auto, which picks AdamW at lr ~1e-4 on short runs, and no warm-up, which
+# Ultralytics stretches to at least 100 iterations: the whole of a short trial) plus a few fixed choices.
 DEFAULT_TRAIN_ARGS = {
-    "batch": 16,
-    "optimizer": "SGD",
-    "lr0": 0.01,
-    "lrf": 0.01,
-    "momentum": 0.937,
+    **SHORT_RUN,
     "weight_decay": 5e-4,
-    "warmup_epochs": 0,
     "cos_lr": False,
-    "close_mosaic": 0,
     "workers": 0,
     "cache": False,
     "patience": 1000,
 }
-try:  # the project's short-run CPU settings, when yolo_attn.train provides them
-    from ..train import SHORT_RUN as _SHORT_RUN
-
-    # warm-up off: Ultralytics warms up for at least 100 iterations, the whole of a short sweep's trial
-    DEFAULT_TRAIN_ARGS = {**DEFAULT_TRAIN_ARGS, **_SHORT_RUN, "warmup_epochs": 0, "patience": 1000}
-except ImportError:  # pragma: no cover
-    pass
+# Set by the sweep itself for every trial: not allowed in --train-arg.
+SWEEP_ARGS = ("model", "data", "epochs", "imgsz", "seed", "deterministic", "plots", "val", "project", "name",
+              "exist_ok", "verbose", "device", "pretrained", "mode", "task", "resume")
 VAL_ARGS = {"conf": 0.001, "iou": 0.7, "max_det": 300}  # Ultralytics' mAP settings, stated explicitly
 _SCALE_RE = re.compile(r"(\d+)([nslmx])(.+)?$")
 
@@ -57,7 +55,6 @@ class NonFiniteLoss(FloatingPointError):
 
 
 def _model_dirs() -> list[Path]:
-    from ..placement import config_dir
 
     return [config_dir()]
 
@@ -124,9 +121,7 @@ def materialize(ref: str, out_dir: Path) -> str:
     out_dir.mkdir(parents=True, exist_ok=True)
     dst = out_dir / p.name
     if not dst.is_file() or dst.read_text() != text:
-        tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
-        tmp.write_text(text)
-        tmp.replace(dst)
+        atomic_write(dst, text)
     return str(dst.resolve())
 
 
@@ -175,20 +170,19 @@ def _set_threads(n: int | None) -> None:
 
 
 def _make_pretrained(ref: str, source: str, nc: int, out: Path) -> tuple[str, str]:
-    """Checkpoint of model ``ref`` carrying ``source``'s weights; returns (path, transfer summary).
+    """Checkpoint of model ``ref`` carrying ``source``'s weights; returns (path, the transfer's summary line).
 
     ``source`` is read by yolo_attn's safe reader (no code in the file runs).
     """
+
     from ..transfer import transfer_weights
 
     model = build(ref, nc)
     report = transfer_weights(source, model)
-    summary = str(getattr(report, "summary", report))
-    summary = summary() if callable(summary) else summary
     from ..checkpoint import save_model_checkpoint
 
     path = save_model_checkpoint(model, out / "pretrained_init.pt", half=False)
-    return str(path), str(summary).splitlines()[-1] if summary else ""
+    return str(path), report.summary()
 
 
 def _results_curve(csv_path: Path) -> list[dict]:
@@ -230,138 +224,213 @@ def _ground_truth(im_files) -> list[cocoeval.GtImage]:
     return images
 
 
-def run_trial(spec: dict, progress: Callable[[dict], None] | None = None) -> dict:
-    """Train, validate and score one (model, seed); return the trial record (``status`` ok or failed)."""
+# --------------------------------------------------------------------------------------------
+# What bit-reproducibility depends on
+# --------------------------------------------------------------------------------------------
+_ISA_FLAGS = ("avx", "avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "avx512_fp16",
+              "amx_tile", "amx_bf16", "amx_int8", "sve", "asimd")
+
+
+def _cpu_model_and_flags() -> tuple[str, list[str]]:
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return model, []
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "model name" and value.strip():
+            model = value.strip()
+        elif key in ("flags", "Features"):
+            flags = set(value.split())
+            break
+    return model, sorted(f for f in _ISA_FLAGS if f in flags)
+
+
+def environment(threads: int | None = None) -> dict:
+    """Everything a CPU trial's bit-exact numbers depend on besides its settings: library versions, thread
+    count and OpenMP policy, CPU model and vector ISA, torch's kernels (CPU capability, BLAS, oneDNN)."""
     import torch
+    import ultralytics
 
-    threads = spec.get("threads") or torch.get_num_threads()
-    tdir = Path(spec["trial_dir"])
-    tdir.mkdir(parents=True, exist_ok=True)
-    rec = {k: spec[k] for k in ("trial_id", "model", "model_ref", "seed", "settings_hash")}
-    rec["started_at"] = time.time()
-    t_start = time.perf_counter()
-    timing = {"train_s": 0.0, "images": 0, "epochs": 0, "t0": None}
+    model, flags = _cpu_model_and_flags()
+    config = torch.__config__.show()
+    blas = re.search(r"BLAS_INFO=(\w+)", config)
+    return {
+        "python": platform.python_version(), "torch": torch.__version__, "ultralytics": ultralytics.__version__,
+        "numpy": np.__version__, "threads": threads or torch.get_num_threads(), "cpu": model, "cpu_isa": flags,
+        "machine": platform.machine(), "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "blas": blas.group(1) if blas else None, "mkldnn": bool(torch.backends.mkldnn.is_available()),
+        "torch_config_sha256": hashlib.sha256(config.encode()).hexdigest()[:12],
+        "openmp": {k: os.environ[k] for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if k in os.environ},
+    }
 
-    def cb_threads(_obj):
-        _set_threads(threads)
 
-    def cb_epoch_start(tr):
-        timing["t0"] = time.perf_counter()
+# --------------------------------------------------------------------------------------------
+# The trial
+# --------------------------------------------------------------------------------------------
+class _Hooks:
+    """Ultralytics callbacks of one trial: thread count, per-epoch timing and loss, non-finite loss, progress."""
 
-    def cb_epoch_end(tr):
+    def __init__(self, spec: TrialSpec, threads: int, progress: Callable[[dict], None] | None):
+        self.spec, self.threads, self.progress = spec, threads, progress
+        self.train_s, self.images, self.epochs, self.t0, self.loss = 0.0, 0, 0, None, None
+
+    def set_threads(self, _obj=None) -> None:
+        _set_threads(self.threads)
+
+    def epoch_start(self, tr) -> None:
+        self.t0 = time.perf_counter()
+
+    def epoch_end(self, tr) -> None:
+        import torch
+
         loss = getattr(tr, "tloss", None)
         if isinstance(loss, dict):
-            timing["loss"] = {k: float(torch.as_tensor(v).float().mean()) for k, v in loss.items()}
+            self.loss = {k: float(torch.as_tensor(v).float().mean()) for k, v in loss.items()}
         elif loss is not None:
-            timing["loss"] = [float(x) for x in torch.as_tensor(loss).float().reshape(-1)]
-        if timing["t0"] is not None:
-            timing["train_s"] += time.perf_counter() - timing["t0"]
-            timing["images"] += len(tr.train_loader.dataset)
-            timing["epochs"] += 1
-            timing["t0"] = None
+            self.loss = [float(x) for x in torch.as_tensor(loss).float().reshape(-1)]
+        if self.t0 is not None:
+            self.train_s += time.perf_counter() - self.t0
+            self.images += len(tr.train_loader.dataset)
+            self.epochs += 1
+            self.t0 = None
 
-    def cb_batch_end(tr):
+    def batch_end(self, tr) -> None:
+        import torch
+
         loss = getattr(tr, "tloss", None)
         parts = list(loss.values()) if isinstance(loss, dict) else [] if loss is None else [loss]
         for v in parts:
             if not bool(torch.isfinite(torch.as_tensor(v, dtype=torch.float32)).all()):
                 raise NonFiniteLoss(f"non-finite training loss {loss} at epoch {tr.epoch + 1}")
 
-    def cb_fit_epoch_end(tr):
-        if progress and tr.epoch + 1 <= tr.epochs:
-            progress({"event": "epoch", "trial_id": spec["trial_id"], "epoch": tr.epoch + 1, "epochs": tr.epochs,
-                      "metrics": {k: float(v) for k, v in (tr.metrics or {}).items() if isinstance(v, (int, float))}})
+    def fit_epoch_end(self, tr) -> None:
+        if self.progress and tr.epoch + 1 <= tr.epochs:
+            self.progress({"event": "epoch", "trial_id": self.spec.trial_id, "epoch": tr.epoch + 1, "epochs": tr.epochs,
+                           "metrics": {k: float(v) for k, v in (tr.metrics or {}).items() if isinstance(v, (int, float))}})
 
+    def callbacks(self) -> dict[str, Callable]:
+        return {"on_pretrain_routine_start": self.set_threads, "on_train_start": self.set_threads,
+                "on_train_epoch_start": self.epoch_start, "on_train_epoch_end": self.epoch_end,
+                "on_train_batch_end": self.batch_end, "on_fit_epoch_end": self.fit_epoch_end,
+                "on_val_start": self.set_threads}
+
+
+def _train_args(spec: TrialSpec) -> dict:
+    args = {**DEFAULT_TRAIN_ARGS, **(spec.train_args or {})}
+    args.update(data=spec.data, epochs=spec.epochs, imgsz=spec.imgsz, seed=spec.seed, deterministic=True, plots=False,
+                val=True, project=str(Path(spec.trial_dir)), name="train", exist_ok=True, verbose=bool(spec.verbose))
+    if spec.device is not None:
+        args["device"] = spec.device
+    return args
+
+
+def _train(spec: TrialSpec, model_ref: str, hooks: _Hooks) -> Path:
+    """Train with yolo_attn's trainer; return the weights to evaluate."""
+    from ..train import train
+
+    train(callbacks=hooks.callbacks(), model=model_ref, **_train_args(spec))
+    hooks.set_threads()
+    run_dir = Path(spec.trial_dir) / "train"
+    return run_dir / "weights" / ("best.pt" if spec.weights == "best" else "last.pt")
+
+
+def _validate(spec: TrialSpec, weights: Path, hooks: _Hooks):
+    """Ultralytics' validation with the predictions written per image (the same predictions feed COCOeval)."""
+    from ultralytics import YOLO
+
+    captured = {}
+    vmodel = YOLO(str(weights), task="detect")
+    vmodel.add_callback("on_val_start", hooks.set_threads)
+    vmodel.add_callback("on_val_end", lambda v: captured.update(
+        im_files=list(v.dataloader.dataset.im_files), save_dir=v.save_dir, names=dict(v.names)))
+    vargs = dict(data=spec.data, imgsz=spec.imgsz, batch=_train_args(spec).get("batch", 16), split="val",
+                 save_txt=True, save_conf=True, plots=False, project=str(Path(spec.trial_dir)), name="val",
+                 exist_ok=True, verbose=False, **VAL_ARGS)
+    if spec.device is not None:
+        vargs["device"] = spec.device
+    metrics = vmodel.val(**vargs)
+    hooks.set_threads()
+    return metrics, captured
+
+
+def _score(spec: TrialSpec, rec: TrialRecord, captured: dict) -> None:
+    """COCO JSON of ground truth and predictions, their hash, and COCOeval (with the arrays for the bootstrap)."""
+    tdir = Path(spec.trial_dir)
+    gt_images = _ground_truth(captured["im_files"])
+    gt = cocoeval.coco_gt(gt_images, captured["names"])
+    lbl_dir = Path(captured["save_dir"]) / "labels"
+    preds = {g.key: cocoeval.read_prediction_txt(lbl_dir / f"{g.key}.txt") for g in gt_images}
+    over = {k: len(v) for k, v in preds.items() if len(v) > VAL_ARGS["max_det"]}
+    if over:  # e.g. two processes appended to one prediction folder
+        k, n = next(iter(over.items()))
+        raise ValueError(f"{len(over)} image(s) have more predictions than max_det={VAL_ARGS['max_det']} "
+                         f"({k}: {n}) in {lbl_dir}: the prediction folder holds another run's output")
+    dets = cocoeval.coco_dets(gt, preds)
+    cocoeval.write_json(gt, tdir / "gt_coco.json")
+    pred_file = cocoeval.write_json(dets, tdir / "predictions_coco.json")
+    rec.predictions_sha256 = hashlib.sha256(pred_file.read_bytes()).hexdigest()
+    rec.n_detections = len(dets)
+    res = cocoeval.evaluate(gt, dets, max_det=VAL_ARGS["max_det"])
+    res.arrays.save(tdir / "eval.npz")
+    rec.coco = {"map50": res.map50, "map": res.map}
+    rec.n_val_images = len(gt_images)
+    rec.eval = str((tdir / "eval.npz").relative_to(Path(spec.store_root))) if spec.store_root else str(tdir / "eval.npz")
+
+
+def _fresh_trial_dir(tdir: Path) -> None:
+    """Remove a dead attempt's Ultralytics folders: Ultralytics appends to results.csv and prediction files."""
+    for sub in ("train", "val"):
+        if (tdir / sub).is_dir():
+            shutil.rmtree(tdir / sub)
+    tdir.mkdir(parents=True, exist_ok=True)
+
+
+def run_trial(spec: TrialSpec, progress: Callable[[dict], None] | None = None) -> TrialRecord:
+    """Train, validate and score one (model, seed); return its record (``status`` ok or failed). Never raises."""
+    import torch
+
+    threads = spec.threads or torch.get_num_threads()
+    tdir = Path(spec.trial_dir)
+    rec = spec.record(started_at=time.time(), threads=threads)
+    t_start = time.perf_counter()
+    hooks = _Hooks(spec, threads, progress)
     old_env = os.environ.get("YOLO_ATTN_THREADS")
-    os.environ["YOLO_ATTN_THREADS"] = str(threads)  # yolo_attn's trainer restores this count, not a load-based one
-    rec["threads"] = threads
+    os.environ["YOLO_ATTN_THREADS"] = str(threads)  # yolo_attn's trainer restores this count
     try:
-        from ultralytics import YOLO
-
         from .. import _ultralytics  # noqa: F401  (registers the attention layers in this process)
 
-        _set_threads(threads)
-        model_ref = spec["model_ref"]
-        if spec.get("pretrained"):
-            model_ref, rec["transfer"] = _make_pretrained(model_ref, spec["pretrained"], spec["nc"], tdir)
-        with quiet_ultralytics(not spec.get("verbose")):
-            cbs = {"on_pretrain_routine_start": cb_threads, "on_train_start": cb_threads,
-                   "on_train_epoch_start": cb_epoch_start, "on_train_epoch_end": cb_epoch_end,
-                   "on_train_batch_end": cb_batch_end, "on_fit_epoch_end": cb_fit_epoch_end, "on_val_start": cb_threads}
-            args = {**DEFAULT_TRAIN_ARGS, **spec.get("train_args", {})}
-            args.update(data=spec["data"], epochs=spec["epochs"], imgsz=spec["imgsz"], seed=spec["seed"],
-                        deterministic=True, plots=False, val=True, project=str(tdir), name="train", exist_ok=True,
-                        verbose=bool(spec.get("verbose")), device=spec.get("device"))
-            if args.get("device") is None:
-                args.pop("device")
-            try:  # yolo_attn's trainer (DDP-safe, CPU threads, offline fonts) when present
-                from ..train import train as attn_train
-            except ImportError:
-                attn_train = None
-            if attn_train is not None and Path(model_ref).is_file():
-                attn_train(callbacks=cbs, model=model_ref, **args)
-            else:  # an Ultralytics config name (a YAML: trust= does not apply)
-                args.pop("trust", None)
-                model = YOLO(model_ref, task="detect")
-                for ev, fn in cbs.items():
-                    model.add_callback(ev, fn)
-                model.train(**args)
-            _set_threads(threads)
-            run_dir = tdir / "train"
-            weights = run_dir / "weights" / ("best.pt" if spec.get("weights") == "best" else "last.pt")
-            rec["curve"] = _results_curve(run_dir / "results.csv")
-
-            # Validation with the predictions written per image (the same predictions feed COCOeval).
-            captured = {}
-            vmodel = YOLO(str(weights), task="detect")
-            vmodel.add_callback("on_val_start", cb_threads)
-            vmodel.add_callback("on_val_end", lambda v: captured.update(
-                im_files=list(v.dataloader.dataset.im_files), save_dir=v.save_dir, names=dict(v.names)))
-            vargs = dict(data=spec["data"], imgsz=spec["imgsz"], batch=args.get("batch", 16), split="val",
-                         save_txt=True, save_conf=True, plots=False, project=str(tdir), name="val", exist_ok=True,
-                         verbose=False, **VAL_ARGS)
-            if spec.get("device") is not None:
-                vargs["device"] = spec["device"]
-            metrics = vmodel.val(**vargs)
-            _set_threads(threads)
+        _fresh_trial_dir(tdir)
+        hooks.set_threads()
+        rec.environment = environment(threads)
+        model_ref = spec.model_ref
+        if spec.pretrained:
+            model_ref, rec.transfer = _make_pretrained(model_ref, spec.pretrained, spec.nc, tdir)
+        with quiet_ultralytics(not spec.verbose):
+            weights = _train(spec, model_ref, hooks)
+            rec.curve = _results_curve(weights.parents[1] / "results.csv")
+            metrics, captured = _validate(spec, weights, hooks)
         box = metrics.box
-        rec["ultra"] = {"map50": float(box.map50), "map": float(box.map), "precision": float(box.mp),
-                        "recall": float(box.mr)}
-        rec["params"], rec["gflops_640"] = model_cost(str(weights), None, 640)
-
-        gt_images = _ground_truth(captured["im_files"])
-        gt = cocoeval.coco_gt(gt_images, captured["names"])
-        lbl_dir = Path(captured["save_dir"]) / "labels"
-        preds = {g.key: cocoeval.read_prediction_txt(lbl_dir / f"{g.key}.txt") for g in gt_images}
-        dets = cocoeval.coco_dets(gt, preds)
-        cocoeval.write_json(gt, tdir / "gt_coco.json")
-        pred_file = cocoeval.write_json(dets, tdir / "predictions_coco.json")
-        rec["predictions_sha256"] = hashlib.sha256(pred_file.read_bytes()).hexdigest()
-        rec["n_detections"] = len(dets)
-        rec["train_loss"] = timing.get("loss")
-        res = cocoeval.evaluate(gt, dets, max_det=VAL_ARGS["max_det"])
-        res.arrays.save(tdir / "eval.npz")
-        rec["coco"] = {"map50": res.map50, "map": res.map}
-        rec["n_val_images"] = len(gt_images)
-        rec["eval"] = str((tdir / "eval.npz").relative_to(Path(spec["store_root"]))) if spec.get("store_root") else str(tdir / "eval.npz")
-        rec["train_time_s"] = timing["train_s"]
-        rec["train_images"] = timing["images"]
-        rec["train_images_per_s"] = timing["images"] / timing["train_s"] if timing["train_s"] > 0 else None
-        rec["epochs_done"] = timing["epochs"]
-        rec["run_dir"] = str(run_dir)
-        rec["status"] = "ok"
-        if any(not math.isfinite(v) for v in (*rec["ultra"].values(), *rec["coco"].values())):
-            rec["status"], rec["error"] = "failed", "non-finite metric"
+        rec.ultra = {"map50": float(box.map50), "map": float(box.map), "precision": float(box.mp), "recall": float(box.mr)}
+        rec.params, rec.gflops_640 = model_cost(str(weights), None, 640)
+        rec.train_loss = hooks.loss
+        _score(spec, rec, captured)
+        rec.train_time_s, rec.train_images, rec.epochs_done = hooks.train_s, hooks.images, hooks.epochs
+        rec.train_images_per_s = hooks.images / hooks.train_s if hooks.train_s > 0 else None
+        rec.run_dir = str(weights.parents[1])
+        rec.status = "ok"
+        if any(not math.isfinite(v) for v in (*rec.ultra.values(), *rec.coco.values())):
+            rec.fail("non-finite metric")
     except Exception as exc:  # a failed trial is recorded, the sweep goes on
-        rec["status"] = "failed"
-        rec["error"] = f"{type(exc).__name__}: {exc}"
-        rec["traceback"] = traceback.format_exc()[-4000:]
+        rec.fail(f"{type(exc).__name__}: {exc}", traceback.format_exc()[-4000:])
     finally:
         _set_threads(threads)
         if old_env is None:
             os.environ.pop("YOLO_ATTN_THREADS", None)
         else:
             os.environ["YOLO_ATTN_THREADS"] = old_env
-    rec["finished_at"] = time.time()
-    rec["duration_s"] = time.perf_counter() - t_start
+    rec.finished_at = time.time()
+    rec.duration_s = time.perf_counter() - t_start
     return rec
