@@ -213,7 +213,7 @@ def _synthetic_sweep(root, seeds=(0, 1, 2, 3), planned=None):
             tid = f"{model}__seed{s}"
             res.arrays.save(store.trial_dir(tid) / "eval.npz")
             m = {"map50": res.map50, "map": res.map}
-            store.append({"trial_id": tid, "model": model, "seed": s, "status": "ok", "settings_hash": "h",
+            store.append({"trial_id": tid, "model": model, "model_ref": f"{model}.yaml", "seed": s, "status": "ok", "settings_hash": "h",
                           "coco": m, "ultra": {**m, "precision": 0.5, "recall": 0.5}, "n_val_images": 40,
                           "eval": f"trials/{tid}/eval.npz", "params": 1000, "duration_s": 120.0, "epochs_done": 4,
                           "curve": [{"epoch": e, "map": m["map"] * e / 4 + 0.01 * rng.standard_normal()}
@@ -338,7 +338,7 @@ def test_same_seed_gives_both_models_the_same_batches(tmp_path, monkeypatch):
 
 
 def test_plan_reads_a_finished_folder_and_not_an_unfinished_one(tmp_path, capsys):
-    from types import SimpleNamespace
+    import argparse
 
     from yolo_attn.commands import compare as cmd
     from yolo_attn.compare import plan
@@ -347,8 +347,9 @@ def test_plan_reads_a_finished_folder_and_not_an_unfinished_one(tmp_path, capsys
     store.init_config(config)
     summary, records = plan.finished_pilot(str(tmp_path / "f"), effect=0.2, n_boot=100)
     assert len(records) == 12 and summary["effect"] == 0.2
-    args = SimpleNamespace(train_arg=[], batch=None, effect=0.2, seed_list=None, seeds=None, epochs=None, data=None,
-                           out=str(tmp_path / "f"), plan=True, boot=100)
+    parser = argparse.ArgumentParser()
+    cmd.add_arguments(parser)  # the command's real options, so a new flag cannot be missed here
+    args = parser.parse_args(["--effect", "0.2", "--out", str(tmp_path / "f"), "--plan", "--boot", "100"])
     assert cmd.run(args) == 0  # trains nothing: the folder is finished
     assert "# Plan: seeds x epochs to detect a difference of 0.2" in capsys.readouterr().out
     store2, config2 = _synthetic_sweep(tmp_path / "g", seeds=(0, 1))
