@@ -1,22 +1,28 @@
-"""Place an attention layer into a YOLOv5-style model YAML and renumber every ``from`` index.
+"""Place an attention layer into a YOLO model YAML (YOLOv5, YOLOv8, YOLO11) and renumber every ``from`` index.
 
-:func:`make_yaml` takes a base model YAML (Ultralytics' stock ``yolov5.yaml`` by default, or any
-YOLOv5-style YAML: P6, or one that already carries attention layers), a registered layer with its
+:func:`make_yaml` takes a base model YAML (Ultralytics' stock ``yolov5.yaml`` by default; ``yolov8.yaml``,
+``yolo11.yaml``, P6 models, or one that already carries attention layers), a registered layer with its
 YAML arguments and one or more *placements*, and returns the new model dict together with an
 :class:`IndexMap` from every base layer index to its new index.
 
 Placements
 ----------
-Insert placements add one row ``[from, 1, NAME, args]`` (a channel-preserving layer):
+A *block* is a CSP block of the base: YOLOv5's ``C3`` (and ``C3x``, ``C3TR``, ``C3Ghost``), YOLOv8's
+``C2f``, YOLO11's ``C3k2`` and its ``C2PSA`` (Ultralytics' own attention block), each with the yolo_attn
+variants (``C3Attn``/``C3FMM``, ``AttnC2f``/``FMMC2f``, ``AttnC3k2``/``FMMC3k2``), so the insert placements
+work on already-modified YAMLs too. Insert placements add one row ``[from, 1, NAME, args]`` (a
+channel-preserving layer):
 
 ``backbone-end``
-    after the last backbone C3 (before SPPF in the stock models).
+    after the last backbone block before SPPF (layer 8 of the stock YOLOv5/v8/11 models).
 ``backbone``
-    after every backbone C3 (P2..P5, and P6 in P6 models).
+    after every backbone block (P2..P5, P6 in P6 models, and YOLO11's C2PSA).
 ``sppf``
-    after every SPPF/SPP row.
+    after every SPPF/SPP row (on YOLO11: before C2PSA).
 ``neck``
-    after every C3 of the head.
+    after every block of the head.
+``psa``
+    after every C2PSA (YOLO11).
 ``<int>``
     after each given layer index of the base YAML (``8``, ``17``...).
 
@@ -29,21 +35,30 @@ Insert placements add one row ``[from, 1, NAME, args]`` (a channel-preserving la
     attention; the PAN path that also reads ``k`` keeps the unmodified features (this is what
     makes ``head-in`` differ from ``neck``).
 
-Replace placements keep the row (same index, same ``from``) and change its module; they touch
-plain ``C3`` rows only:
+Replace placements keep the row (same index, same ``from``) and change its module; they touch plain
+blocks only, named by the base's block (``c3`` on YOLOv5, ``c2f`` on YOLOv8, ``c3k2`` on YOLO11):
 
-``c3``, ``c3-backbone``, ``c3-neck``, ``c3-backbone-end``, ``c3:<int>``
-    C3 -> ``C3Attn`` whose bottlenecks carry the layer (all C3s, backbone C3s, head C3s, the last
-    backbone C3, or the C3 at that base index): ``[-1, n, C3Attn, [c2, NAME, [args], shortcut]]``.
+``c3``, ``c3-backbone``, ``c3-neck``, ``c3-backbone-end``, ``c3:<int>`` (and the same for ``c2f``, ``c3k2``)
+    C3 -> ``C3Attn`` (C2f -> ``AttnC2f``, C3k2 -> ``AttnC3k2``) whose bottlenecks carry the layer (all,
+    backbone, head, the last backbone block, or the one at that base index):
+    ``[-1, n, C3Attn, [c2, NAME, [args], *the block's own args]]``.
 ``fmm``, ``fmm-backbone``, ``fmm-neck``, ``fmm-backbone-end``, ``fmm:<int>``
-    C3 -> ``C3FMM`` (feature-map multiplication bottlenecks); these use no attention layer.
+    the base's block -> its feature-map multiplication variant (``C3FMM``, ``FMMC2f``, ``FMMC3k2``);
+    these use no attention layer.
 
-"C3" for the insert placements means any C3-like block (``C3``, ``C3Attn``, ``C3FMM``, ``C3x``,
-``C3TR``, ``C3Ghost``), so they work on already-modified YAMLs too. Several placements combine
-in one call; the same anchor named twice (``backbone backbone-end``, ``8 backbone-end``) gets one
-layer. Replacements are applied first, then splices, then the ``head-in`` edges (so ``neck head-in``
-puts one layer after each head C3 and a second one on the Detect inputs). Replacing one row with
-both ``C3Attn`` and ``C3FMM`` is an error.
+A removal placement deletes rows; readers of a removed row read its input instead:
+
+``no-psa``
+    removes every C2PSA (YOLO11), alone (no layer) or with other placements (``no-psa sppf`` puts the
+    layer where C2PSA was). Removed base rows have no entry in the index map (they are listed in
+    ``removed``).
+
+A named placement that has nothing to act on in the base (``c3`` on YOLO11, ``psa`` on YOLOv8) fails
+naming the base and the placements it has (:func:`available_placements`). Several placements combine in
+one call; the same anchor named twice (``backbone backbone-end``, ``8 backbone-end``) gets one layer.
+Removals are resolved first (other placements skip removed rows), replacements are applied first, then
+splices, then the ``head-in`` edges (so ``neck head-in`` puts one layer after each head block and a second
+one on the Detect inputs). Replacing one row with both the attention and the FMM variant is an error.
 
 Index map file
 --------------
@@ -55,12 +70,14 @@ Index map file
       "placements": ["neck"],
       "map": {"0": 0, "1": 1, ...},   # every base layer index -> its index in the new model (str keys)
       "inserted": [14, 19, ...],      # new indices of the inserted rows (ascending)
-      "replaced": [2, 4, ...]         # new indices of rows whose module was replaced (C3 -> C3Attn/C3FMM)
+      "replaced": [2, 4, ...],        # new indices of rows whose module was replaced (C3 -> C3Attn/C3FMM)
+      "removed": [10]                 # only when rows were removed (no-psa): base indices without a new index
     }
 
 Layer indices are those of Ultralytics' ``model.model`` (backbone rows first, then head rows), the
 same numbering that appears in the state-dict keys ``model.<index>.``. A replaced row keeps every
-parameter name of the C3 it replaces (``C3Attn``/``C3FMM`` subclass ``C3``), plus new ones.
+parameter name of the block it replaces (``C3Attn``/``C3FMM`` subclass ``C3``, ``AttnC2f``/``FMMC2f``
+``C2f``, ``AttnC3k2``/``FMMC3k2`` ``C3k2``), plus new ones.
 """
 
 from __future__ import annotations
@@ -74,14 +91,18 @@ from pathlib import Path
 
 import yaml
 
+from ._io import atomic_write
 from .registry import LAYERS, UnknownLayerError
 
 __all__ = [
+    "BLOCK_KINDS",
     "INSERT_PLACEMENTS",
+    "REMOVE_PLACEMENTS",
     "REPLACE_PLACEMENTS",
     "IndexMap",
     "PlacementError",
     "ShippedConfig",
+    "available_placements",
     "dump_yaml",
     "generate_configs",
     "load_yaml",
@@ -180,7 +201,7 @@ class IndexMap:
 
     def dump(self, path: str | Path) -> Path:
         path = Path(path)
-        path.write_text(json.dumps(self.as_json(), indent=2) + "\n")
+        atomic_write(path, json.dumps(self.as_json(), indent=2) + "\n")
         return path
 
     @classmethod
@@ -286,7 +307,7 @@ def render_yaml(d: dict, header: str = "", notes: dict[int, str] | None = None) 
 def dump_yaml(d: dict, path: str | Path, header: str = "", notes: dict[int, str] | None = None) -> Path:
     """Write :func:`render_yaml` to ``path``."""
     path = Path(path)
-    path.write_text(render_yaml(d, header, notes))
+    atomic_write(path, render_yaml(d, header, notes))
     return path
 
 
@@ -859,7 +880,7 @@ def generate_configs(out_dir: str | Path | None = None, check: bool = False, con
         elif check:
             report.drifted.append(cfg.filename)
         else:
-            path.write_text(text)
+            atomic_write(path, text)
             report.written.append(cfg.filename)
     if out_dir.is_dir():
         for path in sorted(out_dir.glob("*.yaml")):
