@@ -467,6 +467,8 @@ def _shipped_cases():
         return []
     cases, seen = [], set()
     for cfg in shipped_configs():
+        if cfg.base != "yolov5.yaml":  # YOLOv8/YOLO11 configs: tests/test_transfer_bases.py
+            continue
         kind = cfg.placements[0]
         for scale in ("n", "s"):
             quick = kind not in seen and (scale == "n" or kind in ("c3", "head-in"))
@@ -494,8 +496,7 @@ def test_shipped_configs_by_value(request, cfg, scale):
 
     filename, layer, args, placements = cfg
     path = config_dir() / filename
-    if not path.is_file():
-        pytest.skip(f"{filename} not generated yet")
+    assert path.is_file(), f"{filename} is in shipped_configs() but not in {config_dir()} (run yolo-attn make-configs)"
     stock = request.getfixturevalue("stock_n" if scale == "n" else "stock_s")
     source = request.getfixturevalue("files_n")["ultralytics"] if scale == "n" else request.getfixturevalue("file_s")
     _, imap = make_yaml(None, layer, args, placements)
