@@ -386,10 +386,11 @@ def _scaled(filename: str, scale: str) -> str:
 
 
 def _scales(c: ShippedConfig) -> str:
-    """YOLOv5 configs at every scale; on the newer bases every config at n, and at the other scales the configs
-    that differ in structure (SE at each placement, FMM, no-psa): the other gates at the same placements differ
-    only in the gate, which tests/test_layers_bases.py builds at every scale of both bases."""
-    return SCALES if c.base == "yolov5.yaml" or c.layer in (None, "SE") else "n"
+    """YOLOv5 configs at every scale; on the newer bases the configs that differ in structure (SE at each placement,
+    FMM, no-psa) at every scale. The other gates at the same placements differ only in the gate, which
+    tests/test_layers_bases.py builds at every scale of both bases; tests/test_transfer_bases.py builds every
+    YOLOv8/YOLO11 config by its scaled name at n (with a forward) and s."""
+    return SCALES if c.base == "yolov5.yaml" or c.layer in (None, "SE") else ""
 
 
 SHIPPED_CASES = [
@@ -414,7 +415,7 @@ def test_shipped_config_builds(filename, scale, one_thread):
 
     YOLOv5: scales n and s, and HEAVY_SUBSET at every scale, build real weights and run the forward; YOLOv8/YOLO11
     (whose configs the transfer tests also build for real at n and s): scale n. The others are constructed on
-    the meta device (every channel/depth dependent option is checked at construction).
+    the meta device (every channel/depth dependent option is checked at construction). See ``_scales``.
     YOLO_ATTN_FULL_BUILDS=1 builds and runs everything for real (about 5x longer).
     """
     from ultralytics.nn.tasks import yaml_model_load

@@ -75,7 +75,10 @@ def test_shipped_config_by_value(stock, cfg, scale):
     """Ultralytics checkpoint (n) or state dict (s), read from the file for the first config of each base."""
     model, path, ckpt = stock(cfg.base, scale)
     _, imap = make_yaml(cfg.base, cfg.layer, list(cfg.args), list(cfg.placements))
-    target = _Layers(_dict(str(config_dir() / cfg.filename), scale))
+    name = cfg.filename.replace(f"{cfg.stem}-", f"{cfg.stem}{scale}-", 1)  # by its scaled name, as a user builds it
+    d = yaml_model_load(name)
+    assert d["scale"] == scale and (config_dir() / cfg.filename).is_file()
+    target = _Layers(d)
     init = {k: v.clone() for k, v in target.state_dict().items()}
     report = transfer_weights(path if cfg is FIRST[cfg.base] else ckpt, target)
     assert report.mapping == imap.map
@@ -87,6 +90,29 @@ def test_shipped_config_by_value(stock, cfg, scale):
     assert report.tensors == len(sd) - sum(1 for k in sd if k.startswith(removed))
     for k in report.new_keys:
         assert torch.equal(target.state_dict()[k], init[k]), k
+    if scale == "n":  # the transferred model runs (raw head outputs; no strides needed)
+        with torch.no_grad():
+            out = forward(target.model.train(), torch.zeros(1, 3, 64, 64))
+        assert tensors(out) and all(torch.isfinite(t).all() for t in tensors(out))
+
+
+def tensors(out) -> list[torch.Tensor]:
+    """Every tensor in a head output (a tensor, or lists/dicts of them depending on the Ultralytics version)."""
+    if isinstance(out, torch.Tensor):
+        return [out]
+    items = out.values() if isinstance(out, dict) else out if isinstance(out, (list, tuple)) else []
+    return [t for o in items for t in tensors(o)]
+
+
+def forward(seq, x):
+    """Run a parse_model layer list (each layer's ``f`` says what it reads)."""
+    outputs = []
+    for m in seq:
+        if m.f != -1:
+            x = outputs[m.f] if isinstance(m.f, int) else [x if j == -1 else outputs[j] for j in m.f]
+        x = m(x)
+        outputs.append(x)
+    return x
 
 
 IDENTITY = ["yolov8n-se-backbone-end.yaml", "yolov8n-cbam-c2f.yaml", "yolov8n-eca-head-in.yaml", "yolo11n-ema-neck.yaml",
