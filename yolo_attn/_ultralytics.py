@@ -49,8 +49,9 @@ _ORIGINAL_SAFE_LOAD = getattr(_tasks.torch_safe_load, "__wrapped__", _tasks.torc
 _REPEATS_KEY = "_yolo_attn_repeats"  # {row index: YAML repeat count} for block rows, set by the parse wrapper
 # names Ultralytics resolves before yolo_attn adds any (entries of an earlier import of this module excluded)
 _ULTRALYTICS_NAMES = frozenset(k for k, v in vars(_tasks).items() if getattr(v, "yolo_attn_spec", None) is None)
-# local variables of parse_model that this bridge reads (and, for ``c2``, writes); tests/test_bridge.py checks them
-PARSE_MODEL_LOCALS = ("ch", "f", "i", "d", "c2", "width", "depth", "max_channels", "scale", "legacy")
+# local variables of parse_model that this bridge reads (and, for ``c2``, writes; ``legacy`` too where it exists);
+# tests/test_bridge.py checks them
+PARSE_MODEL_LOCALS = ("ch", "f", "i", "d", "c2", "width", "depth", "max_channels", "scale")
 
 
 class YamlLayerError(ValueError):
@@ -503,7 +504,8 @@ def scale_block_options(spec: LayerSpec, pos: list, kw: dict, loc: dict[str, Any
 
     if not (isinstance(spec.cls, type) and issubclass(spec.cls, C3k2)):
         return pos, kw
-    _set_parse_local("legacy", False)
+    if "legacy" in loc:  # Ultralytics versions whose Detect has a legacy (YOLOv8) and a YOLO11 form
+        _set_parse_local("legacy", False)
     if loc.get("scale") in _C3K_SCALES:
         import inspect
 

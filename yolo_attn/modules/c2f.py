@@ -86,7 +86,7 @@ class AttnC3k2(C3k2):
     def __init__(self, c1: int, c2: int, n: int = 1, attn: str = "SE", attn_args=(), c3k=False, e=0.5, g=1, shortcut=True):
         _check("AttnC3k2", c1, n)
         check_attention_args(attn_args, "AttnC3k2")
-        super().__init__(c1, c2, n, c3k, e, False, g, shortcut)
+        super().__init__(c1, c2, n, c3k=c3k, e=e, g=g, shortcut=shortcut)  # keywords: older C3k2 lack `attn`
         self.m = nn.ModuleList(
             C3kAttn(self.c, self.c, 2, attn, attn_args, shortcut, g)
             if c3k
@@ -121,7 +121,7 @@ class FMMC3k2(C3k2):
 
     def __init__(self, c1: int, c2: int, n: int = 1, c3k=False, e=0.5, g=1, shortcut=True):
         _check("FMMC3k2", c1, n)
-        super().__init__(c1, c2, n, c3k, e, False, g, shortcut)
+        super().__init__(c1, c2, n, c3k=c3k, e=e, g=g, shortcut=shortcut)
         self.m = nn.ModuleList(
             C3kFMM(self.c, self.c, 2, shortcut, g) if c3k else BottleneckFMM(self.c, self.c, shortcut, g) for _ in range(n)
         )
