@@ -66,8 +66,8 @@ def _timed(fn) -> float:
     return time.perf_counter() - t0
 
 
-def interleaved(variants: dict[str, callable], repeats: int, warmup: int = 3) -> dict[str, float]:
-    """Median seconds per call of each variant, run round-robin."""
+def interleaved_times(variants: dict[str, callable], repeats: int, warmup: int = 3) -> dict[str, list[float]]:
+    """Seconds per call of each variant in every round, run round-robin."""
     for fn in variants.values():
         for _ in range(warmup):
             fn()
@@ -75,7 +75,12 @@ def interleaved(variants: dict[str, callable], repeats: int, warmup: int = 3) ->
     for _ in range(repeats):
         for k, fn in variants.items():
             times[k].append(_timed(fn))
-    return {k: statistics.median(v) for k, v in times.items()}
+    return times
+
+
+def interleaved(variants: dict[str, callable], repeats: int, warmup: int = 3) -> dict[str, float]:
+    """Median seconds per call of each variant, run round-robin."""
+    return {k: statistics.median(v) for k, v in interleaved_times(variants, repeats, warmup).items()}
 
 
 def module_rows(names: list[str], repeats: int) -> list[dict]:
@@ -200,13 +205,17 @@ def model_rows(
             return go
 
         try:
-            t = interleaved({"stock": infer(stock), name: infer(attn)}, repeats)
+            raw = interleaved_times({"stock": infer(stock), name: infer(attn)}, repeats)
         except ValueError as exc:  # e.g. relative-position tables smaller than a P2 map at 640
             print(f"  {name} at {placement}: skipped ({exc})")
             continue
+        t = {k: statistics.median(v) for k, v in raw.items()}
         row = {"base": base, "layer": name, "placement": placement, "stock_ms": t["stock"] * 1e3, "attn_ms": t[name] * 1e3}
         row["ratio"] = t[name] / t["stock"]
-        line = f"| {base} | {name} | {placement} | {row['stock_ms']:.1f} | {row['attn_ms']:.1f} | {row['ratio']:.3f} |"
+        # median of the per-round ratios (the two passes of a round are adjacent): robust to a shared machine's drifts
+        row["paired_ratio"] = statistics.median(a / b for a, b in zip(raw[name], raw["stock"]))
+        line = (f"| {base} | {name} | {placement} | {row['stock_ms']:.1f} | {row['attn_ms']:.1f} | {row['ratio']:.3f} "
+                f"| {row['paired_ratio']:.3f} |")  # fmt: skip
         if name in train_step:
             ts = interleaved({"stock": step(stock), name: step(attn)}, max(repeats // 3, 3), warmup=1)
             row["train_step_ratio"] = ts[name] / ts["stock"]
@@ -242,8 +251,8 @@ def main(argv=None) -> int:
     modules = [] if args.skip_modules else module_rows(names, args.repeats)
     models = []
     if not args.skip_model:
-        print("\n| base | layer | placement | stock s ms | with layer ms | inference ratio | train-step ratio |")
-        print("|---|---|---|---|---|---|---|")
+        print("\n| base | layer | placement | stock s ms | with layer ms | inference ratio | paired ratio | train-step ratio |")
+        print("|---|---|---|---|---|---|---|---|")
         for base in args.bases:
             for placement in args.placements:
                 models += model_rows(names, args.model_repeats, placement, train_step=args.train_step, base=base, threads=args.threads)
