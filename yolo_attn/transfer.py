@@ -652,10 +652,8 @@ def _report(x: _Transfer, results: list[LayerResult], other_keys: list[str]) -> 
     """The report of a finished transfer: per-layer results (source layers without a target added) and totals."""
     for s in x.source:  # source layers without a target
         if s.index not in x.s2t and s.shapes:
-            results.append(
-                LayerResult(None, s.index, "", s.type, "skipped", skipped=[(k, "source-only: no target layer") for k in s.shapes],
-                            note="no counterpart in the target")  # fmt: skip
-            )
+            skipped = [(k, "source-only: no target layer") for k in s.shapes]
+            results.append(LayerResult(None, s.index, "", s.type, "skipped", skipped=skipped, note="no counterpart in the target"))
     if other_keys:
         x.warnings.append(f"{len(other_keys)} source tensors outside model.<i>. were ignored (e.g. {other_keys[0]})")
     src_sd, net, tgt_sd = x.ckpt.state_dict, x.net, x.tgt_sd
