@@ -6,9 +6,12 @@ same interleaved loop, the same module from timm (reference implementations, use
 tests) and Ultralytics' own CBAM. It reports yolo_attn's time as a ratio to the fastest public one.
 
 Part 2 times yolov5s inference at 640 with one layer inserted before SPPF, as a ratio to stock yolov5s
-measured in the same interleaved loop.
+measured in the same interleaved loop; ``--bases yolov8.yaml yolo11.yaml`` does the same for yolov8s/yolo11s
+(issue 11's target: one light gate before SPPF costs at most 2% of stock inference).
 
 Usage:  python benchmarks/bench_modules.py [--repeats 30] [--layers SE ECA ...] [--out benchmarks/results]
+        python benchmarks/bench_modules.py --skip-modules --bases yolov8.yaml yolo11.yaml --layers SE ECA CBAM \
+            CoordAtt SimAM EMA --json bases.json
 Times are medians; variants are interleaved (A B C A B C ...) so machine noise hits all alike.
 """
 
@@ -63,8 +66,8 @@ def _timed(fn) -> float:
     return time.perf_counter() - t0
 
 
-def interleaved(variants: dict[str, callable], repeats: int, warmup: int = 3) -> dict[str, float]:
-    """Median seconds per call of each variant, run round-robin."""
+def interleaved_times(variants: dict[str, callable], repeats: int, warmup: int = 3) -> dict[str, list[float]]:
+    """Seconds per call of each variant in every round, run round-robin."""
     for fn in variants.values():
         for _ in range(warmup):
             fn()
@@ -72,7 +75,12 @@ def interleaved(variants: dict[str, callable], repeats: int, warmup: int = 3) ->
     for _ in range(repeats):
         for k, fn in variants.items():
             times[k].append(_timed(fn))
-    return {k: statistics.median(v) for k, v in times.items()}
+    return times
+
+
+def interleaved(variants: dict[str, callable], repeats: int, warmup: int = 3) -> dict[str, float]:
+    """Median seconds per call of each variant, run round-robin."""
+    return {k: statistics.median(v) for k, v in interleaved_times(variants, repeats, warmup).items()}
 
 
 def module_rows(names: list[str], repeats: int) -> list[dict]:
@@ -155,8 +163,12 @@ def _tensors(out) -> list[torch.Tensor]:
     return [t for o in items for t in _tensors(o)]
 
 
-def model_rows(names: list[str], repeats: int, placement: str = "backbone-end", imgsz: int = 640, train_step=()) -> list[dict]:
-    """yolov5s latency with ``names`` placed at ``placement``, as a ratio to stock yolov5s in the same loop.
+def model_rows(
+    names: list[str], repeats: int, placement: str = "backbone-end", imgsz: int = 640, train_step=(), base: str = "yolov5.yaml",
+    threads: int | None = None,
+) -> list[dict]:
+    """``base`` at scale s (yolov5s, yolov8s, yolo11s): latency with ``names`` placed at ``placement``, as a ratio
+    to the stock model in the same loop.
 
     For layers in ``train_step`` also a training step (forward + backward, batch 2, train mode) is timed.
     """
@@ -164,17 +176,18 @@ def model_rows(names: list[str], repeats: int, placement: str = "backbone-end", 
 
     from yolo_attn.placement import make_yaml
 
+    threads = threads or os.cpu_count()  # Ultralytics lowers torch's thread count when it builds a model
     x = torch.zeros(1, 3, imgsz, imgsz)
     xt = torch.rand(2, 3, imgsz, imgsz)
-    stock = DetectionModel("yolov5s.yaml", verbose=False)
+    stock = DetectionModel(f"{Path(base).stem}s.yaml", verbose=False)  # yolov5s.yaml, yolov8s.yaml, yolo11s.yaml
     rows = []
     for name in names:
         if LAYERS.get(name).kind != "preserve":
             continue
-        cfg, _ = make_yaml(None, name, [], [placement])
+        cfg, _ = make_yaml(base, name, [], [placement])
         cfg["scale"] = "s"
         attn = DetectionModel(cfg, verbose=False)
-        torch.set_num_threads(os.cpu_count())
+        torch.set_num_threads(threads)
 
         def infer(m):
             def go():
@@ -192,13 +205,17 @@ def model_rows(names: list[str], repeats: int, placement: str = "backbone-end", 
             return go
 
         try:
-            t = interleaved({"stock": infer(stock), name: infer(attn)}, repeats)
+            raw = interleaved_times({"stock": infer(stock), name: infer(attn)}, repeats)
         except ValueError as exc:  # e.g. relative-position tables smaller than a P2 map at 640
             print(f"  {name} at {placement}: skipped ({exc})")
             continue
-        row = {"layer": name, "placement": placement, "stock_ms": t["stock"] * 1e3, "attn_ms": t[name] * 1e3}
+        t = {k: statistics.median(v) for k, v in raw.items()}
+        row = {"base": base, "layer": name, "placement": placement, "stock_ms": t["stock"] * 1e3, "attn_ms": t[name] * 1e3}
         row["ratio"] = t[name] / t["stock"]
-        line = f"| {name} | {placement} | {row['stock_ms']:.1f} | {row['attn_ms']:.1f} | {row['ratio']:.3f} |"
+        # median of the per-round ratios (the two passes of a round are adjacent): robust to a shared machine's drifts
+        row["paired_ratio"] = statistics.median(a / b for a, b in zip(raw[name], raw["stock"]))
+        line = (f"| {base} | {name} | {placement} | {row['stock_ms']:.1f} | {row['attn_ms']:.1f} | {row['ratio']:.3f} "
+                f"| {row['paired_ratio']:.3f} |")  # fmt: skip
         if name in train_step:
             ts = interleaved({"stock": step(stock), name: step(attn)}, max(repeats // 3, 3), warmup=1)
             row["train_step_ratio"] = ts[name] / ts["stock"]
@@ -219,10 +236,13 @@ def main(argv=None) -> int:
     ap.add_argument("--skip-modules", action="store_true", help="skip the per-module part")
     ap.add_argument("--placements", nargs="*", default=["backbone-end"], help="placements for the yolov5s part")
     ap.add_argument("--train-step", nargs="*", default=["SE", "CBAM"], help="layers whose training step is timed too")
+    ap.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads (default: every CPU)")
+    ap.add_argument("--bases", nargs="*", default=["yolov5.yaml"], help="base models of the model part, at scale s")
     ap.add_argument("--out", default="benchmarks/results", help="folder for the JSON results")
+    ap.add_argument("--json", default="modules.json", help="JSON file name inside --out")
     args = ap.parse_args(argv)
 
-    torch.set_num_threads(os.cpu_count())
+    torch.set_num_threads(args.threads)
     names = args.layers or LAYERS.names("preserve")
     print(f"yolo_attn {yolo_attn.__version__}, torch {torch.__version__}, threads {torch.get_num_threads()}\n")
     if not args.skip_modules:
@@ -231,16 +251,16 @@ def main(argv=None) -> int:
     modules = [] if args.skip_modules else module_rows(names, args.repeats)
     models = []
     if not args.skip_model:
-        print("\n| layer | placement | yolov5s ms | with layer ms | inference ratio | train-step ratio |")
-        print("|---|---|---|---|---|---|")
-        for placement in args.placements:
-            models += model_rows(names, args.model_repeats, placement, train_step=args.train_step)
+        print("\n| base | layer | placement | stock s ms | with layer ms | inference ratio | paired ratio | train-step ratio |")
+        print("|---|---|---|---|---|---|---|---|")
+        for base in args.bases:
+            for placement in args.placements:
+                models += model_rows(names, args.model_repeats, placement, train_step=args.train_step, base=base, threads=args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "modules.json").write_text(
-        json.dumps({"threads": torch.get_num_threads(), "modules": modules, "yolov5s": models}, indent=1)
-    )
-    print(f"\nresults written to {out / 'modules.json'}")
+    by_base = {f"{Path(b).stem}s": [r for r in models if r["base"] == b] for b in args.bases}
+    (out / args.json).write_text(json.dumps({"threads": torch.get_num_threads(), "modules": modules, **by_base}, indent=1))
+    print(f"\nresults written to {out / args.json}")
     return 0
 
 

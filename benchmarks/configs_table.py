@@ -1,8 +1,12 @@
-"""Table of the shipped model configs at one scale: layers, parameters, GFLOPs, CPU latency vs stock YOLOv5.
+"""Table of the shipped model configs at one scale: layers, parameters, GFLOPs, CPU latency vs the stock base.
 
-    python benchmarks/configs_table.py                      # scale s, 640, writes docs/configs.md
+    python benchmarks/configs_table.py                      # scale s, 640, every base, writes docs/configs.md
     python benchmarks/configs_table.py --repeats 9 --warmup 2 --group 8
     python benchmarks/configs_table.py --only cbam --no-latency --out -   # print, don't write
+    python benchmarks/configs_table.py --bases yolov8.yaml yolo11.yaml --no-latency   # update those sections only
+
+``docs/configs.md`` holds one section per base (YOLOv5, YOLOv8, YOLO11) between ``<!-- section BASE -->`` and
+``<!-- end BASE -->`` marks; a run replaces the sections of the bases it measured and keeps the others.
 
 Every config is built by its scaled name (``yolov5s-cbam-neck.yaml``), exactly as a user would. Latency is
 the median of ``--repeats`` batch-1 inference passes at ``--imgsz`` on the CPU, reported as a ratio to the stock
@@ -29,7 +33,23 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-STOCK = "yolov5.yaml"
+BASES = ("yolov5.yaml", "yolov8.yaml", "yolo11.yaml")
+INTRO = """# Shipped configs
+
+The configs live in `models/yaml/` (installed as `yolo_attn/cfg/`) and are written by `yolo-attn make-configs`;
+build a scale by name (`yolov5s-cbam-neck.yaml`, `yolov8s-cbam-neck.yaml`, `yolo11n-se-backbone-end.yaml`).
+Placements (details and the `yolo-attn make-yaml` generator: `yolo_attn/placement.py`) mean the same on every base:
+`backbone-end` one layer after the last backbone block before SPPF; `backbone` after every backbone block (C3, C2f,
+C3k2; YOLO11's C2PSA too); `sppf` after SPPF (before C2PSA); `neck` after every head block; `head-in` one layer on
+each Detect input, seen by Detect only; `psa` after YOLO11's C2PSA. Block replacements are named by the base's
+block: `c3*` C3 -> C3Attn (YOLOv5), `c2f*` C2f -> AttnC2f (YOLOv8), `c3k2*` C3k2 -> AttnC3k2 (YOLO11), attention in
+every bottleneck's residual branch (`-backbone`, `-neck`, `-backbone-end` scopes); `fmm*` replaces the base's block
+by its feature-map multiplication variant (C3FMM, FMMC2f, FMMC3k2). `no-psa` removes YOLO11's C2PSA (Ultralytics'
+own attention): `yolo11-no-psa.yaml` alone, `yolo11-<gate>-no-psa.yaml` with the gate in its place, to compare
+Ultralytics' attention with ours. MHSA is shipped at P5 only (backbone-end, sppf, last backbone C3): self-attention
+cost grows with the square of the token count. `fuse=add` rows are the multiplication-vs-addition ablation (gate
+added instead of multiplied).
+"""
 
 
 def parse_args(argv=None):
@@ -42,6 +62,7 @@ def parse_args(argv=None):
     p.add_argument("--only", help="only configs whose file name contains this text")
     p.add_argument("--no-latency", action="store_true", help="layers, parameters and GFLOPs only")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--bases", nargs="*", default=list(BASES), choices=list(BASES), help="bases whose sections are (re)made")
     p.add_argument("--out", default=str(REPO / "docs" / "configs.md"), help="Markdown file, or - for stdout")
     return p.parse_args(argv)
 
@@ -87,24 +108,18 @@ def measure_group(models: dict, x, repeats: int, warmup: int, rng: random.Random
     return times
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    sys.path.insert(0, str(REPO))
+def measure(args, configs: list, stock_name: str) -> tuple[dict, dict, list]:
+    """(rows, latency ratios, stock spreads) of ``configs`` and their stock model (scaled names)."""
     import torch
     from ultralytics.utils.torch_utils import get_flops, get_num_params
 
-    import yolo_attn
-    from yolo_attn.placement import shipped_configs
-
-    rng = random.Random(args.seed)
-    torch.manual_seed(args.seed)
-    configs = [c for c in shipped_configs() if not args.only or args.only in c.filename]
-    configs = [c for c in configs if c.layer is None or c.layer in yolo_attn.LAYERS]
-    scaled = lambda f: f.replace("yolov5", f"yolov5{args.scale}", 1)
+    stem = Path(stock_name).stem
+    scaled = lambda f: f.replace(stem, f"{stem}{args.scale}", 1)
     x = torch.zeros(1, 3, args.imgsz, args.imgsz)
-
-    stock = build(scaled(STOCK))
-    rows = {STOCK: dict(layer="-", placement="-", layers=len(stock.model), params=get_num_params(stock), gflops=get_flops(stock, args.imgsz))}
+    rng = random.Random(args.seed)
+    stock = build(scaled(stock_name))
+    rows = {stock_name: {"layer": "-", "placement": "-", "layers": len(stock.model), "params": get_num_params(stock),
+                         "gflops": get_flops(stock, args.imgsz)}}
     latency, spread = {}, []
     t0 = time.time()
     for g in range(0, len(configs), max(1, args.group)):
@@ -113,68 +128,101 @@ def main(argv=None) -> int:
         for c in group:
             m = build(scaled(c.filename))
             models[c.filename] = m
-            rows[c.filename] = dict(
-                layer=c.layer or "(C3FMM)",
-                placement=" ".join(map(str, c.placements)) + (" fuse=add" if "-add-" in c.filename else ""),
-                layers=len(m.model),
-                params=get_num_params(m),
-                gflops=get_flops(m, args.imgsz),
-            )
+            rows[c.filename] = {
+                "layer": c.layer or "(no layer)",
+                "placement": " ".join(map(str, c.placements)) + (" fuse=add" if "-add-" in c.filename else ""),
+                "layers": len(m.model),
+                "params": get_num_params(m),
+                "gflops": get_flops(m, args.imgsz),
+            }
         if not args.no_latency:
-            times = measure_group({STOCK: stock, **models}, x, args.repeats, args.warmup, rng)
+            times = measure_group({stock_name: stock, **models}, x, args.repeats, args.warmup, rng)
             med = {k: statistics.median(v) for k, v in times.items()}
-            latency.setdefault(STOCK, []).append(med[STOCK])
-            spread.append((max(times[STOCK]) - min(times[STOCK])) / med[STOCK])
+            latency.setdefault(stock_name, []).append(med[stock_name])
+            spread.append((max(times[stock_name]) - min(times[stock_name])) / med[stock_name])
             for k in models:
-                latency[k] = med[k] / med[STOCK]
-        print(f"[{g + len(group)}/{len(configs)}] {time.time() - t0:.0f}s", file=sys.stderr, flush=True)
+                latency[k] = med[k] / med[stock_name]
+        print(f"[{stem} {g + len(group)}/{len(configs)}] {time.time() - t0:.0f}s", file=sys.stderr, flush=True)
         del models
+    return rows, latency, spread
 
-    base = rows[STOCK]
+
+def section(args, argv, stock_name: str, rows: dict, latency: dict, spread: list) -> str:
+    """The Markdown section of one base (between its marks)."""
+    import torch
+
+    stem = Path(stock_name).stem
     lines = [
-        "# Shipped configs",
+        f"<!-- section {stock_name} -->",
+        f"## {stem} (`{stock_name}`)",
         "",
-        f"Generated by `python benchmarks/configs_table.py{' ' + ' '.join(argv if argv is not None else sys.argv[1:]) if (argv or sys.argv[1:]) else ''}`"
-        f" ({time.strftime('%Y-%m-%d')}, ultralytics {__import__('ultralytics').__version__}, torch {torch.__version__},"
-        f" {platform.processor() or platform.machine()}, {os.cpu_count()} CPU threads).",
+        (
+            f"Generated by `python benchmarks/configs_table.py{' ' + ' '.join(argv) if argv else ''}`"
+            f" ({time.strftime('%Y-%m-%d')}, ultralytics {__import__('ultralytics').__version__}, torch {torch.__version__},"
+            f" {platform.processor() or platform.machine()}, {os.cpu_count()} CPU threads)."
+        ),
         "",
-        f"Scale **{args.scale}** (build by name, e.g. `yolov5{args.scale}-cbam-neck.yaml`), input {args.imgsz}x{args.imgsz}, batch 1.",
-        "The configs live in `models/yaml/` (installed as `yolo_attn/cfg/`) and are written by `yolo-attn make-configs`.",
+        f"Scale **{args.scale}** (e.g. `{stem}{args.scale}-cbam-neck.yaml`), input {args.imgsz}x{args.imgsz}, batch 1.",
         "GFLOPs: Ultralytics' `get_flops` (thop), which counts conv/linear/norm layers only, so parameter-free or",
         "matmul-based attention (SimAM, MHSA, TripletAttention's pooling) is under-counted.",
     ]
-    if not args.no_latency:
-        stock_ms = statistics.median(latency[STOCK]) * 1e3
+    if latency:
+        stock_ms = statistics.median(latency[stock_name]) * 1e3
         lines += [
-            f"Latency: CPU inference, median of {args.repeats} passes, as a ratio to stock `yolov5{args.scale}.yaml` timed in the",
+            f"Latency: CPU inference, median of {args.repeats} passes, as a ratio to stock `{stem}{args.scale}.yaml` timed in the",
             f"same rounds (groups of {args.group}, shuffled order each round); stock median {stock_ms:.0f} ms.",
-            f"Noise gauge: the stock model's own timings varied by up to {max(spread) * 100:.0f}% between rounds"
-            " ((max - min) / median, worst group); ratios closer to 1 than that say nothing. Rerun on a quiet machine.",
+            (
+                f"Noise gauge: the stock model's own timings varied by up to {max(spread) * 100:.0f}% between rounds"
+                " ((max - min) / median, worst group); ratios closer to 1 than that say nothing. Rerun on a quiet machine."
+            ),
         ]
-    lines += [
-        "",
-        "Placements (details and the `yolo-attn make-yaml` generator: `yolo_attn/placement.py`):",
-        "`backbone-end` one layer after the last backbone C3 (before SPPF); `backbone` after every backbone C3;",
-        "`sppf` after SPPF; `neck` after every head C3; `head-in` one layer on each Detect input, seen by Detect only;",
-        "`c3`/`c3-backbone`/`c3-neck`/`c3-backbone-end` C3 -> C3Attn (attention in every bottleneck's residual branch);",
-        "`fmm*` C3 -> C3FMM (feature-map multiplication). MHSA is shipped at P5 only (backbone-end, sppf, last backbone C3):",
-        "self-attention cost grows with the square of the token count. `fuse=add` rows are the multiplication-vs-addition",
-        "ablation (gate added instead of multiplied).",
-    ]
+    else:
+        lines.append("Latency: not measured in this run (`--no-latency`).")
     lines += ["", "| config | layer | placement | layers | params | Δparams | GFLOPs | latency |", "|---|---|---|---:|---:|---:|---:|---:|"]
+    base = rows[stock_name]
     for name, r in rows.items():
         dp = (r["params"] - base["params"]) / base["params"] * 100
-        lat = "1.00" if name == STOCK else (f"{latency[name]:.2f}" if name in latency else "-")
-        label = f"`yolov5{args.scale}.yaml` (stock)" if name == STOCK else f"`{name}`"
+        lat = ("1.00" if latency else "-") if name == stock_name else (f"{latency[name]:.2f}" if name in latency else "-")
+        label = f"`{stem}{args.scale}.yaml` (stock)" if name == stock_name else f"`{name}`"
         lines.append(
             f"| {label} | {r['layer']} | {r['placement']} | {r['layers']} | {r['params']:,} | {dp:+.1f}% | {r['gflops']:.1f} | {lat} |"
         )
-    text = "\n".join(lines) + "\n"
+    return "\n".join(lines + [f"<!-- end {stock_name} -->"])
+
+
+def merge(old: str, sections: dict[str, str]) -> str:
+    """``old`` document with the given sections replaced (or added in base order), under the common intro."""
+    kept = {}
+    for base in BASES:
+        start, end = f"<!-- section {base} -->", f"<!-- end {base} -->"
+        if start in old and end in old:
+            kept[base] = old[old.index(start) : old.index(end) + len(end)]
+    kept.update(sections)
+    return INTRO + "".join(f"\n{kept[b]}\n" for b in BASES if b in kept)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    argv = list(argv if argv is not None else sys.argv[1:])
+    sys.path.insert(0, str(REPO))
+    import torch
+
+    import yolo_attn
+    from yolo_attn.placement import shipped_configs
+
+    torch.manual_seed(args.seed)
+    sections = {}
+    for stock_name in args.bases:
+        configs = [c for c in shipped_configs() if c.base == stock_name and (not args.only or args.only in c.filename)]
+        configs = [c for c in configs if c.layer is None or c.layer in yolo_attn.LAYERS]
+        rows, latency, spread = measure(args, configs, stock_name)
+        sections[stock_name] = section(args, argv, stock_name, rows, latency, spread)
     if args.out == "-":
-        print(text)
-    else:
-        Path(args.out).write_text(text)
-        print(f"wrote {args.out} ({len(rows)} rows)", file=sys.stderr)
+        print("\n\n".join(sections.values()))
+        return 0
+    out = Path(args.out)
+    out.write_text(merge(out.read_text() if out.is_file() else "", sections))
+    print(f"wrote {args.out} ({', '.join(sections)})", file=sys.stderr)
     return 0
 
 

@@ -121,7 +121,7 @@ def test_block_layer_that_changes_channels_feeds_the_next_layer(tmp_path):
     import yaml
     from ultralytics.nn.tasks import DetectionModel
 
-    spec = BLOCKS[0]
+    spec = next(s for s in BLOCKS if s.name == "C3Attn")  # the C3 layout (cv3) is read below
     d = {
         "nc": 2,
         "depth_multiple": 0.33,

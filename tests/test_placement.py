@@ -23,6 +23,7 @@ import pytest
 import torch
 import yaml
 from conftest import PYTHON, REPO, subprocess_env
+from ultralytics.nn.modules.block import C3k, C3k2
 
 from yolo_attn import UnknownLayerError
 from yolo_attn.placement import (
@@ -39,14 +40,16 @@ from yolo_attn.placement import (
 )
 
 SCALES = "nsmlx"
-C3_FAMILY = {"C3", "C3Attn", "C3FMM"}
+# the blocks of each base (YOLOv5 C3, YOLOv8 C2f, YOLO11 C3k2 and C2PSA) with their yolo_attn variants
+BLOCK_FAMILY = {"C3", "C3Attn", "C3FMM", "C2f", "AttnC2f", "FMMC2f", "C3k2", "AttnC3k2", "FMMC3k2", "C2PSA"}
+VARIANTS = {"C3": ("C3Attn", "C3FMM"), "C2f": ("AttnC2f", "FMMC2f"), "C3k2": ("AttnC3k2", "FMMC3k2")}  # plain -> (attn, fmm)
 SHIPPED = shipped_configs()
 # Real builds at m/l/x for every layer's two placements that together meet every channel count of the model
 # (attention inside all C3 bottlenecks, and after every backbone C3), plus the MHSA and FMM configs; the other
 # configs differ only in where the same layer sits and are built at m/l/x on the meta device (construction
 # checks every channel and depth dependent option without paying for weight initialisation).
 HEAVY_SUBSET = {c.filename for c in SHIPPED if c.placements[0] in ("c3", "backbone") and "-add-" not in c.filename}
-HEAVY_SUBSET |= {c.filename for c in SHIPPED if c.layer in (None, "MHSA")}
+HEAVY_SUBSET |= {c.filename for c in SHIPPED if c.layer in (None, "MHSA") and c.base == "yolov5.yaml"}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -98,14 +101,16 @@ def expected_anchors(d: dict, placement) -> list[int]:
     """Base indices a splice placement inserts after, computed from module names and sections."""
     nb = len(d["backbone"])
     rows = rows_of(d)
-    c3 = [i for i, r in enumerate(rows) if r[2] in C3_FAMILY]
+    blocks = [i for i, r in enumerate(rows) if r[2] in BLOCK_FAMILY]
+    spp = [i for i, r in enumerate(rows) if r[2] in ("SPPF", "SPP")]
     if isinstance(placement, int):
         return [placement]
     return {
-        "backbone-end": [max(i for i in c3 if i < nb)],
-        "backbone": [i for i in c3 if i < nb],
-        "neck": [i for i in c3 if i >= nb],
-        "sppf": [i for i, r in enumerate(rows) if r[2] in ("SPPF", "SPP")],
+        "backbone-end": [max(i for i in blocks if i < min(nb, *spp))],  # the last backbone block before SPPF
+        "backbone": [i for i in blocks if i < nb],
+        "neck": [i for i in blocks if i >= nb],
+        "sppf": spp,
+        "psa": [i for i, r in enumerate(rows) if r[2] == "C2PSA"],
     }[placement]
 
 
@@ -126,7 +131,7 @@ def check_graph(base: dict, new: dict, imap: IndexMap, layer: str, placements: l
     assert len(new["backbone"]) == len(base["backbone"]) + sum(1 for j in inserted if j < len(new["backbone"]))
 
     # expected inserted count, from the placements alone
-    splice = sorted({a for p in placements if p != "head-in" and not str(p).startswith(("c3", "fmm")) for a in expected_anchors(base, p)})
+    splice = sorted({a for p in placements if p != "head-in" and not str(p).startswith(("c3", "c2f", "fmm")) for a in expected_anchors(base, p)})
     detect_inputs = sorted(b_src[-1]) if "head-in" in placements else []
     assert len(n_rows) == len(b_rows) + len(splice) + len(detect_inputs)
     for j in inserted:
@@ -144,7 +149,7 @@ def check_graph(base: dict, new: dict, imap: IndexMap, layer: str, placements: l
         assert {collapse(x) if x >= 0 else x for x in n_src[j]} == {imap[x] if x >= 0 else x for x in s}, (i, j)
         # modules kept (or replaced by C3 variants), n and args untouched except for replacements
         if j in imap.replaced:
-            assert b_rows[i][2] == "C3" and n_rows[j][2] in ("C3Attn", "C3FMM")
+            assert n_rows[j][2] in VARIANTS[b_rows[i][2]]
         else:
             assert n_rows[j][1:] == b_rows[i][1:]
 
@@ -171,7 +176,8 @@ def check_graph(base: dict, new: dict, imap: IndexMap, layer: str, placements: l
 # ------------------------------------------------------------------------------------------------
 # Renumbering against the independent graph check, on several bases
 # ------------------------------------------------------------------------------------------------
-BASES = ["yolov5.yaml", "yolov5-p6.yaml", "yolov5-cbam-backbone.yaml", "yolov5-se-head-in.yaml", "yolov5-eca-c3.yaml"]
+BASES = ["yolov5.yaml", "yolov5-p6.yaml", "yolov5-cbam-backbone.yaml", "yolov5-se-head-in.yaml", "yolov5-eca-c3.yaml",
+         "yolov8.yaml", "yolo11.yaml", "yolov8-cbam-c2f.yaml", "yolo11-se-no-psa.yaml"]  # fmt: skip
 PLACEMENT_SETS = [
     ["backbone-end"],
     ["backbone"],
@@ -185,7 +191,11 @@ PLACEMENT_SETS = [
     ["fmm-neck", "backbone"],
     [0, 3, 5],
     ["c3"],
+    ["c2f-neck", "sppf"],
+    ["c3k2", "backbone"],
+    ["fmm-backbone", "psa"],
 ]
+REPLACED_BY = {"c3": {"C3"}, "c2f": {"C2f"}, "c3k2": {"C3k2"}, "fmm": set(VARIANTS)}  # placement prefix -> plain blocks
 
 
 @pytest.mark.parametrize("placements", PLACEMENT_SETS, ids=lambda p: "+".join(map(str, p)))
@@ -193,21 +203,23 @@ PLACEMENT_SETS = [
 def test_renumbering_matches_data_flow(base, placements):
     d = load(base)
     rows = rows_of(d)
-    replace = [p for p in placements if str(p).startswith(("c3", "fmm"))]
-    if replace and not any(r[2] == "C3" for r in rows):
-        with pytest.raises(PlacementError, match="no plain C3"):
+    nb = len(d["backbone"])
+    replace = [p for p in placements if str(p).startswith(("c3", "c2f", "fmm"))]
+    wanted = {}  # placement -> base rows it must replace
+    for p in replace:
+        prefix, _, scope = p.partition("-")
+        wanted[p] = [i for i, r in enumerate(rows) if r[2] in REPLACED_BY[prefix] and (not scope or (i < nb) == (scope == "backbone"))]
+    missing = [p for p in replace if not wanted[p]]
+    if missing or ("psa" in placements and not any(r[2] == "C2PSA" for r in rows)):
+        with pytest.raises(PlacementError, match=rf"no (plain|C2PSA).*Placements on base {re.escape(base)}: backbone-end"):
             make_yaml(base, "SimAM", [], placements)
         return
     new, imap = make_yaml(base, "SimAM", [], placements)
     check_graph(d, new, imap, "SimAM", placements)
-    for p in replace:
-        scope = {"c3": None, "c3-backbone": "backbone", "fmm-neck": "head"}[p]
-        nb = len(d["backbone"])
-        want = [i for i, r in enumerate(rows) if r[2] == "C3" and (scope is None or (i < nb) == (scope == "backbone"))]
+    for p, want in wanted.items():
         got = sorted(i for i in imap.map if imap[i] in imap.replaced)
         assert set(want) <= set(got)
-        module = "C3Attn" if p.startswith("c3") else "C3FMM"
-        assert all(rows_of(new)[imap[i]][2] == module for i in want)
+        assert all(rows_of(new)[imap[i]][2] == VARIANTS[rows[i][2]][p.startswith("fmm")] for i in want)
     # the generated dict survives writing and reading back
     assert yaml.safe_load(render_yaml(new, "header", imap.notes)) == new
 
@@ -240,6 +252,50 @@ def test_stock_placements_by_hand():
     assert len(rows_of(p6)) == 34 + 5 and rows_of(p6)[-1][0] == [28, 31, 34, 37]
 
 
+def test_new_base_placements_by_hand():
+    """YOLOv8 and YOLO11: the same placement names, each base's own block, C2PSA as a block and removable."""
+    new, imap = make_yaml("yolov8.yaml", "SE", [], ["backbone-end"])
+    rows = rows_of(new)
+    assert rows[9] == [-1, 1, "SE", []] and rows[10][2] == "SPPF" and rows[-1][0] == [16, 19, 22]
+    new, imap = make_yaml("yolov8.yaml", "CBAM", [16], ["c2f-backbone"])
+    assert rows_of(new)[2] == [-1, 3, "AttnC2f", [128, "CBAM", [16], True]] and rows_of(new)[12] == [-1, 3, "C2f", [512]]
+    assert imap.replaced == [2, 4, 6, 8]
+    new, imap = make_yaml("yolo11.yaml", "ECA", [], ["backbone-end"])  # before SPPF, not after C2PSA
+    assert rows_of(new)[9][2] == "ECA" and [r[2] for r in rows_of(new)[10:12]] == ["SPPF", "C2PSA"]
+    new, imap = make_yaml("yolo11.yaml", "ECA", [], ["backbone"])  # after every backbone block, C2PSA included
+    assert [r[2] for r in new["backbone"]].count("ECA") == 5 and new["backbone"][-1][2] == "ECA"
+    assert rows_of(new)[imap[21]][0] == [-1, imap[10] + 1]  # the P5 Concat reads the ECA after C2PSA
+    new, imap = make_yaml("yolo11.yaml", None, None, ["fmm-neck"])
+    assert rows_of(new)[22] == [-1, 2, "FMMC3k2", [1024, True]] and imap.replaced == [13, 16, 19, 22]
+    new, imap = make_yaml("yolo11.yaml", "SE", [], ["c3k2-backbone-end"])
+    assert rows_of(new)[8] == [-1, 2, "AttnC3k2", [1024, "SE", [], True]]
+
+
+def test_no_psa_removes_c2psa_and_renumbers():
+    base = load("yolo11.yaml")
+    new, imap = make_yaml("yolo11.yaml", None, None, ["no-psa"])
+    rows = rows_of(new)
+    assert len(rows) == 23 and "C2PSA" not in [r[2] for r in rows] and imap.removed == [10]
+    assert 10 not in imap.map and imap.map == {i: i - (i > 10) for i in range(24) if i != 10}
+    assert rows[imap[21]][0] == [-1, 9] and rows[-1] == [[15, 18, 21], 1, "Detect", ["nc"]]
+    b_src, n_src = sources(base), sources(new)
+    for i, s in enumerate(b_src):  # every other layer reads what it read, C2PSA's readers read SPPF instead
+        if i != 10:
+            assert n_src[imap[i]] == {imap[9] if x == 10 else (imap[x] if x >= 0 else x) for x in s}
+    assert IndexMap(**{**imap.as_json(), "map": imap.map}).removed == [10]
+    new, imap = make_yaml("yolo11.yaml", "SE", [], ["no-psa", "sppf"])  # SE where C2PSA was
+    assert [r[2] for r in new["backbone"][-2:]] == ["SPPF", "SE"] and len(rows_of(new)) == 24
+    assert seq_types(new)[:11] == seq_types(load("yolo11.yaml"))[:10] + ["SE"]
+    with pytest.raises(PlacementError, match="conflicts with placement no-psa"):
+        make_yaml("yolo11.yaml", "SE", [], ["no-psa", "psa"])
+    with pytest.raises(PlacementError, match="layer 10 .C2PSA. is removed by placement no-psa"):
+        make_yaml("yolo11.yaml", "SE", [], ["no-psa", 10])
+
+
+def seq_types(d: dict) -> list[str]:
+    return [r[2] for r in rows_of(d)]
+
+
 def test_negative_relative_indices_are_re_resolved():
     d = load("yolov5.yaml")
     d["head"][2][0] = [-1, -6]  # Concat (layer 12) reads layer 6 relatively
@@ -254,8 +310,9 @@ def test_negative_relative_indices_are_re_resolved():
 # ------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "base,layer,placements",
-    [("yolov5.yaml", "CBAM", ["backbone", "neck", "head-in"]), ("yolov5-p6.yaml", "SE", ["c3", "sppf"]), ("yolov5-se-neck.yaml", None, ["fmm"])],
-)
+    [("yolov5.yaml", "CBAM", ["backbone", "neck", "head-in"]), ("yolov5-p6.yaml", "SE", ["c3", "sppf"]), ("yolov5-se-neck.yaml", None, ["fmm"]),
+     ("yolo11.yaml", "SE", ["c3k2-backbone", "neck", "psa"]), ("yolov8.yaml", None, ["fmm"]), ("yolov8-se-neck.yaml", "ECA", ["c2f"])],
+)  # fmt: skip
 def test_index_map_matches_built_models(base, layer, placements, tmp_path):
     from yolo_attn.cli import main
 
@@ -272,7 +329,7 @@ def test_index_map_matches_built_models(base, layer, placements, tmp_path):
         shapes = {k: v.shape for k, v in m.state_dict().items()}
         new_shapes = {k: v.shape for k, v in n.state_dict().items()}
         if imap[i] in imap.replaced:
-            assert type(m).__name__ == "C3" and type(n).__name__ in ("C3Attn", "C3FMM")
+            assert type(n).__name__ in VARIANTS[type(m).__name__]
             assert shapes.items() <= new_shapes.items()  # every C3 weight has its place in the replacement
         else:
             assert type(n) is type(m) and new_shapes == shapes, (i, imap[i])
@@ -288,11 +345,19 @@ def test_shipped_configs_cover_the_promised_layers():
     assert len(names) == len(SHIPPED)
     for layer in (*CONV_LAYERS, "MHSA"):
         assert any(c.layer == layer for c in SHIPPED), layer
-    for n in ("yolov5-fmm.yaml", "yolov5-se-add-backbone-end.yaml", "yolov5-cbam-add-neck.yaml", "yolov5-cbam-neck.yaml"):
+    for n in ("yolov5-fmm.yaml", "yolov5-se-add-backbone-end.yaml", "yolov5-cbam-add-neck.yaml", "yolov5-cbam-neck.yaml",
+              "yolov8-cbam-neck.yaml", "yolo11-se-backbone-end.yaml", "yolov8-fmm.yaml", "yolo11-no-psa.yaml", "yolo11-eca-c3k2.yaml"):  # fmt: skip
         assert n in names
+    for base in ("yolov8.yaml", "yolo11.yaml"):  # the light gates at the main placements of the newer bases
+        for gate in ("SE", "ECA", "CBAM", "CoordAtt", "SimAM", "EMA"):
+            got = {c.placements for c in SHIPPED if c.base == base and c.layer == gate}
+            block = "c2f" if base == "yolov8.yaml" else "c3k2"
+            assert {(p,) for p in ("backbone-end", "backbone", "sppf", "neck", "head-in", block, f"{block}-neck")} <= got
     for c in SHIPPED:
         filename, _layer, _args, _placements = c  # documented unpacking
-        assert re.fullmatch(r"yolov5-[a-z0-9-]+\.yaml", filename) and not re.match(r"yolov5[nsmlx]-", filename)
+        stem = Path(c.base).stem
+        assert stem in ("yolov5", "yolov8", "yolo11")
+        assert re.fullmatch(rf"{stem}-[a-z0-9-]+\.yaml", filename) and not re.match(rf"{stem}[nsmlx]-", filename)
 
 
 def test_no_drift():
@@ -316,13 +381,22 @@ def test_generator_rewrites_and_removes_stale(tmp_path):
 
 
 def _scaled(filename: str, scale: str) -> str:
-    return filename.replace("yolov5-", f"yolov5{scale}-", 1)
+    stem = filename.split("-", 1)[0]
+    return filename.replace(f"{stem}-", f"{stem}{scale}-", 1)
+
+
+def _scales(c: ShippedConfig) -> str:
+    """YOLOv5 configs at every scale; on the newer bases the configs that differ in structure (SE at each placement,
+    FMM, no-psa) at every scale. The other gates at the same placements differ only in the gate, which
+    tests/test_layers_bases.py builds at every scale of both bases; tests/test_transfer_bases.py builds every
+    YOLOv8/YOLO11 config by its scaled name at n (with a forward) and s."""
+    return SCALES if c.base == "yolov5.yaml" or c.layer in (None, "SE") else ""
 
 
 SHIPPED_CASES = [
-    pytest.param(c.filename, s, id=f"{c.filename[len('yolov5-'):-len('.yaml')]}-{s}")
+    pytest.param(c.filename, s, id=f"{c.filename[:-len('.yaml')]}-{s}".removeprefix("yolov5-"))
     for c in SHIPPED
-    for s in SCALES
+    for s in _scales(c)
 ]
 
 
@@ -339,15 +413,18 @@ def one_thread():
 def test_shipped_config_builds(filename, scale, one_thread):
     """Every shipped config builds by its scaled name at every scale and runs a 64x64 forward.
 
-    Scales n and s, and HEAVY_SUBSET at every scale, build real weights and run the forward; the others are
-    constructed on the meta device (every channel/depth dependent option is checked at construction).
+    YOLOv5: scales n and s, and HEAVY_SUBSET at every scale, build real weights and run the forward; YOLOv8/YOLO11
+    (whose configs the transfer tests also build for real at n and s): scale n. The others are constructed on
+    the meta device (every channel/depth dependent option is checked at construction). See ``_scales``.
     YOLO_ATTN_FULL_BUILDS=1 builds and runs everything for real (about 5x longer).
     """
     from ultralytics.nn.tasks import yaml_model_load
 
     d = yaml_model_load(_scaled(filename, scale))
     assert d["scale"] == scale and Path(d["yaml_file"]).name == _scaled(filename, scale)
-    real = scale in "ns" or filename in HEAVY_SUBSET or os.environ.get("YOLO_ATTN_FULL_BUILDS") == "1"
+    cfg = next(c for c in SHIPPED if c.filename == filename)
+    real_scales = "ns" if cfg.base == "yolov5.yaml" else "n"
+    real = scale in real_scales or filename in HEAVY_SUBSET or os.environ.get("YOLO_ATTN_FULL_BUILDS") == "1"
     seq = build(d, scale, "cpu" if real else "meta")
     if real:
         seq.train()  # raw head outputs; no anchors or strides needed
@@ -355,8 +432,17 @@ def test_shipped_config_builds(filename, scale, one_thread):
             y = forward(seq, torch.zeros(1, 3, 64, 64))
         out = y["boxes"] if isinstance(y, dict) else y[0]
         assert out.shape[0] == 1 and torch.isfinite(out).all()
-    layer = next(c.layer for c in SHIPPED if c.filename == filename) or "C3FMM"
-    assert layer in {type(m).__name__ for m in seq.modules() if type(m).__module__.startswith("yolo_attn.")}
+    ours = {type(m).__name__ for m in seq.modules() if type(m).__module__.startswith("yolo_attn.")}
+    if cfg.layer is None and "no-psa" in cfg.placements:
+        assert not ours and "C2PSA" not in {type(m).__name__ for m in seq}
+        return
+    layer = cfg.layer or {"yolov5.yaml": "C3FMM", "yolov8.yaml": "FMMC2f", "yolo11.yaml": "FMMC3k2"}[cfg.base]
+    assert layer in ours
+    if cfg.base == "yolo11.yaml":  # YOLO11's Detect head (not the legacy one) even with every C3k2 replaced
+        assert seq[-1].legacy is False
+    if any(isinstance(m, C3k2) for m in seq):  # C3k2 (and its variants) use C3k units from scale m on, as in Ultralytics
+        units = [u for m in seq if isinstance(m, C3k2) for u in m.m]
+        assert all(isinstance(u, C3k) for u in units) == (scale in "mlx")  # at n/s only rows saying c3k=True
 
 
 # ------------------------------------------------------------------------------------------------
@@ -378,7 +464,15 @@ def test_shipped_config_builds(filename, scale, one_thread):
         (None, "SE", [], ["c3", "fmm-neck"], PlacementError, r"placement fmm-neck: conflicts with placement c3"),
         (None, "SE", [], ["c3:1"], PlacementError, r"placement c3:1: layer 1 is Conv, not a C3"),
         ("yolov5-eca-c3.yaml", "SE", [], ["c3-neck"], PlacementError, r"base yolov5-eca-c3\.yaml, placement c3-neck: no plain C3 layer in the head"),
-        ("yolov5-se-c3-backbone.yaml", None, [], ["fmm-backbone-end"], PlacementError, r"last backbone C3-like layer 8 is C3Attn"),
+        ("yolov5-se-c3-backbone.yaml", None, [], ["fmm-backbone-end"], PlacementError, r"last backbone block layer 8 is C3Attn"),
+        ("yolo11.yaml", "SE", [], ["c3"], PlacementError,
+         r"base yolo11\.yaml, placement c3: no plain C3 layer .*Placements on base yolo11\.yaml: backbone-end, .*c3k2, c3k2-backbone"),
+        ("yolov8.yaml", "SE", [], ["c3k2-neck"], PlacementError, r"yolov8\.yaml, placement c3k2-neck: no plain C3k2 layer in the head.* c2f-neck"),
+        ("yolov8.yaml", "SE", [], ["psa"], PlacementError, r"yolov8\.yaml, placement psa: no C2PSA layer .*Placements on base yolov8\.yaml"),
+        ("yolov5.yaml", None, [], ["no-psa"], PlacementError, r"yolov5\.yaml, placement no-psa: no C2PSA layer to remove"),
+        ("yolo11.yaml", "SE", [], ["c2f:2"], PlacementError, r"placement c2f:2: layer 2 is C3k2, not a C2f"),
+        ("yolo11.yaml", "AttnC3k2", [], ["c3k2"], PlacementError, r"placement c3k2: AttnC3k2 is a block layer"),
+        ("yolov8.yaml", "SE", [], ["c2f", "fmm-neck"], PlacementError, r"layer 12 cannot become both AttnC2f and FMMC2f"),
         ("nonexistent-model.yaml", "SE", [], ["neck"], FileNotFoundError, r"'nonexistent-model\.yaml' not found"),
     ],
 )
@@ -393,7 +487,8 @@ def test_errors_without_c3_or_sppf_or_detect():
         if row[2] in ("C3", "SPPF"):
             row[2], row[3] = "Conv", [row[3][0], 1, 1]
     d["yaml_file"] = "my-conv-only.yaml"
-    for p, msg in [("backbone", "no C3 layer in the backbone"), ("neck", "no C3 layer in the head"), ("sppf", "no SPPF or SPP"), ("c3", "no plain C3 layer")]:
+    for p, msg in [("backbone", "no C3, C2f or C3k2 block in the backbone"), ("neck", "no C3, C2f or C3k2 block in the head"),
+                   ("sppf", "no SPPF or SPP"), ("c3", "no plain C3 layer")]:  # fmt: skip
         with pytest.raises(PlacementError, match=rf"base my-conv-only\.yaml, placement {p}: {msg}"):
             make_yaml(d, "SE", [], [p])
 
@@ -431,6 +526,10 @@ except FileNotFoundError:
     print("missing ok")
 model = YOLO("yolov5n-se-backbone-end.yaml")
 assert type(model.model.model[9]).__name__ == "SE", model.model.model[9]
+for name, layer in (("yolov8s-cbam-neck.yaml", "CBAM"), ("yolo11n-se-backbone-end.yaml", "SE")):
+    d = yaml_model_load(name)
+    assert d["scale"] == name[len(name.split("-")[0]) - 1] and any(r[2] == layer for r in d["backbone"] + d["head"]), name
+assert type(YOLO("yolo11n-se-backbone-end.yaml").model.model[9]).__name__ == "SE"
 print(yolo_attn.__file__)
 """
 

@@ -49,8 +49,9 @@ _ORIGINAL_SAFE_LOAD = getattr(_tasks.torch_safe_load, "__wrapped__", _tasks.torc
 _REPEATS_KEY = "_yolo_attn_repeats"  # {row index: YAML repeat count} for block rows, set by the parse wrapper
 # names Ultralytics resolves before yolo_attn adds any (entries of an earlier import of this module excluded)
 _ULTRALYTICS_NAMES = frozenset(k for k, v in vars(_tasks).items() if getattr(v, "yolo_attn_spec", None) is None)
-# local variables of parse_model that this bridge reads (and, for ``c2``, writes); tests/test_bridge.py checks them
-PARSE_MODEL_LOCALS = ("ch", "f", "i", "d", "c2", "width", "depth", "max_channels")
+# local variables of parse_model that this bridge reads (and, for ``c2``, writes; ``legacy`` too where it exists);
+# tests/test_bridge.py checks them
+PARSE_MODEL_LOCALS = ("ch", "f", "i", "d", "c2", "width", "depth", "max_channels", "scale")
 
 
 class YamlLayerError(ValueError):
@@ -132,6 +133,7 @@ def _build_from_row(spec: LayerSpec, args: tuple) -> nn.Module:
             raise YamlLayerError(f"{where}: built by an unwrapped parse_model; import yolo_attn before ultralytics models")
         n = max(round(n * loc["depth"]), 1) if n > 1 else n  # Ultralytics' depth gain, as applied to C3
         pos = [c2, n, *pos[1:]]
+        pos, kw = scale_block_options(spec, pos, kw, loc)  # C3k2-style blocks (see "Newer bases" at the end)
     try:
         module = spec.cls(c1, *pos, **kw)
     except (TypeError, ValueError, KeyError, AssertionError) as exc:
@@ -677,3 +679,59 @@ def freeze_in_trainer(trainer, prefixes) -> list[str]:
             p.requires_grad = False
     trainer.freeze_layer_names = list(trainer.freeze_layer_names) + list(prefixes)
     return names
+
+
+# --------------------------------------------------------------------------------------------
+# Newer bases (YOLOv8, YOLO11): block options Ultralytics sets per scale, and the Detect head layout
+# (owned by the bases issue; yolo_attn/modules/c2f.py, yolo_attn/transfer.py)
+# --------------------------------------------------------------------------------------------
+_C3K_SCALES = frozenset({"m", "l", "x"})  # scales at which parse_model builds C3k2 with c3k=True
+
+
+def _set_parse_local(name: str, value) -> None:
+    """Write one local variable of the running ``parse_model`` (see :func:`_set_output_channels`)."""
+    frame = _parse_frame()
+    frame.f_locals[name] = value
+    if sys.version_info < (3, 13):
+        ctypes.pythonapi.PyFrame_LocalsToFast(ctypes.py_object(frame), ctypes.c_int(0))
+
+
+def scale_block_options(spec: LayerSpec, pos: list, kw: dict, loc: dict[str, Any]) -> tuple[list, dict]:
+    """Options that Ultralytics' ``parse_model`` sets for a ``C3k2`` row, applied to a yolo_attn block derived from it.
+
+    For ``C3k2`` Ultralytics (a) switches its ``c3k`` units on at the m/l/x scales and (b) clears the
+    ``legacy`` flag that later selects YOLO11's (not YOLOv8's) Detect head. A block subclassing ``C3k2``
+    gets the same, so a YOLO11 whose every C3k2 is replaced still has YOLO11's head. ``pos`` are the
+    constructor arguments after ``c1`` (``[c2, n, ...]``).
+    """
+    from ultralytics.nn.modules.block import C3k2
+
+    if not (isinstance(spec.cls, type) and issubclass(spec.cls, C3k2)):
+        return pos, kw
+    if "legacy" in loc:  # Ultralytics versions whose Detect has a legacy (YOLOv8) and a YOLO11 form
+        _set_parse_local("legacy", False)
+    if loc.get("scale") in _C3K_SCALES:
+        import inspect
+
+        params = list(inspect.signature(spec.cls).parameters)  # c1, c2, n, ..., c3k, ...
+        at = params.index("c3k") - 1  # position in pos (which starts at c2)
+        if len(pos) > at:
+            pos = [*pos[:at], True, *pos[at + 1 :]]
+        else:
+            kw = {**kw, "c3k": True}
+    return pos, kw
+
+
+_CLASS_BRANCHES = ("cv3", "one2one_cv3")  # Detect's class branches (one2one_*: the end-to-end heads)
+
+
+def detect_class_branches(head: nn.Module) -> list[tuple[str, nn.ModuleList]]:
+    """``[(attribute, ModuleList)]`` of a Detect head's class branches: one ``nn.Sequential`` per input level,
+    whose last child is the class-count dependent ``nn.Conv2d`` (YOLOv5u/v8: ``Conv, Conv, Conv2d``; YOLO11:
+    ``(DWConv, Conv), (DWConv, Conv), Conv2d``)."""
+    out = []
+    for attr in _CLASS_BRANCHES:
+        branch = getattr(head, attr, None)
+        if isinstance(branch, nn.ModuleList):
+            out.append((attr, branch))
+    return out

@@ -1,22 +1,28 @@
-"""Place an attention layer into a YOLOv5-style model YAML and renumber every ``from`` index.
+"""Place an attention layer into a YOLO model YAML (YOLOv5, YOLOv8, YOLO11) and renumber every ``from`` index.
 
-:func:`make_yaml` takes a base model YAML (Ultralytics' stock ``yolov5.yaml`` by default, or any
-YOLOv5-style YAML: P6, or one that already carries attention layers), a registered layer with its
+:func:`make_yaml` takes a base model YAML (Ultralytics' stock ``yolov5.yaml`` by default; ``yolov8.yaml``,
+``yolo11.yaml``, P6 models, or one that already carries attention layers), a registered layer with its
 YAML arguments and one or more *placements*, and returns the new model dict together with an
 :class:`IndexMap` from every base layer index to its new index.
 
 Placements
 ----------
-Insert placements add one row ``[from, 1, NAME, args]`` (a channel-preserving layer):
+A *block* is a CSP block of the base: YOLOv5's ``C3`` (and ``C3x``, ``C3TR``, ``C3Ghost``), YOLOv8's
+``C2f``, YOLO11's ``C3k2`` and its ``C2PSA`` (Ultralytics' own attention block), each with the yolo_attn
+variants (``C3Attn``/``C3FMM``, ``AttnC2f``/``FMMC2f``, ``AttnC3k2``/``FMMC3k2``), so the insert placements
+work on already-modified YAMLs too. Insert placements add one row ``[from, 1, NAME, args]`` (a
+channel-preserving layer):
 
 ``backbone-end``
-    after the last backbone C3 (before SPPF in the stock models).
+    after the last backbone block before SPPF (layer 8 of the stock YOLOv5/v8/11 models).
 ``backbone``
-    after every backbone C3 (P2..P5, and P6 in P6 models).
+    after every backbone block (P2..P5, P6 in P6 models, and YOLO11's C2PSA).
 ``sppf``
-    after every SPPF/SPP row.
+    after every SPPF/SPP row (on YOLO11: before C2PSA).
 ``neck``
-    after every C3 of the head.
+    after every block of the head.
+``psa``
+    after every C2PSA (YOLO11).
 ``<int>``
     after each given layer index of the base YAML (``8``, ``17``...).
 
@@ -29,21 +35,30 @@ Insert placements add one row ``[from, 1, NAME, args]`` (a channel-preserving la
     attention; the PAN path that also reads ``k`` keeps the unmodified features (this is what
     makes ``head-in`` differ from ``neck``).
 
-Replace placements keep the row (same index, same ``from``) and change its module; they touch
-plain ``C3`` rows only:
+Replace placements keep the row (same index, same ``from``) and change its module; they touch plain
+blocks only, named by the base's block (``c3`` on YOLOv5, ``c2f`` on YOLOv8, ``c3k2`` on YOLO11):
 
-``c3``, ``c3-backbone``, ``c3-neck``, ``c3-backbone-end``, ``c3:<int>``
-    C3 -> ``C3Attn`` whose bottlenecks carry the layer (all C3s, backbone C3s, head C3s, the last
-    backbone C3, or the C3 at that base index): ``[-1, n, C3Attn, [c2, NAME, [args], shortcut]]``.
+``c3``, ``c3-backbone``, ``c3-neck``, ``c3-backbone-end``, ``c3:<int>`` (and the same for ``c2f``, ``c3k2``)
+    C3 -> ``C3Attn`` (C2f -> ``AttnC2f``, C3k2 -> ``AttnC3k2``) whose bottlenecks carry the layer (all,
+    backbone, head, the last backbone block, or the one at that base index):
+    ``[-1, n, C3Attn, [c2, NAME, [args], *the block's own args]]``.
 ``fmm``, ``fmm-backbone``, ``fmm-neck``, ``fmm-backbone-end``, ``fmm:<int>``
-    C3 -> ``C3FMM`` (feature-map multiplication bottlenecks); these use no attention layer.
+    the base's block -> its feature-map multiplication variant (``C3FMM``, ``FMMC2f``, ``FMMC3k2``);
+    these use no attention layer.
 
-"C3" for the insert placements means any C3-like block (``C3``, ``C3Attn``, ``C3FMM``, ``C3x``,
-``C3TR``, ``C3Ghost``), so they work on already-modified YAMLs too. Several placements combine
-in one call; the same anchor named twice (``backbone backbone-end``, ``8 backbone-end``) gets one
-layer. Replacements are applied first, then splices, then the ``head-in`` edges (so ``neck head-in``
-puts one layer after each head C3 and a second one on the Detect inputs). Replacing one row with
-both ``C3Attn`` and ``C3FMM`` is an error.
+A removal placement deletes rows; readers of a removed row read its input instead:
+
+``no-psa``
+    removes every C2PSA (YOLO11), alone (no layer) or with other placements (``no-psa sppf`` puts the
+    layer where C2PSA was). Removed base rows have no entry in the index map (they are listed in
+    ``removed``).
+
+A named placement that has nothing to act on in the base (``c3`` on YOLO11, ``psa`` on YOLOv8) fails
+naming the base and the placements it has (:func:`available_placements`). Several placements combine in
+one call; the same anchor named twice (``backbone backbone-end``, ``8 backbone-end``) gets one layer.
+Removals are resolved first (other placements skip removed rows), replacements are applied first, then
+splices, then the ``head-in`` edges (so ``neck head-in`` puts one layer after each head block and a second
+one on the Detect inputs). Replacing one row with both the attention and the FMM variant is an error.
 
 Index map file
 --------------
@@ -55,12 +70,14 @@ Index map file
       "placements": ["neck"],
       "map": {"0": 0, "1": 1, ...},   # every base layer index -> its index in the new model (str keys)
       "inserted": [14, 19, ...],      # new indices of the inserted rows (ascending)
-      "replaced": [2, 4, ...]         # new indices of rows whose module was replaced (C3 -> C3Attn/C3FMM)
+      "replaced": [2, 4, ...],        # new indices of rows whose module was replaced (C3 -> C3Attn/C3FMM)
+      "removed": [10]                 # only when rows were removed (no-psa): base indices without a new index
     }
 
 Layer indices are those of Ultralytics' ``model.model`` (backbone rows first, then head rows), the
 same numbering that appears in the state-dict keys ``model.<index>.``. A replaced row keeps every
-parameter name of the C3 it replaces (``C3Attn``/``C3FMM`` subclass ``C3``), plus new ones.
+parameter name of the block it replaces (``C3Attn``/``C3FMM`` subclass ``C3``, ``AttnC2f``/``FMMC2f``
+``C2f``, ``AttnC3k2``/``FMMC3k2`` ``C3k2``), plus new ones.
 """
 
 from __future__ import annotations
@@ -74,14 +91,18 @@ from pathlib import Path
 
 import yaml
 
+from ._io import atomic_write, atomic_write_json
 from .registry import LAYERS, UnknownLayerError, split_options
 
 __all__ = [
+    "BLOCK_KINDS",
     "INSERT_PLACEMENTS",
+    "REMOVE_PLACEMENTS",
     "REPLACE_PLACEMENTS",
     "IndexMap",
     "PlacementError",
     "ShippedConfig",
+    "available_placements",
     "dump_yaml",
     "generate_configs",
     "load_yaml",
@@ -92,28 +113,52 @@ __all__ = [
 ]
 
 DEFAULT_BASE = "yolov5.yaml"
-C3_LIKE = frozenset({"C3", "C3Attn", "C3FMM", "C3x", "C3TR", "C3Ghost"})
 SPP_LIKE = frozenset({"SPPF", "SPP"})
 HEAD_NAMES = frozenset({"Detect", "Segment", "Pose", "OBB", "v10Detect", "WorldDetect", "YOLOEDetect"})
+PSA_LIKE = frozenset({"C2PSA"})  # YOLO11's own attention block: a block for the insert placements, removable (no-psa)
+
+
+@dataclass(frozen=True)
+class BlockKind:
+    """One family of CSP blocks: the placement prefix naming it, the Ultralytics block and its yolo_attn variants."""
+
+    prefix: str  # placement prefix: c3, c2f, c3k2
+    plain: str  # the Ultralytics block that replace placements change
+    attn: str  # its variant whose bottlenecks carry an attention layer
+    fmm: str  # its feature-map multiplication variant
+    like: frozenset  # names that count as this block for the insert placements
+
+
+BLOCK_KINDS = (
+    BlockKind("c3", "C3", "C3Attn", "C3FMM", frozenset({"C3", "C3Attn", "C3FMM", "C3x", "C3TR", "C3Ghost"})),  # YOLOv5
+    BlockKind("c2f", "C2f", "AttnC2f", "FMMC2f", frozenset({"C2f", "AttnC2f", "FMMC2f"})),  # YOLOv8
+    BlockKind("c3k2", "C3k2", "AttnC3k2", "FMMC3k2", frozenset({"C3k2", "AttnC3k2", "FMMC3k2"})),  # YOLO11
+)
+C3_LIKE = BLOCK_KINDS[0].like
+BLOCK_LIKE = frozenset().union(*(k.like for k in BLOCK_KINDS), PSA_LIKE)
+_PLAIN_KIND = {k.plain: k for k in BLOCK_KINDS}
+FMM_BLOCKS = frozenset(k.fmm for k in BLOCK_KINDS)
 
 INSERT_PLACEMENTS = {
-    "backbone-end": "after the last backbone C3 (before SPPF)",
-    "backbone": "after every backbone C3",
-    "sppf": "after SPPF/SPP",
-    "neck": "after every C3 of the head",
+    "backbone-end": "after the last backbone block before SPPF (C3, C2f or C3k2)",
+    "backbone": "after every backbone block (C3, C2f, C3k2; YOLO11's C2PSA too)",
+    "sppf": "after SPPF/SPP (before YOLO11's C2PSA)",
+    "neck": "after every block of the head",
     "head-in": "on each input of Detect (a layer per input, read by Detect only)",
+    "psa": "after every C2PSA (YOLO11)",
 }
-_SCOPES = {"": "every C3", "-backbone": "every backbone C3", "-neck": "every head C3", "-backbone-end": "the last backbone C3"}
+REMOVE_PLACEMENTS = {"no-psa": "remove every C2PSA (YOLO11's own attention); combines with the others"}
+_SCOPES = {"": "every {b}", "-backbone": "every backbone {b}", "-neck": "every head {b}", "-backbone-end": "the last backbone {b}"}
 REPLACE_PLACEMENTS = {
-    **{f"c3{s}": f"replace {d} with C3Attn carrying the layer" for s, d in _SCOPES.items()},
-    **{f"fmm{s}": f"replace {d} with C3FMM (feature-map multiplication)" for s, d in _SCOPES.items()},
+    **{f"{k.prefix}{s}": f"replace {d.format(b=k.plain)} with {k.attn} carrying the layer" for k in BLOCK_KINDS for s, d in _SCOPES.items()},
+    **{f"fmm{s}": f"replace {d.format(b='C3/C2f/C3k2')} with its FMM variant (C3FMM, FMMC2f, FMMC3k2)" for s, d in _SCOPES.items()},
 }
 PLACEMENT_HELP = (
     "placements: "
-    + "; ".join(f"{k} ({v})" for k, v in {**INSERT_PLACEMENTS, **REPLACE_PLACEMENTS}.items())
-    + "; INT (after that base layer index); c3:INT / fmm:INT (replace the C3 at that index)"
+    + "; ".join(f"{k} ({v})" for k, v in {**INSERT_PLACEMENTS, **REPLACE_PLACEMENTS, **REMOVE_PLACEMENTS}.items())
+    + "; INT (after that base layer index); c3:INT / c2f:INT / c3k2:INT / fmm:INT (replace the block at that index)"
 )
-
+_INDEXED = re.compile(r"(c3|c2f|c3k2|fmm):(-?\d+)")
 
 class PlacementError(ValueError):
     """A placement cannot be applied to a base YAML; the message names the base file and placement."""
@@ -134,6 +179,7 @@ class IndexMap:
     args: list | None = None
     placements: list = field(default_factory=list)
     notes: dict[int, str] = field(default_factory=dict, repr=False, compare=False)  # new index -> YAML comment
+    removed: list[int] = field(default_factory=list)  # base indices with no new index (no-psa removes C2PSA)
 
     def __getitem__(self, base_index: int) -> int:
         return self.map[base_index]
@@ -150,11 +196,10 @@ class IndexMap:
             "map": {str(k): v for k, v in sorted(self.map.items())},
             "inserted": list(self.inserted),
             "replaced": list(self.replaced),
+            **({"removed": list(self.removed)} if self.removed else {}),
         }
 
     def dump(self, path: str | Path) -> Path:
-        from ._io import atomic_write_json
-
         return atomic_write_json(path, self.as_json())
 
     @classmethod
@@ -168,6 +213,7 @@ class IndexMap:
             layer=d.get("layer"),
             args=d.get("args"),
             placements=list(d.get("placements", [])),
+            removed=[int(i) for i in d.get("removed", [])],
         )
 
 
@@ -258,9 +304,7 @@ def render_yaml(d: dict, header: str = "", notes: dict[int, str] | None = None) 
 
 def dump_yaml(d: dict, path: str | Path, header: str = "", notes: dict[int, str] | None = None) -> Path:
     """Write :func:`render_yaml` to ``path``."""
-    from ._io import atomic_write
-
-    return atomic_write(path, render_yaml(d, header, notes))
+        return atomic_write(path, render_yaml(d, header, notes))
 
 
 # --------------------------------------------------------------------------------------------
@@ -280,6 +324,40 @@ class _Node:
     note: str = ""
 
 
+@dataclass
+class _Graph:
+    """The base YAML as a graph: one node per row (keyed by base index), with names and sections."""
+
+    where: str  # "base NAME" for error messages
+    rows: list
+    nodes: dict
+    names: list[str]
+    section: list[str]
+    detect: list[int]
+
+    @property
+    def n(self) -> int:
+        return len(self.rows)
+
+    def where_p(self, p) -> str:
+        return f"{self.where}, placement {p}"
+
+
+@dataclass
+class _Plan:
+    """Placements resolved to base indices."""
+
+    splice: dict = field(default_factory=dict)  # base index -> placements inserting after it
+    edges: list = field(default_factory=list)  # placements asking for head-in
+    replace: dict = field(default_factory=dict)  # base index -> (new module, placement)
+    remove: dict = field(default_factory=dict)  # base index -> placement removing it
+
+
+def _is_layer_free(p) -> bool:
+    """Placements that need no attention layer: FMM replacements and the removal of C2PSA."""
+    return isinstance(p, str) and (p.startswith("fmm") or p in REMOVE_PLACEMENTS)
+
+
 def _parse_placements(placements, where: str) -> list:
     if isinstance(placements, (str, int)):
         placements = [placements]
@@ -291,10 +369,10 @@ def _parse_placements(placements, where: str) -> list:
             p = int(p)
         elif isinstance(p, str):
             p = p.strip()
-            m = re.fullmatch(r"(c3|fmm):(-?\d+)", p)
+            m = _INDEXED.fullmatch(p)
             if m:
                 p = f"{m.group(1)}:{int(m.group(2))}"
-            elif p not in INSERT_PLACEMENTS and p not in REPLACE_PLACEMENTS:
+            elif p not in INSERT_PLACEMENTS and p not in REPLACE_PLACEMENTS and p not in REMOVE_PLACEMENTS:
                 raise PlacementError(f"{where}: unknown placement {p!r}. {PLACEMENT_HELP}")
         else:
             raise PlacementError(f"{where}: unknown placement {p!r}. {PLACEMENT_HELP}")
@@ -322,62 +400,38 @@ def _check_layer_args(spec, args: list, where: str) -> None:
         raise PlacementError(f"{where}: bad arguments {args} for layer {spec.name}: {exc}") from exc
 
 
-def make_yaml(
-    base: str | Path | dict | None = None,
-    layer: str | None = None,
-    args=None,
-    placements: Sequence | str | int = ("backbone-end",),
-) -> tuple[dict, IndexMap]:
-    """Place ``layer`` (YAML ``args``) into ``base`` at ``placements``; return ``(model dict, IndexMap)``.
-
-    Args:
-        base: model YAML path or name (default Ultralytics' ``yolov5.yaml``) or a model dict.
-        layer: a registered channel-preserving layer name; may be None when every placement is ``fmm*``.
-        args: the layer's YAML args without channels (``[16, {fuse: add}]``); a single value is wrapped.
-        placements: placement names and/or base layer indices (see the module docstring).
-
-    Returns:
-        The new model dict (``backbone``/``head`` rows renumbered, other keys copied) and the index map.
-        ``IndexMap.notes`` (new index -> comment, not written to JSON) feeds :func:`render_yaml`.
-
-    Raises:
-        PlacementError: unknown or impossible placement (no C3 there, index out of range, block layer
-            used with an insert placement, conflicting replacements, bad layer arguments).
-        UnknownLayerError: ``layer`` is not registered.
-        FileNotFoundError: ``base`` does not resolve.
-    """
-    d, base_name = load_yaml(base)
-    args = _normalise_args(args)
-    where = f"base {base_name}"
-    placements = _parse_placements(placements, where)
-    where_p = lambda p: f"{where}, placement {p}"
-
-    fmm_only = all(isinstance(p, str) and p.startswith("fmm") for p in placements)
+def _resolve_layer(layer, args: list, placements: list, g_where: str):
+    """The registered spec of ``layer`` (None for layer-free placements), checked against the placements."""
+    where_p = lambda p: f"{g_where}, placement {p}"
+    layer_free = all(_is_layer_free(p) for p in placements)
     spec = None
     if layer is not None:
         try:
             spec = LAYERS.get(layer)
         except UnknownLayerError as exc:
-            raise UnknownLayerError(f"{where}: {exc}") from None
+            raise UnknownLayerError(f"{g_where}: {exc}") from None
     if spec is not None and spec.kind == "block":
-        if spec.name == "C3FMM" and fmm_only:
+        if spec.name in FMM_BLOCKS and layer_free:
             spec = None  # --layer C3FMM --placement fmm: the same thing
         else:
-            p = next(p for p in placements if not (isinstance(p, str) and p.startswith("fmm")))
-            kind = "replaces C3 with C3Attn carrying a channel-preserving layer" if str(p).startswith("c3") else "inserts a channel-preserving layer"
+            p = next(p for p in placements if not _is_layer_free(p))
+            kind = "replaces a block with its variant carrying a channel-preserving layer" if str(p).startswith("c") else "inserts a channel-preserving layer"
             raise PlacementError(
-                f"{where_p(p)}: {spec.name} is a block layer (it takes c2 and replaces C3 blocks), but this placement {kind}."
-                + (" For C3FMM use placement fmm." if spec.name == "C3FMM" else f" Preserve layers: {', '.join(LAYERS.names('preserve'))}")
+                f"{where_p(p)}: {spec.name} is a block layer (it takes c2 and replaces C3/C2f/C3k2 blocks), but this placement {kind}."
+                + (f" For {spec.name} use placement fmm." if spec.name in FMM_BLOCKS else f" Preserve layers: {', '.join(LAYERS.names('preserve'))}")
             )
-    if spec is None and not fmm_only:
-        p = next(p for p in placements if not (isinstance(p, str) and p.startswith("fmm")))
+    if spec is None and not layer_free:
+        p = next(p for p in placements if not _is_layer_free(p))
         raise PlacementError(f"{where_p(p)}: this placement needs an attention layer (--layer NAME)")
-    if spec is not None and fmm_only:
+    if spec is not None and layer_free:
         raise PlacementError(f"{where_p(placements[0])}: uses no attention layer, but layer {spec.name} was given")
     if spec is not None:
         _check_layer_args(spec, args, where_p(placements[0]))
+    return spec
 
-    # ---- base graph ------------------------------------------------------------------------
+
+def _base_graph(d: dict, where: str) -> _Graph:
+    """Parse the base rows into nodes (absolute references), failing on rows that are not ``[from, n, module, args]``."""
     nb = len(d["backbone"])
     rows = [list(r) if isinstance(r, (list, tuple)) else r for r in d["backbone"] + d["head"]]
     nodes: dict = {}
@@ -396,90 +450,185 @@ def make_yaml(
             refs.append(a)
             rel.append(x < 0)
         nodes[i] = _Node("backbone" if i < nb else "head", refs, rel, listed, row=copy.deepcopy(row), base_index=i)
-    n = len(rows)
     names = [str(r[2]) for r in rows]
-    section = ["backbone" if i < nb else "head" for i in range(n)]
+    section = ["backbone" if i < nb else "head" for i in range(len(rows))]
+    detect = [i for i in range(len(rows)) if names[i] in HEAD_NAMES or (names[i].endswith("Detect") and nodes[i].listed)]
+    return _Graph(where, rows, nodes, names, section, detect)
 
-    def c3s(scope: str, plain: bool, p) -> list[int]:
-        ok = {"C3"} if plain else C3_LIKE
-        sec = {"": None, "-backbone": "backbone", "-neck": "head", "-backbone-end": "backbone"}[scope]
-        found = [i for i in range(n) if names[i] in ok and (sec is None or section[i] == sec)]
-        if scope == "-backbone-end":
-            last = [i for i in range(n) if names[i] in C3_LIKE and section[i] == "backbone"][-1:]
-            if last and names[last[0]] not in ok:
-                raise PlacementError(f"{where_p(p)}: the last backbone C3-like layer {last[0]} is {names[last[0]]}, not a plain C3")
-            found = last
+
+# ---- resolving placements to base indices ---------------------------------------------------
+class _NotOnBase(PlacementError):
+    """A named placement that has nothing to act on in this base (the message then lists those that do)."""
+
+
+def _last_backbone_block(g: _Graph, removed=()) -> list[int]:
+    """The last backbone block before the first SPP-like row (the last backbone block if there is none)."""
+    spp = [i for i in range(g.n) if g.names[i] in SPP_LIKE and g.section[i] == "backbone"]
+    stop = spp[0] if spp else g.n
+    found = [i for i in range(stop) if g.names[i] in BLOCK_LIKE and g.section[i] == "backbone" and i not in removed]
+    return found[-1:]
+
+
+def _blocks(g: _Graph, scope: str, p, removed=()) -> list[int]:
+    """Blocks of any kind (insert placements): scope "-backbone", "-neck" or "-backbone-end"."""
+    if scope == "-backbone-end":
+        found = _last_backbone_block(g, removed)
+    else:
+        sec = {"-backbone": "backbone", "-neck": "head"}[scope]
+        found = [i for i in range(g.n) if g.names[i] in BLOCK_LIKE and g.section[i] == sec and i not in removed]
+    if not found:
+        what = " in the head" if scope == "-neck" else " in the backbone"
+        raise _NotOnBase(f"{g.where_p(p)}: no C3, C2f or C3k2 block{what} to place at")
+    return found
+
+
+def _plain_blocks(g: _Graph, kind: BlockKind | None, scope: str, p) -> list[int]:
+    """Plain blocks of ``kind`` (all kinds for None, the fmm placements) in ``scope`` (replace placements)."""
+    plains = {kind.plain} if kind else set(_PLAIN_KIND)
+    what = kind.plain if kind else "C3, C2f or C3k2"
+    if scope == "-backbone-end":
+        found = _last_backbone_block(g)
+        if found and g.names[found[0]] not in plains:
+            k = found[0]
+            raise PlacementError(f"{g.where_p(p)}: the last backbone block layer {k} is {g.names[k]}, not a plain {what}")
+    else:
+        sec = {"": None, "-backbone": "backbone", "-neck": "head"}[scope]
+        found = [i for i in range(g.n) if g.names[i] in plains and (sec is None or g.section[i] == sec)]
+    if not found:
+        where = {"": "", "-backbone": " in the backbone", "-neck": " in the head", "-backbone-end": " in the backbone"}[scope]
+        other = sorted({g.names[i] for i in range(g.n) if g.names[i] in BLOCK_LIKE})
+        hint = f" (block layers present: {', '.join(other)})" if other else ""
+        raise _NotOnBase(f"{g.where_p(p)}: no plain {what} layer{where} to place at{hint}")
+    return found
+
+
+def _check_index(g: _Graph, k: int, p) -> int:
+    if not 0 <= k < g.n:
+        raise PlacementError(f"{g.where_p(p)}: layer index {k} out of range (the base has layers 0..{g.n - 1})")
+    return k
+
+
+def _resolve_replace(g: _Graph, plan: _Plan, p: str) -> None:
+    prefix, _, idx = p.partition(":")
+    kind = next((k for k in BLOCK_KINDS if prefix == k.prefix or (not idx and prefix.startswith(k.prefix + "-"))), None)
+    fmm = prefix.startswith("fmm")
+    if idx:
+        k = _check_index(g, int(idx), p)
+        want = set(_PLAIN_KIND) if fmm else {kind.plain}
+        if g.names[k] not in want:
+            raise PlacementError(f"{g.where_p(p)}: layer {k} is {g.names[k]}, not a {'/'.join(sorted(want))} that could be replaced")
+        found = [k]
+    else:
+        scope = prefix[len("fmm") :] if fmm else prefix[len(kind.prefix) :]
+        found = _plain_blocks(g, None if fmm else kind, scope, p)
+    for k in found:
+        kk = _PLAIN_KIND[g.names[k]]
+        module = kk.fmm if fmm else kk.attn
+        if k in plan.replace and plan.replace[k][0] != module:
+            raise PlacementError(
+                f"{g.where_p(p)}: conflicts with placement {plan.replace[k][1]}: layer {k} cannot become both {plan.replace[k][0]} and {module}"
+            )
+        plan.replace.setdefault(k, (module, p))
+
+
+def _resolve_one(g: _Graph, plan: _Plan, p) -> None:
+    """Add placement ``p`` to ``plan`` (removals already in it)."""
+    removed = set(plan.remove)
+    if isinstance(p, int):
+        k = _check_index(g, p, p)
+        if k in g.detect:
+            raise PlacementError(f"{g.where_p(p)}: layer {k} is the detection head ({g.names[k]}); nothing can follow it")
+        if k in removed:
+            raise PlacementError(f"{g.where_p(p)}: layer {k} ({g.names[k]}) is removed by placement {plan.remove[k]}")
+        plan.splice.setdefault(k, []).append(str(p))
+    elif p in ("backbone-end", "backbone", "neck"):
+        for k in _blocks(g, {"backbone-end": "-backbone-end", "backbone": "-backbone", "neck": "-neck"}[p], p, removed):
+            plan.splice.setdefault(k, []).append(p)
+    elif p in ("sppf", "psa"):
+        names = SPP_LIKE if p == "sppf" else PSA_LIKE
+        found = [i for i in range(g.n) if g.names[i] in names]
         if not found:
-            what = {"": "", "-backbone": " in the backbone", "-neck": " in the head", "-backbone-end": " in the backbone"}[scope]
-            kind = "plain C3 layer" if plain else "C3 layer"
-            other = sorted({names[i] for i in range(n) if names[i] in C3_LIKE})
-            hint = f" (C3-like layers present: {', '.join(other)})" if other and plain else ""
-            raise PlacementError(f"{where_p(p)}: no {kind}{what} to place at{hint}")
-        return found
+            raise _NotOnBase(f"{g.where_p(p)}: no {'SPPF or SPP' if p == 'sppf' else 'C2PSA'} layer to place after")
+        if p == "psa" and removed:
+            raise PlacementError(f"{g.where_p(p)}: conflicts with placement no-psa (C2PSA is removed)")
+        for k in found:
+            plan.splice.setdefault(k, []).append(p)
+    elif p == "head-in":
+        if not g.detect:
+            raise PlacementError(f"{g.where_p(p)}: no detection head (Detect) in the base")
+        plan.edges.append(p)
+    else:
+        _resolve_replace(g, plan, p)
 
-    detect = [i for i in range(n) if names[i] in HEAD_NAMES or (names[i].endswith("Detect") and nodes[i].listed)]
 
-    def check_index(k: int, p) -> int:
-        if not 0 <= k < n:
-            raise PlacementError(f"{where_p(p)}: layer index {k} out of range (the base has layers 0..{n - 1})")
-        return k
+def _resolve_placements(g: _Graph, placements: list) -> _Plan:
+    """Removals first (so that the insert placements skip removed rows), then every other placement in order."""
+    plan = _Plan()
+    try:
+        for p in placements:
+            if p in REMOVE_PLACEMENTS:
+                found = [i for i in range(g.n) if g.names[i] in PSA_LIKE]
+                if not found:
+                    raise _NotOnBase(f"{g.where_p(p)}: no C2PSA layer to remove")
+                for k in found:
+                    plan.remove.setdefault(k, p)
+        for p in placements:
+            if p not in REMOVE_PLACEMENTS:
+                _resolve_one(g, plan, p)
+    except _NotOnBase as exc:
+        raise PlacementError(f"{exc}. {_available_hint(g)}") from None
+    return plan
 
-    # ---- resolve placements to anchors -------------------------------------------------------
-    splice: dict[int, list[str]] = {}  # base index -> placements naming it
-    edges: list[str] = []  # placements asking for head-in
-    replace: dict[int, tuple[str, str]] = {}  # base index -> (new module, placement)
-    for p in placements:
-        if isinstance(p, int):
-            k = check_index(p, p)
-            if k in detect:
-                raise PlacementError(f"{where_p(p)}: layer {k} is the detection head ({names[k]}); nothing can follow it")
-            splice.setdefault(k, []).append(str(p))
-        elif p in ("backbone-end", "backbone", "neck"):
-            scope = {"backbone-end": "-backbone-end", "backbone": "-backbone", "neck": "-neck"}[p]
-            for k in c3s(scope, False, p):
-                splice.setdefault(k, []).append(p)
-        elif p == "sppf":
-            found = [i for i in range(n) if names[i] in SPP_LIKE]
-            if not found:
-                raise PlacementError(f"{where_p(p)}: no SPPF or SPP layer to place after")
-            for k in found:
-                splice.setdefault(k, []).append(p)
-        elif p == "head-in":
-            if not detect:
-                raise PlacementError(f"{where_p(p)}: no detection head (Detect) in the base")
-            edges.append(p)
-        else:  # replacements
-            kind, _, idx = p.partition(":")
-            module = "C3Attn" if kind.startswith("c3") else "C3FMM"
-            if idx:
-                k = check_index(int(idx), p)
-                if names[k] != "C3":
-                    raise PlacementError(f"{where_p(p)}: layer {k} is {names[k]}, not a C3 that could be replaced")
-                found = [k]
+
+def _available_hint(g: _Graph) -> str:
+    return f"Placements on {g.where}: {', '.join(_available(g))} (and INT, the index of a layer to place after)"
+
+
+def _available(g: _Graph) -> list[str]:
+    """The named placements that resolve on this base."""
+    out = []
+    for p in [*INSERT_PLACEMENTS, *REPLACE_PLACEMENTS, *REMOVE_PLACEMENTS]:
+        try:
+            if p in REMOVE_PLACEMENTS:
+                ok = any(name in PSA_LIKE for name in g.names)
+            elif p in ("sppf", "psa"):
+                ok = any(name in (SPP_LIKE if p == "sppf" else PSA_LIKE) for name in g.names)
             else:
-                found = c3s(kind[len("c3"):] if kind.startswith("c3") else kind[len("fmm"):], True, p)
-            for k in found:
-                if k in replace and replace[k][0] != module:
-                    raise PlacementError(
-                        f"{where_p(p)}: conflicts with placement {replace[k][1]}: layer {k} cannot become both C3Attn and C3FMM"
-                    )
-                replace.setdefault(k, (module, p))
+                _resolve_one(g, _Plan(), p)
+                ok = True
+        except PlacementError:
+            ok = False
+        if ok:
+            out.append(p)
+    return out
 
-    # ---- apply: replacements, splices, head-in edges -----------------------------------------
-    layer_name = spec.name if spec is not None else None
-    for k, (module, p) in replace.items():
+
+def available_placements(base: str | Path | dict | None = None) -> list[str]:
+    """The named placements that exist on ``base`` (``backbone``, ``c2f-neck``, ``no-psa``...)."""
+    d, base_name = load_yaml(base)
+    return _available(_base_graph(d, f"base {base_name}"))
+
+
+# ---- applying the plan and writing the rows -------------------------------------------------
+def _apply(g: _Graph, plan: _Plan, layer_name, args: list) -> list:
+    """Replace, remove, splice and add head-in edges on ``g.nodes``; return the new row order (node ids)."""
+    nodes = g.nodes
+    for k, (module, p) in plan.replace.items():
         row = nodes[k].row
         rargs = list(row[3]) if isinstance(row[3], list) else []
         if not rargs:
-            raise PlacementError(f"{where_p(p)}: layer {k} {rows[k]!r} has no output channels to keep")
-        if module == "C3Attn":
-            row[3] = [rargs[0], layer_name, copy.deepcopy(args), *rargs[1:]]
-            nodes[k].note = f"C3 -> C3Attn({layer_name}) [{p}]"
+            raise PlacementError(f"{g.where_p(p)}: layer {k} {g.rows[k]!r} has no output channels to keep")
+        if module in FMM_BLOCKS:
+            nodes[k].note = f"{row[2]} -> {module} [{p}]"
         else:
-            nodes[k].note = f"C3 -> C3FMM [{p}]"
+            row[3] = [rargs[0], layer_name, copy.deepcopy(args), *rargs[1:]]
+            nodes[k].note = f"{row[2]} -> {module}({layer_name}) [{p}]"
         row[2] = module
-
-    order: list = list(range(n))
+    order: list = [i for i in range(g.n) if i not in plan.remove]
+    for k in sorted(plan.remove):  # readers of a removed row read its input instead
+        (src,) = nodes[k].refs
+        for node in nodes.values():
+            node.refs = [src if r == k else r for r in node.refs]
     counter = 0
 
     def new_node(src, sec: str, note: str) -> tuple:
@@ -489,31 +638,34 @@ def make_yaml(
         nodes[key] = _Node(sec, [src], [False], False, note=note)
         return key
 
-    for k in sorted(splice):
-        key = new_node(k, section[k], f"{layer_name} [{', '.join(splice[k])}]")
+    for k in sorted(plan.splice):
+        key = new_node(k, g.section[k], f"{layer_name} [{', '.join(plan.splice[k])}]")
         for other, node in nodes.items():
             if other != key:
                 node.refs = [key if r == k else r for r in node.refs]
         order.insert(order.index(k) + 1, key)
-    if edges:
-        for h in detect:
+    if plan.edges:
+        for h in g.detect:
             at = order.index(h)
             new_refs = []
             for r in nodes[h].refs:
-                key = new_node(r, nodes[h].section, f"{layer_name} [head-in: input of {names[h]}]")
+                key = new_node(r, nodes[h].section, f"{layer_name} [head-in: input of {g.names[h]}]")
                 order.insert(at, key)
                 at += 1
                 new_refs.append(key)
             nodes[h].refs = new_refs
+    return order
 
-    # ---- emit --------------------------------------------------------------------------------
+
+def _emit(d: dict, g: _Graph, order: list, layer_name, args: list) -> tuple[dict, dict, dict[int, str]]:
+    """The new model dict, the position of every node id, and the YAML notes (new index -> comment)."""
     pos = {key: j for j, key in enumerate(order)}
     pos[INPUT] = INPUT
     out = {k: copy.deepcopy(v) for k, v in d.items() if k not in ("backbone", "head")}
     out["backbone"], out["head"] = [], []
     notes: dict[int, str] = {}
     for j, key in enumerate(order):
-        node = nodes[key]
+        node = g.nodes[key]
         if node.row is None:  # inserted
             src = pos[node.refs[0]]
             f = -1 if src == j - 1 else src
@@ -524,17 +676,57 @@ def make_yaml(
         if node.note:
             notes[j] = node.note
         out[node.section].append(row)
+    return out, pos, notes
+
+
+def make_yaml(
+    base: str | Path | dict | None = None,
+    layer: str | None = None,
+    args=None,
+    placements: Sequence | str | int = ("backbone-end",),
+) -> tuple[dict, IndexMap]:
+    """Place ``layer`` (YAML ``args``) into ``base`` at ``placements``; return ``(model dict, IndexMap)``.
+
+    Args:
+        base: model YAML path or name (default Ultralytics' ``yolov5.yaml``; ``yolov8.yaml``, ``yolo11.yaml``...)
+            or a model dict.
+        layer: a registered channel-preserving layer name; may be None when every placement is ``fmm*``/``no-psa``.
+        args: the layer's YAML args without channels (``[16, {fuse: add}]``); a single value is wrapped.
+        placements: placement names and/or base layer indices (see the module docstring).
+
+    Returns:
+        The new model dict (``backbone``/``head`` rows renumbered, other keys copied) and the index map.
+        ``IndexMap.notes`` (new index -> comment, not written to JSON) feeds :func:`render_yaml`.
+
+    Raises:
+        PlacementError: unknown or impossible placement (no such block on this base, index out of range, block
+            layer used with an insert placement, conflicting replacements, bad layer arguments).
+        UnknownLayerError: ``layer`` is not registered.
+        FileNotFoundError: ``base`` does not resolve.
+    """
+    d, base_name = load_yaml(base)
+    args = _normalise_args(args)
+    where = f"base {base_name}"
+    placements = _parse_placements(placements, where)
+    spec = _resolve_layer(layer, args, placements, where)
+    g = _base_graph(d, where)
+    plan = _resolve_placements(g, placements)
+    layer_name = spec.name if spec is not None else None
+    order = _apply(g, plan, layer_name, args)
+    out, pos, notes = _emit(d, g, order, layer_name, args)
     imap = IndexMap(
         base=base_name,
-        map={i: pos[i] for i in range(n)},
-        inserted=sorted(pos[k] for k in order if nodes[k].row is None),
-        replaced=sorted(pos[k] for k in replace),
+        map={i: pos[i] for i in range(g.n) if i in pos},
+        inserted=sorted(pos[k] for k in order if g.nodes[k].row is None),
+        replaced=sorted(pos[k] for k in plan.replace),
         layer=layer_name,
         args=copy.deepcopy(args) if spec is not None else None,
         placements=placements,
         notes=notes,
+        removed=sorted(plan.remove),
     )
     return out, imap
+
 
 
 def write_yaml(d: dict, imap: IndexMap, path: str | Path, header: str = "", write_map: bool = False) -> list[Path]:
@@ -554,9 +746,15 @@ class ShippedConfig:
     layer: str | None
     args: tuple
     placements: tuple
+    base: str = DEFAULT_BASE  # Ultralytics' scale-free base YAML the config is generated from
 
     def __iter__(self):  # unpacks as (filename, layer, args, placements)
         return iter((self.filename, self.layer, list(self.args), list(self.placements)))
+
+    @property
+    def stem(self) -> str:
+        """The base's name stem (``yolov5``, ``yolov8``, ``yolo11``): ``{stem}s-...`` builds scale s."""
+        return Path(self.base).stem
 
 
 GENERATED_MARK = "Generated by `yolo-attn make-configs`"
@@ -570,12 +768,33 @@ FMM_PLACEMENTS = ("fmm", "fmm-backbone", "fmm-neck")
 # multiplication-vs-addition ablation (Ye et al., 2021): the gate added instead of multiplied
 ABLATION_LAYERS = ("SE", "CBAM")
 ABLATION_PLACEMENTS = ("backbone-end", "backbone", "sppf", "neck", "head-in", "c3")
+# YOLOv8 and YOLO11 (the newer Ultralytics bases): the light gates at the main placements, the block replacement
+# named by the base's block (c2f, c3k2), FMM; on YOLO11 also C2PSA removed, alone and with a gate in its place.
+NEW_BASES = {"yolov8.yaml": "c2f", "yolo11.yaml": "c3k2"}
+LIGHT_GATES = ("SE", "ECA", "CBAM", "CoordAtt", "SimAM", "EMA")
+NEW_BASE_PLACEMENTS = ("backbone-end", "backbone", "sppf", "neck", "head-in", "{b}", "{b}-backbone", "{b}-neck")
+
+
+def _new_base_configs(base: str, block: str) -> list[ShippedConfig]:
+    stem = Path(base).stem
+    out = []
+    for layer in LIGHT_GATES:
+        for p in (q.format(b=block) for q in NEW_BASE_PLACEMENTS):
+            out.append(ShippedConfig(f"{stem}-{layer.lower()}-{p}.yaml", layer, (), (p,), base))
+    for p in FMM_PLACEMENTS:
+        out.append(ShippedConfig(f"{stem}-{p}.yaml", None, (), (p,), base))
+    if block == "c3k2":  # Ultralytics' own attention (C2PSA) removed, and replaced by each gate
+        out.append(ShippedConfig(f"{stem}-no-psa.yaml", None, (), ("no-psa",), base))
+        for layer in LIGHT_GATES:
+            out.append(ShippedConfig(f"{stem}-{layer.lower()}-no-psa.yaml", layer, (), ("no-psa", "sppf"), base))
+    return out
 
 
 def shipped_configs() -> list[ShippedConfig]:
     """Every config shipped in ``models/yaml/`` (scale-free names; ``yolov5s-X.yaml`` builds ``yolov5-X.yaml``).
 
-    Each entry unpacks as ``(filename, layer, args, placements)``; all use Ultralytics' ``yolov5.yaml`` as base.
+    Each entry unpacks as ``(filename, layer, args, placements)``; ``.base`` is Ultralytics' ``yolov5.yaml``,
+    ``yolov8.yaml`` or ``yolo11.yaml`` (the file name starts with its stem).
     """
     out = []
     for layer in CONV_LAYERS:
@@ -588,6 +807,8 @@ def shipped_configs() -> list[ShippedConfig]:
     for layer in ABLATION_LAYERS:
         for p in ABLATION_PLACEMENTS:
             out.append(ShippedConfig(f"yolov5-{layer.lower()}-add-{p}.yaml", layer, ({"fuse": "add"},), (p,)))
+    for base, block in NEW_BASES.items():
+        out.extend(_new_base_configs(base, block))
     return out
 
 
@@ -602,13 +823,14 @@ def config_dir() -> Path:
 def render_shipped(cfg: ShippedConfig, base: dict | None = None) -> str:
     """The exact text of one shipped config as the generator writes it today (``base``: the loaded stock YAML)."""
     filename, layer, args, placements = cfg
-    d, imap = make_yaml(DEFAULT_BASE if base is None else base, layer, args, placements)
-    scaled = filename.replace("yolov5-", "yolov5{n,s,m,l,x}-", 1)
+    d, imap = make_yaml(cfg.base if base is None else base, layer, args, placements)
+    stem = cfg.stem
+    scaled = filename.replace(f"{stem}-", f"{stem}{{n,s,m,l,x}}-", 1)
     what = f"Layer {layer} {_flow(args)}" if layer else "No attention layer"
     header = (
-        f"{GENERATED_MARK} from Ultralytics' {DEFAULT_BASE}; do not edit by hand.\n"
+        f"{GENERATED_MARK} from Ultralytics' {cfg.base}; do not edit by hand.\n"
         f"{what}; placement {' '.join(map(str, placements))}. Regenerate: yolo-attn make-configs\n"
-        f"Build a scale by name: {scaled} (e.g. YOLO(\"{filename.replace('yolov5-', 'yolov5s-', 1)}\"))"
+        f"Build a scale by name: {scaled} (e.g. YOLO(\"{filename.replace(f'{stem}-', f'{stem}s-', 1)}\"))"
     )
     return render_yaml(d, header, imap.notes)
 
@@ -639,13 +861,14 @@ def generate_configs(out_dir: str | Path | None = None, check: bool = False, con
     if not check:
         out_dir.mkdir(parents=True, exist_ok=True)
     names = {c.filename for c in configs}
-    base, _ = load_yaml(DEFAULT_BASE)  # loaded once (name resolution searches Ultralytics' tree)
-    base["yaml_file"] = DEFAULT_BASE
+    bases: dict[str, dict] = {}  # each base loaded once (name resolution searches Ultralytics' tree)
     for cfg in configs:
         if cfg.layer is not None and cfg.layer not in LAYERS:
             report.skipped.setdefault(cfg.layer, []).append(cfg.filename)
             continue
-        text = render_shipped(cfg, base)
+        if cfg.base not in bases:
+            bases[cfg.base] = {**load_yaml(cfg.base)[0], "yaml_file": cfg.base}
+        text = render_shipped(cfg, bases[cfg.base])
         path = out_dir / cfg.filename
         current = path.read_text() if path.is_file() else None
         if current == text:
@@ -653,7 +876,7 @@ def generate_configs(out_dir: str | Path | None = None, check: bool = False, con
         elif check:
             report.drifted.append(cfg.filename)
         else:
-            path.write_text(text)
+            atomic_write(path, text)
             report.written.append(cfg.filename)
     if out_dir.is_dir():
         for path in sorted(out_dir.glob("*.yaml")):

@@ -8,8 +8,8 @@ tensor can land in the wrong layer. :func:`transfer_weights` instead
 2. aligns source layers to target layers: either by an explicit index map (the JSON the placement
    generator writes beside a YAML, ``{"map": {"0": 0, ...}}``), or by a global sequence alignment
    (Needleman-Wunsch) of the two layer lists. Two layers may be paired only when they are of the same
-   family (class name; yolo_attn blocks derived from ``C3`` such as ``C3Attn``/``C3FMM`` count as
-   ``C3``; for bare state dicts without classes, when their tensor names agree, the attention
+   family (class name; a yolo_attn block counts as the Ultralytics block it derives from: ``C3Attn``/``C3FMM``
+   as ``C3``, ``AttnC2f``/``FMMC2f`` as ``C2f``, ``AttnC3k2``/``FMMC3k2`` as ``C3k2``; for bare state dicts without classes, when their tensor names agree, the attention
    sub-layers of the target aside). A pair scores 2
    plus the fraction of the source layer's tensors whose relative key and shape agree; leaving a
    target layer unpaired costs 0.5 for an inserted yolo_attn layer and 1.5 for anything else, leaving
@@ -91,11 +91,11 @@ def _family(type_str: str) -> str | None:
         return None
     short = type_str.rsplit(".", 1)[-1]
     if type_str.startswith("yolo_attn.") and short in LAYERS:
-        from ultralytics.nn.modules.block import C3
-
         spec = LAYERS.get(short)
-        if spec.kind == "block" and issubclass(spec.cls, C3):
-            return "C3"
+        if spec.kind == "block":  # a yolo_attn block counts as the Ultralytics block it derives from (C3, C2f, C3k2)
+            base = next((c for c in spec.cls.__mro__ if c.__module__.startswith("ultralytics.")), None)
+            if base is not None:
+                return base.__name__
     return short
 
 
@@ -373,15 +373,11 @@ class TransferReport:
 # --------------------------------------------------------------------------------------------
 # Detect head: class-dependent outputs and class-branch width
 # --------------------------------------------------------------------------------------------
-_CLS_ATTRS = ("cv3", "one2one_cv3")
-
-
 def _class_output_keys(head: nn.Module) -> set[str]:
+    from ._ultralytics import detect_class_branches
+
     keys = set()
-    for attr in _CLS_ATTRS:
-        branch = getattr(head, attr, None)
-        if not isinstance(branch, nn.ModuleList):
-            continue
+    for attr, branch in detect_class_branches(head):
         for j, seq in enumerate(branch):
             children = list(seq.named_children()) if isinstance(seq, nn.Sequential) else []
             if children and isinstance(children[-1][1], nn.Conv2d):
@@ -390,52 +386,63 @@ def _class_output_keys(head: nn.Module) -> set[str]:
     return keys
 
 
+def _resized_conv(mod: nn.Conv2d, src: tuple, first: bool, last: bool):
+    """A conv of the class branch rebuilt at the source width: a new module, None (fits already), or False (cannot)."""
+    tgt = tuple(mod.weight.shape)
+    if first and src[1] != tgt[1]:
+        return False  # different input widths: another neck, nothing to adapt
+    out_c = tgt[0] if last else src[0]
+    if mod.groups == 1:
+        in_c, groups = src[1], 1
+    elif mod.groups == mod.in_channels == mod.out_channels and src[1] == 1:
+        in_c = groups = src[0]
+        out_c = src[0]
+    else:
+        return False
+    if (out_c, in_c // groups) == tgt[:2]:
+        return None
+    new = nn.Conv2d(in_c, out_c, mod.kernel_size, mod.stride, mod.padding, mod.dilation, groups, bias=mod.bias is not None)
+    if last and mod.bias is not None:
+        with torch.no_grad():
+            new.bias.copy_(mod.bias)  # the target's class prior (bias_init) keeps its value
+    return new
+
+
+def _class_branch_plan(head: nn.Module, src_shapes: dict[str, tuple]) -> list | None:
+    """``[(sequential, child name, new module, old module)]`` rebuilding the class branch; None if it cannot be adapted."""
+    from ._ultralytics import detect_class_branches
+
+    plan = []
+    for attr, branch in detect_class_branches(head):
+        for j, seq in enumerate(branch):
+            mods = [(n, mm) for n, mm in seq.named_modules() if isinstance(mm, (nn.Conv2d, nn.BatchNorm2d))]
+            if not mods:
+                return None
+            last_name = mods[-1][0]
+            for pos, (name, mod) in enumerate(mods):
+                src = src_shapes.get(f"{attr}.{j}.{name}.weight")
+                if src is None:
+                    return None
+                if isinstance(mod, nn.BatchNorm2d):
+                    if src != tuple(mod.weight.shape):
+                        plan.append((seq, name, nn.BatchNorm2d(src[0], eps=mod.eps, momentum=mod.momentum), mod))
+                    continue
+                new = _resized_conv(mod, src, pos == 0, name == last_name)
+                if new is False:
+                    return None
+                if new is not None:
+                    plan.append((seq, name, new, mod))
+    return plan
+
+
 def _adapt_class_branch(head: nn.Module, src_shapes: dict[str, tuple]) -> bool:
     """Rebuild the class branch of ``head`` at the source's hidden width. True if anything changed.
 
     Only when every conv/BN of the branch exists in the source, the branch inputs have the same width,
     and the output convolutions keep the target's class count.
     """
-    plan = []  # (parent, child name, new module)
-    for attr in _CLS_ATTRS:
-        branch = getattr(head, attr, None)
-        if not isinstance(branch, nn.ModuleList):
-            continue
-        for j, seq in enumerate(branch):
-            mods = [(n, mm) for n, mm in seq.named_modules() if isinstance(mm, (nn.Conv2d, nn.BatchNorm2d))]
-            if not mods:
-                return False
-            last_name = mods[-1][0]
-            for pos, (name, mod) in enumerate(mods):
-                key = f"{attr}.{j}.{name}.weight"
-                src = src_shapes.get(key)
-                if src is None:
-                    return False
-                tgt = tuple(mod.weight.shape)
-                if isinstance(mod, nn.BatchNorm2d):
-                    if src != tgt:
-                        new = nn.BatchNorm2d(src[0], eps=mod.eps, momentum=mod.momentum)
-                        plan.append((seq, name, new, mod))
-                    continue
-                if pos == 0 and src[1] != tgt[1]:
-                    return False  # different input widths: another neck, nothing to adapt
-                out_c = tgt[0] if name == last_name else src[0]
-                if mod.groups == 1:
-                    in_c, groups = src[1], 1
-                elif mod.groups == mod.in_channels == mod.out_channels and src[1] == 1:
-                    in_c = groups = src[0]
-                    out_c = src[0]
-                else:
-                    return False
-                if (out_c, in_c // groups) == tgt[:2]:
-                    continue
-                new = nn.Conv2d(in_c, out_c, mod.kernel_size, mod.stride, mod.padding, mod.dilation, groups,
-                                bias=mod.bias is not None)  # fmt: skip
-                if name == last_name and mod.bias is not None:
-                    with torch.no_grad():
-                        new.bias.copy_(mod.bias)  # the target's class prior (bias_init) keeps its value
-                plan.append((seq, name, new, mod))
-    for seq, name, new, old in plan:
+    plan = _class_branch_plan(head, src_shapes)
+    for seq, name, new, old in plan or []:
         parent = seq.get_submodule(name.rpartition(".")[0]) if "." in name else seq
         p = next(old.parameters(), None)
         if p is not None:
@@ -498,6 +505,185 @@ def _graph_problem(s: _Layer, t: _Layer, s2t: dict[int, int], target: list[_Laye
     return ""
 
 
+@dataclass
+class _Transfer:
+    """The state one :func:`transfer_weights` call shares between its steps."""
+
+    ckpt: Checkpoint
+    net: nn.Module
+    by_layer: dict[int, dict[str, torch.Tensor]]
+    source: list[_Layer]
+    target: list[_Layer]
+    s2t: dict[int, int]
+    explicit_map: bool
+    check_graph: bool
+    adapt_head: bool
+    partial: bool
+    tgt_sd: dict[str, torch.Tensor] = field(default_factory=dict)
+    copied: dict[str, str] = field(default_factory=dict)  # target key -> source key
+    class_dependent: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    head_adapted: bool = False
+
+    def __post_init__(self):
+        self.t2s = {v: k for k, v in self.s2t.items()}
+        self.paired_t = set(self.t2s)
+        self.tgt_sd = self.net.state_dict()
+        self.src_nc = self.ckpt.nc
+        self.tgt_nc = getattr(self.net.model[-1], "nc", None)
+
+
+def _alignment(source: list[_Layer], target: list[_Layer], index_map: Any) -> dict[int, int]:
+    """{source index: target index}: the explicit index map (checked for range) or the sequence alignment."""
+    if index_map is None:
+        return align_layers(source, target)
+    s2t = load_index_map(index_map)
+    bad = {k: v for k, v in s2t.items() if not (0 <= k < max(len(source), 1) and 0 <= v < len(target))}
+    if bad:
+        raise ValueError(f"index map entries out of range (source has {len(source)} layers, target {len(target)}): {bad}")
+    return s2t
+
+
+def _pair_problem(x: _Transfer, s: _Layer, t: _Layer) -> str:
+    if x.explicit_map and not _compatible(s, t):
+        return f"index map pairs {s.short} with {t.short}"
+    if x.check_graph:
+        return _graph_problem(s, t, x.s2t, x.target, x.paired_t)
+    return ""
+
+
+def _head_class_keys(x: _Transfer, t: _Layer, s: _Layer, anchor_head: bool) -> set[str]:
+    """Class-dependent keys of a Detect target (its class branch first rebuilt at the source width if allowed)."""
+    if t.family != "Detect" or anchor_head:
+        return set()
+    tm = x.net.model[t.index]
+    if x.adapt_head and _adapt_class_branch(tm, s.shapes):
+        x.head_adapted = True
+        x.tgt_sd = x.net.state_dict()
+        t.shapes = {k: tuple(v.shape) for k, v in tm.state_dict().items()}
+    return _class_output_keys(tm)
+
+
+def _copy_tensors(x: _Transfer, r: LayerResult, t: _Layer, si: int, stensors: dict, cls_keys: set[str]) -> None:
+    """Copy every tensor of the pair whose key and shape agree; record the others in ``r``."""
+    prefix = f"model.{t.index}."
+    for k, shp in t.shapes.items():
+        src = stensors.get(k)
+        if src is None:
+            r.new.append(k)
+        elif tuple(src.shape) != shp:
+            if k in cls_keys:
+                why = f"class-dependent output, nc {x.src_nc if x.src_nc is not None else src.shape[0]} -> {x.tgt_nc}"
+                x.class_dependent.append(prefix + k)
+            else:
+                why = f"shape {tuple(src.shape)} -> {shp}"
+            r.skipped.append((k, why))
+        else:
+            with torch.no_grad():
+                x.tgt_sd[prefix + k].copy_(src)
+            r.transferred.append(k)
+            x.copied[prefix + k] = f"model.{si}.{k}"
+    for k in stensors:
+        if k not in t.shapes:
+            r.skipped.append((k, "source-only: no such tensor in the target layer"))
+
+
+def _describe(x: _Transfer, r: LayerResult, t: _Layer, stensors: dict, anchor_head: bool) -> None:
+    """Set the note and status of a paired layer from what was copied."""
+    prefix = f"model.{t.index}."
+    if anchor_head:
+        r.note = "anchor-based YOLOv5 head (models.yolo.Detect) is not transferable to the anchor-free Detect; keeps init"
+    elif r.new and all(k in t.attn_keys for k in r.new):
+        r.note = f"{len(r.new)} attention tensors keep their initialisation"
+    elif r.new:
+        r.note = f"{len(r.new)} tensors not in the source layer keep their initialisation"
+    nclass = sum(1 for k, _ in r.skipped if prefix + k in x.class_dependent)
+    if nclass:
+        r.note = (r.note + "; " if r.note else "") + f"{nclass} class-dependent output tensors keep init (nc {x.src_nc} -> {x.tgt_nc})"
+    mism = [k for k, why in r.skipped if why.startswith("shape")]
+    if mism:
+        r.note = (r.note + "; " if r.note else "") + f"{len(mism)} shape mismatches"
+    if x.head_adapted and t.family == "Detect":
+        r.note = (r.note + "; " if r.note else "") + "class branch rebuilt at the source width"
+    if not t.shapes and not stensors:
+        r.status = "no tensors"
+    elif r.transferred and not r.new and not any(not why.startswith("source-only") for _, why in r.skipped) and len(r.transferred) == len(stensors):
+        r.status = "transferred"
+    elif r.transferred:
+        r.status = "partial"
+    else:
+        r.status = "skipped"
+        if not r.note:
+            r.note = "nothing matches by key and shape"
+
+
+def _transfer_layer(x: _Transfer, t: _Layer) -> LayerResult:
+    """Transfer into one target layer from its paired source layer (if any); return what happened."""
+    si = x.t2s.get(t.index)
+    if si is None:
+        note = "inserted, keeps its initialisation" if t.preserve else "no source layer, keeps its initialisation"
+        status = "new" if t.shapes else "no tensors"
+        return LayerResult(t.index, None, t.type, "", status, new=list(t.shapes), note=note if t.shapes else "inserted")
+    s = x.source[si]
+    stensors = x.by_layer.get(si, {})
+    r = LayerResult(t.index, si, t.type, s.type, "")
+    problem = _pair_problem(x, s, t)
+    if problem:
+        r.status, r.note = ("skipped", problem) if (t.shapes or s.shapes) else ("no tensors", problem)
+        r.new = list(t.shapes)
+        r.skipped = [(k, "source-only: " + problem) for k in stensors]
+        x.warnings.append(f"layer {t.index}: {problem}")
+        return r
+    anchor_head = s.type.startswith("models.") and s.short == "Detect" or ("anchors" in stensors and "m.0.weight" in stensors)
+    cls_keys = _head_class_keys(x, t, s, anchor_head)
+    differ = [k for k, shp in t.shapes.items() if k in stensors and k not in cls_keys and tuple(stensors[k].shape) != shp]
+    if differ and not x.partial:
+        k = differ[0]
+        why = f"shapes differ ({len(differ)} tensors, e.g. {k} {tuple(stensors[k].shape)} -> {t.shapes[k]}): another architecture or scale"
+        r.status, r.note, r.new = "skipped", why, list(t.shapes)
+        r.skipped = [(k, "source-only: " + why) for k in stensors]
+        return r
+    _copy_tensors(x, r, t, si, stensors, cls_keys)
+    _describe(x, r, t, stensors, anchor_head)
+    return r
+
+
+def _report(x: _Transfer, results: list[LayerResult], other_keys: list[str]) -> TransferReport:
+    """The report of a finished transfer: per-layer results (source layers without a target added) and totals."""
+    for s in x.source:  # source layers without a target
+        if s.index not in x.s2t and s.shapes:
+            skipped = [(k, "source-only: no target layer") for k in s.shapes]
+            results.append(LayerResult(None, s.index, "", s.type, "skipped", skipped=skipped, note="no counterpart in the target"))
+    if other_keys:
+        x.warnings.append(f"{len(other_keys)} source tensors outside model.<i>. were ignored (e.g. {other_keys[0]})")
+    src_sd, net, tgt_sd = x.ckpt.state_dict, x.net, x.tgt_sd
+    tgt_param_names = {n for n, _ in net.named_parameters()}
+    return TransferReport(
+        source=str(x.ckpt.path),
+        source_format=x.ckpt.format,
+        layers=sorted(results, key=lambda r: (r.target if r.target is not None else 10**6, r.source or 0)),
+        mapping=dict(x.s2t),
+        source_tensors=len(src_sd),
+        source_params=sum(v.numel() for k, v in src_sd.items() if v.is_floating_point() and not _is_buffer(k, x.ckpt)),
+        target_tensors=len(tgt_sd),
+        target_params=sum(p.numel() for p in net.parameters()),
+        tensors=len(x.copied),
+        params=sum(tgt_sd[k].numel() for k in x.copied if k in tgt_param_names),
+        class_dependent=x.class_dependent,
+        head_adapted=x.head_adapted,
+        warnings=x.warnings,
+        transferred_keys=x.copied,
+    )
+
+
+def _adopt_class_names(ckpt: Checkpoint, net: nn.Module, tgt_nc) -> None:
+    """Class names follow the weights when the class count is the same and the target has only default names."""
+    if ckpt.names and ckpt.nc is not None and ckpt.nc == tgt_nc and len(ckpt.names) == tgt_nc:
+        names = getattr(net, "names", None)
+        if not names or names == {i: str(i) for i in range(tgt_nc)}:
+            net.names = {int(k): v for k, v in ckpt.names.items()}
+
+
 def transfer_weights(
     source: Any,
     model: Any,
@@ -535,151 +721,16 @@ def transfer_weights(
     t0 = time.perf_counter()
     ckpt = _as_checkpoint(source, trust)
     net = _unwrap_model(model)
-    src_sd = ckpt.state_dict
-    by_layer, other_keys = _split_by_layer(src_sd)
-    source = _source_layers(ckpt, by_layer)
-    target = _target_layers(net)
-
-    if index_map is not None:
-        s2t = load_index_map(index_map)
-        bad = {k: v for k, v in s2t.items() if not (0 <= k < max(len(source), 1) and 0 <= v < len(target))}
-        if bad:
-            raise ValueError(f"index map entries out of range (source has {len(source)} layers, target {len(target)}): {bad}")
-    else:
-        s2t = align_layers(source, target)
-    t2s = {v: k for k, v in s2t.items()}
-    paired_t = set(t2s)
-
-    head_adapted = False
-    warnings: list[str] = []
-    results: list[LayerResult] = []
-    copied: dict[str, str] = {}
-    class_dependent: list[str] = []
-    tgt_sd = net.state_dict()
-    src_nc = ckpt.nc
-    tgt_nc = getattr(net.model[-1], "nc", None)
-
-    for t in target:
-        tm = net.model[t.index]
-        si = t2s.get(t.index)
-        if si is None:
-            note = "inserted, keeps its initialisation" if t.preserve else "no source layer, keeps its initialisation"
-            status = "new" if t.shapes else "no tensors"
-            results.append(LayerResult(t.index, None, t.type, "", status, new=list(t.shapes), note=note if t.shapes else "inserted"))
-            continue
-        s = source[si]
-        stensors = by_layer.get(si, {})
-        r = LayerResult(t.index, si, t.type, s.type, "")
-        problem = ""
-        if index_map is not None and not _compatible(s, t):
-            problem = f"index map pairs {s.short} with {t.short}"
-        elif check_graph:
-            problem = _graph_problem(s, t, s2t, target, paired_t)
-        if problem:
-            r.status, r.note = ("skipped", problem) if (t.shapes or s.shapes) else ("no tensors", problem)
-            r.new = list(t.shapes)
-            r.skipped = [(k, "source-only: " + problem) for k in stensors]
-            warnings.append(f"layer {t.index}: {problem}")
-            results.append(r)
-            continue
-        anchor_head = s.type.startswith("models.") and s.short == "Detect" or ("anchors" in stensors and "m.0.weight" in stensors)
-        cls_keys: set[str] = set()
-        if t.family == "Detect" and not anchor_head:
-            if adapt_head and _adapt_class_branch(tm, s.shapes):
-                head_adapted = True
-                tgt_sd = net.state_dict()
-                t.shapes = {k: tuple(v.shape) for k, v in tm.state_dict().items()}
-            cls_keys = _class_output_keys(tm)
-        prefix = f"model.{t.index}."
-        differ = [k for k, shp in t.shapes.items() if k in stensors and k not in cls_keys and tuple(stensors[k].shape) != shp]
-        if differ and not partial:
-            k = differ[0]
-            why = f"shapes differ ({len(differ)} tensors, e.g. {k} {tuple(stensors[k].shape)} -> {t.shapes[k]}): another architecture or scale"
-            r.status, r.note, r.new = "skipped", why, list(t.shapes)
-            r.skipped = [(k, "source-only: " + why) for k in stensors]
-            results.append(r)
-            continue
-        for k, shp in t.shapes.items():
-            src = stensors.get(k)
-            if src is None:
-                r.new.append(k)
-            elif tuple(src.shape) != shp:
-                if k in cls_keys:
-                    why = f"class-dependent output, nc {src_nc if src_nc is not None else src.shape[0]} -> {tgt_nc}"
-                    class_dependent.append(prefix + k)
-                else:
-                    why = f"shape {tuple(src.shape)} -> {shp}"
-                r.skipped.append((k, why))
-            else:
-                dst = tgt_sd[prefix + k]
-                with torch.no_grad():
-                    dst.copy_(src)
-                r.transferred.append(k)
-                copied[prefix + k] = f"model.{si}.{k}"
-        for k in stensors:
-            if k not in t.shapes:
-                r.skipped.append((k, "source-only: no such tensor in the target layer"))
-        if anchor_head:
-            r.note = "anchor-based YOLOv5 head (models.yolo.Detect) is not transferable to the anchor-free Detect; keeps init"
-        elif r.new and all(k in t.attn_keys for k in r.new):
-            r.note = f"{len(r.new)} attention tensors keep their initialisation"
-        elif r.new:
-            r.note = f"{len(r.new)} tensors not in the source layer keep their initialisation"
-        nclass = sum(1 for k, _ in r.skipped if prefix + k in class_dependent)
-        if nclass:
-            r.note = (r.note + "; " if r.note else "") + f"{nclass} class-dependent output tensors keep init (nc {src_nc} -> {tgt_nc})"
-        mism = [k for k, why in r.skipped if why.startswith("shape")]
-        if mism:
-            r.note = (r.note + "; " if r.note else "") + f"{len(mism)} shape mismatches"
-        if head_adapted and t.family == "Detect":
-            r.note = (r.note + "; " if r.note else "") + "class branch rebuilt at the source width"
-        if not t.shapes and not stensors:
-            r.status = "no tensors"
-        elif r.transferred and not r.new and not any(not why.startswith("source-only") for _, why in r.skipped) and len(r.transferred) == len(stensors):
-            r.status = "transferred"
-        elif r.transferred:
-            r.status = "partial"
-        else:
-            r.status = "skipped"
-            if not r.note:
-                r.note = "nothing matches by key and shape"
-        results.append(r)
-
-    for s in source:  # source layers without a target
-        if s.index not in s2t and s.shapes:
-            results.append(
-                LayerResult(None, s.index, "", s.type, "skipped", skipped=[(k, "source-only: no target layer") for k in s.shapes],
-                            note="no counterpart in the target")  # fmt: skip
-            )
-    if other_keys:
-        warnings.append(f"{len(other_keys)} source tensors outside model.<i>. were ignored (e.g. {other_keys[0]})")
-
-    # totals
-    tgt_param_names = {n for n, _ in net.named_parameters()}
-    src_params = sum(v.numel() for k, v in src_sd.items() if v.is_floating_point() and not _is_buffer(k, ckpt))
-    tgt_params = sum(p.numel() for p in net.parameters())
-    moved_params = sum(tgt_sd[k].numel() for k in copied if k in tgt_param_names)
-    report = TransferReport(
-        source=str(ckpt.path),
-        source_format=ckpt.format,
-        layers=sorted(results, key=lambda r: (r.target if r.target is not None else 10**6, r.source or 0)),
-        mapping=dict(s2t),
-        source_tensors=len(src_sd),
-        source_params=src_params,
-        target_tensors=len(tgt_sd),
-        target_params=tgt_params,
-        tensors=len(copied),
-        params=moved_params,
-        class_dependent=class_dependent,
-        head_adapted=head_adapted,
-        warnings=warnings,
-        transferred_keys=copied,
-    )
-    # names follow the weights when the classes are the same
-    if ckpt.names and ckpt.nc is not None and ckpt.nc == tgt_nc and len(ckpt.names) == tgt_nc:
-        names = getattr(net, "names", None)
-        if not names or names == {i: str(i) for i in range(tgt_nc)}:
-            net.names = {int(k): v for k, v in ckpt.names.items()}
+    by_layer, other_keys = _split_by_layer(ckpt.state_dict)
+    source_layers = _source_layers(ckpt, by_layer)
+    target_layers = _target_layers(net)
+    x = _Transfer(
+        ckpt, net, by_layer, source_layers, target_layers, _alignment(source_layers, target_layers, index_map),
+        explicit_map=index_map is not None, check_graph=check_graph, adapt_head=adapt_head, partial=partial,
+    )  # fmt: skip
+    results = [_transfer_layer(x, t) for t in target_layers]
+    report = _report(x, results, other_keys)
+    _adopt_class_names(ckpt, net, x.tgt_nc)
     report.seconds = time.perf_counter() - t0
     if report.fraction < min_fraction and not allow_foreign:
         raise ForeignCheckpointError(

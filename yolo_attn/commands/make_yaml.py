@@ -12,7 +12,7 @@ def add_arguments(parser) -> None:
         "--base",
         default=DEFAULT_BASE,
         help=f"base model YAML: a file, or a name Ultralytics or yolo_attn resolves (default {DEFAULT_BASE}; "
-        "yolov5-p6.yaml, a shipped yolov5-*.yaml or your own modified YAML work too)",
+        "yolov5-p6.yaml, yolov8.yaml, yolo11.yaml, a shipped config or your own modified YAML work too)",
     )
     parser.add_argument("--layer", help="registered channel-preserving layer (yolo-attn list); not needed for fmm")
     parser.add_argument(
@@ -69,7 +69,7 @@ def run(args) -> int:
         + (f" --args {shlex.quote(args.args)}" if args.args.strip() != "[]" else "")
         + f" --placement {' '.join(args.placement)} -o {out.name}"
     )
-    scaled = re.sub(r"^(yolov\d+)-", r"\1s-", out.name)
+    scaled = re.sub(r"^(yolov?\d+)-", r"\1s-", out.name)
     hint = (
         f"Build a scale by name: {scaled} builds scale s of this file (likewise n, m, l, x)."
         if scaled != out.name

@@ -16,6 +16,12 @@ from ..registry import LAYERS, register, split_options
 from ._common import check_channels, check_positive_int
 
 
+def check_attention_args(attn_args, owner: str) -> None:
+    """The attention's own YAML args must be a list (``[16, {init: identity}]``)."""
+    if not isinstance(attn_args, (list, tuple)):
+        raise ValueError(f"{owner}: attention args must be a list, got {attn_args!r}")
+
+
 def _attention(name: str, c: int, attn_args, owner: str) -> nn.Module:
     spec = LAYERS.get(name)
     if spec.kind != "preserve":
@@ -27,9 +33,9 @@ def _attention(name: str, c: int, attn_args, owner: str) -> nn.Module:
 class BottleneckAttn(Bottleneck):
     """Ultralytics ``Bottleneck`` with an attention layer on its residual branch."""
 
-    def __init__(self, c1: int, c2: int, attn: str, attn_args=(), shortcut=True, g=1, k=(3, 3), e=0.5):
+    def __init__(self, c1: int, c2: int, attn: str, attn_args=(), shortcut=True, g=1, k=(3, 3), e=0.5, owner="C3Attn"):
         super().__init__(c1, c2, shortcut, g, k, e)
-        self.attn = _attention(attn, c2, attn_args, "C3Attn")
+        self.attn = _attention(attn, c2, attn_args, owner)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.attn(self.cv2(self.cv1(x)))
@@ -49,8 +55,7 @@ class C3Attn(C3):
     def __init__(self, c1: int, c2: int, n: int = 1, attn: str = "SE", attn_args=(), shortcut=True, g=1, e=0.5):
         check_channels(c1, "C3Attn")
         check_positive_int(n, "repeats n", "C3Attn")
-        if not isinstance(attn_args, (list, tuple)):
-            raise ValueError(f"C3Attn: attention args must be a list, got {attn_args!r}")
+        check_attention_args(attn_args, "C3Attn")
         super().__init__(c1, c2, 0, shortcut, g, e)
         c_ = int(c2 * e)
         self.m = nn.Sequential(
