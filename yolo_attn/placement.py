@@ -304,7 +304,7 @@ def render_yaml(d: dict, header: str = "", notes: dict[int, str] | None = None) 
 
 def dump_yaml(d: dict, path: str | Path, header: str = "", notes: dict[int, str] | None = None) -> Path:
     """Write :func:`render_yaml` to ``path``."""
-        return atomic_write(path, render_yaml(d, header, notes))
+    return atomic_write(path, render_yaml(d, header, notes))
 
 
 # --------------------------------------------------------------------------------------------
