@@ -473,3 +473,23 @@ def install_offline_font() -> None:
         module = importlib.import_module(module_name)
         if getattr(module, "check_font", None) is not None:
             module.check_font = check_font
+
+
+# --------------------------------------------------------------------------------------------
+# The detection head of a built model (owned by the diagnose issue; see yolo_attn/diagnose/).
+# --------------------------------------------------------------------------------------------
+def detection_head(model) -> tuple[nn.Module, list[int], list[float]] | None:
+    """``(head, input layer indices, strides)`` of a built Ultralytics detection model, or None if it has none.
+
+    The head is the last layer of ``model.model``; its ``f`` lists the layers feeding it (P3, P4, P5) and
+    ``stride`` their strides in input pixels, as Ultralytics sets them when it builds the model.
+    """
+    layers = getattr(model, "model", None)
+    if not isinstance(layers, nn.Sequential) or not len(layers):
+        return None
+    head = layers[-1]
+    stride = getattr(head, "stride", None)
+    if "Detect" not in type(head).__name__ or stride is None or not hasattr(head, "nc"):
+        return None
+    f = head.f if isinstance(head.f, (list, tuple)) else [head.f]
+    return head, [int(i) for i in f], [float(s) for s in torch.as_tensor(stride).reshape(-1)]
