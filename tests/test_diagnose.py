@@ -111,6 +111,38 @@ def test_constant_gate_makes_mean_replacement_change_nothing():
         torch.testing.assert_close(host(x), host.model[0](x))
 
 
+PRESERVE = [s for s in __import__("yolo_attn.registry", fromlist=["LAYERS"]).LAYERS if s.kind == "preserve"]
+
+
+@pytest.mark.parametrize("spec", PRESERVE, ids=lambda s: s.name)
+def test_every_registered_layer_is_found_hooked_and_switched(spec):
+    """Every layer: found (also inside C3Attn), its gates hooked, knock-out = identity, gates at their mean run."""
+    from yolo_attn.modules._common import GatedModule
+    from yolo_attn.modules.c3 import C3Attn
+
+    torch.manual_seed(0)
+    host = nn.Module()
+    host.model = nn.Sequential(nn.Conv2d(3, 32, 3, padding=1), spec.cls(32), C3Attn(32, 32, 1, spec.name)).eval()
+    host.requires_grad_(False)
+    layers = attention_layers(host)
+    assert [la.name for la in layers] == ["1", "2.m.0.attn"]
+    x = torch.rand(2, 3, 12, 12)
+    with GateRecorder(layers) as rec:
+        want = host.model(x)
+    stats = rec.stats()
+    assert bool(stats) == issubclass(spec.cls, GatedModule)
+    assert all(np.isfinite(g.mean) for g in stats)
+    by_name = {(s.layer, s.gate): s.mean_value for s in stats}
+    used = [(la.name, n, g) for la in layers for n, g in la.gates if (la.name, n) in by_name]
+    assert len(used) == len(stats)
+    with gates_fixed([g for _l, _n, g in used], {id(g): by_name[(la, n)] for la, n, g in used}):
+        assert host.model(x).shape == want.shape
+    with knocked_out(layers[:1]):
+        h = host.model[0](x)
+        torch.testing.assert_close(host.model(x), host.model[2](h))
+    torch.testing.assert_close(host.model(x), want)  # everything restored
+
+
 def test_mean_replacement_changes_an_input_dependent_gate():
     torch.manual_seed(0)
     host = _Host(SE(16, reduction=2)).eval().requires_grad_(False)
@@ -147,6 +179,18 @@ def test_kendall_tau_is_one_for_importance_and_near_zero_when_shuffled():
     assert abs(perm.mean()) < 0.02 and perm.std() < 0.15
     tau_s, _c, _p = agreement(rng.permuted(g, axis=1), g, rng)
     assert abs(tau_s.mean()) < 0.02
+
+
+def test_vectorised_kendall_tau_matches_scipy_with_ties():
+    from scipy.stats import kendalltau
+
+    from yolo_attn.diagnose.consistency import kendall_tau_rows
+
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(0, 5, (20, 30)).astype(float), rng.random((20, 30))
+    b[:, :5] = 0.5  # ties on both sides
+    want = [kendalltau(x, y).statistic for x, y in zip(a, b)]
+    np.testing.assert_allclose(kendall_tau_rows(a, b), want, rtol=1e-12)
 
 
 class _GateIsImportance(nn.Module):

@@ -26,6 +26,7 @@ class LabelSummary:
     tau_mean: float | None = None
     tau_perm_mean: float | None = None
     jac: float | None = None
+    jac_se: float | None = None  # standard error of ``jac`` from images and projections (not from seeds)
     roughness_same: float | None = None
     roughness_cross: float | None = None
 
@@ -74,6 +75,8 @@ def _summary(label: str, mine: list, base: list | None, s) -> LabelSummary:
     out.tau_mean = _mean([c.tau_mean for r in mine for c in r.consistency])
     out.tau_perm_mean = _mean([c.tau_perm_mean for r in mine for c in r.consistency])
     out.jac = _mean([r.smooth.jac_mean for r in mine])
+    ses = [r.smooth.jac_se for r in mine if r.smooth.jac_se == r.smooth.jac_se]
+    out.jac_se = float(np.sqrt(np.sum(np.square(ses))) / len(ses)) if ses else None
     out.roughness_same = _mean([r.smooth.roughness("same") for r in mine])
     out.roughness_cross = _mean([r.smooth.roughness("cross") for r in mine])
     return out

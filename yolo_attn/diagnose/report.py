@@ -82,6 +82,7 @@ def markdown(d: Diagnosis, plots: dict[str, str]) -> str:
     L += _table(["checkpoint", "layer", "gate", "form", "shape", "mean", "std", "sat<0.05", "sat>0.95", "entropy",
                  "from identity"], rows) if rows else ["No gating layer in these models (MHSA, CoAtNetAttn, NonLocal and "
                                                         "SK have no gate; this section does not apply)."]
+    L += _gateless(d)
     L += ["", "## Reliance", "", HOW_TO_READ["reliance"], ""]
     rows = [[_name(r), x.layer, x.kind, x.knockout.fmt(), x.mean_gate.fmt() if x.mean_gate else "no gate"]
             for r in d.models for x in r.reliance]
@@ -96,12 +97,25 @@ def markdown(d: Diagnosis, plots: dict[str, str]) -> str:
         ["No channel gate (one value per channel) in these models: this section does not apply."]
     L += ["", "## Smoothness", "", HOW_TO_READ["smoothness"], ""]
     scales = list(d.models[0].smooth.noise)
-    L += _table(["checkpoint", "Jacobian ‖J‖F", "±"] + [f"noise {k}" for k in scales] + ["roughness same", "roughness cross"],
-                [[_name(r), _f(r.smooth.jac_mean, 4), _f(r.smooth.jac_std, 4)] + [_f(r.smooth.noise[k], 4) for k in scales]
+    L += _table(["checkpoint", "Jacobian ‖J‖F", "± s.e."] + [f"noise {k}" for k in scales] + ["roughness same", "roughness cross"],
+                [[_name(r), _f(r.smooth.jac_mean, 4), _f(r.smooth.jac_se, 4)] + [_f(r.smooth.noise[k], 4) for k in scales]
                  + [_f(r.smooth.roughness("same"), 4), _f(r.smooth.roughness("cross"), 4)] for r in d.models])
     L += ["", f"![Paths between validation images]({plots['paths']})" if "paths" in plots else "", ""]
     L += ["## Settings", "", "```", *(f"{k}: {v}" for k, v in dataclasses.asdict(d.settings).items()), "```", ""]
     return "\n".join(L)
+
+
+def _gateless(d: Diagnosis) -> list[str]:
+    """A line per model whose attention layers include some without a gate (they have no gate sections)."""
+    out = []
+    for s in d.summaries:
+        r = next(m for m in d.models if m.ref.label == s.label)
+        gated = {g.layer for g in r.gates}
+        without = [f"{kind} at {name}" for name, kind in s.layers if name not in gated]
+        if without:
+            out.append(f"- {s.label}: {', '.join(without)} has no gate: the gate, gates-at-mean and importance "
+                       "consistency sections do not apply to it (knock-out, ERF and smoothness do).")
+    return ["", *out] if out else []
 
 
 def jsonable(obj):

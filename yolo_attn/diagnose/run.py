@@ -27,10 +27,10 @@ class Settings:
     imgsz: int = 128
     n_val: int | None = None  # all validation images
     n_train: int = 80  # training images scored for the fit regime
-    n_erf: int = 16  # ERF images (the radii are also computed on the first half: their sampling error)
+    n_erf: int = 32  # ERF images (the radii are also computed on the first half: their sampling error)
     n_consistency: int = 16
-    n_jac: int = 8
-    jac_projections: int = 4
+    n_jac: int = 16  # Jacobian images; the report gives the standard error of the mean norm
+    jac_projections: int = 8
     n_pairs: int = 2
     path_steps: int = 11
     n_boot: int = 200

@@ -45,6 +45,7 @@ class PathCurve:
 class Smoothness:
     jac_mean: float
     jac_std: float
+    jac_se: float  # standard error of jac_mean (images and projections both vary)
     jac_images: int
     jac_projections: int
     noise: dict[str, float]  # scale -> mean relative change
@@ -123,4 +124,5 @@ def smoothness(model, split: Split, n_jac: int, k: int, n_pairs: int, steps: int
             y = f(x + s * torch.randn(x.shape, generator=gen)).flatten(1)
             noise[str(s)] = float(((y - y0).norm(dim=1) / y0.norm(dim=1).clamp_min(1e-12)).mean())
     paths = [_path(model, split, kind, a, b, steps) for kind, a, b in _pairs(split, n_pairs, seed)]
-    return Smoothness(float(jac.mean()), float(jac.std()), len(x), k, noise, paths)
+    se = float(jac.std(ddof=1) / np.sqrt(len(jac))) if len(jac) > 1 else float("nan")
+    return Smoothness(float(jac.mean()), float(jac.std()), se, len(x), k, noise, paths)

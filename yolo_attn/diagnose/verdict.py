@@ -65,9 +65,10 @@ def _smooth(m: LabelSummary, b: LabelSummary) -> str:
     if m.jac is None or b.jac is None:
         return ""
     ratio = m.jac / b.jac if b.jac else float("nan")
-    return (f" Input-Jacobian norm {m.jac:.3g} vs {b.jac:.3g} for the baseline (ratio {ratio:.2f}; "
-            + ("smoother" if ratio < 0.9 else "rougher" if ratio > 1.1 else "about as smooth")
-            + " near validation images; seeds are too few for an interval).")
+    s = f" Input-Jacobian norm {m.jac:.3g} vs {b.jac:.3g} for the baseline (ratio {ratio:.2f}"
+    if m.jac_se is not None and b.jac_se is not None and abs(m.jac - b.jac) > 2 * (m.jac_se**2 + b.jac_se**2) ** 0.5:
+        return s + "): " + ("smoother" if m.jac < b.jac else "rougher") + " near validation images than the baseline."
+    return s + "): no smoothness difference beyond the estimate's error."
 
 
 def verdict(m: LabelSummary, b: LabelSummary) -> str:
