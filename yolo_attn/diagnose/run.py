@@ -27,7 +27,7 @@ class Settings:
     imgsz: int = 128
     n_val: int | None = None  # all validation images
     n_train: int = 80  # training images scored for the fit regime
-    n_erf: int = 32  # ERF images (the radii are also computed on the first half: their sampling error)
+    n_erf: int = 64  # ERF images (the radii are also computed on the first half: their sampling error)
     n_consistency: int = 16
     n_jac: int = 16  # Jacobian images; the report gives the standard error of the mean norm
     jac_projections: int = 8
