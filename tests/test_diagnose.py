@@ -372,3 +372,16 @@ def test_compare_diagnose_end_to_end_and_deterministic(tiny, tmp_path):
         for m in r["models"]:
             m.pop("seconds")
     assert res == res2
+
+
+def test_bridge_detection_head_reads_the_built_head():
+    from yolo_attn import _ultralytics
+    from yolo_attn.models import build_model
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        model = build_model("yolov5n.yaml", nc=3)
+    head, inputs, strides = _ultralytics.detection_head(model)
+    assert type(head).__name__ == "Detect" and inputs == [17, 20, 23] and strides == [8.0, 16.0, 32.0]
+    bare = nn.Module()
+    bare.model = nn.Sequential(nn.Conv2d(3, 3, 1))
+    assert _ultralytics.detection_head(bare) is None and _ultralytics.detection_head(nn.Linear(1, 1)) is None
