@@ -13,7 +13,7 @@ import torch
 import yaml
 from torch import nn
 
-from yolo_attn.diagnose import DiagnoseError, ModelRef, Settings, diagnose, write
+from yolo_attn.diagnose import ModelRef, Settings, diagnose, write
 from yolo_attn.diagnose.consistency import agreement, gate_and_importance
 from yolo_attn.diagnose.data import load_data
 from yolo_attn.diagnose.erf import gradient_maps, mean_map, radius

@@ -13,7 +13,6 @@ import io
 import json
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
 from ..compare import cocoeval

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .._io import atomic_save, atomic_write, atomic_write_json
+from .._io import atomic_write, atomic_write_json
 from .compare import Diagnosis
 from .sizes import size_histogram
 from .verdict import verdict
@@ -45,21 +45,25 @@ def _name(r) -> str:
     return r.ref.label + ("" if r.ref.seed is None else f" s{r.ref.seed}")
 
 
-def markdown(d: Diagnosis, plots: dict[str, str]) -> str:
+def _head(d: Diagnosis) -> list[str]:
     base = next((s for s in d.summaries if s.label == d.baseline), None)
-    L = [f"# Diagnosis: why attention helped or hurt", "",
+    L = ["# Diagnosis: why attention helped or hurt", "",
          f"Data `{d.data}`, {len(d.models)} checkpoints, baseline `{d.baseline}`; took {d.seconds:.0f} s. "
          "Intervals are 95%: over validation images (bootstrap) for mAP differences, over seeds (t) for gaps.", ""]
     L += ["## Verdict", ""]
     for s in d.summaries:
         if base is not None and s.label != d.baseline:
             L += [f"**{s.label}** ({', '.join(sorted({k for _n, k in s.layers})) or 'no attention layer'}): {verdict(s, base)}", ""]
-    L += ["## Fit regime", "", HOW_TO_READ["fit"], ""]
+    return L
+
+
+def _fit_and_sizes(d: Diagnosis) -> list[str]:
+    L = ["## Fit regime", "", HOW_TO_READ["fit"], ""]
     L += _table(["model", "seeds", "train mAP50-95", "val mAP50-95", "gap", "gap vs baseline"],
                 [[s.label, len(s.seeds), s.train_map.fmt(), s.val_map.fmt(), s.gap.fmt(),
                   s.gap_vs_baseline.fmt() if s.gap_vs_baseline else "—"] for s in d.summaries])
     L += ["", "## By object size", "", HOW_TO_READ["sizes"], ""]
-    ranges = [k for k in d.ranges]
+    ranges = list(d.ranges)
     L += _table(["checkpoint"] + [f"AP {k}" for k in ranges] + [f"AR {k}" for k in ranges[:3]],
                 [[_name(r)] + [_f(x.ap) for x in r.sizes] + [_f(x.ar) for x in r.sizes[:3]] for r in d.models])
     L += ["", "Difference to the baseline (AP50-95, seeds paired):", ""]
@@ -69,7 +73,11 @@ def markdown(d: Diagnosis, plots: dict[str, str]) -> str:
     L += ["", f"Objects per range: {', '.join(f'{x.range} {x.n_gt}' for x in d.models[0].sizes)}; "
           f"tertile bounds (area, px²): {', '.join(f'{k} {v[0]:.0f}-{v[1]:.0f}' for k, v in d.ranges.items() if k.startswith('T'))}; "
           f"sqrt(area) histogram edges {[round(e) for e in hist['sqrt_area_edges']]} counts {hist['counts']}.", ""]
-    L += ["## Effective receptive field", "", HOW_TO_READ["erf"], ""]
+    return L
+
+
+def _erf_and_gates(d: Diagnosis, plots: dict[str, str]) -> list[str]:
+    L = ["## Effective receptive field", "", HOW_TO_READ["erf"], ""]
     L += _table(["checkpoint", "level", "stride", "r50 px", "r90 px", "objects", "covered"],
                 [[_name(r), e.level, _f(e.stride, 0), _f(e.r50, 1), _f(e.r90, 1), e.n_objects, _f(e.covered, 2)]
                  for r in d.models for e in r.erf])
@@ -82,8 +90,11 @@ def markdown(d: Diagnosis, plots: dict[str, str]) -> str:
     L += _table(["checkpoint", "layer", "gate", "form", "shape", "mean", "std", "sat<0.05", "sat>0.95", "entropy",
                  "from identity"], rows) if rows else ["No gating layer in these models (MHSA, CoAtNetAttn, NonLocal and "
                                                         "SK have no gate; this section does not apply)."]
-    L += _gateless(d)
-    L += ["", "## Reliance", "", HOW_TO_READ["reliance"], ""]
+    return L + _gateless(d)
+
+
+def _reliance_and_consistency(d: Diagnosis) -> list[str]:
+    L = ["", "## Reliance", "", HOW_TO_READ["reliance"], ""]
     rows = [[_name(r), x.layer, x.kind, x.knockout.fmt(), x.mean_gate.fmt() if x.mean_gate else "no gate"]
             for r in d.models for x in r.reliance]
     L += _table(["checkpoint", "layer", "class", "Δ mAP knocked out", "Δ mAP gates at mean"], rows) if rows else \
@@ -95,14 +106,22 @@ def markdown(d: Diagnosis, plots: dict[str, str]) -> str:
     L += _table(["checkpoint", "layer", "gate", "C", "images", "tau median", "tau mean", "tau 10-90%", "cosine",
                  "shuffled tau", "shuffled 10-90%"], rows) if rows else \
         ["No channel gate (one value per channel) in these models: this section does not apply."]
-    L += ["", "## Smoothness", "", HOW_TO_READ["smoothness"], ""]
+    return L
+
+
+def _smoothness(d: Diagnosis, plots: dict[str, str]) -> list[str]:
+    L = ["", "## Smoothness", "", HOW_TO_READ["smoothness"], ""]
     scales = list(d.models[0].smooth.noise)
     L += _table(["checkpoint", "Jacobian ‖J‖F", "± s.e."] + [f"noise {k}" for k in scales] + ["roughness same", "roughness cross"],
                 [[_name(r), _f(r.smooth.jac_mean, 4), _f(r.smooth.jac_se, 4)] + [_f(r.smooth.noise[k], 4) for k in scales]
                  + [_f(r.smooth.roughness("same"), 4), _f(r.smooth.roughness("cross"), 4)] for r in d.models])
     L += ["", f"![Paths between validation images]({plots['paths']})" if "paths" in plots else "", ""]
-    L += ["## Settings", "", "```", *(f"{k}: {v}" for k, v in dataclasses.asdict(d.settings).items()), "```", ""]
-    return "\n".join(L)
+    return L + ["## Settings", "", "```", *(f"{k}: {v}" for k, v in dataclasses.asdict(d.settings).items()), "```", ""]
+
+
+def markdown(d: Diagnosis, plots: dict[str, str]) -> str:
+    return "\n".join(_head(d) + _fit_and_sizes(d) + _erf_and_gates(d, plots) + _reliance_and_consistency(d)
+                     + _smoothness(d, plots))
 
 
 def _gateless(d: Diagnosis) -> list[str]:
@@ -154,4 +173,4 @@ def write(d: Diagnosis, out: str | Path) -> Path:
     return atomic_write(out / "diagnose.md", markdown(d, plots))
 
 
-__all__ = ["write", "markdown", "jsonable", "atomic_save"]
+__all__ = ["write", "markdown", "jsonable"]

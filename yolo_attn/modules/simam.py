@@ -16,7 +16,6 @@ output re-weights the input with ``y = x * sigmoid(e)``.
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from ..registry import register
 from ._common import Gate, GatedModule, check_channels, maybe_residual_scale
