@@ -18,6 +18,7 @@ class LabelSummary:
     val_map: Interval
     gap: Interval
     gap_vs_baseline: Interval | None  # gap(model) - gap(baseline), paired by seed
+    n_pairs: int = 0  # seed pairs (model, baseline) behind the differences
     size_vs_baseline: dict[str, Interval] = field(default_factory=dict)  # AP(model) - AP(baseline) per range
     erf: dict[str, dict[str, float | None]] = field(default_factory=dict)  # level -> r50, r90, covered (seed means)
     erf_error: float = 0.0  # largest relative change of a radius from N/2 to N images
@@ -61,8 +62,11 @@ def _summary(label: str, mine: list, base: list | None, s) -> LabelSummary:
         bs = _by_seed(base)
         paired = [(r, bs[r.ref.seed]) for r in mine if r.ref.seed in bs] or [(r, base[0]) for r in mine]
         out.gap_vs_baseline = seed_interval([a.fit.gap - b.fit.gap for a, b in paired])
+        out.n_pairs = len(paired)
         for rng in mine[0].arrays:
             pairs = [(a.arrays[rng], b.arrays[rng]) for a, b in paired if rng in b.arrays]
+            if not pairs or not pairs[0][0].n_gt.sum():
+                continue  # no object in this size range: nothing to compare
             out.size_vs_baseline[rng] = paired_diff(pairs, s.n_boot, s.seed)
     for k, lvl in enumerate(mine[0].erf):
         out.erf[lvl.level] = {"r50": _mean([r.erf[k].r50 for r in mine]), "r90": _mean([r.erf[k].r90 for r in mine]),
