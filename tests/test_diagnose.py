@@ -385,3 +385,18 @@ def test_bridge_detection_head_reads_the_built_head():
     bare = nn.Module()
     bare.model = nn.Sequential(nn.Conv2d(3, 3, 1))
     assert _ultralytics.detection_head(bare) is None and _ultralytics.detection_head(nn.Linear(1, 1)) is None
+
+
+def test_intervals_identical_runs_and_seed_t_coverage():
+    from yolo_attn.compare import cocoeval
+    from yolo_attn.diagnose.stats import paired_diff, seed_interval
+
+    gt = cocoeval.coco_gt([cocoeval.GtImage(f"i{k}", 50, 50, np.array([[0, 0.5, 0.5, 0.4, 0.4]])) for k in range(6)], ["a"])
+    dets = [{"image_id": k, "category_id": 1, "bbox": [15, 15, 20, 20 + k], "score": 0.1 * k} for k in range(1, 7)]
+    arrays = cocoeval.evaluate(gt, dets).arrays
+    iv = paired_diff([(arrays, arrays)], 100, 0)
+    assert (iv.est, iv.lo, iv.hi) == (0.0, 0.0, 0.0) and not iv.excludes_zero()
+    rng = np.random.default_rng(0)
+    hits = [seed_interval(list(rng.normal(1.0, 2.0, 3))) for _ in range(3000)]
+    coverage = np.mean([h.lo <= 1.0 <= h.hi for h in hits])
+    assert abs(coverage - 0.95) < 0.015  # Student t with 2 degrees of freedom: exact for normal seeds
