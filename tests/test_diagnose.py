@@ -262,7 +262,7 @@ def test_train_equal_to_val_gives_gap_zero(tiny, tmp_path):
     model = _FixedBoxes(_boxes())
     data = load_data(same, 64, n_train=None)
     fit = fit_regime(model, data, evaluate(model, data.val, data.names))
-    assert fit.train_map > 0 and fit.gap == 0.0
+    assert fit.train_map > 0 and fit.gap == 0.0 and fit.train_loss is None  # a model without Ultralytics' loss
     other = load_data(tiny, 64, n_train=None)
     assert fit_regime(model, other, evaluate(model, other.val, other.names)).gap != 0.0  # the check can fail
 
@@ -334,6 +334,8 @@ def test_models_without_attention_say_which_sections_do_not_apply(tiny, tmp_path
     md = write(d, tmp_path / "out").read_text()
     assert "No gating layer" in md and "nothing to knock out" in md and "No channel gate" in md
     assert len(d.models[0].erf) == 3 and all(e.r90 > e.r50 > 0 for e in d.models[0].erf)
+    fit = d.models[0].fit
+    assert fit.train_loss > 0 and fit.val_loss > 0 and fit.train_loss != fit.val_loss
 
 
 # ------------------------------------------------------------------ end to end on a tiny sweep
@@ -400,3 +402,16 @@ def test_intervals_identical_runs_and_seed_t_coverage():
     hits = [seed_interval(list(rng.normal(1.0, 2.0, 3))) for _ in range(3000)]
     coverage = np.mean([h.lo <= 1.0 <= h.hi for h in hits])
     assert abs(coverage - 0.95) < 0.015  # Student t with 2 degrees of freedom: exact for normal seeds
+
+
+def test_loss_gap_is_zero_when_train_is_val(tiny, tmp_path):
+    """Ultralytics' loss through the bridge: the same images give the same loss; the model's args are restored."""
+    from yolo_attn.diagnose.fit import split_loss
+    from yolo_attn.diagnose.layers import load
+
+    lm = load(ModelRef("stock", _checkpoint(tmp_path / "stock.pt", "yolov5n.yaml")))
+    data = load_data(tiny, 64, n_train=None)
+    assert not hasattr(lm.model, "args")  # built from a YAML: Ultralytics' default gains are used
+    a, b = split_loss(lm.model, data.val), split_loss(lm.model, data.val)
+    assert a > 0 and a == b and not hasattr(lm.model, "args")
+    assert split_loss(lm.model, data.train) != pytest.approx(a)

@@ -19,6 +19,8 @@ class LabelSummary:
     gap: Interval
     gap_vs_baseline: Interval | None  # gap(model) - gap(baseline), paired by seed
     n_pairs: int = 0  # seed pairs (model, baseline) behind the differences
+    train_loss: float | None = None  # Ultralytics' loss per image (box + cls + dfl), mean over seeds
+    val_loss: float | None = None
     size_vs_baseline: dict[str, Interval] = field(default_factory=dict)  # AP(model) - AP(baseline) per range
     erf: dict[str, dict[str, float | None]] = field(default_factory=dict)  # level -> r50, r90, covered (seed means)
     erf_error: float = 0.0  # largest relative change of a radius from N/2 to N images
@@ -68,6 +70,8 @@ def _summary(label: str, mine: list, base: list | None, s) -> LabelSummary:
             if not pairs or not pairs[0][0].n_gt.sum():
                 continue  # no object in this size range: nothing to compare
             out.size_vs_baseline[rng] = paired_diff(pairs, s.n_boot, s.seed)
+    out.train_loss = _mean([r.fit.train_loss for r in mine])
+    out.val_loss = _mean([r.fit.val_loss for r in mine])
     for k, lvl in enumerate(mine[0].erf):
         out.erf[lvl.level] = {"r50": _mean([r.erf[k].r50 for r in mine]), "r90": _mean([r.erf[k].r90 for r in mine]),
                               "covered": _mean([r.erf[k].covered for r in mine])}

@@ -59,9 +59,11 @@ def _head(d: Diagnosis) -> list[str]:
 
 def _fit_and_sizes(d: Diagnosis) -> list[str]:
     L = ["## Fit regime", "", HOW_TO_READ["fit"], ""]
-    L += _table(["model", "seeds", "train mAP50-95", "val mAP50-95", "gap", "gap vs baseline"],
+    L += _table(["model", "seeds", "train mAP50-95", "val mAP50-95", "gap", "gap vs baseline", "train loss", "val loss"],
                 [[s.label, len(s.seeds), s.train_map.fmt(), s.val_map.fmt(), s.gap.fmt(),
-                  s.gap_vs_baseline.fmt() if s.gap_vs_baseline else "—"] for s in d.summaries])
+                  s.gap_vs_baseline.fmt() if s.gap_vs_baseline else "—", _f(s.train_loss), _f(s.val_loss)]
+                 for s in d.summaries])
+    L += ["", "Loss: Ultralytics' own training loss (box + cls + dfl) in batches of 32, eval mode, no augmentation.", ""]
     L += ["", "## By object size", "", HOW_TO_READ["sizes"], ""]
     ranges = list(d.ranges)
     L += _table(["checkpoint"] + [f"AP {k}" for k in ranges] + [f"AR {k}" for k in ranges[:3]],

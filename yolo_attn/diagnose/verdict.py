@@ -8,7 +8,10 @@ UNDERFIT_TRAIN = 0.5  # train mAP50-95 below this: the model has not fit its own
 
 
 def _fit(m: LabelSummary, b: LabelSummary) -> str:
-    s = f"Train-val gap {m.gap.est:.3f} vs {b.gap.est:.3f} for the baseline (difference {m.gap_vs_baseline.fmt()} over seeds)"
+    s = f"Train-val mAP50-95 gap {m.gap.est:.3f} vs {b.gap.est:.3f} for the baseline (difference {m.gap_vs_baseline.fmt()} over seeds"
+    if m.val_loss is not None and b.val_loss is not None:
+        s += f"; val-train loss {m.val_loss - m.train_loss:+.3f} vs {b.val_loss - b.train_loss:+.3f}"
+    s += ")"
     if m.train_map.est < UNDERFIT_TRAIN and b.train_map.est < UNDERFIT_TRAIN:
         s += (f"; both models underfit (train mAP50-95 {m.train_map.est:.3f} and {b.train_map.est:.3f}), "
               "so extra capacity could help and overfitting is not what limits them")
