@@ -415,3 +415,17 @@ def test_loss_gap_is_zero_when_train_is_val(tiny, tmp_path):
     a, b = split_loss(lm.model, data.val), split_loss(lm.model, data.val)
     assert a > 0 and a == b and not hasattr(lm.model, "args")
     assert split_loss(lm.model, data.train) != pytest.approx(a)
+
+
+def test_verdict_names_collapsed_seeds_and_dead_gates():
+    from yolo_attn.diagnose.compare import LabelSummary
+    from yolo_attn.diagnose.stats import Interval
+    from yolo_attn.diagnose.verdict import verdict
+
+    iv = Interval(0.1, -0.1, 0.2)
+    base = LabelSummary("stock", [0, 1], [], Interval(0.3), Interval(0.28), Interval(0.02), None)
+    m = LabelSummary("cbam", [0, 1], [("19", "CBAM")], Interval(0.2), Interval(0.2), Interval(0.0), iv,
+                     collapsed=["s1 (val mAP50-95 0.002)"], dead_gates=["s1 19/spatial_gate (100% < 0.05)"])
+    text = verdict(m, base)
+    assert text.startswith("Seed(s) s1 (val mAP50-95 0.002) collapsed") and "19/spatial_gate" in text
+    assert "collapsed" not in verdict(LabelSummary("se", [0], [], Interval(0.3), Interval(0.3), Interval(0.0), iv), base)

@@ -32,6 +32,12 @@ class LabelSummary:
     jac_se: float | None = None  # standard error of ``jac`` from images and projections (not from seeds)
     roughness_same: float | None = None
     roughness_cross: float | None = None
+    dead_gates: list[str] = field(default_factory=list)  # "s<seed> <layer>/<gate> (<share> < 0.05)"
+    collapsed: list[str] = field(default_factory=list)  # "s<seed> (val mAP <x>)" far below the baseline
+
+
+DEAD = 0.95  # share of a gate's values below 0.05 that makes it "dead" (its path is shut)
+COLLAPSE = 0.25  # a seed whose val mAP is under this fraction of the baseline's mean "collapsed"
 
 
 @dataclass
@@ -70,6 +76,11 @@ def _summary(label: str, mine: list, base: list | None, s) -> LabelSummary:
             if not pairs or not pairs[0][0].n_gt.sum():
                 continue  # no object in this size range: nothing to compare
             out.size_vs_baseline[rng] = paired_diff(pairs, s.n_boot, s.seed)
+    out.dead_gates = [f"s{r.ref.seed} {g.layer}/{g.gate} ({100 * g.sat_low:.0f}% < 0.05)" for r in mine for g in r.gates
+                      if g.sat_low is not None and g.sat_low >= DEAD]
+    if base is not None:
+        ref = _mean([r.fit.val_map for r in base]) or 0.0
+        out.collapsed = [f"s{r.ref.seed} (val mAP50-95 {r.fit.val_map:.3f})" for r in mine if r.fit.val_map < COLLAPSE * ref]
     out.train_loss = _mean([r.fit.train_loss for r in mine])
     out.val_loss = _mean([r.fit.val_loss for r in mine])
     for k, lvl in enumerate(mine[0].erf):

@@ -75,5 +75,16 @@ def _smooth(m: LabelSummary, b: LabelSummary) -> str:
     return s + "): no smoothness difference beyond the estimate's error."
 
 
+def _health(m: LabelSummary, b: LabelSummary) -> str:
+    """Seeds that collapsed and gates that are shut: they dominate every pooled figure, so they come first."""
+    s = ""
+    if m.collapsed:
+        s += (f"Seed(s) {', '.join(m.collapsed)} collapsed against the baseline's {b.val_map.est:.3f}: the pooled "
+              "figures below mix a working and a failed model. ")
+    if m.dead_gates:
+        s += f"Dead gates (almost all values near 0, their path shut): {', '.join(m.dead_gates)}. "
+    return s
+
+
 def verdict(m: LabelSummary, b: LabelSummary) -> str:
-    return " ".join([_fit(m, b), _sizes(m), _erf(m, b), _reliance(m)]) + _consistency(m) + _smooth(m, b)
+    return _health(m, b) + " ".join([_fit(m, b), _sizes(m), _erf(m, b), _reliance(m)]) + _consistency(m) + _smooth(m, b)
