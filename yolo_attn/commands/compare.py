@@ -66,6 +66,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--plan", action="store_true",
                         help="run the sweep as a pilot (or read the finished one in --out) and print the seeds x "
                              "epochs needed to detect --effect, with the estimated wall time")
+    parser.add_argument("--diagnose", action="store_true",
+                        help="after the sweep, run yolo-attn diagnose on its checkpoints (OUT/diagnose; summary.md links it)")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
     parser.add_argument("--verbose", action="store_true", help="show Ultralytics' own output")
 
@@ -113,4 +115,21 @@ def run(args) -> int:
         store = Store(summary["out"])
         records = list(store.latest(store.read_config()["settings_hash"]).values())
         print(format_plan(make_plan(summary, records, effect), summary["out"]))
+    if args.diagnose and summary["n_ok"]:
+        _diagnose(summary, args.quiet)
     return 0 if summary["n_ok"] else 1
+
+
+def _diagnose(summary: dict, quiet: bool) -> None:
+    """``yolo-attn diagnose`` on the sweep's folder, then summary.md again with a link to the diagnosis."""
+    from pathlib import Path
+
+    from .._io import atomic_write
+    from ..compare.report import markdown
+    from ..diagnose import diagnose_sweep
+
+    root = Path(summary["out"])
+    md = diagnose_sweep(root, root / "diagnose", progress=None if quiet else print)
+    summary["diagnosis"] = str(md.relative_to(root))
+    atomic_write(root / "summary.md", markdown(summary))
+    print(f"[compare] diagnosis: {md}")

@@ -238,6 +238,8 @@ def markdown(summary: dict) -> str:
         f"Ultralytics vs COCOeval: same predictions; disagreement tolerance {summary['agreement_tolerance']}.",
         "",
     ] + verdict_lines(summary)
+    if summary.get("diagnosis"):  # compare --diagnose (yolo_attn/diagnose)
+        lines += ["", f"Why did attention help or hurt? See the [diagnosis]({summary['diagnosis']})."]
     if summary["warnings"]:
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in summary["warnings"]]
     return "\n".join(lines) + "\n"

@@ -70,21 +70,120 @@ def hidden_channels(c1: int, reduction, owner: str, minimum: int = 1) -> int:
     return max(c1 // reduction, minimum)
 
 
-def gate(z: torch.Tensor, fuse: str, init: str) -> torch.Tensor:
-    """Turn gate logits into a gate value (see module docstring)."""
-    g = torch.sigmoid(z)
+def _sigmoid(z: torch.Tensor) -> torch.Tensor:
+    return torch.sigmoid(z)
+
+
+def _twice_sigmoid(z: torch.Tensor) -> torch.Tensor:  # neutral for mul: 1 at z = 0
+    return 2 * torch.sigmoid(z)
+
+
+def _centred_sigmoid(z: torch.Tensor) -> torch.Tensor:  # neutral for add: 0 at z = 0
+    return 2 * torch.sigmoid(z) - 1
+
+
+def _raw(z: torch.Tensor) -> torch.Tensor:  # the input already is the gate (or an additive transform)
+    return z
+
+
+def _mul(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    return x * g
+
+
+def _add(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    return x + g
+
+
+def _residual_mul(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:  # x + x * g = x * (1 + g) (BAM)
+    return torch.addcmul(x, x, g)
+
+
+GATE_VALUES = {"sigmoid": _sigmoid, "2sigmoid": _twice_sigmoid, "2sigmoid-1": _centred_sigmoid, "raw": _raw}
+GATE_COMBINES = {"mul": _mul, "add": _add, "residual": _residual_mul}
+KNOCKOUT = "identity"  # Gate.override value that makes the gate return its input
+
+
+def gate_value_kind(fuse: str, init: str) -> str:
+    """The gate form of the module docstring: ``sigmoid`` (paper), ``2sigmoid`` / ``2sigmoid-1`` (identity)."""
     if init == "identity":
-        g = 2 * g if fuse == "mul" else 2 * g - 1
-    return g
+        return "2sigmoid" if fuse == "mul" else "2sigmoid-1"
+    return "sigmoid"
+
+
+class Gate(nn.Module):
+    """The gating step ``y = combine(x, value(z))`` as a parameter-free submodule.
+
+    ``value`` (``sigmoid``, ``2sigmoid``, ``2sigmoid-1`` or ``raw``) and ``combine`` (``mul``, ``add``
+    or ``residual`` = ``x * (1 + g)``) are chosen once at construction. Holding the step as a module
+    lets forward hooks see every gate's logits ``z`` (``gate.value(z)`` is the gate value) and lets
+    :mod:`yolo_attn.diagnose` switch it: ``override = KNOCKOUT`` returns ``x`` unchanged, a tensor
+    ``override`` is used as the gate value in place of ``value(z)`` (e.g. its mean over a data set).
+    No parameters or buffers: a module's state-dict keys are the same with or without it.
+    """
+
+    def __init__(self, fuse: str, init: str = "paper", value: str | None = None, combine: str | None = None):
+        super().__init__()
+        self.value_kind = value or gate_value_kind(fuse, init)
+        self.combine_kind = combine or fuse
+        if self.value_kind not in GATE_VALUES or self.combine_kind not in GATE_COMBINES:
+            raise ValueError(f"Gate: unknown gate form {self.value_kind!r}/{self.combine_kind!r}")
+        self.override = None
+        self._bind()
+
+    def _bind(self) -> None:
+        self.value = GATE_VALUES[self.value_kind]
+        self.combine = GATE_COMBINES[self.combine_kind]
+
+    def __getstate__(self):  # functions are re-bound on load, never pickled (weights-only loading)
+        state = self.__dict__.copy()
+        for key in ("value", "combine", "override"):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self.override = None
+        self._bind()
+
+    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        if self.override is None:
+            return self.combine(x, self.value(z))
+        if isinstance(self.override, str):  # KNOCKOUT
+            return x
+        return self.combine(x, self.override)
+
+    def extra_repr(self) -> str:
+        return f"value={self.value_kind}, combine={self.combine_kind}"
+
+
+class GatedModule(nn.Module):
+    """Base of the modules that hold :class:`Gate` submodules, built by their ``_make_gates()``.
+
+    Models pickled before gates were modules lack those submodules; ``__setstate__`` builds them from the
+    stored ``fuse``/``init`` options when such a module is loaded, so old checkpoints run unchanged.
+    """
+
+    def _make_gates(self) -> None:
+        raise NotImplementedError
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if not any(isinstance(m, Gate) for m in self._modules.values()):
+            self._make_gates()
+
+
+def gate(z: torch.Tensor, fuse: str, init: str) -> torch.Tensor:
+    """Turn gate logits into a gate value (see module docstring); modules use :class:`Gate`."""
+    return GATE_VALUES[gate_value_kind(fuse, init)](z)
 
 
 def fuse_gate(x: torch.Tensor, g: torch.Tensor, fuse: str) -> torch.Tensor:
     """Combine input and gate value by multiplication or addition."""
-    return x * g if fuse == "mul" else x + g
+    return GATE_COMBINES[fuse](x, g)
 
 
 def apply_gate(x: torch.Tensor, z: torch.Tensor, fuse: str, init: str) -> torch.Tensor:
-    """``fuse_gate(x, gate(z))``: the complete gating step."""
+    """``fuse_gate(x, gate(z))``: the complete gating step as a function (modules use :class:`Gate`)."""
     return fuse_gate(x, gate(z, fuse, init), fuse)
 
 

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..registry import register
-from ._common import PooledBatchNorm, apply_gate, check_positive_int, gate_options, hidden_channels, zero_init_
+from ._common import Gate, GatedModule, PooledBatchNorm, check_positive_int, gate_options, hidden_channels, zero_init_
 
 
 def _conv_bn_relu(c1: int, c2: int, k: int, d: int = 1) -> nn.Sequential:
@@ -37,7 +37,7 @@ def _conv_bn_relu(c1: int, c2: int, k: int, d: int = 1) -> nn.Sequential:
     "branch-final BNs zeroed (exactly x at start); fuse=add gives y = x + gate. The channel branch's BN "
     "uses running statistics for a training batch of one.",
 )
-class BAM(nn.Module):
+class BAM(GatedModule):
     """Bottleneck attention: summed channel and spatial branches, one sigmoid, residual refinement.
 
     Args:
@@ -68,11 +68,15 @@ class BAM(nn.Module):
         if init == "identity":
             zero_init_(self.channel[-1])
             zero_init_(self.spatial[-1])
+        self._make_gates()
+
+    def _make_gates(self) -> None:
+        # paper: x + x * sigmoid(z), the residual form; identity/mul: x * 2 sigmoid(z) == x * (1 + (2 sigmoid(z) - 1)),
+        # exactly x at z = 0; add: x + gate
+        residual = self.fuse == "mul" and self.init == "paper"
+        self.gate = Gate(self.fuse, self.init, combine="residual" if residual else None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = x.sum((2, 3), keepdim=True) * (1.0 / (x.shape[2] * x.shape[3]))  # GAP; sum's backward is a cheap view
         z = self.channel(s) + self.spatial(x)  # (B, C, 1, 1) + (B, 1, H, W)
-        if self.fuse == "mul" and self.init == "paper":
-            return torch.addcmul(x, x, torch.sigmoid(z))  # x + x * M(x), the paper's residual form
-        # identity/mul: x * 2 sigmoid(z) == x * (1 + (2 sigmoid(z) - 1)), exactly x at z = 0; add: x + gate
-        return apply_gate(x, z, self.fuse, self.init)
+        return self.gate(x, z)

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..registry import register
-from ._common import apply_gate, check_odd_kernel, gate_options, hidden_channels, zero_init_
+from ._common import Gate, GatedModule, check_odd_kernel, gate_options, hidden_channels, zero_init_
 
 _PAPER = "Woo et al., CBAM: Convolutional Block Attention Module"
 
@@ -68,10 +68,17 @@ class _SpatialGate(nn.Module):
         return self.conv(torch.cat((avg, _max(x, 1)), 1))
 
 
-class _CBAMBase(nn.Module):
+class _CBAMBase(GatedModule):
     def _options(self, c1: int, fuse: str, init: str) -> str:
         name = gate_options(self, c1, fuse, init)
         return name
+
+    def _make_gates(self) -> None:
+        """One gate per half the module has (called at the end of ``__init__``)."""
+        if "channel" in self._modules:
+            self.channel_gate = Gate(self.fuse, self.init)
+        if "spatial" in self._modules:
+            self.spatial_gate = Gate(self.fuse, self.init)
 
 
 @register(
@@ -98,10 +105,11 @@ class CBAM(_CBAMBase):
         name = self._options(c1, fuse, init)
         self.channel = _ChannelGate(c1, reduction, init, name)
         self.spatial = _SpatialGate(check_odd_kernel(kernel_size, name), init)
+        self._make_gates()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = apply_gate(x, self.channel(x), self.fuse, self.init)
-        return apply_gate(x, self.spatial(x), self.fuse, self.init)
+        x = self.channel_gate(x, self.channel(x))
+        return self.spatial_gate(x, self.spatial(x))
 
 
 @register(family="cbam", paper=_PAPER, year=2018, gating=True, note="Channel-attention half of CBAM only.")
@@ -119,9 +127,10 @@ class CBAMChannel(_CBAMBase):
         super().__init__()
         name = self._options(c1, fuse, init)
         self.channel = _ChannelGate(c1, reduction, init, name)
+        self._make_gates()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return apply_gate(x, self.channel(x), self.fuse, self.init)
+        return self.channel_gate(x, self.channel(x))
 
 
 @register(family="cbam", paper=_PAPER, year=2018, gating=True, note="Spatial-attention half of CBAM only.")
@@ -139,6 +148,7 @@ class CBAMSpatial(_CBAMBase):
         super().__init__()
         name = self._options(c1, fuse, init)
         self.spatial = _SpatialGate(check_odd_kernel(kernel_size, name), init)
+        self._make_gates()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return apply_gate(x, self.spatial(x), self.fuse, self.init)
+        return self.spatial_gate(x, self.spatial(x))

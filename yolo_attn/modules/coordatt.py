@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..registry import register
-from ._common import apply_gate, check_positive_int, gate_options, hidden_channels, zero_init_
+from ._common import Gate, GatedModule, check_positive_int, gate_options, hidden_channels, zero_init_
 
 _DEFAULT_REDUCTION = 32
 
@@ -30,7 +30,7 @@ _DEFAULT_REDUCTION = 32
     gating=True,
     note="Hidden width max(8, c1 // reduction) as in the paper; fuse=add adds both directional gates.",
 )
-class CoordAtt(nn.Module):
+class CoordAtt(GatedModule):
     """Coordinate attention: direction-aware gates along H and along W.
 
     Args:
@@ -55,6 +55,11 @@ class CoordAtt(nn.Module):
         if init == "identity":
             zero_init_(self.conv_h)
             zero_init_(self.conv_w)
+        self._make_gates()
+
+    def _make_gates(self) -> None:
+        self.gate_w = Gate(self.fuse, self.init)
+        self.gate_h = Gate(self.fuse, self.init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[2:]
@@ -64,5 +69,5 @@ class CoordAtt(nn.Module):
         z_w = (x.sum(2, keepdim=True) * (1.0 / h)).transpose(2, 3)  # (B, C, W, 1)
         f = self.act(self.bn1(self.conv1(torch.cat((z_h, z_w), 2))))  # shared transform over H + W positions
         f_h, f_w = torch.split(f, [h, w], 2)
-        x = apply_gate(x, self.conv_w(f_w.transpose(2, 3)), self.fuse, self.init)  # (B, C, 1, W) gate
-        return apply_gate(x, self.conv_h(f_h), self.fuse, self.init)  # (B, C, H, 1) gate
+        x = self.gate_w(x, self.conv_w(f_w.transpose(2, 3)))  # (B, C, 1, W) gate
+        return self.gate_h(x, self.conv_h(f_h))  # (B, C, H, 1) gate

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..registry import register
-from ._common import apply_gate, check_positive_int, gate_options, zero_init_
+from ._common import Gate, GatedModule, check_positive_int, gate_options, zero_init_
 
 
 def eca_kernel_size(channels: int, gamma: int = 2, b: int = 1) -> int:
@@ -34,7 +34,7 @@ def eca_kernel_size(channels: int, gamma: int = 2, b: int = 1) -> int:
     gating=True,
     note="k_size=None picks the paper's adaptive odd kernel size (gamma=2, b=1).",
 )
-class ECA(nn.Module):
+class ECA(GatedModule):
     """Efficient Channel Attention: a 1D convolution across the pooled channel descriptor, then a gate.
 
     Args:
@@ -58,10 +58,14 @@ class ECA(nn.Module):
         self.conv = nn.Conv1d(1, 1, k_size, padding=k_size // 2, bias=False)
         if init == "identity":
             zero_init_(self.conv)
+        self._make_gates()
+
+    def _make_gates(self) -> None:
+        self.gate = Gate(self.fuse, self.init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # Spatial mean as sum * (1 / HW): same value, but the backward of a sum is a broadcast view, where a
         # mean's backward divides a full-size gradient.
         s = (x.sum((2, 3)) * (1.0 / (x.shape[2] * x.shape[3]))).unsqueeze(1)  # (B, 1, C): descriptor as a sequence
         z = self.conv(s).transpose(1, 2).unsqueeze(-1)  # (B, C, 1, 1) gate logits
-        return apply_gate(x, z, self.fuse, self.init)
+        return self.gate(x, z)

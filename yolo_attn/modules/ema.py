@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from ..registry import register
-from ._common import apply_gate, check_positive_int, gate_options, zero_init_
+from ._common import Gate, GatedModule, check_positive_int, gate_options, zero_init_
 
 DEFAULT_GROUPS = 8  # every YOLOv5 width is a multiple of 8 (Ultralytics rounds channels with make_divisible(., 8))
 
@@ -37,7 +37,7 @@ DEFAULT_GROUPS = 8  # every YOLOv5 width is a multiple of 8 (Ultralytics rounds 
     gating=True,
     note="groups default 8 (gcd(c1, 8) for widths not divisible by 8); the authors' code defaults to 32",
 )
-class EMA(nn.Module):
+class EMA(GatedModule):
     """Efficient multi-scale attention with cross-spatial learning.
 
     Args:
@@ -68,6 +68,10 @@ class EMA(nn.Module):
         if init == "identity":
             zero_init_(self.conv3)
             zero_init_(self.norm)
+        self._make_gates()
+
+    def _make_gates(self) -> None:
+        self.gate = Gate(self.fuse, self.init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
@@ -88,4 +92,4 @@ class EMA(nn.Module):
         feats = torch.cat((x2, x1), 1).flatten(2)  # (bg, 2cg, hw), paired with p's (x1, x2) halves
         m = torch.bmm(p.to(feats.dtype), feats).reshape(b * self.groups, 1, h, w)
 
-        return apply_gate(xg, m, self.fuse, self.init).reshape(b, c, h, w)
+        return self.gate(xg, m).reshape(b, c, h, w)

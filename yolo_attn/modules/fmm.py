@@ -17,11 +17,20 @@ from ._common import check_channels, check_positive_int
 
 
 class BottleneckFMM(Bottleneck):
-    """Ultralytics ``Bottleneck`` whose shortcut multiplies instead of adds: ``y = x * F(x)``."""
+    """Ultralytics ``Bottleneck`` whose shortcut multiplies instead of adds: ``y = x * F(x)``.
+
+    ``multiply = False`` (set on an instance by :mod:`yolo_attn.diagnose` to knock the multiplication out)
+    gives the stock residual ``y = x + F(x)`` with the same weights. It is a class attribute, so blocks
+    pickled before it existed load with the default.
+    """
+
+    multiply = True
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.cv2(self.cv1(x))
-        return x * y if self.add else y
+        if not self.add:
+            return y
+        return x * y if self.multiply else x + y
 
 
 @register(

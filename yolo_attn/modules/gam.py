@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..registry import register
-from ._common import apply_gate, check_odd_kernel, gate_options, hidden_channels, zero_init_
+from ._common import Gate, GatedModule, check_odd_kernel, gate_options, hidden_channels, zero_init_
 
 
 @register(
@@ -29,7 +29,7 @@ from ._common import apply_gate, check_odd_kernel, gate_options, hidden_channels
     gating=True,
     note="no group conv / channel shuffle in the spatial branch (the paper's optional ResNet-50 variant)",
 )
-class GAM(nn.Module):
+class GAM(GatedModule):
     """GAM channel then spatial attention.
 
     Args:
@@ -58,7 +58,12 @@ class GAM(nn.Module):
         if init == "identity":
             zero_init_(self.channel[-1])
             zero_init_(self.spatial[-1])
+        self._make_gates()
+
+    def _make_gates(self) -> None:
+        self.channel_gate = Gate(self.fuse, self.init)
+        self.spatial_gate = Gate(self.fuse, self.init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = apply_gate(x, self.channel(x), self.fuse, self.init)
-        return apply_gate(x, self.spatial(x), self.fuse, self.init)
+        x = self.channel_gate(x, self.channel(x))
+        return self.spatial_gate(x, self.spatial(x))

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..registry import register
-from ._common import apply_gate, gate_options
+from ._common import Gate, GatedModule, gate_options
 
 
 @register(
@@ -33,7 +33,7 @@ from ._common import apply_gate, gate_options
     "per-channel affine on the gathered mean (exactly x at start). extent=2^k: parametric GE-theta, k strided "
     "depthwise 3x3 convs + nearest upsampling.",
 )
-class GatherExcite(nn.Module):
+class GatherExcite(GatedModule):
     """Gather-Excite gate.
 
     Args:
@@ -70,6 +70,10 @@ class GatherExcite(nn.Module):
             # a zero-initialised affine z = scale * mean + shift makes the start exact and is learned from there.
             self.scale = nn.Parameter(torch.zeros(1, c1, 1, 1))
             self.shift = nn.Parameter(torch.zeros(1, c1, 1, 1))
+        self._make_gates()
+
+    def _make_gates(self) -> None:
+        self.gate = Gate(self.fuse, self.init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.gather is None:
@@ -79,4 +83,4 @@ class GatherExcite(nn.Module):
         else:
             z = self.gather(x)
             z = F.interpolate(z, size=x.shape[2:], mode="nearest")
-        return apply_gate(x, z, self.fuse, self.init)
+        return self.gate(x, z)

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..registry import register
-from ._common import apply_gate, gate_options, hidden_channels, zero_init_
+from ._common import Gate, GatedModule, gate_options, hidden_channels, zero_init_
 
 
 @register(
@@ -32,13 +32,13 @@ from ._common import apply_gate, gate_options, hidden_channels, zero_init_
     "init=paper uses PyTorch's default init; init=identity zeroes the last transform conv (the authors' "
     "start for add fusion).",
 )
-class GC(nn.Module):
+class GC(GatedModule):
     """Global context block: softmax attention pooling, bottleneck transform, broadcast fusion.
 
     Args:
         c1: input (= output) channels.
         reduction: bottleneck ratio ``r`` (hidden width ``c1 // r``; 16 in the paper).
-        fuse: ``"add"`` (paper default: ``x + t``) or ``"mul"`` (``x * sigmoid(t)``, via ``apply_gate``).
+        fuse: ``"add"`` (paper default: ``x + t``) or ``"mul"`` (``x * sigmoid(t)``, via ``Gate``).
         init: ``"paper"`` or ``"identity"`` (last transform conv zeroed: the block starts as the identity).
     """
 
@@ -53,6 +53,11 @@ class GC(nn.Module):
         self.fc2 = nn.Conv2d(c_, c1, 1)
         if init == "identity":
             zero_init_(self.fc2)
+        self._make_gates()
+
+    def _make_gates(self) -> None:
+        # add: the paper's additive fusion x + t, the transform itself (no sigmoid); mul: x * sigmoid(t)
+        self.gate = Gate(self.fuse, self.init, value="raw" if self.fuse == "add" else None)
 
     def context(self, x: torch.Tensor) -> torch.Tensor:
         """Attention-pooled global context ``sum_j softmax(W_k x)_j x_j`` as a (B, C, 1, 1) tensor."""
@@ -61,6 +66,4 @@ class GC(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t = self.fc2(self.act(self.ln(self.fc1(self.context(x)))))
-        if self.fuse == "add":
-            return x + t  # the paper's additive fusion: the transform itself, not a sigmoid gate
-        return apply_gate(x, t, self.fuse, self.init)
+        return self.gate(x, t)

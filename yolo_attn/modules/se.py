@@ -11,11 +11,11 @@ import torch
 from torch import nn
 
 from ..registry import register
-from ._common import apply_gate, gate_options, hidden_channels, zero_init_
+from ._common import Gate, GatedModule, gate_options, hidden_channels, zero_init_
 
 
 @register(family="se", paper="Hu et al., Squeeze-and-Excitation Networks", year=2018, gating=True)
-class SE(nn.Module):
+class SE(GatedModule):
     """Squeeze-and-Excitation channel gate.
 
     Args:
@@ -35,7 +35,11 @@ class SE(nn.Module):
         self.fc2 = nn.Conv2d(c_, c1, 1)
         if init == "identity":
             zero_init_(self.fc2)
+        self._make_gates()
+
+    def _make_gates(self) -> None:
+        self.gate = Gate(self.fuse, self.init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = x.mean((2, 3), keepdim=True)
-        return apply_gate(x, self.fc2(self.act(self.fc1(s))), self.fuse, self.init)
+        return self.gate(x, self.fc2(self.act(self.fc1(s))))

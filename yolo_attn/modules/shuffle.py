@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ..registry import register
-from ._common import apply_gate, check_positive_int, gate_options, maybe_residual_scale
+from ._common import Gate, GatedModule, check_positive_int, gate_options, maybe_residual_scale
 
 GROUP_CHOICES = (64, 32, 16, 8, 4, 2, 1)  # the paper uses G = 64 in ResNet-50
 
@@ -40,7 +40,7 @@ def default_groups(c1: int) -> int:
     note="default groups: largest of 64..1 with 2G dividing C; init=identity uses a zero residual scale "
     "(the channel shuffle rules out a neutral gate)",
 )
-class ShuffleAttention(nn.Module):
+class ShuffleAttention(GatedModule):
     """Shuffle attention over ``G`` groups.
 
     Args:
@@ -76,6 +76,11 @@ class ShuffleAttention(nn.Module):
         self.sweight = nn.Parameter(torch.zeros(c))
         self.sbias = nn.Parameter(torch.ones(c))
         self.scale = maybe_residual_scale(c1, init, name)
+        self._make_gates()
+
+    def _make_gates(self) -> None:
+        self.channel_gate = Gate(self.fuse, "paper")  # sigmoid gates under both inits (see init above)
+        self.spatial_gate = Gate(self.fuse, "paper")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c1, h, w = x.shape
@@ -83,10 +88,10 @@ class ShuffleAttention(nn.Module):
         x1, x2 = xg[:, :, 0], xg[:, :, 1]  # (B, G, C/2G, H, W) each
         cw, cb, sw, sb = (p.view(1, 1, -1, 1, 1) for p in (self.cweight, self.cbias, self.sweight, self.sbias))
         # channel half: per-channel global average -> affine -> gate
-        y1 = apply_gate(x1, cw * x1.mean((3, 4), keepdim=True) + cb, self.fuse, "paper")
+        y1 = self.channel_gate(x1, cw * x1.mean((3, 4), keepdim=True) + cb)
         # spatial half: per-channel normalisation over positions -> affine -> gate
         d = x2 - x2.mean((3, 4), keepdim=True)
         n = d * torch.rsqrt(d.pow(2).mean((3, 4), keepdim=True) + self.eps)
-        y2 = apply_gate(x2, sw * n + sb, self.fuse, "paper")
+        y2 = self.spatial_gate(x2, sw * n + sb)
         y = torch.stack([y1, y2], 2).view(b, 2, c1 // 2, h, w).transpose(1, 2).reshape(b, c1, h, w)
         return y if self.scale is None else self.scale(x, y)

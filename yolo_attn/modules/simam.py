@@ -16,10 +16,9 @@ output re-weights the input with ``y = x * sigmoid(e)``.
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from ..registry import register
-from ._common import check_channels, maybe_residual_scale
+from ._common import Gate, GatedModule, check_channels, maybe_residual_scale
 
 
 @register(
@@ -29,7 +28,7 @@ from ._common import check_channels, maybe_residual_scale
     gating=False,
     note="parameter-free; init=identity adds a zero-initialised residual scale (the only parameter)",
 )
-class SimAM(nn.Module):
+class SimAM(GatedModule):
     """SimAM energy-based attention (no learnable parameters under ``init="paper"``).
 
     Args:
@@ -52,10 +51,14 @@ class SimAM(nn.Module):
         self.e_lambda = float(e_lambda)
         self.init = init
         self.scale = maybe_residual_scale(c1, init, name)
+        self._make_gates()
+
+    def _make_gates(self) -> None:
+        self.gate = Gate("mul", "paper")  # x * sigmoid(e) under both inits (identity adds the residual scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = max(x.shape[2] * x.shape[3] - 1, 1)
         d = (x - x.mean((2, 3), keepdim=True)).pow(2)
         var = d.sum((2, 3), keepdim=True) / n
-        y = x * torch.sigmoid(d / (4 * (var + self.e_lambda)) + 0.5)
+        y = self.gate(x, d / (4 * (var + self.e_lambda)) + 0.5)
         return y if self.scale is None else self.scale(x, y)

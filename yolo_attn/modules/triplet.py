@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from ..registry import register
-from ._common import check_odd_kernel, fuse_gate, gate, gate_options, zero_init_
+from ._common import Gate, GatedModule, check_odd_kernel, gate_options, zero_init_
 
 
 class _ZPoolGate(nn.Module):
@@ -49,7 +49,7 @@ class _ZPoolGate(nn.Module):
     year=2021,
     gating=True,
 )
-class TripletAttention(nn.Module):
+class TripletAttention(GatedModule):
     """Triplet attention.
 
     Args:
@@ -75,11 +75,16 @@ class TripletAttention(nn.Module):
         self.ch = _ZPoolGate(kernel_size, zero)  # channel x height
         self.cw = _ZPoolGate(kernel_size, zero)  # channel x width
         self.hw = None if no_spatial else _ZPoolGate(kernel_size, zero)  # height x width
+        self._make_gates()
+
+    def _make_gates(self) -> None:
+        self.branch_value = Gate(self.fuse, self.init)  # only its .value: the form of each branch's gate
+        self.gate = Gate(self.fuse, self.init, value="raw")  # fuses x with the averaged gate
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        fuse, init = self.fuse, self.init
-        g = gate(self.ch(x, 3), fuse, init).unsqueeze(3) + gate(self.cw(x, 2), fuse, init).unsqueeze(2)
+        value = self.branch_value.value
+        g = value(self.ch(x, 3)).unsqueeze(3) + value(self.cw(x, 2)).unsqueeze(2)
         if self.hw is None:
-            return fuse_gate(x, g * 0.5, fuse)
-        g = g + gate(self.hw(x, 1), fuse, init).unsqueeze(1)
-        return fuse_gate(x, g / 3, fuse)
+            return self.gate(x, g * 0.5)
+        g = g + value(self.hw(x, 1)).unsqueeze(1)
+        return self.gate(x, g / 3)

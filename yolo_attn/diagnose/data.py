@@ -1,0 +1,118 @@
+"""Images and ground truth of one dataset split, letterboxed once and kept in memory for every section.
+
+Every section of the diagnosis runs on the same tensors: images read with OpenCV, resized keeping the
+aspect ratio so the long side is ``imgsz``, padded to a square with grey (114) and scaled to [0, 1]. The
+ground truth stays in original pixels (COCO's size classes are defined there); predictions are mapped
+back through each image's scale and padding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..compare import cocoeval
+from ..datasets import class_names, dataset_root, label_path, load_data_yaml, read_yolo_labels, split_images
+
+
+class DiagnoseError(ValueError):
+    """Bad input to the diagnosis; the message names the file or layer."""
+
+
+@dataclass
+class Split:
+    """One split, letterboxed: ``images`` (N, 3, S, S) in [0, 1]; ``gt`` in original pixels."""
+
+    name: str
+    files: list[Path]
+    images: torch.Tensor
+    gt: list[cocoeval.GtImage]
+    scale: np.ndarray  # (N,) letterbox scale
+    pad: np.ndarray  # (N, 2) left, top padding in letterboxed pixels
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def dominant_class(self) -> np.ndarray:
+        """The most frequent class of each image (-1 if it has no object)."""
+        out = []
+        for g in self.gt:
+            c = g.labels[:, 0].astype(int)
+            out.append(int(np.bincount(c).argmax()) if c.size else -1)
+        return np.array(out)
+
+
+@dataclass
+class DiagData:
+    yaml: Path
+    names: dict[int, str]
+    imgsz: int
+    val: Split
+    train: Split | None
+
+
+def letterbox(img: np.ndarray, size: int) -> tuple[np.ndarray, float, tuple[int, int]]:
+    """Resize (long side = ``size``) and pad to ``size`` x ``size``; returns image, scale and (left, top)."""
+    import cv2
+
+    h, w = img.shape[:2]
+    r = size / max(h, w)
+    nw, nh = max(1, round(w * r)), max(1, round(h * r))
+    if (nw, nh) != (w, h):
+        img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    left, top = (size - nw) // 2, (size - nh) // 2
+    out = np.full((size, size, 3), 114, dtype=np.uint8)
+    out[top : top + nh, left : left + nw] = img
+    return out, r, (left, top)
+
+
+def _subset(files: list[Path], n: int | None, seed: int) -> list[Path]:
+    if n is None or n >= len(files):
+        return files
+    idx = np.random.default_rng(seed).choice(len(files), n, replace=False)
+    return [files[i] for i in sorted(idx)]
+
+
+def load_split(yaml_path: Path, data: dict, name: str, imgsz: int, n: int | None = None, seed: int = 0) -> Split:
+    """Read split ``name`` of dataset YAML ``yaml_path`` (``n`` images drawn with ``seed``, all if None)."""
+    import cv2
+
+    if not data.get(name):
+        raise DiagnoseError(f"{yaml_path}: the dataset has no '{name}' split")
+    try:
+        files = split_images(dataset_root(yaml_path, data), data[name])
+    except FileNotFoundError as exc:
+        raise DiagnoseError(f"{yaml_path}: '{name}' split not found: {exc}") from None
+    if not files:
+        raise DiagnoseError(f"{yaml_path}: the '{name}' split holds no images")
+    files = _subset(files, n, seed)
+    images, gts, scales, pads = [], [], [], []
+    for f in files:
+        img = cv2.imread(str(f))
+        if img is None:
+            raise DiagnoseError(f"{f}: unreadable image")
+        h, w = img.shape[:2]
+        boxed, r, pad = letterbox(img, imgsz)
+        images.append(torch.from_numpy(boxed[:, :, ::-1].copy()).permute(2, 0, 1))
+        gts.append(cocoeval.GtImage(str(f), w, h, read_yolo_labels(label_path(f))))
+        scales.append(r)
+        pads.append(pad)
+    x = torch.stack(images).float() / 255.0
+    return Split(name, files, x, gts, np.array(scales), np.array(pads, dtype=float))
+
+
+def load_data(yaml_path: str | Path, imgsz: int, n_val: int | None = None, n_train: int | None = None,
+              seed: int = 0, need_train: bool = True) -> DiagData:
+    """Both splits of a dataset YAML (train only if ``need_train``); errors name the YAML."""
+    yaml_path = Path(yaml_path)
+    try:
+        data = load_data_yaml(yaml_path)
+        names = class_names(data)
+    except (FileNotFoundError, ValueError) as exc:
+        raise DiagnoseError(f"{yaml_path}: {exc}") from None
+    val = load_split(yaml_path, data, "val", imgsz, n_val, seed)
+    train = load_split(yaml_path, data, "train", imgsz, n_train, seed) if need_train else None
+    return DiagData(yaml_path, names, imgsz, val, train)
