@@ -235,3 +235,26 @@ def test_info_on_a_checkpoint(saved, capsys):
     model = build_model(saved / "best.pt")
     assert any(m.type.startswith("yolo_attn.") for m in model.model)
     assert main(["info", str(saved / "best.pt"), "--imgsz", "64"]) == 0
+
+
+def test_safe_read_keeps_a_class_branch_widened_by_transfer(tmp_path):
+    """A transfer between class counts keeps the source's class-branch width; reading the written checkpoint back
+    (safe reader, as `train model=X.pt` and `compare --pretrained` do) must rebuild that width, not fail or drop it."""
+    from ultralytics.nn.tasks import DetectionModel
+
+    from yolo_attn.checkpoint import save_model_checkpoint
+    from yolo_attn.models import read_model_checkpoint
+    from yolo_attn.transfer import transfer_weights
+
+    stock = DetectionModel("yolov5n.yaml", nc=80, verbose=False)
+    target = DetectionModel("yolov5n.yaml", nc=4, verbose=False)
+    narrow = tuple(target.model[-1].cv3[0][0].conv.weight.shape)
+    report = transfer_weights(stock, target)
+    assert report.head_adapted and tuple(target.model[-1].cv3[0][0].conv.weight.shape) != narrow
+    path = save_model_checkpoint(target, tmp_path / "t.pt", half=False)
+    back = read_model_checkpoint(path)
+    want, got = target.state_dict(), back.state_dict()
+    assert set(want) == set(got)
+    for k in want:
+        assert got[k].shape == want[k].shape, k
+        assert torch.equal(got[k].to(want[k].dtype), want[k]), k

@@ -79,6 +79,9 @@ def read_model_checkpoint(path: str | Path, trust: bool = False):
     cfg["yaml_file"] = f"{path} (its model YAML {original or ''})"  # errors of the row check name the file
     model = DetectionModel(cfg, nc=ckpt.nc, verbose=False)
     model.yaml["yaml_file"] = original or str(path)
+    from .transfer import adapt_class_branch_to
+
+    adapt_class_branch_to(model, ckpt.state_dict)  # a class branch widened by a transfer between class counts
     load_exact_state_dict(model, ckpt.state_dict, path)
     if ckpt.names:
         model.names = ckpt.names

@@ -150,6 +150,9 @@ class AttnDetectionTrainer(DetectionTrainer):
         if source is None:
             ckpt = super().setup_model()
             if weights is not None:
+                from .transfer import adapt_class_branch_to
+
+                adapt_class_branch_to(self.model, weights.state_dict())  # keep a transfer's widened class branch
                 self.model.load(weights)  # Ultralytics' own name/shape load, as for model=*.pt
             return ckpt
         from .transfer import backbone_length, freeze_prefixes, transfer_weights

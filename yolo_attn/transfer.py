@@ -454,6 +454,21 @@ def _adapt_class_branch(head: nn.Module, src_shapes: dict[str, tuple]) -> bool:
     return bool(plan)
 
 
+def adapt_class_branch_to(model: nn.Module, state_dict: dict) -> bool:
+    """Give ``model``'s Detect class branch the hidden width the checkpoint ``state_dict`` has. True if it changed.
+
+    A transfer between class counts keeps the source's class-branch width (:func:`_adapt_class_branch`), so
+    the model it writes cannot be rebuilt from its YAML alone: reading such a checkpoint back (safe loading,
+    ``train model=X.pt``) applies the same rebuild before the weights are loaded.
+    """
+    layers = getattr(model, "model", None)
+    if not isinstance(layers, nn.Sequential) or not len(layers):
+        return False
+    prefix = f"model.{len(layers) - 1}."
+    shapes = {k[len(prefix):]: tuple(v.shape) for k, v in state_dict.items() if k.startswith(prefix)}
+    return bool(shapes) and _adapt_class_branch(layers[-1], shapes)
+
+
 # --------------------------------------------------------------------------------------------
 # Transfer
 # --------------------------------------------------------------------------------------------
