@@ -196,3 +196,48 @@ def subprocess_env(**extra) -> dict:
 
 
 PYTHON = sys.executable
+
+
+# ------------------------------------------------------------------------------------------------
+# Hostile input (test_hostile.py, test_yaml_errors.py): pickles that act when loaded, YAML variants
+# ------------------------------------------------------------------------------------------------
+class Evil:
+    """Unpickling calls ``func(*args)``: each variant would create a marker file."""
+
+    def __init__(self, func, *args):
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return self.func, self.args
+
+
+def yaml_file(tmp_path: Path, d, name: str = "yolov5n-hostile.yaml") -> Path:
+    """Write ``d`` (a mapping, or YAML text as it is) to ``tmp_path/name``."""
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(d, sort_keys=False) if not isinstance(d, str) else d)
+    return path
+
+
+def stock_dict(**changes) -> dict:
+    """Ultralytics' yolov5.yaml as a dict, with top-level keys changed."""
+    import copy
+
+    d = copy.deepcopy(_ultralytics_cfg("yolov5.yaml"))
+    d.update(changes)
+    return d
+
+
+def with_row(i: int, row) -> dict:
+    """yolov5.yaml with backbone row ``i`` replaced."""
+    d = stock_dict()
+    d["backbone"][i] = row
+    return d
+
+
+def cli_output(capsys, *argv) -> tuple[int, str]:
+    """``yolo-attn ARGV`` in-process: exit status and stdout + stderr."""
+    from yolo_attn.cli import main
+
+    rc = main([str(a) for a in argv])
+    out = capsys.readouterr()
+    return rc, out.out + out.err

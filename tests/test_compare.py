@@ -405,3 +405,14 @@ def test_ray_backend_writes_the_same_store(tiny, tmp_path):
     assert all(r["environment"]["openmp"].get("GOMP_SPINCOUNT") in allowed for r in recs)
     assert all((tmp_path / "r" / r["eval"]).is_file() for r in recs)
     assert s["n_ok"] == 2 and (tmp_path / "r" / "summary.md").is_file()
+
+
+def test_sweep_settings_accept_yolo_attn_own_keys():
+    """`compare --trust` travels as train_args["trust"] (and attn_init likewise): the settings check must not refuse
+    yolo_attn's own training keys while still refusing unknown ones."""
+    from yolo_attn.compare.sweep import check_sweep_settings
+
+    got = check_sweep_settings({"trust": True, "attn_init": "identity", "lr0": 0.01}, None, [], 4)
+    assert got["trust"] is True and got["attn_init"] == "identity" and got["lr0"] == 0.01
+    with pytest.raises(ValueError, match="lr00"):
+        check_sweep_settings({"lr00": 0.01}, None, [], 4)

@@ -23,7 +23,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 from ultralytics.nn.tasks import DetectionModel
 
 import yolo_attn  # noqa: F401  (registers the layers)
@@ -31,46 +30,12 @@ from yolo_attn.checkpoint import CheckpointError, load_checkpoint, save_model_ch
 from yolo_attn.cli import main
 from yolo_attn.models import build_model
 
-from conftest import _ultralytics_cfg
+from conftest import Evil, cli_output as _cli, with_row as _with_row, yaml_file as _yaml
 
 
 # ------------------------------------------------------------------------------------------------
 # helpers
 # ------------------------------------------------------------------------------------------------
-class Evil:
-    """Unpickling calls ``func(*args)``: each variant would create a marker file."""
-
-    def __init__(self, func, *args):
-        self.func, self.args = func, args
-
-    def __reduce__(self):
-        return self.func, self.args
-
-
-def _yaml(tmp_path: Path, d, name: str = "yolov5n-hostile.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(d, sort_keys=False) if not isinstance(d, str) else d)
-    return path
-
-
-def _stock_dict(**changes) -> dict:
-    d = copy.deepcopy(_ultralytics_cfg("yolov5.yaml"))
-    d.update(changes)
-    return d
-
-
-def _with_row(i: int, row) -> dict:
-    d = _stock_dict()
-    d["backbone"][i] = row
-    return d
-
-
-def _cli(capsys, *argv) -> tuple[int, str]:
-    rc = main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return rc, out.out + out.err
-
-
 @pytest.fixture(scope="module")
 def stock():
     torch.manual_seed(0)

@@ -300,6 +300,7 @@ def test_same_seed_gives_both_models_the_same_batches(tmp_path, monkeypatch):
 
     from ultralytics.data.dataset import YOLODataset
 
+    from yolo_attn.compare.contract import TrialSpec
     from yolo_attn.compare.trial import materialize, resolve_model, run_trial
     from yolo_attn.datasets.shapes import ShapesConfig, write_dataset
 
@@ -323,13 +324,12 @@ def test_same_seed_gives_both_models_the_same_batches(tmp_path, monkeypatch):
         current["id"] = tid
         streams[tid] = []
         ref = materialize(resolve_model(model), tmp_path / "models")
-        spec = {"trial_id": tid, "model": model, "model_ref": ref, "seed": seed, "settings_hash": "h",
-                "trial_dir": str(tmp_path / tid), "store_root": str(tmp_path), "data": str(data), "epochs": 2,
-                "imgsz": 64, "train_args": {"batch": 8}, "pretrained": None, "nc": 4,
-                "names": ["circle", "square", "triangle", "cross"],
-                "weights": "last", "device": "cpu", "threads": 1, "verbose": False}
+        spec = TrialSpec(trial_id=tid, model=model, model_ref=ref, seed=seed, settings_hash="h",
+                         trial_dir=str(tmp_path / tid), store_root=str(tmp_path), data=str(data), epochs=2, imgsz=64,
+                         train_args={"batch": 8}, pretrained=None, nc=4, names=["circle", "square", "triangle", "cross"],
+                         weights="last", device="cpu", threads=1, verbose=False)
         rec = run_trial(spec)
-        assert rec["status"] == "ok", rec.get("error")
+        assert rec.status == "ok", rec.error
     base, attn, other = streams["yolov5n.yaml-0"], streams["yolov5n-se-backbone-end.yaml-0"], streams["yolov5n.yaml-1"]
     assert len(base) == 32  # 16 images x 2 epochs, all recorded
     assert [i for i, _ in base] == [i for i, _ in attn]  # same order

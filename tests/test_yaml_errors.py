@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import re
@@ -18,7 +17,8 @@ from yolo_attn import LAYERS, UnknownLayerError, YamlLayerError
 from yolo_attn._ultralytics import MAX_REPEATS, ultralytics_names
 from yolo_attn.cli import main
 
-from conftest import GATING, PRESERVE, SPECS, _ultralytics_cfg, default_row, model_dict, sppf_index, spec_params
+from conftest import Evil, cli_output as _cli, stock_dict as _stock_dict, with_row as _with_row, yaml_file as _yaml
+from conftest import GATING, PRESERVE, SPECS, default_row, model_dict, sppf_index, spec_params
 
 POS = sppf_index()  # index the inserted row gets
 
@@ -326,38 +326,6 @@ def test_info_errors_are_one_line(tmp_path, capsys):
 # ------------------------------------------------------------------------------------------------
 # hostile YAMLs (issue 12): only layer classes, no code through activation or args, clear structure errors
 # ------------------------------------------------------------------------------------------------
-class Evil:
-    """Unpickling calls ``func(*args)``."""
-
-    def __init__(self, func, *args):
-        self.func, self.args = func, args
-
-    def __reduce__(self):
-        return self.func, self.args
-
-
-def _yaml(tmp_path: Path, d, name: str = "yolov5n-hostile.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(d, sort_keys=False) if not isinstance(d, str) else d)
-    return path
-
-
-def _stock_dict(**changes) -> dict:
-    d = copy.deepcopy(_ultralytics_cfg("yolov5.yaml"))
-    d.update(changes)
-    return d
-
-
-def _with_row(i: int, row) -> dict:
-    d = _stock_dict()
-    d["backbone"][i] = row
-    return d
-
-
-def _cli(capsys, *argv) -> tuple[int, str]:
-    rc = main([str(a) for a in argv])
-    out = capsys.readouterr()
-    return rc, out.out + out.err
 
 
 @pytest.fixture

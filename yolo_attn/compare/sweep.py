@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .._io import atomic_write
 from ..datasets import shapes_yaml
-from ..train import check_args, cpu_threads
+from ..train import YOLO_ATTN_ARGS, check_args, cpu_threads
 from . import report
 from .contract import TrialSpec
 from ..datasets import check_data, class_names, dataset_root, load_data_yaml, split_images
@@ -353,7 +353,7 @@ def check_sweep_settings(train_args: dict | None, pretrained: str | None, specs_
         raise ValueError(f"--train-arg {', '.join(own)}: set by the sweep itself (use --epochs, --imgsz, --device, "
                          "--pretrained, --seeds)")
     t_args = {**DEFAULT_TRAIN_ARGS, **(train_args or {})}
-    check_args(dict(t_args))
+    check_args({k: v for k, v in t_args.items() if k not in YOLO_ATTN_ARGS})  # trust, attn_init: yolo_attn's own
     if pretrained:
         from ..checkpoint import load_checkpoint
         from ..transfer import transfer_weights

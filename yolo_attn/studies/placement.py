@@ -25,12 +25,16 @@ def with_defaults(opts: StudyOptions) -> StudyOptions:
     return apply_defaults(opts, layer="SE", seeds=2, epochs=6, imgsz=128)
 
 
-def shipped_placements(layer: str) -> list[str]:
-    """Placements of the shipped configs of ``layer`` (the paper-form ones, not the fuse: add ablations)."""
-    from ..placement import shipped_configs
+def shipped_placements(layer: str, base: str | None = None) -> list[str]:
+    """Placements of the shipped configs of ``layer`` on ``base`` (default the YOLOv5 base the studies build on;
+    the paper-form ones, not the fuse: add ablations)."""
+    from ..placement import DEFAULT_BASE, shipped_configs
 
+    base = base or DEFAULT_BASE
     out = []
     for cfg in shipped_configs():
+        if cfg.base != base:
+            continue
         if cfg.layer == layer and not cfg.args and len(cfg.placements) == 1 and cfg.placements[0] not in out:
             out.append(cfg.placements[0])
     return out
