@@ -27,6 +27,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -39,6 +40,10 @@ from ultralytics.cfg import (DEFAULT_CFG_DICT, check_cfg, check_dict_alignment, 
                              parse_key_value_pair)
 from ultralytics.models.yolo.detect import DetectionTrainer  # noqa: E402
 from ultralytics.utils import DEFAULT_CFG, LOGGER  # noqa: E402
+
+# With ray[tune] installed, Ultralytics' Ray Tune callback asks Ray for a trial id at every epoch even outside a
+# Tune session, and Ray warns each time; outside Tune the answer (None) is expected, so that one warning is noise.
+warnings.filterwarnings("ignore", message=r"`get_trial_id` is meant to only be called inside", category=UserWarning)
 
 # Settings for short training runs on a CPU (a few minutes on the shipped shapes dataset). Ultralytics'
 # defaults target 100+ epoch GPU runs: optimizer=auto picks AdamW at lr ~1e-4 with 3 warm-up epochs for
