@@ -258,7 +258,8 @@ def compare(
         raise ValueError("need at least one seed")
     log = (lambda s: print(f"[compare] {s}", file=sys.stderr, flush=True)) if progress else (lambda s: None)
 
-    data_yaml, names = _checked_data(data or default_data(), out_dir, log)
+    data = data or default_data()  # the shipped shapes dataset (named in the report's title)
+    data_yaml, names = _checked_data(data, out_dir, log)
     nc = len(names)
     specs_m, base_name = _model_specs(models, baseline, control_width, nc, out_dir, log)
     t_args = check_sweep_settings(train_args, pretrained, specs_m, nc)
