@@ -190,3 +190,20 @@ def test_openmp_spin_is_bounded_by_load_and_user_choice_wins(monkeypatch):
     out = subprocess.run([PYTHON, "-c", code], env=env, cwd=REPO / "tests", capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split()[-1] in (str(_threads.SPIN_IDLE), str(_threads.SPIN_BUSY))
+
+
+def test_openmp_spin_reads_the_tasks_runnable_now(monkeypatch):
+    """The choice uses the tasks runnable at start-up (not the lagging 1-minute average), falling back to it."""
+    from yolo_attn import _threads
+
+    monkeypatch.delenv("YOLO_ATTN_THREADS", raising=False)
+    others = _threads.runnable_others(samples=2, pause=0.0)
+    assert others is None or others >= 0
+    monkeypatch.setattr(_threads, "runnable_others", lambda: 2.0)  # another 2-thread job is running
+    monkeypatch.setattr(_threads.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    assert _threads.spincount(cpus=2) == _threads.SPIN_BUSY
+    monkeypatch.setattr(_threads, "runnable_others", lambda: 0.0)  # idle now, whatever the average says
+    monkeypatch.setattr(_threads.os, "getloadavg", lambda: (3.0, 3.0, 3.0))
+    assert _threads.spincount(cpus=2) == _threads.SPIN_IDLE
+    monkeypatch.setattr(_threads, "runnable_others", lambda: None)  # no /proc: the load average decides
+    assert _threads.spincount(cpus=2) == _threads.SPIN_BUSY

@@ -7,10 +7,16 @@ many threads as there are cores, a thread spins for its whole time slice waiting
 descheduled, and a 30-second training run took over 800 seconds. ``OMP_WAIT_POLICY=PASSIVE`` (no
 spinning) fixes that but costs a run alone about 30%, because every barrier then goes through the kernel.
 
-yolo_attn bounds the spin count, chosen from the machine's load when the process starts: :data:`SPIN_IDLE`
-when the 1-minute load average leaves room for this process's threads, else :data:`SPIN_BUSY` (the
-count libgomp itself uses when it knows its pool is oversubscribed). Measured in ``benchmarks/threads.py``;
-the README has the figures. A policy the user chose (``GOMP_SPINCOUNT`` or ``OMP_WAIT_POLICY`` in the
+yolo_attn bounds the spin count, chosen when the process starts: :data:`SPIN_IDLE` when this process's
+threads fit beside the threads that are runnable at that moment, else :data:`SPIN_BUSY` (the count libgomp
+itself uses when it knows its pool is oversubscribed). "Runnable now" is the kernel's count of running
+tasks (``/proc/loadavg``, the least of a few samples), not the 1-minute load average, which lags: a run
+started just after another one finished would look busy. Measured on a 2-core machine
+(``benchmarks/threads.py``, tiny sweep, README): alone, 300,000 / 3,000 / 2,000 / 1,000 spins took about
+26 / 27 / 28 / 28 s; two at once, 119 / 73 / 64 / 54 s each (10,000 spins: 140 s). No single count is both
+free alone and graceful when shared, hence the choice at start-up, which a job started later still gets
+right (it sees the first one running).
+A policy the user chose (``GOMP_SPINCOUNT`` or ``OMP_WAIT_POLICY`` in the
 environment, or ``YOLO_ATTN_OPENMP=keep``) is left alone. The spin count never changes a result, only
 how idle threads wait. libgomp reads the environment once, when torch loads it, so this must run
 before the first ``import torch``: ``import yolo_attn`` does it (the ``yolo-attn`` command always); a
@@ -22,7 +28,7 @@ from __future__ import annotations
 import os
 import sys
 
-SPIN_IDLE = 10000  # spins before sleeping (libgomp's default: 300000) on a machine with free cores
+SPIN_IDLE = 2000  # spins before sleeping (libgomp's default: 300000) on a machine with free cores
 SPIN_BUSY = 1000  # ... on a machine whose cores are busy already
 
 
@@ -33,12 +39,32 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def spincount(load: float | None = None, cpus: int | None = None, threads: int | None = None) -> int:
-    """:data:`SPIN_IDLE` when this process's threads fit beside the current load, else :data:`SPIN_BUSY`.
+def runnable_others(samples: int = 5, pause: float = 0.02) -> float | None:
+    """Tasks runnable right now besides this one (least of ``samples`` reads of ``/proc/loadavg``); None if unknown."""
+    import time
 
-    ``load``: the 1-minute load average (default: now); ``cpus``: usable CPUs; ``threads``: the threads this
-    process will run (``YOLO_ATTN_THREADS``, else every usable CPU, as :func:`yolo_attn.train.cpu_threads`).
+    seen = []
+    for i in range(samples):
+        try:
+            with open("/proc/loadavg", encoding="ascii") as f:
+                running = int(f.read().split()[3].split("/")[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        seen.append(running - 1)  # this process is one of them
+        if i + 1 < samples:
+            time.sleep(pause)
+    return float(max(min(seen), 0))
+
+
+def spincount(load: float | None = None, cpus: int | None = None, threads: int | None = None) -> int:
+    """:data:`SPIN_IDLE` when this process's threads fit beside ``load``, else :data:`SPIN_BUSY`.
+
+    ``load``: threads of other jobs runnable now (default: :func:`runnable_others`, else the 1-minute load
+    average); ``cpus``: usable CPUs; ``threads``: the threads this process will run (``YOLO_ATTN_THREADS``,
+    else every usable CPU, as :func:`yolo_attn.train.cpu_threads`).
     """
+    if load is None:
+        load = runnable_others()
     if load is None:
         try:
             load = os.getloadavg()[0]
