@@ -241,3 +241,23 @@ def cli_output(capsys, *argv) -> tuple[int, str]:
     rc = main([str(a) for a in argv])
     out = capsys.readouterr()
     return rc, out.out + out.err
+
+
+@pytest.fixture
+def evil_pt(tmp_path):
+    """A checkpoint whose unpickling would create ``tmp_path/pwned``: (path, marker)."""
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pt"
+    torch.save({"x": Evil(os.system, f"touch {marker}")}, path)
+    return path, marker
+
+
+def run_layers(seq, x):
+    """Run an Ultralytics layer list built by parse_model (each layer's ``f`` says what it reads)."""
+    outputs = []
+    for m in seq:
+        if m.f != -1:
+            x = outputs[m.f] if isinstance(m.f, int) else [x if j == -1 else outputs[j] for j in m.f]
+        x = m(x)
+        outputs.append(x)
+    return x

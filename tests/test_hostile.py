@@ -45,14 +45,6 @@ def stock():
 # ------------------------------------------------------------------------------------------------
 # a model YAML naming a function (the row check itself is tested in test_yaml_errors.py)
 # ------------------------------------------------------------------------------------------------
-@pytest.fixture
-def evil_pt(tmp_path):
-    marker = tmp_path / "pwned"
-    path = tmp_path / "evil.pt"
-    torch.save({"x": Evil(os.system, f"touch {marker}")}, path)
-    return path, marker
-
-
 def test_the_yaml_route_through_every_command(tmp_path, evil_pt, stock_pt, capsys):
     evil, marker = evil_pt
     path = _yaml(tmp_path, _with_row(1, [-1, 1, "torch_load", [str(evil)]]))

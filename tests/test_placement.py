@@ -23,6 +23,7 @@ import pytest
 import torch
 import yaml
 from conftest import PYTHON, REPO, subprocess_env
+from conftest import run_layers as forward
 from ultralytics.nn.modules.block import C3k, C3k2
 
 from yolo_attn import UnknownLayerError
@@ -74,17 +75,6 @@ def load(name: str) -> dict:
     d.pop("scale", None)
     d.pop("yaml_file", None)
     return d
-
-
-def forward(seq, x):
-    """Run an Ultralytics layer list built by parse_model (each layer's ``f`` says what it reads)."""
-    outputs = []
-    for m in seq:
-        if m.f != -1:
-            x = outputs[m.f] if isinstance(m.f, int) else [x if j == -1 else outputs[j] for j in m.f]
-        x = m(x)
-        outputs.append(x)
-    return x
 
 
 def build(d: dict, scale: str = "n", device: str = "cpu"):

@@ -23,6 +23,8 @@ from yolo_attn.models import build_model
 from yolo_attn.placement import NEW_BASES, config_dir, make_yaml, shipped_configs
 from yolo_attn.transfer import ForeignCheckpointError, transfer_weights
 
+from conftest import run_layers as forward
+
 NEW = [c for c in shipped_configs() if c.base in NEW_BASES]
 FIRST = {base: next(c for c in NEW if c.base == base) for base in NEW_BASES}
 SEEDS = {("yolov8.yaml", "n"): 10, ("yolov8.yaml", "s"): 11, ("yolo11.yaml", "n"): 12, ("yolo11.yaml", "s"): 13}
@@ -102,17 +104,6 @@ def tensors(out) -> list[torch.Tensor]:
         return [out]
     items = out.values() if isinstance(out, dict) else out if isinstance(out, (list, tuple)) else []
     return [t for o in items for t in tensors(o)]
-
-
-def forward(seq, x):
-    """Run a parse_model layer list (each layer's ``f`` says what it reads)."""
-    outputs = []
-    for m in seq:
-        if m.f != -1:
-            x = outputs[m.f] if isinstance(m.f, int) else [x if j == -1 else outputs[j] for j in m.f]
-        x = m(x)
-        outputs.append(x)
-    return x
 
 
 IDENTITY = ["yolov8n-se-backbone-end.yaml", "yolov8n-cbam-c2f.yaml", "yolov8n-eca-head-in.yaml", "yolo11n-ema-neck.yaml",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from yolo_attn import LAYERS, UnknownLayerError, YamlLayerError
 from yolo_attn._ultralytics import MAX_REPEATS, ultralytics_names
 from yolo_attn.cli import main
 
-from conftest import Evil, cli_output as _cli, stock_dict as _stock_dict, with_row as _with_row, yaml_file as _yaml
+from conftest import cli_output as _cli, stock_dict as _stock_dict, with_row as _with_row, yaml_file as _yaml
 from conftest import GATING, PRESERVE, SPECS, default_row, model_dict, sppf_index, spec_params
 
 POS = sppf_index()  # index the inserted row gets
@@ -326,14 +325,6 @@ def test_info_errors_are_one_line(tmp_path, capsys):
 # ------------------------------------------------------------------------------------------------
 # hostile YAMLs (issue 12): only layer classes, no code through activation or args, clear structure errors
 # ------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def evil_pt(tmp_path):
-    marker = tmp_path / "pwned"
-    path = tmp_path / "evil.pt"
-    torch.save({"x": Evil(os.system, f"touch {marker}")}, path)
-    return path, marker
 
 
 @pytest.mark.parametrize("name", ["torch_load", "torch_safe_load", "load_checkpoint", "check_requirements",
