@@ -59,6 +59,18 @@ def forest(rows: list[dict], path: Path, title: str, xlabel: str = "ΔmAP50-95 (
     plt.close(fig)
 
 
+def _finish(plt, fig, ax, path: Path, title: str, xlabel: str, ylabel: str) -> None:
+    """The ending every study plot shares: zero line, labels, grid, PNG written, figure closed."""
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    plt.close(fig)
+
+
 def capacity_plot(points: list[dict], fit: dict | None, path: Path, title: str) -> None:
     """Effect vs width (log2 axis): per-width mean with CI, per-seed points, and the fitted slope line."""
     plt = _plt()
@@ -75,14 +87,7 @@ def capacity_plot(points: list[dict], fit: dict | None, path: Path, title: str) 
         ax.legend(loc="best", fontsize=8)
     ax.set_xscale("log", base=2)
     ax.set_xticks([p["width"] for p in points], [f"{p['width']:g}" for p in points])
-    ax.axhline(0, color="k", lw=0.8)
-    ax.set_xlabel("width_multiple")
-    ax.set_ylabel("ΔmAP50-95, attention − stock (95% CI)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, format="png")
-    plt.close(fig)
+    _finish(plt, fig, ax, path, title, "width_multiple", "ΔmAP50-95, attention − stock (95% CI)")
 
 
 def pareto_plot(points: list[dict], front: list[str], path: Path, title: str, xlabel: str) -> None:
@@ -99,11 +104,4 @@ def pareto_plot(points: list[dict], front: list[str], path: Path, title: str, xl
     if len(fr) > 1:
         ax.plot([p["cost"] for p in fr], [p["delta"] for p in fr], "-", color="tab:blue", lw=1, label="Pareto front")
         ax.legend(loc="best", fontsize=8)
-    ax.axhline(0, color="k", lw=0.8)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("ΔmAP50-95 to the baseline (confirmed: 95% CI; grey: selection runs)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, format="png")
-    plt.close(fig)
+    _finish(plt, fig, ax, path, title, xlabel, "ΔmAP50-95 to the baseline (confirmed: 95% CI; grey: selection runs)")
