@@ -6,6 +6,7 @@ the study's bookkeeping and wording, not training); one slow test runs a real ti
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -246,6 +247,58 @@ def test_incomplete_study_is_not_cached(tmp_path):
     assert not run_study(get("fmm"), _opts(tmp_path, seeds=2), compare_fn=fake)["cached"] and fake.calls
 
 
+def test_diagnose_runs_once_per_sweep_and_is_linked(tmp_path):
+    """--diagnose: every sweep's checkpoints diagnosed into <sweep>/diagnose, linked from study.md; a finished study
+    asked for a diagnosis later gets one without training again; a diagnosed sweep is not diagnosed twice."""
+    calls = []
+
+    def fake_diagnose(root, out, progress=None):
+        calls.append(Path(root).name)
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / "diagnose.md").write_text("# diagnosis\n")
+
+    fake = FakeCompare({})
+    run_study(get("capacity"), _opts(tmp_path, seeds=2, widths=[0.25, 0.5]), compare_fn=fake)
+    assert calls == [] and "Diagnosis" not in (tmp_path / "study" / "study.md").read_text()
+    n_runs = len(fake.calls)
+
+    def boom(**kw):
+        raise AssertionError("a finished study must not train again for its diagnosis")
+
+    opts = _opts(tmp_path, seeds=2, widths=[0.25, 0.5], diagnose=True)
+    res = run_study(get("capacity"), opts, compare_fn=fake, diagnose_fn=fake_diagnose)
+    assert calls == ["w0p25", "w0p5"] and len(fake.calls) == n_runs + 2  # sweeps only re-read (fake: called)
+    assert all(c["max_trials"] is None for c in fake.calls)
+    md = (Path(res["out"]) / "study.md").read_text()
+    assert "[w0p25](w0p25/diagnose/diagnose.md)" in md and "[w0p5](w0p5/diagnose/diagnose.md)" in md
+    # everything diagnosed and the options unchanged: the report comes from the cache
+    res = run_study(get("capacity"), opts, compare_fn=boom, diagnose_fn=fake_diagnose)
+    assert res["cached"] and calls == ["w0p25", "w0p5"]
+    # a lost diagnosis is redone, only that one
+    (tmp_path / "study" / "w0p5" / "diagnose" / "diagnose.md").unlink()
+    run_study(get("capacity"), opts, compare_fn=fake, diagnose_fn=fake_diagnose)
+    assert calls == ["w0p25", "w0p5", "w0p5"]
+
+
+def test_diagnose_waits_for_a_complete_study(tmp_path):
+    class Partial(FakeCompare):
+        def __call__(self, *a, **kw):
+            return {**super().__call__(*a, **kw), "complete": False}
+
+    def never(*a, **kw):
+        raise AssertionError("an incomplete study is not diagnosed")
+
+    run_study(get("fmm"), _opts(tmp_path, seeds=2, diagnose=True), compare_fn=Partial({}), diagnose_fn=never)
+    assert "--diagnose: not run, the study is incomplete" in (tmp_path / "study" / "study.md").read_text()
+
+
+def test_study_command_diagnose_flag():
+    from yolo_attn.cli import build_parser
+
+    assert build_parser().parse_args(["study", "fmm", "--diagnose"]).diagnose
+    assert not build_parser().parse_args(["study", "fmm"]).diagnose
+
+
 def test_study_command_is_discovered():
     from yolo_attn.cli import build_parser
 
@@ -270,3 +323,10 @@ def test_tiny_real_study_end_to_end(tmp_path):
     assert js["results"]["ranking"] == ["backbone-end"]
     assert (tmp_path / "placement" / "study.png").is_file()
     assert run_study(get("placement"), opts)["cached"]
+    # --diagnose on the finished study: the real diagnosis of its checkpoints, linked, nothing retrained
+    before = (tmp_path / "placement" / "sweep" / "trials.jsonl").read_text()
+    res = run_study(get("placement"), dataclasses.replace(opts, diagnose=True))
+    diag = json.loads((tmp_path / "placement" / "sweep" / "diagnose" / "diagnose.json").read_text())
+    assert sorted(m["ref"]["label"] for m in diag["models"]) == ["se-backbone-end", "stock"] and not res["cached"]
+    assert "(sweep/diagnose/diagnose.md)" in (tmp_path / "placement" / "study.md").read_text()
+    assert (tmp_path / "placement" / "sweep" / "trials.jsonl").read_text() == before

@@ -49,6 +49,8 @@ class StudyOptions:
     threads: int | None = None
     max_trials: int | None = None
     progress: bool = True
+    diagnose: bool = False  # after the sweeps: yolo-attn diagnose on each sweep's checkpoints
+
 
     def fingerprint(self) -> dict:
         """The options that decide the study's results (not where or how fast it runs)."""
@@ -231,13 +233,47 @@ def _trained_now(summary: dict, t0: float) -> int:
     return sum(1 for r in recs if float(r.get("recorded_at") or 0) >= start)
 
 
-def run_study(study, opts: StudyOptions, compare_fn=None, stream=None) -> dict:
+DIAGNOSIS_MD = Path("diagnose") / "diagnose.md"
+
+
+def diagnose_sweeps(out: Path, plans: list[SweepPlan], diagnose_fn=None, progress: bool = True) -> dict[str, str]:
+    """``yolo-attn diagnose`` on every sweep of a finished study, each into ``<out>/<sweep>/diagnose``.
+
+    A sweep whose diagnosis exists already is not diagnosed again (an interrupted ``--diagnose`` resumes
+    sweep by sweep). Returns sweep name -> path of its diagnose.md relative to ``out``.
+    """
+    if diagnose_fn is None:
+        from ..diagnose import diagnose_sweep as diagnose_fn
+    links = {}
+    for p in plans:
+        md = out / p.name / DIAGNOSIS_MD
+        if not md.is_file():
+            if progress:
+                print(f"[study] diagnosing sweep '{p.name}' ({len(p.models)} models x {len(p.seeds)} seeds)",
+                      file=sys.stderr, flush=True)
+            diagnose_fn(out / p.name, out / p.name / "diagnose", progress=print if progress else None)
+        links[p.name] = str(md.relative_to(out))
+    return links
+
+
+def _diagnoses_missing(out: Path) -> bool:
+    """True when a saved study's sweeps lack a diagnosis (``--diagnose`` asked of a finished study)."""
+    try:
+        sweeps = [s["name"] for s in json.loads((out / STUDY_JSON).read_text())["provenance"]["sweeps"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return True
+    return any(not (out / name / DIAGNOSIS_MD).is_file() for name in sweeps)
+
+
+def run_study(study, opts: StudyOptions, compare_fn=None, stream=None, diagnose_fn=None) -> dict:
     """Run study module ``study`` (capacity, fuse, fmm, placement) with ``opts``; print and return its report."""
     stream = stream or sys.stdout
     opts = study.with_defaults(opts)
     out = Path(opts.out or Path("runs") / "study" / study.NAME)
     fp = {"study": study.NAME, **opts.fingerprint()}
     done = finished_report(out, fp)
+    if done is not None and opts.diagnose and _diagnoses_missing(out):
+        done = None  # rebuild the report (the sweeps are finished: nothing trains) with the diagnoses linked
     if done is not None:
         print(done, file=stream)
         print(f"(finished study, report from {out / STUDY_MD})", file=stream)
@@ -246,6 +282,12 @@ def run_study(study, opts: StudyOptions, compare_fn=None, stream=None) -> dict:
     summaries = run_sweeps(plans, opts, out, compare_fn)
     complete = all(s.get("complete") for s in summaries.values())
     analysis = study.analyse(opts, plans, summaries, out)
+    if opts.diagnose and complete:
+        links = diagnose_sweeps(out, plans, diagnose_fn, opts.progress)
+        analysis.notes.append("Diagnosis (fit, receptive field, gates, regularisation; `yolo-attn diagnose`) of each "
+                              "sweep's checkpoints: " + ", ".join(f"[{k}]({v})" for k, v in links.items()) + ".")
+    elif opts.diagnose:
+        analysis.notes.append("--diagnose: not run, the study is incomplete (rerun the same command to finish it).")
     prov = provenance(out, plans, summaries)
     files = write_report(out, study.NAME, analysis, prov, complete, fp)
     print(files["md"].read_text(), file=stream)
