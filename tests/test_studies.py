@@ -218,6 +218,37 @@ def test_placement_study_ranks_all_shipped_placements(tmp_path):
     assert "latency ×" in (Path(res["out"]) / "study.md").read_text()
 
 
+def test_placement_names_effects_that_fail_the_family_adjustment(tmp_path):
+    """A placement whose own interval excludes 0 but whose family-wise verdict does not is named as such, and
+    plotted in its own colour (not as 'better')."""
+    class Holm(FakeCompare):
+        def __call__(self, *a, **kw):
+            s = super().__call__(*a, **kw)
+            for row in s["models"]:
+                if row["model"] == "se-sppf":
+                    row["diff"]["map"]["verdict"] = "no detectable difference (could detect ≥ 0.090)"
+                    row["diff"]["map"]["mdd"] = 0.09
+            return s
+
+    res = run_study(get("placement"), _opts(tmp_path, placements=["neck", "sppf", "backbone"]),
+                    compare_fn=Holm({"se-neck": 0.08, "se-sppf": 0.05}, noise=0.002))
+    answer = json.loads((Path(res["out"]) / "study.json").read_text())["answer"]
+    assert "Placements that improved on stock: neck" in answer
+    assert "SE at sppf: no detectable effect" in answer and "does not hold after the adjustment" in answer
+    assert "SE at backbone" not in answer  # no effect, own interval includes 0: not singled out
+    md = (Path(res["out"]) / "study.md").read_text()
+    assert "this model alone" in md and "verdict (family-wise)" in md
+
+
+def test_plot_colours_follow_the_verdict():
+    from yolo_attn.studies.plots import _colour
+
+    assert _colour(0.01, 0.05, "better") == "tab:green" and _colour(-0.05, -0.01, "worse") == "tab:red"
+    assert _colour(0.01, 0.05, "no detectable difference (could detect ≥ 0.1)") == "tab:olive"
+    assert _colour(-0.01, 0.05, "no detectable difference (could detect ≥ 0.1)") == "tab:gray"
+    assert _colour(0.01, 0.05) == "tab:green" and _colour(-0.01, 0.05) == "tab:gray"  # no verdict: the interval
+
+
 def test_finished_study_prints_its_report_without_running(tmp_path, capsys):
     fake = FakeCompare({})
     run_study(get("fmm"), _opts(tmp_path, seeds=2), compare_fn=fake)

@@ -13,7 +13,8 @@ def _f(v, nd: int = 3) -> str:
 
 def effects_table(results: dict[str, V.ModelResult], roles: dict[str, str], order: list[str] | None = None) -> str:
     """Markdown: one row per model (role, mAP, Δ with interval, verdict, cost ratios to the baseline)."""
-    lines = ["| model | role | seeds ok | mAP50-95 (mean ± sd) | Δ to baseline [95% CI] | verdict | params × | latency × |",
+    lines = ["| model | role | seeds ok | mAP50-95 (mean ± sd) | Δ to baseline [95% CI, this model alone] "
+             "| verdict (family-wise) | params × | latency × |",
              "|---|---|---|---|---|---|---|---|"]
     for label in order or list(results):
         r = results.get(label)
@@ -42,7 +43,7 @@ def forest_rows(results: dict[str, V.ModelResult], roles: dict[str, str], order:
         e = r.effect
         note = f"latency ×{r.latency_ratio:.2f}" if r.latency_ratio else ""
         rows.append({"label": roles.get(label, label), "delta": e.delta, "lo": e.lo, "hi": e.hi,
-                     "per_seed": e.per_seed, "note": note})
+                     "per_seed": e.per_seed, "note": note, "verdict": e.verdict})
     return rows
 
 

@@ -63,6 +63,11 @@ def ranking(res: dict[str, V.ModelResult]) -> list[str]:
     return sorted((lbl for lbl, r in res.items() if not r.is_baseline), key=key)
 
 
+def _own_interval_only(e: V.Effect | None) -> bool:
+    """The model's own interval excludes 0 but the family-wise verdict does not call it better or worse."""
+    return bool(e and e.has_interval and (e.lo > 0 or e.hi < 0) and e.verdict not in ("better", "worse"))
+
+
 def analyse(opts: StudyOptions, plans: list[SweepPlan], summaries: dict[str, dict], out: Path) -> Analysis:
     p = plans[0]
     res = V.model_results(summaries[p.name])
@@ -82,6 +87,8 @@ def analyse(opts: StudyOptions, plans: list[SweepPlan], summaries: dict[str, dic
         head += f"Detectably worse: {', '.join(p.roles[w] for w in worse)}. "
     best = order[0] if order else None
     detail = V.sentence(res[best].effect, f"The top-ranked placement ({p.roles[best]})") if best else ""
+    own_only = [lbl for lbl in order[1:] if _own_interval_only(res[lbl].effect)]
+    detail += "".join(" " + V.sentence(res[lbl].effect, f"{opts.layer} at {p.roles[lbl]}") for lbl in own_only)
     table = _single.effects_table(res, {**p.roles}, [p.baseline] + order)
     data = {"ranking": [p.roles[lbl] for lbl in order], "models": {k: v.as_dict() for k, v in res.items()}}
     return Analysis(question, head + detail, [table], data,

@@ -20,12 +20,21 @@ def _plt():
     return plt
 
 
-def _colour(lo: float, hi: float) -> str:
-    if math.isfinite(lo) and lo > 0:
-        return "tab:green"
-    if math.isfinite(hi) and hi < 0:
-        return "tab:red"
-    return "tab:gray"
+def _colour(lo: float, hi: float, verdict: str | None = None) -> str:
+    """Green/red: better/worse by the verdict (family-wise); olive: only the model's own interval excludes 0.
+
+    Without a verdict (a single comparison: contrasts, the capacity slope points) the interval decides.
+    """
+    own = "up" if math.isfinite(lo) and lo > 0 else "down" if math.isfinite(hi) and hi < 0 else None
+    if verdict is None:
+        return {"up": "tab:green", "down": "tab:red"}.get(own, "tab:gray")
+    if verdict in ("better", "worse"):
+        return "tab:green" if verdict == "better" else "tab:red"
+    return "tab:olive" if own else "tab:gray"
+
+
+COLOUR_KEY = ("green/red: better/worse than the baseline (family-wise verdict); grey: no detectable difference;\n"
+              "olive: the model's own 95% interval excludes 0, but not after the adjustment for several models")
 
 
 def _errorbar(ax, x, y, lo, hi, horizontal: bool, colour: str) -> None:
@@ -44,7 +53,7 @@ def forest(rows: list[dict], path: Path, title: str, xlabel: str = "ΔmAP50-95 (
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 1.3 + 0.45 * max(1, len(rows))))
     for i, r in enumerate(rows):
-        c = _colour(r["lo"], r["hi"])
+        c = _colour(r["lo"], r["hi"], r.get("verdict"))
         _errorbar(ax, r["delta"], i, r["lo"], r["hi"], True, c)
         for v in r.get("per_seed", []):
             ax.plot(v, i, "x", color=c, alpha=0.5, ms=4)
@@ -52,7 +61,8 @@ def forest(rows: list[dict], path: Path, title: str, xlabel: str = "ΔmAP50-95 (
     ax.set_yticks(range(len(rows)), [r["label"] + (f"  ({r['note']})" if r.get("note") else "") for r in rows])
     ax.invert_yaxis()
     ax.set_title(title)
-    ax.set_xlabel(xlabel + " with 95% CI; x = single seeds")
+    key = "\n" + COLOUR_KEY if any(r.get("verdict") for r in rows) else ""
+    ax.set_xlabel(xlabel + " with 95% CI; x = single seeds" + key, fontsize=8 if key else None)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, format="png")
@@ -97,7 +107,7 @@ def pareto_plot(points: list[dict], front: list[str], path: Path, title: str, xl
     for p in points:
         if not math.isfinite(p.get("cost", math.nan)):
             continue
-        c = _colour(p["lo"], p["hi"]) if p.get("confirmed") else "silver"
+        c = _colour(p["lo"], p["hi"], p.get("verdict")) if p.get("confirmed") else "silver"
         _errorbar(ax, p["cost"], p["delta"], p["lo"], p["hi"], False, c)
         ax.annotate(p["label"], (p["cost"], p["delta"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
     fr = sorted((p for p in points if p["label"] in front and math.isfinite(p.get("cost", math.nan))), key=lambda p: p["cost"])

@@ -424,7 +424,7 @@ class Search:
             if m and m.effect:
                 cost = m.latency_ratio if m.latency_ratio is not None else math.nan
                 points.append({"label": s, "cost": cost, "delta": m.effect.delta, "lo": m.effect.lo, "hi": m.effect.hi,
-                               "confirmed": True})
+                               "confirmed": True, "verdict": m.effect.verdict})
                 cost_gain[s] = (cost, m.effect.delta)
         points.append({"label": BASELINE, "cost": 1.0, "delta": 0.0, "lo": math.nan, "hi": math.nan, "confirmed": True})
         return points, cost_gain
