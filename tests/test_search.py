@@ -101,6 +101,23 @@ def test_budget_stops_halving_and_confirms_current_best(tmp_path):
     assert fake.calls[-1]["seeds"] == [1, 2]  # confirmation reduced to what the budget allows (at least 2)
 
 
+def test_budget_counts_the_fixed_part_of_a_trial_once(tmp_path):
+    """10 s fixed + 2 s per epoch per trial, 0.15 h = 540 s: rung 0 costs 10 x 14 = 140 s; rung 1 (6 x 18 = 108 s)
+    and rung 2 (4 x 26 = 104 s) plus a 2-seed confirmation (6 x 26 = 156 s) fit (508 s). A single "seconds per
+    epoch" (7 s from rung 0's 2-epoch trials) would have priced them at 696 s and stopped halving for nothing."""
+    from yolo_attn.studies.search import measured_cost
+
+    fake = FakeCompare(EFFECTS, s_per_epoch=2.0, overhead_s=10.0)
+    res = Search(_opts(tmp_path, budget_hours=0.15), compare_fn=fake).run()
+    assert not res["data"]["stopped_early"]
+    assert sum("rung" in c["out"] for c in fake.calls) == 3
+    cost = measured_cost([tmp_path / "search" / "rung0"])
+    assert cost.epoch_s == pytest.approx(2.0) and cost.overhead_s == pytest.approx(10.0)
+    assert cost.trial_s(8) == pytest.approx(26.0)
+    state = json.loads((tmp_path / "search" / "search_state.json").read_text())
+    assert state["s_per_epoch"] == pytest.approx(2.0) and state["overhead_s"] == pytest.approx(10.0)
+
+
 def test_asha_setup_and_selection(tmp_path):
     setup = AshaSetup(["a", "b"], {"a": "a.yaml", "b": "b.yaml"}, [0], max_t=8, grace_period=2, reduction_factor=2)
     assert setup.scheduler_kwargs() == {"time_attr": "epoch", "metric": "map", "mode": "max", "max_t": 8,

@@ -26,8 +26,9 @@ class FakeCompare:
     """Stands in for ``yolo_attn.compare.compare``: mAP = base + effect(model) + seed noise, summary like compare's."""
 
     def __init__(self, effects: dict, noise: float = 0.002, base: float = 0.30, rng_seed: int = 0,
-                 s_per_epoch: float | None = None, alternating: bool = False):
+                 s_per_epoch: float | None = None, alternating: bool = False, overhead_s: float | None = None):
         self.effects, self.noise, self.base, self.s_per_epoch = effects, noise, base, s_per_epoch
+        self.overhead_s = overhead_s  # when set: records carry train_time_s, and duration_s adds this fixed part
         self.alternating = alternating  # model noise +-noise/4 by seed parity: the mean difference is exactly the effect
         self.rng = np.random.default_rng(rng_seed)
         self.calls = []
@@ -64,9 +65,12 @@ class FakeCompare:
             with open(Path(out) / "trials.jsonl", "a") as fh:
                 for m in models:
                     for s in seeds:
-                        fh.write(json.dumps({"trial_id": f"{Path(m).stem}__seed{s}", "model": Path(m).stem, "seed": s,
-                                             "status": "ok", "duration_s": self.s_per_epoch * epochs,
-                                             "epochs_done": epochs, "recorded_at": time.time()}) + "\n")
+                        rec = {"trial_id": f"{Path(m).stem}__seed{s}", "model": Path(m).stem, "seed": s,
+                               "status": "ok", "duration_s": self.s_per_epoch * epochs,
+                               "epochs_done": epochs, "recorded_at": time.time()}
+                        if self.overhead_s is not None:
+                            rec.update(train_time_s=rec["duration_s"], duration_s=rec["duration_s"] + self.overhead_s)
+                        fh.write(json.dumps(rec) + "\n")
         return {"models": rows, "baseline": baseline, "complete": True, "n_ok": len(rows) * len(seeds),
                 "n_trials": len(rows) * len(seeds), "data": "fake.yaml", "out": out}
 

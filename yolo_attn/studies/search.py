@@ -19,7 +19,7 @@ does not bias them).
 
 Budget: ``--max-trials`` bounds the number of trials up front (the confirmation seeds are reduced to
 2 if needed; fewer than that is an error). ``--budget HOURS`` is checked before each rung from the
-measured seconds per trained epoch: when the next rung plus the confirmation would overrun, halving
+measured cost of a trial (a fixed part plus training seconds per epoch, :class:`TrialCost`): when the next rung plus the confirmation would overrun, halving
 stops and the current best ``keep`` go to confirmation (said in the report). The search is resumable:
 the decisions of finished rungs are kept in ``search_state.json`` and each rung's sweep resumes itself.
 """
@@ -184,7 +184,8 @@ class SearchState:
     fingerprint: dict
     rungs: list[RungRecord] = field(default_factory=list)
     stopped_early: str | None = None
-    s_per_epoch: float | None = None
+    s_per_epoch: float | None = None  # measured training seconds per epoch (TrialCost.epoch_s)
+    overhead_s: float | None = None  # measured seconds per trial outside training (TrialCost.overhead_s)
 
     @classmethod
     def load(cls, out: Path, fingerprint: dict) -> "SearchState":
@@ -194,21 +195,40 @@ class SearchState:
             if d.get("fingerprint") != json.loads(json.dumps(fingerprint)):
                 raise ValueError(f"{out} holds a search with other settings ({path}); use another --out")
             return cls(d["fingerprint"], [RungRecord(**r) for r in d.get("rungs", [])], d.get("stopped_early"),
-                       d.get("s_per_epoch"))
+                       d.get("s_per_epoch"), d.get("overhead_s"))
         return cls(json.loads(json.dumps(fingerprint)))
 
     def save(self, out: Path) -> None:
         atomic_write_json(out / STATE, asdict(self))
 
 
-def seconds_per_epoch(folders: list[Path]) -> float | None:
-    """Measured trial seconds per trained epoch over the ok trials of these sweep folders."""
-    secs = eps = 0.0
+@dataclass(frozen=True)
+class TrialCost:
+    """Seconds a trial takes: a fixed part (model build, final validation, COCOeval, saving) plus one per epoch.
+
+    Short selection rungs are dominated by the fixed part, so one "seconds per epoch" measured on them
+    would overestimate a long trial several-fold (and stop halving early for nothing).
+    """
+
+    epoch_s: float
+    overhead_s: float = 0.0
+
+    def trial_s(self, epochs: int) -> float:
+        return self.overhead_s + epochs * self.epoch_s
+
+
+def measured_cost(folders: list[Path]) -> TrialCost | None:
+    """From the ok trials of these sweep folders: training seconds per epoch (``train_time_s``, or the whole
+    ``duration_s`` when a record lacks it) and the mean rest of each trial."""
+    train = eps = rest = 0.0
+    n = 0
     for f in folders:
         for r in trial_records(f):
-            secs += float(r.get("duration_s") or 0.0)
-            eps += float(r.get("epochs_done") or 0.0)
-    return secs / eps if eps else None
+            dur = float(r.get("duration_s") or 0.0)
+            t = r.get("train_time_s")
+            t = dur if t is None else min(float(t), dur)
+            train, eps, rest, n = train + t, eps + float(r.get("epochs_done") or 0.0), rest + dur - t, n + 1
+    return TrialCost(train / eps, rest / n) if eps else None
 
 
 # ------------------------------------------------------------------------------------------------ the search
@@ -263,17 +283,21 @@ class Search:
     def spent_s(self) -> float:
         return sum(float(r.get("duration_s") or 0.0) for f in self.out.glob("*/") for r in trial_records(f))
 
-    def s_per_epoch(self) -> float:
-        measured = seconds_per_epoch([p for p in self.out.glob("*/") if (p / "trials.jsonl").is_file()])
-        return measured or self.state.s_per_epoch or PRIOR_S_PER_EPOCH * (self.opts.imgsz / 128) ** 2
+    def cost(self) -> TrialCost:
+        measured = measured_cost([p for p in self.out.glob("*/") if (p / "trials.jsonl").is_file()])
+        if measured:
+            return measured
+        if self.state.s_per_epoch:
+            return TrialCost(self.state.s_per_epoch, self.state.overhead_s or 0.0)
+        return TrialCost(PRIOR_S_PER_EPOCH * (self.opts.imgsz / 128) ** 2)
 
     def confirm_cost_s(self, n_conf: int) -> float:
-        return (self.opts.keep + 1) * n_conf * self.opts.max_epochs * self.s_per_epoch()
+        return (self.opts.keep + 1) * n_conf * self.cost().trial_s(self.opts.max_epochs)
 
     def fits(self, n: int, epochs: int) -> bool:
         if self.opts.budget_hours is None:
             return True
-        need = (n + 1) * len(self.sel_seeds) * epochs * self.s_per_epoch() + self.confirm_cost_s(2)
+        need = (n + 1) * len(self.sel_seeds) * self.cost().trial_s(epochs) + self.confirm_cost_s(2)
         return self.spent_s() + need <= self.opts.budget_hours * 3600
 
     # -------------------------------------------------------------------- selection
@@ -297,7 +321,8 @@ class Search:
                                   {lbl: res[lbl].latency_ratio if lbl in res else None for lbl in alive},
                                   select(scores, survivors_of(len(alive), self.opts.eta, self.opts.keep)))
                 self.state.rungs.append(done)
-                self.state.s_per_epoch = self.s_per_epoch()
+                cost = self.cost()
+                self.state.s_per_epoch, self.state.overhead_s = cost.epoch_s, cost.overhead_s
                 self.state.save(self.out)
             else:  # decided in an earlier run: listed in 'what was run', not rerun
                 self.plan(f"rung{k}", done.candidates, self.sel_seeds, done.epochs)
