@@ -33,7 +33,7 @@ def erf_plot(d, path: Path) -> Path:
             if j == 0:
                 ax.set_ylabel(r.ref.label, fontsize=7)
     fig.suptitle("Effective receptive field (log10 of mean |gradient|)", fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.3 / fig.get_figheight()))  # keep a band for the title above the panels
     atomic_save(path, lambda tmp: fig.savefig(tmp, format="png"))
     plt.close(fig)
     return path
