@@ -118,6 +118,33 @@ def test_budget_counts_the_fixed_part_of_a_trial_once(tmp_path):
     assert state["s_per_epoch"] == pytest.approx(2.0) and state["overhead_s"] == pytest.approx(10.0)
 
 
+def test_rungs_where_nothing_has_learned_yet_are_flagged(tmp_path):
+    """Stock below 0.02 mAP50-95 at a rung (the candidates may be a little above): the report says that cut ranked
+    how early models start to learn."""
+    fake = FakeCompare({"se-neck": 0.02, "cbam-neck": 0.01}, noise=0.0005, base=0.005)
+    res = Search(_opts(tmp_path), compare_fn=fake).run()
+    notes = res["data"]["notes"]
+    assert any(n.startswith("rung 0: after 2 epochs stock scored 0.00") and "--min-epochs" in n for n in notes)
+    assert "how early the models start to learn" in (tmp_path / "search" / "search.md").read_text()
+    # stock learned: no such note
+    ok = Search(_opts(tmp_path / "b"), compare_fn=FakeCompare(EFFECTS, noise=0.002)).run()
+    assert not any("start to learn" in n for n in ok["data"]["notes"])
+
+
+def test_finished_search_rerun_keeps_its_confirmation_seeds(tmp_path):
+    """1,500 s budget, 10 s per epoch: all rungs (760 s) and a 3-seed confirmation (720 s) fit. Rerun, the spent
+    budget includes the confirmation itself; deciding the seeds again would shrink them to 2 and clash with the
+    stored sweep. The rerun confirms on the same seeds and reports the same numbers."""
+    opts = _opts(tmp_path, budget_hours=1500 / 3600)
+    fake = FakeCompare(EFFECTS, s_per_epoch=10.0)
+    first = Search(opts, compare_fn=fake).run()
+    assert fake.calls[-1]["seeds"] == [1, 2, 3] and not first["data"]["stopped_early"]
+    second = Search(opts, compare_fn=fake).run()
+    assert fake.calls[-1]["seeds"] == [1, 2, 3]
+    assert second["data"]["confirmation_seeds"] == first["data"]["confirmation_seeds"] == [1, 2, 3]
+    assert json.loads((tmp_path / "search" / "search_state.json").read_text())["confirm_seeds"] == [1, 2, 3]
+
+
 def test_asha_setup_and_selection(tmp_path):
     setup = AshaSetup(["a", "b"], {"a": "a.yaml", "b": "b.yaml"}, [0], max_t=8, grace_period=2, reduction_factor=2)
     assert setup.scheduler_kwargs() == {"time_attr": "epoch", "metric": "map", "mode": "max", "max_t": 8,

@@ -179,6 +179,22 @@ class RungRecord:
     survivors: list[str]
 
 
+BLIND_MAP = 0.02  # stock below this mAP50-95 at a rung: the models have barely started to learn
+
+
+def blind_rung_notes(rungs: list[RungRecord]) -> list[str]:
+    """A note per rung where stock itself had not started learning: its cut ranked how early models start."""
+    notes = []
+    for r in rungs:
+        stock = [v - r.deltas[k] for k, v in r.scores.items()
+                 if math.isfinite(v) and math.isfinite(r.deltas.get(k, math.nan))]  # stock = score - delta
+        if stock and max(stock) < BLIND_MAP:
+            notes.append(f"rung {r.index}: after {r.epochs} epochs stock scored {max(stock):.3f} mAP50-95 (below "
+                         f"{BLIND_MAP}), so its cut ranked how early the models start to learn, which need not predict "
+                         "where they end; raise --min-epochs")
+    return notes
+
+
 @dataclass
 class SearchState:
     fingerprint: dict
@@ -186,6 +202,8 @@ class SearchState:
     stopped_early: str | None = None
     s_per_epoch: float | None = None  # measured training seconds per epoch (TrialCost.epoch_s)
     overhead_s: float | None = None  # measured seconds per trial outside training (TrialCost.overhead_s)
+    confirm_seeds: list[int] | None = None  # decided once (budget included): a resumed search confirms on them
+    confirm_notes: list[str] = field(default_factory=list)  # what the budget did to the confirmation
 
     @classmethod
     def load(cls, out: Path, fingerprint: dict) -> "SearchState":
@@ -195,7 +213,7 @@ class SearchState:
             if d.get("fingerprint") != json.loads(json.dumps(fingerprint)):
                 raise ValueError(f"{out} holds a search with other settings ({path}); use another --out")
             return cls(d["fingerprint"], [RungRecord(**r) for r in d.get("rungs", [])], d.get("stopped_early"),
-                       d.get("s_per_epoch"), d.get("overhead_s"))
+                       d.get("s_per_epoch"), d.get("overhead_s"), d.get("confirm_seeds"), d.get("confirm_notes") or [])
         return cls(json.loads(json.dumps(fingerprint)))
 
     def save(self, out: Path) -> None:
@@ -370,10 +388,26 @@ class Search:
                 self.notes.append("budget: the confirmation is expected to overrun the budget (it runs on 2 seeds anyway)")
         return n
 
+    def confirmation(self) -> list[int]:
+        """The confirmation seeds, decided once and kept in the state. Deciding again on resume would count the
+        confirmation's own finished trials against the budget and pick fewer seeds than the stored sweep has."""
+        if self.state.confirm_seeds is None:
+            stored = self.out / "confirm" / "config.json"  # a search saved before the state kept them
+            if stored.is_file():
+                self.state.confirm_seeds = [int(x) for x in json.loads(stored.read_text())["seeds"]]
+            else:
+                before = len(self.notes)
+                self.state.confirm_seeds = confirmation_seeds(self.sel_seeds, self.confirm_seed_count())
+                self.state.confirm_notes = self.notes[before:]
+                del self.notes[before:]
+            self.state.save(self.out)
+        self.notes.extend(self.state.confirm_notes)
+        return list(self.state.confirm_seeds)
+
     def run(self, stream=None) -> dict:
         stream = stream or sys.stdout
         survivors = self.selection()
-        conf_seeds = confirmation_seeds(self.sel_seeds, self.confirm_seed_count())
+        conf_seeds = self.confirmation()
         self.log(f"confirmation: {', '.join(survivors)} and stock on new seeds {conf_seeds}, {self.opts.max_epochs} epochs")
         summary = self.sweep("confirm", survivors, conf_seeds, self.opts.max_epochs)
         report = self.report(survivors, conf_seeds, summary)
@@ -414,14 +448,16 @@ class Search:
             f"selection), {self.opts.max_epochs} epochs: {answer}", "",
             "## Confirmation (new seeds)", "", conf_table, "", "## Selection ranking", "", "\n".join(lines), "",
             f"Pareto front (latency × vs confirmed Δ): {', '.join(front) or '-'}.", "",
-            "## Notes", "", *[f"- {n}" for n in [*self.notes, *([self.state.stopped_early] if self.state.stopped_early else []),
+            "## Notes", "", *[f"- {n}" for n in [*self.notes, *blind_rung_notes(self.state.rungs),
+                                                  *([self.state.stopped_early] if self.state.stopped_early else []),
                                                   "Selection scores are single short runs; only the confirmation "
                                                   "intervals support a claim."]], "",
             *provenance_md(provenance(self.out, self.plans, self.summaries)), ""])
         atomic_write(self.out / "search.md", md)
         data = {"survivors": survivors, "ranking": rank, "confirmation_seeds": conf_seeds, "selection_seeds": self.sel_seeds,
                 "rungs": [asdict(r) for r in self.state.rungs], "confirmation": {k: v.as_dict() for k, v in res.items()},
-                "pareto_front": front, "complete": complete, "notes": self.notes, "stopped_early": self.state.stopped_early}
+                "pareto_front": front, "complete": complete, "notes": [*self.notes, *blind_rung_notes(self.state.rungs)],
+                "stopped_early": self.state.stopped_early}
         atomic_write_json(self.out / "search.json", data)
 
         def plot(path):
