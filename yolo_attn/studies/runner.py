@@ -51,7 +51,6 @@ class StudyOptions:
     progress: bool = True
     diagnose: bool = False  # after the sweeps: yolo-attn diagnose on each sweep's checkpoints
 
-
     def fingerprint(self) -> dict:
         """The options that decide the study's results (not where or how fast it runs)."""
         keep = ("data", "layer", "placement", "seeds", "epochs", "imgsz", "scale", "widths", "placements", "batch")
