@@ -102,18 +102,21 @@ def test_budget_stops_halving_and_confirms_current_best(tmp_path):
 
 
 def test_budget_counts_the_fixed_part_of_a_trial_once(tmp_path):
-    """10 s fixed + 2 s per epoch per trial, 0.15 h = 540 s: rung 0 costs 10 x 14 = 140 s; rung 1 (6 x 18 = 108 s)
-    and rung 2 (4 x 26 = 104 s) plus a 2-seed confirmation (6 x 26 = 156 s) fit (508 s). A single "seconds per
-    epoch" (7 s from rung 0's 2-epoch trials) would have priced them at 696 s and stopped halving for nothing."""
+    """10 s fixed + 2 s per epoch per trial, 660 s budget. Before rung 1 only 2-epoch trials exist, so the cost is
+    proportional (7 s/epoch): rung 1 + a 2-seed confirmation = 504 s, fits (140 s spent). After rung 1 the line
+    through 2- and 4-epoch trials is exact: rung 2 (4 x 26 s) + confirmation (6 x 26 s) = 260 s, fits (248 s spent).
+    Proportional pricing (5.6 s/epoch) would have said 450 s and stopped halving for nothing."""
     from yolo_attn.studies.search import measured_cost
 
     fake = FakeCompare(EFFECTS, s_per_epoch=2.0, overhead_s=10.0)
-    res = Search(_opts(tmp_path, budget_hours=0.15), compare_fn=fake).run()
+    res = Search(_opts(tmp_path, budget_hours=660 / 3600), compare_fn=fake).run()
     assert not res["data"]["stopped_early"]
     assert sum("rung" in c["out"] for c in fake.calls) == 3
-    cost = measured_cost([tmp_path / "search" / "rung0"])
-    assert cost.epoch_s == pytest.approx(2.0) and cost.overhead_s == pytest.approx(10.0)
-    assert cost.trial_s(8) == pytest.approx(26.0)
+    rung0 = measured_cost([tmp_path / "search" / "rung0"])
+    assert rung0.overhead_s == 0 and rung0.epoch_s == pytest.approx(7.0)  # one epoch count: proportional
+    both = measured_cost([tmp_path / "search" / "rung0", tmp_path / "search" / "rung1"])
+    assert both.epoch_s == pytest.approx(2.0) and both.overhead_s == pytest.approx(10.0)
+    assert both.trial_s(8) == pytest.approx(26.0)
     state = json.loads((tmp_path / "search" / "search_state.json").read_text())
     assert state["s_per_epoch"] == pytest.approx(2.0) and state["overhead_s"] == pytest.approx(10.0)
 

@@ -19,7 +19,7 @@ does not bias them).
 
 Budget: ``--max-trials`` bounds the number of trials up front (the confirmation seeds are reduced to
 2 if needed; fewer than that is an error). ``--budget HOURS`` is checked before each rung from the
-measured cost of a trial (a fixed part plus training seconds per epoch, :class:`TrialCost`): when the next rung plus the confirmation would overrun, halving
+measured cost of a trial (a line through the measured trial times, :class:`TrialCost`): when the next rung plus the confirmation would overrun, halving
 stops and the current best ``keep`` go to confirmation (said in the report). The search is resumable:
 the decisions of finished rungs are kept in ``search_state.json`` and each rung's sweep resumes itself.
 """
@@ -222,11 +222,7 @@ class SearchState:
 
 @dataclass(frozen=True)
 class TrialCost:
-    """Seconds a trial takes: a fixed part (model build, final validation, COCOeval, saving) plus one per epoch.
-
-    Short selection rungs are dominated by the fixed part, so one "seconds per epoch" measured on them
-    would overestimate a long trial several-fold (and stop halving early for nothing).
-    """
+    """Seconds a trial takes: a fixed part (model build, final validation, COCOeval, saving) plus one per epoch."""
 
     epoch_s: float
     overhead_s: float = 0.0
@@ -236,17 +232,24 @@ class TrialCost:
 
 
 def measured_cost(folders: list[Path]) -> TrialCost | None:
-    """From the ok trials of these sweep folders: training seconds per epoch (``train_time_s``, or the whole
-    ``duration_s`` when a record lacks it) and the mean rest of each trial."""
-    train = eps = rest = 0.0
-    n = 0
-    for f in folders:
-        for r in trial_records(f):
-            dur = float(r.get("duration_s") or 0.0)
-            t = r.get("train_time_s")
-            t = dur if t is None else min(float(t), dur)
-            train, eps, rest, n = train + t, eps + float(r.get("epochs_done") or 0.0), rest + dur - t, n + 1
-    return TrialCost(train / eps, rest / n) if eps else None
+    """The cost line ``duration_s = overhead_s + epochs * epoch_s`` through the ok trials of these sweep folders.
+
+    Fitted by least squares on whole trial durations once trials of two or more epoch counts exist (both
+    parts grow as models learn -- more detections to validate and evaluate -- so splitting one short
+    trial's time into training and the rest would underprice a long one). With one epoch count only, the
+    cost is taken as proportional to the epochs; that also applies when the fit is not a usable line.
+    """
+    import numpy as np
+
+    pts = [(float(r["epochs_done"]), float(r["duration_s"])) for f in folders for r in trial_records(f)
+           if r.get("epochs_done") and r.get("duration_s")]
+    if not pts:
+        return None
+    proportional = TrialCost(sum(d for _, d in pts) / sum(e for e, _ in pts))
+    if len({e for e, _ in pts}) < 2:
+        return proportional
+    slope, intercept = np.polyfit([e for e, _ in pts], [d for _, d in pts], 1)
+    return TrialCost(float(slope), float(intercept)) if slope > 0 and intercept >= 0 else proportional
 
 
 # ------------------------------------------------------------------------------------------------ the search
