@@ -99,6 +99,7 @@ def test_budget_stops_halving_and_confirms_current_best(tmp_path):
     assert res["data"]["stopped_early"].startswith("budget")
     assert res["data"]["survivors"] == ["se-neck", "cbam-neck"]
     assert fake.calls[-1]["seeds"] == [1, 2]  # confirmation reduced to what the budget allows (at least 2)
+    assert "budget: confirmation on 2 seeds instead of 3" in res["data"]["notes"]
 
 
 def test_budget_counts_the_fixed_part_of_a_trial_once(tmp_path):

@@ -200,8 +200,8 @@ class SearchState:
     fingerprint: dict
     rungs: list[RungRecord] = field(default_factory=list)
     stopped_early: str | None = None
-    s_per_epoch: float | None = None  # measured training seconds per epoch (TrialCost.epoch_s)
-    overhead_s: float | None = None  # measured seconds per trial outside training (TrialCost.overhead_s)
+    s_per_epoch: float | None = None  # the last measured cost line (TrialCost.epoch_s, its slope)
+    overhead_s: float | None = None  # and its intercept (TrialCost.overhead_s)
     confirm_seeds: list[int] | None = None  # decided once (budget included): a resumed search confirms on them
     confirm_notes: list[str] = field(default_factory=list)  # what the budget did to the confirmation
 
@@ -379,17 +379,18 @@ class Search:
         return survivors
 
     # -------------------------------------------------------------------- confirmation + report
-    def confirm_seed_count(self) -> int:
-        n = self.n_conf
+    def confirm_seed_count(self) -> tuple[int, list[str]]:
+        """Confirmation seeds the budget leaves room for (at least 2), and notes on what the budget did."""
+        n, notes = self.n_conf, []
         if self.opts.budget_hours is not None:
             left = self.opts.budget_hours * 3600 - self.spent_s()
             while n > 2 and self.confirm_cost_s(n) > left:
                 n -= 1
             if n < self.n_conf:
-                self.notes.append(f"budget: confirmation on {n} seeds instead of {self.n_conf}")
+                notes.append(f"budget: confirmation on {n} seeds instead of {self.n_conf}")
             if self.confirm_cost_s(n) > left:
-                self.notes.append("budget: the confirmation is expected to overrun the budget (it runs on 2 seeds anyway)")
-        return n
+                notes.append("budget: the confirmation is expected to overrun the budget (it runs on 2 seeds anyway)")
+        return n, notes
 
     def confirmation(self) -> list[int]:
         """The confirmation seeds, decided once and kept in the state. Deciding again on resume would count the
@@ -399,10 +400,8 @@ class Search:
             if stored.is_file():
                 self.state.confirm_seeds = [int(x) for x in json.loads(stored.read_text())["seeds"]]
             else:
-                before = len(self.notes)
-                self.state.confirm_seeds = confirmation_seeds(self.sel_seeds, self.confirm_seed_count())
-                self.state.confirm_notes = self.notes[before:]
-                del self.notes[before:]
+                n, self.state.confirm_notes = self.confirm_seed_count()
+                self.state.confirm_seeds = confirmation_seeds(self.sel_seeds, n)
             self.state.save(self.out)
         self.notes.extend(self.state.confirm_notes)
         return list(self.state.confirm_seeds)
@@ -441,6 +440,7 @@ class Search:
         complete = bool(summary.get("complete"))
         points, cost_gain = self.pareto_points(res, survivors)
         front = pareto_front(cost_gain)
+        notes = [*self.notes, *blind_rung_notes(self.state.rungs)]
         md = "\n".join([
             "# Placement search", "" if complete else "\n**Incomplete**: rerun the same command to continue.\n",
             "## Question", "", f"Which of {len(self.cands)} layer x placement candidates "
@@ -451,7 +451,7 @@ class Search:
             f"selection), {self.opts.max_epochs} epochs: {answer}", "",
             "## Confirmation (new seeds)", "", conf_table, "", "## Selection ranking", "", "\n".join(lines), "",
             f"Pareto front (latency × vs confirmed Δ): {', '.join(front) or '-'}.", "",
-            "## Notes", "", *[f"- {n}" for n in [*self.notes, *blind_rung_notes(self.state.rungs),
+            "## Notes", "", *[f"- {n}" for n in [*notes,
                                                   *([self.state.stopped_early] if self.state.stopped_early else []),
                                                   "Selection scores are single short runs; only the confirmation "
                                                   "intervals support a claim."]], "",
@@ -459,7 +459,7 @@ class Search:
         atomic_write(self.out / "search.md", md)
         data = {"survivors": survivors, "ranking": rank, "confirmation_seeds": conf_seeds, "selection_seeds": self.sel_seeds,
                 "rungs": [asdict(r) for r in self.state.rungs], "confirmation": {k: v.as_dict() for k, v in res.items()},
-                "pareto_front": front, "complete": complete, "notes": [*self.notes, *blind_rung_notes(self.state.rungs)],
+                "pareto_front": front, "complete": complete, "notes": notes,
                 "stopped_early": self.state.stopped_early}
         atomic_write_json(self.out / "search.json", data)
 
