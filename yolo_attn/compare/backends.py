@@ -44,12 +44,13 @@ def _ray_task(spec: TrialSpec) -> tuple[TrialRecord, bytes | None]:
     return rec, (p.read_bytes() if rec.ok and p.is_file() else None)
 
 
-def ray_available() -> bool:
+def import_ray():
+    """The ``ray`` module, or an ImportError that says how to install it (Ray is the optional ``ray`` extra)."""
     try:
-        import ray  # noqa: F401
-    except ImportError:
-        return False
-    return True
+        import ray
+    except ImportError as exc:
+        raise ImportError("the Ray backend needs Ray: pip install 'yolo_attn[ray]' (or pip install 'ray[tune]')") from exc
+    return ray
 
 
 def _ray_init(ray, address: str | None, num_cpus: int | None, log: bool) -> None:
@@ -62,10 +63,7 @@ def _ray_init(ray, address: str | None, num_cpus: int | None, log: bool) -> None
 
 def run_ray(specs: list[TrialSpec], on_done: OnDone, address: str | None = None, cpus_per_trial: int | None = None,
             progress=None, num_cpus: int | None = None, claim: Claim | None = None) -> None:
-    try:
-        import ray
-    except ImportError as exc:
-        raise ImportError("--backend ray needs Ray: pip install 'yolo_attn[ray]' (or pip install ray)") from exc
+    ray = import_ray()
     started_here = not ray.is_initialized()
     if started_here:
         _ray_init(ray, address, num_cpus, bool(progress))

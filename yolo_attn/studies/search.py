@@ -551,7 +551,9 @@ def run_asha(setup: AshaSetup, opts: SearchOptions, folder: Path, budget_s: floa
     ``trainable`` replaces :func:`asha_trainable` (tests: a synthetic learning curve). A Ray runtime
     started here is shut down at the end; a running one (``ray.init`` by the caller) is used as is.
     """
-    import ray
+    from ..compare.backends import import_ray
+
+    ray = import_ray()
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
