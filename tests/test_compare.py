@@ -390,7 +390,9 @@ def test_width_control_matches_parameter_count(tmp_path, se_yaml):
     assert abs(n - target) / target < 0.05
 
 
-@pytest.mark.skipif(__import__("importlib").util.find_spec("ray") is None, reason="ray not installed")
+@pytest.mark.ray
+@pytest.mark.skipif(__import__("importlib").util.find_spec("ray") is None,
+                    reason="ray not installed: CI runs the -m ray tests after installing the ray extra")
 def test_ray_backend_writes_the_same_store(tiny, tmp_path):
     s = compare(data=str(tiny), models=["yolov5n.yaml"], seeds=2, epochs=1, imgsz=64, n_boot=50, out=str(tmp_path / "r"),
                 backend="ray", progress=False, cpus_per_trial=1)

@@ -172,6 +172,7 @@ def test_asha_setup_and_selection(tmp_path):
     assert asha_survivors({"a": (8, 0.1), "b": (2, 0.9), "c": (4, 0.2)}, 2) == ["a", "c"]
 
 
+@pytest.mark.ray
 def test_asha_scheduler_builds_from_the_setup():
     pytest.importorskip("ray.tune", reason="Ray Tune not installed (pip install 'yolo_attn[ray]')")
     from ray.tune.schedulers import ASHAScheduler
@@ -181,6 +182,7 @@ def test_asha_scheduler_builds_from_the_setup():
     assert sched.metric == "map"
 
 
+@pytest.mark.ray
 @pytest.mark.slow
 def test_asha_stops_weak_candidates_in_a_tiny_local_ray_run(tmp_path):
     """Ray Tune with a synthetic learning curve per candidate (about a minute on 2 busy cores: Ray's start-up)."""
@@ -208,6 +210,7 @@ def test_search_command_is_discovered():
     assert a.layers == ["SE", "CBAM"] and a.max_trials == 30 and a.budget is None
 
 
+@pytest.mark.ray
 @pytest.mark.slow
 def test_asha_trainable_reports_every_epoch(tmp_path, monkeypatch):
     """The real Tune trainable (outside Ray, tune.report captured): trains SE at neck 2 epochs at imgsz 64."""
