@@ -252,6 +252,24 @@ def evil_pt(tmp_path):
     return path, marker
 
 
+@pytest.fixture(scope="session")
+def stock_ckpt(tmp_path_factory):
+    """A stock yolov5n (80 classes) with every tensor random, saved the way Ultralytics saves checkpoints.
+
+    BatchNorm scales are drawn around 1 (not 0), so features reach the head and a layer that changes them
+    changes the predictions."""
+    from ultralytics import YOLO
+
+    path = tmp_path_factory.mktemp("stock") / "yolov5n-stock.pt"
+    model = YOLO("yolov5n.yaml")
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for name, p in model.model.named_parameters():
+            p.copy_(torch.randn_like(p) * 0.05 + (1.0 if name.endswith("bn.weight") else 0.0))
+    model.save(path)
+    return path
+
+
 def run_layers(seq, x):
     """Run an Ultralytics layer list built by parse_model (each layer's ``f`` says what it reads)."""
     outputs = []

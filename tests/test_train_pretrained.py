@@ -15,21 +15,6 @@ from yolo_attn.train import SHORT_RUN, train
 MODEL = "yolov5n-se-backbone-end.yaml"  # SE inserted at index 9: every base layer >= 9 shifts by one
 
 
-@pytest.fixture(scope="module")
-def stock_ckpt(tmp_path_factory):
-    """A stock yolov5n (80 classes) with every tensor random, saved the way Ultralytics saves checkpoints."""
-    from ultralytics import YOLO
-
-    path = tmp_path_factory.mktemp("stock") / "yolov5n-stock.pt"
-    model = YOLO("yolov5n.yaml")
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for p in model.model.parameters():
-            p.copy_(torch.randn_like(p) * 0.05)
-    model.save(path)
-    return path
-
-
 def test_pretrained_transfer_and_base_index_freeze(stock_ckpt, tmp_path):
     result = train(
         **{**SHORT_RUN, "batch": 16, "nbs": 16},

@@ -789,3 +789,104 @@ def detection_loss(model, images: torch.Tensor, targets: torch.Tensor) -> dict[s
     if isinstance(items, dict):
         return {k: float(v) for k, v in items.items()}
     return {k: float(v) for k, v in zip(_LOSS_NAMES, torch.as_tensor(items).reshape(-1))}
+
+
+# --------------------------------------------------------------------------------------------
+# Seeded construction and the epoch-0 validation of a training run (the pretrained path of yolo_attn.train)
+# --------------------------------------------------------------------------------------------
+def _running_parse_locals() -> dict[str, Any] | None:
+    """Locals of the innermost running ``parse_model``, or None outside one."""
+    try:
+        return _parse_frame().f_locals
+    except RuntimeError:
+        return None
+
+
+def layer_roles(d: dict) -> list[str]:
+    """A role per row of model dict ``d``: module name, YAML arguments and the count of earlier rows with both equal.
+
+    The role says which rows correspond across two models without depending on row positions: a stock
+    ``Detect`` row has the same role in a model with inserted attention layers, and the k-th inserted
+    ``SE [16]`` the same role in every model holding one.
+    """
+    import json
+
+    rows = list(d.get("backbone") or []) + list(d.get("head") or [])
+    seen: dict[str, int] = {}
+    roles = []
+    for row in rows:
+        key = f"{row[2]}:{json.dumps(row[3], sort_keys=True, default=str)}"
+        roles.append(f"{key}#{seen.get(key, 0)}")
+        seen[key] = seen.get(key, 0) + 1
+    return roles
+
+
+def layer_seed(seed: int, role: str) -> int:
+    """The generator seed of one layer role under run seed ``seed`` (63 bits of SHA-256 of both)."""
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(f"{int(seed)}|{role}".encode()).digest()[:8], "little") >> 1
+
+
+class seeded_layers:  # noqa: N801 - used as a context manager, like torch.no_grad
+    """Inside, every layer ``parse_model`` builds draws its initial values from its own seed, ``layer_seed(seed, role)``.
+
+    The global torch generator is re-seeded when the first parameter of a new row is registered (torch's
+    parameter-registration hook, before the layer's constructor initialises it), so each layer's random
+    start depends only on the run seed and the layer's role (:func:`layer_roles`), not on the layers built
+    before it: the same stock layers and the same head start alike in every model of one seed, whatever
+    attention layers precede them. The CPU generator's state is restored on exit. A layer that draws random
+    numbers before registering its first parameter draws those from the previous layer's stream.
+    """
+
+    def __init__(self, seed: int):
+        self.seed = int(seed)
+        self._row: tuple[int, int] | None = None
+        self._roles: dict[int, list[str]] = {}
+
+    def _hook(self, module, name, param):
+        loc = _running_parse_locals()
+        if loc is None or not isinstance(loc.get("i"), int) or not isinstance(loc.get("d"), dict):
+            return None
+        d, i = loc["d"], loc["i"]
+        roles = self._roles.setdefault(id(d), layer_roles(d))
+        if self._row != (id(d), i) and i < len(roles):
+            self._row = (id(d), i)
+            torch.manual_seed(layer_seed(self.seed, roles[i]))
+        return None
+
+    def __enter__(self):
+        self._rng = torch.random.get_rng_state()
+        self._handle = nn.modules.module.register_module_parameter_registration_hook(self._hook)
+        return self
+
+    def __exit__(self, *exc):
+        self._handle.remove()
+        torch.random.set_rng_state(self._rng)
+        return False
+
+
+def validate_before_training(trainer) -> dict[str, float]:
+    """Ultralytics' own per-epoch validation of ``trainer``'s model before its first training step.
+
+    Call it from ``on_pretrain_routine_end`` (the EMA copy then equals the model). It runs the same
+    validator and data loader as the validation after each epoch, so the numbers are comparable with
+    ``results.csv``; the trainer's best fitness is left as it was (epoch 0 never becomes ``best.pt``).
+    """
+    names = tuple(getattr(trainer, "loss_names", None) or ())
+    if not names:  # set by Ultralytics from the first training batch's loss; before it, from the model's criterion
+        from ultralytics.utils.torch_utils import unwrap_model
+
+        model = unwrap_model(trainer.model)
+        names = tuple((getattr(model, "criterion", None) or model.init_criterion()).loss_names)
+    had_epoch, best, loss = hasattr(trainer, "epoch"), trainer.best_fitness, getattr(trainer, "loss", None)
+    trainer.loss_items = {k: torch.zeros((), device=trainer.device) for k in names}
+    trainer.loss = torch.zeros((), device=trainer.device)  # validate() reads it as a fallback fitness
+    trainer.epoch = trainer.start_epoch - 1
+    try:
+        metrics, _fitness = trainer.validate()
+    finally:
+        trainer.best_fitness, trainer.loss_items, trainer.loss = best, None, loss
+        if not had_epoch:
+            del trainer.epoch
+    return {k: float(v) for k, v in (metrics or {}).items() if isinstance(v, (int, float)) or hasattr(v, "item")}

@@ -68,6 +68,8 @@ YOLO_ATTN_ARGS = {
     "read it with yolo_attn's safe reader",
     "attn_init": "paper|identity: initialisation of every attention layer of the model YAML (identity: "
     "each starts as the identity, so pretrained= weights predict exactly as the stock model at epoch 0)",
+    "attn_lr": "learning-rate multiplier of the attention layers' parameters (the inserted layers and the "
+    "attention inside attention blocks), through their own optimizer parameter groups. Default 1",
 }
 
 
@@ -116,6 +118,8 @@ class AttnDetectionTrainer(DetectionTrainer):
     """
 
     transfer_report = None  # TransferReport of the last set-up, if pretrained weights were transferred
+    start_metrics: dict[str, float] | None = None  # validation of the transferred model before any training step
+    attn_lr = 1.0  # learning-rate multiplier of the attention parameters (build_optimizer)
     trust = False  # model=*.pt: False reads it with yolo_attn's safe reader, True unpickles it fully (runs its code)
     frozen: list[str] = []  # parameter-name prefixes frozen through the base-index translation
 
@@ -127,6 +131,7 @@ class AttnDetectionTrainer(DetectionTrainer):
             if _restore_threads_callback not in self.callbacks.setdefault(event, []):
                 self.callbacks[event].append(_restore_threads_callback)
         self.add_callback("on_pretrain_routine_end", _apply_translated_freeze)
+        self.add_callback("on_pretrain_routine_end", _validate_transferred_start)
 
     def _transfer_source(self):
         src = self.args.pretrained
@@ -164,8 +169,9 @@ class AttnDetectionTrainer(DetectionTrainer):
 
         freeze = self.args.freeze
         self.args.pretrained, self.args.freeze = False, None  # Ultralytics builds an untrained model
-        try:
-            ckpt = super().setup_model()
+        try:  # what the transfer leaves at init (attention, a new head) starts from the run's seed, per layer role
+            with _ultralytics.seeded_layers(self.args.seed):
+                ckpt = super().setup_model()
         finally:
             self.args.pretrained, self.args.freeze = source, freeze
         report = transfer_weights(source, self.model, verbose=False)
@@ -177,6 +183,14 @@ class AttnDetectionTrainer(DetectionTrainer):
             self.frozen = freeze_prefixes(self.model, freeze, report.mapping, backbone_length(load_checkpoint(source)))
             self._freeze_arg, self.args.freeze = freeze, None  # applied after Ultralytics' freeze step, in target names
         return ckpt
+
+    def build_optimizer(self, model, name="auto", lr=0.001, momentum=0.9, decay=1e-5, iterations=1e5):
+        """Ultralytics' optimizer; with ``attn_lr`` != 1 the attention parameters move to groups of their own at ``lr * attn_lr``."""
+        optimizer = super().build_optimizer(model, name=name, lr=lr, momentum=momentum, decay=decay, iterations=iterations)
+        if self.attn_lr != 1.0:
+            n = split_attention_groups(optimizer, attention_parameters(model), self.attn_lr)
+            LOGGER.info(f"yolo_attn: {n} attention parameter tensors train at {self.attn_lr} x the learning rate")
+        return optimizer
 
     def save_model(self):
         super().save_model()
@@ -194,6 +208,49 @@ def _apply_translated_freeze(trainer) -> None:
     names = _ultralytics.freeze_in_trainer(trainer, prefixes)  # BN layers of frozen prefixes stay in eval mode
     trainer.args.freeze = getattr(trainer, "_freeze_arg", trainer.args.freeze)  # saved train_args keep the user's value
     LOGGER.info(f"yolo_attn: froze {len(names)} tensors in {len(prefixes)} layers given in base indices: {', '.join(prefixes)}")
+
+
+def _validate_transferred_start(trainer) -> None:
+    """Epoch 0 of a run from transferred weights: the validation before any training step (``start_metrics``)."""
+    if trainer.transfer_report is not None and trainer.args.val:
+        trainer.start_metrics = _ultralytics.validate_before_training(trainer)
+        LOGGER.info(f"yolo_attn: before training mAP50-95 {trainer.start_metrics.get('metrics/mAP50-95(B)', float('nan')):.4f}")
+
+
+def attention_parameters(model) -> list[torch.nn.Parameter]:
+    """Parameters inside attention layers (registered ``preserve`` layers, also those inside blocks), in model order."""
+    from ultralytics.utils.torch_utils import unwrap_model
+
+    from .registry import LAYERS
+
+    preserve = tuple(s.cls for s in LAYERS if s.kind == "preserve")
+    seen, out = set(), []
+    for m in unwrap_model(model).modules():
+        if isinstance(m, preserve):
+            for p in m.parameters():
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    out.append(p)
+    return out
+
+
+def split_attention_groups(optimizer, params, factor: float) -> int:
+    """Move ``params`` out of each parameter group into a copy of that group at ``factor`` x its learning rate.
+
+    The copies keep every other setting of their group (weight decay, Ultralytics' ``param_group`` name,
+    so warm-up and the scheduler treat them like the group they came from). Returns the tensors moved.
+    """
+    ids = {id(p) for p in params}
+    moved = 0
+    for group in list(optimizer.param_groups):
+        mine = [p for p in group["params"] if id(p) in ids]
+        if not mine:
+            continue
+        group["params"] = [p for p in group["params"] if id(p) not in ids]
+        settings = {k: v for k, v in group.items() if k not in ("params", "initial_lr")}
+        optimizer.add_param_group({**settings, "params": mine, "lr": group["lr"] * factor})
+        moved += len(mine)
+    return moved
 
 
 @dataclass
@@ -217,6 +274,7 @@ class TrainResult:
     seconds: float
     args: dict[str, Any] = field(repr=False)
     trainer: Any = field(repr=False)
+    start_metrics: dict[str, float] | None = None  # with transferred pretrained= weights: validation before training
 
     @property
     def map50(self) -> float:
@@ -311,7 +369,11 @@ def train(callbacks: dict[str, Callable | list[Callable]] | None = None, **overr
     overrides = dict(overrides)
     attn_init = overrides.pop("attn_init", None)
     trust = bool(overrides.pop("trust", False))
+    attn_lr = _attn_lr(overrides.pop("attn_lr", 1.0))
     args = _resolve(overrides)
+    if attn_init is not None and str(args["model"]).lower().endswith(".pt"):
+        raise ValueError(f"attn_init={attn_init}: applies to a model YAML, but model={args['model']} is a checkpoint "
+                         "(its attention layers were initialised when it was made; yolo-attn transfer --init sets it)")
     if attn_init is not None:  # the trainer (and DDP workers) rebuild the model from a YAML file
         import tempfile
 
@@ -326,7 +388,7 @@ def train(callbacks: dict[str, Callable | list[Callable]] | None = None, **overr
         cbs[event].extend(fns if isinstance(fns, (list, tuple)) else [fns])
     t0 = time.perf_counter()
     trainer = AttnDetectionTrainer(overrides=args, _callbacks=cbs)
-    trainer.trust = trust
+    trainer.trust, trainer.attn_lr = trust, attn_lr
     trainer.train()
     seconds = time.perf_counter() - t0
     metrics = {k: float(v) for k, v in (trainer.metrics or {}).items() if isinstance(v, (int, float))}
@@ -338,7 +400,14 @@ def train(callbacks: dict[str, Callable | list[Callable]] | None = None, **overr
         seconds=seconds,
         args=vars(trainer.args).copy(),
         trainer=trainer,
+        start_metrics=trainer.start_metrics,
     )
+
+
+def _attn_lr(value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value != value:
+        raise ValueError(f"attn_lr={value!r}: expected a positive number (the attention layers' learning-rate multiplier)")
+    return float(value)
 
 
 def validate(model, data: str | Path | None = None, **overrides) -> dict[str, float]:

@@ -24,6 +24,17 @@ def _train_args(tokens: list[str]) -> dict:
         raise ValueError(f"--train-arg: {exc}") from None
 
 
+def _freeze(text: str | None):
+    """``--freeze``: 'backbone', a layer count, or a comma list of base-model layer indices."""
+    if text is None or text == "backbone":
+        return text
+    try:
+        values = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--freeze {text!r}: expected 'backbone', a layer count or a comma list of layer indices") from None
+    return values[0] if len(values) == 1 and "," not in text else values
+
+
 def _default_batch() -> int:
     from ..compare.trial import DEFAULT_TRAIN_ARGS
 
@@ -39,7 +50,16 @@ def add_arguments(parser) -> None:
     parser.add_argument("--epochs", type=int, default=None, help="epochs per trial (default 6 on the shipped dataset; 5 with --data)")
     parser.add_argument("--imgsz", type=int, default=None, help="image size (default 128)")
     parser.add_argument("--batch", type=int, default=None, help=f"batch size (default {_default_batch()})")
-    parser.add_argument("--pretrained", help="stock checkpoint transferred into every model before training")
+    parser.add_argument("--pretrained", help="stock checkpoint transferred into every model before training (the "
+                        "trials then use yolo_attn's fine-tuning settings, docs/pretrained.md; --train-arg overrides them)")
+    parser.add_argument("--attn-init", choices=("identity", "paper"), help="initialisation of every attention layer "
+                        "(default with --pretrained: identity, so each model starts predicting exactly as the "
+                        "checkpoint; without: as each YAML writes it)")
+    parser.add_argument("--freeze", help="with --pretrained: freeze these layers of the base model during training "
+                        "('backbone', a count N for layers 0..N-1, or a comma list of base indices); attention "
+                        "layers stay trainable")
+    parser.add_argument("--attn-lr", type=float, help="learning-rate multiplier for the attention layers only "
+                        "(their own optimizer parameter groups; default 1)")
     parser.add_argument("--trust", action="store_true", help="unpickle model checkpoints (--models X.pt) fully when "
                         "training (runs code in the files; only for files you made). Default: read without running code")
     parser.add_argument("--out", help="results folder (default runs/compare/<timestamp>); rerun it to resume")
@@ -83,6 +103,9 @@ def run(args) -> int:
         train_args["trust"] = True  # read by yolo_attn.train.train (model=*.pt), not passed to Ultralytics
     if args.batch:
         train_args["batch"] = args.batch
+    for key, value in (("attn_init", args.attn_init), ("freeze", _freeze(args.freeze)), ("attn_lr", args.attn_lr)):
+        if value is not None:
+            train_args[key] = value
     effect = args.effect if args.effect is not None else DEFAULT_EFFECT
     if effect <= 0:
         raise ValueError(f"--effect must be positive, got {effect}")

@@ -63,6 +63,8 @@ class TrialRecord:
     threads: int | None = None
     environment: dict[str, Any] | None = None  # what bit-reproducibility depends on (see .trial.environment)
     transfer: str | None = None  # one-line summary of the pretrained weight transfer
+    head_start: str | None = None  # pretrained: the head's start (transferred | new class outputs | scratch)
+    start: dict[str, float] | None = None  # pretrained: validation before any training step (epoch 0): map50, map, ...
     curve: list[dict] | None = None  # per-epoch validation metrics (results.csv)
     ultra: dict[str, float] | None = None  # Ultralytics' validator: map50, map, precision, recall
     coco: dict[str, float] | None = None  # COCOeval on the same predictions: map50, map

@@ -138,6 +138,12 @@ def summarize(store: Store, config: dict, n_boot: int = 1000, boot_seed: int = 0
         row["train_images_per_s"] = ips
         row["train_speed_ratio"] = ips / base_ips if ips == ips and base_ips and base_ips == base_ips else None
         row["per_seed"] = {str(s): {"ultra": r["ultra"], "coco": r["coco"]} for s, r in sorted(mine.items())}
+        starts = [r["start"]["map"] for r in mine.values() if (r.get("start") or {}).get("map") is not None]
+        if starts:  # pretrained trials: Ultralytics mAP50-95 before any training step
+            row["start_map_mean"], row["start_map_std"] = stats.mean_std(starts)
+        heads = sorted({r["head_start"] for r in mine.values() if r.get("head_start")})
+        if heads:
+            row["head_start"] = ", ".join(heads)
         if name != baseline:
             row["diff"] = _diffs(mine, base, reps, boot_seed)
         rows.append(row)
@@ -188,8 +194,38 @@ def _flat(row: dict) -> dict:
     return out
 
 
+def pretrained_lines(summary: dict) -> list[str]:
+    """What a sweep from --pretrained weights started from: attention init, fine-tuning settings, the head."""
+    s = summary["settings"]
+    if not s.get("pretrained"):
+        return []
+    from .trial import FINE_TUNE_ARGS
+
+    t = s.get("train_args") or {}
+    tune = ", ".join(f"{k} {t.get(k)}" for k in ("optimizer", "lr0", "lrf", "warmup_epochs", "mosaic", "freeze", "attn_lr")
+                     if k in t)
+    user = sorted(k for k in FINE_TUNE_ARGS if k in t and t[k] != FINE_TUNE_ARGS[k])
+    init = t.get("attn_init") or "as each YAML writes it"
+    out = ["", f"Started from {Path(str(s['pretrained'])).name}: attention layers init {init}"
+           + (" (each model predicts exactly as the stock checkpoint before training)" if init == "identity" else "")
+           + f"; fine-tuning settings {tune}"
+           + (f" (changed from yolo_attn's fine-tuning preset: {', '.join(user)})" if user else " (yolo_attn's fine-tuning preset)")
+           + ". epoch 0: Ultralytics mAP50-95 before any training step."]
+    scratch = [r["model"] for r in summary["models"] if "scratch" in (r.get("head_start") or "")]
+    new_cls = [r["model"] for r in summary["models"] if "new class outputs" in (r.get("head_start") or "")]
+    if scratch:
+        out.append(f"The detection head starts from scratch in {', '.join(scratch)}: the checkpoint's head does not "
+                   "transfer (e.g. the anchor-based head of an original-YOLOv5 checkpoint); only the backbone and "
+                   "neck are pretrained, and a few epochs are not enough to train the head.")
+    if new_cls:
+        out.append(f"The class outputs of the head start from scratch in {', '.join(new_cls)} (the dataset's class "
+                   "count differs from the checkpoint's); the rest of the head is pretrained.")
+    return out
+
+
 def markdown(summary: dict) -> str:
     s = summary["settings"]
+    start = any("start_map_mean" in r for r in summary["models"])
     lines = [
         f"# Attention comparison on {Path(str(summary['data'])).name}",
         "",
@@ -197,9 +233,10 @@ def markdown(summary: dict) -> str:
         f"imgsz {s['imgsz']}, seeds {s['seeds']}, weights {s['weights']}"
         + (f", pretrained {s['pretrained']}" if s.get("pretrained") else "") + ".",
         "",
-        "| model | ok | mAP50-95 (Ultralytics) | mAP50-95 (COCOeval) | mAP50 (Ultralytics) | mAP50 (COCOeval) "
+        "| model | ok | " + ("mAP50-95 epoch 0 | " if start else "") + "mAP50-95 (Ultralytics) | mAP50-95 (COCOeval) "
+        "| mAP50 (Ultralytics) | mAP50 (COCOeval) "
         "| P | R | ΔmAP50-95 [95% CI] | ΔmAP50 [95% CI] | params | GFLOPs@640 | latency × | train img/s × |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---" * (15 if start else 14) + "|",
     ]
     for r in summary["models"]:
         d = r.get("diff") or {}
@@ -217,14 +254,15 @@ def markdown(summary: dict) -> str:
 
         name = r["model"] + (" (control)" if r.get("is_control") else "")
         ratio = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
+        e0 = (f" | {_fmt(r['start_map_mean'])} ± {_fmt(r['start_map_std'])}" if "start_map_mean" in r else " | -") if start else ""
         lines.append(
-            f"| {name} | {r['n_ok']}/{r['n_trials']} "
+            f"| {name} | {r['n_ok']}/{r['n_trials']}{e0} "
             f"| {_fmt(r['ultra_map_mean'])} ± {_fmt(r['ultra_map_std'])} | {_fmt(r['coco_map_mean'])} ± {_fmt(r['coco_map_std'])} "
             f"| {_fmt(r['ultra_map50_mean'])} ± {_fmt(r['ultra_map50_std'])} | {_fmt(r['coco_map50_mean'])} ± {_fmt(r['coco_map50_std'])} "
             f"| {_fmt(r['precision'])} | {_fmt(r['recall'])} | {ci('map')} | {ci('map50')} "
             f"| {r['params'] / 1e6:.3f}M | {_fmt(r['gflops_640'], 2)} | {ratio(r['latency_ratio'])} | {ratio(r['train_speed_ratio'])} |"
             if r.get("params") else
-            f"| {name} | {r['n_ok']}/{r['n_trials']} | - | - | - | - | - | - | {ci('map')} | {ci('map50')} | - | - | - | - |"
+            f"| {name} | {r['n_ok']}/{r['n_trials']}{e0} | - | - | - | - | - | - | {ci('map')} | {ci('map50')} | - | - | - | - |"
         )
     lines += [
         "",
@@ -236,8 +274,7 @@ def markdown(summary: dict) -> str:
         "latency ×: batch-1 CPU inference latency at the sweep's imgsz, ratio to the baseline (interleaved, same process);",
         "train img/s ×: training throughput ratio to the baseline (mean over seeds).",
         f"Ultralytics vs COCOeval: same predictions; disagreement tolerance {summary['agreement_tolerance']}.",
-        "",
-    ] + verdict_lines(summary)
+    ] + pretrained_lines(summary) + [""] + verdict_lines(summary)
     if summary.get("diagnosis"):  # compare --diagnose (yolo_attn/diagnose)
         lines += ["", f"Why did attention help or hurt? See the [diagnosis]({summary['diagnosis']})."]
     if summary["warnings"]:

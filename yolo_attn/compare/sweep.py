@@ -18,7 +18,7 @@ from .contract import TrialSpec
 from ..datasets import check_data, class_names, dataset_root, load_data_yaml, split_images
 from ..datasets import dataset_yaml as absolute_data_yaml
 from .store import Store, stable_hash
-from .trial import (DEFAULT_TRAIN_ARGS, SWEEP_ARGS, environment, materialize, model_cost, model_label, quiet_ultralytics,
+from .trial import (SWEEP_ARGS, check_pretrained_options, environment, sweep_train_args, materialize, model_cost, model_label, quiet_ultralytics,
                     resolve_model)
 
 DEFAULT_MODELS = ["yolov5n.yaml", "yolov5n-se-backbone-end.yaml", "yolov5n-cbam-neck.yaml", "yolov5n-eca-backbone.yaml"]
@@ -353,8 +353,9 @@ def check_sweep_settings(train_args: dict | None, pretrained: str | None, specs_
     if own:
         raise ValueError(f"--train-arg {', '.join(own)}: set by the sweep itself (use --epochs, --imgsz, --device, "
                          "--pretrained, --seeds)")
-    t_args = {**DEFAULT_TRAIN_ARGS, **(train_args or {})}
+    t_args = sweep_train_args(train_args, pretrained)
     check_args({k: v for k, v in t_args.items() if k not in YOLO_ATTN_ARGS})  # trust, attn_init: yolo_attn's own
+    check_pretrained_options(t_args, pretrained, [m["ref"] for m in specs_m])
     if pretrained:
         from ..checkpoint import load_checkpoint
         from ..transfer import transfer_weights
@@ -366,7 +367,7 @@ def check_sweep_settings(train_args: dict | None, pretrained: str | None, specs_
         for m in specs_m:
             try:
                 with quiet_ultralytics():
-                    transfer_weights(pretrained, build(m["ref"], nc))
+                    transfer_weights(pretrained, build(m["ref"], nc, init=t_args.get("attn_init")))
             except Exception as exc:
                 raise ValueError(f"--pretrained {pretrained} does not transfer into {m['name']}: {exc}") from exc
     return t_args

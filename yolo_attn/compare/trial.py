@@ -43,6 +43,14 @@ DEFAULT_TRAIN_ARGS = {
     "cache": False,
     "patience": 1000,
 }
+# Starting from --pretrained weights, in place of the from-scratch values above (chosen from measurements on real
+# weights, docs/pretrained.md; every key can be overridden with --train-arg). attn_init: every attention layer
+# starts as the identity, so each model predicts exactly as the stock checkpoint before training.
+FINE_TUNE_ARGS = {
+    "lr0": 0.005,
+    "warmup_epochs": 1,
+    "attn_init": "identity",
+}
 # Set by the sweep itself for every trial: not allowed in --train-arg.
 SWEEP_ARGS = ("model", "data", "epochs", "imgsz", "seed", "deterministic", "plots", "val", "project", "name",
               "exist_ok", "verbose", "device", "pretrained", "mode", "task", "resume")
@@ -129,11 +137,13 @@ def model_label(ref: str) -> str:
     return Path(str(ref)).stem
 
 
-def build(ref: str, nc: int | None = None):
+def build(ref: str, nc: int | None = None, init: str | None = None):
     from ..models import build_model
 
     if str(ref).endswith(".pt"):
         return build_model(ref)
+    if init is not None:
+        return build_model(ref, nc=nc, init=init)
     from ultralytics.nn.tasks import DetectionModel
 
     return DetectionModel(str(ref), nc=nc, verbose=False)
@@ -169,20 +179,39 @@ def _set_threads(n: int | None) -> None:
         torch.set_num_threads(int(n))
 
 
-def _make_pretrained(ref: str, source: str, nc: int, out: Path) -> tuple[str, str]:
-    """Checkpoint of model ``ref`` carrying ``source``'s weights; returns (path, the transfer's summary line).
+def _make_pretrained(ref: str, source: str, nc: int, out: Path, seed: int) -> tuple[str, str]:
+    """Checkpoint of model checkpoint ``ref`` carrying ``source``'s weights; returns (path, the transfer's summary line).
 
-    ``source`` is read by yolo_attn's safe reader (no code in the file runs).
+    Only for ``--models X.pt``: a model YAML trains with ``pretrained=`` instead (the trainer transfers,
+    freezes in base indices and validates before training). ``source`` is read by yolo_attn's safe reader.
     """
-
+    from .._ultralytics import seeded_layers
+    from ..checkpoint import save_model_checkpoint
     from ..transfer import transfer_weights
 
-    model = build(ref, nc)
+    with seeded_layers(seed):
+        model = build(ref, nc)
     report = transfer_weights(source, model)
-    from ..checkpoint import save_model_checkpoint
-
     path = save_model_checkpoint(model, out / "pretrained_init.pt", half=False)
     return str(path), report.summary()
+
+
+def head_start(report) -> str:
+    """How the detection head of a transferred model starts: transferred, new class outputs, or from scratch."""
+    head = next((r for r in reversed(report.layers) if r.target is not None and "Detect" in r.target_type), None)
+    if head is None or head.status in ("new", "skipped") or "anchor-based" in head.note:
+        return "scratch"
+    return "new class outputs" if report.class_dependent else "transferred"
+
+
+def _start_metrics(metrics: dict | None) -> dict[str, float] | None:
+    if not metrics:
+        return None
+    keys = {"map50": "metrics/mAP50(B)", "map": "metrics/mAP50-95(B)", "precision": "metrics/precision(B)",
+            "recall": "metrics/recall(B)"}
+    out = {k: float(metrics[v]) for k, v in keys.items() if v in metrics}
+    out["loss"] = {k.split("/", 1)[1]: float(v) for k, v in metrics.items() if k.startswith("val/")}
+    return out
 
 
 def _results_curve(csv_path: Path) -> list[dict]:
@@ -318,8 +347,37 @@ class _Hooks:
                 "on_val_start": self.set_threads}
 
 
-def _train_args(spec: TrialSpec) -> dict:
+def sweep_train_args(train_args: dict | None, pretrained: str | None) -> dict:
+    """Every trial's training arguments: the short-run defaults, the fine-tuning ones with ``pretrained``, then the user's."""
+    return {**DEFAULT_TRAIN_ARGS, **(FINE_TUNE_ARGS if pretrained else {}), **(train_args or {})}
+
+
+def check_pretrained_options(t_args: dict, pretrained: str | None, refs: list[str]) -> None:
+    """Refuse option combinations a trial would find out too late (or silently ignore)."""
+    from ..registry import INITS
+    from ..train import _attn_lr
+
+    init, freeze = t_args.get("attn_init"), t_args.get("freeze")
+    if init is not None and init not in INITS:
+        raise ValueError(f"attn_init={init!r}: expected one of {', '.join(INITS)}")
+    if "attn_lr" in t_args:
+        _attn_lr(t_args["attn_lr"])
+    checkpoints = [r for r in refs if str(r).endswith(".pt")]
+    if checkpoints and init is not None:
+        raise ValueError(f"attn_init={init}: applies to model YAMLs, but {checkpoints[0]} is a checkpoint "
+                         "(its attention layers were initialised when it was made)")
+    if freeze not in (None, 0, [], False):
+        if not pretrained:
+            raise ValueError(f"freeze={freeze}: freezes pretrained layers; give --pretrained")
+        if checkpoints:
+            raise ValueError(f"freeze={freeze} with --pretrained needs model YAMLs (base-index freezing); "
+                             f"{checkpoints[0]} is a checkpoint")
+
+
+def _train_args(spec: TrialSpec, model_ref: str | None = None) -> dict:
     args = {**DEFAULT_TRAIN_ARGS, **(spec.train_args or {})}
+    if spec.pretrained and not str(model_ref or spec.model_ref).endswith(".pt"):
+        args["pretrained"] = spec.pretrained  # the trainer transfers it (yolo_attn.train.AttnDetectionTrainer)
     args.update(data=spec.data, epochs=spec.epochs, imgsz=spec.imgsz, seed=spec.seed, deterministic=True, plots=False,
                 val=True, project=str(Path(spec.trial_dir)), name="train", exist_ok=True, verbose=bool(spec.verbose))
     if spec.device is not None:
@@ -327,14 +385,14 @@ def _train_args(spec: TrialSpec) -> dict:
     return args
 
 
-def _train(spec: TrialSpec, model_ref: str, hooks: _Hooks) -> Path:
-    """Train with yolo_attn's trainer; return the weights to evaluate."""
+def _train(spec: TrialSpec, model_ref: str, hooks: _Hooks):
+    """Train with yolo_attn's trainer; return the weights to evaluate and the :class:`~yolo_attn.train.TrainResult`."""
     from ..train import train
 
-    train(callbacks=hooks.callbacks(), model=model_ref, **_train_args(spec))
+    result = train(callbacks=hooks.callbacks(), model=model_ref, **_train_args(spec, model_ref))
     hooks.set_threads()
     run_dir = Path(spec.trial_dir) / "train"
-    return run_dir / "weights" / ("best.pt" if spec.weights == "best" else "last.pt")
+    return run_dir / "weights" / ("best.pt" if spec.weights == "best" else "last.pt"), result
 
 
 def _validate(spec: TrialSpec, weights: Path, hooks: _Hooks):
@@ -406,10 +464,14 @@ def run_trial(spec: TrialSpec, progress: Callable[[dict], None] | None = None) -
         hooks.set_threads()
         rec.environment = environment(threads)
         model_ref = spec.model_ref
-        if spec.pretrained:
-            model_ref, rec.transfer = _make_pretrained(model_ref, spec.pretrained, spec.nc, tdir)
+        if spec.pretrained and str(model_ref).endswith(".pt"):
+            model_ref, rec.transfer = _make_pretrained(model_ref, spec.pretrained, spec.nc, tdir, spec.seed)
         with quiet_ultralytics(not spec.verbose):
-            weights = _train(spec, model_ref, hooks)
+            weights, result = _train(spec, model_ref, hooks)
+            report = result.trainer.transfer_report
+            if report is not None:
+                rec.transfer, rec.head_start = report.summary(), head_start(report)
+            rec.start = _start_metrics(result.start_metrics)
             rec.curve = _results_curve(weights.parents[1] / "results.csv")
             metrics, captured = _validate(spec, weights, hooks)
         box = metrics.box
