@@ -94,10 +94,11 @@ def test_structural_problems(tmp_path):
     assert _find(check_data(y), "fatal", "'val' path not found", "data.yaml")
     (tmp_path / "d" / "images" / "empty").mkdir()
     d["val"] = "images/empty"
-    d["nc"] = 5
     y.write_text(yaml.safe_dump(d))
-    rep = check_data(y)
-    assert _find(rep, "fatal", "has no images", "data.yaml") and _find(rep, "fatal", "nc=5 but 2 names", "data.yaml")
+    assert _find(check_data(y), "fatal", "has no images", "data.yaml")
+    d["nc"] = 5  # refused by Ultralytics itself, before any split is read
+    y.write_text(yaml.safe_dump(d))
+    assert _find(check_data(y), "fatal", "'names' length 2 and 'nc: 5' must match", "data.yaml")
 
 
 # ------------------------------------------------------------------------------------------------

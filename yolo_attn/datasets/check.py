@@ -28,14 +28,20 @@ A file listed in several splits is checked (and its problems reported) once.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .files import MIN_IMAGE_SIDE, image_files, image_size, label_path
-from .yaml import class_names, dataset_root, load_data_yaml
+from .._io import atomic_write
+from .files import MIN_IMAGE_SIDE, ListingError, image_size, label_path
+from .yaml import Dataset, resolve_dataset
+
+class DataCheckFailed(ValueError):
+    """The dataset check found fatal problems (the message lists them)."""
+
 
 EDGE_TOLERANCE = 0.01  # boxes may stick out of the image by this fraction before it is fatal
 
@@ -205,35 +211,85 @@ def _overlap(rep: CheckReport, listed: dict[str, list[str]]) -> None:
                                      f"({rep.val_overlap:.0%}) are also training images")
 
 
-def check_data(data_yaml: str | Path, splits=("train", "val", "test"), check_images: bool = True) -> CheckReport:
-    """Check an Ultralytics dataset YAML; every problem is reported with its file (see the module table)."""
-    rep = CheckReport(str(data_yaml))
+def _split_images(rep: CheckReport, ds: Dataset, split: str) -> list[str] | None:
+    """The images of one listed split, or None after reporting why it cannot be read."""
+    if ds.missing(split):
+        rep.add("fatal", ds.source, ds.missing_message(split))
+        return None
     try:
-        data = load_data_yaml(data_yaml)
-        names = class_names(data)
-        nc = int(data.get("nc", len(names)))
+        images = ds.images(split)
+    except ListingError as exc:
+        rep.add("fatal", ds.source, str(exc))
+        return None
+    if not images:
+        rep.add("fatal", ds.source, f"'{split}' split has no images")
+        return None
+    return images
+
+
+def check_data(data_yaml: str | Path | Dataset, splits=("train", "val", "test"), check_images: bool = True) -> CheckReport:
+    """Check an Ultralytics dataset YAML (or a resolved one); every problem is reported with its file (see the
+    module table)."""
+    rep = CheckReport(str(data_yaml.source if isinstance(data_yaml, Dataset) else data_yaml))
+    try:
+        ds = data_yaml if isinstance(data_yaml, Dataset) else resolve_dataset(data_yaml)
     except (FileNotFoundError, ValueError, TypeError) as exc:
         rep.add("fatal", data_yaml, str(exc))
         return rep
-    if nc != len(names):
-        rep.add("fatal", data_yaml, f"nc={nc} but {len(names)} names")
-    root = dataset_root(data_yaml, data)
+    for note in ds.notes:
+        rep.add("warning", ds.source, note)
+    nc = len(ds.names)
     listed: dict[str, list[str]] = {}
     done: dict[str, int] = {}
     for split in splits:
-        if split not in data or data[split] in (None, ""):
+        if split not in ds.splits:
             if split in ("train", "val"):
-                rep.add("fatal", data_yaml, f"no '{split}' split")
+                rep.add("fatal", ds.source, f"no '{split}' split")
             continue
-        try:
-            images = image_files(root, data[split])
-        except FileNotFoundError as exc:
-            rep.add("fatal", data_yaml, f"'{split}' path not found: {exc}")
-            continue
-        if not images:
-            rep.add("fatal", data_yaml, f"'{split}' split has no images")
-            continue
-        listed[split] = images
-        _check_split(rep, split, images, nc, check_images, done)
+        images = _split_images(rep, ds, split)
+        if images is not None:
+            listed[split] = images
+            _check_split(rep, split, images, nc, check_images, done)
     _overlap(rep, listed)
     return rep
+
+
+def _file_state(ds: Dataset) -> str:
+    """A digest of the checked copy and of every listed image and label file (name, size, modification time)."""
+    h = hashlib.sha256(ds.yaml.read_bytes())
+    for split in ds.splits:
+        for img in ([] if ds.missing(split) else ds.images(split)):
+            for f in (img, label_path(img)):
+                try:
+                    st = os.stat(f)
+                    h.update(f"{f}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+                except OSError:
+                    h.update(f"{f}:-\n".encode())
+    return h.hexdigest()
+
+
+def checked_dataset(data: str | Path, out_dir: str | Path | None = None, trust: bool = False,
+                    recheck: bool = True) -> tuple[Dataset, CheckReport | None]:
+    """Resolve dataset YAML ``data`` (its checked copy goes to ``out_dir``) and check it.
+
+    A passed check leaves a stamp beside the copy; with ``recheck=False`` a check of unchanged files is not
+    repeated (the report is then None) -- each trial of a sweep trains through ``train()``, which checks.
+    """
+    ds = resolve_dataset(data, out_dir, trust)
+    stamp = ds.yaml.with_name(ds.yaml.name + ".checked")
+    state = None if recheck else _file_state(ds)
+    if state is not None and stamp.is_file() and stamp.read_text() == state:
+        return ds, None
+    rep = check_data(ds)
+    if rep.ok:
+        atomic_write(stamp, state or _file_state(ds))
+    return ds, rep
+
+
+def require_dataset(data: str | Path, trust: bool = False) -> Dataset:
+    """The resolved dataset when its check passes (repeated only if files changed); DataCheckFailed otherwise."""
+    ds, rep = checked_dataset(data, trust=trust, recheck=False)
+    if rep is not None and not rep.ok:
+        raise DataCheckFailed(f"{ds.source}: dataset check failed ({len(rep.fatal)} fatal problems; "
+                              f"run yolo-attn check-data {ds.source}):\n" + "\n".join(str(p) for p in rep.fatal[:20]))
+    return ds
