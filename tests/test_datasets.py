@@ -44,7 +44,7 @@ def test_clean_dataset_passes(tmp_path, capsys):
     y = _dataset(tmp_path, {"a": "0 0.5 0.5 0.2 0.2\n1 0.3 0.3 0.1 0.1\n"})
     rep = check_data(y)
     assert rep.ok and not rep.problems, rep.summary()
-    assert rep.counts["train"] == {"images": 1, "boxes": 2, "labelled": 1}
+    assert rep.counts["train"] == {"images": 1, "boxes": 2, "labelled": 1, "empty": 0, "missing": 0, "tiny": 0}
     assert main(["check-data", str(y)]) == 0
 
 
