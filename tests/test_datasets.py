@@ -44,7 +44,7 @@ def test_clean_dataset_passes(tmp_path, capsys):
     y = _dataset(tmp_path, {"a": "0 0.5 0.5 0.2 0.2\n1 0.3 0.3 0.1 0.1\n"})
     rep = check_data(y)
     assert rep.ok and not rep.problems, rep.summary()
-    assert rep.counts["train"] == {"images": 1, "boxes": 2, "labelled": 1}
+    assert rep.counts["train"] == {"images": 1, "boxes": 2, "labelled": 1, "empty": 0, "missing": 0, "tiny": 0}
     assert main(["check-data", str(y)]) == 0
 
 
@@ -94,10 +94,11 @@ def test_structural_problems(tmp_path):
     assert _find(check_data(y), "fatal", "'val' path not found", "data.yaml")
     (tmp_path / "d" / "images" / "empty").mkdir()
     d["val"] = "images/empty"
-    d["nc"] = 5
     y.write_text(yaml.safe_dump(d))
-    rep = check_data(y)
-    assert _find(rep, "fatal", "has no images", "data.yaml") and _find(rep, "fatal", "nc=5 but 2 names", "data.yaml")
+    assert _find(check_data(y), "fatal", "has no images", "data.yaml")
+    d["nc"] = 5  # refused by Ultralytics itself, before any split is read
+    y.write_text(yaml.safe_dump(d))
+    assert _find(check_data(y), "fatal", "'names' length 2 and 'nc: 5' must match", "data.yaml")
 
 
 # ------------------------------------------------------------------------------------------------

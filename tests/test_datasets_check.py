@@ -172,4 +172,5 @@ def test_listed_missing_image_is_fatal_and_shared_files_reported_once(tmp_path):
     rep = check_data(_yaml(root, val="list.txt"), check_images=False)
     assert [p.file for p in _find(rep, "fatal", "does not exist")] == [str(root / "images/train/gone.jpg")]
     assert len(_find(rep, "warning", "duplicate label line")) == 1
-    assert rep.counts["val"] == {"images": 2, "boxes": 2, "labelled": 1} and rep.val_overlap == 0.5
+    assert rep.counts["val"] == {"images": 2, "boxes": 2, "labelled": 1, "empty": 0, "missing": 0, "tiny": 0}
+    assert rep.val_overlap == 0.5

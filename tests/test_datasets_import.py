@@ -6,6 +6,7 @@ Every layout is built here in tmp_path; nothing is shipped.
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from pathlib import Path
 
@@ -325,3 +326,28 @@ def test_val_fraction_is_validated(tmp_path, fraction, capsys):
     assert "--val-fraction" in capsys.readouterr().err
     with pytest.raises(ValueError, match="between 0 and 1"):
         import_yolo(tmp_path / "d", tmp_path / "o", names=["a"], val_fraction=float(fraction) if fraction != "x" else 2)
+
+
+def test_build_folder_of_a_killed_import_is_removed_on_rerun(tmp_path, capsys):
+    """kill -9 during an import leaves .OUT.importing-PID beside OUT; the next import removes it and says so,
+    and leaves the build folder of an import that still runs."""
+    import subprocess
+    import sys
+
+    src = tmp_path / "export"
+    for i in range(4):
+        _img(src / f"im{i}.jpg")
+        (src / f"im{i}.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    (src / "classes.txt").write_text("a\n")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    out = tmp_path / "out"
+    stale = tmp_path / f".out.importing-{gone.pid}"
+    (stale / "images").mkdir(parents=True)
+    (stale / "images" / "half.jpg").write_bytes(b"half")
+    running = tmp_path / f".out.importing-{os.getppid()}"  # a live process: not ours to remove
+    running.mkdir()
+    assert main(["import-data", "yolo", str(src), str(out), "--no-check"]) == 0
+    printed = capsys.readouterr().out
+    assert not stale.exists() and running.is_dir() and (out / "data.yaml").is_file()
+    assert f"removed {stale}, left by an interrupted import (process {gone.pid} no longer runs)" in printed

@@ -318,7 +318,7 @@ def test_bad_inputs_name_the_file_and_write_nothing(tiny, tmp_path):
     for args, needle in (
         (["--models", str(not_ckpt), "--data", str(tiny)], str(not_ckpt)),
         (["--models", str(not_det), "--data", str(tiny)], str(not_det)),
-        (["--models", str(stock), "--data", str(no_val)], f"{no_val}: the dataset has no 'val' split"),
+        (["--models", str(stock), "--data", str(no_val)], f"{no_val}: no 'val:' key"),
         (["--models", str(tmp_path / "missing.pt"), "--data", str(tiny)], "missing.pt"),
     ):
         err = io.StringIO()

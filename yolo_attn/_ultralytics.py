@@ -665,6 +665,35 @@ def ultralytics_image_files(img_path) -> list[str]:
         return base.BaseDataset.get_img_files(stand_in, img_path)
 
 
+def datasets_dir():
+    """Ultralytics' ``DATASETS_DIR`` (from its settings), where it looks for a relative ``path:`` not found in the cwd."""
+    from pathlib import Path
+
+    from ultralytics.data import utils
+
+    return Path(utils.DATASETS_DIR)
+
+
+def find_packaged_file(name: str) -> str | None:
+    """The file Ultralytics finds for a bare name such as ``coco8.yaml`` (searched in its package), never downloaded."""
+    from ultralytics.utils.checks import check_file
+
+    found = check_file(str(name), download=False, hard=False)
+    return str(found) if found else None
+
+
+def check_dataset_yaml(yaml_path, autodownload: bool = False) -> dict:
+    """Ultralytics' own ``check_det_dataset`` verdict on a dataset YAML (the mapping it trains with).
+
+    yolo_attn calls it with ``autodownload=False`` on its sanitised copy (no ``download:`` key), so nothing
+    in the YAML runs; ``autodownload=True`` only for ``yolo-attn train --trust``. Fonts resolve offline.
+    """
+    from ultralytics.data import utils
+
+    install_offline_font()
+    return utils.check_det_dataset(str(yaml_path), autodownload=autodownload)
+
+
 def freeze_in_trainer(trainer, prefixes) -> list[str]:
     """Freeze the parameters of ``trainer.model`` whose names start with one of ``prefixes``; return their names.
 

@@ -64,8 +64,9 @@ SHORT_RUN = {
 
 # Training arguments of yolo_attn itself (not Ultralytics'): name -> help
 YOLO_ATTN_ARGS = {
-    "trust": "True: unpickle a model=*.pt fully (runs code in the file; only for files you made). Default: "
-    "read it with yolo_attn's safe reader",
+    "trust": "True: unpickle a model=*.pt fully (runs code in the file; only for files you made) and let "
+    "Ultralytics run the dataset YAML's download: entry when a split is missing. Default: read the .pt with "
+    "yolo_attn's safe reader and never run a download:",
     "attn_init": "paper|identity: initialisation of every attention layer of the model YAML (identity: "
     "each starts as the identity, so pretrained= weights predict exactly as the stock model at epoch 0)",
     "attn_lr": "learning-rate multiplier of the attention layers' parameters (the inserted layers and the "
@@ -329,7 +330,7 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
     return {**check_args(overrides), **own}
 
 
-def _resolve(overrides: dict[str, Any]) -> dict[str, Any]:
+def _resolve(overrides: dict[str, Any], trust: bool = False) -> dict[str, Any]:
     args = dict(overrides)
     cfg = args.pop("cfg", None)
     if cfg:  # a YAML of arguments (e.g. hyper-parameters); explicit arguments win
@@ -346,6 +347,11 @@ def _resolve(overrides: dict[str, Any]) -> dict[str, Any]:
 
         args["data"] = str(shapes_yaml())
         LOGGER.info(f"yolo_attn: no data= given, training on the shipped shapes dataset ({args['data']})")
+    from .datasets import require_dataset
+
+    # checked as compare checks it; Ultralytics gets the checked copy (absolute paths, the YAML's download:
+    # entry left out: it runs only with --trust)
+    args["data"] = str(require_dataset(args["data"], trust=trust).yaml)
     args.setdefault("task", "detect")
     if args["task"] != "detect":
         raise ValueError(f"task={args['task']}: yolo_attn trains detection models only")
@@ -370,7 +376,7 @@ def train(callbacks: dict[str, Callable | list[Callable]] | None = None, **overr
     attn_init = overrides.pop("attn_init", None)
     trust = bool(overrides.pop("trust", False))
     attn_lr = _attn_lr(overrides.pop("attn_lr", 1.0))
-    args = _resolve(overrides)
+    args = _resolve(overrides, trust)
     if attn_init is not None and str(args["model"]).lower().endswith(".pt"):
         raise ValueError(f"attn_init={attn_init}: applies to a model YAML, but model={args['model']} is a checkpoint "
                          "(its attention layers were initialised when it was made; yolo-attn transfer --init sets it)")
@@ -427,6 +433,9 @@ def validate(model, data: str | Path | None = None, **overrides) -> dict[str, fl
         from .datasets import shapes_yaml
 
         data = shapes_yaml()
+    from .datasets import resolve_dataset
+
+    data = resolve_dataset(data).yaml  # the checked copy: no download: entry runs
     args = check_args({"plots": False, **overrides, "data": str(data), "task": "detect", "mode": "val"})
     if isinstance(model, (str, Path)) and Path(str(model)).suffix in (".yaml", ".yml"):
         from .models import build_model

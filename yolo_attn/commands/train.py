@@ -11,7 +11,8 @@ Arguments are Ultralytics' training arguments as key=value pairs, typed like Ult
 (epochs=10 -> int, lr0=0.01 -> float, plots=False -> bool). data= defaults to the shipped shapes dataset.
 --short-run adds settings for a few epochs on a CPU (SGD lr0=0.02, no warm-up, batch 8, no mosaic);
 explicit arguments override them. A model=*.pt is read without running code from the file
-(rebuilt from the model YAML it carries) unless --trust (or trust=True) is given. Example:
+(rebuilt from the model YAML it carries), and a dataset YAML's download: entry is never run, unless --trust
+(or trust=True) is given. The dataset is checked first (as yolo-attn check-data does). Example:
 
   yolo-attn train model=yolov5n-se-backbone-end.yaml data=data/shapes.yaml epochs=20 imgsz=128 --short-run
 """
@@ -23,8 +24,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("args", nargs="*", metavar="key=value", help="Ultralytics training arguments")
     parser.add_argument("--short-run", action="store_true", help="apply yolo_attn.train.SHORT_RUN before the arguments")
     parser.add_argument("--trust", action="store_true",
-                        help="unpickle a model=*.pt fully (runs code in the file; only for files you made). "
-                        "Default: read it without running anything from it")
+                        help="unpickle a model=*.pt fully (runs code in the file; only for files you made) and "
+                        "let Ultralytics run the dataset YAML's download: (a URL, shell command or Python code) "
+                        "when a split is missing. Default: run nothing from either file")
 
 
 def run(args) -> int:

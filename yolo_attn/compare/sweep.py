@@ -11,21 +11,15 @@ import time
 from pathlib import Path
 
 from .._io import atomic_write
-from ..datasets import shapes_yaml
+from ..datasets import DataCheckFailed, checked_dataset, resolve_dataset, shapes_yaml
 from ..train import YOLO_ATTN_ARGS, check_args, cpu_threads
 from . import report
 from .contract import TrialSpec
-from ..datasets import check_data, class_names, dataset_root, load_data_yaml, split_images
-from ..datasets import dataset_yaml as absolute_data_yaml
 from .store import Store, stable_hash
 from .trial import (SWEEP_ARGS, check_pretrained_options, environment, sweep_train_args, materialize, model_cost, model_label, quiet_ultralytics,
                     resolve_model)
 
 DEFAULT_MODELS = ["yolov5n.yaml", "yolov5n-se-backbone-end.yaml", "yolov5n-cbam-neck.yaml", "yolov5n-eca-backbone.yaml"]
-
-
-class DataCheckFailed(ValueError):
-    pass
 
 
 # --------------------------------------------------------------------------------------------
@@ -185,11 +179,11 @@ def default_data() -> str:
 
 
 def _data_fingerprint(yaml_path: Path) -> dict:
-    data = load_data_yaml(yaml_path)
-    root = dataset_root(yaml_path, data)
-    fp = {"names": class_names(data)}
+    ds = resolve_dataset(yaml_path)
+    root = ds.root
+    fp = {"names": ds.names}
     for split in ("train", "val"):
-        files = split_images(root, data[split])
+        files = sorted({Path(f) for f in ds.images(split)})
         h = hashlib.sha256()
         for f in files:
             st = f.stat()
@@ -294,16 +288,19 @@ def _sweep_threads(store: Store, threads: int | None) -> int:
 
 
 def _checked_data(data: str, out_dir: Path, log) -> tuple[Path, list[str]]:
-    """Absolute-path copy of the dataset YAML in the results folder, checked before anything trains."""
-    data_yaml = absolute_data_yaml(data, out_dir)
-    rep = check_data(data_yaml)
+    """The checked copy of the dataset YAML (absolute paths, no download:) in the results folder, checked
+    before anything trains."""
+    ds, rep = checked_dataset(data, out_dir)
+    data_yaml = ds.yaml
     atomic_write(out_dir / "data_check.json", json.dumps(rep.as_dict(), indent=2))
     if not rep.ok:
         raise DataCheckFailed(f"dataset check failed ({len(rep.fatal)} fatal problems, see {out_dir / 'data_check.json'}):\n"
                               + "\n".join(str(p) for p in rep.fatal[:20]))
     if rep.problems:
         log(f"dataset check: {len(rep.problems)} warning(s), see {out_dir / 'data_check.json'}")
-    return data_yaml, class_names(load_data_yaml(data_yaml))
+    for note in ds.notes:
+        log(f"dataset: {note}")
+    return data_yaml, ds.names
 
 
 def _model_spec(ref: str, nc: int, out_dir: Path) -> dict:

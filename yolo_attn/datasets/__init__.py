@@ -1,7 +1,7 @@
 """Datasets: import (COCO JSON, Pascal VOC / LabelImg XML, YOLO folders), check, YAML helpers, the shapes dataset.
 
-* :mod:`.yaml` -- reading a dataset YAML, the one dataset-root resolver (:func:`dataset_root`), class
-  names, :func:`dataset_yaml` (a copy with an absolute ``path:``, the same from every working directory);
+* :mod:`.yaml` -- reading a dataset YAML, the one resolver (:func:`resolve_dataset`: Ultralytics' rules, a
+  checked copy with absolute paths and no ``download:``), class names, :func:`dataset_yaml` (that copy);
 * :mod:`.files` -- the files Ultralytics reads: split listing, label paths, image sizes, label rows;
 * :mod:`.check` -- :func:`check_data` (``yolo-attn check-data``);
 * :mod:`.importers` (shared: splits, unique names, writing), :mod:`.coco`, :mod:`.voc`, :mod:`.yolo_folder`
@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .check import CheckReport, Problem, check_data
+from .check import CheckReport, DataCheckFailed, Problem, check_data, checked_dataset, require_dataset
 from .coco import import_coco
-from .files import IMG_FORMATS, image_files, image_size, label_path, read_yolo_labels, split_images
+from .files import IMG_FORMATS, ListingError, image_files, image_size, label_path, read_yolo_labels, split_images
 from .importers import ImportReport
 from .shapes import CLASSES, GENERATOR_VERSION, ShapesConfig, render, verify, write_dataset
 from .voc import import_voc
-from .yaml import cache_dir, class_names, dataset_root, dataset_yaml, load_data_yaml
+from .yaml import Dataset, DatasetError, cache_dir, class_names, dataset_yaml, load_data_yaml, resolve_dataset
 from .yolo_folder import import_yolo
 
 REPO_DATA = Path(__file__).resolve().parents[2] / "data"  # the repository's data/ (editable installs, checkouts)
@@ -33,12 +33,16 @@ __all__ = [
     "SHAPES_DIR",
     "SHAPES_YAML",
     "CheckReport",
+    "DataCheckFailed",
+    "Dataset",
+    "DatasetError",
     "ImportReport",
+    "ListingError",
     "Problem",
     "ShapesConfig",
     "check_data",
+    "checked_dataset",
     "class_names",
-    "dataset_root",
     "dataset_yaml",
     "image_files",
     "image_size",
@@ -49,6 +53,8 @@ __all__ = [
     "load_data_yaml",
     "read_yolo_labels",
     "render",
+    "require_dataset",
+    "resolve_dataset",
     "shapes_yaml",
     "split_images",
     "verify",

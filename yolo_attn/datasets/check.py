@@ -16,26 +16,40 @@ class id not an integer in [0, nc)             fatal
 coordinate outside [0, 1] (not normalised)     fatal
 box extends outside the image by > 1%          fatal
 box extends outside the image by <= 1%         warning (Ultralytics clips it)
-zero-size box                                  warning
+zero-size box, box under one pixel wide/high   warning (counted per split: ``tiny``)
 missing label file                             warning (background image); fatal if a split has no labels at all
-empty label file                               warning (background image)
+empty label file                               warning (background image; counted per split: ``empty``)
 duplicate label line                           warning
 validation images that are also training ones  warning, and ``val_overlap`` (their fraction) in the report
+val/test images that look like training ones   warning (perceptual hash, :mod:`.near_duplicates`), counts in
+                                               ``near_duplicates``
+a test folder beside val that the YAML omits   warning
 =============================================  =========
 
-A file listed in several splits is checked (and its problems reported) once.
+A file listed in several splits is checked (and its problems reported) once. The summary prints
+:data:`SHOWN_PER_KIND` problems of a repeated kind (empty label files, say) and then their count.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .files import MIN_IMAGE_SIDE, image_files, image_size, label_path
-from .yaml import class_names, dataset_root, load_data_yaml
+from .._io import atomic_write
+from .files import IMG_FORMATS, MIN_IMAGE_SIDE, ListingError, image_size, label_path
+from .near_duplicates import MAX_BITS, near_duplicates, train_hashes
+from .yaml import Dataset, resolve_dataset
+
+SHOWN_PER_KIND = 5  # the summary prints this many problems of one kind, then their count
+
+
+class DataCheckFailed(ValueError):
+    """The dataset check found fatal problems (the message lists them)."""
+
 
 EDGE_TOLERANCE = 0.01  # boxes may stick out of the image by this fraction before it is fatal
 
@@ -45,6 +59,7 @@ class Problem:
     severity: str  # "fatal" | "warning"
     file: str
     message: str
+    kind: str = ""  # problems of one kind (e.g. "empty label file") are counted together in the summary
 
     def __str__(self) -> str:
         return f"{self.severity.upper():8s}{self.file}: {self.message}"
@@ -56,6 +71,7 @@ class CheckReport:
     problems: list[Problem] = field(default_factory=list)
     counts: dict[str, dict] = field(default_factory=dict)
     val_overlap: float = 0.0  # fraction of validation images that are also training images (same file)
+    near_duplicates: dict[str, int] = field(default_factory=dict)  # per split: images close to a training image
 
     @property
     def fatal(self) -> list[Problem]:
@@ -65,13 +81,23 @@ class CheckReport:
     def ok(self) -> bool:
         return not self.fatal
 
-    def add(self, severity: str, file, message: str) -> None:
-        self.problems.append(Problem(severity, str(file), message))
+    def add(self, severity: str, file, message: str, kind: str = "") -> None:
+        self.problems.append(Problem(severity, str(file), message, kind))
 
     def summary(self) -> str:
-        lines = [str(p) for p in self.problems]
+        lines, seen = [], {}
+        for p in self.problems:
+            key = (p.severity, p.kind)
+            seen[key] = seen.get(key, 0) + 1
+            if not p.kind or seen[key] <= SHOWN_PER_KIND:
+                lines.append(str(p))
+        for (severity, kind), n in seen.items():
+            if kind and n > SHOWN_PER_KIND:
+                lines.append(f"{severity.upper():8s}... {n - SHOWN_PER_KIND} more: {kind} ({n} in all; --json lists them)")
         for split, c in self.counts.items():
-            lines.append(f"{split}: {c['images']} images, {c['boxes']} boxes, {c['labelled']} with labels")
+            lines.append(f"{split}: {c['images']} images, {c['boxes']} boxes, {c['labelled']} with labels, "
+                         f"{c['empty']} empty label files, {c['missing']} without a label file, "
+                         f"{c['tiny']} zero-size or sub-pixel boxes")
         n_w = len(self.problems) - len(self.fatal)
         verdict = "" if self.ok else " -- FAILED"
         lines.append(f"{self.data}: {len(self.fatal)} fatal problem(s), {n_w} warning(s){verdict}")
@@ -79,7 +105,7 @@ class CheckReport:
 
     def as_dict(self) -> dict:
         return {"data": self.data, "ok": self.ok, "counts": self.counts, "val_overlap": self.val_overlap,
-                "problems": [p.__dict__ for p in self.problems]}
+                "near_duplicates": self.near_duplicates, "problems": [p.__dict__ for p in self.problems]}
 
 
 def _box_corners(parts: list[str], coords: np.ndarray) -> tuple[float, float, float, float]:
@@ -90,8 +116,30 @@ def _box_corners(parts: list[str], coords: np.ndarray) -> tuple[float, float, fl
     return xs.min(), ys.min(), xs.max(), ys.max()
 
 
-def _check_line(rep: CheckReport, where: str, line: str, nc: int) -> tuple | None:
-    """Report the problems of one label line; its values when it counts as a box, else None."""
+@dataclass
+class _Pair:
+    """What one image and its label file hold: boxes, label state, zero-size or sub-pixel boxes."""
+
+    boxes: int = 0
+    state: str = "labelled"  # labelled | empty | missing (no label file) | absent (no image)
+    tiny: int = 0
+
+
+def _tiny_box(rep: CheckReport, where: str, x1, y1, x2, y2, size: tuple[int, int] | None) -> bool:
+    """Warn about a box without area or under one pixel wide or high (``size``: the image's, when known)."""
+    if x2 - x1 <= 0 or y2 - y1 <= 0:
+        rep.add("warning", where, "zero-size box (nothing to learn or find; validation still counts it as an object)",
+                "zero-size box")
+        return True
+    if size is not None and min((x2 - x1) * size[0], (y2 - y1) * size[1]) < 1 - 1e-6:
+        rep.add("warning", where, f"sub-pixel box ({(x2 - x1) * size[0]:.2f} x {(y2 - y1) * size[1]:.2f} px in a "
+                                  f"{size[0]}x{size[1]} image)", "sub-pixel box")
+        return True
+    return False
+
+
+def _check_line(rep: CheckReport, where: str, line: str, nc: int, size=None) -> tuple | None:
+    """Report the problems of one label line; its values (and whether it is tiny) when it is a box, else None."""
     parts = line.split()
     if len(parts) != 5 and not (len(parts) >= 7 and len(parts) % 2 == 1):
         rep.add("fatal", where,
@@ -117,38 +165,41 @@ def _check_line(rep: CheckReport, where: str, line: str, nc: int) -> tuple | Non
     if out > EDGE_TOLERANCE:
         rep.add("fatal", where, f"box outside the image by {out:.1%} of its size: {line.strip()!r}")
     elif out > 1e-6:
-        rep.add("warning", where, f"box sticks out of the image by {out:.2%} (clipped by Ultralytics)")
-    if x2 - x1 <= 0 or y2 - y1 <= 0:
-        rep.add("warning", where, "zero-size box")
-    return tuple(round(v, 6) for v in vals)
+        rep.add("warning", where, f"box sticks out of the image by {out:.2%} (clipped by Ultralytics)", "box sticks out")
+    tiny = _tiny_box(rep, where, x1, y1, x2, y2, size)
+    return tuple(round(v, 6) for v in vals), tiny
 
 
-def _check_label_file(rep: CheckReport, lbl: Path, nc: int) -> int:
-    """Report the problems of one label file; the number of box lines."""
+def _check_label_file(rep: CheckReport, lbl: Path, nc: int, size=None) -> _Pair:
+    """Report the problems of one label file; its boxes."""
     lines = [ln for ln in lbl.read_text(errors="replace").splitlines() if ln.strip()]
     if not lines:
-        rep.add("warning", lbl, "empty label file (image used as background)")
-        return 0
-    n, seen = 0, set()
+        rep.add("warning", lbl, "empty label file (image used as background)", "empty label file")
+        return _Pair(0, "empty")
+    pair, seen = _Pair(), set()
     for no, line in enumerate(lines, 1):
-        key = _check_line(rep, f"{lbl}:{no}", line, nc)
-        if key is None:
+        got = _check_line(rep, f"{lbl}:{no}", line, nc, size)
+        if got is None:
             continue
+        key, tiny = got
         if key in seen:
-            rep.add("warning", f"{lbl}:{no}", "duplicate label line")
+            rep.add("warning", f"{lbl}:{no}", "duplicate label line", "duplicate label line")
         seen.add(key)
-        n += 1
-    return n
+        pair.boxes += 1
+        pair.tiny += tiny
+    return pair
 
 
-def _check_image(rep: CheckReport, img: str) -> None:
+def _check_image(rep: CheckReport, img: str) -> tuple[int, int] | None:
+    """Report an unreadable or too small image; its (width, height) when it can be read."""
     try:
         w, h = image_size(img)
     except (ValueError, OSError) as exc:
         rep.add("fatal", img, str(exc))
-        return
+        return None
     if min(w, h) < MIN_IMAGE_SIDE:
         rep.add("fatal", img, f"image is {w}x{h} pixels; Ultralytics drops images under {MIN_IMAGE_SIDE} pixels a side")
+    return w, h
 
 
 def _repeated(rep: CheckReport, split: str, images: list[str]) -> None:
@@ -162,32 +213,36 @@ def _repeated(rep: CheckReport, split: str, images: list[str]) -> None:
                                         f"repeated entry; first as {listed[0]}): Ultralytics would train on every copy")
 
 
-def _check_pair(rep: CheckReport, img: str, nc: int, check_images: bool) -> int:
-    """Report the problems of one image and its label file; the number of boxes (-1: no label file)."""
+def _check_pair(rep: CheckReport, img: str, nc: int, check_images: bool) -> _Pair:
+    """Report the problems of one image and its label file."""
     if not os.path.isfile(img):
         rep.add("fatal", img, "listed image does not exist")
-        return -1
-    if check_images:
-        _check_image(rep, img)
+        return _Pair(0, "absent")
+    size = _check_image(rep, img) if check_images else None
     lbl = label_path(img)
     if not lbl.is_file():
-        rep.add("warning", lbl, f"missing label file for {Path(img).name} (image used as background)")
-        return -1
-    return _check_label_file(rep, lbl, nc)
+        rep.add("warning", lbl, f"missing label file for {Path(img).name} (image used as background)",
+                "missing label file")
+        return _Pair(0, "missing")
+    return _check_label_file(rep, lbl, nc, size)
 
 
 def _check_split(rep: CheckReport, split: str, images: list[str], nc: int, check_images: bool, done: dict) -> None:
-    """Check one split's files; ``done`` (path -> boxes) holds files an earlier split checked, reported once."""
+    """Check one split's files; ``done`` (path -> _Pair) holds files an earlier split checked, reported once."""
     _repeated(rep, split, images)
-    boxes = labelled = 0
+    c = {"images": len(images), "boxes": 0, "labelled": 0, "empty": 0, "missing": 0, "tiny": 0}
     for img in dict.fromkeys(images):
         if img not in done:
             done[img] = _check_pair(rep, img, nc, check_images)
-        boxes += max(done[img], 0)
-        labelled += done[img] > 0
-    if labelled == 0:
+        pair = done[img]
+        c["boxes"] += pair.boxes
+        c["tiny"] += pair.tiny
+        c["labelled"] += pair.boxes > 0
+        c["empty"] += pair.state == "empty"
+        c["missing"] += pair.state == "missing"
+    if c["labelled"] == 0:
         rep.add("fatal", rep.data, f"'{split}' split: none of its {len(images)} images has labels (wrong layout?)")
-    rep.counts[split] = {"images": len(images), "boxes": boxes, "labelled": labelled}
+    rep.counts[split] = c
 
 
 def _overlap(rep: CheckReport, listed: dict[str, list[str]]) -> None:
@@ -205,35 +260,123 @@ def _overlap(rep: CheckReport, listed: dict[str, list[str]]) -> None:
                                      f"({rep.val_overlap:.0%}) are also training images")
 
 
-def check_data(data_yaml: str | Path, splits=("train", "val", "test"), check_images: bool = True) -> CheckReport:
-    """Check an Ultralytics dataset YAML; every problem is reported with its file (see the module table)."""
-    rep = CheckReport(str(data_yaml))
+def _split_images(rep: CheckReport, ds: Dataset, split: str) -> list[str] | None:
+    """The images of one listed split, or None after reporting why it cannot be read."""
+    if ds.missing(split):
+        rep.add("fatal", ds.source, ds.missing_message(split))
+        return None
     try:
-        data = load_data_yaml(data_yaml)
-        names = class_names(data)
-        nc = int(data.get("nc", len(names)))
+        images = ds.images(split)
+    except ListingError as exc:
+        rep.add("fatal", ds.source, str(exc))
+        return None
+    if not images:
+        rep.add("fatal", ds.source, f"'{split}' split has no images")
+        return None
+    return images
+
+
+def check_data(data_yaml: str | Path | Dataset, splits=("train", "val", "test"), check_images: bool = True) -> CheckReport:
+    """Check an Ultralytics dataset YAML (or a resolved one); every problem is reported with its file (see the
+    module table)."""
+    rep = CheckReport(str(data_yaml.source if isinstance(data_yaml, Dataset) else data_yaml))
+    try:
+        ds = data_yaml if isinstance(data_yaml, Dataset) else resolve_dataset(data_yaml)
     except (FileNotFoundError, ValueError, TypeError) as exc:
         rep.add("fatal", data_yaml, str(exc))
         return rep
-    if nc != len(names):
-        rep.add("fatal", data_yaml, f"nc={nc} but {len(names)} names")
-    root = dataset_root(data_yaml, data)
+    for note in ds.notes:
+        rep.add("warning", ds.source, note)
+    nc = len(ds.names)
     listed: dict[str, list[str]] = {}
     done: dict[str, int] = {}
     for split in splits:
-        if split not in data or data[split] in (None, ""):
+        if split not in ds.splits:
             if split in ("train", "val"):
-                rep.add("fatal", data_yaml, f"no '{split}' split")
+                rep.add("fatal", ds.source, f"no '{split}' split")
             continue
-        try:
-            images = image_files(root, data[split])
-        except FileNotFoundError as exc:
-            rep.add("fatal", data_yaml, f"'{split}' path not found: {exc}")
-            continue
-        if not images:
-            rep.add("fatal", data_yaml, f"'{split}' split has no images")
-            continue
-        listed[split] = images
-        _check_split(rep, split, images, nc, check_images, done)
+        images = _split_images(rep, ds, split)
+        if images is not None:
+            listed[split] = images
+            _check_split(rep, split, images, nc, check_images, done)
     _overlap(rep, listed)
+    if check_images:
+        _near_duplicates(rep, listed)
+    _unlisted_test(rep, ds)
     return rep
+
+
+def _near_duplicates(rep: CheckReport, listed: dict[str, list[str]]) -> None:
+    """Warn about validation / test images that look like a training image (:mod:`.near_duplicates`)."""
+    if "train" not in listed or not any(s in listed for s in ("val", "test")):
+        return
+    hashes = train_hashes(sorted(set(listed["train"])))
+    for split in ("val", "test"):
+        if split not in listed:
+            continue
+        found = near_duplicates([], split, sorted(set(listed[split])), train_hashes=hashes)
+        found.pairs = [p for p in found.pairs if os.path.realpath(p[0]) != os.path.realpath(p[1])]  # same file: val_overlap
+        rep.near_duplicates[split] = len(found.pairs)
+        if found.pairs:
+            eg = "; ".join(f"{Path(a).name} ~ {Path(b).name} ({d} bits)" for a, b, d in found.pairs[:3])
+            rep.add("warning", rep.data, f"{len(found.pairs)} of {found.checked} '{split}' images look like near-duplicates "
+                                         f"of training images (perceptual hash within {MAX_BITS} of 256 bits: the same "
+                                         f"scene, e.g. consecutive shots or frames of one video), so '{split}' metrics "
+                                         f"partly measure memory of the training set. Examples: {eg}", "near-duplicate")
+
+
+def _unlisted_test(rep: CheckReport, ds: Dataset) -> None:
+    """Warn when the YAML names no test split but a ``test`` folder beside the validation one holds images."""
+    if "test" in ds.splits or len(ds.splits.get("val", ())) != 1:
+        return
+    val = ds.splits["val"][0]
+    parts = list(val.parts)
+    for i in range(len(parts) - 1, -1, -1):
+        if parts[i].lower() in ("val", "valid", "validation"):
+            test = Path(*parts[:i], "test", *parts[i + 1:])
+            if test.is_dir() and any(f.suffix[1:].lower() in IMG_FORMATS for f in test.iterdir()):
+                rel = os.path.relpath(test, ds.root)
+                rep.add("warning", ds.source, f"the YAML names no test split, but {test} holds images (the export's "
+                                              f"test split?); add 'test: {rel}' to the YAML to check and use it")
+            return
+
+
+def _file_state(ds: Dataset) -> str:
+    """A digest of the checked copy and of every listed image and label file (name, size, modification time)."""
+    h = hashlib.sha256(ds.yaml.read_bytes())
+    for split in ds.splits:
+        for img in ([] if ds.missing(split) else ds.images(split)):
+            for f in (img, label_path(img)):
+                try:
+                    st = os.stat(f)
+                    h.update(f"{f}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+                except OSError:
+                    h.update(f"{f}:-\n".encode())
+    return h.hexdigest()
+
+
+def checked_dataset(data: str | Path, out_dir: str | Path | None = None, trust: bool = False,
+                    recheck: bool = True) -> tuple[Dataset, CheckReport | None]:
+    """Resolve dataset YAML ``data`` (its checked copy goes to ``out_dir``) and check it.
+
+    A passed check leaves a stamp beside the copy; with ``recheck=False`` a check of unchanged files is not
+    repeated (the report is then None) -- each trial of a sweep trains through ``train()``, which checks.
+    """
+    ds = resolve_dataset(data, out_dir, trust)
+    stamp = ds.yaml.with_name(ds.yaml.name + ".checked")
+    state = None if recheck else _file_state(ds)
+    if state is not None and stamp.is_file() and stamp.read_text() == state:
+        return ds, None
+    rep = check_data(ds)
+    if rep.ok:
+        atomic_write(stamp, state or _file_state(ds))
+    return ds, rep
+
+
+def require_dataset(data: str | Path, trust: bool = False) -> Dataset:
+    """The resolved dataset when its check passes (repeated only if files changed); DataCheckFailed otherwise."""
+    ds, rep = checked_dataset(data, trust=trust, recheck=False)
+    if rep is not None and not rep.ok:
+        raise DataCheckFailed(f"{ds.source}: dataset check failed ({len(rep.fatal)} fatal problems; "
+                              f"run yolo-attn check-data {ds.source}):\n" + "\n".join(str(p) for p in rep.fatal[:20]))
+    return ds

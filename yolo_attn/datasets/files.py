@@ -1,10 +1,13 @@
 """The files Ultralytics reads for a detection dataset, found and read the way it does.
 
-* :func:`image_files` lists a split exactly as Ultralytics' loader does (``tests/test_datasets_files.py``
+* :func:`image_files` lists a split exactly as Ultralytics' loader does (``tests/test_datasets_check.py``
   compares the two through :func:`yolo_attn._ultralytics.ultralytics_image_files`): a folder is searched
-  recursively with :func:`glob.glob` (``**/*.*``), which follows directory symlinks -- a symlink loop
+  recursively as :func:`glob.glob` (``**/*.*``) does, following directory symlinks -- a symlink loop
   therefore lists the same image under many paths; a ``.txt`` list gives one path per line, a line
   starting with ``./`` being relative to the list's folder; files are kept by extension and sorted.
+  The walk is bounded where Ultralytics' is not: a folder on a pseudo filesystem (/proc, /sys) is refused,
+  and a walk past :data:`MAX_WALK_ENTRIES` entries or :data:`MAX_WALK_SECONDS` stops, both with a
+  :class:`ListingError`; a long walk reports its progress on stderr.
 * :func:`label_path` is the label of an image: the last ``images`` folder of its path becomes ``labels``.
 * :func:`image_size` opens an image without Ultralytics' Pillow patch, which answers an unidentified file
   (a zero-byte JPEG, say) by pip-installing a HEIF plugin.
@@ -12,9 +15,10 @@
 
 from __future__ import annotations
 
-import glob
 import os
 import sys
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,9 +29,113 @@ IMG_FORMATS = frozenset(
 MIN_IMAGE_SIDE = 10  # Ultralytics drops images smaller than this (in either dimension) as corrupt
 
 
-def _entry_files(p: Path) -> list[str]:
+# Bounds on listing one split folder: Ultralytics lists every file under it, recursively, so a YAML whose
+# split is ``.`` under ``path: /`` would walk the whole machine. yolo_attn stops and says why instead.
+MAX_WALK_ENTRIES = 5_000_000  # directory entries looked at, per split entry
+MAX_WALK_SECONDS = 300.0
+PROGRESS_SECONDS = 10.0  # a long walk reports its progress on stderr this often
+PSEUDO_FILESYSTEMS = frozenset({
+    "autofs", "binfmt_misc", "bpf", "cgroup", "cgroup2", "configfs", "debugfs", "devpts", "devtmpfs", "efivarfs",
+    "fusectl", "hugetlbfs", "mqueue", "nsfs", "proc", "pstore", "rpc_pipefs", "securityfs", "selinuxfs", "sysfs",
+    "tracefs"})
+
+
+class ListingError(ValueError):
+    """A split entry that cannot be listed the way Ultralytics would list it (too large, a pseudo filesystem)."""
+
+
+def _pseudo_devices() -> dict[int, tuple[str, str]]:
+    """``{st_dev: (mount point, type)}`` of the mounted pseudo filesystems (/proc, /sys, ...); empty off Linux."""
+    found: dict[int, tuple[str, str]] = {}
+    try:
+        lines = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return found
+    for line in lines:
+        parts = line.split()
+        if len(parts) >= 3 and parts[2] in PSEUDO_FILESYSTEMS:
+            point = parts[1].replace("\\040", " ")
+            try:
+                found.setdefault(os.stat(point).st_dev, (point, parts[2]))
+            except OSError:
+                continue
+    return found
+
+
+@dataclass
+class _Walk:
+    """The state of one bounded listing: entries seen, the clock, the progress line."""
+
+    top: str
+    what: str
+    pseudo: dict[int, tuple[str, str]]
+    entries: int = 0
+    images: int = 0
+    t0: float = field(default_factory=time.monotonic)
+    last_report: float = field(default_factory=time.monotonic)
+
+    def enter(self, folder: str) -> None:
+        """Refuse a folder on a pseudo filesystem before listing it."""
+        try:
+            dev = os.stat(folder).st_dev
+        except OSError:
+            return
+        if dev in self.pseudo:
+            point, kind = self.pseudo[dev]
+            raise ListingError(f"{self.what}: {self.top} reaches {folder}, on the {kind} pseudo filesystem mounted at "
+                               f"{point}; Ultralytics lists every file under a split folder recursively, so a split "
+                               "must name the images folder itself (or a .txt list of images)")
+
+    def tick(self) -> None:
+        self.entries += 1
+        if self.entries % 4096:
+            return
+        now = time.monotonic()
+        if self.entries > MAX_WALK_ENTRIES or now - self.t0 > MAX_WALK_SECONDS:
+            raise ListingError(f"{self.what}: stopped listing {self.top} after {self.entries:,} entries and "
+                               f"{now - self.t0:.0f} s ({self.images:,} images so far; limits {MAX_WALK_ENTRIES:,} "
+                               f"entries, {MAX_WALK_SECONDS:.0f} s). Ultralytics lists every file under a split folder "
+                               "recursively: point the split at the images folder, or list the images in a .txt file")
+        if now - self.last_report >= PROGRESS_SECONDS:
+            self.last_report = now
+            print(f"[datasets] listing {self.what} ({self.top}): {self.entries:,} entries, {self.images:,} images, "
+                  f"{now - self.t0:.0f} s", file=sys.stderr, flush=True)
+
+
+def _walk_folder(top: Path, what: str) -> list[str]:
+    """Every non-hidden path under ``top`` whose name has a dot: what ``glob(top/**/*.*, recursive=True)`` lists
+    (directory symlinks followed, hidden names skipped), within the bounds above."""
+    walk = _Walk(str(top), what, _pseudo_devices())
+    found: list[str] = []
+    stack = [str(top)]
+    while stack:
+        folder = stack.pop()
+        walk.enter(folder)
+        try:
+            with os.scandir(folder) as it:
+                entries = list(it)
+        except OSError:  # unreadable, a symlink loop too deep (ELOOP), a path too long: glob skips these silently
+            continue
+        for e in entries:
+            if e.name.startswith("."):
+                continue
+            walk.tick()
+            path = os.path.join(folder, e.name)
+            if "." in e.name:
+                found.append(path)
+                walk.images += e.name.rpartition(".")[-1].lower() in IMG_FORMATS
+            try:
+                is_dir = e.is_dir()
+            except OSError:
+                is_dir = False
+            if is_dir:
+                stack.append(path)
+    return found
+
+
+def _entry_files(p: Path, what: str) -> list[str]:
     if p.is_dir():
-        return glob.glob(os.path.join(glob.escape(str(p)), "**", "*.*"), recursive=True)
+        return _walk_folder(p, what)
     if p.is_file():
         lines = p.read_text(encoding="utf-8-sig", errors="replace").strip().splitlines()
         parent = str(p.parent) + os.sep
@@ -35,16 +143,17 @@ def _entry_files(p: Path) -> list[str]:
     raise FileNotFoundError(str(p))
 
 
-def image_files(root: Path, spec) -> list[str]:
+def image_files(root: Path, spec, what: str = "split") -> list[str]:
     """Image paths of one split entry (a folder, a ``.txt`` list, or a list of either) in Ultralytics' order.
 
     Relative entries are taken against the dataset ``root``; duplicates (a symlink loop) are kept, as
-    Ultralytics keeps them. FileNotFoundError for an entry that does not exist.
+    Ultralytics keeps them. FileNotFoundError for an entry that does not exist; :class:`ListingError` for a
+    folder that reaches a pseudo filesystem or exceeds the walk's bounds (``what`` names the split in messages).
     """
     files: list[str] = []
     for s in spec if isinstance(spec, (list, tuple)) else [spec]:
         p = Path(str(s)).expanduser()
-        files += _entry_files(p if p.is_absolute() else Path(root) / p)
+        files += _entry_files(p if p.is_absolute() else Path(root) / p, what)
     return sorted(f.replace("/", os.sep) for f in files if f.rpartition(".")[-1].lower() in IMG_FORMATS)
 
 

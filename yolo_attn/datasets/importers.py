@@ -7,7 +7,8 @@ hands it to :func:`write_dataset`, which
   stratified by each image's rarest class) unless the input fixes the splits;
 * names them uniquely (:func:`unique_names`: ``a/x.jpg`` and ``b/x.jpg`` become ``a_x.jpg`` and ``b_x.jpg``);
 * builds the whole dataset in a hidden folder beside ``OUT`` and renames it into place, so an interrupted
-  import leaves nothing half-written and nothing of the input is ever deleted or overwritten (an output
+  import leaves nothing half-written (a build folder left by a killed import is removed, with a message,
+  by the next import into ``OUT``: :func:`remove_stale_builds`) and nothing of the input is ever deleted or overwritten (an output
   folder that holds an input is refused; a non-empty one needs ``force``).
 
 Ultralytics layout written::
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from glob import escape as glob_escape
 import shutil
 from collections import Counter
 from dataclasses import dataclass, field
@@ -238,6 +240,32 @@ def _swap_in(build: Path, out: Path) -> None:
         shutil.rmtree(old)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_builds(out: Path) -> list[str]:
+    """Remove the hidden build folders beside ``out`` left by imports that were killed; one message per folder.
+
+    A build folder is ``.OUT.importing-PID`` (or ``.OUT.old-PID`` while swapping in); it is stale when
+    process PID no longer runs. A folder of a running import is left alone.
+    """
+    notes = []
+    for prefix in (f".{out.name}.importing-", f".{out.name}.old-"):
+        for build in sorted(out.parent.glob(glob_escape(prefix) + "*")):
+            pid = build.name[len(prefix):]
+            if build.is_dir() and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+                shutil.rmtree(build)
+                notes.append(f"removed {build}, left by an interrupted import (process {pid} no longer runs)")
+    return notes
+
+
 def write_dataset(items: list[Item], out: str | Path, names: dict[int, str], skips: Skips, source: str,
                   val_fraction: float = 0.2, link: bool = False) -> ImportReport:
     """Split, name and write ``items`` as an Ultralytics dataset in ``out`` (see the module docstring)."""
@@ -252,6 +280,9 @@ def write_dataset(items: list[Item], out: str | Path, names: dict[int, str], ski
         skips.warnings.append(f"every image went to '{splits[0]}': the YAML's val is the training images "
                               "(VALIDATION = TRAINING); import with automatic splits to get a real validation set")
     out.parent.mkdir(parents=True, exist_ok=True)
+    for note in remove_stale_builds(out):
+        print(f"[import-data] {note}", flush=True)
+        skips.warnings.append(note)
     build = out.with_name(f".{out.name}.importing-{os.getpid()}")
     try:
         _fill(build, items, link)

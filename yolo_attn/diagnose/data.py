@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..compare import cocoeval
-from ..datasets import class_names, dataset_root, label_path, load_data_yaml, read_yolo_labels, split_images
+from ..datasets import Dataset, ListingError, label_path, read_yolo_labels, resolve_dataset
 
 
 class DiagnoseError(ValueError):
@@ -76,16 +76,19 @@ def _subset(files: list[Path], n: int | None, seed: int) -> list[Path]:
     return [files[i] for i in sorted(idx)]
 
 
-def load_split(yaml_path: Path, data: dict, name: str, imgsz: int, n: int | None = None, seed: int = 0) -> Split:
-    """Read split ``name`` of dataset YAML ``yaml_path`` (``n`` images drawn with ``seed``, all if None)."""
+def load_split(ds: Dataset, name: str, imgsz: int, n: int | None = None, seed: int = 0) -> Split:
+    """Read split ``name`` of a resolved dataset (``n`` images drawn with ``seed``, all if None)."""
     import cv2
 
-    if not data.get(name):
+    yaml_path = ds.source
+    if name not in ds.splits:
         raise DiagnoseError(f"{yaml_path}: the dataset has no '{name}' split")
+    if ds.missing(name):
+        raise DiagnoseError(f"{yaml_path}: {ds.missing_message(name)}")
     try:
-        files = split_images(dataset_root(yaml_path, data), data[name])
-    except FileNotFoundError as exc:
-        raise DiagnoseError(f"{yaml_path}: '{name}' split not found: {exc}") from None
+        files = sorted({Path(f) for f in ds.images(name)})
+    except ListingError as exc:
+        raise DiagnoseError(str(exc)) from None
     if not files:
         raise DiagnoseError(f"{yaml_path}: the '{name}' split holds no images")
     files = _subset(files, n, seed)
@@ -109,10 +112,9 @@ def load_data(yaml_path: str | Path, imgsz: int, n_val: int | None = None, n_tra
     """Both splits of a dataset YAML (train only if ``need_train``); errors name the YAML."""
     yaml_path = Path(yaml_path)
     try:
-        data = load_data_yaml(yaml_path)
-        names = class_names(data)
-    except (FileNotFoundError, ValueError) as exc:
-        raise DiagnoseError(f"{yaml_path}: {exc}") from None
-    val = load_split(yaml_path, data, "val", imgsz, n_val, seed)
-    train = load_split(yaml_path, data, "train", imgsz, n_train, seed) if need_train else None
-    return DiagData(yaml_path, names, imgsz, val, train)
+        ds = resolve_dataset(yaml_path)
+    except (FileNotFoundError, ValueError) as exc:  # the message names the YAML
+        raise DiagnoseError(str(exc)) from None
+    val = load_split(ds, "val", imgsz, n_val, seed)
+    train = load_split(ds, "train", imgsz, n_train, seed) if need_train else None
+    return DiagData(yaml_path, ds.names, imgsz, val, train)
