@@ -253,6 +253,32 @@ def test_claims_block_live_holders_and_expire_for_dead_ones(tmp_path, monkeypatc
     assert json.loads((claims / "t3.json").read_text())["heartbeat"] > before
 
 
+def test_claim_with_a_heartbeat_in_the_future_expires_on_this_clock(tmp_path, monkeypatch):
+    """Clock skew or a copied folder: a heartbeat ahead of this machine's clock must not hold a trial forever."""
+    from yolo_attn.compare import store as store_mod
+
+    clock = [1000.0]
+    monkeypatch.setattr(store_mod, "_local_clock", lambda: clock[0])
+    path = tmp_path / "claims" / "t1.json"
+    path.parent.mkdir(parents=True)
+    claim = {"host": "elsewhere", "pid": 4242, "heartbeat": time.time() + 86400}
+    path.write_text(json.dumps(claim))
+    s = Store(tmp_path)
+    assert not s.claim("t1", "h")  # first sight: it might be a live holder on a clock ahead of ours
+    text = s.describe_claim("t1", s.read_claim("t1"))
+    assert "pid 4242 on elsewhere" in text and "in the future" in text and str(path) in text
+    clock[0] += store_mod.STALE_S / 2
+    claim["heartbeat"] += store_mod.HEARTBEAT_S  # a live holder rewrites its claim: the watch starts again
+    path.write_text(json.dumps(claim))
+    assert not s.claim("t1", "h")
+    clock[0] += store_mod.STALE_S / 2 + 1
+    assert not s.claim("t1", "h")  # refreshed STALE_S/2 ago only
+    clock[0] += store_mod.STALE_S / 2
+    with pytest.warns(RuntimeWarning, match=r"stale claim on t1 \(.*t1\.json: pid 4242 on elsewhere"):
+        assert s.claim("t1", "h")  # unchanged for STALE_S on this process's clock
+    assert json.loads(path.read_text())["host"] == store_mod.HOST
+
+
 def _fake_trial(spec, progress=None):
     """Stands in for training: writes the trial folder like a trial does, fails if anyone else writes there too."""
     tdir = Path(spec.trial_dir)

@@ -13,7 +13,10 @@
 * ``claims/<trial_id>.json`` — which process is training a trial now (host, pid, heartbeat). Two
   sweeps on one folder (two shells, or a local run beside a Ray run) split the trials instead of both
   training every one into the same folder. A claim whose process is gone (same host, pid not running)
-  or whose heartbeat is older than :data:`STALE_S` is stale and is taken over.
+  or whose heartbeat is older than :data:`STALE_S` is stale and is taken over. A heartbeat in the future
+  of this machine's clock (clock skew between hosts, a copied folder) tells nothing about the holder:
+  such a claim is stale once this process has seen it unchanged for :data:`STALE_S` on its own clock
+  (a live holder rewrites it every :data:`HEARTBEAT_S`). Deleting a claim file releases the trial.
 * ``trials/<trial_id>/`` — the Ultralytics run, validation predictions and evaluation arrays.
 
 Resume rule: a trial whose id has an ``ok`` record (for the current settings) is never trained again;
@@ -47,6 +50,7 @@ CLAIMS = "claims"
 HEARTBEAT_S = 20.0  # a claiming process refreshes its claims this often
 STALE_S = 300.0  # a claim not refreshed for this long belongs to a dead (or frozen) process
 HOST = socket.gethostname()
+_local_clock = time.monotonic  # how long this process has watched a claim (never set back, unlike the wall clock)
 
 
 class ConfigMismatch(ValueError):
@@ -63,6 +67,7 @@ class Store:
         self.root.mkdir(parents=True, exist_ok=True)
         self._held: set[str] = set()  # trial ids claimed by this object
         self._beat: threading.Thread | None = None
+        self._watched: dict[str, tuple[str, float]] = {}  # trial id -> (claim as read, local clock when first read so)
 
     # ---------------------------------------------------------------- config
     @property
@@ -201,13 +206,40 @@ class Store:
             return True
         if claim.get("host") == HOST and isinstance(claim.get("pid"), int) and not _pid_alive(claim["pid"]):
             return True
+        beat = self._heartbeat(claim, trial_id)
+        if beat is None:
+            return True
+        if beat <= time.time():
+            self._watched.pop(trial_id, None)
+            return time.time() - beat > STALE_S
+        return self._unchanged_for(trial_id, claim, beat) > STALE_S  # a future heartbeat is no heartbeat
+
+    def _heartbeat(self, claim: dict, trial_id: str) -> float | None:
         beat = claim.get("heartbeat")
-        if not isinstance(beat, (int, float)):
-            try:
-                beat = self._claim_path(trial_id).stat().st_mtime
-            except FileNotFoundError:
-                return True
-        return time.time() - beat > STALE_S
+        if isinstance(beat, (int, float)) and not isinstance(beat, bool):
+            return float(beat)
+        try:  # unreadable or without a heartbeat: judged by the file's age
+            return self._claim_path(trial_id).stat().st_mtime
+        except FileNotFoundError:
+            return None
+
+    def _unchanged_for(self, trial_id: str, claim: dict, beat: float) -> float:
+        """Seconds (this process's clock) since the claim was first read with exactly this content."""
+        seen = json.dumps(claim, sort_keys=True, default=str) + f"@{beat}"
+        old = self._watched.get(trial_id)
+        if old is None or old[0] != seen:
+            self._watched[trial_id] = old = (seen, _local_clock())
+        return _local_clock() - old[1]
+
+    def describe_claim(self, trial_id: str, claim: dict | None) -> str:
+        """Who holds ``trial_id`` and how to release it, for messages."""
+        claim = claim or {}
+        who = f"pid {claim.get('pid', '?')} on {claim.get('host', '?')}"
+        beat = claim.get("heartbeat")
+        if isinstance(beat, (int, float)) and beat > time.time():
+            who += (f", heartbeat {beat - time.time():.0f} s in the future of this machine's clock (clock skew or a "
+                    f"copied folder): taken over after {STALE_S:.0f} s unchanged")
+        return f"{who}; if that process is gone, delete {self._claim_path(trial_id)} to release it"
 
     def claim(self, trial_id: str, settings_hash: str, retry_failed: bool = False) -> bool:
         """Claim ``trial_id`` for this process; False when it is recorded already or a live process holds it."""
@@ -221,9 +253,10 @@ class Store:
             if not self.claim_is_stale(old, trial_id):
                 return False
             if old is not None:
-                warnings.warn(f"{self.root}: taking over the stale claim on {trial_id} (pid {old.get('pid')} on "
-                              f"{old.get('host')}, no heartbeat for {STALE_S:.0f} s or process gone)",
-                              RuntimeWarning, stacklevel=2)
+                warnings.warn(f"{self.root}: taking over the stale claim on {trial_id} ({self._claim_path(trial_id)}: "
+                              f"pid {old.get('pid')} on {old.get('host')}, no heartbeat for {STALE_S:.0f} s or "
+                              "process gone)", RuntimeWarning, stacklevel=2)
+            self._watched.pop(trial_id, None)
             now = time.time()
             atomic_write(self._claim_path(trial_id), json.dumps(
                 {"trial_id": trial_id, "host": HOST, "pid": os.getpid(), "claimed_at": now, "heartbeat": now}))

@@ -465,8 +465,8 @@ def run_trials(store: Store, todo: list[TrialSpec], shash: str, backend: str, pr
         others = store.claimed_by_others([s.trial_id for s in todo])
         new = set(others) - waiting_logged
         if new:
-            who = sorted({f"pid {c.get('pid')} on {c.get('host')}" for c in others.values()})
-            log(f"waiting for {len(others)} trial(s) another process is training ({', '.join(who)})")
+            log(f"waiting for {len(others)} trial(s) another process is training:\n"
+                + "\n".join(f"  {tid}: {store.describe_claim(tid, others[tid])}" for tid in sorted(new)))
             waiting_logged |= new
         time.sleep(WAIT_POLL_S if others else 0)
 
