@@ -186,7 +186,8 @@ def test_store_append_is_line_atomic_and_repairs_a_torn_tail(tmp_path):
     s.append({"trial_id": "a", "model": "m", "model_ref": "m.yaml", "seed": 0, "status": "ok", "settings_hash": "x"})
     with open(s.trials_path, "a") as f:
         f.write('{"trial_id": "b", "status": "o')  # a crash mid-write
-    assert [r["trial_id"] for r in s.records()] == ["a"]
+    with pytest.warns(RuntimeWarning, match="its last line .* is not a complete record"):
+        assert [r["trial_id"] for r in s.records()] == ["a"]
     with pytest.warns(RuntimeWarning, match="torn last line"):
         s.append({"trial_id": "c", "model": "m", "model_ref": "m.yaml", "seed": 1, "status": "ok", "settings_hash": "x"})
     assert [r["trial_id"] for r in s.records()] == ["a", "c"]  # the record after the torn line is readable
@@ -214,6 +215,43 @@ def test_store_reads_records_of_older_versions(tmp_path):
     assert store.latest("abc")["yolov5n__seed0"]["ultra"]["map50"] == 0.5
     (tmp_path / "trials.jsonl").write_text('{"not": "a record"}\n' + json.dumps(old) + "\n")
     assert [r["trial_id"] for r in store.records()] == ["yolov5n__seed0"]  # a foreign line is skipped
+
+
+def _ok_line(tid="m__seed0", **metrics) -> str:
+    rec = {"trial_id": tid, "model": "m", "model_ref": "m.yaml", "seed": 0, "settings_hash": "h", "status": "ok",
+           "ultra": {"map50": 0.5, "map": 0.3, **metrics}, "coco": {"map50": 0.5, "map": 0.3}}
+    return json.dumps(rec) + "\n"
+
+
+def test_two_different_results_of_one_trial_are_refused_with_their_lines(tmp_path):
+    from yolo_attn.compare.store import DuplicateRecord
+
+    failed = json.dumps({"trial_id": "m__seed0", "model": "m", "model_ref": "m.yaml", "seed": 0, "settings_hash": "h",
+                         "status": "failed", "error": "x"}) + "\n"
+    (tmp_path / "trials.jsonl").write_text(failed + _ok_line() + _ok_line())
+    store = Store(tmp_path)
+    assert store.latest("h")["m__seed0"]["ultra"]["map"] == 0.3  # a retried failure, then the same result twice
+    with open(store.trials_path, "a") as f:
+        f.write(_ok_line(map=0.9))  # a line appended by hand or from another folder
+    with pytest.raises(DuplicateRecord, match=r"trials.jsonl: lines 2 and 4 are two different results of trial "
+                                              r"m__seed0"):
+        store.latest("h")
+    assert Store(tmp_path).latest("other") == {}  # records of other settings do not count
+
+
+def test_damaged_lines_and_non_finite_metrics_are_reported_with_file_and_line(tmp_path):
+    lines = _ok_line("a__seed0") + _ok_line("b__seed0")[:40] + "\n" + _ok_line("c__seed0").replace("0.3", "NaN", 1)
+    (tmp_path / "trials.jsonl").write_text(lines + _ok_line("d__seed0")[:30])
+    store = Store(tmp_path)
+    with pytest.warns(RuntimeWarning) as told:
+        latest = store.latest("h")
+    messages = [str(w.message) for w in told]
+    assert any("trials.jsonl: line 2 is not a complete record" in m and "trained again" in m for m in messages)
+    assert any("trials.jsonl: its last line (a crash mid-write?) is not a complete record" in m for m in messages)
+    assert any("trials.jsonl: line 3 (c__seed0): ultra.map=nan not a finite number" in m for m in messages)
+    assert sorted(latest) == ["a__seed0", "c__seed0"]  # b and d have no record: the sweep trains them again
+    assert latest["a__seed0"]["status"] == "ok" and latest["c__seed0"]["status"] == "failed"
+    assert "non-finite metric in trials.jsonl line 3" in latest["c__seed0"]["error"]
 
 
 # ------------------------------------------------------------------------------------------------
