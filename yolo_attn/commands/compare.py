@@ -54,7 +54,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--train-arg", action="append", default=[], metavar="KEY=VALUE",
                         help="extra Ultralytics training argument, the same for every trial (repeatable)")
     parser.add_argument("--device", help="Ultralytics device (default: automatic)")
-    parser.add_argument("--boot", type=int, default=1000, help="bootstrap replicates (default 1000)")
+    parser.add_argument("--boot", type=int, default=1000,
+                        help="bootstrap replicates of the validation images (default 1000; too few to estimate "
+                        "their variance are refused)")
     parser.add_argument("--tolerance", type=float, default=None, help="Ultralytics/COCOeval mAP disagreement tolerance")
     parser.add_argument("--allow-changes", action="store_true", help="continue a results folder with different settings")
     parser.add_argument("--retry-failed", action="store_true", help="train failed trials again")

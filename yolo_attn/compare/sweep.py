@@ -15,6 +15,7 @@ from ..datasets import shapes_yaml
 from ..train import YOLO_ATTN_ARGS, check_args, cpu_threads
 from . import report
 from .contract import TrialSpec
+from .stats import check_n_boot
 from ..datasets import check_data, class_names, dataset_root, load_data_yaml, split_images
 from ..datasets import dataset_yaml as absolute_data_yaml
 from .store import Store, stable_hash
@@ -247,6 +248,7 @@ def compare(
 
     if backend not in ("local", "ray"):
         raise ValueError(f"unknown backend {backend!r} (local or ray)")
+    check_n_boot(n_boot)  # before anything trains: the report needs it
     out_dir = Path(out) if out else Path("runs") / "compare" / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     store = Store(out_dir)
     if backend == "ray":  # a Ray trial trains with the CPUs Ray reserves for it, never more
