@@ -399,6 +399,44 @@ def test_bad_train_args_fail_before_config(tiny, tmp_path, train_args, message):
     assert not (tmp_path / "o" / "config.json").exists() and not (tmp_path / "o" / "trials.jsonl").exists()
 
 
+@pytest.mark.parametrize("kw, message", [
+    ({"epochs": 0}, r"'epochs=0' is an invalid value. 'epochs' must be >= 1"),
+    ({"imgsz": 0}, r"'imgsz=0' is an invalid value: image sizes are positive"),
+    ({"train_args": {"batch": 0}}, r"'batch=0' is an invalid value: use a positive whole number"),
+    ({"train_args": {"batch": -4}}, r"'batch=-4' is an invalid value"),
+])
+def test_bad_schedule_fails_before_config(tiny, tmp_path, kw, message):
+    """Values Ultralytics would fail on per trial (epochs=0) or silently replace (batch=0 -> AutoBatch, imgsz=0 -> 32)."""
+    kw = {"epochs": 1, "imgsz": 64, **kw}
+    with pytest.raises(ValueError, match=message):
+        compare(data=str(tiny), models=["yolov5n.yaml"], seeds=1, out=str(tmp_path / "o"), progress=False, threads=1,
+                **kw)
+    assert not (tmp_path / "o" / "config.json").exists()
+
+
+def test_cli_batch_zero_is_refused_not_ignored(tmp_path, capsys):
+    from yolo_attn.cli import main
+
+    assert main(["compare", "--batch", "0", "--epochs", "1", "--seeds", "1", "--out", str(tmp_path / "o")]) == 1
+    assert "yolo-attn compare: error: 'batch=0' is an invalid value" in capsys.readouterr().err
+    assert not (tmp_path / "o" / "config.json").exists()
+    assert main(["train", "model=yolov5n.yaml", "batch=0"]) == 1
+    assert "yolo-attn train: error: 'batch=0' is an invalid value" in capsys.readouterr().err
+
+
+def test_image_size_is_recorded_as_ultralytics_trains_it(tiny, tmp_path, capsys):
+    s = compare(data=str(tiny), models=["yolov5n.yaml"], seeds=1, epochs=1, imgsz=63, out=str(tmp_path / "o"),
+                threads=1, max_trials=0, n_boot=50)
+    assert "WARNING: --imgsz 63 is not a multiple of the models' largest stride: Ultralytics trains at 64" in (
+        capsys.readouterr().err)
+    assert json.loads((tmp_path / "o" / "config.json").read_text())["imgsz"] == 64 and not s["complete"]
+    from yolo_attn._ultralytics import train_imgsz
+    from yolo_attn.compare.trial import build
+
+    p6 = build("yolov5n6.yaml", 2)
+    assert [train_imgsz(v, p6) for v in (1, 63, 64, 65, 128)] == [64, 64, 64, 128, 128]
+
+
 def test_bad_pretrained_and_model_fail_before_config(tiny, tmp_path):
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"not a checkpoint")

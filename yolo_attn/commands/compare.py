@@ -83,7 +83,7 @@ def run(args) -> int:
     train_args = _train_args(args.train_arg)
     if args.trust:
         train_args["trust"] = True  # read by yolo_attn.train.train (model=*.pt), not passed to Ultralytics
-    if args.batch:
+    if args.batch is not None:
         train_args["batch"] = args.batch
     effect = args.effect if args.effect is not None else DEFAULT_EFFECT
     if effect <= 0:
@@ -101,7 +101,7 @@ def run(args) -> int:
 
         out = f"runs/compare/pilot-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     summary = compare(
-        data=args.data, models=args.models, seeds=seeds, epochs=epochs, imgsz=args.imgsz or 128,
+        data=args.data, models=args.models, seeds=seeds, epochs=epochs, imgsz=args.imgsz if args.imgsz is not None else 128,
         pretrained=args.pretrained, out=out, backend=args.backend, ray_address=args.ray_address,
         control_width=args.control_width, baseline=args.baseline, train_args=train_args, weights=args.weights,
         allow_changes=args.allow_changes, retry_failed=args.retry_failed, device=args.device, n_boot=args.boot,
