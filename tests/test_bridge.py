@@ -142,3 +142,12 @@ def test_block_layer_that_changes_channels_feeds_the_next_layer(tmp_path):
     assert model.model[2].conv.in_channels == 64
     assert len(model.model[1].m) == 1  # depth 0.33 * 3
     model.eval()(torch.zeros(1, 3, 64, 64))
+
+
+def test_trainer_rounds_the_image_size_with_check_imgsz_as_the_bridge_does():
+    """``train_imgsz`` assumes the trainer passes the model's largest stride (at least 32) to check_imgsz."""
+    from ultralytics.engine.trainer import BaseTrainer
+
+    assert "check_imgsz" in _global_names(BaseTrainer._setup_train), _hint("the trainer no longer calls check_imgsz")
+    model = tasks.DetectionModel("yolov5n.yaml", nc=2, verbose=False)
+    assert [bridge.train_imgsz(v, model) for v in (1, 32, 63, 64, 100)] == [32, 32, 64, 64, 128]

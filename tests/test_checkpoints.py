@@ -258,3 +258,56 @@ def test_safe_read_keeps_a_class_branch_widened_by_transfer(tmp_path):
     for k in want:
         assert got[k].shape == want[k].shape, k
         assert torch.equal(got[k].to(want[k].dtype), want[k]), k
+
+
+# ------------------------------------------------------------------------------------------------
+# plain Ultralytics on a machine without yolo_attn: what it tries to install, and the settings that stop it
+# ------------------------------------------------------------------------------------------------
+WITHOUT_YOLO_ATTN = """
+    import importlib.abc, json, subprocess, sys
+    class NotInstalled(importlib.abc.MetaPathFinder):  # this machine has no yolo_attn
+        def find_spec(self, name, path, target=None):
+            if name.split(".")[0] == "yolo_attn":
+                raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
+    sys.meta_path.insert(0, NotInstalled())
+    import ultralytics.utils.checks as checks
+    version = checks.metadata.version
+    def no_metadata(name):  # nor its distribution metadata
+        if name.replace("-", "_") == "yolo_attn":
+            raise checks.metadata.PackageNotFoundError(name)
+        return version(name)
+    checks.metadata.version = no_metadata
+    if {online}:
+        checks.ONLINE = True  # as on a machine with network access
+    pip = []
+    def no_pip(cmd, *a, **k):  # records the install command instead of running it
+        pip.append(cmd)
+        raise subprocess.CalledProcessError(1, cmd, output="not run by the test")
+    checks.subprocess.check_output = no_pip
+    checks.check_uv = lambda: False  # the pip route (uv would run the same install)
+    from ultralytics import YOLO
+    try:
+        YOLO(r"{path}")
+    except BaseException as exc:
+        err = type(exc).__name__ + ": " + str(exc)
+    print("RESULT" + json.dumps({{"pip": pip, "error": err}}))
+"""
+
+
+@pytest.mark.parametrize("env, online, installs", [
+    ({"YOLO_OFFLINE": "0"}, True, True),  # the default with network access: pip install yolo_attn
+    ({"YOLO_OFFLINE": "1"}, False, False),
+    ({"YOLO_OFFLINE": "0", "YOLO_AUTOINSTALL": "False"}, True, False),
+    ({"YOLO_OFFLINE": "0", "ULTRALYTICS_SKIP_REQUIREMENTS_CHECKS": "1"}, True, False),
+    ({"YOLO_OFFLINE": "0", "ULTRALYTICS_SAFE_LOAD": "1"}, True, False),
+], ids=["default", "YOLO_OFFLINE", "YOLO_AUTOINSTALL", "SKIP_REQUIREMENTS_CHECKS", "SAFE_LOAD"])
+def test_without_yolo_attn_ultralytics_would_pip_install_it_unless_told_not_to(saved, env, online, installs):
+    """What the README's warning says: Ultralytics answers the missing module by ``pip install yolo_attn`` (whatever
+    an index serves under that name), and these settings stop it; the load fails either way."""
+    proc = _run(WITHOUT_YOLO_ATTN.format(online=online, path=saved / "best.pt"), **env)
+    res = _result(proc)
+    assert res["error"], "the checkpoint cannot load without yolo_attn"
+    if installs:
+        assert len(res["pip"]) >= 1 and all(cmd[-1] == "yolo_attn" and "install" in cmd for cmd in res["pip"])
+    else:
+        assert res["pip"] == [], res

@@ -63,3 +63,26 @@ def test_broken_pipe_elsewhere_is_not_swallowed(monkeypatch):
     monkeypatch.setattr("yolo_attn.commands.list.run", run)
     with pytest.raises(BrokenPipeError, match="worker"):
         cli.main(["list"])
+
+
+def test_error_line_has_no_colour_codes_when_stderr_is_not_a_terminal(monkeypatch, capsys):
+    """Ultralytics colours parts of its messages; a log file or pipe must get the words, not ESC[34m."""
+    from ultralytics.utils import colorstr
+
+    def run(args):
+        raise ValueError(f"{colorstr('train: ')}images not found")
+
+    monkeypatch.setattr("yolo_attn.commands.list.run", run)
+    assert cli.main(["list"]) == 1
+    err = capsys.readouterr().err
+    assert err == "yolo-attn list: error: train: images not found\n"
+
+
+def test_colour_codes_are_kept_for_a_terminal():
+    class Tty:
+        def isatty(self):
+            return True
+
+    coloured = "\x1b[34m\x1b[1mtrain: \x1b[0mbad"
+    assert cli.plain_for(Tty(), coloured) == coloured
+    assert cli.plain_for(object(), coloured) == "train: bad"

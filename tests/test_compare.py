@@ -186,7 +186,8 @@ def test_store_append_is_line_atomic_and_repairs_a_torn_tail(tmp_path):
     s.append({"trial_id": "a", "model": "m", "model_ref": "m.yaml", "seed": 0, "status": "ok", "settings_hash": "x"})
     with open(s.trials_path, "a") as f:
         f.write('{"trial_id": "b", "status": "o')  # a crash mid-write
-    assert [r["trial_id"] for r in s.records()] == ["a"]
+    with pytest.warns(RuntimeWarning, match="its last line .* is not a complete record"):
+        assert [r["trial_id"] for r in s.records()] == ["a"]
     with pytest.warns(RuntimeWarning, match="torn last line"):
         s.append({"trial_id": "c", "model": "m", "model_ref": "m.yaml", "seed": 1, "status": "ok", "settings_hash": "x"})
     assert [r["trial_id"] for r in s.records()] == ["a", "c"]  # the record after the torn line is readable
@@ -214,6 +215,43 @@ def test_store_reads_records_of_older_versions(tmp_path):
     assert store.latest("abc")["yolov5n__seed0"]["ultra"]["map50"] == 0.5
     (tmp_path / "trials.jsonl").write_text('{"not": "a record"}\n' + json.dumps(old) + "\n")
     assert [r["trial_id"] for r in store.records()] == ["yolov5n__seed0"]  # a foreign line is skipped
+
+
+def _ok_line(tid="m__seed0", **metrics) -> str:
+    rec = {"trial_id": tid, "model": "m", "model_ref": "m.yaml", "seed": 0, "settings_hash": "h", "status": "ok",
+           "ultra": {"map50": 0.5, "map": 0.3, **metrics}, "coco": {"map50": 0.5, "map": 0.3}}
+    return json.dumps(rec) + "\n"
+
+
+def test_two_different_results_of_one_trial_are_refused_with_their_lines(tmp_path):
+    from yolo_attn.compare.store import DuplicateRecord
+
+    failed = json.dumps({"trial_id": "m__seed0", "model": "m", "model_ref": "m.yaml", "seed": 0, "settings_hash": "h",
+                         "status": "failed", "error": "x"}) + "\n"
+    (tmp_path / "trials.jsonl").write_text(failed + _ok_line() + _ok_line())
+    store = Store(tmp_path)
+    assert store.latest("h")["m__seed0"]["ultra"]["map"] == 0.3  # a retried failure, then the same result twice
+    with open(store.trials_path, "a") as f:
+        f.write(_ok_line(map=0.9))  # a line appended by hand or from another folder
+    with pytest.raises(DuplicateRecord, match=r"trials.jsonl: lines 2 and 4 are two different results of trial "
+                                              r"m__seed0"):
+        store.latest("h")
+    assert Store(tmp_path).latest("other") == {}  # records of other settings do not count
+
+
+def test_damaged_lines_and_non_finite_metrics_are_reported_with_file_and_line(tmp_path):
+    lines = _ok_line("a__seed0") + _ok_line("b__seed0")[:40] + "\n" + _ok_line("c__seed0").replace("0.3", "NaN", 1)
+    (tmp_path / "trials.jsonl").write_text(lines + _ok_line("d__seed0")[:30])
+    store = Store(tmp_path)
+    with pytest.warns(RuntimeWarning) as told:
+        latest = store.latest("h")
+    messages = [str(w.message) for w in told]
+    assert any("trials.jsonl: line 2 is not a complete record" in m and "trained again" in m for m in messages)
+    assert any("trials.jsonl: its last line (a crash mid-write?) is not a complete record" in m for m in messages)
+    assert any("trials.jsonl: line 3 (c__seed0): ultra.map=nan not a finite number" in m for m in messages)
+    assert sorted(latest) == ["a__seed0", "c__seed0"]  # b and d have no record: the sweep trains them again
+    assert latest["a__seed0"]["status"] == "ok" and latest["c__seed0"]["status"] == "failed"
+    assert "non-finite metric in trials.jsonl line 3" in latest["c__seed0"]["error"]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -251,6 +289,32 @@ def test_claims_block_live_holders_and_expire_for_dead_ones(tmp_path, monkeypatc
     time.sleep(0.01)
     b.heartbeat()
     assert json.loads((claims / "t3.json").read_text())["heartbeat"] > before
+
+
+def test_claim_with_a_heartbeat_in_the_future_expires_on_this_clock(tmp_path, monkeypatch):
+    """Clock skew or a copied folder: a heartbeat ahead of this machine's clock must not hold a trial forever."""
+    from yolo_attn.compare import store as store_mod
+
+    clock = [1000.0]
+    monkeypatch.setattr(store_mod, "_local_clock", lambda: clock[0])
+    path = tmp_path / "claims" / "t1.json"
+    path.parent.mkdir(parents=True)
+    claim = {"host": "elsewhere", "pid": 4242, "heartbeat": time.time() + 86400}
+    path.write_text(json.dumps(claim))
+    s = Store(tmp_path)
+    assert not s.claim("t1", "h")  # first sight: it might be a live holder on a clock ahead of ours
+    text = s.describe_claim("t1", s.read_claim("t1"))
+    assert "pid 4242 on elsewhere" in text and "in the future" in text and str(path) in text
+    clock[0] += store_mod.STALE_S / 2
+    claim["heartbeat"] += store_mod.HEARTBEAT_S  # a live holder rewrites its claim: the watch starts again
+    path.write_text(json.dumps(claim))
+    assert not s.claim("t1", "h")
+    clock[0] += store_mod.STALE_S / 2 + 1
+    assert not s.claim("t1", "h")  # refreshed STALE_S/2 ago only
+    clock[0] += store_mod.STALE_S / 2
+    with pytest.warns(RuntimeWarning, match=r"stale claim on t1 \(.*t1\.json: pid 4242 on elsewhere"):
+        assert s.claim("t1", "h")  # unchanged for STALE_S on this process's clock
+    assert json.loads(path.read_text())["host"] == store_mod.HOST
 
 
 def _fake_trial(spec, progress=None):
@@ -333,6 +397,44 @@ def test_bad_train_args_fail_before_config(tiny, tmp_path, train_args, message):
         compare(data=str(tiny), models=["yolov5n.yaml"], seeds=1, epochs=1, imgsz=64, train_args=train_args,
                 out=str(tmp_path / "o"), progress=False, threads=1)
     assert not (tmp_path / "o" / "config.json").exists() and not (tmp_path / "o" / "trials.jsonl").exists()
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"epochs": 0}, r"'epochs=0' is an invalid value. 'epochs' must be >= 1"),
+    ({"imgsz": 0}, r"'imgsz=0' is an invalid value: image sizes are positive"),
+    ({"train_args": {"batch": 0}}, r"'batch=0' is an invalid value: use a positive whole number"),
+    ({"train_args": {"batch": -4}}, r"'batch=-4' is an invalid value"),
+])
+def test_bad_schedule_fails_before_config(tiny, tmp_path, kw, message):
+    """Values Ultralytics would fail on per trial (epochs=0) or silently replace (batch=0 -> AutoBatch, imgsz=0 -> 32)."""
+    kw = {"epochs": 1, "imgsz": 64, **kw}
+    with pytest.raises(ValueError, match=message):
+        compare(data=str(tiny), models=["yolov5n.yaml"], seeds=1, out=str(tmp_path / "o"), progress=False, threads=1,
+                **kw)
+    assert not (tmp_path / "o" / "config.json").exists()
+
+
+def test_cli_batch_zero_is_refused_not_ignored(tmp_path, capsys):
+    from yolo_attn.cli import main
+
+    assert main(["compare", "--batch", "0", "--epochs", "1", "--seeds", "1", "--out", str(tmp_path / "o")]) == 1
+    assert "yolo-attn compare: error: 'batch=0' is an invalid value" in capsys.readouterr().err
+    assert not (tmp_path / "o" / "config.json").exists()
+    assert main(["train", "model=yolov5n.yaml", "batch=0"]) == 1
+    assert "yolo-attn train: error: 'batch=0' is an invalid value" in capsys.readouterr().err
+
+
+def test_image_size_is_recorded_as_ultralytics_trains_it(tiny, tmp_path, capsys):
+    s = compare(data=str(tiny), models=["yolov5n.yaml"], seeds=1, epochs=1, imgsz=63, out=str(tmp_path / "o"),
+                threads=1, max_trials=0, n_boot=50)
+    assert "WARNING: --imgsz 63 is not a multiple of the models' largest stride: Ultralytics trains at 64" in (
+        capsys.readouterr().err)
+    assert json.loads((tmp_path / "o" / "config.json").read_text())["imgsz"] == 64 and not s["complete"]
+    from yolo_attn._ultralytics import train_imgsz
+    from yolo_attn.compare.trial import build
+
+    p6 = build("yolov5n6.yaml", 2)
+    assert [train_imgsz(v, p6) for v in (1, 63, 64, 65, 128)] == [64, 64, 64, 128, 128]
 
 
 def test_bad_pretrained_and_model_fail_before_config(tiny, tmp_path):

@@ -387,3 +387,21 @@ def test_report_says_when_image_noise_is_left_out(tmp_path):
     same = next(r for r in summary["models"] if r["model"] == "same")["diff"]["map"]
     assert same["n_boot"] == 0 and "leaves out validation-image noise" in same["note"]
     assert "- same: no per-image evaluation data" in report.markdown(summary)
+
+
+@pytest.mark.parametrize("n_boot", [0, 1, 49])
+def test_too_few_bootstrap_replicates_are_refused_before_anything_trains(tmp_path, n_boot, capsys):
+    """0 or 1 replicate would drop the validation-image variance (taken as 0): an interval narrower than stated."""
+    from yolo_attn.cli import main
+    from yolo_attn.compare import report
+    from yolo_attn.compare.stats import MIN_BOOT
+
+    out = tmp_path / "o"
+    assert main(["compare", "--boot", str(n_boot), "--seeds", "2", "--epochs", "1", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"--boot {n_boot}: at least {MIN_BOOT} bootstrap replicates are needed" in err and "taken as 0" in err
+    assert not (out / "config.json").exists() and not (out / "trials.jsonl").exists()
+    store, config = _synthetic_sweep(tmp_path / "s")
+    with pytest.raises(ValueError, match=f"at least {MIN_BOOT}"):
+        report.summarize(store, config, n_boot=n_boot)
+    assert report.summarize(store, config, n_boot=MIN_BOOT)["models"][1]["diff"]["map"]["n_boot"] == MIN_BOOT

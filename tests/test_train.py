@@ -39,6 +39,10 @@ def test_parse_args_uses_ultralytics_typing():
         (["lr=0.1"], r"'lr' is not a valid YOLO argument.*lr0"),
         (["epochs="], r"missing 'epochs' value"),
         (["fast"], r"'fast' is not a key=value argument"),
+        (["batch=0"], r"'batch=0' is an invalid value: use a positive whole number of images, -1 for"),  # not AutoBatch
+        (["batch=-3"], r"'batch=-3' is an invalid value"),
+        (["batch=2.5"], r"'batch=2.5' is an invalid value"),
+        (["imgsz=0"], r"'imgsz=0' is an invalid value: image sizes are positive"),
     ],
 )
 def test_parse_args_bad_input_is_a_clear_error(argv, message):

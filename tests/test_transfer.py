@@ -751,3 +751,48 @@ def test_freeze_in_base_indices(files_n):
     assert not any("attn" in p for p in prefixes)
     with pytest.raises(ValueError):
         translate_freeze("neck", m2)
+
+
+# --------------------------------------------------------------------------------------------
+# A source with NaN / inf weights is refused by every transfer path, before anything is written
+# --------------------------------------------------------------------------------------------
+def test_non_finite_source_is_refused_everywhere(stock_n, tmp_path, capsys):
+    from yolo_attn.checkpoint import save_model_checkpoint
+    from yolo_attn.cli import main
+    from yolo_attn.compare.sweep import check_sweep_settings
+    from yolo_attn.transfer import NonFiniteWeightsError
+
+    broken = copy.deepcopy(stock_n)
+    with torch.no_grad():
+        broken.model[0].conv.weight[0, 0, 0, 0] = float("nan")
+        broken.model[4].cv1.bn.running_var[3] = float("inf")
+    path = save_model_checkpoint(broken, tmp_path / "diverged.pt", half=False)
+    message = r"diverged.pt: 2 of \d+ tensors hold NaN or infinite values \(model.0.conv.weight, model.4.cv1.bn.running_var\)"
+
+    target = build(BASE, "n")
+    before = {k: v.clone() for k, v in target.state_dict().items()}
+    with pytest.raises(NonFiniteWeightsError, match=message):
+        transfer_weights(path, target)
+    assert all(torch.equal(before[k], v) for k, v in target.state_dict().items())  # the target is untouched
+
+    out = tmp_path / "out.pt"
+    assert main(["transfer", str(path), "yolov5n.yaml", "-o", str(out)]) == 1
+    assert "yolo-attn transfer: error:" in capsys.readouterr().err and not out.exists()
+
+    spec = {"name": "yolov5n", "ref": "yolov5n.yaml"}
+    with pytest.raises(ValueError, match="--pretrained .*diverged.pt does not transfer into yolov5n: .*2 of"):
+        check_sweep_settings(None, str(path), [spec], 80)
+
+
+def test_train_refuses_a_non_finite_pretrained_source(stock_n, tmp_path):
+    from yolo_attn.checkpoint import save_model_checkpoint
+    from yolo_attn.train import train
+    from yolo_attn.transfer import NonFiniteWeightsError
+
+    broken = copy.deepcopy(stock_n)
+    with torch.no_grad():
+        broken.model[0].conv.weight.fill_(float("nan"))
+    path = save_model_checkpoint(broken, tmp_path / "nan.pt", half=False)
+    with pytest.raises(NonFiniteWeightsError, match=r"nan.pt: 1 of \d+ tensors .*model.0.conv.weight"):
+        train(model="yolov5n.yaml", pretrained=str(path), epochs=1, imgsz=64, project=str(tmp_path), name="r",
+              plots=False, workers=0)

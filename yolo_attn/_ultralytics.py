@@ -710,6 +710,28 @@ def freeze_in_trainer(trainer, prefixes) -> list[str]:
     return names
 
 
+def train_imgsz(imgsz: int, model) -> int:
+    """The image size Ultralytics' trainer trains ``model`` at when asked for ``imgsz``.
+
+    The trainer rounds the size up with ``check_imgsz`` to a multiple of the model's largest stride, at
+    least 32 (its grid size), and never below that grid size; the same call is made here (its own warning
+    silenced: the caller says which setting was rounded).
+    """
+    import logging
+
+    from ultralytics.utils import LOGGER
+    from ultralytics.utils.checks import check_imgsz
+
+    stride = getattr(model, "stride", None)
+    grid = max(int(stride.max()) if isinstance(stride, torch.Tensor) else 32, 32)
+    level = LOGGER.level
+    LOGGER.setLevel(logging.ERROR)
+    try:
+        return int(check_imgsz(int(imgsz), stride=grid, floor=grid, max_dim=1))
+    finally:
+        LOGGER.setLevel(level)
+
+
 # --------------------------------------------------------------------------------------------
 # Newer bases (YOLOv8, YOLO11): block options Ultralytics sets per scale, and the Detect head layout
 # (owned by the bases issue; yolo_attn/modules/c2f.py, yolo_attn/transfer.py)

@@ -10,6 +10,7 @@ import argparse
 import importlib
 import os
 import pkgutil
+import re
 import select
 import signal
 import sys
@@ -53,6 +54,16 @@ def _stdout_reader_gone() -> bool:
         return False
 
 
+# Terminal control sequences (colours, bold) as Ultralytics puts them into its messages: ESC [ ... letter.
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def plain_for(stream, text: str) -> str:
+    """``text`` without terminal colour codes unless ``stream`` is a terminal (a log file or pipe gets plain text)."""
+    isatty = getattr(stream, "isatty", None)
+    return text if isatty is not None and isatty() else _ANSI.sub("", text)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one sub-command; a reader that stops early (``| head``) ends it quietly, as it would ``cat``.
 
@@ -92,7 +103,7 @@ def _main(argv: list[str] | None) -> int:
     try:
         return int(args._run(args) or 0)
     except (YamlLayerError, UnknownLayerError, OverwriteError, FileNotFoundError, ValueError) as exc:
-        print(f"yolo-attn {args.command}: error: {exc}", file=sys.stderr)
+        print(plain_for(sys.stderr, f"yolo-attn {args.command}: error: {exc}"), file=sys.stderr)
         return 1
 
 

@@ -292,6 +292,7 @@ def check_args(overrides: dict[str, Any]) -> dict[str, Any]:
     Unknown keys name the closest valid ones; values of a wrong type (``lr0='1e6'``) or out of range
     (``lr0=1e6``, ``fraction=2``) fail here instead of inside a trainer.
     """
+    _check_sizes(overrides)
     log = logging.getLogger(LOGGER.name)
     level = log.level
     log.setLevel(logging.WARNING)  # check_dict_alignment logs Ultralytics' whole CLI help before raising
@@ -305,6 +306,23 @@ def check_args(overrides: dict[str, Any]) -> dict[str, Any]:
     finally:
         log.setLevel(level)
     return overrides
+
+
+def _check_sizes(overrides: dict[str, Any]) -> None:
+    """``batch`` and ``imgsz`` values that Ultralytics would silently replace (its checks pass them through).
+
+    ``batch=0`` or ``batch=-5`` would start AutoBatch (16 on a CPU), ``batch=2.5`` fails inside the data
+    loader, ``imgsz=0`` would train at 32.
+    """
+    batch = overrides.get("batch")
+    if batch is not None and not isinstance(batch, bool) and isinstance(batch, (int, float)):
+        if not (batch == -1 or (batch >= 1 and float(batch).is_integer()) or 0 < batch < 1):
+            raise ValueError(f"'batch={batch}' is an invalid value: use a positive whole number of images, -1 for "
+                             "Ultralytics' AutoBatch, or a fraction 0 < batch < 1 of GPU memory for AutoBatch")
+    imgsz = overrides.get("imgsz")
+    sizes = imgsz if isinstance(imgsz, (list, tuple)) else [imgsz]
+    if imgsz is not None and any(isinstance(v, (int, float)) and not isinstance(v, bool) and v < 1 for v in sizes):
+        raise ValueError(f"'imgsz={imgsz}' is an invalid value: image sizes are positive numbers of pixels")
 
 
 def parse_args(argv: list[str]) -> dict[str, Any]:

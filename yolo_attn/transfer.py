@@ -49,6 +49,7 @@ from .registry import LAYERS
 
 __all__ = [
     "ForeignCheckpointError",
+    "NonFiniteWeightsError",
     "LayerResult",
     "TransferReport",
     "align_layers",
@@ -62,6 +63,22 @@ __all__ = [
 ]
 
 _BUFFER_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked", "anchors", "anchor_grid", "stride")
+
+
+class NonFiniteWeightsError(ValueError):
+    """The source checkpoint holds NaN or infinite values: nothing is transferred from it."""
+
+
+def check_finite(ckpt: Checkpoint, shown: int = 5) -> None:
+    """Raise :class:`NonFiniteWeightsError` naming how many and which source tensors hold NaN or inf values."""
+    total = len(ckpt.state_dict)
+    bad = [k for k, v in ckpt.state_dict.items()
+           if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        more = f" and {len(bad) - shown} more" if len(bad) > shown else ""
+        raise NonFiniteWeightsError(
+            f"{ckpt.path}: {len(bad)} of {total} tensors hold NaN or infinite values ({', '.join(bad[:shown])}{more}); "
+            "a model trained or started from them predicts nothing useful (a diverged run?). Nothing was transferred")
 
 
 class ForeignCheckpointError(ValueError):
@@ -732,9 +749,14 @@ def transfer_weights(
 
     Returns:
         A :class:`TransferReport`.
+
+    Raises:
+        NonFiniteWeightsError: a source tensor holds NaN or inf (checked before ``model`` is touched).
+        ForeignCheckpointError: less than ``min_fraction`` of the source fits (unless ``allow_foreign``).
     """
     t0 = time.perf_counter()
     ckpt = _as_checkpoint(source, trust)
+    check_finite(ckpt)
     net = _unwrap_model(model)
     by_layer, other_keys = _split_by_layer(ckpt.state_dict)
     source_layers = _source_layers(ckpt, by_layer)

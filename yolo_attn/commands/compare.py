@@ -74,7 +74,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--train-arg", action="append", default=[], metavar="KEY=VALUE",
                         help="extra Ultralytics training argument, the same for every trial (repeatable)")
     parser.add_argument("--device", help="Ultralytics device (default: automatic)")
-    parser.add_argument("--boot", type=int, default=1000, help="bootstrap replicates (default 1000)")
+    parser.add_argument("--boot", type=int, default=1000,
+                        help="bootstrap replicates of the validation images (default 1000; too few to estimate "
+                        "their variance are refused)")
     parser.add_argument("--tolerance", type=float, default=None, help="Ultralytics/COCOeval mAP disagreement tolerance")
     parser.add_argument("--allow-changes", action="store_true", help="continue a results folder with different settings")
     parser.add_argument("--retry-failed", action="store_true", help="train failed trials again")
@@ -101,7 +103,7 @@ def run(args) -> int:
     train_args = _train_args(args.train_arg)
     if args.trust:
         train_args["trust"] = True  # read by yolo_attn.train.train (model=*.pt), not passed to Ultralytics
-    if args.batch:
+    if args.batch is not None:
         train_args["batch"] = args.batch
     for key, value in (("attn_init", args.attn_init), ("freeze", _freeze(args.freeze)), ("attn_lr", args.attn_lr)):
         if value is not None:
@@ -122,7 +124,7 @@ def run(args) -> int:
 
         out = f"runs/compare/pilot-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     summary = compare(
-        data=args.data, models=args.models, seeds=seeds, epochs=epochs, imgsz=args.imgsz or 128,
+        data=args.data, models=args.models, seeds=seeds, epochs=epochs, imgsz=args.imgsz if args.imgsz is not None else 128,
         pretrained=args.pretrained, out=out, backend=args.backend, ray_address=args.ray_address,
         control_width=args.control_width, baseline=args.baseline, train_args=train_args, weights=args.weights,
         allow_changes=args.allow_changes, retry_failed=args.retry_failed, device=args.device, n_boot=args.boot,

@@ -78,6 +78,7 @@ def _data_warnings(store: Store) -> list[str]:
 def summarize(store: Store, config: dict, n_boot: int = 1000, boot_seed: int = 0, tol: float = AGREEMENT_TOL,
               bench: dict | None = None, effect: float = DEFAULT_EFFECT) -> dict:
     """Aggregate the ok records of the current settings into the summary dict (see summary.json)."""
+    n_boot = stats.check_n_boot(n_boot)
     latest = store.latest(config["settings_hash"])
     models = [m["name"] for m in config["models"]]
     baseline = config.get("baseline") or models[0]

@@ -64,6 +64,12 @@ from scipy import stats as _st
 from scipy.optimize import brentq as _brentq
 
 POWER = 0.80
+# The fewest image-bootstrap replicates a sweep accepts. The shared validation-image variance ``b`` is a sample
+# variance over the B replicates (B - 1 degrees of freedom): 0 or 1 replicate cannot estimate it at all (it would
+# count as 0, an interval narrower than stated), and its relative standard error sqrt(2 / (B - 1)) is 20% at
+# B = 50, the count Efron & Tibshirani (1993, An Introduction to the Bootstrap, sec. 6.4) give as usually enough
+# for a bootstrap standard error (200 seldom exceeded).
+MIN_BOOT = 50
 METHOD = ("paired t over seeds, per-seed variance plus the shared validation-image variance from the image "
           "bootstrap, each scaled by its own t critical value (Banerjee)")
 
@@ -74,6 +80,17 @@ def image_weights(n_images: int, n_boot: int, seed: int = 0) -> np.ndarray:
     if n_images == 0:
         return np.zeros((n_boot, 0))
     return rng.multinomial(n_images, np.full(n_images, 1.0 / n_images), size=n_boot).astype(float)
+
+
+def check_n_boot(n_boot: int) -> int:
+    """``n_boot`` if the interval can use that many bootstrap replicates; ``ValueError`` saying why not."""
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < MIN_BOOT:
+        raise ValueError(
+            f"--boot {n_boot}: at least {MIN_BOOT} bootstrap replicates are needed. The interval adds the "
+            "validation-image variance estimated from the replicates; with 0 or 1 it would be taken as 0 (an interval "
+            f"narrower than stated), and below {MIN_BOOT} the estimate is off by more than 20% (its relative error is "
+            "sqrt(2 / (B - 1)))")
+    return int(n_boot)
 
 
 def mean_std(values) -> tuple[float, float]:

@@ -7,13 +7,18 @@
 * ``trials.jsonl`` — one JSON object per line, one line per finished (``status: ok``) or failed
   (``status: failed``) trial. A line is appended with a single ``write`` of the whole line on a file
   opened in append mode, followed by ``fsync``, under a file lock (``fcntl.flock``) that serialises
-  writers from several processes. A crash mid-write leaves a torn last line: readers skip it, and the
-  next append first moves it to ``trials.jsonl.torn`` (with a warning) so the new record starts on a
-  line of its own. Records are :class:`~.contract.TrialRecord` objects; old lines are read too.
+  writers from several processes. A crash mid-write leaves a torn last line: readers skip it (with a
+  warning naming the line), and the next append first moves it to ``trials.jsonl.torn`` (with a warning)
+  so the new record starts on a line of its own. Records are :class:`~.contract.TrialRecord` objects;
+  old lines are read too. Damaged lines, non-finite metrics and two different results of one trial are
+  reported with file and line (:meth:`Store._read`, :meth:`Store.latest`).
 * ``claims/<trial_id>.json`` — which process is training a trial now (host, pid, heartbeat). Two
   sweeps on one folder (two shells, or a local run beside a Ray run) split the trials instead of both
   training every one into the same folder. A claim whose process is gone (same host, pid not running)
-  or whose heartbeat is older than :data:`STALE_S` is stale and is taken over.
+  or whose heartbeat is older than :data:`STALE_S` is stale and is taken over. A heartbeat in the future
+  of this machine's clock (clock skew between hosts, a copied folder) tells nothing about the holder:
+  such a claim is stale once this process has seen it unchanged for :data:`STALE_S` on its own clock
+  (a live holder rewrites it every :data:`HEARTBEAT_S`). Deleting a claim file releases the trial.
 * ``trials/<trial_id>/`` — the Ultralytics run, validation predictions and evaluation arrays.
 
 Resume rule: a trial whose id has an ``ok`` record (for the current settings) is never trained again;
@@ -25,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import socket
 import threading
@@ -47,10 +53,29 @@ CLAIMS = "claims"
 HEARTBEAT_S = 20.0  # a claiming process refreshes its claims this often
 STALE_S = 300.0  # a claim not refreshed for this long belongs to a dead (or frozen) process
 HOST = socket.gethostname()
+_local_clock = time.monotonic  # how long this process has watched a claim (never set back, unlike the wall clock)
 
 
 class ConfigMismatch(ValueError):
     """The results folder holds a sweep with different settings."""
+
+
+class DuplicateRecord(ValueError):
+    """``trials.jsonl`` holds two different ``ok`` results of one trial."""
+
+
+def _non_finite_metrics(rec: TrialRecord) -> list[str]:
+    """``ultra.map=nan``-style names of the record's metrics that are not finite numbers."""
+    bad = []
+    for group in ("ultra", "coco"):
+        for key, value in (getattr(rec, group) or {}).items():
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+                bad.append(f"{group}.{key}={value!r}")
+    return bad
+
+
+def _result(rec: TrialRecord) -> tuple:
+    return rec.ultra, rec.coco, rec.predictions_sha256
 
 
 def stable_hash(obj, n: int = 12) -> str:
@@ -63,6 +88,8 @@ class Store:
         self.root.mkdir(parents=True, exist_ok=True)
         self._held: set[str] = set()  # trial ids claimed by this object
         self._beat: threading.Thread | None = None
+        self._told: set[str] = set()  # warnings given about trials.jsonl lines
+        self._watched: dict[str, tuple[str, float]] = {}  # trial id -> (claim as read, local clock when first read so)
 
     # ---------------------------------------------------------------- config
     @property
@@ -149,34 +176,75 @@ class Store:
         return rec.as_dict()
 
     def trial_records(self, settings_hash: str | None = None) -> list[TrialRecord]:
-        """Every complete record (torn or foreign lines are skipped), optionally only those of ``settings_hash``."""
+        """Every complete record, optionally only those of ``settings_hash`` (see :meth:`_read` for bad lines)."""
+        return [rec for _, rec in self._read(settings_hash)]
+
+    def _read(self, settings_hash: str | None = None) -> list[tuple[int, TrialRecord]]:
+        """(line number, record) of every readable record line.
+
+        A line that is not a whole JSON object (cut short by a crash, or damaged) is skipped with a warning naming
+        the file and line: its trial has no record, so the sweep trains it again. An ``ok`` record with a metric that
+        is not a finite number (NaN, inf) is read as ``failed`` with a warning: it is no measurement, and
+        ``--retry-failed`` trains it again. Lines of JSON that are not trial records (another tool's) are skipped.
+        """
         if not self.trials_path.is_file():
             return []
+        lines = self.trials_path.read_text(encoding="utf-8").split("\n")
+        last = len(lines) - (lines[-1] == "")  # a file ending in a newline has no line after it
         out = []
-        for line in self.trials_path.read_text(encoding="utf-8").splitlines():
+        for no, line in enumerate(lines[:last], 1):
             if not line.strip():
                 continue
             try:
-                rec = TrialRecord.from_dict(json.loads(line))
-            except (json.JSONDecodeError, ValueError, TypeError):
+                obj = json.loads(line)
+            except ValueError as exc:
+                where = "its last line (a crash mid-write?)" if no == last else f"line {no}"
+                self._tell(f"{self.trials_path}: {where} is not a complete record ({exc.msg}, column {exc.colno}); "
+                           "ignored, so its trial counts as not run and is trained again")
                 continue
-            if settings_hash is None or rec.settings_hash == settings_hash:
-                out.append(rec)
+            try:
+                rec = TrialRecord.from_dict(obj) if isinstance(obj, dict) else None
+            except (ValueError, TypeError):
+                rec = None
+            if rec is None or (settings_hash is not None and rec.settings_hash != settings_hash):
+                continue
+            bad = _non_finite_metrics(rec)
+            if rec.ok and bad:
+                self._tell(f"{self.trials_path}: line {no} ({rec.trial_id}): {', '.join(bad)} not a finite number; "
+                           "read as a failed trial (--retry-failed trains it again)")
+                rec.fail(f"non-finite metric in {TRIALS} line {no}: {', '.join(bad)}")
+            out.append((no, rec))
         return out
+
+    def _tell(self, message: str) -> None:
+        """Warn once per store object (the file is read many times in one sweep)."""
+        if message not in self._told:
+            self._told.add(message)
+            warnings.warn(message, RuntimeWarning, stacklevel=3)
 
     def records(self, settings_hash: str | None = None) -> list[dict]:
         """:meth:`trial_records` as JSON objects (what the report reads)."""
         return [r.as_dict() for r in self.trial_records(settings_hash)]
 
     def latest(self, settings_hash: str | None = None) -> dict[str, dict]:
-        """trial_id -> its last record (an ``ok`` record wins over later failures, which cannot happen normally)."""
-        best: dict[str, dict] = {}
-        for rec in self.records(settings_hash):
-            tid = rec["trial_id"]
-            if tid in best and best[tid].get("status") == "ok" and rec.get("status") != "ok":
+        """trial_id -> the record that counts: its ``ok`` record, else its last (failed) one.
+
+        The sweep never writes a second ``ok`` record of one trial (settings hash and id); two of them mean a line
+        came from elsewhere (appended by hand, another folder). Two with the same result count once (the first);
+        two with different results raise :class:`DuplicateRecord` naming both lines.
+        """
+        best: dict[str, tuple[int, TrialRecord]] = {}
+        for no, rec in self._read(settings_hash):
+            prev = best.get(rec.trial_id)
+            if prev is not None and prev[1].ok:
+                if rec.ok and _result(rec) != _result(prev[1]):
+                    raise DuplicateRecord(
+                        f"{self.trials_path}: lines {prev[0]} and {no} are two different results of trial "
+                        f"{rec.trial_id} (settings {rec.settings_hash}); a sweep records one per trial. Delete the "
+                        "line that does not belong to this sweep and rerun")
                 continue
-            best[tid] = rec
-        return best
+            best[rec.trial_id] = (no, rec)
+        return {tid: rec.as_dict() for tid, (_, rec) in best.items()}
 
     def trial_dir(self, trial_id: str) -> Path:
         d = self.root / "trials" / trial_id
@@ -201,13 +269,40 @@ class Store:
             return True
         if claim.get("host") == HOST and isinstance(claim.get("pid"), int) and not _pid_alive(claim["pid"]):
             return True
+        beat = self._heartbeat(claim, trial_id)
+        if beat is None:
+            return True
+        if beat <= time.time():
+            self._watched.pop(trial_id, None)
+            return time.time() - beat > STALE_S
+        return self._unchanged_for(trial_id, claim, beat) > STALE_S  # a future heartbeat is no heartbeat
+
+    def _heartbeat(self, claim: dict, trial_id: str) -> float | None:
         beat = claim.get("heartbeat")
-        if not isinstance(beat, (int, float)):
-            try:
-                beat = self._claim_path(trial_id).stat().st_mtime
-            except FileNotFoundError:
-                return True
-        return time.time() - beat > STALE_S
+        if isinstance(beat, (int, float)) and not isinstance(beat, bool):
+            return float(beat)
+        try:  # unreadable or without a heartbeat: judged by the file's age
+            return self._claim_path(trial_id).stat().st_mtime
+        except FileNotFoundError:
+            return None
+
+    def _unchanged_for(self, trial_id: str, claim: dict, beat: float) -> float:
+        """Seconds (this process's clock) since the claim was first read with exactly this content."""
+        seen = json.dumps(claim, sort_keys=True, default=str) + f"@{beat}"
+        old = self._watched.get(trial_id)
+        if old is None or old[0] != seen:
+            self._watched[trial_id] = old = (seen, _local_clock())
+        return _local_clock() - old[1]
+
+    def describe_claim(self, trial_id: str, claim: dict | None) -> str:
+        """Who holds ``trial_id`` and how to release it, for messages."""
+        claim = claim or {}
+        who = f"pid {claim.get('pid', '?')} on {claim.get('host', '?')}"
+        beat = claim.get("heartbeat")
+        if isinstance(beat, (int, float)) and beat > time.time():
+            who += (f", heartbeat {beat - time.time():.0f} s in the future of this machine's clock (clock skew or a "
+                    f"copied folder): taken over after {STALE_S:.0f} s unchanged")
+        return f"{who}; if that process is gone, delete {self._claim_path(trial_id)} to release it"
 
     def claim(self, trial_id: str, settings_hash: str, retry_failed: bool = False) -> bool:
         """Claim ``trial_id`` for this process; False when it is recorded already or a live process holds it."""
@@ -221,9 +316,10 @@ class Store:
             if not self.claim_is_stale(old, trial_id):
                 return False
             if old is not None:
-                warnings.warn(f"{self.root}: taking over the stale claim on {trial_id} (pid {old.get('pid')} on "
-                              f"{old.get('host')}, no heartbeat for {STALE_S:.0f} s or process gone)",
-                              RuntimeWarning, stacklevel=2)
+                warnings.warn(f"{self.root}: taking over the stale claim on {trial_id} ({self._claim_path(trial_id)}: "
+                              f"pid {old.get('pid')} on {old.get('host')}, no heartbeat for {STALE_S:.0f} s or "
+                              "process gone)", RuntimeWarning, stacklevel=2)
+            self._watched.pop(trial_id, None)
             now = time.time()
             atomic_write(self._claim_path(trial_id), json.dumps(
                 {"trial_id": trial_id, "host": HOST, "pid": os.getpid(), "claimed_at": now, "heartbeat": now}))

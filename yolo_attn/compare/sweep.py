@@ -15,6 +15,7 @@ from ..datasets import DataCheckFailed, checked_dataset, resolve_dataset, shapes
 from ..train import YOLO_ATTN_ARGS, check_args, cpu_threads
 from . import report
 from .contract import TrialSpec
+from .stats import check_n_boot
 from .store import Store, stable_hash
 from .trial import (SWEEP_ARGS, check_pretrained_options, environment, sweep_train_args, materialize, model_cost, model_label, quiet_ultralytics,
                     resolve_model)
@@ -241,6 +242,8 @@ def compare(
 
     if backend not in ("local", "ray"):
         raise ValueError(f"unknown backend {backend!r} (local or ray)")
+    check_n_boot(n_boot)  # before anything trains: the report needs it
+    check_args({"epochs": epochs, "imgsz": imgsz})  # Ultralytics' type and range rules (epochs >= 1), and imgsz >= 1
     out_dir = Path(out) if out else Path("runs") / "compare" / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     store = Store(out_dir)
     if backend == "ray":  # a Ray trial trains with the CPUs Ray reserves for it, never more
@@ -256,6 +259,7 @@ def compare(
     data_yaml, names = _checked_data(data, out_dir, log)
     nc = len(names)
     specs_m, base_name = _model_specs(models, baseline, control_width, nc, out_dir, log)
+    imgsz = _trained_imgsz(int(imgsz), specs_m, nc, log)
     t_args = check_sweep_settings(train_args, pretrained, specs_m, nc)
     config = _init_config(store, data, data_yaml, specs_m, seed_list, base_name, epochs, imgsz, t_args, pretrained,
                           weights, threads, allow_changes)
@@ -337,6 +341,19 @@ def _model_specs(models, baseline, control_width: bool, nc: int, out_dir: Path, 
             specs_m.append(ctrl)
             log(f"control: {path.name} ({n:,} parameters vs largest model {target:,})")
     return specs_m, base_name
+
+
+def _trained_imgsz(imgsz: int, specs_m: list[dict], nc: int, log) -> int:
+    """The image size every model is trained at, as Ultralytics rounds it (a multiple of the largest stride)."""
+    from .._ultralytics import train_imgsz
+    from .trial import build
+
+    with quiet_ultralytics():
+        used = max(train_imgsz(imgsz, build(m["ref"], nc)) for m in specs_m)
+    if used != imgsz:
+        log(f"WARNING: --imgsz {imgsz} is not a multiple of the models' largest stride: Ultralytics trains at {used}, "
+            f"and {used} is what this sweep records")
+    return used
 
 
 def check_sweep_settings(train_args: dict | None, pretrained: str | None, specs_m: list[dict], nc: int) -> dict:
@@ -463,8 +480,8 @@ def run_trials(store: Store, todo: list[TrialSpec], shash: str, backend: str, pr
         others = store.claimed_by_others([s.trial_id for s in todo])
         new = set(others) - waiting_logged
         if new:
-            who = sorted({f"pid {c.get('pid')} on {c.get('host')}" for c in others.values()})
-            log(f"waiting for {len(others)} trial(s) another process is training ({', '.join(who)})")
+            log(f"waiting for {len(others)} trial(s) another process is training:\n"
+                + "\n".join(f"  {tid}: {store.describe_claim(tid, others[tid])}" for tid in sorted(new)))
             waiting_logged |= new
         time.sleep(WAIT_POLL_S if others else 0)
 
