@@ -29,13 +29,17 @@ from ultralytics.nn.modules.block import C3k, C3k2
 from yolo_attn import UnknownLayerError
 from yolo_attn.placement import (
     CONV_LAYERS,
+    GENERATED_MARK,
+    ULTRALYTICS_LICENSE_LINE,
     IndexMap,
     PlacementError,
     ShippedConfig,
     config_dir,
     generate_configs,
+    is_generated,
     make_yaml,
     map_path,
+    render_shipped,
     render_yaml,
     shipped_configs,
 )
@@ -355,6 +359,36 @@ def test_no_drift():
     assert report.skipped == {}, f"layers not registered: {report.skipped}"
     assert report.ok, f"drifted: {report.drifted}, stale: {report.stale} (run yolo-attn make-configs)"
     assert len(report.unchanged) == len(SHIPPED)
+
+
+def test_every_shipped_config_carries_ultralytics_licence_and_its_source():
+    """Each config is derived from an Ultralytics model YAML: Ultralytics' licence line first, then the file it
+    comes from (the same text the generator writes; test_no_drift compares whole files)."""
+    from ultralytics.utils import ROOT
+
+    for c in SHIPPED:
+        lines = (config_dir() / c.filename).read_text(encoding="utf-8").splitlines()
+        source = next(ROOT.rglob(c.base)).relative_to(ROOT.parent).as_posix()
+        assert lines[0] == f"# {ULTRALYTICS_LICENSE_LINE}", c.filename
+        assert lines[1] == f"# Derived by yolo_attn from Ultralytics' {source}; AGPL-3.0 like it.", c.filename
+        assert source.startswith("ultralytics/cfg/models/") and source.endswith("/" + c.base)
+
+
+def test_licence_line_is_the_one_ultralytics_writes():
+    from ultralytics.utils import ROOT
+
+    for base in sorted({c.base for c in SHIPPED}):
+        first = next(ROOT.rglob(base)).read_text(encoding="utf-8").splitlines()[0]
+        assert first == f"# {ULTRALYTICS_LICENSE_LINE}", f"{base}: Ultralytics' licence line changed: {first!r}"
+
+
+def test_stale_detection_reads_the_mark_below_the_licence_lines(tmp_path):
+    text = render_shipped(ShippedConfig("yolov5-se-neck.yaml", "SE", (), ("neck",)))
+    assert not text.startswith(f"# {GENERATED_MARK}") and is_generated(text)
+    (tmp_path / "yolov5-gone-neck.yaml").write_text(text, encoding="utf-8")
+    (tmp_path / "mine.yaml").write_text(f"nc: 1\n# {GENERATED_MARK} (a comment far below the header)\n" * 4)
+    report = generate_configs(tmp_path, check=True, configs=[])
+    assert report.stale == ["yolov5-gone-neck.yaml"]
 
 
 def test_generator_rewrites_and_removes_stale(tmp_path):
