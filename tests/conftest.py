@@ -24,30 +24,35 @@ os.environ.setdefault("YOLO_OFFLINE", "1")  # before ultralytics is imported any
 os.environ.setdefault("PYTHONHASHSEED", "0")
 
 
-def _session_dir() -> Path:
-    """The session's scratch folder, also its ``YOLO_CONFIG_DIR`` (inherited by subprocesses) whose settings keep
-    every folder of Ultralytics inside it.
-
-    Only the keys set here are written; Ultralytics completes the file with its defaults on first import (and says
-    so once: "settings updated to the latest schema").
-    """
-    root = Path(tempfile.mkdtemp(prefix="yolo-attn-tests-"))
-    (root / "Ultralytics").mkdir()
-    folders = {key: str(root / key.removesuffix("_dir")) for key in ("datasets_dir", "weights_dir", "runs_dir")}
-    (root / "Ultralytics" / "settings.json").write_text(json.dumps({**folders, "sync": False}))
-    os.environ["YOLO_CONFIG_DIR"] = str(root)  # not setdefault: the suite never uses the user's own settings
-    return root
-
-
-SESSION_DIR = _session_dir()  # before ultralytics is imported anywhere
+SESSION_DIR = Path(tempfile.mkdtemp(prefix="yolo-attn-tests-"))  # the session's scratch folder
 atexit.register(shutil.rmtree, SESSION_DIR, ignore_errors=True)
+# Ultralytics' settings for the session: every folder it writes inside SESSION_DIR, no usage reports
+SESSION_SETTINGS = {**{k: str(SESSION_DIR / k.removesuffix("_dir")) for k in ("datasets_dir", "weights_dir", "runs_dir")},
+                    "sync": False}
+
+
+def _session_settings_file() -> None:
+    """Make SESSION_DIR the ``YOLO_CONFIG_DIR`` (inherited by subprocesses), its settings file naming SESSION_SETTINGS.
+
+    Only these keys are written: current Ultralytics completes the file with its defaults on import and keeps
+    them (saying so once), older versions reset it, which the update after the import below puts right.
+    """
+    (SESSION_DIR / "Ultralytics").mkdir()
+    (SESSION_DIR / "Ultralytics" / "settings.json").write_text(json.dumps(SESSION_SETTINGS))
+    os.environ["YOLO_CONFIG_DIR"] = str(SESSION_DIR)  # not setdefault: the suite never uses the user's own settings
+
+
+_session_settings_file()  # before ultralytics is imported anywhere
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
 import yolo_attn  # noqa: E402
+from ultralytics.utils import SETTINGS  # noqa: E402
 from yolo_attn import LAYERS  # noqa: E402
+
+SETTINGS.update(SESSION_SETTINGS)  # the file every later process reads, whatever the first import did with it
 
 # One intra-op thread: the tensors here are tiny, and with two OpenMP threads on a busy 2-core machine a yolov5n
 # build took 4 s instead of 0.1 s (threads spinning at barriers). YOLO_ATTN_TEST_THREADS overrides.

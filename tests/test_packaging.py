@@ -59,16 +59,21 @@ def test_supported_pythons_match_what_the_readme_says():
 # ------------------------------------------------------------------------------------------------
 # The test suite leaves nothing behind (tests/conftest.py)
 # ------------------------------------------------------------------------------------------------
-def test_ultralytics_settings_and_folders_live_in_the_session_config_dir():
-    from ultralytics.utils import RUNS_DIR, SETTINGS, SETTINGS_FILE, WEIGHTS_DIR
+def test_ultralytics_settings_and_folders_live_in_the_session_dir():
+    """Subprocesses (the trials of compare, study, search) read the session's settings: every folder inside it."""
+    from ultralytics.utils import SETTINGS, SETTINGS_FILE
 
     from conftest import SESSION_DIR
 
     assert os.environ["YOLO_CONFIG_DIR"] == str(SESSION_DIR)
-    assert SETTINGS_FILE == SESSION_DIR / "Ultralytics" / "settings.json"
-    for folder in (RUNS_DIR, WEIGHTS_DIR, Path(SETTINGS["datasets_dir"])):
-        assert folder.is_relative_to(SESSION_DIR), folder
-    assert SETTINGS["sync"] is False
+    assert SETTINGS_FILE == SESSION_DIR / "Ultralytics" / "settings.json" and SETTINGS["sync"] is False
+    code = ("from ultralytics.utils import DATASETS_DIR, RUNS_DIR, SETTINGS, SETTINGS_FILE, WEIGHTS_DIR\n"
+            "print(SETTINGS_FILE, DATASETS_DIR, RUNS_DIR, WEIGHTS_DIR, sep='\\n')")
+    r = subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, env=subprocess_env(), timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    folders = [Path(line) for line in r.stdout.strip().splitlines()[-4:]]
+    assert all(f.is_absolute() and f.is_relative_to(SESSION_DIR) for f in folders), folders
+    assert "settings reset" not in r.stdout + r.stderr and "updated to the latest schema" not in r.stdout + r.stderr
 
 
 def test_tree_entries_sees_new_files_and_folders_but_not_bytecode_caches(tmp_path):

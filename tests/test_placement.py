@@ -584,7 +584,7 @@ def test_wheel_ships_configs_and_resolves_them(tmp_path):
     """A regular (non-editable) install: build the wheel, install it into a directory, resolve from elsewhere."""
     src = tmp_path / "src"
     src.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(REPO / name, src / name)
     shutil.copytree(REPO / "yolo_attn", src / "yolo_attn", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(REPO / "models" / "yaml", src / "models" / "yaml")
@@ -597,6 +597,9 @@ def test_wheel_ships_configs_and_resolves_them(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     shipped = sorted(n.split("/")[-1] for n in names if n.startswith("yolo_attn/cfg/"))
     assert shipped == sorted(c.filename for c in SHIPPED)
+    meta = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    assert "License-Expression: AGPL-3.0-only" in meta and "License-File: LICENSE" in meta
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
     r = subprocess.run([*pip, "install", "--no-deps", "--target", str(tmp_path / "site"), str(wheel)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     run_dir = tmp_path / "elsewhere"
