@@ -2,24 +2,57 @@
 
 Everything here runs offline: ``YOLO_OFFLINE=1`` is set before Ultralytics is imported (subprocesses
 inherit it) and an autouse fixture makes any attempt to open a network connection fail the test.
+
+The suite leaves nothing behind: Ultralytics' settings file, and the dataset, weights and runs folders it
+names, live in a temporary ``YOLO_CONFIG_DIR`` for the session (the user's own settings are never read or
+written), and a session check fails when the working tree, or the folder where Ultralytics puts the runs of
+an in-process ``train``/``val`` with a relative ``project`` under pytest, gained a file or folder.
 """
 
 from __future__ import annotations
 
+import atexit
+import json
 import os
+import shutil
 import socket
 import sys
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("YOLO_OFFLINE", "1")  # before ultralytics is imported anywhere
 os.environ.setdefault("PYTHONHASHSEED", "0")
+
+
+SESSION_DIR = Path(tempfile.mkdtemp(prefix="yolo-attn-tests-"))  # the session's scratch folder
+atexit.register(shutil.rmtree, SESSION_DIR, ignore_errors=True)
+# Ultralytics' settings for the session: every folder it writes inside SESSION_DIR, no usage reports
+SESSION_SETTINGS = {**{k: str(SESSION_DIR / k.removesuffix("_dir")) for k in ("datasets_dir", "weights_dir", "runs_dir")},
+                    "sync": False}
+
+
+def _session_settings_file() -> None:
+    """Make SESSION_DIR the ``YOLO_CONFIG_DIR`` (inherited by subprocesses), its settings file naming SESSION_SETTINGS.
+
+    Only these keys are written: current Ultralytics completes the file with its defaults on import and keeps
+    them (saying so once), older versions reset it, which the update after the import below puts right.
+    """
+    (SESSION_DIR / "Ultralytics").mkdir()
+    (SESSION_DIR / "Ultralytics" / "settings.json").write_text(json.dumps(SESSION_SETTINGS))
+    os.environ["YOLO_CONFIG_DIR"] = str(SESSION_DIR)  # not setdefault: the suite never uses the user's own settings
+
+
+_session_settings_file()  # before ultralytics is imported anywhere
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
 import yolo_attn  # noqa: E402
+from ultralytics.utils import SETTINGS  # noqa: E402
 from yolo_attn import LAYERS  # noqa: E402
+
+SETTINGS.update(SESSION_SETTINGS)  # the file every later process reads, whatever the first import did with it
 
 # One intra-op thread: the tensors here are tiny, and with two OpenMP threads on a busy 2-core machine a yolov5n
 # build took 4 s instead of 0.1 s (threads spinning at barriers). YOLO_ATTN_TEST_THREADS overrides.
@@ -279,3 +312,60 @@ def run_layers(seq, x):
         x = m(x)
         outputs.append(x)
     return x
+
+
+# ------------------------------------------------------------------------------------------------
+# Nothing left behind: the working tree has no new file or folder at the end of the session
+# ------------------------------------------------------------------------------------------------
+# Python's bytecode caches (written by importing, gitignored) and pytest's own cache are not the tests' doing.
+NOT_CHECKED = frozenset({"__pycache__", ".pytest_cache", ".git"})
+
+
+def tree_entries(root: Path) -> frozenset[str]:
+    """Every file and folder under ``root`` (relative paths), the NOT_CHECKED folders skipped; empty if absent."""
+    found = set()
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d not in NOT_CHECKED]
+        rel = Path(folder).relative_to(root)
+        found.update(str(rel / name) for name in (*dirs, *files))
+    return frozenset(found)
+
+
+def watched_folders() -> list[Path]:
+    """The working tree, and the folder where Ultralytics writes runs with a relative ``project`` under pytest."""
+    from ultralytics.utils import ROOT
+
+    return [REPO, ROOT.parent / "tests" / "tmp"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _nothing_left_behind():
+    """Fail (as an error at the end of the session) when a test left a new file or folder in a watched folder."""
+    before = {folder: tree_entries(folder) for folder in watched_folders()}
+    yield
+    left = [str(folder / p) for folder, seen in before.items() for p in sorted(tree_entries(folder) - seen)]
+    if left:
+        shown = "\n  ".join(left[:20]) + (f"\n  ... and {len(left) - 20} more" if len(left) > 20 else "")
+        pytest.fail(f"the test session left {len(left)} new files or folders behind (write into tmp_path):\n  {shown}",
+                    pytrace=False)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shipped_shapes_data_copied(_nothing_left_behind):
+    """Runs on the shipped shapes dataset read a session copy: Ultralytics writes label caches beside the labels.
+
+    ``yolo_attn.datasets.shapes_yaml()`` (the default dataset of train/compare/study) answers with the copy; the
+    tests of the committed data itself import ``SHAPES_DIR``/``SHAPES_YAML`` by name and keep the originals.
+    """
+    import yolo_attn.datasets as datasets
+
+    if not (datasets.SHAPES_DIR / "manifest.json").is_file():  # no data/ (an sdist): shapes_yaml() generates it
+        yield
+        return
+    copy = SESSION_DIR / "data"
+    shutil.copytree(datasets.SHAPES_DIR, copy / "shapes", ignore=shutil.ignore_patterns("*.cache"))
+    shutil.copy(datasets.SHAPES_YAML, copy / "shapes.yaml")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(datasets, "SHAPES_DIR", copy / "shapes")
+        mp.setattr(datasets, "SHAPES_YAML", copy / "shapes.yaml")
+        yield

@@ -110,6 +110,29 @@ def test_restricted_loading_api_when_present():
     assert hasattr(safe, "loading") and hasattr(safe, "restricted")
 
 
+def test_frame_local_write_takes_this_interpreters_branch():
+    """The bridge writes a local of the running parse_model frame; how depends on the interpreter (only the branch
+    of the Python running the tests is exercised: CI runs 3.11, so the 3.13+ proxy branch is untested there)."""
+    import sys
+
+    def running_frame_with_local():
+        c2 = 1
+        how = bridge.write_frame_local(sys._getframe(), "c2", 5)
+        return how, c2  # read after the write: the frame's own variable, not a copy
+
+    expected = "proxy" if sys.version_info >= (3, 13) else "fast"
+    assert bridge.FRAME_LOCALS_PROXY == (sys.version_info >= (3, 13))
+    assert running_frame_with_local() == (expected, 5)
+
+
+def test_ultralytics_config_file_names_ultralytics_own_file():
+    assert bridge.ultralytics_config_file("yolov5.yaml") == "ultralytics/cfg/models/v5/yolov5.yaml"
+    assert bridge.ultralytics_config_file("yolo11.yaml") == "ultralytics/cfg/models/11/yolo11.yaml"
+    for not_theirs in ("yolov5-se-neck.yaml", "no-such-model.yaml"):  # a yolo_attn config, an unknown name
+        with pytest.raises(FileNotFoundError, match=not_theirs):
+            bridge.ultralytics_config_file(not_theirs)
+
+
 def test_entry_called_outside_parse_model_is_a_clear_error():
     name = PRESERVE[0].name
     with pytest.raises(RuntimeError, match="outside Ultralytics' parse_model"):

@@ -6,6 +6,8 @@ and ONNX Runtime's output matches PyTorch's. Layers with ``onnx=False`` are skip
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -21,15 +23,17 @@ IMGSZ = 64
 
 
 @pytest.mark.parametrize("spec", spec_params(SPECS))
-def test_onnx_export_matches_pytorch(spec, make_yaml):
+def test_onnx_export_matches_pytorch(spec, make_yaml, tmp_path, monkeypatch):
     if not spec.onnx:
         pytest.skip(f"{spec.name}: onnx=False in its spec ({spec.note or 'no note'})")
     from ultralytics import YOLO
 
+    monkeypatch.chdir(tmp_path)  # Ultralytics writes the export of a YAML-built model into the cwd
+
     seeded(0)
     model = YOLO(str(make_yaml("n", default_row(spec), tag=spec.name.lower())))
     f = model.export(format="onnx", imgsz=IMGSZ, simplify=False, dynamic=False, half=False, verbose=False)
-    assert f and str(f).endswith(".onnx"), f
+    assert f and str(f).endswith(".onnx") and Path(f).resolve().parent == tmp_path.resolve(), f
 
     x = torch.rand(1, 3, IMGSZ, IMGSZ, generator=torch.Generator().manual_seed(11))
     sess = ort.InferenceSession(str(f), providers=["CPUExecutionProvider"])

@@ -124,7 +124,9 @@ def test_dataset_yaml_is_absolute_and_works_from_any_cwd(tmp_path, monkeypatch):
         info = check_det_dataset(str(yml))
         assert Path(info["train"]) == SHAPES_DIR / "images" / "train"
         assert info["nc"] == 4 and info["names"][3] == "cross"
-    assert Path(yaml.safe_load(shapes_yaml().read_text())["path"]) == SHAPES_YAML.parent
+    import yolo_attn.datasets as datasets  # the session's copy of the shipped data (tests/conftest.py)
+
+    assert Path(yaml.safe_load(shapes_yaml().read_text())["path"]) == datasets.SHAPES_YAML.parent
 
 
 def test_dataset_yaml_resolves_relative_path_key(tmp_path):

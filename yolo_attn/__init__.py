@@ -11,9 +11,21 @@ Training and comparison live in their modules: ``from yolo_attn.train import tra
 ``from yolo_attn.compare import compare``.
 """
 
-__version__ = "0.1.0"
+from importlib import import_module, metadata
 
-from importlib import import_module
+
+def _installed_version() -> str:
+    """The version of the installed distribution (``pyproject.toml`` is the one place it is written).
+
+    A checkout imported without being installed has no distribution metadata: ``0+unknown`` then.
+    """
+    try:
+        return metadata.version("yolo_attn")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+__version__ = _installed_version()
 
 from ._threads import apply_openmp_defaults
 

@@ -90,13 +90,25 @@ def _set_output_channels(c2: int) -> None:
     entry overwrites that local; otherwise the next layer would be built for the wrong input channels.
     """
     frame = _parse_frame()
-    if sys.version_info >= (3, 13):  # PEP 667: f_locals is a write-through proxy
-        frame.f_locals["c2"] = c2
-    else:  # the documented pre-3.13 way debuggers write a local back into a running frame
-        frame.f_locals["c2"] = c2
-        ctypes.pythonapi.PyFrame_LocalsToFast(ctypes.py_object(frame), ctypes.c_int(0))
+    write_frame_local(frame, "c2", c2)
     if frame.f_locals.get("c2") != c2:  # pragma: no cover - only on an unsupported interpreter
         raise RuntimeError("yolo_attn could not set the output channels of a block layer in parse_model")
+
+
+FRAME_LOCALS_PROXY = sys.version_info >= (3, 13)  # PEP 667: frame.f_locals is a write-through proxy
+
+
+def write_frame_local(frame, name: str, value) -> str:
+    """Set local variable ``name`` of the running ``frame``; returns how (the branch the interpreter takes).
+
+    From Python 3.13 on (PEP 667) ``frame.f_locals`` writes through to the frame (``"proxy"``). Before, it is
+    a snapshot dict, and ``PyFrame_LocalsToFast`` copies it back into the frame, as debuggers do (``"fast"``).
+    """
+    frame.f_locals[name] = value
+    if FRAME_LOCALS_PROXY:
+        return "proxy"
+    ctypes.pythonapi.PyFrame_LocalsToFast(ctypes.py_object(frame), ctypes.c_int(0))
+    return "fast"
 
 
 def _row_label(loc: dict[str, Any], name: str) -> str:
@@ -553,6 +565,22 @@ def yaml_model_load(path):
     return d
 
 
+def ultralytics_config_file(name: str) -> str:
+    """Where Ultralytics keeps its own model YAML ``name``, relative to its install: ``ultralytics/cfg/models/v5/yolov5.yaml``.
+
+    Used in the header of the shipped configs (each is derived from one of these files, under Ultralytics'
+    licence). Raises FileNotFoundError when ``name`` is not one of Ultralytics' model YAMLs.
+    """
+    from pathlib import Path
+
+    root = Path(ultralytics.__file__).resolve().parent
+    found = _ORIGINAL_CHECK_YAML(name, hard=False)
+    path = Path(found).resolve() if found else None
+    if path is None or not path.is_relative_to(root):
+        raise FileNotFoundError(f"{name} is not one of Ultralytics' model YAMLs")
+    return path.relative_to(root.parent).as_posix()
+
+
 def load_model_yaml(path) -> dict:
     """Ultralytics' ``yaml_model_load`` (name resolution, scale-free fallback), yolo_attn's configs included."""
     install_config_lookup()
@@ -741,10 +769,7 @@ _C3K_SCALES = frozenset({"m", "l", "x"})  # scales at which parse_model builds C
 
 def _set_parse_local(name: str, value) -> None:
     """Write one local variable of the running ``parse_model`` (see :func:`_set_output_channels`)."""
-    frame = _parse_frame()
-    frame.f_locals[name] = value
-    if sys.version_info < (3, 13):
-        ctypes.pythonapi.PyFrame_LocalsToFast(ctypes.py_object(frame), ctypes.c_int(0))
+    write_frame_local(_parse_frame(), name, value)
 
 
 def scale_block_options(spec: LayerSpec, pos: list, kw: dict, loc: dict[str, Any]) -> tuple[list, dict]:
