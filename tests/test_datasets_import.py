@@ -1,4 +1,4 @@
-"""Importers on the layouts people have (LabelImg folders, YOLO exports) and on hostile input (issue 12).
+"""Importers on the layouts people have (LabelImg folders, YOLO exports) and on hostile input.
 
 Every layout is built here in tmp_path; nothing is shipped.
 """
@@ -251,7 +251,7 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
 
 
 def test_coco_never_deletes_or_overwrites_its_input(tmp_path, capsys):
-    """Issue 12 #4: the images folder lies inside the output layout (OUT/images/train)."""
+    """The images folder lies inside the output layout (OUT/images/train)."""
     out = tmp_path / "ds"
     for i in range(4):
         _img(out / "images" / "train" / f"{i}.jpg")
@@ -265,7 +265,7 @@ def test_coco_never_deletes_or_overwrites_its_input(tmp_path, capsys):
 
 
 def test_import_into_a_non_empty_folder_needs_force(tmp_path, capsys):
-    """Issue 12 #11: old labels must never be read against a new class list."""
+    """Old labels must never be read against a new class list."""
     src = tmp_path / "coco"
     for i in range(4):
         _img(src / "imgs" / f"{i}.jpg")

@@ -1,4 +1,4 @@
-"""Hostile input never runs code, never exhausts memory, never overwrites without --force (issue 12).
+"""Hostile input never runs code, never exhausts memory, never overwrites without --force.
 
 * Model YAMLs: a row naming a function (``torch_load``) fails in every command before anything runs (the
   row, activation, argument, structure and repeat checks themselves are tested in ``test_yaml_errors.py``,

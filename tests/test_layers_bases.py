@@ -1,4 +1,4 @@
-"""Every registered layer in YOLOv8 and YOLO11 models (issue 11), as tests/test_layers.py does for YOLOv5.
+"""Every registered layer in YOLOv8 and YOLO11 models, as tests/test_layers.py does for YOLOv5.
 
 Each layer is inserted before SPPF of Ultralytics' ``yolov8.yaml`` / ``yolo11.yaml`` with inferred channels.
 At scale n it is built with real weights, run and fused, one model per layer. At s, m, l and x one model per

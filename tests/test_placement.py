@@ -1,4 +1,4 @@
-"""Placement generator, shipped configs, by-name resolution (issue 3).
+"""Placement generator, shipped configs, by-name resolution.
 
 The renumbering is checked against an independent computation: the data-flow graph of the base
 (which layers each layer reads) must survive the placement unchanged once inserted layers are

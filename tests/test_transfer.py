@@ -1,4 +1,4 @@
-"""Weight transfer (issue 4): safe checkpoint reading, structural matching, report, command, freezing.
+"""Weight transfer: safe checkpoint reading, structural matching, report, command, freezing.
 
 Stock checkpoints are made here: the stock YOLOv5 model is built from Ultralytics' yolov5.yaml, every
 tensor is filled with seeded random values (so each tensor is unique and can be found by value), and

@@ -1,4 +1,4 @@
-"""Transfer on the newer Ultralytics bases (issue 11): stock YOLOv8/YOLO11 weights into every shipped config.
+"""Transfer on the newer Ultralytics bases: stock YOLOv8/YOLO11 weights into every shipped config.
 
 The stock checkpoints are made here (nothing is downloaded): Ultralytics' ``yolov8.yaml`` / ``yolo11.yaml``
 built at n and s, every tensor filled with seeded random values (each tensor unique, so it can be found by

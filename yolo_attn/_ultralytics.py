@@ -508,7 +508,7 @@ def install() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Model YAMLs shipped with yolo_attn, resolvable by name (owned by the configs issue; see
+# Model YAMLs shipped with yolo_attn, resolvable by name (see
 # yolo_attn/placement.py). Ultralytics' yaml_model_load calls ``check_yaml`` (the name imported into
 # ultralytics.nn.tasks), which searches only Ultralytics' own cfg directory. The wrapper below keeps
 # that behaviour and, only for a bare file name Ultralytics does not find, answers with the file of
@@ -667,7 +667,7 @@ def install_offline_font() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Datasets (owned by the datasets issue; used by yolo_attn/datasets/files.py and its tests).
+# Datasets (used by yolo_attn/datasets/files.py and its tests).
 # Ultralytics replaces PIL.Image.open with a version that pip-installs a HEIF plugin when Pillow
 # cannot identify a file, and keeps Pillow's own function as ``ultralytics.utils.patches._image_open``.
 # Its split listing is the method ``BaseDataset.get_img_files``; the tests compare yolo_attn's own
@@ -762,7 +762,7 @@ def train_imgsz(imgsz: int, model) -> int:
 
 # --------------------------------------------------------------------------------------------
 # Newer bases (YOLOv8, YOLO11): block options Ultralytics sets per scale, and the Detect head layout
-# (owned by the bases issue; yolo_attn/modules/c2f.py, yolo_attn/transfer.py)
+# (yolo_attn/modules/c2f.py, yolo_attn/transfer.py)
 # --------------------------------------------------------------------------------------------
 _C3K_SCALES = frozenset({"m", "l", "x"})  # scales at which parse_model builds C3k2 with c3k=True
 
@@ -814,7 +814,7 @@ def detect_class_branches(head: nn.Module) -> list[tuple[str, nn.ModuleList]]:
 
 
 # --------------------------------------------------------------------------------------------
-# The detection head of a built model (owned by the diagnose issue; see yolo_attn/diagnose/).
+# The detection head of a built model (see yolo_attn/diagnose/).
 # --------------------------------------------------------------------------------------------
 def detection_head(model) -> tuple[nn.Module, list[int], list[float]] | None:
     """``(head, input layer indices, strides)`` of a built Ultralytics detection model, or None if it has none.
