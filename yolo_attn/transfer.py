@@ -53,8 +53,6 @@ __all__ = [
     "LayerResult",
     "TransferReport",
     "align_layers",
-    "freeze_layers",
-    "freeze_names",
     "freeze_prefixes",
     "backbone_length",
     "load_index_map",
@@ -850,33 +848,6 @@ def freeze_prefixes(model: Any, freeze: Any, base_map: Any, backbone_len: int | 
     for t in translate_freeze(freeze, base_map, backbone_len):
         out.extend(_attention_free_prefixes(net.model[t], f"model.{t}.", preserve_classes))
     return out
-
-
-def freeze_names(model: Any, freeze: Any, base_map: Any, backbone_len: int | None = None) -> list[str]:
-    """Parameter names to freeze: the pretrained parameters of the base layers ``freeze`` names.
-
-    Attention sub-layers inside a mapped block (``C3Attn``'s ``m.i.attn``) stay trainable.
-    """
-    net = _unwrap_model(model)
-    prefixes = tuple(freeze_prefixes(net, freeze, base_map, backbone_len))
-    return [n for n, _ in net.named_parameters() if n.startswith(prefixes)] if prefixes else []
-
-
-def freeze_layers(model: Any, freeze: Any, base_map: Any, backbone_len: int | None = None) -> list[str]:
-    """Freeze (``requires_grad=False``) the target layers that ``freeze`` names in base indices.
-
-    Returns the target layer names frozen (``["model.0", "model.1", ...]``). See :func:`translate_freeze`
-    for the forms ``freeze`` takes and :func:`freeze_names` for exactly which parameters are frozen.
-    Note that Ultralytics' trainer re-enables ``requires_grad`` of every parameter its own ``freeze``
-    does not name during setup: call this after setup (``on_pretrain_routine_end``) or pass
-    :func:`freeze_prefixes` as the trainer's ``freeze_layer_names``.
-    """
-    net = _unwrap_model(model)
-    frozen = set(freeze_names(net, freeze, base_map, backbone_len))
-    for n, p in net.named_parameters():
-        if n in frozen:
-            p.requires_grad_(False)
-    return [f"model.{t}" for t in translate_freeze(freeze, base_map, backbone_len)]
 
 
 def backbone_length(ckpt_or_yaml: Any) -> int | None:

@@ -9,7 +9,7 @@ written by older versions: missing fields take their defaults, unknown keys are 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -41,8 +41,6 @@ class TrialSpec:
         return TrialRecord(trial_id=self.trial_id, model=self.model, model_ref=self.model_ref, seed=self.seed,
                            settings_hash=self.settings_hash, **values)
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
