@@ -308,3 +308,24 @@ def test_cvat_without_meta_labels_missing_and_hostile_images(tmp_path):
     with pytest.raises(ValueError, match="not a CVAT for images export"):
         (root / "bad.xml").write_text("<annotation><filename>x</filename></annotation>")
         import_cvat(root / "bad.xml", tmp_path / "out2")
+
+
+# ------------------------------------------------------------------------------------------------ voc test split
+def test_voc2007_imagesets_test_split_is_kept(tmp_path):
+    from yolo_attn.datasets import import_voc
+
+    root = tmp_path / "VOC2007"
+    sets = {"train": ["a", "b", "c"], "val": ["d"], "test": ["e", "f"]}
+    for split, stems in sets.items():
+        for stem in stems:
+            _img(root / "JPEGImages" / f"{stem}.jpg", w=100, h=50)
+            (root / "Annotations").mkdir(parents=True, exist_ok=True)
+            (root / "Annotations" / f"{stem}.xml").write_text(
+                f"<annotation><filename>{stem}.jpg</filename><size><width>100</width><height>50</height></size>"
+                "<object><name>dog</name><difficult>0</difficult><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>50</xmax>"
+                "<ymax>25</ymax></bndbox></object></annotation>")
+        (root / "ImageSets" / "Main").mkdir(parents=True, exist_ok=True)
+        (root / "ImageSets" / "Main" / f"{split}.txt").write_text("\n".join(stems) + "\n")
+    rep = import_voc(root, tmp_path / "out")
+    assert rep.images == {"train": 3, "val": 1, "test": 2}
+    assert _files(tmp_path / "out", "test") == ["e.jpg", "f.jpg"]
