@@ -169,7 +169,8 @@ def test_yolo_folder_split_folders_and_names(tmp_path):
     with pytest.raises(FileNotFoundError, match="classes.txt"):
         import_yolo(src, tmp_path / "o1")
     rep = import_yolo(src, tmp_path / "o2", names=["ball"])
-    assert rep.images == {"train": 4, "val": 2} and rep.skipped == {"test split (not imported)": 1}
+    assert rep.images == {"train": 4, "val": 2, "test": 1} and rep.skipped == {}
+    assert yaml.safe_load(rep.yaml.read_text())["test"] == "images/test"
     names = sorted(p.name for p in (tmp_path / "o2" / "images" / "train").iterdir())
     assert names == ["train_images_x0.jpg", "train_images_x1.jpg", "x2.jpg", "x3.jpg"]  # x0, x1 also in valid/
     assert check_data(rep.yaml).ok

@@ -71,6 +71,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--baseline", help="baseline model (default: the first)")
     parser.add_argument("--weights", choices=("last", "best"), default="last",
                         help="weights evaluated (default last: no selection on the evaluation images)")
+    parser.add_argument("--eval-split", choices=("val", "test"), default=None,
+                        help="split of the final scoring (Ultralytics mAP, COCOeval, bootstrap); training validates "
+                             "on val each epoch. Default val; a note suggests test when the data has one")
     parser.add_argument("--train-arg", action="append", default=[], metavar="KEY=VALUE",
                         help="extra Ultralytics training argument, the same for every trial (repeatable)")
     parser.add_argument("--device", help="Ultralytics device (default: automatic)")
@@ -130,7 +133,7 @@ def run(args) -> int:
         allow_changes=args.allow_changes, retry_failed=args.retry_failed, device=args.device, n_boot=args.boot,
         tolerance=args.tolerance if args.tolerance is not None else AGREEMENT_TOL, cpus_per_trial=args.cpus_per_trial,
         progress=not args.quiet, threads=args.threads, verbose=args.verbose, max_trials=args.max_trials,
-        effect=effect,
+        effect=effect, eval_split=args.eval_split,
     )
     print(fmt_summary(summary))
     if args.plan:

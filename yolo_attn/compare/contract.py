@@ -32,6 +32,7 @@ class TrialSpec:
     nc: int | None = None
     names: list[str] | dict | None = None
     weights: str = "last"  # last | best
+    eval_split: str = "val"  # the split of the final scoring (Ultralytics mAP, COCOeval, bootstrap arrays): val | test
     device: str | int | None = None
     threads: int | None = None  # CPU threads of this trial
     verbose: bool = False
@@ -70,7 +71,7 @@ class TrialRecord:
     gflops_640: float | None = None
     predictions_sha256: str | None = None
     n_detections: int | None = None
-    n_val_images: int | None = None
+    n_val_images: int | None = None  # images of the final scoring (of the eval split, despite the name)
     train_loss: Any = None
     eval: str | None = None  # evaluation arrays (.npz), relative to the store root
     train_time_s: float | None = None

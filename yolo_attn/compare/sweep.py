@@ -179,11 +179,16 @@ def default_data() -> str:
     return str(shapes_yaml())
 
 
-def _data_fingerprint(yaml_path: Path) -> dict:
+EVAL_SPLITS = ("val", "test")
+
+
+def _data_fingerprint(yaml_path: Path, eval_split: str = "val") -> dict:
+    """Names and, per split the sweep reads, its image count and a hash of names and sizes (test only when
+    it is scored on, so that a sweep scored on val keeps the fingerprint it always had)."""
     ds = resolve_dataset(yaml_path)
     root = ds.root
     fp = {"names": ds.names}
-    for split in ("train", "val"):
+    for split in ("train", "val") + (("test",) if eval_split == "test" else ()):
         files = sorted({Path(f) for f in ds.images(split)})
         h = hashlib.sha256()
         for f in files:
@@ -229,6 +234,7 @@ def compare(
     verbose: bool = False,
     max_trials: int | None = None,
     effect: float = report.DEFAULT_EFFECT,
+    eval_split: str | None = None,
 ) -> dict:
     """Train every model with every seed under identical settings and write the comparison (see the package docs).
 
@@ -236,7 +242,8 @@ def compare(
     trials were trained in this call (the rest stays for a rerun), used by tests and for time-boxing.
     Every setting is checked (training arguments, model YAMLs, the pretrained checkpoint) before
     ``config.json`` is written and before the first trial. Several processes may run the same sweep on
-    one ``out`` at once: they split the trials through the store's claims.
+    one ``out`` at once: they split the trials through the store's claims. ``eval_split`` (``val`` when None)
+    is the split of the final scoring of every trial; training validates on ``val`` each epoch whatever it is.
     """
     import torch
 
@@ -256,13 +263,15 @@ def compare(
     log = (lambda s: print(f"[compare] {s}", file=sys.stderr, flush=True)) if progress else (lambda s: None)
 
     data = data or default_data()  # the shipped shapes dataset (named in the report's title)
-    data_yaml, names = _checked_data(data, out_dir, log)
+    ds = _checked_data(data, out_dir, log)
+    data_yaml, names = ds.yaml, ds.names
+    eval_split = choose_eval_split(ds, eval_split, weights, log)
     nc = len(names)
     specs_m, base_name = _model_specs(models, baseline, control_width, nc, out_dir, log)
     imgsz = _trained_imgsz(int(imgsz), specs_m, nc, log)
     t_args = check_sweep_settings(train_args, pretrained, specs_m, nc)
     config = _init_config(store, data, data_yaml, specs_m, seed_list, base_name, epochs, imgsz, t_args, pretrained,
-                          weights, threads, allow_changes)
+                          weights, threads, allow_changes, eval_split)
     shash = config["settings_hash"]
 
     all_trials, todo = _trial_specs(store, config, specs_m, seed_list, data_yaml, nc, names, out_dir, device, threads,
@@ -291,11 +300,35 @@ def _sweep_threads(store: Store, threads: int | None) -> int:
     return int(threads or (store.read_config() or {}).get("_threads") or cpu_threads())
 
 
-def _checked_data(data: str, out_dir: Path, log) -> tuple[Path, list[str]]:
-    """The checked copy of the dataset YAML (absolute paths, no download:) in the results folder, checked
-    before anything trains."""
+def has_test_split(ds) -> bool:
+    """Whether resolved dataset ``ds`` names a test split whose entries all exist."""
+    return bool(ds.splits.get("test")) and not ds.missing("test")
+
+
+def choose_eval_split(ds, eval_split: str | None, weights: str, log) -> str:
+    """The split of the final scoring: ``eval_split`` checked against the data, else ``val`` -- with a note
+    suggesting ``--eval-split test`` when the data has a test split (and the reason it matters)."""
+    if eval_split is None:
+        if has_test_split(ds):
+            why = ("best.pt is chosen on val, so val scores are optimistic" if weights == "best" else
+                   "when you choose among sweeps by their val scores, the chosen one's val score is optimistic")
+            log(f"note: {ds.source} has a test split; this sweep scores on val (the default). --eval-split test "
+                f"scores on images nothing was chosen on ({why})")
+        return "val"
+    if eval_split not in EVAL_SPLITS:
+        raise ValueError(f"--eval-split {eval_split!r}: expected one of {', '.join(EVAL_SPLITS)}")
+    if eval_split == "test" and not has_test_split(ds):
+        gone = ds.missing("test")
+        raise ValueError(f"--eval-split test: {ds.source} has no test split"
+                         + (f" (its test entry {', '.join(map(str, gone))} does not exist)" if gone else
+                            " (no 'test:' key); give one, or import the data with --test-fraction"))
+    return eval_split
+
+
+def _checked_data(data: str, out_dir: Path, log):
+    """The resolved dataset, its checked copy of the YAML (absolute paths, no download:) in the results folder,
+    checked before anything trains."""
     ds, rep = checked_dataset(data, out_dir)
-    data_yaml = ds.yaml
     atomic_write(out_dir / "data_check.json", json.dumps(rep.as_dict(), indent=2))
     if not rep.ok:
         raise DataCheckFailed(f"dataset check failed ({len(rep.fatal)} fatal problems, see {out_dir / 'data_check.json'}):\n"
@@ -304,7 +337,7 @@ def _checked_data(data: str, out_dir: Path, log) -> tuple[Path, list[str]]:
         log(f"dataset check: {len(rep.problems)} warning(s), see {out_dir / 'data_check.json'}")
     for note in ds.notes:
         log(f"dataset: {note}")
-    return data_yaml, ds.names
+    return ds
 
 
 def _model_spec(ref: str, nc: int, out_dir: Path) -> dict:
@@ -388,15 +421,18 @@ def check_sweep_settings(train_args: dict | None, pretrained: str | None, specs_
 
 
 def _init_config(store: Store, data, data_yaml: Path, specs_m: list[dict], seed_list: list[int], base_name: str,
-                 epochs: int, imgsz: int, t_args: dict, pretrained, weights: str, threads: int, allow_changes: bool) -> dict:
-    """Store the sweep's settings in config.json (or check them against the stored ones)."""
+                 epochs: int, imgsz: int, t_args: dict, pretrained, weights: str, threads: int, allow_changes: bool,
+                 eval_split: str = "val") -> dict:
+    """Store the sweep's settings in config.json (or check them against the stored ones). The eval split is a
+    setting only when it is not val, so that sweeps scored on val keep their settings hash."""
     settings = {
-        "data": _data_fingerprint(data_yaml),
+        "data": _data_fingerprint(data_yaml, eval_split),
         "epochs": int(epochs),
         "imgsz": int(imgsz),
         "train_args": t_args,
         "pretrained": _file_hash(pretrained) if pretrained else None,
         "weights": weights,
+        **({"eval_split": eval_split} if eval_split != "val" else {}),
     }
     config = {
         **settings,
@@ -439,7 +475,8 @@ def _trial_specs(store: Store, config: dict, specs_m: list[dict], seed_list: lis
                 trial_dir=str((out_dir / "trials" / tid).resolve()), store_root=str(out_dir.resolve()),
                 data=str(Path(data_yaml).resolve()), epochs=int(config["epochs"]), imgsz=int(config["imgsz"]),
                 train_args=config["train_args"], pretrained=pretrained, nc=nc, names=names,
-                weights=config["weights"], device=device, threads=threads, verbose=verbose))
+                weights=config["weights"], eval_split=config.get("eval_split", "val"), device=device, threads=threads,
+                verbose=verbose))
     return all_trials, todo
 
 

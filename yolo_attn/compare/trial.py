@@ -396,7 +396,8 @@ def _train(spec: TrialSpec, model_ref: str, hooks: _Hooks):
 
 
 def _validate(spec: TrialSpec, weights: Path, hooks: _Hooks):
-    """Ultralytics' validation with the predictions written per image (the same predictions feed COCOeval)."""
+    """Ultralytics' validation on the sweep's eval split (``spec.eval_split``; training validated on val each epoch),
+    with the predictions written per image (the same predictions feed COCOeval)."""
     from ultralytics import YOLO
 
     captured = {}
@@ -404,7 +405,7 @@ def _validate(spec: TrialSpec, weights: Path, hooks: _Hooks):
     vmodel.add_callback("on_val_start", hooks.set_threads)
     vmodel.add_callback("on_val_end", lambda v: captured.update(
         im_files=list(v.dataloader.dataset.im_files), save_dir=v.save_dir, names=dict(v.names)))
-    vargs = dict(data=spec.data, imgsz=spec.imgsz, batch=_train_args(spec).get("batch", 16), split="val",
+    vargs = dict(data=spec.data, imgsz=spec.imgsz, batch=_train_args(spec).get("batch", 16), split=spec.eval_split,
                  save_txt=True, save_conf=True, plots=False, project=str(Path(spec.trial_dir)), name="val",
                  exist_ok=True, verbose=False, **VAL_ARGS)
     if spec.device is not None:
