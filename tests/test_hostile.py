@@ -128,7 +128,7 @@ def test_malicious_checkpoint_runs_nothing_anywhere(kind, evil_files, tmp_path, 
         lambda: load_checkpoint(path),
         lambda: build_model(path),  # yolo-attn info, compare's model checkpoints, train model=*.pt
         lambda: trial.model_cost(str(path), None, 64),
-        lambda: trial._make_pretrained("yolov5n.yaml", str(path), 2, tmp_path),
+        lambda: trial._make_pretrained("yolov5n.yaml", str(path), 2, tmp_path, 0),
     ]
     for attempt in attempts:
         try:
