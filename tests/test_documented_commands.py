@@ -280,7 +280,9 @@ def _yolo_attn() -> list[str]:
 def _run(argv: list[str], ws: Workspace) -> subprocess.CompletedProcess:
     key = tuple(argv)
     if key not in ws.done:
-        env = {**os.environ, "YOLO_OFFLINE": "1", "PYTHONHASHSEED": "0"}
+        # the code beside these tests, also where another yolo_attn is installed
+        path = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        env = {**os.environ, "YOLO_OFFLINE": "1", "PYTHONHASHSEED": "0", "PYTHONPATH": path}
         ws.done[key] = subprocess.run([*_yolo_attn(), *argv], cwd=ws.folder, capture_output=True, text=True,
                                       env=env, timeout=1500, stdin=subprocess.DEVNULL)
     return ws.done[key]
