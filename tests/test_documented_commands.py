@@ -241,9 +241,11 @@ def workspace(tmp_path_factory) -> Workspace:
 # Reduced sizes and stand-ins
 # ------------------------------------------------------------------------------------------------
 def _stand_in(token: str, ws: Workspace) -> str:
-    """A documented file outside the repository (shared/ datasets) is replaced by the small dataset."""
+    """A documented file outside the repository (shared/ datasets, weights) is replaced by a stand-in."""
     if token.startswith("../shared/") and token.endswith(".yaml"):
         return str(ws.tiny)
+    if token.startswith("../shared/") and token.endswith(".pt"):
+        return str(ws.folder / "yolov5n.pt")
     return token
 
 
