@@ -18,20 +18,13 @@ import yaml
 from PIL import Image
 
 from yolo_attn.cli import main
+from conftest import read_label_rows, write_image
 from yolo_attn.datasets import check_data, import_coco_export, import_cvat, import_labelme, import_yolo
 from yolo_attn.datasets.importers import Item, assign_splits
 
 ODD = "my photo (1) [copy]"  # spaces and brackets (glob's special characters)
 
 
-def _img(path: Path, w=64, h=48, colour=(200, 30, 30)) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.full((h, w, 3), colour, np.uint8)).save(path)
-    return path
-
-
-def _rows(path: Path) -> np.ndarray:
-    return np.array([[float(v) for v in ln.split()] for ln in path.read_text().splitlines()]).reshape(-1, 5)
 
 
 def _files(out: Path, split: str) -> list[str]:
@@ -44,7 +37,7 @@ def _roboflow_yolo(root: Path, counts=(("train", 6), ("valid", 3), ("test", 2)))
     for split, n in counts:
         for i in range(n):
             stem = f"{ODD} {split}{i}" if i == 0 else f"{split}{i}_jpg.rf.{i:032x}"
-            _img(root / split / "images" / f"{stem}.jpg")
+            write_image(root / split / "images" / f"{stem}.jpg")
             (root / split / "labels").mkdir(parents=True, exist_ok=True)
             (root / split / "labels" / f"{stem}.txt").write_text(f"{i % 3} 0.5 0.5 0.2 0.2\n")
     (root / "data.yaml").write_text("train: ../train/images\nval: ../valid/images\ntest: ../test/images\n\n"
@@ -63,7 +56,7 @@ def test_yolo_roboflow_export_keeps_its_splits_and_yaml_names(tmp_path, capsys):
     assert data["names"] == {0: "fish", 1: "jelly fish", 2: "shark"}
     assert (data["train"], data["val"], data["test"]) == ("images/train", "images/val", "images/test")
     assert f"{ODD} test0.jpg" in _files(out, "test") and len(_files(out, "val")) == 3
-    np.testing.assert_allclose(_rows(out / "labels" / "test" / f"{ODD} test0.txt"), [[0, 0.5, 0.5, 0.2, 0.2]])
+    np.testing.assert_allclose(read_label_rows(out / "labels" / "test" / f"{ODD} test0.txt"), [[0, 0.5, 0.5, 0.2, 0.2]])
     rep = check_data(out / "data.yaml")
     assert rep.ok and not [p for p in rep.problems if "test" in str(p) and "not" in str(p)]
 
@@ -122,7 +115,7 @@ def test_test_fraction_is_exact_stratified_and_deterministic():
 def test_test_fraction_on_the_command_line(tmp_path, capsys):
     src = tmp_path / "flat"
     for i in range(20):
-        _img(src / f"{ODD} {i}.jpg")
+        write_image(src / f"{ODD} {i}.jpg")
         (src / f"{ODD} {i}.txt").write_text(f"{i % 2} 0.5 0.5 0.2 0.2\n")
     (src / "classes.txt").write_text("a\nb\n")
     out = tmp_path / "o"
@@ -139,7 +132,7 @@ def test_test_fraction_on_the_command_line(tmp_path, capsys):
 def _coco_split(folder: Path, names: list[str], start_id: int, cats) -> None:
     ims, anns = [], []
     for k, name in enumerate(names):
-        _img(folder / name, w=100, h=50)
+        write_image(folder / name, w=100, h=50)
         ims.append({"id": k, "file_name": name, "width": 100, "height": 50})
         anns.append({"id": k, "image_id": k, "category_id": 1 + k % 2, "bbox": [10, 5, 50, 25], "area": 1250, "iscrowd": 0})
     (folder / "_annotations.coco.json").write_text(json.dumps({"images": ims, "annotations": anns, "categories": cats}))
@@ -163,7 +156,7 @@ def test_coco_export_folder_keeps_splits_and_drops_the_umbrella_category(tmp_pat
     assert data["names"] == {0: "fish", 1: "sea star"} and data["test"] == "images/test"
     assert len(_files(out, "train")) == 6 and len(_files(out, "val")) == 2 and _files(out, "test") == ["x0.jpg"]
     assert "train_my photo (1) [copy].jpg" in _files(out, "train")  # the name collision with valid/ is resolved
-    np.testing.assert_allclose(_rows(out / "labels" / "val" / "v1.txt"), [[1, 0.35, 0.35, 0.5, 0.5]], atol=1e-6)
+    np.testing.assert_allclose(read_label_rows(out / "labels" / "val" / "v1.txt"), [[1, 0.35, 0.35, 0.5, 0.5]], atol=1e-6)
     assert check_data(out / "data.yaml").ok
 
 
@@ -202,7 +195,7 @@ def _png_bytes(w=100, h=50) -> bytes:
 
 def test_labelme_rectangles_any_corner_order_other_shapes_skipped(tmp_path, capsys):
     root = tmp_path / "labelme"
-    _img(root / "images" / f"{ODD}.jpg", w=100, h=50)
+    write_image(root / "images" / f"{ODD}.jpg", w=100, h=50)
     _labelme(root / "json" / f"{ODD}.json", f"../images/{ODD}.jpg", [
         _shape("cat", [[60, 50], [10, 0]]),  # bottom-right first
         _shape("dog", [[0, 50], [50, 0]]),  # bottom-left, top-right
@@ -210,12 +203,12 @@ def test_labelme_rectangles_any_corner_order_other_shapes_skipped(tmp_path, caps
         _shape("dog", [[20, 20], [30, 30]], "circle"),
         _shape("dog", [[5, 5]], "point")])
     for i in range(4):
-        _img(root / "images" / f"b{i}.jpg", w=100, h=50)
+        write_image(root / "images" / f"b{i}.jpg", w=100, h=50)
         _labelme(root / "json" / f"b{i}.json", f"..\\images\\b{i}.jpg", [_shape("dog", [[0, 0], [50, 25]])])
     _labelme(root / "json" / "embedded.json", "C:\\Users\\me\\gone.png", [_shape("cat", [[0, 0], [100, 50]])],
              data=_png_bytes())
     _labelme(root / "json" / "nothing.json", "missing.jpg", [_shape("cat", [[0, 0], [10, 10]])])
-    _img(root / "images" / "resized.jpg", w=50, h=25)
+    write_image(root / "images" / "resized.jpg", w=50, h=25)
     _labelme(root / "json" / "resized.json", "../images/resized.jpg", [_shape("cat", [[0, 0], [10, 10]])])
     out = tmp_path / "out"
     assert main(["import-data", "labelme", str(root), str(out), "--val-fraction", "0.2"]) == 0
@@ -226,7 +219,7 @@ def test_labelme_rectangles_any_corner_order_other_shapes_skipped(tmp_path, caps
     assert "imported from the JSON's embedded imageData" in printed
     data = yaml.safe_load((out / "data.yaml").read_text())
     assert data["names"] == {0: "cat", 1: "dog"}
-    labels = {p.stem: _rows(p) for p in (out / "labels").rglob("*.txt")}
+    labels = {p.stem: read_label_rows(p) for p in (out / "labels").rglob("*.txt")}
     assert sorted(labels) == sorted([ODD, "b0", "b1", "b2", "b3", "embedded"])
     np.testing.assert_allclose(labels[ODD], [[0, 0.35, 0.5, 0.5, 1.0], [1, 0.25, 0.5, 0.5, 1.0]], atol=1e-6)
     embedded = next((out / "images").rglob("embedded.png"))
@@ -238,9 +231,9 @@ def test_labelme_rectangles_any_corner_order_other_shapes_skipped(tmp_path, caps
 
 def test_labelme_unknown_class_and_traversal(tmp_path):
     root = tmp_path / "lm"
-    _img(tmp_path / "secret.jpg", colour=(1, 2, 3), w=100, h=50)
+    write_image(tmp_path / "secret.jpg", colour=(1, 2, 3), w=100, h=50)
     for i in range(3):
-        _img(root / f"a{i}.jpg", w=100, h=50)
+        write_image(root / f"a{i}.jpg", w=100, h=50)
         _labelme(root / f"a{i}.json", f"a{i}.jpg", [_shape("cat", [[0, 0], [10, 10]]), _shape("bird", [[0, 0], [5, 5]])])
     _labelme(root / "up.json", "../secret.jpg", [_shape("cat", [[0, 0], [10, 10]])])
     rep = import_labelme(root, tmp_path / "out", classes=["cat"])
@@ -271,7 +264,7 @@ def test_cvat_export_boxes_subsets_meta_labels(tmp_path, capsys):
     entries = []
     for i, subset in enumerate(["Train"] * 5 + ["Validation"] * 2 + ["Test"]):
         name = f"{ODD} {i}.jpg" if i == 0 else f"frame_{i:06d}.jpg"
-        _img(root / "images" / subset / name, w=100, h=50)
+        write_image(root / "images" / subset / name, w=100, h=50)
         entries.append((name, subset, [_box("car", 10, 5, 60, 30)]))
     entries[1][2].extend(['<polygon label="car" source="manual" occluded="0" points="1,1;5,5;9,1" z_order="0"></polygon>',
                           '<polyline label="car" points="1,1;5,5" z_order="0"></polyline>',
@@ -287,16 +280,16 @@ def test_cvat_export_boxes_subsets_meta_labels(tmp_path, capsys):
     data = yaml.safe_load((out / "data.yaml").read_text())
     assert data["names"] == {0: "person", 1: "car"}  # the project's label order, not the boxes'
     assert (len(_files(out, "train")), len(_files(out, "val")), len(_files(out, "test"))) == (5, 2, 1)
-    np.testing.assert_allclose(_rows(out / "labels" / "train" / f"{ODD} 0.txt"), [[1, 0.35, 0.35, 0.5, 0.5]], atol=1e-6)
+    np.testing.assert_allclose(read_label_rows(out / "labels" / "train" / f"{ODD} 0.txt"), [[1, 0.35, 0.35, 0.5, 0.5]], atol=1e-6)
     assert check_data(out / "data.yaml").ok
 
 
 def test_cvat_without_meta_labels_missing_and_hostile_images(tmp_path):
     root = tmp_path / "c"
     for i in range(3):
-        _img(root / f"{i} [a].png", w=100, h=50)
-    _img(tmp_path / "secret.png", colour=(1, 2, 3), w=100, h=50)
-    _img(root / "small.png", w=40, h=20)
+        write_image(root / f"{i} [a].png", w=100, h=50)
+    write_image(tmp_path / "secret.png", colour=(1, 2, 3), w=100, h=50)
+    write_image(root / "small.png", w=40, h=20)
     entries = [(f"{i} [a].png", "", [_box("zebra" if i else "ant", 0, 0, 50, 25)]) for i in range(3)]
     entries += [("../secret.png", "", [_box("ant", 0, 0, 5, 5)]), ("gone.png", "", []),
                 ("small.png", "", [_box("ant", 0, 0, 5, 5)])]
@@ -318,7 +311,7 @@ def test_voc2007_imagesets_test_split_is_kept(tmp_path):
     sets = {"train": ["a", "b", "c"], "val": ["d"], "test": ["e", "f"]}
     for split, stems in sets.items():
         for stem in stems:
-            _img(root / "JPEGImages" / f"{stem}.jpg", w=100, h=50)
+            write_image(root / "JPEGImages" / f"{stem}.jpg", w=100, h=50)
             (root / "Annotations").mkdir(parents=True, exist_ok=True)
             (root / "Annotations" / f"{stem}.xml").write_text(
                 f"<annotation><filename>{stem}.jpg</filename><size><width>100</width><height>50</height></size>"

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .files import image_size
 from .importers import (ImportReport, Item, Skips, check_fractions, inside, number, prepare_output, split_of,
                         write_dataset, yolo_row)
 
@@ -110,11 +109,10 @@ def _image_item(im, images_dir: Path, where: str, skips: Skips) -> tuple[Item, f
     if not src.is_file():
         skips.add("missing image file", src)
         return None
-    try:
-        w0, h0 = image_size(src)
-    except (ValueError, OSError) as exc:
-        skips.add("unreadable image", src, str(exc))
+    size = skips.image_size(src)
+    if size is None:
         return None
+    w0, h0 = size
     w, h = number(im.get("width")), number(im.get("height"))
     if not (w and h and w > 0 and h > 0):
         w, h = w0, h0

@@ -22,7 +22,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from .files import IMG_FORMATS, image_size
+from .files import IMG_FORMATS
 from .importers import (ImportReport, Item, Skips, check_fractions, inside, keep_fixed_splits, number, prepare_output,
                         split_of, write_dataset, yolo_row)
 
@@ -123,11 +123,10 @@ def _image(el: ET.Element, xml: Path, finder: _Images, skips: Skips) -> tuple[It
     if src is None:
         skips.add("image not found", where, "in none of " + ", ".join(map(str, finder.folders)))
         return None
-    try:
-        w, h = image_size(src)
-    except (ValueError, OSError) as exc:
-        skips.add("unreadable image", src, str(exc))
+    size = skips.image_size(src)
+    if size is None:
         return None
+    w, h = size
     xw, xh = number(el.get("width")), number(el.get("height"))
     if xw and xh and (round(xw), round(xh)) != (w, h):
         skips.add("image size differs from the XML", where, f"XML {xw:g} x {xh:g}, image {w} x {h}")

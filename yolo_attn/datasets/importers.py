@@ -67,6 +67,16 @@ class Skips:
         self.counts[reason] += 1
         self.lines.append(f"{where}: {reason}" + (f" ({detail})" if detail else ""))
 
+    def image_size(self, src: Path) -> tuple[int, int] | None:
+        """``(width, height)`` of image ``src``, or None with the file listed as unreadable."""
+        from .files import image_size
+
+        try:
+            return image_size(src)
+        except (ValueError, OSError) as exc:
+            self.add("unreadable image", src, str(exc))
+            return None
+
 
 @dataclass
 class ImportReport:

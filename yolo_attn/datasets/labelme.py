@@ -27,7 +27,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .files import IMG_FORMATS, image_size
+from .files import IMG_FORMATS
 from .importers import (ImportReport, Item, Skips, check_fractions, inside, keep_fixed_splits, number, prepare_output,
                         split_of, write_dataset, yolo_row)
 
@@ -122,11 +122,10 @@ def _item(lm: LabelmeFile, root: Path, finder: _Finder, skips: Skips) -> tuple[I
     rel_json = lm.path.relative_to(root)
     src = finder.find(lm)
     if src is not None:
-        try:
-            w, h = image_size(src)
-        except (ValueError, OSError) as exc:
-            skips.add("unreadable image", src, str(exc))
+        size = skips.image_size(src)
+        if size is None:
             return None
+        w, h = size
         src = src.resolve()
         base = next(r for r in finder.roots if r in src.parents)
         item = Item(src, src.relative_to(base).as_posix(), split=split_of(rel_json.parts[:-1]))

@@ -21,7 +21,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from .files import IMG_FORMATS, image_size
+from .files import IMG_FORMATS
 from .importers import (ImportReport, Item, Skips, check_fractions, inside, number, prepare_output, write_dataset,
                         yolo_row)
 
@@ -96,11 +96,10 @@ class ImageIndex:
 
 
 def _size(root: ET.Element, src: Path, xml: Path, skips: Skips) -> tuple[float, float] | None:
-    try:
-        w0, h0 = image_size(src)
-    except (ValueError, OSError) as exc:
-        skips.add("unreadable image", src, str(exc))
+    size = skips.image_size(src)
+    if size is None:
         return None
+    w0, h0 = size
     size = root.find("size")
     w, h = (number(size.findtext("width")), number(size.findtext("height"))) if size is not None else (None, None)
     return (w, h) if w and h and w > 0 and h > 0 else (w0, h0)
