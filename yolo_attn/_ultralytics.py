@@ -711,10 +711,11 @@ def freeze_in_trainer(trainer, prefixes) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------
-# Newer bases (YOLOv8, YOLO11): block options Ultralytics sets per scale, and the Detect head layout
-# (owned by the bases issue; yolo_attn/modules/c2f.py, yolo_attn/transfer.py)
+# Newer bases (YOLOv8, YOLO11, YOLO12, YOLO26): block options Ultralytics sets per scale, the Detect head layout
+# (yolo_attn/modules/c2f.py and area.py, yolo_attn/transfer.py)
 # --------------------------------------------------------------------------------------------
 _C3K_SCALES = frozenset({"m", "l", "x"})  # scales at which parse_model builds C3k2 with c3k=True
+_A2_RESIDUAL_SCALES = frozenset({"l", "x"})  # scales at which parse_model builds A2C2f with residual=True, mlp_ratio=1.2
 
 
 def _set_parse_local(name: str, value) -> None:
@@ -725,29 +726,38 @@ def _set_parse_local(name: str, value) -> None:
         ctypes.pythonapi.PyFrame_LocalsToFast(ctypes.py_object(frame), ctypes.c_int(0))
 
 
+def _set_block_option(spec: LayerSpec, pos: list, kw: dict, name: str, value) -> tuple[list, dict]:
+    """Set constructor option ``name`` of a block: in ``pos`` (which starts at c2) when given there, else as a keyword."""
+    import inspect
+
+    at = list(inspect.signature(spec.cls).parameters).index(name) - 1  # c1 is not in pos
+    if len(pos) > at:
+        return [*pos[:at], value, *pos[at + 1 :]], kw
+    return pos, {**kw, name: value}
+
+
 def scale_block_options(spec: LayerSpec, pos: list, kw: dict, loc: dict[str, Any]) -> tuple[list, dict]:
-    """Options that Ultralytics' ``parse_model`` sets for a ``C3k2`` row, applied to a yolo_attn block derived from it.
+    """Options that Ultralytics' ``parse_model`` sets for a ``C3k2`` or ``A2C2f`` row, applied to a yolo_attn block
+    derived from it.
 
     For ``C3k2`` Ultralytics (a) switches its ``c3k`` units on at the m/l/x scales and (b) clears the
-    ``legacy`` flag that later selects YOLO11's (not YOLOv8's) Detect head. A block subclassing ``C3k2``
-    gets the same, so a YOLO11 whose every C3k2 is replaced still has YOLO11's head. ``pos`` are the
-    constructor arguments after ``c1`` (``[c2, n, ...]``).
+    ``legacy`` flag that later selects YOLO11's (not YOLOv8's) Detect head. For YOLO12's ``A2C2f`` it clears
+    ``legacy`` too and, at the l/x scales, turns on the scaled residual with an MLP ratio of 1.2. A block
+    subclassing either gets the same, so a YOLO11 whose every C3k2 is replaced still has YOLO11's head.
+    ``pos`` are the constructor arguments after ``c1`` (``[c2, n, ...]``).
     """
-    from ultralytics.nn.modules.block import C3k2
+    from ultralytics.nn.modules.block import A2C2f, C3k2
 
-    if not (isinstance(spec.cls, type) and issubclass(spec.cls, C3k2)):
+    if not (isinstance(spec.cls, type) and issubclass(spec.cls, (C3k2, A2C2f))):
         return pos, kw
     if "legacy" in loc:  # Ultralytics versions whose Detect has a legacy (YOLOv8) and a YOLO11 form
         _set_parse_local("legacy", False)
-    if loc.get("scale") in _C3K_SCALES:
-        import inspect
-
-        params = list(inspect.signature(spec.cls).parameters)  # c1, c2, n, ..., c3k, ...
-        at = params.index("c3k") - 1  # position in pos (which starts at c2)
-        if len(pos) > at:
-            pos = [*pos[:at], True, *pos[at + 1 :]]
-        else:
-            kw = {**kw, "c3k": True}
+    if issubclass(spec.cls, A2C2f):
+        if loc.get("scale") in _A2_RESIDUAL_SCALES:
+            pos, kw = _set_block_option(spec, pos, kw, "residual", True)
+            pos, kw = _set_block_option(spec, pos, kw, "mlp_ratio", 1.2)
+    elif loc.get("scale") in _C3K_SCALES:
+        pos, kw = _set_block_option(spec, pos, kw, "c3k", True)
     return pos, kw
 
 
