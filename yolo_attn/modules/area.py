@@ -76,9 +76,11 @@ class AttnA2C2f(A2C2f):
             raise ValueError("AttnA2C2f: a2=False builds an A2C2f without area attention (C3k units): nothing to replace")
         c_ = int(c2 * e)
         check_channels(c_, "AttnA2C2f")
-        # a2=False: the parent builds its projections and (discarded) C3k units without the multiple-of-32 rule
-        # of the area attention, which this block does not have
-        super().__init__(c1, c2, n, False, area, residual, mlp_ratio, e, g, shortcut)
+        # A2C2f's own constructor requires a multiple of 32 hidden channels (its attention heads), which this block
+        # does not need: the parts are built here, with A2C2f's names, and A2C2f's forward runs them
+        nn.Module.__init__(self)
+        self.cv1 = Conv(c1, c_, 1, 1)
+        self.cv2 = Conv((1 + n) * c_, c2, 1)
         self.gamma = nn.Parameter(0.01 * torch.ones(c2)) if residual else None
         self.m = nn.ModuleList(
             nn.Sequential(*(LayerABlock(c_, attn, attn_args, mlp_ratio) for _ in range(2))) for _ in range(n)
