@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import math
 import sys
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -929,3 +931,74 @@ def validate_before_training(trainer) -> dict[str, float]:
         if not had_epoch:
             del trainer.epoch
     return {k: float(v) for k, v in (metrics or {}).items() if isinstance(v, (int, float)) or hasattr(v, "item")}
+
+
+# --------------------------------------------------------------------------------------------
+# The optimizer a training run uses (optimizer=auto resolves by the number of iterations)
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class OptimizerChoice:
+    """The optimizer a run trains with: its class name, base learning rate and momentum; MuSGD's mixing factors."""
+
+    name: str
+    lr: float
+    momentum: float | None
+    muon: float | None = None  # MuSGD: weight of the Muon (orthogonalised) update
+    sgd: float | None = None  # MuSGD: weight of the SGD update
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def optimizer_choice(optimizer: torch.optim.Optimizer) -> OptimizerChoice:
+    """What Ultralytics' ``build_optimizer`` built: the lowest group learning rate is the base one (MuSGD boosts the
+    class branches' groups)."""
+    groups = optimizer.param_groups
+    first = groups[0]
+    momentum = first.get("momentum", (first.get("betas") or (None,))[0])
+    muon, sgd = getattr(optimizer, "muon", None), getattr(optimizer, "sgd", None)
+    return OptimizerChoice(type(optimizer).__name__, float(min(g["lr"] for g in groups)),
+                           None if momentum is None else float(momentum),
+                           None if muon is None else float(muon), None if sgd is None else float(sgd))
+
+
+def train_iterations(n_images: int, batch: int, nbs: int, epochs: int) -> int:
+    """The iteration count Ultralytics' trainer gives ``build_optimizer`` (what ``optimizer=auto`` decides by)."""
+    return math.ceil(n_images / max(batch, nbs)) * epochs
+
+
+def resolve_optimizer(name: str, lr0: float, momentum: float, nc: int, iterations: int) -> OptimizerChoice:
+    """The optimizer Ultralytics' own ``build_optimizer`` picks for these settings (``auto`` included), built for a
+    one-convolution stand-in model so that nothing is trained or loaded."""
+    from types import SimpleNamespace
+
+    from ultralytics.engine.trainer import BaseTrainer
+
+    class _StandIn(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = nn.Sequential(nn.Conv2d(1, 1, 1))
+
+    args = SimpleNamespace(optimizer=name, lr0=lr0, momentum=momentum, warmup_bias_lr=0.0)
+    host = SimpleNamespace(args=args, data={"nc": nc})
+    import logging
+
+    logger = logging.getLogger("ultralytics")
+    level = logger.level
+    logger.setLevel(logging.WARNING)  # its choice is logged at INFO; the caller reports it
+    try:
+        opt = BaseTrainer.build_optimizer(host, _StandIn(), name=name, lr=lr0, momentum=momentum, iterations=iterations)
+    finally:
+        logger.setLevel(level)
+    return optimizer_choice(opt)
+
+
+def end_to_end_val_args(model) -> dict[str, Any]:
+    """Validation arguments that make Ultralytics score an end-to-end head (YOLO26's one-to-one branch) NMS-free.
+
+    Newer Ultralytics versions apply NMS to the one-to-many branch unless ``nms=False``; 8.4.0 reads ``nms`` as an
+    export option (default False) and validates an end-to-end head NMS-free. ``{}`` for any other head.
+    """
+    net = getattr(model, "model", model)  # a YOLO wrapper or the DetectionModel
+    head = net.model[-1] if isinstance(getattr(net, "model", None), nn.Sequential) else None
+    return {"nms": False} if getattr(head, "one2one_cv2", None) is not None else {}
