@@ -121,6 +121,7 @@ class AttnDetectionTrainer(DetectionTrainer):
     transfer_report = None  # TransferReport of the last set-up, if pretrained weights were transferred
     start_metrics: dict[str, float] | None = None  # validation of the transferred model before any training step
     attn_lr = 1.0  # learning-rate multiplier of the attention parameters (build_optimizer)
+    optimizer_choice = None  # _ultralytics.OptimizerChoice: the optimizer build_optimizer built
     trust = False  # model=*.pt: False reads it with yolo_attn's safe reader, True unpickles it fully (runs its code)
     frozen: list[str] = []  # parameter-name prefixes frozen through the base-index translation
 
@@ -188,6 +189,7 @@ class AttnDetectionTrainer(DetectionTrainer):
     def build_optimizer(self, model, name="auto", lr=0.001, momentum=0.9, decay=1e-5, iterations=1e5):
         """Ultralytics' optimizer; with ``attn_lr`` != 1 the attention parameters move to groups of their own at ``lr * attn_lr``."""
         optimizer = super().build_optimizer(model, name=name, lr=lr, momentum=momentum, decay=decay, iterations=iterations)
+        self.optimizer_choice = _ultralytics.optimizer_choice(optimizer)  # what optimizer=auto resolved to, recorded
         if self.attn_lr != 1.0:
             n = split_attention_groups(optimizer, attention_parameters(model), self.attn_lr)
             LOGGER.info(f"yolo_attn: {n} attention parameter tensors train at {self.attn_lr} x the learning rate")

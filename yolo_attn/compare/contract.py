@@ -78,6 +78,7 @@ class TrialRecord:
     train_images: int | None = None
     train_images_per_s: float | None = None
     epochs_done: int | None = None
+    optimizer: dict[str, Any] | None = None  # the optimizer the trial trained with: name, lr, momentum (MuSGD: muon, sgd)
     run_dir: str | None = None
     recorded_at: float | None = None  # set by the store
     pid: int | None = None

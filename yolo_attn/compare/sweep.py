@@ -270,6 +270,8 @@ def compare(
     specs_m, base_name = _model_specs(models, baseline, control_width, nc, out_dir, log)
     imgsz = _trained_imgsz(int(imgsz), specs_m, nc, log)
     t_args = check_sweep_settings(train_args, pretrained, specs_m, nc)
+    choice = require_one_optimizer(t_args, len(ds.images("train")), nc, [int(epochs)])
+    log(f"optimizer: {choice.name} (lr {choice.lr:g}, momentum {choice.momentum})")
     config = _init_config(store, data, data_yaml, specs_m, seed_list, base_name, epochs, imgsz, t_args, pretrained,
                           weights, threads, allow_changes, eval_split)
     shash = config["settings_hash"]
@@ -387,6 +389,32 @@ def _trained_imgsz(imgsz: int, specs_m: list[dict], nc: int, log) -> int:
         log(f"WARNING: --imgsz {imgsz} is not a multiple of the models' largest stride: Ultralytics trains at {used}, "
             f"and {used} is what this sweep records")
     return used
+
+
+class OptimizerDiffers(ValueError):
+    """Trials of one sweep or search would train with different optimizers (``optimizer=auto``)."""
+
+
+def require_one_optimizer(t_args: dict, n_train: int, nc: int, epochs: list[int]):
+    """The one optimizer every trial of ``epochs`` (a sweep, or a search's rungs) trains with, as Ultralytics' own
+    ``build_optimizer`` resolves ``t_args`` (``optimizer=auto`` picks by the iteration count, a rule that differs
+    between Ultralytics versions); :class:`OptimizerDiffers` when the trials would not all use the same one."""
+    from .._ultralytics import resolve_optimizer, train_iterations
+
+    name, batch, nbs = str(t_args.get("optimizer", "auto")), t_args.get("batch", 16), int(t_args.get("nbs", 64))
+    if not (isinstance(batch, int) and batch > 0):
+        if name.lower() == "auto":
+            raise OptimizerDiffers(f"optimizer=auto with batch={batch}: the optimizer would depend on the batch size "
+                                   "chosen at run time; pin it (--train-arg optimizer=SGD) or give a batch size")
+        batch = 1  # a named optimizer does not depend on the iteration count
+    iters = {e: train_iterations(n_train, batch, nbs, e) for e in epochs}
+    found = {e: resolve_optimizer(name, float(t_args.get("lr0", 0.01)), float(t_args.get("momentum", 0.937)), nc, it)
+             for e, it in iters.items()}
+    if len(set(found.values())) > 1:
+        which = "; ".join(f"{e} epochs ({iters[e]} iterations): {c.name} lr {c.lr:g}" for e, c in sorted(found.items()))
+        raise OptimizerDiffers(f"optimizer={name} would train trials of different lengths with different optimizers "
+                               f"({which}); pin it, e.g. --train-arg optimizer=SGD")
+    return next(iter(found.values()))
 
 
 def check_sweep_settings(train_args: dict | None, pretrained: str | None, specs_m: list[dict], nc: int) -> dict:

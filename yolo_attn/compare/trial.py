@@ -397,17 +397,22 @@ def _train(spec: TrialSpec, model_ref: str, hooks: _Hooks):
 
 def _validate(spec: TrialSpec, weights: Path, hooks: _Hooks):
     """Ultralytics' validation on the sweep's eval split (``spec.eval_split``; training validated on val each epoch),
-    with the predictions written per image (the same predictions feed COCOeval)."""
+    with the predictions written per image (the same predictions feed COCOeval).
+
+    An end-to-end head (YOLO26) is validated on its NMS-free one-to-one output, as it is meant to be used."""
     from ultralytics import YOLO
+
+    from .._ultralytics import end_to_end_val_args
 
     captured = {}
     vmodel = YOLO(str(weights), task="detect")
     vmodel.add_callback("on_val_start", hooks.set_threads)
     vmodel.add_callback("on_val_end", lambda v: captured.update(
-        im_files=list(v.dataloader.dataset.im_files), save_dir=v.save_dir, names=dict(v.names)))
+        im_files=list(v.dataloader.dataset.im_files), save_dir=v.save_dir, names=dict(v.names),
+        end2end=bool(getattr(v, "end2end", False))))
     vargs = dict(data=spec.data, imgsz=spec.imgsz, batch=_train_args(spec).get("batch", 16), split=spec.eval_split,
                  save_txt=True, save_conf=True, plots=False, project=str(Path(spec.trial_dir)), name="val",
-                 exist_ok=True, verbose=False, **VAL_ARGS)
+                 exist_ok=True, verbose=False, **VAL_ARGS, **end_to_end_val_args(vmodel))
     if spec.device is not None:
         vargs["device"] = spec.device
     metrics = vmodel.val(**vargs)
@@ -470,6 +475,8 @@ def run_trial(spec: TrialSpec, progress: Callable[[dict], None] | None = None) -
         with quiet_ultralytics(not spec.verbose):
             weights, result = _train(spec, model_ref, hooks)
             report = result.trainer.transfer_report
+            choice = result.trainer.optimizer_choice
+            rec.optimizer = choice.as_dict() if choice is not None else None
             if report is not None:
                 rec.transfer, rec.head_start = report.summary(), head_start(report)
             rec.start = _start_metrics(result.start_metrics)

@@ -418,6 +418,7 @@ class Search:
 
     def run(self, stream=None) -> dict:
         stream = stream or sys.stdout
+        self.check_optimizer()
         survivors = self.selection()
         conf_seeds = self.confirmation()
         split = self.confirm_split()
@@ -428,6 +429,17 @@ class Search:
         report = self.report(survivors, conf_seeds, summary, split)
         print(report["md"], file=stream)
         return report
+
+    def check_optimizer(self) -> None:
+        """Refuse, before any training, a search whose rungs of different lengths would use different optimizers."""
+        from ..compare.sweep import default_data, require_one_optimizer
+        from ..compare.trial import sweep_train_args
+        from ..datasets import resolve_dataset
+
+        ds = resolve_dataset(self.opts.data or default_data())
+        epochs = sorted({e for _, e in self.schedule} | {self.opts.max_epochs})
+        t_args = sweep_train_args({"batch": self.opts.batch} if self.opts.batch else None, None)
+        require_one_optimizer(t_args, len(ds.images("train")), len(ds.names), epochs)
 
     def ranking(self) -> list[str]:
         """Every candidate: furthest rung first, then by score there."""
