@@ -21,6 +21,7 @@ import shutil
 import time
 import traceback
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -416,33 +417,40 @@ def _validate(spec: TrialSpec, weights: Path, hooks: _Hooks):
                  project=str(Path(spec.trial_dir)), name="val", exist_ok=True, verbose=False, **VAL_ARGS)
     if spec.device is not None:
         vargs["device"] = spec.device
-    metrics = vmodel.val(**vargs)
+    vmodel.val(**vargs)
     hooks.set_threads()
-    return _Evaluation(_box_metrics(metrics.box), seen["log"].images, seen["validator"])
+    return Evaluation.of(seen["validator"], seen["log"].images)
 
 
-class _Evaluation:
-    """The one validation pass that scores a trial: Ultralytics' metrics and its predictions per image file."""
+@dataclass
+class Evaluation:
+    """The one validation pass that scores a trial: Ultralytics' metrics, and its predictions per image file
+    (``x1 y1 x2 y2 conf cls`` in original-image pixels, :class:`yolo_attn._ultralytics.PredictionLog`)."""
 
-    def __init__(self, ultra: dict[str, float], predictions: dict, validator):
-        self.ultra, self.predictions = ultra, predictions
-        self.im_files = [str(f) for f in validator.dataloader.dataset.im_files]
-        self.names = dict(validator.names)
+    ultra: dict[str, float]
+    predictions: dict[str, np.ndarray]
+    im_files: list[str]  # the validation images, in the validator's order
+    names: dict[int, str]
+
+    @classmethod
+    def of(cls, validator, predictions: dict) -> "Evaluation":
+        return cls(_box_metrics(validator.metrics.box), predictions,
+                   [str(f) for f in validator.dataloader.dataset.im_files], dict(validator.names))
 
 
 def _box_metrics(box) -> dict[str, float]:
     return {"map50": float(box.map50), "map": float(box.map), "precision": float(box.mp), "recall": float(box.mr)}
 
 
-def _closing_evaluation(spec: TrialSpec, result, weights: Path, hooks: _Hooks) -> _Evaluation:
+def _closing_evaluation(spec: TrialSpec, result, weights: Path, hooks: _Hooks) -> Evaluation:
     """The trainer's closing validation of ``weights`` (``final_weights``), when it ran in this process."""
     validator = getattr(result.trainer, "validator", None)
     if result.predictions is None or validator is None:
         return _validate(spec, weights, hooks)
-    return _Evaluation(_box_metrics(validator.metrics.box), result.predictions, validator)
+    return Evaluation.of(validator, result.predictions)
 
 
-def _score(spec: TrialSpec, rec: TrialRecord, ev: _Evaluation) -> None:
+def _score(spec: TrialSpec, rec: TrialRecord, ev: Evaluation) -> None:
     """COCO JSON of ground truth and predictions, their hash, and COCOeval (with the arrays for the bootstrap)."""
     tdir = Path(spec.trial_dir)
     gt_images, keys = _ground_truth(ev.im_files)
