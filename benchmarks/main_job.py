@@ -7,9 +7,9 @@ the sweep's training settings (``yolo_attn.compare.trial.DEFAULT_TRAIN_ARGS``):
 * ``yolo_attn``: ``python -m yolo_attn.cli compare --seeds S --epochs E --imgsz I --out TMP --quiet``, the
   default job (its own choice of workers and threads); ``--repo PATH`` runs another checkout of yolo_attn
   instead (e.g. an older commit, for a before/after figure);
-* ``plain``: the best schedule by hand for plain Ultralytics: one process per usable core, each training
-  its share of the trials one after another with ``YOLO(yaml).train(...)`` and one thread (yolo_attn is
-  imported only to register the attention layers the placements use).
+* ``plain``: the best schedule by hand for plain Ultralytics: one process per usable core, each taking
+  the next trial of a shared list until none is left and training it with ``YOLO(yaml).train(...)`` and
+  one thread (yolo_attn is imported only to register the attention layers the placements use).
 
 Printed: each side's wall time, their ratio, and the per-trial split (means over trials, seconds): model
 build (up to the first epoch), training (the epochs with their validations), evaluation (the closing
@@ -36,15 +36,29 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-# One plain-Ultralytics process: trains the trials given as JSON in argv[1], prints one JSON line per trial.
+# One plain-Ultralytics process: takes the next trial of the list in argv[1] (a JSON file) until none is left
+# (a counter file under a lock: the processes share the list as they go), prints one JSON line per trial.
 PLAIN = r"""
-import json, sys, time
+import fcntl, json, sys, time
+from pathlib import Path
 import yolo_attn  # registers the attention layers (and sets the OpenMP policy before torch loads)
 import torch
 from ultralytics import YOLO
 
-jobs = json.loads(sys.argv[1])
-for job in jobs:
+jobs = json.loads(Path(sys.argv[1]).read_text())
+counter = Path(sys.argv[1]).with_suffix(".next")
+
+def next_job():
+    with open(counter, "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        f.seek(0)
+        i = int(f.read() or 0)
+        f.seek(0)
+        f.truncate()
+        f.write(str(i + 1))
+    return jobs[i] if i < len(jobs) else None
+
+while (job := next_job()) is not None:
     marks = {"t0": time.perf_counter(), "fit": []}
     def one_thread(_obj=None):
         torch.set_num_threads(1)  # Ultralytics sets cpu_count - 1 in select_device
@@ -111,10 +125,11 @@ def plain_jobs(args, out: Path) -> list[dict]:
 
 def run_plain(args, out: Path, cores: int) -> dict:
     jobs = plain_jobs(args, out)
-    shares = [jobs[i::cores] for i in range(cores)]  # the trials cost about the same: round-robin is balanced
+    (out / "jobs.json").write_text(json.dumps(jobs))  # taken one by one: a slow trial does not hold up a share
     t0 = time.perf_counter()
-    procs = [subprocess.Popen([sys.executable, "-c", PLAIN, json.dumps(share)], cwd=out, env=_env(threads=1),
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) for share in shares if share]
+    procs = [subprocess.Popen([sys.executable, "-c", PLAIN, str(out / "jobs.json")], cwd=out, env=_env(threads=1),
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+             for _ in range(min(cores, len(jobs)))]
     outs = [p.communicate()[0] for p in procs]
     wall = time.perf_counter() - t0
     if any(p.returncode for p in procs):

@@ -35,7 +35,7 @@ from typing import Callable
 from .._threads import openmp_env, usable_cpus
 from .contract import TrialRecord, TrialSpec
 
-MEMORY_PER_TRIAL = 1.5 * 2**30  # bytes a CPU trial at the shipped sizes may reach (peak RSS about 1.1 GiB measured)
+MEMORY_PER_TRIAL = 1.5 * 2**30  # bytes per CPU trial (a worker at the shipped sizes: RSS about 1.05 GiB, measured)
 MAX_ATTEMPTS = 2  # runs of one trial when its worker process dies
 STOP_WAIT_S = 5.0  # after SIGTERM, how long a worker gets before SIGKILL
 CPU_THREADS = 1  # default threads per CPU trial (benchmarks/main_job.py: processes scale, threads barely do)
