@@ -1049,3 +1049,67 @@ def end_to_end_val_args(model) -> dict[str, Any]:
     net = getattr(model, "model", model)  # a YOLO wrapper or the DetectionModel
     head = net.model[-1] if isinstance(getattr(net, "model", None), nn.Sequential) else None
     return {"nms": False} if getattr(head, "one2one_cv2", None) is not None else {}
+
+
+class PredictionLog:
+    """The predictions of a validator's latest pass, image by image, held in memory (no ``save_txt`` files).
+
+    ``images[im_file]`` is an ``(n, 6)`` float array ``x1 y1 x2 y2 conf cls`` in pixels of the original
+    image: the boxes Ultralytics' validator scored, scaled back by the validator itself (``scale_preds``,
+    what ``save_txt`` and ``save_json`` write). ``passes`` counts the validation passes seen.
+    """
+
+    def __init__(self):
+        self.images: dict[str, Any] = {}
+        self.passes = 0
+
+
+def record_predictions(validator) -> PredictionLog:
+    """Make ``validator`` keep each pass's predictions in a :class:`PredictionLog` (the latest pass only).
+
+    Wraps two methods of this validator object: ``init_metrics`` (a pass starts: the log empties) and
+    ``update_metrics`` (after Ultralytics scored a batch, its predictions are copied, scaled to each
+    original image). Costs a few milliseconds per pass.
+    """
+    log = PredictionLog()
+    init_metrics, update_metrics = validator.init_metrics, validator.update_metrics
+
+    def init(model):
+        init_metrics(model)
+        log.images, log.passes = {}, log.passes + 1
+
+    def update(preds, batch):
+        update_metrics(preds, batch)  # Ultralytics' own scoring first (it may set classes to 0: single_cls)
+        for si, pred in enumerate(preds):
+            pbatch = validator._prepare_batch(si, batch)
+            boxes = validator.scale_preds(pred, pbatch)["bboxes"] if len(pred["cls"]) else pred["bboxes"]
+            rows = torch.cat([boxes.float(), pred["conf"].float()[:, None], pred["cls"].float()[:, None]], 1)
+            log.images[str(pbatch["im_file"])] = rows.cpu().numpy().astype("float64")
+
+    validator.init_metrics, validator.update_metrics = init, update
+    return log
+
+
+class final_eval_of:  # noqa: N801 - a context manager, like seeded_layers
+    """Inside: Ultralytics' closing validation (``trainer.final_eval``) validates ``weights`` instead of ``best.pt``.
+
+    ``final_eval`` strips the optimizer from ``last.pt`` and ``best.pt`` and validates ``trainer.best``;
+    here ``trainer.best`` names ``weights`` for the call, and ``best.pt`` is stripped afterwards as
+    Ultralytics would have.
+    """
+
+    def __init__(self, trainer, weights):
+        self.trainer, self.weights = trainer, weights
+
+    def __enter__(self):
+        self.best = self.trainer.best
+        self.trainer.best = type(self.best)(self.weights)
+        return self
+
+    def __exit__(self, *exc):
+        from ultralytics.utils.torch_utils import strip_optimizer
+
+        self.trainer.best = self.best
+        if exc[0] is None and self.best.exists() and self.best.resolve() != type(self.best)(self.weights).resolve():
+            strip_optimizer(self.best)
+        return False

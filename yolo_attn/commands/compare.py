@@ -84,8 +84,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--allow-changes", action="store_true", help="continue a results folder with different settings")
     parser.add_argument("--retry-failed", action="store_true", help="train failed trials again")
     parser.add_argument("--max-trials", type=int, help="train at most this many trials now (rerun to continue)")
-    parser.add_argument("--threads", type=int, help="CPU threads for every trial (default: chosen at the sweep's start, "
-                        "kept on resume)")
+    parser.add_argument("--threads", type=int, help="CPU threads of every trial (default 1 on CPU, where trials run side "
+                        "by side instead; with GPUs the cores shared between them); kept on resume, so results do "
+                        "not depend on --workers")
+    parser.add_argument("--workers", type=int, help="local backend: trials run at once, each in its own process "
+                        "(default: usable cores / --threads, bounded by memory and the number of trials; one per "
+                        "GPU on a GPU machine; 0: one after the other in this process)")
     parser.add_argument("--effect", type=float, default=None,
                         help="difference in mAP50-95 the power analysis and --plan aim at (default 0.005)")
     parser.add_argument("--plan", action="store_true",
@@ -132,8 +136,8 @@ def run(args) -> int:
         control_width=args.control_width, baseline=args.baseline, train_args=train_args, weights=args.weights,
         allow_changes=args.allow_changes, retry_failed=args.retry_failed, device=args.device, n_boot=args.boot,
         tolerance=args.tolerance if args.tolerance is not None else AGREEMENT_TOL, cpus_per_trial=args.cpus_per_trial,
-        progress=not args.quiet, threads=args.threads, verbose=args.verbose, max_trials=args.max_trials,
-        effect=effect, eval_split=args.eval_split,
+        progress=not args.quiet, threads=args.threads, workers=args.workers, verbose=args.verbose,
+        max_trials=args.max_trials, effect=effect, eval_split=args.eval_split,
     )
     print(fmt_summary(summary))
     if args.plan:

@@ -75,6 +75,7 @@ class TrialRecord:
     train_loss: Any = None
     eval: str | None = None  # evaluation arrays (.npz), relative to the store root
     train_time_s: float | None = None
+    stage_s: dict[str, float] | None = None  # wall time by stage: build, train, eval, score, other (.trial.run_trial)
     train_images: int | None = None
     train_images_per_s: float | None = None
     epochs_done: int | None = None

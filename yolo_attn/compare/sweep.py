@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import os
 import re
 import sys
 import time
@@ -27,7 +28,11 @@ DEFAULT_MODELS = ["yolov5n.yaml", "yolov5n-se-backbone-end.yaml", "yolov5n-cbam-
 # Progress across the sweep
 # --------------------------------------------------------------------------------------------
 class Progress:
-    """One status line: trial k of n, epoch, elapsed time and ETA (from the mean epoch time so far)."""
+    """One status line for the sweep: every running trial with its epoch, trials done, elapsed time and ETA.
+
+    The ETA is the epochs still to train divided by the rate of epochs so far (over all running trials,
+    so trials side by side count as they run).
+    """
 
     def __init__(self, n_trials: int, epochs: int, n_done: int = 0, stream=None, enabled: bool = True):
         self.n, self.epochs, self.k = n_trials, epochs, n_done
@@ -35,33 +40,41 @@ class Progress:
         self.enabled = enabled
         self.t0 = time.perf_counter()
         self.epochs_done = 0
-        self.current = ""
+        self.running: dict[str, int] = {}  # trial id -> epochs finished
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
 
     def _eta(self) -> str:
-        remaining = (self.n - self.k) * self.epochs - self._epoch_in_trial
         if not self.epochs_done:
             return "?"
+        remaining = (self.n - self.k) * self.epochs - sum(self.running.values())
         per = (time.perf_counter() - self.t0) / self.epochs_done
         return _hms(per * max(0, remaining))
 
-    _epoch_in_trial = 0
+    def _status(self) -> str:
+        parts = [f"{tid} epoch {e}/{self.epochs}" for tid, e in self.running.items()]
+        return f"{self.k}/{self.n} done" + (f"; running {', '.join(parts)}" if parts else "")
 
     def __call__(self, ev: dict) -> None:
-        if ev["event"] in ("trial_start", "trial_submitted"):
-            self.current = ev["trial_id"]
-            self._epoch_in_trial = 0
-            self._line(f"trial {min(self.k + 1, self.n)}/{self.n} {self.current}: starting")
-        elif ev["event"] == "epoch":
+        kind, tid = ev["event"], ev.get("trial_id", "")
+        if kind in ("trial_start", "trial_submitted"):
+            self.running[tid] = 0
+            where = f" (worker {ev['worker']})" if ev.get("worker") else ""
+            self._line(f"trial {min(self.k + len(self.running), self.n)}/{self.n} {tid}: starting{where}", newline=len(self.running) > 1)
+        elif kind == "epoch":
             self.epochs_done += 1
-            self._epoch_in_trial = ev["epoch"]
+            self.running[tid] = ev["epoch"]
             m = ev.get("metrics", {})
-            extra = f" val mAP50-95 {m['metrics/mAP50-95(B)']:.3f}" if "metrics/mAP50-95(B)" in m else ""
-            self._line(f"trial {min(self.k + 1, self.n)}/{self.n} {ev['trial_id']}: epoch {ev['epoch']}/{ev['epochs']}{extra}")
-        elif ev["event"] == "trial_done":
+            one = len(self.running) == 1 and "metrics/mAP50-95(B)" in m  # beside others it would be ambiguous
+            extra = f" (val mAP50-95 {m['metrics/mAP50-95(B)']:.3f})" if one else ""
+            self._line(self._status() + extra)
+        elif kind == "worker_died":
+            self.epochs_done -= self.running.pop(tid, 0)
+            again = "; running it again" if ev.get("retry") else ""
+            self._line(f"trial {tid}: its worker process {ev.get('worker')} died ({ev.get('reason')}){again}", newline=True)
+        elif kind == "trial_done":
             self.k += 1
-            self._epoch_in_trial = 0
-            self._line(f"trial {self.k}/{self.n} {ev['trial_id']}: {ev['status']}" + (f" ({ev['error']})" if ev.get("error") else ""),
+            self.running.pop(tid, None)
+            self._line(f"trial {self.k}/{self.n} {tid}: {ev['status']}" + (f" ({ev['error']})" if ev.get("error") else ""),
                        newline=True)
 
     def _line(self, text: str, newline: bool = False) -> None:
@@ -230,6 +243,7 @@ def compare(
     tolerance: float = report.AGREEMENT_TOL,
     threads: int | None = None,
     cpus_per_trial: int | None = None,
+    workers: int | None = None,
     progress: bool = True,
     verbose: bool = False,
     max_trials: int | None = None,
@@ -244,8 +258,15 @@ def compare(
     ``config.json`` is written and before the first trial. Several processes may run the same sweep on
     one ``out`` at once: they split the trials through the store's claims. ``eval_split`` (``val`` when None)
     is the split of the final scoring of every trial; training validates on ``val`` each epoch whatever it is.
+
+    ``threads``: CPU threads of every trial (default 1 on CPU, see :func:`.workers.default_threads`;
+    kept in config.json for resumes). ``workers``: trials run at once by the local backend, each in its
+    own process (default: sized from the machine, :func:`.workers.plan_workers`; 0: one after the other
+    in this process).
     """
     import torch
+
+    from .workers import plan_workers
 
     if backend not in ("local", "ray"):
         raise ValueError(f"unknown backend {backend!r} (local or ray)")
@@ -256,7 +277,7 @@ def compare(
     if backend == "ray":  # a Ray trial trains with the CPUs Ray reserves for it, never more
         cpus_per_trial = cpus_per_trial or threads or 1
         threads = cpus_per_trial
-    threads = _sweep_threads(store, threads)
+    threads = _sweep_threads(store, threads, device)
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     if not seed_list:
         raise ValueError("need at least one seed")
@@ -285,8 +306,11 @@ def compare(
         todo = todo[:max_trials]
     prog = Progress(len(all_trials), int(epochs), n_done=n_skip, enabled=progress)
     if todo:
+        plan = plan_workers(threads, device, len(todo), workers) if backend == "local" else None
+        if plan is not None:
+            log(f"running {plan.describe()}" if plan.workers else f"running in this process with {threads} thread(s)")
         run_trials(store, todo, shash, backend, prog, log, retry_failed=retry_failed, ray_address=ray_address,
-                   cpus_per_trial=cpus_per_trial)
+                   cpus_per_trial=cpus_per_trial, plan=plan)
         torch.set_num_threads(threads)
     bench = _latency(out_dir, shash, specs_m, int(imgsz), nc, threads, log)
     return _write_report(store, config, all_trials, bench, n_boot, tolerance, out_dir, log, effect)
@@ -295,11 +319,15 @@ def compare(
 # --------------------------------------------------------------------------------------------
 # The sweep's stages
 # --------------------------------------------------------------------------------------------
-def _sweep_threads(store: Store, threads: int | None) -> int:
-    """One thread count for the whole sweep, kept across resumes (stored in config.json): CPU float
-    reductions depend on it, and a rerun must reproduce the same numbers. Chosen when the sweep starts
-    (yolo_attn.train.cpu_threads: YOLO_ATTN_THREADS, else every usable CPU)."""
-    return int(threads or (store.read_config() or {}).get("_threads") or cpu_threads())
+def _sweep_threads(store: Store, threads: int | None, device=None) -> int:
+    """One thread count for every trial of the sweep, kept across resumes (stored in config.json): CPU float
+    reductions depend on it, and a rerun must reproduce the same numbers whatever runs beside it. Chosen
+    when the sweep starts: ``YOLO_ATTN_THREADS``, else :func:`.workers.default_threads` (1 on CPU: the
+    cores go to trials running side by side, which scale better than threads)."""
+    from .workers import default_threads
+
+    env = os.environ.get("YOLO_ATTN_THREADS")
+    return int(threads or (store.read_config() or {}).get("_threads") or (cpu_threads() if env else default_threads(device)))
 
 
 def has_test_split(ds) -> bool:
@@ -512,12 +540,22 @@ WAIT_POLL_S = 2.0  # how often a sweep looks at trials another process is traini
 
 
 def run_trials(store: Store, todo: list[TrialSpec], shash: str, backend: str, prog, log, retry_failed: bool = False,
-               ray_address: str | None = None, cpus_per_trial: int | None = None) -> None:
+               ray_address: str | None = None, cpus_per_trial: int | None = None, plan=None) -> None:
     """Run ``todo`` on the backend, claiming each trial first; then wait for those other processes hold.
 
     A trial another live process is training is skipped; when this process has nothing left, it waits
     until those trials are recorded, or their claims go stale (the process died), and then trains them.
+    ``plan`` (a :class:`.workers.WorkerPlan`): the local backend's worker processes (None: in this process).
+    Interrupted (Ctrl-C), the claims of the trials it was running are released.
     """
+    try:
+        _run_trials(store, todo, shash, backend, prog, log, retry_failed, ray_address, cpus_per_trial, plan)
+    finally:
+        store.release_all()
+
+
+def _run_trials(store: Store, todo: list[TrialSpec], shash: str, backend: str, prog, log, retry_failed: bool,
+                ray_address: str | None, cpus_per_trial: int | None, plan) -> None:
     from .backends import run_local, run_ray
 
     t0 = time.time()
@@ -537,7 +575,7 @@ def run_trials(store: Store, todo: list[TrialSpec], shash: str, backend: str, pr
         if backend == "ray":
             run_ray(todo, on_done, address=ray_address, cpus_per_trial=cpus_per_trial, progress=prog, claim=claim)
         else:
-            run_local(todo, on_done, progress=prog, claim=claim)
+            run_local(todo, on_done, progress=prog, claim=claim, plan=plan)
         done = {r.trial_id for r in store.trial_records(shash) if r.ok or (r.recorded_at or 0) >= t0}
         todo = [s for s in todo if s.trial_id not in done]
         if not todo:
