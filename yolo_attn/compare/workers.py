@@ -28,7 +28,7 @@ import subprocess
 import sys
 import threading
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -139,7 +139,7 @@ class _Worker:
     def send(self, spec: TrialSpec) -> None:
         self.spec = replace(spec, device=0) if self.gpu and spec.device is None else spec
         try:
-            self.proc.stdin.write(json.dumps(self.spec.as_dict()) + "\n")
+            self.proc.stdin.write(json.dumps(asdict(self.spec)) + "\n")
             self.proc.stdin.flush()
         except OSError:  # the process is ending: its reader reports it and the trial goes back to the queue
             pass
