@@ -164,7 +164,7 @@ def model_for_layer(spec: LayerSpec, workdir: Path, images: torch.Tensor, seed: 
     return CheckModel(Path(fname).stem, attention_layers(model), _open(model, ckpt), ckpt, synthetic=True)
 
 
-def model_from_file(ref: str, workdir: Path, images: torch.Tensor, trust: bool = False, seed: int = 0,
+def model_from_file(ref: str, workdir: Path, images: torch.Tensor | None, trust: bool = False, seed: int = 0,
                     name: str | None = None) -> CheckModel:
     """A user's model YAML (seeded untrained weights, class scores spread on ``images``) or trained ``.pt``
     (read safely, weights as trained), written into ``workdir``."""
