@@ -30,20 +30,15 @@ def add_arguments(parser) -> None:
 
 
 def _images(args) -> list[Path]:
-    from ..datasets import shapes_yaml
-    import yaml
+    from ..deploy.check import default_images
 
-    from .._ultralytics import ultralytics_image_files
-
-    if args.images:
-        paths = [Path(p) for p in args.images]
-        for p in paths:
-            if not p.is_file():
-                raise FileNotFoundError(f"image not found: {p}")
-        return paths
-    d = yaml.safe_load(shapes_yaml().read_text())
-    val = Path(d["path"]) / d["val"]
-    return [Path(p) for p in sorted(ultralytics_image_files(str(val)))[:N_IMAGES]]
+    if not args.images:
+        return default_images(N_IMAGES)
+    paths = [Path(p) for p in args.images]
+    for p in paths:
+        if not p.is_file():
+            raise FileNotFoundError(f"image not found: {p}")
+    return paths
 
 
 def _models(args, out: Path, images):

@@ -112,6 +112,19 @@ def load_images(paths: list[Path], height: int, width: int) -> torch.Tensor:
     return torch.stack(out)
 
 
+def default_images(n: int = 2) -> list[Path]:
+    """The first ``n`` validation images of the shipped shapes dataset (real JPEG files, no download)."""
+    import yaml
+
+    from .._ultralytics import ultralytics_image_files
+    from ..datasets import shapes_yaml
+
+    y = shapes_yaml()
+    d = yaml.safe_load(Path(y).read_text())
+    val = Path(d.get("path") or Path(y).parent) / d["val"]
+    return [Path(p) for p in sorted(ultralytics_image_files(str(val)))[:n]]
+
+
 def input_sizes(fmt: Format, imgsz: int, n_images: int) -> list[tuple[int, int, int]]:
     """(batch, height, width) of each comparison: one image at a time at the export size; a dynamic format also
     every image in one batch at a non-square size of twice the width."""
@@ -193,8 +206,22 @@ _OP_PATTERNS = (
 )
 
 
+_CONVERTERS = ("coremltools", "openvino", "pnnx", "ncnn", "onnx", "onnxruntime", "litert_torch", "ai_edge_litert", "nncf")
+
+
+def _converter_frames(exc: BaseException) -> str:
+    """The innermost two traceback frames inside a converter package (``ops.py:_int > ops.py:_cast``): where
+    the conversion broke when the message itself names no operator."""
+    import traceback
+
+    frames = [f for f in traceback.extract_tb(exc.__traceback__)
+              if any(f"/{pkg}/" in f.filename.replace("\\", "/") for pkg in _CONVERTERS)]
+    return " > ".join(f"{Path(f.filename).parent.name}/{Path(f.filename).name}:{f.name}" for f in frames[-2:])
+
+
 def failure_reason(stage: str, exc: BaseException) -> tuple[str, str]:
-    """``(reason, operator)`` of an exception: its type and first lines, and the operator its message names."""
+    """``(reason, operator)`` of an exception: its type and first lines, and the operator its message names (or the
+    converter function it broke in)."""
     text = f"{type(exc).__name__}: {exc}"
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     op = ""
@@ -203,7 +230,9 @@ def failure_reason(stage: str, exc: BaseException) -> tuple[str, str]:
         if m:
             op = m.group(1)
             break
-    return f"{stage}: {' | '.join(lines[:3])[:500]}", op
+    where = _converter_frames(exc)
+    reason = f"{stage}: {' | '.join(lines[:3])[:500]}" + (f" (in {where})" if where else "")
+    return reason, op
 
 
 @contextlib.contextmanager
