@@ -196,3 +196,13 @@ def test_layer_exports_and_matches_pytorch(spec, tmp_path, monkeypatch):
         assert r.boxes.reference > 0 and r.boxes.matched == r.boxes.reference, (r.format, r.boxes)
     dyn = next(r for r in results if r.format == "onnx-dynamic")
     assert dyn.sizes == [[1, 64, 64], [2, 64, 128]]  # the dynamic model also ran a batch at another size
+
+
+def test_missing_openvino_says_which_extra_to_install(monkeypatch):
+    import sys
+
+    from yolo_attn.deploy.formats import DEPLOY_HINT, import_openvino
+
+    monkeypatch.setitem(sys.modules, "openvino", None)  # ``import openvino`` now raises ImportError
+    with pytest.raises(ImportError, match=re.escape(DEPLOY_HINT)):
+        import_openvino()
