@@ -25,6 +25,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--json", help="write the results to this JSON file")
     parser.add_argument("--force", action="store_true", help="overwrite --json / the INT8 report")
     parser.add_argument("--trust", action="store_true", help="fully unpickle a .pt (runs code in the file; only for files you trust)")
+    parser.add_argument("--in-process", action="store_true",
+                        help="run the converters in this process (faster; a converter crash then ends the check)")
     parser.add_argument("--sweep", help="a yolo-attn compare results folder: quantise its trained models (with --int8)")
     parser.add_argument("--int8", action="store_true", help="with --sweep: mAP of OpenVINO INT8 against FP32 per model")
 
@@ -107,13 +109,14 @@ def run(args) -> int:
     out = Path(args.out)
     batch = load_images(images, args.imgsz, args.imgsz)
     results = []
+    meta = {"imgsz": args.imgsz, "images": [p.name for p in images], "base": "yolov5n" if args.all_layers else args.model}
     for make in _models(args, out, batch):
         cm = make()
-        results += check_model(cm, formats, settings, cm.checkpoint.parent,
+        results += check_model(cm, formats, settings, cm.checkpoint.parent, isolate=not args.in_process,
                                progress=lambda r: print(f"[export-check] {r.model} {r.format}: {r.status}", flush=True))
+        if args.json:  # after every model: an interrupted --all-layers run keeps what it measured
+            write_results(args.json, Results(results, versions(), meta))
     print(result_table(results))
     if args.json:
-        meta = {"imgsz": args.imgsz, "images": [p.name for p in images], "base": "yolov5n" if args.all_layers else args.model}
-        write_results(args.json, Results(results, versions(), meta))
         print(f"written: {args.json}")
     return 1 if any(r.status == FAILED for r in results) else 0

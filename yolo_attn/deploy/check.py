@@ -368,11 +368,56 @@ def check_format(cm: CheckModel, fmt: Format, settings: CheckSettings, workdir: 
     return res
 
 
-def check_model(cm: CheckModel, formats: list[Format], settings: CheckSettings, workdir: Path, progress=None) -> list[FormatResult]:
-    """Every format of ``formats`` for one model (exports in ``workdir``)."""
+ISOLATED_TIMEOUT_S = 900
+
+
+def _tail(text: str, n: int = 2) -> str:
+    lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
+    return " | ".join(lines[-n:])[:300]
+
+
+def check_format_isolated(cm: CheckModel, fmt: Format, settings: CheckSettings, workdir: Path) -> FormatResult:
+    """:func:`check_format` in a child process (:mod:`yolo_attn.deploy._isolated`): a converter that kills its
+    process (abort, segfault) or hangs is a failure of that format, not the end of the check."""
+    import subprocess
+    import sys
+
+    from .._io import atomic_write_json
+
+    if fmt.missing():
+        return check_format(cm, fmt, settings, workdir)
+    jobs = Path(workdir) / "jobs"
+    jobs.mkdir(parents=True, exist_ok=True)
+    job, out = jobs / f"{fmt.name}.json", jobs / f"{fmt.name}.result.json"
+    out.unlink(missing_ok=True)
+    atomic_write_json(job, {
+        "checkpoint": str(cm.checkpoint), "name": cm.name, "layers": list(cm.layers), "synthetic": cm.synthetic,
+        "format": fmt.name, "workdir": str(workdir), "out": str(out),
+        "settings": {**asdict(settings), "images": [str(p) for p in settings.images]}})
+    t0 = time.perf_counter()
+    try:
+        pkg_root = str(Path(__file__).resolve().parents[2])  # the child imports this yolo_attn, not another one
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [pkg_root, os.environ.get("PYTHONPATH")]))}
+        p = subprocess.run([sys.executable, "-m", "yolo_attn.deploy._isolated", str(job)], capture_output=True,
+                           text=True, timeout=ISOLATED_TIMEOUT_S, env=env)
+    except subprocess.TimeoutExpired:
+        return FormatResult(cm.name, list(cm.layers), fmt.name, FAILED, seconds=time.perf_counter() - t0,
+                            reason=f"export or inference did not finish in {ISOLATED_TIMEOUT_S} s")
+    if p.returncode == 0 and out.is_file():
+        import json
+
+        return FormatResult.from_dict(json.loads(out.read_text()))
+    how = f"signal {-p.returncode}" if p.returncode < 0 else f"exit status {p.returncode}"
+    return FormatResult(cm.name, list(cm.layers), fmt.name, FAILED, seconds=time.perf_counter() - t0,
+                        reason=f"the converter ended the process ({how}): {_tail(p.stderr) or _tail(p.stdout)}")
+
+
+def check_model(cm: CheckModel, formats: list[Format], settings: CheckSettings, workdir: Path, progress=None,
+                isolate: bool = False) -> list[FormatResult]:
+    """Every format of ``formats`` for one model (exports in ``workdir``); ``isolate``: each in its own process."""
     out = []
     for fmt in formats:
-        res = check_format(cm, fmt, settings, workdir)
+        res = (check_format_isolated if isolate else check_format)(cm, fmt, settings, workdir)
         if progress:
             progress(res)
         out.append(res)
