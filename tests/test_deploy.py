@@ -206,3 +206,16 @@ def test_missing_openvino_says_which_extra_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "openvino", None)  # ``import openvino`` now raises ImportError
     with pytest.raises(ImportError, match=re.escape(DEPLOY_HINT)):
         import_openvino()
+
+
+def test_a_dying_converter_process_is_that_formats_failure(tmp_path):
+    """The isolated check reports a child that ends without a result (here: its checkpoint is gone) as a failure
+    naming the exit status and the child's last words, and the check goes on."""
+    from yolo_attn.deploy.check import FAILED, CheckSettings, check_format_isolated
+    from yolo_attn.deploy.formats import get_format
+    from yolo_attn.deploy.models import CheckModel
+
+    cm = CheckModel("gone", ("SE",), None, tmp_path / "gone.pt", synthetic=True)
+    res = check_format_isolated(cm, get_format("torchscript"), CheckSettings(images=[]), tmp_path)
+    assert res.status == FAILED and res.format == "torchscript" and res.layers == ["SE"]
+    assert "the converter ended the process (exit status 1)" in res.reason and "gone.pt" in res.reason, res.reason
