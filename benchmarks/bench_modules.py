@@ -6,8 +6,9 @@ same interleaved loop, the same module from timm (reference implementations, use
 tests) and Ultralytics' own CBAM. It reports yolo_attn's time as a ratio to the fastest public one.
 
 Part 2 times yolov5s inference at 640 with one layer inserted before SPPF, as a ratio to stock yolov5s
-measured in the same interleaved loop; ``--bases yolov8.yaml yolo11.yaml`` does the same for yolov8s/yolo11s
-(issue 11's target: one light gate before SPPF costs at most 2% of stock inference).
+measured in the same interleaved loop; ``--bases yolov8.yaml yolo11.yaml yolo26.yaml yolo12.yaml`` does the same
+for yolov8s/yolo11s/yolo26s/yolo12s (YOLO12 has no SPPF: ``backbone-end`` is the end of its backbone)
+(the target: one light gate before SPPF costs at most 2% of stock inference).
 
 Usage:  python benchmarks/bench_modules.py [--repeats 30] [--layers SE ECA ...] [--out benchmarks/results]
         python benchmarks/bench_modules.py --skip-modules --bases yolov8.yaml yolo11.yaml --layers SE ECA CBAM \

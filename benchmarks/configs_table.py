@@ -5,7 +5,7 @@
     python benchmarks/configs_table.py --only cbam --no-latency --out -   # print, don't write
     python benchmarks/configs_table.py --bases yolov8.yaml yolo11.yaml --no-latency   # update those sections only
 
-``docs/configs.md`` holds one section per base (YOLOv5, YOLOv8, YOLO11) between ``<!-- section BASE -->`` and
+``docs/configs.md`` holds one section per base (YOLOv5, YOLOv8, YOLO11, YOLO26, YOLO12) between ``<!-- section BASE -->`` and
 ``<!-- end BASE -->`` marks; a run replaces the sections of the bases it measured and keeps the others.
 
 Every config is built by its scaled name (``yolov5s-cbam-neck.yaml``), exactly as a user would. Latency is
@@ -33,20 +33,24 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-BASES = ("yolov5.yaml", "yolov8.yaml", "yolo11.yaml")
+BASES = ("yolov5.yaml", "yolov8.yaml", "yolo11.yaml", "yolo26.yaml", "yolo12.yaml")
 INTRO = """# Shipped configs
 
 The configs live in `models/yaml/` (installed as `yolo_attn/cfg/`) and are written by `yolo-attn make-configs`;
-build a scale by name (`yolov5s-cbam-neck.yaml`, `yolov8s-cbam-neck.yaml`, `yolo11n-se-backbone-end.yaml`).
+build a scale by name (`yolov5s-cbam-neck.yaml`, `yolov8s-cbam-neck.yaml`, `yolo11n-se-backbone-end.yaml`,
+`yolo26n-se-backbone-end.yaml`, `yolo12s-eca-a2c2f.yaml`).
 Placements (details and the `yolo-attn make-yaml` generator: `yolo_attn/placement.py`) mean the same on every base:
-`backbone-end` one layer after the last backbone block before SPPF; `backbone` after every backbone block (C3, C2f,
-C3k2; YOLO11's C2PSA too); `sppf` after SPPF (before C2PSA); `neck` after every head block; `head-in` one layer on
-each Detect input, seen by Detect only; `psa` after YOLO11's C2PSA. Block replacements are named by the base's
-block: `c3*` C3 -> C3Attn (YOLOv5), `c2f*` C2f -> AttnC2f (YOLOv8), `c3k2*` C3k2 -> AttnC3k2 (YOLO11), attention in
-every bottleneck's residual branch (`-backbone`, `-neck`, `-backbone-end` scopes); `fmm*` replaces the base's block
-by its feature-map multiplication variant (C3FMM, FMMC2f, FMMC3k2). `no-psa` removes YOLO11's C2PSA (Ultralytics'
-own attention): `yolo11-no-psa.yaml` alone, `yolo11-<gate>-no-psa.yaml` with the gate in its place, to compare
-Ultralytics' attention with ours. MHSA is shipped at P5 only (backbone-end, sppf, last backbone C3): self-attention
+`backbone-end` one layer after the last backbone block before SPPF (YOLO12, which has no SPPF: at the end of the
+backbone); `backbone` after every backbone block (C3, C2f, C3k2, A2C2f; the C2PSA of YOLO11 and YOLO26 too); `sppf`
+after SPPF (before C2PSA); `neck` after every head block; `head-in` one layer on each Detect input, seen by Detect
+only; `psa` after C2PSA. Block replacements are named by the base's block: `c3*` C3 -> C3Attn (YOLOv5), `c2f*` C2f ->
+AttnC2f (YOLOv8), `c3k2*` C3k2 -> AttnC3k2 (YOLO11, YOLO26, YOLO12's C3k2 rows), attention in every bottleneck's
+residual branch (`-backbone`, `-neck`, `-backbone-end` scopes); `fmm*` replaces the base's block by its feature-map
+multiplication variant (C3FMM, FMMC2f, FMMC3k2). `no-psa` removes the C2PSA of YOLO11 and YOLO26 (Ultralytics' own
+attention): `yolo11-no-psa.yaml` alone, `yolo11-<gate>-no-psa.yaml` with the gate in its place; on YOLO12 `a2c2f`
+replaces the area attention inside every A2C2f that has it (the backbone's P4 and P5 blocks) by the gate
+(A2C2f -> AttnA2C2f, `yolo12-<gate>-a2c2f.yaml`): both compare Ultralytics' attention with ours. YOLO26's configs keep
+its end-to-end (NMS-free) head with both branches. MHSA is shipped at P5 only (backbone-end, sppf, last backbone C3): self-attention
 cost grows with the square of the token count. `fuse=add` rows are the multiplication-vs-addition ablation (gate
 added instead of multiplied).
 """

@@ -1,4 +1,4 @@
-"""Coverage and family-wise error of compare's interval by simulation (the tables of issue 8's closing note).
+"""Coverage and family-wise error of compare's interval by simulation (the tables quoted in the README).
 
     OMP_NUM_THREADS=1 python benchmarks/stats_coverage.py [--old OLD_STATS.py]
 

@@ -15,7 +15,7 @@ A run longer than --timeout is killed and reported as ``>timeout``.
     nice -n 10 python benchmarks/threads.py --policies spin:300000 yolo_attn passive threads1 --scenarios solo pair
     python benchmarks/threads.py --workload steps --steps 40 ...   # training steps only, no sweep around them
 
-Targets (issue 12): alone within 5% of spin:300000; two at once each within 2.5x of solo.
+Targets: alone within 5% of spin:300000; two at once each within 2.5x of solo.
 """
 
 from __future__ import annotations

@@ -369,3 +369,20 @@ def _shipped_shapes_data_copied(_nothing_left_behind):
         mp.setattr(datasets, "SHAPES_DIR", copy / "shapes")
         mp.setattr(datasets, "SHAPES_YAML", copy / "shapes.yaml")
         yield
+
+
+def write_image(path: Path, w: int = 64, h: int = 48, colour=(200, 30, 30)) -> Path:
+    """A plain ``w`` x ``h`` image of one colour (an importer's test input), folders made as needed."""
+    import numpy as np
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.full((h, w, 3), colour, np.uint8)).save(path)
+    return path
+
+
+def read_label_rows(path: Path):
+    """The rows of a YOLO label file as an (N, 5) array."""
+    import numpy as np
+
+    return np.array([[float(v) for v in ln.split()] for ln in path.read_text().splitlines()]).reshape(-1, 5)

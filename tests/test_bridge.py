@@ -174,3 +174,35 @@ def test_trainer_rounds_the_image_size_with_check_imgsz_as_the_bridge_does():
     assert "check_imgsz" in _global_names(BaseTrainer._setup_train), _hint("the trainer no longer calls check_imgsz")
     model = tasks.DetectionModel("yolov5n.yaml", nc=2, verbose=False)
     assert [bridge.train_imgsz(v, model) for v in (1, 32, 63, 64, 100)] == [32, 32, 64, 64, 128]
+
+
+def test_prediction_log_holds_the_boxes_save_txt_writes(tmp_path):
+    """The validator's predictions kept in memory (the sweep's scoring input) are those Ultralytics writes with
+    save_txt/save_conf in the same pass: every image, the same boxes, scores and classes."""
+    import numpy as np
+    from PIL import Image
+    from ultralytics import YOLO
+
+    from yolo_attn.datasets.shapes import ShapesConfig, write_dataset
+
+    data = tmp_path / "tiny.yaml"
+    write_dataset(tmp_path / "tiny", ShapesConfig(n_train=4, n_val=5, imgsz=64, min_size=14, max_size=40), data)
+    seen = {}
+    model = YOLO("yolov5n.yaml")
+    model.add_callback("on_val_start", lambda v: seen.setdefault("log", bridge.record_predictions(v)))
+    model.add_callback("on_val_end", lambda v: seen.update(files=list(v.dataloader.dataset.im_files)))
+    model.val(data=str(data), imgsz=64, batch=2, save_txt=True, save_conf=True, plots=False, verbose=False,
+              project=str(tmp_path), name="val", exist_ok=True, conf=1e-9, max_det=50, device="cpu")  # untrained: tiny scores
+    log = seen["log"]
+    assert log.passes == 1 and sorted(log.images) == sorted(seen["files"]) and len(log.images) == 5
+    n_boxes = 0
+    for f, rows in log.images.items():
+        w, h = Image.open(f).size
+        txt = tmp_path / "val" / "labels" / f"{Path(f).stem}.txt"
+        written = np.loadtxt(txt, ndmin=2) if txt.is_file() else np.zeros((0, 6))
+        x1, y1, x2, y2, conf, cls = rows.T
+        mine = np.c_[cls, (x1 + x2) / 2 / w, (y1 + y2) / 2 / h, (x2 - x1) / w, (y2 - y1) / h, conf]
+        assert mine.shape == written.shape, f
+        np.testing.assert_allclose(mine, written, rtol=1e-5, atol=2e-6)  # the files hold 6 significant digits
+        n_boxes += len(rows)
+    assert n_boxes > 0

@@ -229,3 +229,38 @@ def test_bootstrap_when_a_model_predicts_nothing_on_some_images():
     assert np.isfinite(h).all() and h.std() > 0
     ci = stats.paired_diff_ci([half.map] * 2, [0.0] * 2, np.stack([h, h]), np.stack([z, z]))
     assert np.isfinite([ci.lo, ci.hi]).all() and ci.lo < half.map < ci.hi
+
+
+def test_pixel_boxes_convert_to_coco_known_values():
+    gt = cocoeval.coco_gt([cocoeval.GtImage("a", 100, 80, np.zeros((0, 5)))], ["x", "y"])
+    dets = cocoeval.coco_dets_pixels(gt, {"a": np.array([[10.0, 20.0, 50.0, 60.0, 0.7, 1.0]])})
+    assert dets == [{"image_id": 1, "category_id": 2, "bbox": [10.0, 20.0, 40.0, 40.0], "score": 0.7}]
+    # the same box in YOLO's normalised layout gives the same COCO box
+    same = cocoeval.coco_dets(gt, {"a": np.array([[1, 0.3, 0.5, 0.4, 0.5, 0.7]])})
+    assert same[0]["bbox"] == pytest.approx(dets[0]["bbox"])
+
+
+def test_evaluate_equals_pycocotools_full_summary():
+    """evaluate() matches images of area range 'all' only: the same mAP as COCOeval's full evaluate + summarize."""
+    import contextlib
+    import io
+    import json
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    images, preds, names = _random_case(seed=5)
+    gt = cocoeval.coco_gt(images, names)
+    dets = cocoeval.coco_dets(gt, preds)
+    res = cocoeval.evaluate(gt, dets, max_det=100)
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO()
+        coco.dataset = json.loads(json.dumps(gt))
+        coco.createIndex()
+        ev = COCOeval(coco, coco.loadRes(json.loads(json.dumps(dets))), iouType="bbox")
+        ev.params.maxDets = [1, 10, 100]  # summarize() reads stats at 100
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    assert res.map == pytest.approx(ev.stats[0], abs=1e-12) and res.map50 == pytest.approx(ev.stats[1], abs=1e-12)
+    assert 0 < res.map < res.map50 < 1

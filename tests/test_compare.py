@@ -359,28 +359,34 @@ def test_two_sweeps_on_one_folder_split_the_trials(tmp_path):
     assert not any((tmp_path / "claims").iterdir())  # every claim released
 
 
-def test_too_many_predictions_per_image_fail_the_trial(tmp_path):
-    """Predictions of two runs appended into one folder (600 per image) must not be scored silently."""
+def test_scoring_refuses_predictions_that_are_not_one_pass_over_the_images(tmp_path):
+    """The scored predictions must cover exactly the validation images, each at most max_det boxes."""
     from PIL import Image
 
     from yolo_attn.compare import trial
 
     (tmp_path / "images").mkdir()
     (tmp_path / "labels").mkdir()
-    Image.new("RGB", (64, 48)).save(tmp_path / "images" / "a.jpg")
-    (tmp_path / "labels" / "a.txt").write_text("0 0.5 0.5 0.2 0.2\n")
-    (tmp_path / "pred" / "labels").mkdir(parents=True)
-    row = "0 0.5 0.5 0.2 0.2 0.9\n"
-    (tmp_path / "pred" / "labels" / "a.txt").write_text(row * 600)
+    for name in ("a", "b"):
+        Image.new("RGB", (64, 48)).save(tmp_path / "images" / f"{name}.jpg")
+        (tmp_path / "labels" / f"{name}.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+    files = [str(tmp_path / "images" / f"{n}.jpg") for n in ("a", "b")]
     spec = TrialSpec(trial_id="t", model="m", model_ref="m", seed=0, settings_hash="h", trial_dir=str(tmp_path / "t"),
                      data="d", epochs=1, imgsz=64)
-    captured = {"im_files": [str(tmp_path / "images" / "a.jpg")], "save_dir": str(tmp_path / "pred"), "names": {0: "a"}}
+    box = np.array([[25.6, 19.2, 38.4, 28.8, 0.9, 0.0]])  # the ground-truth box in pixels (64 x 48 image)
+
+    def ev(preds):
+        return trial.Evaluation({"map50": 1.0, "map": 1.0, "precision": 1.0, "recall": 1.0}, preds, files, {0: "a"})
+
+    with pytest.raises(ValueError, match="predictions for 1 images, the validation set has 2 .none for .*b.jpg"):
+        trial._score(spec, spec.record(), ev({files[0]: box}))
     with pytest.raises(ValueError, match="more predictions than max_det=300"):
-        trial._score(spec, spec.record(), captured)
-    (tmp_path / "pred" / "labels" / "a.txt").write_text(row * 300)
+        trial._score(spec, spec.record(), ev({files[0]: np.repeat(box, 301, 0), files[1]: box}))
     rec = spec.record()
-    trial._score(spec, rec, captured)
-    assert rec.n_detections == 300 and rec.coco["map50"] == pytest.approx(1.0)
+    best = box + [0, 0, 0, 0, 0.05, 0]  # scored first: both true boxes come before a's duplicates (AP 1)
+    trial._score(spec, rec, ev({files[0]: np.repeat(box, 300, 0), files[1]: best}))
+    assert rec.n_detections == 301 and rec.coco["map50"] == pytest.approx(1.0) and rec.n_val_images == 2
+    assert rec.predictions_sha256 and (tmp_path / "t" / "eval.npz").is_file()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -520,3 +526,86 @@ def test_sweep_settings_accept_yolo_attn_own_keys():
     assert got["trust"] is True and got["attn_init"] == "identity" and got["lr0"] == 0.01
     with pytest.raises(ValueError, match="lr00"):
         check_sweep_settings({"lr00": 0.01}, None, [], 4)
+
+
+# ------------------------------------------------------------------------------------------------
+# Trials side by side: worker processes
+# ------------------------------------------------------------------------------------------------
+def test_one_and_two_workers_give_the_same_results(tiny, se_yaml, tmp_path):
+    """Every trial trains with the sweep's thread count, so how many run at once changes no number; each is
+    scored from one validation pass held in memory (no second validation folder, no prediction files)."""
+    kw = {**_kw(tiny, se_yaml), "models": ["yolov5n.yaml"]}  # 2 seeds
+    s1 = compare(out=str(tmp_path / "one"), workers=1, progress=False, **kw)
+    s2 = compare(out=str(tmp_path / "two"), workers=2, progress=False, **kw)
+    assert s1["n_ok"] == s2["n_ok"] == 2 and _comparable(s1) == _comparable(s2)
+    one = {r["trial_id"]: r for r in Store(tmp_path / "one").records()}
+    two = {r["trial_id"]: r for r in Store(tmp_path / "two").records()}
+    assert sorted(one) == sorted(two) and len(one) == 2
+    for tid, r in two.items():
+        for key in ("predictions_sha256", "ultra", "coco", "train_loss", "n_detections", "curve"):
+            assert r[key] == one[tid][key], (tid, key)
+        assert r["threads"] == r["environment"]["threads"] == 1
+        assert set(r["stage_s"]) == {"build", "train", "eval", "score", "other"} and r["stage_s"]["train"] > 0
+        tdir = tmp_path / "two" / "trials" / tid
+        assert not (tdir / "val").exists() and not list(tdir.rglob("labels/*.txt"))
+        assert abs(r["ultra"]["map"] - r["coco"]["map"]) < 0.02  # the two columns score the same predictions
+    assert not any((tmp_path / "two" / "claims").iterdir())
+
+
+def _specs(tiny, tmp_path, n: int, epochs: int = 2) -> list[TrialSpec]:
+    from yolo_attn.compare.trial import resolve_model, sweep_train_args
+
+    names = yaml.safe_load(Path(tiny).read_text())["names"]
+    return [TrialSpec(trial_id=f"t{i}", model="yolov5n", model_ref=resolve_model("yolov5n.yaml"), seed=i,
+                      settings_hash="h", trial_dir=str(tmp_path / "trials" / f"t{i}"), data=str(tiny), epochs=epochs,
+                      imgsz=64, train_args=sweep_train_args(None, None), nc=len(names), threads=1) for i in range(n)]
+
+
+def test_a_worker_that_dies_has_its_trial_run_again(tiny, tmp_path):
+    """t0's worker is killed once (the trial runs again in a new worker and succeeds); t1's every time (after
+    its second death it is recorded as failed, and the sweep goes on)."""
+    from yolo_attn.compare.workers import WorkerPlan, run_workers
+
+    workers, events, records = {}, [], {}
+
+    def progress(ev):
+        events.append(ev)
+        if ev["event"] == "trial_start":
+            workers[ev["trial_id"]] = ev["worker"]
+        elif ev["event"] == "epoch" and ev["epoch"] == 1:
+            deaths = sum(e["event"] == "worker_died" and e["trial_id"] == ev["trial_id"] for e in events)
+            if ev["trial_id"] == "t1" or deaths == 0:
+                os.kill(workers[ev["trial_id"]], signal.SIGKILL)
+
+    run_workers(_specs(tiny, tmp_path, 2), lambda spec, rec: records.update({spec.trial_id: rec}),
+                WorkerPlan(workers=2, threads=1), progress=progress)
+    died = [e for e in events if e["event"] == "worker_died"]
+    assert [(e["trial_id"], e["retry"]) for e in died if e["trial_id"] == "t0"] == [("t0", True)]
+    assert [(e["trial_id"], e["retry"]) for e in died if e["trial_id"] == "t1"] == [("t1", True), ("t1", False)]
+    assert all("SIGKILL" in e["reason"] for e in died)
+    assert records["t0"].ok and records["t0"].epochs_done == 2, records["t0"].error
+    assert not records["t1"].ok and "died 2 times" in records["t1"].error
+    starts = [e["worker"] for e in events if e["event"] == "trial_start" and e["trial_id"] == "t0"]
+    assert len(starts) == 2 and starts[0] != starts[1]  # run again in a fresh process
+
+
+def test_ctrl_c_stops_every_worker_and_leaves_no_claim(tiny, se_yaml, tmp_path):
+    out = tmp_path / "o"
+    log_path = tmp_path / "log"
+    with open(log_path, "w") as log:
+        p = subprocess.Popen(_cli(*_args(tiny, se_yaml), "--epochs", "3", "--workers", "2", "--out", str(out)),
+                             cwd=tmp_path, stdout=log, stderr=log, env=_env())
+        deadline = time.time() + 600
+        while time.time() < deadline and p.poll() is None and log_path.read_text().count(" epoch 1/3") < 2:
+            time.sleep(0.3)
+        text = log_path.read_text()
+        pids = [int(x) for x in __import__("re").findall(r"starting \(worker (\d+)\)", text)]
+        assert len(pids) == 2 and len(list((out / "claims").iterdir())) == 2, text[-3000:]
+        p.send_signal(signal.SIGINT)
+        p.wait(60)
+    assert p.returncode != 0
+    for pid in pids:  # the workers were stopped, not left training
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert not any((out / "claims").iterdir())  # no claim left behind
+    assert not Store(out).records()

@@ -1,4 +1,4 @@
-"""check-data reads exactly what Ultralytics trains on (symlinks, loops, lists) and flags val == train (issue 12)."""
+"""check-data reads exactly what Ultralytics trains on (symlinks, loops, lists) and flags val == train."""
 
 from __future__ import annotations
 
@@ -64,7 +64,7 @@ def test_listing_matches_ultralytics(tmp_path):
 
 
 def test_symlinked_subfolder_is_checked(tmp_path):
-    """Issue 12 #9: a corrupt image and a bad class id in a symlinked subfolder are found."""
+    """A corrupt image and a bad class id in a symlinked subfolder are found."""
     root = tmp_path / "d"
     _pair(root, "train", "ok")
     _pair(root, "val", "v")
@@ -99,7 +99,7 @@ def test_symlink_loop_fails_and_train_link_to_val_is_overlap(tmp_path):
 
 
 def test_val_equal_to_train_is_recorded_for_compare(tmp_path):
-    """Issue 12 #10: coco128's convention (val = train) is a loud warning, a check field and a summary warning."""
+    """coco128's convention (val = train) is a loud warning, a check field and a summary warning."""
     root = tmp_path / "d"
     for i in range(4):
         _pair(root, "train", f"t{i}")
@@ -120,7 +120,7 @@ def test_val_equal_to_train_is_recorded_for_compare(tmp_path):
 
 
 def test_broken_images_get_a_message_and_never_a_pip_install(tmp_path, capsys):
-    """Issue 12 #13: a zero-byte JPEG was reported as "No module named 'pi_heif'" after a pip-install attempt."""
+    """A zero-byte JPEG was reported as "No module named 'pi_heif'" after a pip-install attempt."""
     import ultralytics.utils.patches  # noqa: F401  (the Pillow patch is active, as under compare)
     from ultralytics.utils import checks
 

@@ -1,4 +1,4 @@
-"""Importers on the layouts people have (LabelImg folders, YOLO exports) and on hostile input (issue 12).
+"""Importers on the layouts people have (LabelImg folders, YOLO exports) and on hostile input.
 
 Every layout is built here in tmp_path; nothing is shipped.
 """
@@ -17,18 +17,11 @@ from PIL import Image
 
 from yolo_attn._io import OverwriteError
 from yolo_attn.cli import main
+from conftest import read_label_rows, write_image
 from yolo_attn.datasets import check_data, import_coco, import_voc, import_yolo
 from yolo_attn.datasets.importers import Item, assign_splits, unique_names, val_count
 
 
-def _img(path: Path, w=64, h=48, colour=(200, 30, 30)) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.full((h, w, 3), colour, np.uint8)).save(path)
-    return path
-
-
-def _labels(path: Path) -> np.ndarray:
-    return np.array([[float(v) for v in line.split()] for line in path.read_text().splitlines()]).reshape(-1, 5)
 
 
 def _labelimg_xml(filename: str, objs, w=100, h=50, path=None, box_tag=True) -> str:
@@ -45,7 +38,7 @@ def _labelimg_xml(filename: str, objs, w=100, h=50, path=None, box_tag=True) -> 
 
 
 def _all_labels(out: Path) -> dict[str, np.ndarray]:
-    return {p.stem: _labels(p) for p in sorted((out / "labels").rglob("*.txt"))}
+    return {p.stem: read_label_rows(p) for p in sorted((out / "labels").rglob("*.txt"))}
 
 
 # ------------------------------------------------------------------------------------------------
@@ -65,7 +58,7 @@ def test_labelimg_folder_with_foreign_paths(tmp_path, layout, capsys):
     imgs = {"beside": root, "siblings": root / "Images", "nested": root / "images",
             "images-flag": tmp_path / "elsewhere" / "pics"}[layout]
     for stem, objs in _labelimg_objects().items():
-        _img(imgs / f"{stem}.jpg", w=100, h=50)
+        write_image(imgs / f"{stem}.jpg", w=100, h=50)
         (ann.mkdir(parents=True, exist_ok=True), (ann / f"{stem}.xml").write_text(_labelimg_xml(f"{stem}.jpg", objs)))
     (ann / "lost.xml").write_text(_labelimg_xml("lost.jpg", [("dog", (1, 1, 10, 10))]))  # its image is nowhere
     out = tmp_path / "out"
@@ -85,8 +78,8 @@ def test_labelimg_folder_with_foreign_paths(tmp_path, layout, capsys):
 
 def test_voc_filename_case_and_missing_extension(tmp_path):
     root = tmp_path / "d"
-    _img(root / "JPEGImages" / "Photo_01.JPG", w=100, h=50)
-    _img(root / "JPEGImages" / "photo_02.png", w=100, h=50)
+    write_image(root / "JPEGImages" / "Photo_01.JPG", w=100, h=50)
+    write_image(root / "JPEGImages" / "photo_02.png", w=100, h=50)
     (root / "annotations").mkdir(parents=True)
     (root / "annotations" / "a.xml").write_text(_labelimg_xml("photo_01.jpg", [("x", (1, 1, 10, 10))]))
     (root / "annotations" / "b.xml").write_text(_labelimg_xml("photo_02", [("x", (1, 1, 10, 10))]))
@@ -96,12 +89,12 @@ def test_voc_filename_case_and_missing_extension(tmp_path):
 
 def test_voc_refuses_paths_outside_the_images_folder(tmp_path):
     root = tmp_path / "d"
-    _img(tmp_path / "secret.jpg", colour=(1, 2, 3))  # a file outside the dataset that a hostile XML points at
-    _img(root / "ok.jpg")
+    write_image(tmp_path / "secret.jpg", colour=(1, 2, 3))  # a file outside the dataset that a hostile XML points at
+    write_image(root / "ok.jpg")
     (root / "ok.xml").write_text(_labelimg_xml("ok.jpg", [("x", (1, 1, 10, 10))], w=64, h=48))
     (root / "up.xml").write_text(_labelimg_xml("../secret.jpg", [("x", (1, 1, 10, 10))]))
     (root / "abs.xml").write_text(_labelimg_xml(str(tmp_path / "secret.jpg"), [("x", (1, 1, 10, 10))]))
-    _img(root / "b.jpg")
+    write_image(root / "b.jpg")
     (root / "b.xml").write_text(_labelimg_xml("b.jpg", [("x", (1, 1, 10, 10))], w=64, h=48))
     rep = import_voc(root, tmp_path / "out")
     assert rep.skipped["path outside the images folder"] == 2
@@ -113,7 +106,7 @@ def test_voc_refuses_paths_outside_the_images_folder(tmp_path):
 def test_voc_malformed_input_is_listed_not_a_traceback(tmp_path):
     root = tmp_path / "d"
     for s in ("a", "b", "c", "d"):
-        _img(root / f"{s}.jpg", w=100, h=50)
+        write_image(root / f"{s}.jpg", w=100, h=50)
     (root / "a.xml").write_text(_labelimg_xml("a.jpg", [("x", None), ("x", (1, 1, 10, 10))]))  # object without a box
     (root / "b.xml").write_text(_labelimg_xml("b.jpg", [("x", ("one", 1, 10, 10))]))  # not a number
     (root / "c.xml").write_text("<annotation><filename>c.jpg</filename>")  # truncated XML
@@ -140,7 +133,7 @@ def test_yolo_folder_labelimg_style(tmp_path, capsys):
     """LabelImg's YOLO mode: images and .txt side by side, classes.txt; bad lines listed and left out."""
     src = tmp_path / "export"
     for i in range(10):
-        _img(src / f"im{i}.jpg")
+        write_image(src / f"im{i}.jpg")
         (src / f"im{i}.txt").write_text(f"{i % 2} 0.5 0.5 0.2 0.2\n")
     (src / "im0.txt").write_text("0 0.5 0.5 0.2 0.2\n7 0.5 0.5 0.2 0.2\n1 0.5 0.5\n")
     (src / "im1.txt").unlink()  # a background image
@@ -163,13 +156,14 @@ def test_yolo_folder_split_folders_and_names(tmp_path):
     src = tmp_path / "rf"
     for split, n in (("train", 4), ("valid", 2), ("test", 1)):
         for i in range(n):
-            _img(src / split / "images" / f"x{i}.jpg")
+            write_image(src / split / "images" / f"x{i}.jpg")
             (src / split / "labels").mkdir(parents=True, exist_ok=True)
             (src / split / "labels" / f"x{i}.txt").write_text("0 0.5 0.5 0.2 0.2\n")
     with pytest.raises(FileNotFoundError, match="classes.txt"):
         import_yolo(src, tmp_path / "o1")
     rep = import_yolo(src, tmp_path / "o2", names=["ball"])
-    assert rep.images == {"train": 4, "val": 2} and rep.skipped == {"test split (not imported)": 1}
+    assert rep.images == {"train": 4, "val": 2, "test": 1} and rep.skipped == {}
+    assert yaml.safe_load(rep.yaml.read_text())["test"] == "images/test"
     names = sorted(p.name for p in (tmp_path / "o2" / "images" / "train").iterdir())
     assert names == ["train_images_x0.jpg", "train_images_x1.jpg", "x2.jpg", "x3.jpg"]  # x0, x1 also in valid/
     assert check_data(rep.yaml).ok
@@ -188,9 +182,9 @@ def _coco(src: Path, images: list[dict], annotations: list[dict], cats=None) -> 
 
 def test_coco_name_collisions_keep_every_image_and_box(tmp_path):
     src = tmp_path / "coco"
-    _img(src / "imgs" / "a" / "x.jpg", w=100, h=50)
-    _img(src / "imgs" / "b" / "x.jpg", w=200, h=100)
-    _img(src / "imgs" / "c" / "x.png", w=100, h=100)
+    write_image(src / "imgs" / "a" / "x.jpg", w=100, h=50)
+    write_image(src / "imgs" / "b" / "x.jpg", w=200, h=100)
+    write_image(src / "imgs" / "c" / "x.png", w=100, h=100)
     ims = [{"id": 1, "file_name": "a/x.jpg", "width": 100, "height": 50},
            {"id": 2, "file_name": "b/x.jpg", "width": 200, "height": 100},
            {"id": 3, "file_name": "c/x.png", "width": 100, "height": 100}]
@@ -214,8 +208,8 @@ def test_unique_names():
 
 def test_coco_refuses_paths_outside_the_images_folder(tmp_path):
     src = tmp_path / "coco"
-    _img(src / "imgs" / "ok.jpg")
-    _img(tmp_path / "passwd.jpg")
+    write_image(src / "imgs" / "ok.jpg")
+    write_image(tmp_path / "passwd.jpg")
     ims = [{"id": 1, "file_name": "ok.jpg"}, {"id": 2, "file_name": "../../passwd.jpg"},
            {"id": 3, "file_name": str(tmp_path / "passwd.jpg")}, {"id": 4, "file_name": "sub/../../passwd.jpg"}]
     anns = [{"id": i, "image_id": i, "category_id": 1, "bbox": [1, 1, 5, 5]} for i in (1, 2, 3, 4)]
@@ -227,7 +221,7 @@ def test_coco_refuses_paths_outside_the_images_folder(tmp_path):
 def test_coco_malformed_entries_are_listed_not_a_traceback(tmp_path):
     src = tmp_path / "coco"
     for i in range(3):
-        _img(src / "imgs" / f"{i}.jpg", w=100, h=50)
+        write_image(src / "imgs" / f"{i}.jpg", w=100, h=50)
     ims = [{"id": 0, "file_name": "0.jpg", "width": "100", "height": "50"},  # sizes as strings
            {"id": 1, "file_name": "1.jpg", "width": "wide", "height": None},  # unusable sizes: read from the image
            {"id": 2}, {"file_name": "2.jpg"}]  # no file_name / no id
@@ -251,10 +245,10 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
 
 
 def test_coco_never_deletes_or_overwrites_its_input(tmp_path, capsys):
-    """Issue 12 #4: the images folder lies inside the output layout (OUT/images/train)."""
+    """The images folder lies inside the output layout (OUT/images/train)."""
     out = tmp_path / "ds"
     for i in range(4):
-        _img(out / "images" / "train" / f"{i}.jpg")
+        write_image(out / "images" / "train" / f"{i}.jpg")
     ims = [{"id": i, "file_name": f"{i}.jpg"} for i in range(4)]
     js = _coco(tmp_path / "ann", ims, [{"id": i, "image_id": i, "category_id": 1, "bbox": [1, 1, 5, 5]} for i in range(4)])
     before = _snapshot(out)
@@ -265,10 +259,10 @@ def test_coco_never_deletes_or_overwrites_its_input(tmp_path, capsys):
 
 
 def test_import_into_a_non_empty_folder_needs_force(tmp_path, capsys):
-    """Issue 12 #11: old labels must never be read against a new class list."""
+    """Old labels must never be read against a new class list."""
     src = tmp_path / "coco"
     for i in range(4):
-        _img(src / "imgs" / f"{i}.jpg")
+        write_image(src / "imgs" / f"{i}.jpg")
     js = _coco(src, [{"id": i, "file_name": f"{i}.jpg"} for i in range(4)],
                [{"id": i, "image_id": i, "category_id": 1, "bbox": [1, 1, 5, 5]} for i in range(4)])
     out = tmp_path / "out"
@@ -336,7 +330,7 @@ def test_build_folder_of_a_killed_import_is_removed_on_rerun(tmp_path, capsys):
 
     src = tmp_path / "export"
     for i in range(4):
-        _img(src / f"im{i}.jpg")
+        write_image(src / f"im{i}.jpg")
         (src / f"im{i}.txt").write_text("0 0.5 0.5 0.2 0.2\n")
     (src / "classes.txt").write_text("a\n")
     gone = subprocess.Popen([sys.executable, "-c", "pass"])

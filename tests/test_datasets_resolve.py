@@ -93,7 +93,8 @@ def test_compare_copy_has_no_download(tmp_path):
     _pair(root / "images" / "val", "b", seed=1)
     y = _write(tmp_path / "d.yaml", {"path": str(root), "train": "images/train", "val": "images/val", "names": ["a"],
                                      "download": "import os; os.system('touch SHOULD_NOT_EXIST')"})
-    copy, names = _checked_data(str(y), tmp_path / "out", lambda s: None)
+    ds = _checked_data(str(y), tmp_path / "out", lambda s: None)
+    copy, names = ds.yaml, ds.names
     data = yaml.safe_load(copy.read_text())
     assert copy.parent == tmp_path / "out" and "download" not in data and names == {0: "a"}
     assert data["train"] == str(root / "images" / "train")

@@ -142,6 +142,72 @@ def _write_voc_export(folder: Path, data_yaml: Path) -> None:
             f"<depth>3</depth></size>{''.join(objs)}</annotation>")
 
 
+def _tiny_images(data_yaml: Path):
+    """(split, image, YOLO rows, width, height) of every image of the tiny dataset."""
+    from PIL import Image
+
+    d = yaml.safe_load(data_yaml.read_text())
+    root = Path(d["path"])
+    for split in ("train", "val"):
+        for img in sorted((root / "images" / split).iterdir()):
+            rows = [r.split() for r in (root / "labels" / split / f"{img.stem}.txt").read_text().splitlines() if r.strip()]
+            w, h = Image.open(img).size
+            yield split, img, [(int(c), *(float(v) for v in xywh)) for c, *xywh in rows], w, h
+
+
+def _pixel_box(row, w, h):
+    c, x, y, bw, bh = row
+    return c, (x - bw / 2) * w, (y - bh / 2) * h, (x + bw / 2) * w, (y + bh / 2) * h
+
+
+def _write_exports(folder: Path, data_yaml: Path) -> None:
+    """The tiny dataset as labelling tools export it: Roboflow YOLO (my-export/) and COCO (coco-export/) folders
+    with train/valid/test splits, LabelMe JSON (labelme-export/) and CVAT for images XML (cvat-export/)."""
+    import json
+
+    names = yaml.safe_load(data_yaml.read_text())["names"]
+    names = [names[i] for i in range(len(names))]
+    coco, cvat, k = {}, [], 0
+    for split, img, rows, w, h in _tiny_images(data_yaml):
+        k += 1
+        rf = "valid" if split == "val" else ("test" if k % 4 == 0 else "train")  # a quarter of train becomes test
+        for kind, body in (("images", None), ("labels", "".join(" ".join(map(str, r)) + "\n" for r in rows))):
+            (folder / "my-export" / rf / kind).mkdir(parents=True, exist_ok=True)
+        shutil.copy(img, folder / "my-export" / rf / "images" / img.name)
+        (folder / "my-export" / rf / "labels" / f"{img.stem}.txt").write_text(body)
+        (folder / "coco-export" / rf).mkdir(parents=True, exist_ok=True)
+        shutil.copy(img, folder / "coco-export" / rf / img.name)
+        js = coco.setdefault(rf, {"images": [], "annotations": [], "categories": [
+            {"id": 0, "name": "shapes", "supercategory": "none"},
+            *({"id": i + 1, "name": n, "supercategory": "shapes"} for i, n in enumerate(names))]})
+        js["images"].append({"id": k, "file_name": img.name, "width": w, "height": h})
+        boxes = [_pixel_box(r, w, h) for r in rows]
+        for c, x0, y0, x1, y1 in boxes:
+            js["annotations"].append({"id": len(js["annotations"]), "image_id": k, "category_id": c + 1,
+                                      "bbox": [x0, y0, x1 - x0, y1 - y0], "area": (x1 - x0) * (y1 - y0), "iscrowd": 0})
+        flat = f"{split}-{img.name}"  # one folder for both splits: the names must differ
+        (folder / "labelme-export").mkdir(exist_ok=True)
+        shutil.copy(img, folder / "labelme-export" / flat)
+        shapes = [{"label": names[c], "points": [[x1, y1], [x0, y0]], "shape_type": "rectangle", "flags": {}}
+                  for c, x0, y0, x1, y1 in boxes]
+        (folder / "labelme-export" / f"{Path(flat).stem}.json").write_text(json.dumps(
+            {"version": "5.4.1", "shapes": shapes, "imagePath": flat, "imageData": None, "imageHeight": h,
+             "imageWidth": w}))
+        (folder / "cvat-export" / "images").mkdir(parents=True, exist_ok=True)
+        shutil.copy(img, folder / "cvat-export" / "images" / flat)
+        cvat.append(f'<image id="{k}" name="{flat}" width="{w}" height="{h}">' + "".join(
+            f'<box label="{names[c]}" occluded="0" xtl="{x0:.2f}" ytl="{y0:.2f}" xbr="{x1:.2f}" ybr="{y1:.2f}"></box>'
+            for c, x0, y0, x1, y1 in boxes) + "</image>")
+    (folder / "my-export" / "data.yaml").write_text(yaml.safe_dump(
+        {"train": "../train/images", "val": "../valid/images", "nc": len(names), "names": names}, sort_keys=False))
+    for rf, js in coco.items():
+        (folder / "coco-export" / rf / "_annotations.coco.json").write_text(json.dumps(js))
+    labels = "".join(f"<label><name>{n}</name></label>" for n in names)
+    (folder / "cvat-export" / "annotations.xml").write_text(
+        f"<annotations><version>1.1</version><meta><task><labels>{labels}</labels></task></meta>{''.join(cvat)}"
+        "</annotations>")
+
+
 @dataclass
 class Workspace:
     folder: Path
@@ -162,6 +228,7 @@ def workspace(tmp_path_factory) -> Workspace:
     (folder / "data").mkdir()
     shutil.copy(tiny, folder / "data" / "shapes.yaml")  # `data=data/shapes.yaml` as run from a checkout
     _write_voc_export(folder / "face-mask-detection", tiny)
+    _write_exports(folder, tiny)
     p6 = yaml_model_load("yolov5-p6.yaml")
     (folder / "my-yolov5-p6.yaml").write_text(yaml.safe_dump({k: p6[k] for k in ("nc", "scales", "backbone", "head")},
                                                              sort_keys=False))
@@ -174,9 +241,11 @@ def workspace(tmp_path_factory) -> Workspace:
 # Reduced sizes and stand-ins
 # ------------------------------------------------------------------------------------------------
 def _stand_in(token: str, ws: Workspace) -> str:
-    """A documented file outside the repository (shared/ datasets) is replaced by the small dataset."""
+    """A documented file outside the repository (shared/ datasets, weights) is replaced by a stand-in."""
     if token.startswith("../shared/") and token.endswith(".yaml"):
         return str(ws.tiny)
+    if token.startswith("../shared/") and token.endswith(".pt"):
+        return str(ws.folder / "yolov5n.pt")
     return token
 
 
@@ -213,7 +282,9 @@ def _yolo_attn() -> list[str]:
 def _run(argv: list[str], ws: Workspace) -> subprocess.CompletedProcess:
     key = tuple(argv)
     if key not in ws.done:
-        env = {**os.environ, "YOLO_OFFLINE": "1", "PYTHONHASHSEED": "0"}
+        # the code beside these tests, also where another yolo_attn is installed
+        path = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        env = {**os.environ, "YOLO_OFFLINE": "1", "PYTHONHASHSEED": "0", "PYTHONPATH": path}
         ws.done[key] = subprocess.run([*_yolo_attn(), *argv], cwd=ws.folder, capture_output=True, text=True,
                                       env=env, timeout=1500, stdin=subprocess.DEVNULL)
     return ws.done[key]

@@ -7,7 +7,7 @@ import io
 import pytest
 import torch
 
-from yolo_attn.modules._common import KNOCKOUT, Gate, GatedModule, apply_gate
+from yolo_attn.modules._common import KNOCKOUT, Gate, GatedModule
 from yolo_attn.modules.fmm import C3FMM
 from yolo_attn.registry import LAYERS
 
@@ -25,9 +25,13 @@ def _randomised(cls, **kw):
 
 @pytest.mark.parametrize("fuse", ["mul", "add"])
 @pytest.mark.parametrize("init", ["paper", "identity"])
-def test_gate_matches_the_function_form(fuse, init):
-    x, z = torch.randn(2, 4, 3, 3), torch.randn(2, 4, 1, 1)
-    assert torch.equal(Gate(fuse, init)(x, z), apply_gate(x, z, fuse, init))
+def test_gate_follows_the_documented_formulas(fuse, init):
+    """paper: x*s(z) / x+s(z); identity: x*2s(z) / x+(2s(z)-1), written out here independently of the code."""
+    x, z = torch.randn(2, 4, 3, 3, dtype=torch.float64), torch.randn(2, 4, 1, 1, dtype=torch.float64)
+    s = 1.0 / (1.0 + torch.exp(-z))
+    g = s if init == "paper" else (2 * s if fuse == "mul" else 2 * s - 1)
+    want = x * g if fuse == "mul" else x + g
+    torch.testing.assert_close(Gate(fuse, init)(x, z), want, rtol=1e-12, atol=1e-12)
 
 
 def test_gate_forms_by_value():

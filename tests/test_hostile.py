@@ -1,4 +1,4 @@
-"""Hostile input never runs code, never exhausts memory, never overwrites without --force (issue 12).
+"""Hostile input never runs code, never exhausts memory, never overwrites without --force.
 
 * Model YAMLs: a row naming a function (``torch_load``) fails in every command before anything runs (the
   row, activation, argument, structure and repeat checks themselves are tested in ``test_yaml_errors.py``,
@@ -128,7 +128,7 @@ def test_malicious_checkpoint_runs_nothing_anywhere(kind, evil_files, tmp_path, 
         lambda: load_checkpoint(path),
         lambda: build_model(path),  # yolo-attn info, compare's model checkpoints, train model=*.pt
         lambda: trial.model_cost(str(path), None, 64),
-        lambda: trial._make_pretrained("yolov5n.yaml", str(path), 2, tmp_path),
+        lambda: trial._make_pretrained("yolov5n.yaml", str(path), 2, tmp_path, 0),
     ]
     for attempt in attempts:
         try:

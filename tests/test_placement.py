@@ -1,4 +1,4 @@
-"""Placement generator, shipped configs, by-name resolution (issue 3).
+"""Placement generator, shipped configs, by-name resolution.
 
 The renumbering is checked against an independent computation: the data-flow graph of the base
 (which layers each layer reads) must survive the placement unchanged once inserted layers are
@@ -342,15 +342,18 @@ def test_shipped_configs_cover_the_promised_layers():
     for n in ("yolov5-fmm.yaml", "yolov5-se-add-backbone-end.yaml", "yolov5-cbam-add-neck.yaml", "yolov5-cbam-neck.yaml",
               "yolov8-cbam-neck.yaml", "yolo11-se-backbone-end.yaml", "yolov8-fmm.yaml", "yolo11-no-psa.yaml", "yolo11-eca-c3k2.yaml"):  # fmt: skip
         assert n in names
-    for base in ("yolov8.yaml", "yolo11.yaml"):  # the light gates at the main placements of the newer bases
+    for base in ("yolov8.yaml", "yolo11.yaml", "yolo26.yaml", "yolo12.yaml"):  # the light gates on the newer bases
         for gate in ("SE", "ECA", "CBAM", "CoordAtt", "SimAM", "EMA"):
             got = {c.placements for c in SHIPPED if c.base == base and c.layer == gate}
             block = "c2f" if base == "yolov8.yaml" else "c3k2"
-            assert {(p,) for p in ("backbone-end", "backbone", "sppf", "neck", "head-in", block, f"{block}-neck")} <= got
+            main = {"backbone-end", "backbone", "neck", "head-in", block, f"{block}-neck"}
+            main |= {"a2c2f"} if base == "yolo12.yaml" else {"sppf"}  # YOLO12 has no SPPF; its A2C2f attention swapped
+            main |= {"psa", "no-psa"} if base == "yolo26.yaml" else set()
+            assert {(p,) for p in main - {"no-psa"}} <= got and (("no-psa", "sppf") in got) == (base != "yolov8.yaml" and base != "yolo12.yaml")
     for c in SHIPPED:
         filename, _layer, _args, _placements = c  # documented unpacking
         stem = Path(c.base).stem
-        assert stem in ("yolov5", "yolov8", "yolo11")
+        assert stem in ("yolov5", "yolov8", "yolo11", "yolo26", "yolo12")
         assert re.fullmatch(rf"{stem}-[a-z0-9-]+\.yaml", filename) and not re.match(rf"{stem}[nsmlx]-", filename)
 
 
@@ -454,18 +457,20 @@ def test_shipped_config_builds(filename, scale, one_thread):
         seq.train()  # raw head outputs; no anchors or strides needed
         with torch.no_grad():
             y = forward(seq, torch.zeros(1, 3, 64, 64))
+        y = y.get("one2many", y) if isinstance(y, dict) else y  # YOLO26: the one-to-many and one-to-one branches
         out = y["boxes"] if isinstance(y, dict) else y[0]
         assert out.shape[0] == 1 and torch.isfinite(out).all()
     ours = {type(m).__name__ for m in seq.modules() if type(m).__module__.startswith("yolo_attn.")}
     if cfg.layer is None and "no-psa" in cfg.placements:
         assert not ours and "C2PSA" not in {type(m).__name__ for m in seq}
         return
-    layer = cfg.layer or {"yolov5.yaml": "C3FMM", "yolov8.yaml": "FMMC2f", "yolo11.yaml": "FMMC3k2"}[cfg.base]
+    layer = cfg.layer or {"yolov5.yaml": "C3FMM", "yolov8.yaml": "FMMC2f"}.get(cfg.base, "FMMC3k2")
     assert layer in ours
-    if cfg.base == "yolo11.yaml":  # YOLO11's Detect head (not the legacy one) even with every C3k2 replaced
+    if cfg.base != "yolov8.yaml":  # the newer Detect head (not the legacy one) even with every C3k2 replaced
         assert seq[-1].legacy is False
     if any(isinstance(m, C3k2) for m in seq):  # C3k2 (and its variants) use C3k units from scale m on, as in Ultralytics
-        units = [u for m in seq if isinstance(m, C3k2) for u in m.m]
+        # (YOLO26's last head block has PSA units instead, at every scale: Sequential(bottleneck, PSA block))
+        units = [u for m in seq if isinstance(m, C3k2) for u in m.m if not isinstance(u, torch.nn.Sequential)]
         assert all(isinstance(u, C3k) for u in units) == (scale in "mlx")  # at n/s only rows saying c3k=True
 
 
@@ -511,7 +516,7 @@ def test_errors_without_c3_or_sppf_or_detect():
         if row[2] in ("C3", "SPPF"):
             row[2], row[3] = "Conv", [row[3][0], 1, 1]
     d["yaml_file"] = "my-conv-only.yaml"
-    for p, msg in [("backbone", "no C3, C2f or C3k2 block in the backbone"), ("neck", "no C3, C2f or C3k2 block in the head"),
+    for p, msg in [("backbone", "no C3, C2f, C3k2 or A2C2f block in the backbone"), ("neck", "no C3, C2f, C3k2 or A2C2f block in the head"),
                    ("sppf", "no SPPF or SPP"), ("c3", "no plain C3 layer")]:  # fmt: skip
         with pytest.raises(PlacementError, match=rf"base my-conv-only\.yaml, placement {p}: {msg}"):
             make_yaml(d, "SE", [], [p])

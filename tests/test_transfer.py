@@ -1,4 +1,4 @@
-"""Weight transfer (issue 4): safe checkpoint reading, structural matching, report, command, freezing.
+"""Weight transfer: safe checkpoint reading, structural matching, report, command, freezing.
 
 Stock checkpoints are made here: the stock YOLOv5 model is built from Ultralytics' yolov5.yaml, every
 tensor is filled with seeded random values (so each tensor is unique and can be found by value), and
@@ -24,7 +24,7 @@ import yaml
 import yolo_attn  # noqa: F401  (registers the layers)
 from yolo_attn import LAYERS
 from yolo_attn.checkpoint import CheckpointError, load_checkpoint
-from yolo_attn.transfer import ForeignCheckpointError, freeze_layers, freeze_names, transfer_weights, translate_freeze
+from yolo_attn.transfer import ForeignCheckpointError, freeze_prefixes, transfer_weights, translate_freeze
 
 import ultralytics
 from ultralytics.nn.tasks import DetectionModel
@@ -734,19 +734,18 @@ def test_freeze_in_base_indices(files_n):
     assert translate_freeze(10, report.mapping) == [0, 1, 2, 3, 4, 5, 6, 7, 8, 10]
     assert translate_freeze("backbone", report.mapping, backbone_len=N_BACKBONE) == translate_freeze(10, report.mapping)
     assert translate_freeze([9, 24], report.mapping) == [10, 25]
-    names = freeze_layers(target, "backbone", report.mapping, backbone_len=N_BACKBONE)
-    assert names == [f"model.{i}" for i in (0, 1, 2, 3, 4, 5, 6, 7, 8, 10)]
-    grads = {n: p.requires_grad for n, p in target.named_parameters()}
-    assert not grads["model.10.cv1.conv.weight"] and grads["model.9.fc1.weight"] and grads["model.11.conv.weight"]
+    prefixes = tuple(freeze_prefixes(target, "backbone", report.mapping, backbone_len=N_BACKBONE))
+    assert prefixes == tuple(f"model.{i}." for i in (0, 1, 2, 3, 4, 5, 6, 7, 8, 10))
+    frozen = {n for n, _ in target.named_parameters() if n.startswith(prefixes)}
+    assert "model.10.cv1.conv.weight" in frozen and "model.9.fc1.weight" not in frozen
+    assert "model.11.conv.weight" not in frozen
     # inside a replaced block, the attention stays trainable
     rows = BASE["backbone"] + BASE["head"]
     d2, m2 = insert_rows(BASE, {}, {2: [-1, 3, "C3Attn", [128, "SE", [{"init": "identity"}]]]})
     t2 = build(d2)
-    names = freeze_names(t2, 3, m2)
-    assert "model.2.m.0.cv1.conv.weight" in names and not any(".attn." in n for n in names)
-    from yolo_attn.transfer import freeze_prefixes
-
     prefixes = freeze_prefixes(t2, 3, m2)
+    names = [n for n, _ in t2.named_parameters() if n.startswith(tuple(prefixes))]
+    assert "model.2.m.0.cv1.conv.weight" in names and not any(".attn." in n for n in names)
     assert prefixes[:2] == ["model.0.", "model.1."] and "model.2.cv1." in prefixes and "model.2.m.0.cv2." in prefixes
     assert not any("attn" in p for p in prefixes)
     with pytest.raises(ValueError):

@@ -323,7 +323,7 @@ def test_info_errors_are_one_line(tmp_path, capsys):
 
 
 # ------------------------------------------------------------------------------------------------
-# hostile YAMLs (issue 12): only layer classes, no code through activation or args, clear structure errors
+# hostile YAMLs: only layer classes, no code through activation or args, clear structure errors
 # ------------------------------------------------------------------------------------------------
 
 

@@ -76,12 +76,13 @@ def spincount(load: float | None = None, cpus: int | None = None, threads: int |
     return SPIN_IDLE if load + threads <= cpus + 0.5 else SPIN_BUSY
 
 
-def openmp_env() -> dict[str, str]:
-    """The OpenMP variables for this process and its workers: the user's, else a bounded spin count."""
+def openmp_env(threads: int | None = None) -> dict[str, str]:
+    """The OpenMP variables for this process and its workers: the user's, else a bounded spin count
+    (``threads``: the threads they will run together, as :func:`spincount`)."""
     user = {k: os.environ[k] for k in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY") if k in os.environ}
     if user or os.environ.get("YOLO_ATTN_OPENMP", "").lower() == "keep":
         return user
-    return {"GOMP_SPINCOUNT": str(spincount())}
+    return {"GOMP_SPINCOUNT": str(spincount(threads=threads))}
 
 
 def apply_openmp_defaults() -> bool:

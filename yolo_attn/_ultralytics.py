@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import math
 import sys
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -508,7 +510,7 @@ def install() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Model YAMLs shipped with yolo_attn, resolvable by name (owned by the configs issue; see
+# Model YAMLs shipped with yolo_attn, resolvable by name (see
 # yolo_attn/placement.py). Ultralytics' yaml_model_load calls ``check_yaml`` (the name imported into
 # ultralytics.nn.tasks), which searches only Ultralytics' own cfg directory. The wrapper below keeps
 # that behaviour and, only for a bare file name Ultralytics does not find, answers with the file of
@@ -667,7 +669,7 @@ def install_offline_font() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Datasets (owned by the datasets issue; used by yolo_attn/datasets/files.py and its tests).
+# Datasets (used by yolo_attn/datasets/files.py and its tests).
 # Ultralytics replaces PIL.Image.open with a version that pip-installs a HEIF plugin when Pillow
 # cannot identify a file, and keeps Pillow's own function as ``ultralytics.utils.patches._image_open``.
 # Its split listing is the method ``BaseDataset.get_img_files``; the tests compare yolo_attn's own
@@ -761,10 +763,11 @@ def train_imgsz(imgsz: int, model) -> int:
 
 
 # --------------------------------------------------------------------------------------------
-# Newer bases (YOLOv8, YOLO11): block options Ultralytics sets per scale, and the Detect head layout
-# (owned by the bases issue; yolo_attn/modules/c2f.py, yolo_attn/transfer.py)
+# Newer bases (YOLOv8, YOLO11, YOLO12, YOLO26): block options Ultralytics sets per scale, the Detect head layout
+# (yolo_attn/modules/c2f.py and area.py, yolo_attn/transfer.py)
 # --------------------------------------------------------------------------------------------
 _C3K_SCALES = frozenset({"m", "l", "x"})  # scales at which parse_model builds C3k2 with c3k=True
+_A2_RESIDUAL_SCALES = frozenset({"l", "x"})  # scales at which parse_model builds A2C2f with residual=True, mlp_ratio=1.2
 
 
 def _set_parse_local(name: str, value) -> None:
@@ -772,29 +775,38 @@ def _set_parse_local(name: str, value) -> None:
     write_frame_local(_parse_frame(), name, value)
 
 
+def _set_block_option(spec: LayerSpec, pos: list, kw: dict, name: str, value) -> tuple[list, dict]:
+    """Set constructor option ``name`` of a block: in ``pos`` (which starts at c2) when given there, else as a keyword."""
+    import inspect
+
+    at = list(inspect.signature(spec.cls).parameters).index(name) - 1  # c1 is not in pos
+    if len(pos) > at:
+        return [*pos[:at], value, *pos[at + 1 :]], kw
+    return pos, {**kw, name: value}
+
+
 def scale_block_options(spec: LayerSpec, pos: list, kw: dict, loc: dict[str, Any]) -> tuple[list, dict]:
-    """Options that Ultralytics' ``parse_model`` sets for a ``C3k2`` row, applied to a yolo_attn block derived from it.
+    """Options that Ultralytics' ``parse_model`` sets for a ``C3k2`` or ``A2C2f`` row, applied to a yolo_attn block
+    derived from it.
 
     For ``C3k2`` Ultralytics (a) switches its ``c3k`` units on at the m/l/x scales and (b) clears the
-    ``legacy`` flag that later selects YOLO11's (not YOLOv8's) Detect head. A block subclassing ``C3k2``
-    gets the same, so a YOLO11 whose every C3k2 is replaced still has YOLO11's head. ``pos`` are the
-    constructor arguments after ``c1`` (``[c2, n, ...]``).
+    ``legacy`` flag that later selects YOLO11's (not YOLOv8's) Detect head. For YOLO12's ``A2C2f`` it clears
+    ``legacy`` too and, at the l/x scales, turns on the scaled residual with an MLP ratio of 1.2. A block
+    subclassing either gets the same, so a YOLO11 whose every C3k2 is replaced still has YOLO11's head.
+    ``pos`` are the constructor arguments after ``c1`` (``[c2, n, ...]``).
     """
-    from ultralytics.nn.modules.block import C3k2
+    from ultralytics.nn.modules.block import A2C2f, C3k2
 
-    if not (isinstance(spec.cls, type) and issubclass(spec.cls, C3k2)):
+    if not (isinstance(spec.cls, type) and issubclass(spec.cls, (C3k2, A2C2f))):
         return pos, kw
     if "legacy" in loc:  # Ultralytics versions whose Detect has a legacy (YOLOv8) and a YOLO11 form
         _set_parse_local("legacy", False)
-    if loc.get("scale") in _C3K_SCALES:
-        import inspect
-
-        params = list(inspect.signature(spec.cls).parameters)  # c1, c2, n, ..., c3k, ...
-        at = params.index("c3k") - 1  # position in pos (which starts at c2)
-        if len(pos) > at:
-            pos = [*pos[:at], True, *pos[at + 1 :]]
-        else:
-            kw = {**kw, "c3k": True}
+    if issubclass(spec.cls, A2C2f):
+        if loc.get("scale") in _A2_RESIDUAL_SCALES:
+            pos, kw = _set_block_option(spec, pos, kw, "residual", True)
+            pos, kw = _set_block_option(spec, pos, kw, "mlp_ratio", 1.2)
+    elif loc.get("scale") in _C3K_SCALES:
+        pos, kw = _set_block_option(spec, pos, kw, "c3k", True)
     return pos, kw
 
 
@@ -814,7 +826,7 @@ def detect_class_branches(head: nn.Module) -> list[tuple[str, nn.ModuleList]]:
 
 
 # --------------------------------------------------------------------------------------------
-# The detection head of a built model (owned by the diagnose issue; see yolo_attn/diagnose/).
+# The detection head of a built model (see yolo_attn/diagnose/).
 # --------------------------------------------------------------------------------------------
 def detection_head(model) -> tuple[nn.Module, list[int], list[float]] | None:
     """``(head, input layer indices, strides)`` of a built Ultralytics detection model, or None if it has none.
@@ -966,6 +978,141 @@ def validate_before_training(trainer) -> dict[str, float]:
         if not had_epoch:
             del trainer.epoch
     return {k: float(v) for k, v in (metrics or {}).items() if isinstance(v, (int, float)) or hasattr(v, "item")}
+
+
+# --------------------------------------------------------------------------------------------
+# The optimizer a training run uses (optimizer=auto resolves by the number of iterations)
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class OptimizerChoice:
+    """The optimizer a run trains with: its class name, base learning rate and momentum; MuSGD's mixing factors."""
+
+    name: str
+    lr: float
+    momentum: float | None
+    muon: float | None = None  # MuSGD: weight of the Muon (orthogonalised) update
+    sgd: float | None = None  # MuSGD: weight of the SGD update
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def optimizer_choice(optimizer: torch.optim.Optimizer) -> OptimizerChoice:
+    """What Ultralytics' ``build_optimizer`` built: the lowest group learning rate is the base one (MuSGD boosts the
+    class branches' groups)."""
+    groups = optimizer.param_groups
+    first = groups[0]
+    momentum = first.get("momentum", (first.get("betas") or (None,))[0])
+    muon, sgd = getattr(optimizer, "muon", None), getattr(optimizer, "sgd", None)
+    return OptimizerChoice(type(optimizer).__name__, float(min(g["lr"] for g in groups)),
+                           None if momentum is None else float(momentum),
+                           None if muon is None else float(muon), None if sgd is None else float(sgd))
+
+
+def train_iterations(n_images: int, batch: int, nbs: int, epochs: int) -> int:
+    """The iteration count Ultralytics' trainer gives ``build_optimizer`` (what ``optimizer=auto`` decides by)."""
+    return math.ceil(n_images / max(batch, nbs)) * epochs
+
+
+def resolve_optimizer(name: str, lr0: float, momentum: float, nc: int, iterations: int) -> OptimizerChoice:
+    """The optimizer Ultralytics' own ``build_optimizer`` picks for these settings (``auto`` included), built for a
+    one-convolution stand-in model so that nothing is trained or loaded."""
+    from types import SimpleNamespace
+
+    from ultralytics.engine.trainer import BaseTrainer
+
+    class _StandIn(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = nn.Sequential(nn.Conv2d(1, 1, 1))
+
+    args = SimpleNamespace(optimizer=name, lr0=lr0, momentum=momentum, warmup_bias_lr=0.0)
+    host = SimpleNamespace(args=args, data={"nc": nc})
+    import logging
+
+    logger = logging.getLogger("ultralytics")
+    level = logger.level
+    logger.setLevel(logging.WARNING)  # its choice is logged at INFO; the caller reports it
+    try:
+        opt = BaseTrainer.build_optimizer(host, _StandIn(), name=name, lr=lr0, momentum=momentum, iterations=iterations)
+    finally:
+        logger.setLevel(level)
+    return optimizer_choice(opt)
+
+
+def end_to_end_val_args(model) -> dict[str, Any]:
+    """Validation arguments that make Ultralytics score an end-to-end head (YOLO26's one-to-one branch) NMS-free.
+
+    Newer Ultralytics versions apply NMS to the one-to-many branch unless ``nms=False``; 8.4.0 reads ``nms`` as an
+    export option (default False) and validates an end-to-end head NMS-free. ``{}`` for any other head.
+    """
+    net = getattr(model, "model", model)  # a YOLO wrapper or the DetectionModel
+    head = net.model[-1] if isinstance(getattr(net, "model", None), nn.Sequential) else None
+    return {"nms": False} if getattr(head, "one2one_cv2", None) is not None else {}
+
+
+class PredictionLog:
+    """The predictions of a validator's latest pass, image by image, held in memory (no ``save_txt`` files).
+
+    ``images[im_file]`` is an ``(n, 6)`` float array ``x1 y1 x2 y2 conf cls`` in pixels of the original
+    image: the boxes Ultralytics' validator scored, scaled back by the validator itself (``scale_preds``,
+    what ``save_txt`` and ``save_json`` write). ``passes`` counts the validation passes seen.
+    """
+
+    def __init__(self):
+        self.images: dict[str, Any] = {}
+        self.passes = 0
+
+
+def record_predictions(validator) -> PredictionLog:
+    """Make ``validator`` keep each pass's predictions in a :class:`PredictionLog` (the latest pass only).
+
+    Wraps two methods of this validator object: ``init_metrics`` (a pass starts: the log empties) and
+    ``update_metrics`` (after Ultralytics scored a batch, its predictions are copied, scaled to each
+    original image). Costs a few milliseconds per pass.
+    """
+    log = PredictionLog()
+    init_metrics, update_metrics = validator.init_metrics, validator.update_metrics
+
+    def init(model):
+        init_metrics(model)
+        log.images, log.passes = {}, log.passes + 1
+
+    def update(preds, batch):
+        update_metrics(preds, batch)  # Ultralytics' own scoring first (it may set classes to 0: single_cls)
+        for si, pred in enumerate(preds):
+            pbatch = validator._prepare_batch(si, batch)
+            boxes = validator.scale_preds(pred, pbatch)["bboxes"] if len(pred["cls"]) else pred["bboxes"]
+            rows = torch.cat([boxes.float(), pred["conf"].float()[:, None], pred["cls"].float()[:, None]], 1)
+            log.images[str(pbatch["im_file"])] = rows.cpu().numpy().astype("float64")
+
+    validator.init_metrics, validator.update_metrics = init, update
+    return log
+
+
+class final_eval_of:  # noqa: N801 - a context manager, like seeded_layers
+    """Inside: Ultralytics' closing validation (``trainer.final_eval``) validates ``weights`` instead of ``best.pt``.
+
+    ``final_eval`` strips the optimizer from ``last.pt`` and ``best.pt`` and validates ``trainer.best``;
+    here ``trainer.best`` names ``weights`` for the call, and ``best.pt`` is stripped afterwards as
+    Ultralytics would have.
+    """
+
+    def __init__(self, trainer, weights):
+        self.trainer, self.weights = trainer, weights
+
+    def __enter__(self):
+        self.best = self.trainer.best
+        self.trainer.best = type(self.best)(self.weights)
+        return self
+
+    def __exit__(self, *exc):
+        from ultralytics.utils.torch_utils import strip_optimizer
+
+        self.trainer.best = self.best
+        if exc[0] is None and self.best.exists() and self.best.resolve() != type(self.best)(self.weights).resolve():
+            strip_optimizer(self.best)
+        return False
 
 
 # --------------------------------------------------------------------------------------------

@@ -513,10 +513,6 @@ class Checkpoint:
     model: Any = None  # the real nn.Module (trusted or weights-only loads) or placeholder tree
 
     @property
-    def floating_point(self) -> bool:
-        return any(v.is_floating_point() for v in self.state_dict.values())
-
-    @property
     def half(self) -> bool:
         """True when the file stores its floating-point tensors as float16 (Ultralytics' default)."""
         return any(v.dtype == torch.float16 for v in self.state_dict.values())

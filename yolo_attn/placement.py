@@ -116,7 +116,9 @@ __all__ = [
 DEFAULT_BASE = "yolov5.yaml"
 SPP_LIKE = frozenset({"SPPF", "SPP"})
 HEAD_NAMES = frozenset({"Detect", "Segment", "Pose", "OBB", "v10Detect", "WorldDetect", "YOLOEDetect"})
-PSA_LIKE = frozenset({"C2PSA"})  # YOLO11's own attention block: a block for the insert placements, removable (no-psa)
+PSA_LIKE = frozenset({"C2PSA"})  # YOLO11's and YOLO26's own attention block: a block for the insert placements, removable (no-psa)
+AREA_LIKE = frozenset({"A2C2f", "AttnA2C2f"})  # YOLO12's area-attention block: a block for the insert placements
+AREA_PLAIN, AREA_ATTN = "A2C2f", "AttnA2C2f"  # the a2c2f placements swap its area attention for a registered layer
 
 
 @dataclass(frozen=True)
@@ -136,30 +138,31 @@ BLOCK_KINDS = (
     BlockKind("c3k2", "C3k2", "AttnC3k2", "FMMC3k2", frozenset({"C3k2", "AttnC3k2", "FMMC3k2"})),  # YOLO11
 )
 C3_LIKE = BLOCK_KINDS[0].like
-BLOCK_LIKE = frozenset().union(*(k.like for k in BLOCK_KINDS), PSA_LIKE)
+BLOCK_LIKE = frozenset().union(*(k.like for k in BLOCK_KINDS), PSA_LIKE, AREA_LIKE)
 _PLAIN_KIND = {k.plain: k for k in BLOCK_KINDS}
 FMM_BLOCKS = frozenset(k.fmm for k in BLOCK_KINDS)
 
 INSERT_PLACEMENTS = {
-    "backbone-end": "after the last backbone block before SPPF (C3, C2f or C3k2)",
-    "backbone": "after every backbone block (C3, C2f, C3k2; YOLO11's C2PSA too)",
-    "sppf": "after SPPF/SPP (before YOLO11's C2PSA)",
+    "backbone-end": "after the last backbone block before SPPF (C3, C2f, C3k2 or A2C2f; YOLO12: the end of the backbone)",
+    "backbone": "after every backbone block (C3, C2f, C3k2, A2C2f; YOLO11's and YOLO26's C2PSA too)",
+    "sppf": "after SPPF/SPP (before the C2PSA of YOLO11 and YOLO26)",
     "neck": "after every block of the head",
     "head-in": "on each input of Detect (a layer per input, read by Detect only)",
-    "psa": "after every C2PSA (YOLO11)",
+    "psa": "after every C2PSA (YOLO11, YOLO26)",
 }
-REMOVE_PLACEMENTS = {"no-psa": "remove every C2PSA (YOLO11's own attention); combines with the others"}
+REMOVE_PLACEMENTS = {"no-psa": "remove every C2PSA (the own attention of YOLO11 and YOLO26); combines with the others"}
 _SCOPES = {"": "every {b}", "-backbone": "every backbone {b}", "-neck": "every head {b}", "-backbone-end": "the last backbone {b}"}
 REPLACE_PLACEMENTS = {
     **{f"{k.prefix}{s}": f"replace {d.format(b=k.plain)} with {k.attn} carrying the layer" for k in BLOCK_KINDS for s, d in _SCOPES.items()},
     **{f"fmm{s}": f"replace {d.format(b='C3/C2f/C3k2')} with its FMM variant (C3FMM, FMMC2f, FMMC3k2)" for s, d in _SCOPES.items()},
+    "a2c2f": "replace the area attention of every A2C2f that has it (YOLO12) with the layer (AttnA2C2f)",
 }
 PLACEMENT_HELP = (
     "placements: "
     + "; ".join(f"{k} ({v})" for k, v in {**INSERT_PLACEMENTS, **REPLACE_PLACEMENTS, **REMOVE_PLACEMENTS}.items())
-    + "; INT (after that base layer index); c3:INT / c2f:INT / c3k2:INT / fmm:INT (replace the block at that index)"
+    + "; INT (after that base layer index); c3:INT / c2f:INT / c3k2:INT / fmm:INT / a2c2f:INT (replace the block at that index)"
 )
-_INDEXED = re.compile(r"(c3|c2f|c3k2|fmm):(-?\d+)")
+_INDEXED = re.compile(r"(c3|c2f|c3k2|fmm|a2c2f):(-?\d+)")
 
 class PlacementError(ValueError):
     """A placement cannot be applied to a base YAML; the message names the base file and placement."""
@@ -416,7 +419,7 @@ def _resolve_layer(layer, args: list, placements: list, g_where: str):
             spec = None  # --layer C3FMM --placement fmm: the same thing
         else:
             p = next(p for p in placements if not _is_layer_free(p))
-            kind = "replaces a block with its variant carrying a channel-preserving layer" if str(p).startswith("c") else "inserts a channel-preserving layer"
+            kind = "replaces a block with its variant carrying a channel-preserving layer" if str(p).startswith(("c", "a2c2f")) else "inserts a channel-preserving layer"
             raise PlacementError(
                 f"{where_p(p)}: {spec.name} is a block layer (it takes c2 and replaces C3/C2f/C3k2 blocks), but this placement {kind}."
                 + (f" For {spec.name} use placement fmm." if spec.name in FMM_BLOCKS else f" Preserve layers: {', '.join(LAYERS.names('preserve'))}")
@@ -479,7 +482,7 @@ def _blocks(g: _Graph, scope: str, p, removed=()) -> list[int]:
         found = [i for i in range(g.n) if g.names[i] in BLOCK_LIKE and g.section[i] == sec and i not in removed]
     if not found:
         what = " in the head" if scope == "-neck" else " in the backbone"
-        raise _NotOnBase(f"{g.where_p(p)}: no C3, C2f or C3k2 block{what} to place at")
+        raise _NotOnBase(f"{g.where_p(p)}: no C3, C2f, C3k2 or A2C2f block{what} to place at")
     return found
 
 
@@ -509,8 +512,33 @@ def _check_index(g: _Graph, k: int, p) -> int:
     return k
 
 
+def _has_area_attention(row: list) -> bool:
+    """An ``A2C2f`` row built with area attention (its ``a2`` argument, True when not written)."""
+    args = row[3] if isinstance(row[3], list) else []
+    return row[2] == AREA_PLAIN and (len(args) < 2 or bool(args[1]))
+
+
+def _resolve_area(g: _Graph, plan: _Plan, p: str, idx: str) -> None:
+    """``a2c2f`` / ``a2c2f:INT``: A2C2f rows with area attention -> AttnA2C2f carrying the layer."""
+    if idx:
+        k = _check_index(g, int(idx), p)
+        if not _has_area_attention(g.rows[k]):
+            raise PlacementError(f"{g.where_p(p)}: layer {k} is {g.names[k]} {g.rows[k][3]!r}, not an A2C2f with area attention (a2=True)")
+        found = [k]
+    else:
+        found = [i for i in range(g.n) if _has_area_attention(g.rows[i])]
+        if not found:
+            raise _NotOnBase(f"{g.where_p(p)}: no A2C2f layer with area attention (YOLO12's) to replace")
+    for k in found:
+        if k in plan.replace and plan.replace[k][0] != AREA_ATTN:
+            raise PlacementError(f"{g.where_p(p)}: conflicts with placement {plan.replace[k][1]} on layer {k}")
+        plan.replace.setdefault(k, (AREA_ATTN, p))
+
+
 def _resolve_replace(g: _Graph, plan: _Plan, p: str) -> None:
     prefix, _, idx = p.partition(":")
+    if prefix == "a2c2f":
+        return _resolve_area(g, plan, p, idx)
     kind = next((k for k in BLOCK_KINDS if prefix == k.prefix or (not idx and prefix.startswith(k.prefix + "-"))), None)
     fmm = prefix.startswith("fmm")
     if idx:
@@ -772,22 +800,39 @@ FMM_PLACEMENTS = ("fmm", "fmm-backbone", "fmm-neck")
 # multiplication-vs-addition ablation (Ye et al., 2021): the gate added instead of multiplied
 ABLATION_LAYERS = ("SE", "CBAM")
 ABLATION_PLACEMENTS = ("backbone-end", "backbone", "sppf", "neck", "head-in", "c3")
-# YOLOv8 and YOLO11 (the newer Ultralytics bases): the light gates at the main placements, the block replacement
-# named by the base's block (c2f, c3k2), FMM; on YOLO11 also C2PSA removed, alone and with a gate in its place.
-NEW_BASES = {"yolov8.yaml": "c2f", "yolo11.yaml": "c3k2"}
+@dataclass(frozen=True)
+class NewBase:
+    """A newer Ultralytics base and the placements its shipped configs use."""
+
+    block: str  # the base's block replacement prefix (c2f, c3k2)
+    extra: tuple = ()  # placements beyond the common ones (psa, a2c2f)
+    sppf: bool = True  # the base has SPPF (YOLO12 has none)
+    psa: bool = False  # the base has C2PSA: no-psa configs, alone and with a gate after SPPF in its place
+
+
+# The newer Ultralytics bases: the light gates at the main placements, the block replacement named by the base's
+# block (c2f, c3k2), FMM; where there is C2PSA (YOLO11, YOLO26) also C2PSA removed, alone and with a gate in its
+# place; on YOLO26 a gate after C2PSA; on YOLO12 the swap of A2C2f's area attention for each gate.
+NEW_BASES = {
+    "yolov8.yaml": NewBase("c2f"),
+    "yolo11.yaml": NewBase("c3k2", psa=True),
+    "yolo26.yaml": NewBase("c3k2", extra=("psa",), psa=True),
+    "yolo12.yaml": NewBase("c3k2", extra=("a2c2f",), sppf=False),
+}
 LIGHT_GATES = ("SE", "ECA", "CBAM", "CoordAtt", "SimAM", "EMA")
 NEW_BASE_PLACEMENTS = ("backbone-end", "backbone", "sppf", "neck", "head-in", "{b}", "{b}-backbone", "{b}-neck")
 
 
-def _new_base_configs(base: str, block: str) -> list[ShippedConfig]:
+def _new_base_configs(base: str, nb: NewBase) -> list[ShippedConfig]:
     stem = Path(base).stem
     out = []
+    placements = [q.format(b=nb.block) for q in NEW_BASE_PLACEMENTS if nb.sppf or q != "sppf"] + list(nb.extra)
     for layer in LIGHT_GATES:
-        for p in (q.format(b=block) for q in NEW_BASE_PLACEMENTS):
+        for p in placements:
             out.append(ShippedConfig(f"{stem}-{layer.lower()}-{p}.yaml", layer, (), (p,), base))
     for p in FMM_PLACEMENTS:
         out.append(ShippedConfig(f"{stem}-{p}.yaml", None, (), (p,), base))
-    if block == "c3k2":  # Ultralytics' own attention (C2PSA) removed, and replaced by each gate
+    if nb.psa:  # Ultralytics' own attention (C2PSA) removed, and replaced by each gate
         out.append(ShippedConfig(f"{stem}-no-psa.yaml", None, (), ("no-psa",), base))
         for layer in LIGHT_GATES:
             out.append(ShippedConfig(f"{stem}-{layer.lower()}-no-psa.yaml", layer, (), ("no-psa", "sppf"), base))
@@ -798,7 +843,7 @@ def shipped_configs() -> list[ShippedConfig]:
     """Every config shipped in ``models/yaml/`` (scale-free names; ``yolov5s-X.yaml`` builds ``yolov5-X.yaml``).
 
     Each entry unpacks as ``(filename, layer, args, placements)``; ``.base`` is Ultralytics' ``yolov5.yaml``,
-    ``yolov8.yaml`` or ``yolo11.yaml`` (the file name starts with its stem).
+    ``yolov8.yaml``, ``yolo11.yaml``, ``yolo26.yaml`` or ``yolo12.yaml`` (the file name starts with its stem).
     """
     out = []
     for layer in CONV_LAYERS:
@@ -811,8 +856,8 @@ def shipped_configs() -> list[ShippedConfig]:
     for layer in ABLATION_LAYERS:
         for p in ABLATION_PLACEMENTS:
             out.append(ShippedConfig(f"yolov5-{layer.lower()}-add-{p}.yaml", layer, ({"fuse": "add"},), (p,)))
-    for base, block in NEW_BASES.items():
-        out.extend(_new_base_configs(base, block))
+    for base, nb in NEW_BASES.items():
+        out.extend(_new_base_configs(base, nb))
     return out
 
 

@@ -121,8 +121,13 @@ class AttnDetectionTrainer(DetectionTrainer):
     transfer_report = None  # TransferReport of the last set-up, if pretrained weights were transferred
     start_metrics: dict[str, float] | None = None  # validation of the transferred model before any training step
     attn_lr = 1.0  # learning-rate multiplier of the attention parameters (build_optimizer)
+    optimizer_choice = None  # _ultralytics.OptimizerChoice: the optimizer build_optimizer built
     trust = False  # model=*.pt: False reads it with yolo_attn's safe reader, True unpickles it fully (runs its code)
     frozen: list[str] = []  # parameter-name prefixes frozen through the base-index translation
+    final_weights = "best"  # the checkpoint of the closing validation: best (Ultralytics' choice) or last
+    predictions = None  # _ultralytics.PredictionLog of the validator: the latest pass's predictions, in memory
+    closing_predictions: dict | None = None  # the closing validation's predictions (PredictionLog.images), if it ran
+    final_eval_s = 0.0  # wall time of the closing validation
 
     def __init__(self, cfg=DEFAULT_CFG, overrides: dict | None = None, _callbacks: dict | None = None):
         super().__init__(cfg, overrides, _callbacks)
@@ -188,10 +193,28 @@ class AttnDetectionTrainer(DetectionTrainer):
     def build_optimizer(self, model, name="auto", lr=0.001, momentum=0.9, decay=1e-5, iterations=1e5):
         """Ultralytics' optimizer; with ``attn_lr`` != 1 the attention parameters move to groups of their own at ``lr * attn_lr``."""
         optimizer = super().build_optimizer(model, name=name, lr=lr, momentum=momentum, decay=decay, iterations=iterations)
+        self.optimizer_choice = _ultralytics.optimizer_choice(optimizer)  # what optimizer=auto resolved to, recorded
         if self.attn_lr != 1.0:
             n = split_attention_groups(optimizer, attention_parameters(model), self.attn_lr)
             LOGGER.info(f"yolo_attn: {n} attention parameter tensors train at {self.attn_lr} x the learning rate")
         return optimizer
+
+    def get_validator(self):
+        validator = super().get_validator()
+        self.predictions = _ultralytics.record_predictions(validator)
+        return validator
+
+    def final_eval(self):
+        """Ultralytics' closing validation, of ``last.pt`` instead of ``best.pt`` when ``final_weights`` is last."""
+        t0, log = time.perf_counter(), self.predictions
+        passes = log.passes if log is not None else 0
+        if self.final_weights == "last":
+            with _ultralytics.final_eval_of(self, self.last):
+                super().final_eval()
+        else:
+            super().final_eval()
+        self.final_eval_s = time.perf_counter() - t0
+        self.closing_predictions = log.images if log is not None and log.passes > passes else None
 
     def save_model(self):
         super().save_model()
@@ -259,7 +282,7 @@ class TrainResult:
     """What :func:`train` returns.
 
     Attributes:
-        metrics: final validation of ``best.pt``: ``metrics/precision(B)``, ``metrics/recall(B)``,
+        metrics: final validation of ``best.pt`` (of ``last.pt`` with ``final_weights="last"``): ``metrics/precision(B)``, ``metrics/recall(B)``,
             ``metrics/mAP50(B)``, ``metrics/mAP50-95(B)``, ``fitness`` (Ultralytics' names).
         save_dir: the run folder (``results.csv``, plots, ``weights/``).
         best, last: checkpoint paths.
@@ -276,6 +299,9 @@ class TrainResult:
     args: dict[str, Any] = field(repr=False)
     trainer: Any = field(repr=False)
     start_metrics: dict[str, float] | None = None  # with transferred pretrained= weights: validation before training
+    predictions: dict | None = field(default=None, repr=False)  # the closing validation's predictions per image file
+    # (_ultralytics.PredictionLog.images: x1 y1 x2 y2 conf cls in original-image pixels); None if it ran elsewhere (DDP)
+    final_eval_s: float = 0.0  # wall time of the closing validation (included in ``seconds``)
 
     @property
     def map50(self) -> float:
@@ -377,7 +403,8 @@ def _resolve(overrides: dict[str, Any], trust: bool = False) -> dict[str, Any]:
     return check_args(args)
 
 
-def train(callbacks: dict[str, Callable | list[Callable]] | None = None, **overrides) -> TrainResult:
+def train(callbacks: dict[str, Callable | list[Callable]] | None = None, final_weights: str = "best",
+          **overrides) -> TrainResult:
     """Train a model YAML (or checkpoint) with the attention layers registered; return a :class:`TrainResult`.
 
     Args:
@@ -386,7 +413,11 @@ def train(callbacks: dict[str, Callable | list[Callable]] | None = None, **overr
             data="data/shapes.yaml", epochs=10, imgsz=128`` (``data`` defaults to the shipped shapes
             dataset; ``cfg=`` names a YAML of arguments that explicit ones override). See
             :data:`SHORT_RUN` for settings that suit a few epochs on a CPU.
+        final_weights: the checkpoint Ultralytics' closing validation evaluates (``best``, Ultralytics'
+            choice, or ``last``); ``TrainResult.metrics`` and ``TrainResult.predictions`` are of it.
     """
+    if final_weights not in ("best", "last"):
+        raise ValueError(f"final_weights={final_weights!r}: expected best or last")
     from ultralytics.utils import callbacks as ul_callbacks
 
     _ultralytics_offline_font()
@@ -412,7 +443,7 @@ def train(callbacks: dict[str, Callable | list[Callable]] | None = None, **overr
         cbs[event].extend(fns if isinstance(fns, (list, tuple)) else [fns])
     t0 = time.perf_counter()
     trainer = AttnDetectionTrainer(overrides=args, _callbacks=cbs)
-    trainer.trust, trainer.attn_lr = trust, attn_lr
+    trainer.trust, trainer.attn_lr, trainer.final_weights = trust, attn_lr, final_weights
     trainer.train()
     seconds = time.perf_counter() - t0
     metrics = {k: float(v) for k, v in (trainer.metrics or {}).items() if isinstance(v, (int, float))}
@@ -425,6 +456,8 @@ def train(callbacks: dict[str, Callable | list[Callable]] | None = None, **overr
         args=vars(trainer.args).copy(),
         trainer=trainer,
         start_metrics=trainer.start_metrics,
+        predictions=trainer.closing_predictions,
+        final_eval_s=trainer.final_eval_s,
     )
 
 

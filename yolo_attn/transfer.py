@@ -9,7 +9,8 @@ tensor can land in the wrong layer. :func:`transfer_weights` instead
    generator writes beside a YAML, ``{"map": {"0": 0, ...}}``), or by a global sequence alignment
    (Needleman-Wunsch) of the two layer lists. Two layers may be paired only when they are of the same
    family (class name; a yolo_attn block counts as the Ultralytics block it derives from: ``C3Attn``/``C3FMM``
-   as ``C3``, ``AttnC2f``/``FMMC2f`` as ``C2f``, ``AttnC3k2``/``FMMC3k2`` as ``C3k2``; for bare state dicts without classes, when their tensor names agree, the attention
+   as ``C3``, ``AttnC2f``/``FMMC2f`` as ``C2f``, ``AttnC3k2``/``FMMC3k2`` as ``C3k2``, ``AttnA2C2f`` as YOLO12's ``A2C2f``, whose
+   area-attention tensors have no place in it and are reported, not copied; for bare state dicts without classes, when their tensor names agree, the attention
    sub-layers of the target aside). A pair scores 2
    plus the fraction of the source layer's tensors whose relative key and shape agree; leaving a
    target layer unpaired costs 0.5 for an inserted yolo_attn layer and 1.5 for anything else, leaving
@@ -53,8 +54,6 @@ __all__ = [
     "LayerResult",
     "TransferReport",
     "align_layers",
-    "freeze_layers",
-    "freeze_names",
     "freeze_prefixes",
     "backbone_length",
     "load_index_map",
@@ -97,6 +96,7 @@ class _Layer:
     shapes: dict[str, tuple]  # relative key -> shape
     attn_keys: set[str] = field(default_factory=set)  # keys inside attention sub-layers (target only)
     preserve: bool = False  # an inserted-style yolo_attn layer (channel preserving)
+    dropped: tuple[str, ...] = ()  # key prefixes of the source block that the target block has no place for
 
     @property
     def short(self) -> str:
@@ -152,6 +152,7 @@ def _target_layers(model: nn.Module) -> list[_Layer]:
                 shapes=shapes,
                 attn_keys=attn,
                 preserve=_is_preserve(t) or isinstance(m, preserve_classes),
+                dropped=tuple(getattr(m, "drops_source", ())),  # AttnA2C2f: the area attention it replaces
             )
         )
     return layers
@@ -201,7 +202,7 @@ def _compatible(s: _Layer, t: _Layer) -> bool:
     if not s.shapes or not t.shapes:
         return False
     # without classes, the layers must have the same tensor names (attention sub-layers of the target aside)
-    return set(s.shapes) == set(t.shapes) - t.attn_keys
+    return {k for k in s.shapes if not k.startswith(t.dropped)} == set(t.shapes) - t.attn_keys
 
 
 def _pair_score(s: _Layer, t: _Layer) -> float:
@@ -658,6 +659,8 @@ def _transfer_layer(x: _Transfer, t: _Layer) -> LayerResult:
         return LayerResult(t.index, None, t.type, "", status, new=list(t.shapes), note=note if t.shapes else "inserted")
     s = x.source[si]
     stensors = x.by_layer.get(si, {})
+    dropped = [k for k in stensors if t.dropped and k.startswith(t.dropped)]  # replaced by the target's attention
+    stensors = {k: v for k, v in stensors.items() if k not in dropped}
     r = LayerResult(t.index, si, t.type, s.type, "")
     problem = _pair_problem(x, s, t)
     if problem:
@@ -676,7 +679,10 @@ def _transfer_layer(x: _Transfer, t: _Layer) -> LayerResult:
         r.skipped = [(k, "source-only: " + why) for k in stensors]
         return r
     _copy_tensors(x, r, t, si, stensors, cls_keys)
+    r.skipped.extend((k, "source-only: attention of the source block, replaced by the target's layer") for k in dropped)
     _describe(x, r, t, stensors, anchor_head)
+    if dropped:
+        r.note = (r.note + "; " if r.note else "") + f"{len(dropped)} tensors of the replaced attention not transferred"
     return r
 
 
@@ -850,33 +856,6 @@ def freeze_prefixes(model: Any, freeze: Any, base_map: Any, backbone_len: int | 
     for t in translate_freeze(freeze, base_map, backbone_len):
         out.extend(_attention_free_prefixes(net.model[t], f"model.{t}.", preserve_classes))
     return out
-
-
-def freeze_names(model: Any, freeze: Any, base_map: Any, backbone_len: int | None = None) -> list[str]:
-    """Parameter names to freeze: the pretrained parameters of the base layers ``freeze`` names.
-
-    Attention sub-layers inside a mapped block (``C3Attn``'s ``m.i.attn``) stay trainable.
-    """
-    net = _unwrap_model(model)
-    prefixes = tuple(freeze_prefixes(net, freeze, base_map, backbone_len))
-    return [n for n, _ in net.named_parameters() if n.startswith(prefixes)] if prefixes else []
-
-
-def freeze_layers(model: Any, freeze: Any, base_map: Any, backbone_len: int | None = None) -> list[str]:
-    """Freeze (``requires_grad=False``) the target layers that ``freeze`` names in base indices.
-
-    Returns the target layer names frozen (``["model.0", "model.1", ...]``). See :func:`translate_freeze`
-    for the forms ``freeze`` takes and :func:`freeze_names` for exactly which parameters are frozen.
-    Note that Ultralytics' trainer re-enables ``requires_grad`` of every parameter its own ``freeze``
-    does not name during setup: call this after setup (``on_pretrain_routine_end``) or pass
-    :func:`freeze_prefixes` as the trainer's ``freeze_layer_names``.
-    """
-    net = _unwrap_model(model)
-    frozen = set(freeze_names(net, freeze, base_map, backbone_len))
-    for n, p in net.named_parameters():
-        if n in frozen:
-            p.requires_grad_(False)
-    return [f"model.{t}" for t in translate_freeze(freeze, base_map, backbone_len)]
 
 
 def backbone_length(ckpt_or_yaml: Any) -> int | None:

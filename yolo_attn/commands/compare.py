@@ -71,6 +71,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--baseline", help="baseline model (default: the first)")
     parser.add_argument("--weights", choices=("last", "best"), default="last",
                         help="weights evaluated (default last: no selection on the evaluation images)")
+    parser.add_argument("--eval-split", choices=("val", "test"), default=None,
+                        help="split of the final scoring (Ultralytics mAP, COCOeval, bootstrap); training validates "
+                             "on val each epoch. Default val; a note suggests test when the data has one")
     parser.add_argument("--train-arg", action="append", default=[], metavar="KEY=VALUE",
                         help="extra Ultralytics training argument, the same for every trial (repeatable)")
     parser.add_argument("--device", help="Ultralytics device (default: automatic)")
@@ -81,8 +84,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--allow-changes", action="store_true", help="continue a results folder with different settings")
     parser.add_argument("--retry-failed", action="store_true", help="train failed trials again")
     parser.add_argument("--max-trials", type=int, help="train at most this many trials now (rerun to continue)")
-    parser.add_argument("--threads", type=int, help="CPU threads for every trial (default: chosen at the sweep's start, "
-                        "kept on resume)")
+    parser.add_argument("--threads", type=int, help="CPU threads of every trial (default 1 on CPU, where trials run side "
+                        "by side instead; with GPUs the cores shared between them); kept on resume, so results do "
+                        "not depend on --workers")
+    parser.add_argument("--workers", type=int, help="local backend: trials run at once, each in its own process "
+                        "(default: usable cores / --threads, bounded by memory and the number of trials; one per "
+                        "GPU on a GPU machine; 0: one after the other in this process)")
     parser.add_argument("--effect", type=float, default=None,
                         help="difference in mAP50-95 the power analysis and --plan aim at (default 0.005)")
     parser.add_argument("--plan", action="store_true",
@@ -129,8 +136,8 @@ def run(args) -> int:
         control_width=args.control_width, baseline=args.baseline, train_args=train_args, weights=args.weights,
         allow_changes=args.allow_changes, retry_failed=args.retry_failed, device=args.device, n_boot=args.boot,
         tolerance=args.tolerance if args.tolerance is not None else AGREEMENT_TOL, cpus_per_trial=args.cpus_per_trial,
-        progress=not args.quiet, threads=args.threads, verbose=args.verbose, max_trials=args.max_trials,
-        effect=effect,
+        progress=not args.quiet, threads=args.threads, workers=args.workers, verbose=args.verbose,
+        max_trials=args.max_trials, effect=effect, eval_split=args.eval_split,
     )
     print(fmt_summary(summary))
     if args.plan:

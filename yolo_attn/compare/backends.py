@@ -1,6 +1,8 @@
 """Execution backends: run trial specs and hand each finished record to ``on_done`` as soon as it exists.
 
-* ``local`` (default): sequential, in this process.
+* ``local`` (default): several trials at once, each in a worker process of this machine
+  (:mod:`.workers`, sized by :func:`.workers.plan_workers`); ``workers=0`` runs them one after the
+  other in this process.
 * ``ray``: each trial is a Ray task (``pip install 'yolo_attn[ray]'``) asking for 1 GPU where the
   cluster has GPUs, else ``cpus_per_trial`` CPUs, and training with exactly that many CPU threads (so
   the trials Ray packs onto one node never oversubscribe it); the driver writes every returned record
@@ -23,12 +25,18 @@ from .._io import atomic_write
 from .._threads import openmp_env
 from .contract import TrialRecord, TrialSpec
 from .trial import run_trial
+from .workers import WorkerPlan, run_workers
 
 OnDone = Callable[[TrialSpec, TrialRecord], None]
 Claim = Callable[[TrialSpec], bool]
 
 
-def run_local(specs: list[TrialSpec], on_done: OnDone, progress=None, claim: Claim | None = None) -> None:
+def run_local(specs: list[TrialSpec], on_done: OnDone, progress=None, claim: Claim | None = None,
+              plan: WorkerPlan | None = None) -> None:
+    """Run ``specs`` on ``plan``'s worker processes, or one after the other in this process without a plan (or 0 workers)."""
+    if plan is not None and plan.workers > 0:
+        run_workers(specs, on_done, plan, progress=progress, claim=claim)
+        return
     for spec in specs:
         if claim is not None and not claim(spec):
             continue

@@ -1,8 +1,8 @@
 """COCO-JSON export of ground truth and predictions, pycocotools' COCOeval, and per-image evaluation data.
 
 The sweep computes mAP twice on the *same* predictions: Ultralytics' validator reports its figure,
-and the predictions the validator wrote (``save_txt=True, save_conf=True``: one text file per image,
-in original-image coordinates) are converted here to COCO JSON and scored by pycocotools.
+and the predictions it scored (kept in memory during that one pass, in original-image pixels:
+:class:`yolo_attn._ultralytics.PredictionLog`) are converted here to COCO JSON and scored by pycocotools.
 
 For the confidence intervals the per-image matching results of COCOeval are kept
 (:class:`EvalArrays`): which detection matched a ground-truth box at each IoU threshold, its score,
@@ -71,29 +71,24 @@ def coco_gt(images: Sequence[GtImage], names: dict[int, str] | Sequence[str]) ->
     return out
 
 
-def read_prediction_txt(path: Path) -> np.ndarray:
-    """Rows ``cls xc yc w h conf`` (normalised) of one Ultralytics ``save_txt``/``save_conf`` file; (0, 6) if absent."""
-    if not path.is_file():
-        return np.zeros((0, 6))
-    rows = [line.split() for line in path.read_text().splitlines() if line.strip()]
-    arr = np.array([[float(v) for v in r[:6]] for r in rows if len(r) >= 6], dtype=float)
-    return arr.reshape(-1, 6)
-
-
 def coco_dets(gt: dict, predictions: dict[str, np.ndarray]) -> list[dict]:
-    """COCO result list from ``{image key: rows (cls, xc, yc, w, h, conf) normalised}``."""
+    """COCO result list from ``{image key: rows (cls, xc, yc, w, h, conf) normalised}`` (YOLO label layout)."""
     dets = []
     for im in gt["images"]:
         W, H = im["width"], im["height"]
         for c, xc, yc, w, h, s in predictions.get(im["file_name"], np.zeros((0, 6))):
-            dets.append(
-                {
-                    "image_id": im["id"],
-                    "category_id": int(c) + 1,
-                    "bbox": [(xc - w / 2) * W, (yc - h / 2) * H, w * W, h * H],
-                    "score": float(s),
-                }
-            )
+            dets.append({"image_id": im["id"], "category_id": int(c) + 1,
+                         "bbox": [(xc - w / 2) * W, (yc - h / 2) * H, w * W, h * H], "score": float(s)})
+    return dets
+
+
+def coco_dets_pixels(gt: dict, predictions: dict[str, np.ndarray]) -> list[dict]:
+    """COCO result list from ``{image key: rows (x1, y1, x2, y2, conf, cls) in pixels}`` (a validator's boxes)."""
+    dets = []
+    for im in gt["images"]:
+        for x1, y1, x2, y2, s, c in predictions.get(im["file_name"], np.zeros((0, 6))):
+            dets.append({"image_id": im["id"], "category_id": int(c) + 1,
+                         "bbox": [float(x1), float(y1), float(x2 - x1), float(y2 - y1)], "score": float(s)})
     return dets
 
 
@@ -175,6 +170,7 @@ def evaluate(gt: dict, dets: list[dict], max_det: int = 300) -> CocoResult:
         ev.params.imgIds = img_ids
         ev.params.catIds = cat_ids
         ev.params.maxDets = [1, 10, int(max_det)]
+        ev.params.areaRng, ev.params.areaRngLbl = ev.params.areaRng[:1], ev.params.areaRngLbl[:1]  # 'all' only
         ev.evaluate()
         ev.accumulate()
     arrays = _arrays_from(ev, cat_ids, img_ids)

@@ -9,7 +9,7 @@ written by older versions: missing fields take their defaults, unknown keys are 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 
@@ -32,6 +32,7 @@ class TrialSpec:
     nc: int | None = None
     names: list[str] | dict | None = None
     weights: str = "last"  # last | best
+    eval_split: str = "val"  # the split of the final scoring (Ultralytics mAP, COCOeval, bootstrap arrays): val | test
     device: str | int | None = None
     threads: int | None = None  # CPU threads of this trial
     verbose: bool = False
@@ -41,8 +42,6 @@ class TrialSpec:
         return TrialRecord(trial_id=self.trial_id, model=self.model, model_ref=self.model_ref, seed=self.seed,
                            settings_hash=self.settings_hash, **values)
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
@@ -72,13 +71,15 @@ class TrialRecord:
     gflops_640: float | None = None
     predictions_sha256: str | None = None
     n_detections: int | None = None
-    n_val_images: int | None = None
+    n_val_images: int | None = None  # images of the final scoring (of the eval split, despite the name)
     train_loss: Any = None
     eval: str | None = None  # evaluation arrays (.npz), relative to the store root
     train_time_s: float | None = None
+    stage_s: dict[str, float] | None = None  # wall time by stage: build, train, eval, score, other (.trial.run_trial)
     train_images: int | None = None
     train_images_per_s: float | None = None
     epochs_done: int | None = None
+    optimizer: dict[str, Any] | None = None  # the optimizer the trial trained with: name, lr, momentum (MuSGD: muon, sgd)
     run_dir: str | None = None
     recorded_at: float | None = None  # set by the store
     pid: int | None = None

@@ -161,7 +161,9 @@ def summarize(store: Store, config: dict, n_boot: int = 1000, boot_seed: int = 0
         "planned_seeds": planned,
         "seeds_extended": extended,
         "data": config.get("data"),
-        "settings": {k: config.get(k) for k in ("epochs", "imgsz", "seeds", "train_args", "pretrained", "weights")},
+        "settings": {**{k: config.get(k) for k in ("epochs", "imgsz", "seeds", "train_args", "pretrained", "weights")},
+                     "eval_split": config.get("eval_split", "val")},
+        "n_eval_images": next(iter({r.get("n_val_images") for r in ok}), None) if ok else None,
         "n_boot": n_boot,
         "agreement_tolerance": tol,
         "models": rows,
@@ -224,6 +226,17 @@ def pretrained_lines(summary: dict) -> list[str]:
     return out
 
 
+def eval_line(summary: dict) -> str:
+    """Which split the table scores: every figure and interval below comes from it."""
+    split = (summary.get("settings") or {}).get("eval_split", "val")
+    n = summary.get("n_eval_images")
+    imgs = f" ({n} images)" if n else ""
+    if split == "test":
+        return (f"Scored on the **test** split{imgs}: mAP, COCOeval and the image bootstrap use the test images; "
+                "training validated on val each epoch.")
+    return f"Scored on the **val** split{imgs} (the images training validated on each epoch)."
+
+
 def markdown(summary: dict) -> str:
     s = summary["settings"]
     start = any("start_map_mean" in r for r in summary["models"])
@@ -233,6 +246,8 @@ def markdown(summary: dict) -> str:
         f"Baseline: **{summary['baseline']}**. {summary['n_ok']}/{summary['n_trials']} trials ok; epochs {s['epochs']}, "
         f"imgsz {s['imgsz']}, seeds {s['seeds']}, weights {s['weights']}"
         + (f", pretrained {s['pretrained']}" if s.get("pretrained") else "") + ".",
+        "",
+        eval_line(summary),
         "",
         "| model | ok | " + ("mAP50-95 epoch 0 | " if start else "") + "mAP50-95 (Ultralytics) | mAP50-95 (COCOeval) "
         "| mAP50 (Ultralytics) | mAP50 (COCOeval) "

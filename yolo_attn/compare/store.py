@@ -334,6 +334,11 @@ class Store:
                 self._claim_path(trial_id).unlink(missing_ok=True)
             self._held.discard(trial_id)
 
+    def release_all(self) -> None:
+        """Release every claim this object holds (a sweep that stops early, e.g. Ctrl-C)."""
+        for tid in list(self._held):
+            self.release(tid)
+
     def claimed_by_others(self, trial_ids) -> dict[str, dict]:
         """trial_id -> claim, for the given trials that another live process holds now."""
         out = {}

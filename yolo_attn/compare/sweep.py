@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import os
 import re
 import sys
 import time
@@ -27,7 +28,11 @@ DEFAULT_MODELS = ["yolov5n.yaml", "yolov5n-se-backbone-end.yaml", "yolov5n-cbam-
 # Progress across the sweep
 # --------------------------------------------------------------------------------------------
 class Progress:
-    """One status line: trial k of n, epoch, elapsed time and ETA (from the mean epoch time so far)."""
+    """One status line for the sweep: every running trial with its epoch, trials done, elapsed time and ETA.
+
+    The ETA is the epochs still to train divided by the rate of epochs so far (over all running trials,
+    so trials side by side count as they run).
+    """
 
     def __init__(self, n_trials: int, epochs: int, n_done: int = 0, stream=None, enabled: bool = True):
         self.n, self.epochs, self.k = n_trials, epochs, n_done
@@ -35,33 +40,41 @@ class Progress:
         self.enabled = enabled
         self.t0 = time.perf_counter()
         self.epochs_done = 0
-        self.current = ""
+        self.running: dict[str, int] = {}  # trial id -> epochs finished
         self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
 
     def _eta(self) -> str:
-        remaining = (self.n - self.k) * self.epochs - self._epoch_in_trial
         if not self.epochs_done:
             return "?"
+        remaining = (self.n - self.k) * self.epochs - sum(self.running.values())
         per = (time.perf_counter() - self.t0) / self.epochs_done
         return _hms(per * max(0, remaining))
 
-    _epoch_in_trial = 0
+    def _status(self) -> str:
+        parts = [f"{tid} epoch {e}/{self.epochs}" for tid, e in self.running.items()]
+        return f"{self.k}/{self.n} done" + (f"; running {', '.join(parts)}" if parts else "")
 
     def __call__(self, ev: dict) -> None:
-        if ev["event"] in ("trial_start", "trial_submitted"):
-            self.current = ev["trial_id"]
-            self._epoch_in_trial = 0
-            self._line(f"trial {min(self.k + 1, self.n)}/{self.n} {self.current}: starting")
-        elif ev["event"] == "epoch":
+        kind, tid = ev["event"], ev.get("trial_id", "")
+        if kind in ("trial_start", "trial_submitted"):
+            self.running[tid] = 0
+            where = f" (worker {ev['worker']})" if ev.get("worker") else ""
+            self._line(f"trial {min(self.k + len(self.running), self.n)}/{self.n} {tid}: starting{where}", newline=len(self.running) > 1)
+        elif kind == "epoch":
             self.epochs_done += 1
-            self._epoch_in_trial = ev["epoch"]
+            self.running[tid] = ev["epoch"]
             m = ev.get("metrics", {})
-            extra = f" val mAP50-95 {m['metrics/mAP50-95(B)']:.3f}" if "metrics/mAP50-95(B)" in m else ""
-            self._line(f"trial {min(self.k + 1, self.n)}/{self.n} {ev['trial_id']}: epoch {ev['epoch']}/{ev['epochs']}{extra}")
-        elif ev["event"] == "trial_done":
+            one = len(self.running) == 1 and "metrics/mAP50-95(B)" in m  # beside others it would be ambiguous
+            extra = f" (val mAP50-95 {m['metrics/mAP50-95(B)']:.3f})" if one else ""
+            self._line(self._status() + extra)
+        elif kind == "worker_died":
+            self.epochs_done -= self.running.pop(tid, 0)
+            again = "; running it again" if ev.get("retry") else ""
+            self._line(f"trial {tid}: its worker process {ev.get('worker')} died ({ev.get('reason')}){again}", newline=True)
+        elif kind == "trial_done":
             self.k += 1
-            self._epoch_in_trial = 0
-            self._line(f"trial {self.k}/{self.n} {ev['trial_id']}: {ev['status']}" + (f" ({ev['error']})" if ev.get("error") else ""),
+            self.running.pop(tid, None)
+            self._line(f"trial {self.k}/{self.n} {tid}: {ev['status']}" + (f" ({ev['error']})" if ev.get("error") else ""),
                        newline=True)
 
     def _line(self, text: str, newline: bool = False) -> None:
@@ -179,11 +192,16 @@ def default_data() -> str:
     return str(shapes_yaml())
 
 
-def _data_fingerprint(yaml_path: Path) -> dict:
+EVAL_SPLITS = ("val", "test")
+
+
+def _data_fingerprint(yaml_path: Path, eval_split: str = "val") -> dict:
+    """Names and, per split the sweep reads, its image count and a hash of names and sizes (test only when
+    it is scored on, so that a sweep scored on val keeps the fingerprint it always had)."""
     ds = resolve_dataset(yaml_path)
     root = ds.root
     fp = {"names": ds.names}
-    for split in ("train", "val"):
+    for split in ("train", "val") + (("test",) if eval_split == "test" else ()):
         files = sorted({Path(f) for f in ds.images(split)})
         h = hashlib.sha256()
         for f in files:
@@ -225,10 +243,12 @@ def compare(
     tolerance: float = report.AGREEMENT_TOL,
     threads: int | None = None,
     cpus_per_trial: int | None = None,
+    workers: int | None = None,
     progress: bool = True,
     verbose: bool = False,
     max_trials: int | None = None,
     effect: float = report.DEFAULT_EFFECT,
+    eval_split: str | None = None,
 ) -> dict:
     """Train every model with every seed under identical settings and write the comparison (see the package docs).
 
@@ -236,9 +256,17 @@ def compare(
     trials were trained in this call (the rest stays for a rerun), used by tests and for time-boxing.
     Every setting is checked (training arguments, model YAMLs, the pretrained checkpoint) before
     ``config.json`` is written and before the first trial. Several processes may run the same sweep on
-    one ``out`` at once: they split the trials through the store's claims.
+    one ``out`` at once: they split the trials through the store's claims. ``eval_split`` (``val`` when None)
+    is the split of the final scoring of every trial; training validates on ``val`` each epoch whatever it is.
+
+    ``threads``: CPU threads of every trial (default 1 on CPU, see :func:`.workers.default_threads`;
+    kept in config.json for resumes). ``workers``: trials run at once by the local backend, each in its
+    own process (default: sized from the machine, :func:`.workers.plan_workers`; 0: one after the other
+    in this process).
     """
     import torch
+
+    from .workers import plan_workers
 
     if backend not in ("local", "ray"):
         raise ValueError(f"unknown backend {backend!r} (local or ray)")
@@ -249,20 +277,24 @@ def compare(
     if backend == "ray":  # a Ray trial trains with the CPUs Ray reserves for it, never more
         cpus_per_trial = cpus_per_trial or threads or 1
         threads = cpus_per_trial
-    threads = _sweep_threads(store, threads)
+    threads = _sweep_threads(store, threads, device)
     seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
     if not seed_list:
         raise ValueError("need at least one seed")
     log = (lambda s: print(f"[compare] {s}", file=sys.stderr, flush=True)) if progress else (lambda s: None)
 
     data = data or default_data()  # the shipped shapes dataset (named in the report's title)
-    data_yaml, names = _checked_data(data, out_dir, log)
+    ds = _checked_data(data, out_dir, log)
+    data_yaml, names = ds.yaml, ds.names
+    eval_split = choose_eval_split(ds, eval_split, weights, log)
     nc = len(names)
     specs_m, base_name = _model_specs(models, baseline, control_width, nc, out_dir, log)
     imgsz = _trained_imgsz(int(imgsz), specs_m, nc, log)
     t_args = check_sweep_settings(train_args, pretrained, specs_m, nc)
+    choice = require_one_optimizer(t_args, len(ds.images("train")), nc, [int(epochs)])
+    log(f"optimizer: {choice.name} (lr {choice.lr:g}, momentum {choice.momentum})")
     config = _init_config(store, data, data_yaml, specs_m, seed_list, base_name, epochs, imgsz, t_args, pretrained,
-                          weights, threads, allow_changes)
+                          weights, threads, allow_changes, eval_split)
     shash = config["settings_hash"]
 
     all_trials, todo = _trial_specs(store, config, specs_m, seed_list, data_yaml, nc, names, out_dir, device, threads,
@@ -274,8 +306,11 @@ def compare(
         todo = todo[:max_trials]
     prog = Progress(len(all_trials), int(epochs), n_done=n_skip, enabled=progress)
     if todo:
+        plan = plan_workers(threads, device, len(todo), workers) if backend == "local" else None
+        if plan is not None:
+            log(f"running {plan.describe()}" if plan.workers else f"running in this process with {threads} thread(s)")
         run_trials(store, todo, shash, backend, prog, log, retry_failed=retry_failed, ray_address=ray_address,
-                   cpus_per_trial=cpus_per_trial)
+                   cpus_per_trial=cpus_per_trial, plan=plan)
         torch.set_num_threads(threads)
     bench = _latency(out_dir, shash, specs_m, int(imgsz), nc, threads, log)
     return _write_report(store, config, all_trials, bench, n_boot, tolerance, out_dir, log, effect)
@@ -284,18 +319,46 @@ def compare(
 # --------------------------------------------------------------------------------------------
 # The sweep's stages
 # --------------------------------------------------------------------------------------------
-def _sweep_threads(store: Store, threads: int | None) -> int:
-    """One thread count for the whole sweep, kept across resumes (stored in config.json): CPU float
-    reductions depend on it, and a rerun must reproduce the same numbers. Chosen when the sweep starts
-    (yolo_attn.train.cpu_threads: YOLO_ATTN_THREADS, else every usable CPU)."""
-    return int(threads or (store.read_config() or {}).get("_threads") or cpu_threads())
+def _sweep_threads(store: Store, threads: int | None, device=None) -> int:
+    """One thread count for every trial of the sweep, kept across resumes (stored in config.json): CPU float
+    reductions depend on it, and a rerun must reproduce the same numbers whatever runs beside it. Chosen
+    when the sweep starts: ``YOLO_ATTN_THREADS``, else :func:`.workers.default_threads` (1 on CPU: the
+    cores go to trials running side by side, which scale better than threads)."""
+    from .workers import default_threads
+
+    env = os.environ.get("YOLO_ATTN_THREADS")
+    return int(threads or (store.read_config() or {}).get("_threads") or (cpu_threads() if env else default_threads(device)))
 
 
-def _checked_data(data: str, out_dir: Path, log) -> tuple[Path, list[str]]:
-    """The checked copy of the dataset YAML (absolute paths, no download:) in the results folder, checked
-    before anything trains."""
+def has_test_split(ds) -> bool:
+    """Whether resolved dataset ``ds`` names a test split whose entries all exist."""
+    return bool(ds.splits.get("test")) and not ds.missing("test")
+
+
+def choose_eval_split(ds, eval_split: str | None, weights: str, log) -> str:
+    """The split of the final scoring: ``eval_split`` checked against the data, else ``val`` -- with a note
+    suggesting ``--eval-split test`` when the data has a test split (and the reason it matters)."""
+    if eval_split is None:
+        if has_test_split(ds):
+            why = ("best.pt is chosen on val, so val scores are optimistic" if weights == "best" else
+                   "when you choose among sweeps by their val scores, the chosen one's val score is optimistic")
+            log(f"note: {ds.source} has a test split; this sweep scores on val (the default). --eval-split test "
+                f"scores on images nothing was chosen on ({why})")
+        return "val"
+    if eval_split not in EVAL_SPLITS:
+        raise ValueError(f"--eval-split {eval_split!r}: expected one of {', '.join(EVAL_SPLITS)}")
+    if eval_split == "test" and not has_test_split(ds):
+        gone = ds.missing("test")
+        raise ValueError(f"--eval-split test: {ds.source} has no test split"
+                         + (f" (its test entry {', '.join(map(str, gone))} does not exist)" if gone else
+                            " (no 'test:' key); give one, or import the data with --test-fraction"))
+    return eval_split
+
+
+def _checked_data(data: str, out_dir: Path, log):
+    """The resolved dataset, its checked copy of the YAML (absolute paths, no download:) in the results folder,
+    checked before anything trains."""
     ds, rep = checked_dataset(data, out_dir)
-    data_yaml = ds.yaml
     atomic_write(out_dir / "data_check.json", json.dumps(rep.as_dict(), indent=2))
     if not rep.ok:
         raise DataCheckFailed(f"dataset check failed ({len(rep.fatal)} fatal problems, see {out_dir / 'data_check.json'}):\n"
@@ -304,7 +367,7 @@ def _checked_data(data: str, out_dir: Path, log) -> tuple[Path, list[str]]:
         log(f"dataset check: {len(rep.problems)} warning(s), see {out_dir / 'data_check.json'}")
     for note in ds.notes:
         log(f"dataset: {note}")
-    return data_yaml, ds.names
+    return ds
 
 
 def _model_spec(ref: str, nc: int, out_dir: Path) -> dict:
@@ -356,6 +419,32 @@ def _trained_imgsz(imgsz: int, specs_m: list[dict], nc: int, log) -> int:
     return used
 
 
+class OptimizerDiffers(ValueError):
+    """Trials of one sweep or search would train with different optimizers (``optimizer=auto``)."""
+
+
+def require_one_optimizer(t_args: dict, n_train: int, nc: int, epochs: list[int]):
+    """The one optimizer every trial of ``epochs`` (a sweep, or a search's rungs) trains with, as Ultralytics' own
+    ``build_optimizer`` resolves ``t_args`` (``optimizer=auto`` picks by the iteration count, a rule that differs
+    between Ultralytics versions); :class:`OptimizerDiffers` when the trials would not all use the same one."""
+    from .._ultralytics import resolve_optimizer, train_iterations
+
+    name, batch, nbs = str(t_args.get("optimizer", "auto")), t_args.get("batch", 16), int(t_args.get("nbs", 64))
+    if not (isinstance(batch, int) and batch > 0):
+        if name.lower() == "auto":
+            raise OptimizerDiffers(f"optimizer=auto with batch={batch}: the optimizer would depend on the batch size "
+                                   "chosen at run time; pin it (--train-arg optimizer=SGD) or give a batch size")
+        batch = 1  # a named optimizer does not depend on the iteration count
+    iters = {e: train_iterations(n_train, batch, nbs, e) for e in epochs}
+    found = {e: resolve_optimizer(name, float(t_args.get("lr0", 0.01)), float(t_args.get("momentum", 0.937)), nc, it)
+             for e, it in iters.items()}
+    if len(set(found.values())) > 1:
+        which = "; ".join(f"{e} epochs ({iters[e]} iterations): {c.name} lr {c.lr:g}" for e, c in sorted(found.items()))
+        raise OptimizerDiffers(f"optimizer={name} would train trials of different lengths with different optimizers "
+                               f"({which}); pin it, e.g. --train-arg optimizer=SGD")
+    return next(iter(found.values()))
+
+
 def check_sweep_settings(train_args: dict | None, pretrained: str | None, specs_m: list[dict], nc: int) -> dict:
     """Check what every trial would otherwise find out one by one; return the full training arguments.
 
@@ -388,15 +477,18 @@ def check_sweep_settings(train_args: dict | None, pretrained: str | None, specs_
 
 
 def _init_config(store: Store, data, data_yaml: Path, specs_m: list[dict], seed_list: list[int], base_name: str,
-                 epochs: int, imgsz: int, t_args: dict, pretrained, weights: str, threads: int, allow_changes: bool) -> dict:
-    """Store the sweep's settings in config.json (or check them against the stored ones)."""
+                 epochs: int, imgsz: int, t_args: dict, pretrained, weights: str, threads: int, allow_changes: bool,
+                 eval_split: str = "val") -> dict:
+    """Store the sweep's settings in config.json (or check them against the stored ones). The eval split is a
+    setting only when it is not val, so that sweeps scored on val keep their settings hash."""
     settings = {
-        "data": _data_fingerprint(data_yaml),
+        "data": _data_fingerprint(data_yaml, eval_split),
         "epochs": int(epochs),
         "imgsz": int(imgsz),
         "train_args": t_args,
         "pretrained": _file_hash(pretrained) if pretrained else None,
         "weights": weights,
+        **({"eval_split": eval_split} if eval_split != "val" else {}),
     }
     config = {
         **settings,
@@ -439,7 +531,8 @@ def _trial_specs(store: Store, config: dict, specs_m: list[dict], seed_list: lis
                 trial_dir=str((out_dir / "trials" / tid).resolve()), store_root=str(out_dir.resolve()),
                 data=str(Path(data_yaml).resolve()), epochs=int(config["epochs"]), imgsz=int(config["imgsz"]),
                 train_args=config["train_args"], pretrained=pretrained, nc=nc, names=names,
-                weights=config["weights"], device=device, threads=threads, verbose=verbose))
+                weights=config["weights"], eval_split=config.get("eval_split", "val"), device=device, threads=threads,
+                verbose=verbose))
     return all_trials, todo
 
 
@@ -447,12 +540,22 @@ WAIT_POLL_S = 2.0  # how often a sweep looks at trials another process is traini
 
 
 def run_trials(store: Store, todo: list[TrialSpec], shash: str, backend: str, prog, log, retry_failed: bool = False,
-               ray_address: str | None = None, cpus_per_trial: int | None = None) -> None:
+               ray_address: str | None = None, cpus_per_trial: int | None = None, plan=None) -> None:
     """Run ``todo`` on the backend, claiming each trial first; then wait for those other processes hold.
 
     A trial another live process is training is skipped; when this process has nothing left, it waits
     until those trials are recorded, or their claims go stale (the process died), and then trains them.
+    ``plan`` (a :class:`.workers.WorkerPlan`): the local backend's worker processes (None: in this process).
+    Interrupted (Ctrl-C), the claims of the trials it was running are released.
     """
+    try:
+        _run_trials(store, todo, shash, backend, prog, log, retry_failed, ray_address, cpus_per_trial, plan)
+    finally:
+        store.release_all()
+
+
+def _run_trials(store: Store, todo: list[TrialSpec], shash: str, backend: str, prog, log, retry_failed: bool,
+                ray_address: str | None, cpus_per_trial: int | None, plan) -> None:
     from .backends import run_local, run_ray
 
     t0 = time.time()
@@ -472,7 +575,7 @@ def run_trials(store: Store, todo: list[TrialSpec], shash: str, backend: str, pr
         if backend == "ray":
             run_ray(todo, on_done, address=ray_address, cpus_per_trial=cpus_per_trial, progress=prog, claim=claim)
         else:
-            run_local(todo, on_done, progress=prog, claim=claim)
+            run_local(todo, on_done, progress=prog, claim=claim, plan=plan)
         done = {r.trial_id for r in store.trial_records(shash) if r.ok or (r.recorded_at or 0) >= t0}
         todo = [s for s in todo if s.trial_id not in done]
         if not todo:

@@ -21,6 +21,7 @@ import shutil
 import time
 import traceback
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -52,9 +53,9 @@ FINE_TUNE_ARGS = {
     "attn_init": "identity",
 }
 # Set by the sweep itself for every trial: not allowed in --train-arg.
-SWEEP_ARGS = ("model", "data", "epochs", "imgsz", "seed", "deterministic", "plots", "val", "project", "name",
-              "exist_ok", "verbose", "device", "pretrained", "mode", "task", "resume")
 VAL_ARGS = {"conf": 0.001, "iou": 0.7, "max_det": 300}  # Ultralytics' mAP settings, stated explicitly
+SWEEP_ARGS = ("model", "data", "epochs", "imgsz", "seed", "deterministic", "plots", "val", "project", "name",
+              "exist_ok", "verbose", "device", "pretrained", "mode", "task", "resume", *VAL_ARGS)
 _SCALE_RE = re.compile(r"(\d+)([nslmx])(.+)?$")
 
 
@@ -234,23 +235,23 @@ def _results_curve(csv_path: Path) -> list[dict]:
     return out
 
 
-def _ground_truth(im_files) -> list[cocoeval.GtImage]:
-    """GtImages (sorted by key) of the validator's images, read from their label files.
+def _ground_truth(im_files) -> tuple[list[cocoeval.GtImage], dict[str, str]]:
+    """GtImages (sorted by key) of the validator's images, read from their label files, and image file -> key.
 
-    The key is the image path relative to the images' common folder with '/' replaced by '_',
-    which is also how Ultralytics' validator names the ``save_txt`` file of each image.
+    The key is the image path relative to the images' common folder with '/' replaced by '_' (unique,
+    and how Ultralytics' validator names the ``save_txt`` file of each image).
     """
     from ..datasets import image_size, label_path, read_yolo_labels
 
     files = [str(f) for f in im_files]
     root = os.path.commonpath([os.path.dirname(f) for f in files])
-    images = []
+    images, keys = [], {}
     for f in files:
-        key = "_".join(Path(f).relative_to(root).with_suffix("").parts)
+        keys[f] = key = "_".join(Path(f).relative_to(root).with_suffix("").parts)
         w, h = image_size(Path(f))
         images.append(cocoeval.GtImage(key, w, h, read_yolo_labels(label_path(Path(f)))))
     images.sort(key=lambda g: g.key)
-    return images
+    return images, keys
 
 
 # --------------------------------------------------------------------------------------------
@@ -305,9 +306,14 @@ class _Hooks:
     def __init__(self, spec: TrialSpec, threads: int, progress: Callable[[dict], None] | None):
         self.spec, self.threads, self.progress = spec, threads, progress
         self.train_s, self.images, self.epochs, self.t0, self.loss = 0.0, 0, 0, None, None
+        self.train_started: float | None = None  # perf_counter() when the first epoch began (model and data ready)
 
     def set_threads(self, _obj=None) -> None:
         _set_threads(self.threads)
+
+    def train_start(self, _tr) -> None:
+        self.set_threads()
+        self.train_started = time.perf_counter()
 
     def epoch_start(self, tr) -> None:
         self.t0 = time.perf_counter()
@@ -341,7 +347,7 @@ class _Hooks:
                            "metrics": {k: float(v) for k, v in (tr.metrics or {}).items() if isinstance(v, (int, float))}})
 
     def callbacks(self) -> dict[str, Callable]:
-        return {"on_pretrain_routine_start": self.set_threads, "on_train_start": self.set_threads,
+        return {"on_pretrain_routine_start": self.set_threads, "on_train_start": self.train_start,
                 "on_train_epoch_start": self.epoch_start, "on_train_epoch_end": self.epoch_end,
                 "on_train_batch_end": self.batch_end, "on_fit_epoch_end": self.fit_epoch_end,
                 "on_val_start": self.set_threads}
@@ -379,54 +385,103 @@ def _train_args(spec: TrialSpec, model_ref: str | None = None) -> dict:
     if spec.pretrained and not str(model_ref or spec.model_ref).endswith(".pt"):
         args["pretrained"] = spec.pretrained  # the trainer transfers it (yolo_attn.train.AttnDetectionTrainer)
     args.update(data=spec.data, epochs=spec.epochs, imgsz=spec.imgsz, seed=spec.seed, deterministic=True, plots=False,
-                val=True, project=str(Path(spec.trial_dir)), name="train", exist_ok=True, verbose=bool(spec.verbose))
+                val=True, **VAL_ARGS, project=str(Path(spec.trial_dir)), name="train", exist_ok=True, verbose=bool(spec.verbose))
     if spec.device is not None:
         args["device"] = spec.device
+    if _end_to_end_yaml(model_ref or spec.model_ref):
+        args.setdefault("nms", False)  # every epoch's validation scores the one-to-one output the sweep scores
     return args
+
+
+def _end_to_end_yaml(ref) -> bool:
+    """Whether model YAML ``ref`` builds an end-to-end head (YOLO26's ``end2end: True``); False for a checkpoint."""
+    from .._ultralytics import load_model_yaml
+
+    return not str(ref).endswith(".pt") and bool(load_model_yaml(ref).get("end2end"))
 
 
 def _train(spec: TrialSpec, model_ref: str, hooks: _Hooks):
     """Train with yolo_attn's trainer; return the weights to evaluate and the :class:`~yolo_attn.train.TrainResult`."""
     from ..train import train
 
-    result = train(callbacks=hooks.callbacks(), model=model_ref, **_train_args(spec, model_ref))
+    result = train(callbacks=hooks.callbacks(), model=model_ref, final_weights=spec.weights, **_train_args(spec, model_ref))
     hooks.set_threads()
     run_dir = Path(spec.trial_dir) / "train"
     return run_dir / "weights" / ("best.pt" if spec.weights == "best" else "last.pt"), result
 
 
 def _validate(spec: TrialSpec, weights: Path, hooks: _Hooks):
-    """Ultralytics' validation with the predictions written per image (the same predictions feed COCOeval)."""
+    """One validation of ``weights`` on the sweep's eval split in this process, its predictions held in memory: for
+    a run whose closing validation happened elsewhere (multi-GPU training validates in Ultralytics' worker process)
+    or on another split or head output (``spec.eval_split`` test; an end-to-end head validated with NMS).
+
+    An end-to-end head (YOLO26) is validated on its NMS-free one-to-one output, as it is meant to be used."""
     from ultralytics import YOLO
 
-    captured = {}
+    from .._ultralytics import end_to_end_val_args, record_predictions
+
+    seen = {}
     vmodel = YOLO(str(weights), task="detect")
     vmodel.add_callback("on_val_start", hooks.set_threads)
-    vmodel.add_callback("on_val_end", lambda v: captured.update(
-        im_files=list(v.dataloader.dataset.im_files), save_dir=v.save_dir, names=dict(v.names)))
-    vargs = dict(data=spec.data, imgsz=spec.imgsz, batch=_train_args(spec).get("batch", 16), split="val",
-                 save_txt=True, save_conf=True, plots=False, project=str(Path(spec.trial_dir)), name="val",
-                 exist_ok=True, verbose=False, **VAL_ARGS)
+    vmodel.add_callback("on_val_start", lambda v: seen.setdefault("log", record_predictions(v)))
+    vmodel.add_callback("on_val_end", lambda v: seen.update(validator=v))
+    vargs = dict(data=spec.data, imgsz=spec.imgsz, batch=_train_args(spec).get("batch", 16), split=spec.eval_split,
+                 plots=False, project=str(Path(spec.trial_dir)), name="val", exist_ok=True, verbose=False, **VAL_ARGS,
+                 **end_to_end_val_args(vmodel))
     if spec.device is not None:
         vargs["device"] = spec.device
-    metrics = vmodel.val(**vargs)
+    vmodel.val(**vargs)
     hooks.set_threads()
-    return metrics, captured
+    return Evaluation.of(seen["validator"], seen["log"].images)
 
 
-def _score(spec: TrialSpec, rec: TrialRecord, captured: dict) -> None:
+@dataclass
+class Evaluation:
+    """The one validation pass that scores a trial: Ultralytics' metrics, and its predictions per image file
+    (``x1 y1 x2 y2 conf cls`` in original-image pixels, :class:`yolo_attn._ultralytics.PredictionLog`)."""
+
+    ultra: dict[str, float]
+    predictions: dict[str, np.ndarray]
+    im_files: list[str]  # the validation images, in the validator's order
+    names: dict[int, str]
+
+    @classmethod
+    def of(cls, validator, predictions: dict) -> "Evaluation":
+        return cls(_box_metrics(validator.metrics.box), predictions,
+                   [str(f) for f in validator.dataloader.dataset.im_files], dict(validator.names))
+
+
+def _box_metrics(box) -> dict[str, float]:
+    return {"map50": float(box.map50), "map": float(box.map), "precision": float(box.mp), "recall": float(box.mr)}
+
+
+def _closing_evaluation(spec: TrialSpec, result, weights: Path, hooks: _Hooks) -> tuple[Evaluation, bool]:
+    """The trainer's closing validation of ``weights`` (``final_weights``) when it ran in this process, on the eval
+    split and on the head output the sweep scores (``True``); else one more validation (``False``)."""
+    from .._ultralytics import end_to_end_val_args
+
+    validator = getattr(result.trainer, "validator", None)
+    e2e = end_to_end_val_args(result.trainer.model)
+    same_output = all(getattr(result.trainer.args, k, None) == v for k, v in e2e.items())
+    if result.predictions is None or validator is None or spec.eval_split != "val" or not same_output:
+        return _validate(spec, weights, hooks), False
+    return Evaluation.of(validator, result.predictions), True
+
+
+def _score(spec: TrialSpec, rec: TrialRecord, ev: Evaluation) -> None:
     """COCO JSON of ground truth and predictions, their hash, and COCOeval (with the arrays for the bootstrap)."""
     tdir = Path(spec.trial_dir)
-    gt_images = _ground_truth(captured["im_files"])
-    gt = cocoeval.coco_gt(gt_images, captured["names"])
-    lbl_dir = Path(captured["save_dir"]) / "labels"
-    preds = {g.key: cocoeval.read_prediction_txt(lbl_dir / f"{g.key}.txt") for g in gt_images}
-    over = {k: len(v) for k, v in preds.items() if len(v) > VAL_ARGS["max_det"]}
-    if over:  # e.g. two processes appended to one prediction folder
-        k, n = next(iter(over.items()))
-        raise ValueError(f"{len(over)} image(s) have more predictions than max_det={VAL_ARGS['max_det']} "
-                         f"({k}: {n}) in {lbl_dir}: the prediction folder holds another run's output")
-    dets = cocoeval.coco_dets(gt, preds)
+    gt_images, keys = _ground_truth(ev.im_files)
+    missing = [f for f in ev.im_files if f not in ev.predictions]
+    if missing or len(ev.predictions) != len(ev.im_files):
+        raise ValueError(f"the validation pass holds predictions for {len(ev.predictions)} images, the validation set has "
+                         f"{len(ev.im_files)}" + (f" (none for {missing[0]})" if missing else ""))
+    over = {f: len(v) for f, v in ev.predictions.items() if len(v) > VAL_ARGS["max_det"]}
+    if over:
+        f, n = next(iter(over.items()))
+        raise ValueError(f"{len(over)} image(s) have more predictions than max_det={VAL_ARGS['max_det']} ({f}: {n})")
+    gt = cocoeval.coco_gt(gt_images, ev.names)
+    dets = cocoeval.coco_dets_pixels(gt, {keys[f]: rows for f, rows in ev.predictions.items()})
     cocoeval.write_json(gt, tdir / "gt_coco.json")
     pred_file = cocoeval.write_json(dets, tdir / "predictions_coco.json")
     rec.predictions_sha256 = hashlib.sha256(pred_file.read_bytes()).hexdigest()
@@ -447,44 +502,22 @@ def _fresh_trial_dir(tdir: Path) -> None:
 
 
 def run_trial(spec: TrialSpec, progress: Callable[[dict], None] | None = None) -> TrialRecord:
-    """Train, validate and score one (model, seed); return its record (``status`` ok or failed). Never raises."""
+    """Train, validate and score one (model, seed); return its record (``status`` ok or failed). Never raises.
+
+    ``record.stage_s`` splits the wall time: ``build`` (model, transfer, data loaders: up to the first
+    epoch), ``train`` (the epochs with their validations), ``eval`` (the one validation that scores the
+    trial), ``score`` (COCO JSON, COCOeval, evaluation arrays) and ``other`` (the rest: costs, records).
+    """
     import torch
 
     threads = spec.threads or torch.get_num_threads()
-    tdir = Path(spec.trial_dir)
     rec = spec.record(started_at=time.time(), threads=threads)
     t_start = time.perf_counter()
     hooks = _Hooks(spec, threads, progress)
     old_env = os.environ.get("YOLO_ATTN_THREADS")
     os.environ["YOLO_ATTN_THREADS"] = str(threads)  # yolo_attn's trainer restores this count
     try:
-        from .. import _ultralytics  # noqa: F401  (registers the attention layers in this process)
-
-        _fresh_trial_dir(tdir)
-        hooks.set_threads()
-        rec.environment = environment(threads)
-        model_ref = spec.model_ref
-        if spec.pretrained and str(model_ref).endswith(".pt"):
-            model_ref, rec.transfer = _make_pretrained(model_ref, spec.pretrained, spec.nc, tdir, spec.seed)
-        with quiet_ultralytics(not spec.verbose):
-            weights, result = _train(spec, model_ref, hooks)
-            report = result.trainer.transfer_report
-            if report is not None:
-                rec.transfer, rec.head_start = report.summary(), head_start(report)
-            rec.start = _start_metrics(result.start_metrics)
-            rec.curve = _results_curve(weights.parents[1] / "results.csv")
-            metrics, captured = _validate(spec, weights, hooks)
-        box = metrics.box
-        rec.ultra = {"map50": float(box.map50), "map": float(box.map), "precision": float(box.mp), "recall": float(box.mr)}
-        rec.params, rec.gflops_640 = model_cost(str(weights), None, 640)
-        rec.train_loss = hooks.loss
-        _score(spec, rec, captured)
-        rec.train_time_s, rec.train_images, rec.epochs_done = hooks.train_s, hooks.images, hooks.epochs
-        rec.train_images_per_s = hooks.images / hooks.train_s if hooks.train_s > 0 else None
-        rec.run_dir = str(weights.parents[1])
-        rec.status = "ok"
-        if any(not math.isfinite(v) for v in (*rec.ultra.values(), *rec.coco.values())):
-            rec.fail("non-finite metric")
+        _run(spec, rec, hooks, t_start)
     except Exception as exc:  # a failed trial is recorded, the sweep goes on
         rec.fail(f"{type(exc).__name__}: {exc}", traceback.format_exc()[-4000:])
     finally:
@@ -495,4 +528,46 @@ def run_trial(spec: TrialSpec, progress: Callable[[dict], None] | None = None) -
             os.environ["YOLO_ATTN_THREADS"] = old_env
     rec.finished_at = time.time()
     rec.duration_s = time.perf_counter() - t_start
+    if rec.stage_s is not None:
+        rec.stage_s["other"] = round(max(rec.duration_s - sum(rec.stage_s.values()), 0.0), 3)
     return rec
+
+
+def _run(spec: TrialSpec, rec: TrialRecord, hooks: _Hooks, t_start: float) -> None:
+    from .. import _ultralytics  # noqa: F401  (registers the attention layers in this process)
+
+    tdir = Path(spec.trial_dir)
+    _fresh_trial_dir(tdir)
+    hooks.set_threads()
+    rec.environment = environment(hooks.threads)
+    model_ref = spec.model_ref
+    if spec.pretrained and str(model_ref).endswith(".pt"):
+        model_ref, rec.transfer = _make_pretrained(model_ref, spec.pretrained, spec.nc, tdir, spec.seed)
+    with quiet_ultralytics(not spec.verbose):
+        t_train = time.perf_counter()
+        weights, result = _train(spec, model_ref, hooks)
+        t_eval = time.perf_counter()
+        report = result.trainer.transfer_report
+        choice = result.trainer.optimizer_choice
+        rec.optimizer = choice.as_dict() if choice is not None else None
+        if report is not None:
+            rec.transfer, rec.head_start = report.summary(), head_start(report)
+        rec.start = _start_metrics(result.start_metrics)
+        rec.curve = _results_curve(weights.parents[1] / "results.csv")
+        ev, reused = _closing_evaluation(spec, result, weights, hooks)
+        eval_s = result.final_eval_s if reused else time.perf_counter() - t_eval
+    rec.ultra = ev.ultra
+    rec.params, rec.gflops_640 = model_cost(str(weights), None, 640)
+    rec.train_loss = hooks.loss
+    t_score = time.perf_counter()
+    _score(spec, rec, ev)
+    built = hooks.train_started or t_train
+    rec.stage_s = {k: round(v, 3) for k, v in (("build", built - t_start),
+                                                ("train", t_eval - built - result.final_eval_s),
+                                                ("eval", eval_s), ("score", time.perf_counter() - t_score))}
+    rec.train_time_s, rec.train_images, rec.epochs_done = hooks.train_s, hooks.images, hooks.epochs
+    rec.train_images_per_s = hooks.images / hooks.train_s if hooks.train_s > 0 else None
+    rec.run_dir = str(weights.parents[1])
+    rec.status = "ok"
+    if any(not math.isfinite(v) for v in (*rec.ultra.values(), *rec.coco.values())):
+        rec.fail("non-finite metric")

@@ -1,11 +1,13 @@
-"""Datasets: import (COCO JSON, Pascal VOC / LabelImg XML, YOLO folders), check, YAML helpers, the shapes dataset.
+"""Datasets: import (YOLO exports, COCO JSON, Pascal VOC / LabelImg XML, LabelMe JSON, CVAT XML), check, YAML
+helpers, the shapes dataset.
 
 * :mod:`.yaml` -- reading a dataset YAML, the one resolver (:func:`resolve_dataset`: Ultralytics' rules, a
   checked copy with absolute paths and no ``download:``), class names, :func:`dataset_yaml` (that copy);
 * :mod:`.files` -- the files Ultralytics reads: split listing, label paths, image sizes, label rows;
 * :mod:`.check` -- :func:`check_data` (``yolo-attn check-data``);
-* :mod:`.importers` (shared: splits, unique names, writing), :mod:`.coco`, :mod:`.voc`, :mod:`.yolo_folder`
-  -- ``yolo-attn import-data coco|voc|yolo``;
+* :mod:`.importers` (shared: splits, unique names, writing, skips), one module per source layout:
+  :mod:`.yolo_folder`, :mod:`.coco`, :mod:`.voc`, :mod:`.labelme`, :mod:`.cvat`
+  -- ``yolo-attn import-data yolo|coco|voc|labelme|cvat``;
 * :mod:`.shapes` -- the synthetic shapes dataset (``yolo-attn make-shapes``); :func:`shapes_yaml` is the
   copy shipped in the repository's ``data/shapes`` (generated into a cache when ``data/`` is absent).
 """
@@ -15,9 +17,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from .check import CheckReport, DataCheckFailed, Problem, check_data, checked_dataset, require_dataset
-from .coco import import_coco
+from .coco import import_coco, import_coco_export
+from .cvat import import_cvat
 from .files import IMG_FORMATS, ListingError, image_files, image_size, label_path, read_yolo_labels, split_images
 from .importers import ImportReport
+from .labelme import import_labelme
 from .shapes import CLASSES, GENERATOR_VERSION, ShapesConfig, render, verify, write_dataset
 from .voc import import_voc
 from .yaml import Dataset, DatasetError, cache_dir, class_names, dataset_yaml, load_data_yaml, resolve_dataset
@@ -47,6 +51,9 @@ __all__ = [
     "image_files",
     "image_size",
     "import_coco",
+    "import_coco_export",
+    "import_cvat",
+    "import_labelme",
     "import_voc",
     "import_yolo",
     "label_path",

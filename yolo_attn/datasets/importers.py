@@ -1,10 +1,12 @@
-"""What the importers (COCO JSON, Pascal VOC / LabelImg XML, YOLO-format folders) share.
+"""What the importers (COCO JSON, Pascal VOC / LabelImg XML, YOLO-format folders, LabelMe JSON, CVAT XML) share.
 
-An importer turns its input into a list of :class:`Item` (one image file and its YOLO label rows) and
-hands it to :func:`write_dataset`, which
+An importer turns its input into a list of :class:`Item` (one image file, or the image's bytes, and its
+YOLO label rows) and hands it to :func:`write_dataset`, which
 
-* splits the images (:func:`assign_splits`: exactly ``round(N * f)`` validation images, deterministic,
-  stratified by each image's rarest class) unless the input fixes the splits;
+* splits the images (:func:`assign_splits`: exactly ``round(N * f)`` validation images and, with a test
+  fraction, exactly ``round(N * t)`` test images, deterministic, stratified by each image's rarest class)
+  unless the input fixes the splits; a test fraction on an input whose splits are fixed (train and val,
+  no test) carves the test images out of its training images (:func:`carve_test`);
 * names them uniquely (:func:`unique_names`: ``a/x.jpg`` and ``b/x.jpg`` become ``a_x.jpg`` and ``b_x.jpg``);
 * builds the whole dataset in a hidden folder beside ``OUT`` and renames it into place, so an interrupted
   import leaves nothing half-written (a build folder left by a killed import is removed, with a message,
@@ -13,9 +15,9 @@ hands it to :func:`write_dataset`, which
 
 Ultralytics layout written::
 
-    OUT/images/{train,val}/<name>.<ext>
-    OUT/labels/{train,val}/<name>.txt     # "cls xc yc w h", normalised to [0, 1]
-    OUT/data.yaml                          # path: OUT (absolute), train/val, names
+    OUT/images/{train,val,test}/<name>.<ext>
+    OUT/labels/{train,val,test}/<name>.txt     # "cls xc yc w h", normalised to [0, 1]
+    OUT/data.yaml                               # path: OUT (absolute), train/val (/test), names
     OUT/import-report.txt                  # every skipped file or box, with the reason
 """
 
@@ -33,7 +35,10 @@ import yaml
 
 from .._io import OverwriteError, atomic_write, refuse_overwrite
 
-SPLITS = ("train", "val")
+SPLITS = ("train", "val", "test")
+# folder (or CVAT subset) names that fix a split, compared ignoring case
+SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
+               "test": "test", "testing": "test"}
 
 
 @dataclass
@@ -44,6 +49,7 @@ class Item:
     rel: str
     rows: list[str] = field(default_factory=list)
     split: str | None = None  # fixed by the input (ImageSets, --split, split folders); None: automatic
+    data: bytes | None = None  # the image itself when the input embeds it (LabelMe imageData); src is then its name
 
     def classes(self) -> set[int]:
         return {int(r.split()[0]) for r in self.rows}
@@ -60,6 +66,16 @@ class Skips:
     def add(self, reason: str, where, detail: str = "") -> None:
         self.counts[reason] += 1
         self.lines.append(f"{where}: {reason}" + (f" ({detail})" if detail else ""))
+
+    def image_size(self, src: Path) -> tuple[int, int] | None:
+        """``(width, height)`` of image ``src``, or None with the file listed as unreadable."""
+        from .files import image_size
+
+        try:
+            return image_size(src)
+        except (ValueError, OSError) as exc:
+            self.add("unreadable image", src, str(exc))
+            return None
 
 
 @dataclass
@@ -87,11 +103,35 @@ class ImportReport:
 # --------------------------------------------------------------------------------------------
 # Inputs
 # --------------------------------------------------------------------------------------------
-def check_fraction(val_fraction: float) -> float:
+def check_fraction(val_fraction: float, option: str = "--val-fraction") -> float:
     f = float(val_fraction)
     if not 0.0 < f < 1.0:
-        raise ValueError(f"--val-fraction must be between 0 and 1 (exclusive), got {val_fraction}")
+        raise ValueError(f"{option} must be between 0 and 1 (exclusive), got {val_fraction}")
     return f
+
+
+def check_fractions(val_fraction: float, test_fraction: float | None) -> None:
+    """Both shares in (0, 1) and, together, leaving training images."""
+    check_fraction(val_fraction)
+    if test_fraction is not None:
+        check_fraction(test_fraction, "--test-fraction")
+        if val_fraction + test_fraction >= 1.0:
+            raise ValueError(f"--val-fraction {val_fraction} + --test-fraction {test_fraction} must be below 1 "
+                             "(images must be left for training)")
+
+
+def split_of(parts) -> str | None:
+    """The split a path names by one of its folders (``train``, ``valid``, ``test``, ...), else None."""
+    return next((SPLIT_NAMES[p.lower()] for p in parts if p.lower() in SPLIT_NAMES), None)
+
+
+def keep_fixed_splits(items: list["Item"]) -> bool:
+    """Keep the splits the input names only when it names both a train and a val split; else make all automatic."""
+    if {"train", "val"} <= {it.split for it in items}:
+        return True
+    for it in items:
+        it.split = None
+    return False
 
 
 def inside(root: Path, name: str) -> Path | None:
@@ -163,29 +203,70 @@ def _quotas(sizes: dict, k: int, n: int) -> dict:
     return quota
 
 
-def assign_splits(items: list[Item], val_fraction: float) -> None:
-    """Give every item without a fixed split ``train`` or ``val``: exactly ``val_count`` validation images.
+def _pick(pool: list[Item], k: int) -> list[Item]:
+    """Exactly ``k`` items of ``pool``, stratified and deterministic (see :func:`assign_splits`)."""
+    if k <= 0:
+        return []
+    freq = Counter(c for it in pool for c in it.classes())
+    strata: dict = {}
+    for it in pool:
+        cls = it.classes()
+        stratum = min(cls, key=lambda c: (freq[c], c)) if cls else -1
+        strata.setdefault(stratum, []).append(it)
+    quota = _quotas({s: len(v) for s, v in strata.items()}, k, len(pool))
+    return [it for s, members in strata.items() for it in sorted(members, key=lambda it: _key(it.rel))[: quota[s]]]
+
+
+def test_count(n: int, test_fraction: float, others: int = 2) -> int:
+    """``round(n * t)`` (halves up), leaving at least ``others`` images for the other splits."""
+    k = int(n * check_fraction(test_fraction, "--test-fraction") + 0.5)
+    return min(max(k, 1), n - others)
+
+
+def assign_splits(items: list[Item], val_fraction: float, test_fraction: float | None = None) -> None:
+    """Give every item without a fixed split ``train``, ``val`` (or ``test``): exactly ``val_count`` validation
+    images and, with ``test_fraction``, exactly ``test_count`` test images, both counted on the free images.
 
     Stratified: each image belongs to the stratum of its rarest class (fewest images; background images
-    form their own stratum), each stratum gives its share of the validation images (largest remainder),
+    form their own stratum), each stratum gives its share of the held-out images (largest remainder),
     and within a stratum the images are ordered by a hash of their name, so the split is deterministic
-    and does not depend on the order of the input.
+    and does not depend on the order of the input. The test images are drawn first, then the validation
+    images from the rest (strata counted again).
     """
     free = [it for it in items if it.split is None]
     if not free:
         return
-    if len(free) < 2:
-        raise ValueError(f"{len(free)} image(s) to split: need at least 2 for a train and a validation split")
-    freq = Counter(c for it in free for c in it.classes())
-    strata: dict = {}
-    for it in free:
-        cls = it.classes()
-        stratum = min(cls, key=lambda c: (freq[c], c)) if cls else -1
-        strata.setdefault(stratum, []).append(it)
-    quota = _quotas({s: len(v) for s, v in strata.items()}, val_count(len(free), val_fraction), len(free))
-    for s, members in strata.items():
-        for rank, it in enumerate(sorted(members, key=lambda it: _key(it.rel))):
-            it.split = "val" if rank < quota[s] else "train"
+    need = 3 if test_fraction else 2
+    if len(free) < need:
+        raise ValueError(f"{len(free)} image(s) to split: need at least {need} for train, validation"
+                         + (" and test splits" if test_fraction else " splits"))
+    n = len(free)
+    n_test = test_count(n, test_fraction) if test_fraction else 0
+    for it in _pick(free, n_test):
+        it.split = "test"
+    rest = [it for it in free if it.split is None]
+    for it in _pick(rest, min(val_count(n, val_fraction), len(rest) - 1)):
+        it.split = "val"
+    for it in rest:
+        if it.split is None:
+            it.split = "train"
+
+
+def carve_test(items: list[Item], test_fraction: float, source: str) -> None:
+    """``--test-fraction`` on an input that fixes train and val: exactly ``round(N_train * t)`` of its training
+    images (stratified) become the test split; the validation images stay as published."""
+    if any(it.split == "test" for it in items):
+        raise ValueError(f"{source} has its own test split: --test-fraction would add a second one; leave it out")
+    train = [it for it in items if it.split == "train"]
+    if len(train) < 2:
+        raise ValueError(f"{source}: {len(train)} training image(s), too few to carve a test split from")
+    for it in train:
+        it.split = None
+    for it in _pick(train, test_count(len(train), test_fraction, others=1)):
+        it.split = "test"
+    for it in train:
+        if it.split is None:
+            it.split = "train"
 
 
 def unique_names(rels: list[str]) -> list[str]:
@@ -211,8 +292,11 @@ def unique_names(rels: list[str]) -> list[str]:
 # Writing
 # --------------------------------------------------------------------------------------------
 def _yaml_text(out: Path, names: dict[int, str], splits: list[str], source: str) -> str:
-    data = {"path": str(out.resolve()), "train": f"images/{splits[0]}", "val": f"images/{splits[-1]}",
-            "nc": len(names), "names": {int(k): v for k, v in sorted(names.items())}}
+    fit = [s for s in splits if s != "test"]
+    data = {"path": str(out.resolve()), "train": f"images/{fit[0]}", "val": f"images/{fit[-1]}"}
+    if "test" in splits:
+        data["test"] = "images/test"
+    data.update(nc=len(names), names={int(k): v for k, v in sorted(names.items())})
     body = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
     return f"# imported by yolo-attn import-data from {source}\n" + body
 
@@ -221,7 +305,9 @@ def _fill(build: Path, items: list[Item], link: bool) -> None:
     for it, name in zip(items, unique_names([it.rel for it in items])):
         img = build / "images" / it.split / name
         img.parent.mkdir(parents=True, exist_ok=True)
-        if link:
+        if it.data is not None:
+            img.write_bytes(it.data)
+        elif link:
             os.symlink(it.src.resolve(), img)
         else:
             shutil.copy2(it.src, img)
@@ -267,16 +353,20 @@ def remove_stale_builds(out: Path) -> list[str]:
 
 
 def write_dataset(items: list[Item], out: str | Path, names: dict[int, str], skips: Skips, source: str,
-                  val_fraction: float = 0.2, link: bool = False) -> ImportReport:
+                  val_fraction: float = 0.2, link: bool = False, test_fraction: float | None = None) -> ImportReport:
     """Split, name and write ``items`` as an Ultralytics dataset in ``out`` (see the module docstring)."""
     out = Path(out).absolute()
     if not items:
         raise ValueError(f"{source}: no image could be imported ({sum(skips.counts.values())} skipped: "
                          + "; ".join(skips.lines[:5]) + ")")
-    assign_splits(items, val_fraction)
+    if test_fraction and all(it.split is not None for it in items):
+        carve_test(items, test_fraction, source)
+    assign_splits(items, val_fraction, test_fraction)
     counts = {s: sum(it.split == s for it in items) for s in SPLITS}
-    splits = [s for s in SPLITS if counts[s]]
-    if len(splits) == 1:
+    if not counts["test"]:
+        del counts["test"]
+    splits = [s for s in SPLITS if counts.get(s)]
+    if len([s for s in splits if s != "test"]) == 1:
         skips.warnings.append(f"every image went to '{splits[0]}': the YAML's val is the training images "
                               "(VALIDATION = TRAINING); import with automatic splits to get a real validation set")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,8 @@
 
 Layouts taken (folder names compared ignoring case):
 
-* VOCdevkit: ``DIR/Annotations/*.xml``, ``DIR/JPEGImages/``, optional ``DIR/ImageSets/Main/{train,val}.txt``;
+* VOCdevkit: ``DIR/Annotations/*.xml``, ``DIR/JPEGImages/``, optional ``DIR/ImageSets/Main/{train,val}.txt``
+  (and ``test.txt``, VOC2007's test split);
 * a folder of LabelImg XML files (``DIR`` itself, ``DIR/annotations/``, ``DIR/xml/``,
   ``DIR/annotations/xmls/``, ...) with the images beside them, in a sibling folder (``images/``,
   ``JPEGImages/``, ``imgs/``, ...), or in ``--images DIR``.
@@ -20,8 +21,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from .files import IMG_FORMATS, image_size
-from .importers import (ImportReport, Item, Skips, check_fraction, inside, number, prepare_output, write_dataset,
+from .files import IMG_FORMATS
+from .importers import (ImportReport, Item, Skips, check_fractions, inside, number, prepare_output, write_dataset,
                         yolo_row)
 
 ANNOTATION_DIRS = ("annotations", "annotation", "xml", "xmls", "labels")
@@ -62,7 +63,8 @@ def _fixed_splits(voc: Path) -> dict[str, str]:
     files = {p.name.lower(): p for p in main.iterdir()} if main else {}
     if "train.txt" not in files or "val.txt" not in files:
         return {}
-    return {stem: sp for sp in ("train", "val") for stem in files[f"{sp}.txt"].read_text(errors="replace").split()}
+    return {stem: sp for sp in ("train", "val", "test") if f"{sp}.txt" in files
+            for stem in files[f"{sp}.txt"].read_text(errors="replace").split()}
 
 
 class ImageIndex:
@@ -94,11 +96,10 @@ class ImageIndex:
 
 
 def _size(root: ET.Element, src: Path, xml: Path, skips: Skips) -> tuple[float, float] | None:
-    try:
-        w0, h0 = image_size(src)
-    except (ValueError, OSError) as exc:
-        skips.add("unreadable image", src, str(exc))
+    size = skips.image_size(src)
+    if size is None:
         return None
+    w0, h0 = size
     size = root.find("size")
     w, h = (number(size.findtext("width")), number(size.findtext("height"))) if size is not None else (None, None)
     return (w, h) if w and h and w > 0 and h > 0 else (w0, h0)
@@ -140,7 +141,7 @@ def _parse(xmls: list[Path], skips: Skips) -> list[tuple[Path, ET.Element]]:
 
 def import_voc(voc_dir: str | Path, out: str | Path, classes: list[str] | None = None, val_fraction: float = 0.2,
                include_difficult: bool = False, link: bool = False, images: str | Path | None = None,
-               force: bool = False) -> ImportReport:
+               force: bool = False, test_fraction: float | None = None) -> ImportReport:
     """VOC or LabelImg folder -> Ultralytics layout (see the module docstring).
 
     Classes: ``classes`` if given, else every object name found, sorted. Splits: ``ImageSets/Main/train.txt``
@@ -148,7 +149,7 @@ def import_voc(voc_dir: str | Path, out: str | Path, classes: list[str] | None =
     by class. ``difficult`` objects are skipped unless ``include_difficult``.
     """
     voc = Path(voc_dir)
-    check_fraction(val_fraction)
+    check_fractions(val_fraction, test_fraction)
     ann, folders = find_folders(voc, Path(images) if images else None)
     prepare_output(out, force, [voc, images])
     skips = Skips()
@@ -168,4 +169,4 @@ def import_voc(voc_dir: str | Path, out: str | Path, classes: list[str] | None =
             continue
         rel = str(src.relative_to(folders[0])) if folders[0] in src.parents else src.name
         items.append(Item(src, rel, _rows(root, xml, cmap, wh, include_difficult, skips), fixed.get(xml.stem)))
-    return write_dataset(items, out, dict(enumerate(classes)), skips, str(voc), val_fraction, link)
+    return write_dataset(items, out, dict(enumerate(classes)), skips, str(voc), val_fraction, link, test_fraction)

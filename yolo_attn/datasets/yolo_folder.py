@@ -1,16 +1,19 @@
-"""``yolo-attn import-data yolo``: a YOLO-format folder without a dataset YAML -> Ultralytics layout.
+"""``yolo-attn import-data yolo``: a YOLO-format export -> Ultralytics layout with a checked dataset YAML.
 
 This is what labelling tools export: images with one ``cls xc yc w h`` text file each, and the class
-names in ``classes.txt`` (LabelImg, Label Studio), ``obj.names`` / ``*.names`` (CVAT, Darknet) or given
-with ``--names``. Every image under ``DIR`` is taken; its label is found the way Ultralytics finds it
-(the last ``images`` folder of its path replaced by ``labels``), else beside it. An image without a
-label file is a background image (reported). Label lines that are malformed or name a class outside
-the names are left out, each listed with its file and line.
+names in the export's ``data.yaml`` (Roboflow "YOLOv5 PyTorch", Ultralytics exports: its ``names``),
+``classes.txt`` (LabelImg, Label Studio), ``obj.names`` / ``*.names`` (CVAT, Darknet) or given with
+``--names`` (that order of precedence: ``--names``, then a YAML at the top of ``DIR`` with ``names``, then
+a names file). Every image under ``DIR`` is taken; its label is found the way Ultralytics finds it (the
+last ``images`` folder of its path replaced by ``labels``), else beside it. An image without a label
+file is a background image (reported). Label lines that are malformed or name a class outside the names
+are left out, each listed with its file and line.
 
 Splits come from the folders when the images lie under both a ``train`` and a ``val`` (or ``valid``)
-folder (Ultralytics' ``images/train``, Roboflow's ``train/images``); images under ``test`` are then
-left out (counted). Otherwise exactly ``round(N * val_fraction)`` images become the validation split,
-stratified by class.
+folder (Ultralytics' ``images/train``, Roboflow's ``train/images``); images under a ``test`` folder are
+then the test split, written as ``images/test`` and named by the YAML's ``test:``. Otherwise exactly
+``round(N * val_fraction)`` images become the validation split (and ``round(N * test_fraction)`` the
+test split), stratified by class.
 """
 
 from __future__ import annotations
@@ -18,10 +21,36 @@ from __future__ import annotations
 from pathlib import Path
 
 from .files import IMG_FORMATS, label_path
-from .importers import ImportReport, Item, Skips, check_fraction, number, prepare_output, write_dataset
+from .importers import (ImportReport, Item, Skips, check_fractions, keep_fixed_splits, number, prepare_output,
+                        split_of, write_dataset)
+from .yaml import class_names, load_data_yaml
 
 NAME_FILES = ("classes.txt", "obj.names", "_darknet.labels")
-SPLIT_DIRS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+YAML_NAMES = ("data.yaml", "data.yml", "dataset.yaml", "dataset.yml")
+
+
+def yaml_names(folder: Path) -> tuple[list[str], Path] | None:
+    """Class names (in index order) from the dataset YAML at the top of ``folder`` that has ``names``, and that
+    YAML; None when there is none. ValueError naming the YAML when its names are not usable."""
+    found = [folder / n for n in YAML_NAMES if (folder / n).is_file()]
+    found += sorted(p for p in folder.glob("*.y*ml") if p.is_file() and p not in found)
+    for path in found:
+        try:
+            data = load_data_yaml(path)
+        except ValueError:
+            continue
+        if "names" not in data:
+            continue
+        try:
+            names = class_names(data)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+        if sorted(names) != list(range(len(names))):
+            raise ValueError(f"{path}: 'names' must number the classes 0..{len(names) - 1}, got {sorted(names)[:8]}")
+        if "nc" in data and str(data["nc"]).strip() != str(len(names)):
+            raise ValueError(f"{path}: nc: {data['nc']} but {len(names)} names")
+        return [names[i] for i in range(len(names))], path
+    return None
 
 
 def read_names(folder: Path) -> list[str]:
@@ -63,19 +92,25 @@ def _rows(lbl: Path, nc: int, skips: Skips) -> list[str]:
     return rows
 
 
-def _folder_split(rel: Path) -> str | None:
-    return next((SPLIT_DIRS[p.lower()] for p in rel.parts[:-1] if p.lower() in SPLIT_DIRS), None)
+def _names(src: Path, names: list[str] | None) -> tuple[list[str], str]:
+    """The class names and where they came from."""
+    if names:
+        return list(names), "--names"
+    from_yaml = yaml_names(src)
+    if from_yaml is not None:
+        return from_yaml[0], str(from_yaml[1])
+    return read_names(src), "a names file"
 
 
 def import_yolo(src_dir: str | Path, out: str | Path, names: list[str] | None = None, val_fraction: float = 0.2,
-                link: bool = False, force: bool = False) -> ImportReport:
+                link: bool = False, force: bool = False, test_fraction: float | None = None) -> ImportReport:
     """YOLO-format folder -> Ultralytics layout with a dataset YAML (see the module docstring)."""
     src = Path(src_dir)
     if not src.is_dir():
         raise FileNotFoundError(f"{src}: not a folder")
-    check_fraction(val_fraction)
+    check_fractions(val_fraction, test_fraction)
     prepare_output(out, force, [src])
-    names = list(names) if names else read_names(src)
+    names, names_from = _names(src, names)
     out_abs = Path(out).resolve()
     images = sorted(p for p in src.rglob("*") if p.suffix[1:].lower() in IMG_FORMATS and p.is_file()
                     and out_abs not in p.resolve().parents)
@@ -85,15 +120,11 @@ def import_yolo(src_dir: str | Path, out: str | Path, names: list[str] | None = 
         lbl = _label_file(img)
         if lbl is None:
             unlabelled.append(str(rel))
-        items.append(Item(img, rel.as_posix(), _rows(lbl, len(names), skips) if lbl else [], _folder_split(rel)))
+        items.append(Item(img, rel.as_posix(), _rows(lbl, len(names), skips) if lbl else [], split_of(rel.parts[:-1])))
     if unlabelled:
         skips.warnings.append(f"{len(unlabelled)} image(s) have no label file and are imported as background "
                               f"images: {', '.join(unlabelled[:5])}{' ...' if len(unlabelled) > 5 else ''}")
-    if not {"train", "val"} <= {it.split for it in items}:
-        for it in items:
-            it.split = None
-    for it in items:
-        if it.split == "test":
-            skips.add("test split (not imported)", it.src)
-    items = [it for it in items if it.split != "test"]
-    return write_dataset(items, out, dict(enumerate(names)), skips, str(src), val_fraction, link)
+    fixed = keep_fixed_splits(items)
+    print(f"[import-data] {src}: {len(names)} class names from {names_from}; splits "
+          + ("from the export's folders" if fixed else "chosen here (no train and val folders)"), flush=True)
+    return write_dataset(items, out, dict(enumerate(names)), skips, str(src), val_fraction, link, test_fraction)

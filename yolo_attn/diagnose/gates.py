@@ -109,12 +109,3 @@ def _stats(layer: AttnLayer, name: str, g: Gate, acc: _Acc) -> GateStats:
         acc.dist / acc.n if (g.value_kind in _NEUTRAL and layer.init == "identity") else None,
         acc.kept / acc.images,
     )
-
-
-@torch.no_grad()
-def gate_statistics(model, layers: list[AttnLayer], images: torch.Tensor, batch: int = 32) -> list[GateStats]:
-    """One pass over ``images`` with a hook on every gate of ``layers``."""
-    with GateRecorder(layers) as rec:
-        for i in range(0, len(images), batch):
-            model(images[i : i + batch])
-    return rec.stats()

@@ -172,21 +172,6 @@ class GatedModule(nn.Module):
             self._make_gates()
 
 
-def gate(z: torch.Tensor, fuse: str, init: str) -> torch.Tensor:
-    """Turn gate logits into a gate value (see module docstring); modules use :class:`Gate`."""
-    return GATE_VALUES[gate_value_kind(fuse, init)](z)
-
-
-def fuse_gate(x: torch.Tensor, g: torch.Tensor, fuse: str) -> torch.Tensor:
-    """Combine input and gate value by multiplication or addition."""
-    return GATE_COMBINES[fuse](x, g)
-
-
-def apply_gate(x: torch.Tensor, z: torch.Tensor, fuse: str, init: str) -> torch.Tensor:
-    """``fuse_gate(x, gate(z))``: the complete gating step as a function (modules use :class:`Gate`)."""
-    return fuse_gate(x, gate(z, fuse, init), fuse)
-
-
 def zero_init_(layer: nn.Module) -> nn.Module:
     """Zero the weight and bias of ``layer`` (a conv/linear/BN, or an Ultralytics Conv via its conv+bn)."""
     for p in layer.parameters():

@@ -20,7 +20,7 @@ blocks and, like Ultralytics does for ``C3k2``, switches the ``c3k`` units on at
 from __future__ import annotations
 
 from torch import nn
-from ultralytics.nn.modules.block import C2f, C3k, C3k2
+from ultralytics.nn.modules.block import C2f, C3k, C3k2, PSABlock
 
 from ..registry import register
 from ._common import check_channels, check_positive_int
@@ -46,6 +46,11 @@ class C3kFMM(C3k):
         super().__init__(c1, c2, 0, shortcut, g, e, k)
         c_ = int(c2 * e)
         self.m = nn.Sequential(*(BottleneckFMM(c_, c_, shortcut, g, k=(k, k), e=1.0) for _ in range(n)))
+
+
+def _with_psa(unit: nn.Module, c: int, psa: bool) -> nn.Module:
+    """``unit``, followed by a PSA block as in ``C3k2(attn=True)`` (YOLO26's last head block) when ``psa``."""
+    return nn.Sequential(unit, PSABlock(c, attn_ratio=0.5, num_heads=max(c // 64, 1))) if psa else unit
 
 
 def _check(owner: str, c1, n) -> None:
@@ -77,18 +82,22 @@ class AttnC2f(C2f):
 class AttnC3k2(C3k2):
     """C3k2 whose bottlenecks (or, with ``c3k``, the bottlenecks inside its C3k units) carry attention ``attn``.
 
-    YAML: ``[-1, 2, AttnC3k2, [c2, NAME, [attention args...], c3k, e]]``, for example
-    ``[-1, 2, AttnC3k2, [512, SE, [], False, 0.25]]``. Scales like ``C3k2`` (``c3k`` on at m/l/x).
+    YAML: ``[-1, 2, AttnC3k2, [c2, NAME, [attention args...], c3k, e, psa]]``, for example
+    ``[-1, 2, AttnC3k2, [512, SE, [], False, 0.25]]``. Scales like ``C3k2`` (``c3k`` on at m/l/x). ``psa`` is
+    ``C3k2``'s ``attn`` flag (YOLO26's last head block: each bottleneck followed by a PSA block, kept as it is).
     """
 
     yaml_attention_args = 2
 
-    def __init__(self, c1: int, c2: int, n: int = 1, attn: str = "SE", attn_args=(), c3k=False, e=0.5, g=1, shortcut=True):
+    def __init__(self, c1: int, c2: int, n: int = 1, attn: str = "SE", attn_args=(), c3k=False, e=0.5, psa=False, g=1,
+                 shortcut=True):  # fmt: skip
         _check("AttnC3k2", c1, n)
         check_attention_args(attn_args, "AttnC3k2")
-        super().__init__(c1, c2, n, c3k=c3k, e=e, g=g, shortcut=shortcut)  # keywords: older C3k2 lack `attn`
+        super().__init__(c1, c2, n, c3k=c3k, e=e, g=g, shortcut=shortcut)
         self.m = nn.ModuleList(
-            C3kAttn(self.c, self.c, 2, attn, attn_args, shortcut, g)
+            _with_psa(BottleneckAttn(self.c, self.c, attn, attn_args, shortcut, g, owner="AttnC3k2"), self.c, True)
+            if psa
+            else C3kAttn(self.c, self.c, 2, attn, attn_args, shortcut, g)
             if c3k
             else BottleneckAttn(self.c, self.c, attn, attn_args, shortcut, g, owner="AttnC3k2")
             for _ in range(n)
@@ -117,11 +126,17 @@ class FMMC2f(C2f):
     kind="block",
 )
 class FMMC3k2(C3k2):
-    """C3k2 whose bottlenecks use feature-map multiplication. YAML: ``[-1, 2, FMMC3k2, [c2, c3k, e]]``."""
+    """C3k2 whose bottlenecks use feature-map multiplication. YAML: ``[-1, 2, FMMC3k2, [c2, c3k, e, psa]]`` (``psa``:
+    ``C3k2``'s ``attn`` flag, each bottleneck followed by a PSA block)."""
 
-    def __init__(self, c1: int, c2: int, n: int = 1, c3k=False, e=0.5, g=1, shortcut=True):
+    def __init__(self, c1: int, c2: int, n: int = 1, c3k=False, e=0.5, psa=False, g=1, shortcut=True):
         _check("FMMC3k2", c1, n)
         super().__init__(c1, c2, n, c3k=c3k, e=e, g=g, shortcut=shortcut)
         self.m = nn.ModuleList(
-            C3kFMM(self.c, self.c, 2, shortcut, g) if c3k else BottleneckFMM(self.c, self.c, shortcut, g) for _ in range(n)
+            _with_psa(BottleneckFMM(self.c, self.c, shortcut, g), self.c, True)
+            if psa
+            else C3kFMM(self.c, self.c, 2, shortcut, g)
+            if c3k
+            else BottleneckFMM(self.c, self.c, shortcut, g)
+            for _ in range(n)
         )

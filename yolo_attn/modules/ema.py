@@ -48,7 +48,7 @@ class EMA(GatedModule):
         fuse: ``"mul"`` (paper, ``x * g``) or ``"add"`` (``x + g``, the multiplication ablation).
         init: ``"paper"`` or ``"identity"``. Identity zero-initialises the 3x3 convolution and the
             GroupNorm affine parameters, which makes the cross-spatial map exactly 0, and uses the
-            neutral gate form of :func:`yolo_attn.modules._common.gate` (``2 * sigmoid(0) = 1``), so the
+            neutral gate form of :class:`yolo_attn.modules._common.Gate` (``2 * sigmoid(0) = 1``), so the
             fresh module returns its input bit for bit.
     """
 

@@ -38,7 +38,7 @@ class GAM(GatedModule):
         kernel_size: odd size of the two spatial convolutions (paper: 7).
         fuse: ``"mul"`` (paper) or ``"add"``, used for both gates.
         init: ``"paper"`` or ``"identity"``: the last MLP layer and the last BN are zero-initialised
-            and both gates use ``_common.gate``'s neutral form, so each step returns its input.
+            and both gates use neutral form of :class:`yolo_attn.modules._common.Gate`, so each step returns its input.
     """
 
     def __init__(self, c1: int, reduction: int = 4, kernel_size: int = 7, fuse: str = "mul", init: str = "paper"):

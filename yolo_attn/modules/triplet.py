@@ -59,7 +59,7 @@ class TripletAttention(GatedModule):
             (the paper's ablation).
         fuse: ``"mul"`` (paper) or ``"add"``; with ``add`` the averaged gate is added to ``x``.
         init: ``"paper"`` (sigmoid gates) or ``"identity"``: the BN of each branch starts at zero
-            scale and shift, so every logit is 0, and the gates use ``_common.gate``'s neutral form
+            scale and shift, so every logit is 0, and the gates use neutral form of :class:`yolo_attn.modules._common.Gate`
             (``2 * sigmoid`` = 1 for ``mul``, ``2 * sigmoid - 1`` = 0 for ``add``): the averaged
             gate is exactly neutral and the module returns its input.
     """

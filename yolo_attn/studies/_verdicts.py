@@ -109,16 +109,6 @@ def contrast(a: Effect, b: Effect) -> Effect | None:
     return effect_of({"diff": {"map": d}}, "map")
 
 
-def paired_effect(values_a, values_b, seeds) -> Effect:
-    """A - B from raw per-seed values (same seeds, same order), seed-level interval."""
-    from ..compare import stats
-
-    ci = stats.paired_diff_ci(list(values_a), list(values_b))
-    d = ci.as_dict()
-    d["seeds"] = [int(s) for s in seeds]
-    return effect_of({"diff": {"map": d}}, "map")
-
-
 def fmt_effect(e: Effect | None) -> str:
     """``+0.012 [-0.004, +0.028]`` (or the single-seed value with no interval)."""
     if e is None:

@@ -12,7 +12,7 @@ normal-theory approximation for a t-test, ``(t_{n-2, 0.975} + t_{n-2, 0.80}) * S
 Assumption of the slope test: the paired differences are independent given the width. The seeds of
 one width share the validation images, so image-level noise common to a width is not separated from
 the seed noise; the report says so. The detection analogue of the CIFAR-10 wide-ResNet/CBAM
-experiment quoted in issue 10 (CBAM helps most at the narrowest width).
+experiment users quote (CBAM helps most at the narrowest width).
 
 Train/val gap per width: the final epoch's validation loss minus training loss (box + cls + dfl, from
 Ultralytics' ``results.csv`` of every trial), mean over seeds. The training loss is measured under

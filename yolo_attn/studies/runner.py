@@ -68,6 +68,7 @@ class SweepPlan:
     epochs: int
     roles: dict[str, str] = field(default_factory=dict)  # label -> what the model stands for in the study
     meta: dict = field(default_factory=dict)  # study-specific facts of this sweep (e.g. its width)
+    eval_split: str | None = None  # split of the final scoring (None: compare's default, val)
 
 
 @dataclass
@@ -219,6 +220,7 @@ def run_sweeps(plans: list[SweepPlan], opts: StudyOptions, out: Path, compare_fn
             data=opts.data, models=p.models, seeds=p.seeds, epochs=p.epochs, imgsz=opts.imgsz, out=str(out / p.name),
             baseline=p.baseline, train_args=train_args, backend=opts.backend, threads=opts.threads,
             **({"ray_address": opts.ray_address} if opts.ray_address else {}),
+            **({"eval_split": p.eval_split} if p.eval_split else {}),
             progress=opts.progress, max_trials=left)
         if left is not None:
             left = max(0, left - _trained_now(summaries[p.name], t0))

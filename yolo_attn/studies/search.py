@@ -15,7 +15,9 @@ the rungs ``min_epochs * eta^k`` when they are not in the top ``1/eta``.
 Confirmation: the survivors and stock are trained again for ``max_epochs`` on ``confirm_seeds`` NEW
 seeds (disjoint from the selection seeds) in one compare sweep (``<out>/confirm/``), so the reported
 intervals come from runs that played no part in choosing the survivors (the selection's winner's curse
-does not bias them).
+does not bias them). When the dataset has a test split, the confirmation is also scored on the test
+images (``compare --eval-split test``), so the images that ranked the candidates (val) do not also grade
+the winners; the report says which split it scored.
 
 Budget: ``--max-trials`` bounds the number of trials up front (the confirmation seeds are reduced to
 2 if needed; fewer than that is an error). ``--budget HOURS`` is checked before each rung from the
@@ -286,15 +288,23 @@ class Search:
                                                 f"{c.layer} at {c.placement}")
         return self.paths[label]
 
-    def plan(self, name: str, labels: list[str], seeds: list[int], epochs: int) -> SweepPlan:
+    def plan(self, name: str, labels: list[str], seeds: list[int], epochs: int, eval_split: str | None = None) -> SweepPlan:
         """The sweep of one rung (or the confirmation), remembered for the report's 'what was run'."""
         plan = SweepPlan(name, [self.model_path(BASELINE)] + [self.model_path(lbl) for lbl in labels], BASELINE,
-                         seeds, epochs, {lbl: lbl for lbl in [BASELINE, *labels]})
+                         seeds, epochs, {lbl: lbl for lbl in [BASELINE, *labels]}, eval_split=eval_split)
         self.plans.append(plan)
         return plan
 
-    def sweep(self, name: str, labels: list[str], seeds: list[int], epochs: int) -> dict:
-        plan = self.plan(name, labels, seeds, epochs)
+    def confirm_split(self) -> str:
+        """``test`` when the dataset has a test split (the confirmation is then graded on images selection never
+        saw), else ``val``."""
+        from ..compare.sweep import default_data, has_test_split
+        from ..datasets import resolve_dataset
+
+        return "test" if has_test_split(resolve_dataset(self.opts.data or default_data())) else "val"
+
+    def sweep(self, name: str, labels: list[str], seeds: list[int], epochs: int, eval_split: str | None = None) -> dict:
+        plan = self.plan(name, labels, seeds, epochs, eval_split)
         so = StudyOptions(data=self.opts.data, imgsz=self.opts.imgsz, batch=self.opts.batch, backend=self.opts.backend,
                           ray_address=self.opts.ray_address, threads=self.opts.threads, progress=self.opts.progress)
         self.summaries[name] = run_sweeps([plan], so, self.out, self.compare_fn)[name]
@@ -408,13 +418,28 @@ class Search:
 
     def run(self, stream=None) -> dict:
         stream = stream or sys.stdout
+        self.check_optimizer()
         survivors = self.selection()
         conf_seeds = self.confirmation()
-        self.log(f"confirmation: {', '.join(survivors)} and stock on new seeds {conf_seeds}, {self.opts.max_epochs} epochs")
-        summary = self.sweep("confirm", survivors, conf_seeds, self.opts.max_epochs)
-        report = self.report(survivors, conf_seeds, summary)
+        split = self.confirm_split()
+        self.log(f"confirmation: {', '.join(survivors)} and stock on new seeds {conf_seeds}, {self.opts.max_epochs} "
+                 f"epochs, scored on the {split} split")
+        summary = self.sweep("confirm", survivors, conf_seeds, self.opts.max_epochs,
+                             eval_split="test" if split == "test" else None)
+        report = self.report(survivors, conf_seeds, summary, split)
         print(report["md"], file=stream)
         return report
+
+    def check_optimizer(self) -> None:
+        """Refuse, before any training, a search whose rungs of different lengths would use different optimizers."""
+        from ..compare.sweep import default_data, require_one_optimizer
+        from ..compare.trial import sweep_train_args
+        from ..datasets import resolve_dataset
+
+        ds = resolve_dataset(self.opts.data or default_data())
+        epochs = sorted({e for _, e in self.schedule} | {self.opts.max_epochs})
+        t_args = sweep_train_args({"batch": self.opts.batch} if self.opts.batch else None, None)
+        require_one_optimizer(t_args, len(ds.images("train")), len(ds.names), epochs)
 
     def ranking(self) -> list[str]:
         """Every candidate: furthest rung first, then by score there."""
@@ -424,7 +449,7 @@ class Search:
                 last[lbl] = (r.index, r.scores.get(lbl, math.nan))
         return sorted(last, key=lambda lbl: (-last[lbl][0], -(last[lbl][1] if math.isfinite(last[lbl][1]) else -1e9), lbl))
 
-    def report(self, survivors: list[str], conf_seeds: list[int], summary: dict) -> dict:
+    def report(self, survivors: list[str], conf_seeds: list[int], summary: dict, split: str = "val") -> dict:
         res = V.model_results(summary)
         rank = self.ranking()
         lines = ["| rank | candidate | last rung (epochs) | mAP50-95 there | Δ to stock there | latency × |",
@@ -448,7 +473,7 @@ class Search:
             "", "## Answer", "",
             f"Selection ({'ASHA, Ray Tune' if self.opts.backend == 'ray' else 'successive halving'}, seeds "
             f"{self.sel_seeds}) kept {', '.join(survivors)}. Confirmed on new seeds {conf_seeds} (not used for "
-            f"selection), {self.opts.max_epochs} epochs: {answer}", "",
+            f"selection), {self.opts.max_epochs} epochs, {split_phrase(split, summary)}: {answer}", "",
             "## Confirmation (new seeds)", "", conf_table, "", "## Selection ranking", "", "\n".join(lines), "",
             f"Pareto front (latency × vs confirmed Δ): {', '.join(front) or '-'}.", "",
             "## Notes", "", *[f"- {n}" for n in [*notes,
@@ -458,6 +483,7 @@ class Search:
             *provenance_md(provenance(self.out, self.plans, self.summaries)), ""])
         atomic_write(self.out / "search.md", md)
         data = {"survivors": survivors, "ranking": rank, "confirmation_seeds": conf_seeds, "selection_seeds": self.sel_seeds,
+                "confirmation_split": split,
                 "rungs": [asdict(r) for r in self.state.rungs], "confirmation": {k: v.as_dict() for k, v in res.items()},
                 "pareto_front": front, "complete": complete, "notes": notes,
                 "stopped_early": self.state.stopped_early}
@@ -492,6 +518,16 @@ class Search:
                 cost_gain[s] = (cost, m.effect.delta)
         points.append({"label": BASELINE, "cost": 1.0, "delta": 0.0, "lo": math.nan, "hi": math.nan, "confirmed": True})
         return points, cost_gain
+
+
+def split_phrase(split: str, summary: dict) -> str:
+    """Which images graded the confirmation, for the report's answer."""
+    n = summary.get("n_eval_images")
+    imgs = f"{n} " if n else ""
+    if split == "test":
+        return f"scored on the {imgs}test images (selection ranked on the validation images, never on these)"
+    return (f"scored on the {imgs}validation images, which also ranked the candidates (the dataset has no test "
+            "split; import it with --test-fraction to grade the winners on unseen images)")
 
 
 # ------------------------------------------------------------------------------------------------ Ray Tune ASHA

@@ -1,0 +1,95 @@
+"""The sweep on YOLO26 (end-to-end head): a mixed compare, NMS-free validation scored twice, the optimizer recorded
+and pinned.
+
+The training tests are tiny (imgsz 64, 1 epoch, 24 training images) and marked slow; the optimizer checks run
+Ultralytics' own optimizer choice without training.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from yolo_attn._ultralytics import resolve_optimizer, train_iterations
+from yolo_attn.compare import compare
+from yolo_attn.compare.contract import TrialRecord, TrialSpec
+from yolo_attn.compare.report import AGREEMENT_TOL
+from yolo_attn.compare.store import Store
+from yolo_attn.compare.sweep import OptimizerDiffers, require_one_optimizer
+from yolo_attn.compare.trial import DEFAULT_TRAIN_ARGS, _Hooks, _validate, sweep_train_args
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    from yolo_attn.datasets.shapes import ShapesConfig, write_dataset
+
+    base = tmp_path_factory.mktemp("data")
+    y = base / "tiny.yaml"
+    write_dataset(base / "tiny", ShapesConfig(n_train=24, n_val=8, imgsz=64, min_size=14, max_size=40), y)
+    return y
+
+
+@pytest.mark.slow
+def test_mixed_yolo26_compare_validates_end_to_end(tiny, tmp_path):
+    """yolo26n.yaml against a shipped SE config: both trials ok, NMS-free validation, the two mAPs agree."""
+    out = tmp_path / "o"
+    s = compare(data=str(tiny), models=["yolo26n.yaml", "yolo26n-se-backbone-end.yaml"], seeds=1, epochs=1, imgsz=64,
+                n_boot=50, out=str(out), progress=False, threads=1)
+    recs = Store(out).records()
+    assert len(recs) == 2 and all(r["status"] == "ok" for r in recs), [r.get("error") for r in recs]
+    assert s["n_ok"] == 2
+    for r in recs:
+        assert r["optimizer"] == {"name": "SGD", "lr": DEFAULT_TRAIN_ARGS["lr0"], "momentum": DEFAULT_TRAIN_ARGS["momentum"]}
+        assert abs(r["ultra"]["map50"] - r["coco"]["map50"]) < AGREEMENT_TOL
+        assert abs(r["ultra"]["map"] - r["coco"]["map"]) < AGREEMENT_TOL
+        assert r["n_detections"] > 0
+    # the scored validation ran the one-to-one head without NMS (validated again here from the trial's weights)
+    rec = recs[0]
+    spec = TrialSpec(trial_id="t", model=rec["model"], model_ref=rec["model_ref"], seed=0, settings_hash="h",
+                     trial_dir=str(tmp_path / "again"), data=json.loads((out / "config.json").read_text())["_data_yaml"],
+                     epochs=1, imgsz=64, threads=1)
+    metrics, captured = _validate(spec, Path(rec["run_dir"]) / "weights" / "last.pt", _Hooks(spec, 1, None))
+    assert captured["end2end"] is True
+    assert float(metrics.box.map50) == pytest.approx(rec["ultra"]["map50"], abs=1e-9)
+
+
+def test_optimizer_auto_resolves_by_iterations_and_is_refused_when_trials_differ():
+    """Ultralytics' optimizer=auto changes optimizer at 10,000 iterations: a short and a long rung differ, refused."""
+    short, long = train_iterations(24, 8, 8, 2), train_iterations(24, 8, 8, 4000)
+    assert (short, long) == (6, 12000)
+    a, b = resolve_optimizer("auto", 0.01, 0.9, 2, short), resolve_optimizer("auto", 0.01, 0.9, 2, long)
+    assert a != b and "MuSGD" in (a.name, b.name)  # MuSGD is one of the two choices in every supported version
+    musgd = a if a.name == "MuSGD" else b
+    assert musgd.muon is not None and musgd.sgd is not None and set(musgd.as_dict()) == {"name", "lr", "momentum", "muon", "sgd"}
+    t_args = {**sweep_train_args(None, None), "optimizer": "auto"}
+    with pytest.raises(OptimizerDiffers, match=r"different optimizers \(2 epochs \(6 iterations\): .*4000 epochs"):
+        require_one_optimizer(t_args, 24, 2, [2, 4000])
+    assert require_one_optimizer(t_args, 24, 2, [2, 3]) == a  # the same side of the threshold: one optimizer
+    pinned = require_one_optimizer(sweep_train_args(None, None), 24, 2, [2, 4000])  # the sweep's SGD: the same everywhere
+    assert pinned.name == "SGD" and pinned.lr == DEFAULT_TRAIN_ARGS["lr0"]
+    with pytest.raises(OptimizerDiffers, match="batch=-1"):
+        require_one_optimizer({**t_args, "batch": -1}, 24, 2, [2])
+
+
+def test_sweep_with_run_time_batch_and_auto_is_refused_before_config(tiny, tmp_path):
+    with pytest.raises(OptimizerDiffers, match="optimizer=auto with batch=-1"):
+        compare(data=str(tiny), models=["yolo26n.yaml"], seeds=1, epochs=1, imgsz=64, out=str(tmp_path / "o"),
+                progress=False, threads=1, train_args={"optimizer": "auto", "batch": -1})
+    assert not (tmp_path / "o" / "config.json").exists()
+
+
+def test_search_checks_its_rungs_optimizer(tiny, tmp_path):
+    from yolo_attn.studies.search import Search, SearchOptions
+
+    opts = SearchOptions(layers=["SE", "ECA"], placements=["backbone-end"], data=str(tiny), min_epochs=1, max_epochs=4,
+                         out=str(tmp_path / "s"), progress=False)
+    Search(opts).check_optimizer()  # SGD pinned: every rung the same (no exception)
+
+
+def test_trial_record_optimizer_field_reads_old_and_new_lines():
+    old = {"trial_id": "a", "model": "m", "model_ref": "m.yaml", "seed": 0, "settings_hash": "h", "status": "ok"}
+    assert TrialRecord.from_dict(old).optimizer is None and "optimizer" not in TrialRecord.from_dict(old).as_dict()
+    new = TrialRecord.from_dict({**old, "optimizer": {"name": "MuSGD", "lr": 0.01, "momentum": 0.9, "muon": 0.2, "sgd": 1.0}})
+    assert new.optimizer["name"] == "MuSGD" and not new.extra and new.as_dict()["optimizer"]["muon"] == 0.2

@@ -1,0 +1,169 @@
+"""``yolo-attn import-data cvat``: a "CVAT for images 1.1" XML export -> Ultralytics layout.
+
+The input is the export's ``annotations.xml`` or the folder it was unzipped into (``annotations.xml`` and
+``images/``). In the XML, ``<image id name width height [subset]>`` holds the image's shapes:
+
+* ``<box label xtl ytl xbr ybr occluded ...>`` becomes a YOLO box (occluded boxes included); a box with a
+  non-zero ``rotation`` is skipped (its axis-aligned box is not what was drawn);
+* ``<polygon>``, ``<polyline>``, ``<points>``, ``<ellipse>``, ``<cuboid>``, ``<mask>``, ``<skeleton>`` and
+  ``<tag>`` are skipped, each listed with its kind.
+
+Classes: ``--classes`` in that order, else the labels of ``<meta><task><labels>`` or
+``<meta><project><labels>`` in the XML's order, else every box label found, sorted; a box whose label is
+not a class is skipped. The image is ``name`` relative to ``--images``, the XML's folder or its
+``images/`` folder (also under the image's subset folder), else a file of that base name in one of them;
+a name that is absolute or leaves its folder (``../``) is refused. An image whose size differs from the
+XML's ``width``/``height`` is skipped (its boxes were drawn on another size). Splits: from the images'
+``subset`` (Train, Validation, Test) when there are a train and a val subset, else chosen here.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from .files import IMG_FORMATS
+from .importers import (ImportReport, Item, Skips, check_fractions, inside, keep_fixed_splits, number, prepare_output,
+                        split_of, write_dataset, yolo_row)
+
+OTHER_SHAPES = ("polygon", "polyline", "points", "ellipse", "cuboid", "mask", "skeleton", "tag")
+
+
+def find_xml(src: Path) -> Path:
+    """The annotations XML of ``src``: the file itself, or ``annotations.xml`` (or the only .xml) in the folder."""
+    if src.is_file():
+        return src
+    if not src.is_dir():
+        raise FileNotFoundError(f"{src}: no such file or folder")
+    if (src / "annotations.xml").is_file():
+        return src / "annotations.xml"
+    xmls = sorted(p for p in src.glob("*.xml") if p.is_file())
+    if len(xmls) == 1:
+        return xmls[0]
+    raise FileNotFoundError(f"{src}: no annotations.xml" + (f" (and {len(xmls)} other XML files: name one)" if xmls else ""))
+
+
+def _parse(xml: Path) -> ET.Element:
+    try:
+        root = ET.parse(xml).getroot()
+    except (ET.ParseError, OSError) as exc:
+        raise ValueError(f"{xml}: not valid XML: {exc}") from None
+    if root.tag != "annotations" or root.find("image") is None and root.find("track") is None:
+        raise ValueError(f"{xml}: not a CVAT for images export (needs <annotations> with <image> elements)")
+    if root.find("image") is None:
+        raise ValueError(f"{xml}: holds <track> elements only, a 'CVAT for video' export; export the task as "
+                         "'CVAT for images 1.1'")
+    return root
+
+
+def meta_labels(root: ET.Element) -> list[str]:
+    """Label names of ``<meta><task|project><labels>`` in order (also a project's tasks), without repeats."""
+    names = []
+    for path in ("./meta/task/labels/label", "./meta/project/labels/label", "./meta/project/tasks/task/labels/label"):
+        names += [(lbl.findtext("name") or "").strip() for lbl in root.findall(path)]
+    return [n for n in dict.fromkeys(names) if n]
+
+
+class _Images:
+    """Where the images of one export are looked for, and an index of their base names (ignoring case)."""
+
+    def __init__(self, xml: Path, images: Path | None):
+        folders = [images] if images is not None else [xml.parent / "images", xml.parent]
+        self.folders = [f for f in folders if f.is_dir()]
+        self._by_name: dict[str, Path] | None = None
+
+    def by_name(self) -> dict[str, Path]:
+        if self._by_name is None:
+            self._by_name = {}
+            for folder in reversed(self.folders):
+                for p in sorted(folder.rglob("*"), reverse=True):
+                    if p.suffix[1:].lower() in IMG_FORMATS and p.is_file():
+                        self._by_name[p.name.lower()] = p
+        return self._by_name
+
+    def find(self, name: str, subset: str) -> Path | None:
+        for folder in self.folders:
+            for cand in (inside(folder, name), inside(folder / subset, name) if subset else None):
+                if cand is not None and cand.is_file():
+                    return cand
+        return self.by_name().get(Path(name.replace("\\", "/")).name.lower())
+
+    def rel(self, src: Path) -> str:
+        return next((src.relative_to(f).as_posix() for f in self.folders if f in src.parents), src.name)
+
+
+def _box_row(box: ET.Element, cmap: dict, wh, where: str, skips: Skips) -> str | None:
+    label = (box.get("label") or "").strip()
+    if label not in cmap:
+        skips.add("unknown label", where, repr(label))
+        return None
+    rot = number(box.get("rotation") or 0)
+    if rot:
+        skips.add("rotated box", where, f"rotation {rot:g} degrees")
+        return None
+    xyxy = [number(box.get(k)) for k in ("xtl", "ytl", "xbr", "ybr")]
+    if None in xyxy:
+        skips.add("malformed box", where, "needs numeric xtl, ytl, xbr, ybr")
+        return None
+    x1, y1, x2, y2 = xyxy
+    row = yolo_row(cmap[label], min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2), *wh)
+    if row is None:
+        skips.add("degenerate box", where, f"box {xyxy} has no area inside the image")
+    return row
+
+
+def _image(el: ET.Element, xml: Path, finder: _Images, skips: Skips) -> tuple[Item, tuple[int, int]] | None:
+    name, subset = (el.get("name") or "").strip(), (el.get("subset") or "").strip()
+    where = f"{xml}: image id {el.get('id')} ({name or 'no name'})"
+    if not name or inside(Path("."), name) is None:
+        skips.add("path outside the images folder" if name else "malformed image entry", where,
+                  f"name {name!r} refused" if name else "no name")
+        return None
+    src = finder.find(name, subset)
+    if src is None:
+        skips.add("image not found", where, "in none of " + ", ".join(map(str, finder.folders)))
+        return None
+    size = skips.image_size(src)
+    if size is None:
+        return None
+    w, h = size
+    xw, xh = number(el.get("width")), number(el.get("height"))
+    if xw and xh and (round(xw), round(xh)) != (w, h):
+        skips.add("image size differs from the XML", where, f"XML {xw:g} x {xh:g}, image {w} x {h}")
+        return None
+    return Item(src, finder.rel(src), split=split_of([subset]) if subset else None), (w, h)
+
+
+def import_cvat(src: str | Path, out: str | Path, classes: list[str] | None = None, images: str | Path | None = None,
+                val_fraction: float = 0.2, link: bool = False, force: bool = False,
+                test_fraction: float | None = None) -> ImportReport:
+    """A CVAT for images 1.1 XML (or its export folder) -> Ultralytics layout (see the module docstring)."""
+    xml = find_xml(Path(src))
+    images_dir = Path(images) if images else None
+    if images_dir is not None and not images_dir.is_dir():
+        raise FileNotFoundError(f"--images {images_dir}: not a folder")
+    check_fractions(val_fraction, test_fraction)
+    prepare_output(out, force, [xml.parent, images_dir])
+    root = _parse(xml)
+    if classes is None:
+        classes = meta_labels(root) or sorted({(b.get("label") or "").strip() for b in root.iter("box")} - {""})
+    cmap = {c: i for i, c in enumerate(classes)}
+    finder, skips, items = _Images(xml, images_dir), Skips(), []
+    for el in root.findall("image"):
+        got = _image(el, xml, finder, skips)
+        if got is None:
+            continue
+        item, wh = got
+        for k, shape in enumerate(el, 1):
+            where = f"{xml}: image id {el.get('id')}, {shape.tag} {k} ({shape.get('label') or 'no label'})"
+            if shape.tag == "box":
+                row = _box_row(shape, cmap, wh, where, skips)
+                if row is not None:
+                    item.rows.append(row)
+            elif shape.tag in OTHER_SHAPES:
+                skips.add(f"{shape.tag} (only boxes are imported)", where)
+        items.append(item)
+    if root.find("track") is not None:
+        skips.warnings.append(f"{xml}: <track> elements (video annotations) are not imported")
+    keep_fixed_splits(items)
+    return write_dataset(items, out, dict(enumerate(classes)), skips, str(xml), val_fraction, link, test_fraction)
