@@ -87,12 +87,15 @@ class MHSA(nn.Module):
     def relative_logits(self, q: torch.Tensor, h: int, w: int) -> torch.Tensor:
         """Content-position logits ``q_i . (r^H[h_j-h_i] + r^W[w_j-w_i])`` for ``q`` of shape (B, heads, HW, d)."""
         b, n, _, d = q.shape
-        q = q.reshape(b, n, h, w, d)
-        rh = self.rel_h[_offsets(h, self.max_size, q.device)]  # (h, h_key, d)
-        rw = self.rel_w[_offsets(w, self.max_size, q.device)]  # (w, w_key, d)
-        lh = torch.einsum("bnhwd,hkd->bnhwk", q, rh.to(q.dtype))  # (b, n, h, w, h_key)
-        lw = torch.einsum("bnhwd,wkd->bnhwk", q, rw.to(q.dtype))  # (b, n, h, w, w_key)
-        return (lh.unsqueeze(-1) + lw.unsqueeze(-2)).reshape(b, n, h * w, h * w)
+        q = q.reshape(b * n, h, w, d)
+        rh = self.rel_h[_offsets(h, self.max_size, q.device)].to(q.dtype)  # (h, h_key, d)
+        rw = self.rel_w[_offsets(w, self.max_size, q.device)].to(q.dtype)  # (w, w_key, d)
+        # Batched matmuls on 4-D tensors (one matrix per row, per column) rather than einsum over 5-D ones:
+        # the same sums, and a graph that every export converter maps (PNNX/NCNN mis-converted the einsum).
+        lh = q @ rh.transpose(1, 2)  # (bn, h, w, h_key)
+        lw = (q.transpose(1, 2) @ rw.transpose(1, 2)).transpose(1, 2)  # (bn, h, w, w_key)
+        logits = lh.reshape(b * n, h * w, h, 1) + lw.reshape(b * n, h * w, 1, w)  # (bn, hw, h_key, w_key)
+        return logits.reshape(b, n, h * w, h * w)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape

@@ -1,0 +1,221 @@
+"""``yolo-attn export-check``: the comparison of exported models with PyTorch, the committed format matrix that
+``yolo-attn list`` and docs/deploy.md show, and (marked ``deploy``, needing the deploy extra) TorchScript,
+dynamic ONNX and OpenVINO FP32 for every registered layer.
+
+The ``deploy`` tests are skipped when OpenVINO is not installed; CI installs the extra in a later step and runs
+``pytest -m deploy``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from conftest import SPECS, spec_params
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# ------------------------------------------------------------------------------------------------
+# The comparison
+# ------------------------------------------------------------------------------------------------
+def _dets(*rows):
+    return torch.tensor(rows, dtype=torch.float32).reshape(-1, 6)
+
+
+def test_box_agreement_counts_matches_misses_and_extras():
+    from yolo_attn.deploy.check import match_boxes
+
+    ref = _dets([0, 0, 10, 10, 0.9, 1], [20, 20, 30, 30, 0.8, 2], [40, 40, 50, 50, 0.26, 0])
+    same = match_boxes(ref, ref.clone(), conf=0.25, margin=0.01)
+    assert (same.matched, same.missed, same.extra) == (3, 0, 0)
+    nothing = match_boxes(ref, _dets(), conf=0.25, margin=0.01)  # "converts but detects nothing"
+    assert (nothing.matched, nothing.missed) == (0, 2)  # the box at 0.26 is within the margin: not counted
+    moved = _dets([0, 0, 10, 10, 0.9, 1], [60, 60, 70, 70, 0.8, 2])  # one box elsewhere
+    a = match_boxes(ref[:2], moved, conf=0.25, margin=0.01)
+    assert (a.matched, a.missed, a.extra) == (1, 1, 1)
+    other_class = match_boxes(ref[:1], _dets([0, 0, 10, 10, 0.9, 3]), conf=0.25, margin=0.01)
+    assert (other_class.matched, other_class.missed, other_class.extra) == (0, 1, 1)
+
+
+def test_verdict_fails_an_export_whose_scores_or_boxes_differ():
+    from yolo_attn.deploy.check import CheckSettings, _Diff, _verdict, compare_outputs
+    from yolo_attn.deploy.formats import get_format
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.cat([torch.rand(1, 4, 84, generator=g) * 64, torch.rand(1, 80, 84, generator=g)], 1)
+    s = CheckSettings(images=[], imgsz=64)
+    fmt = get_format("onnx")
+    ok = _Diff()
+    assert compare_outputs(y, y + 1e-6, s, 1e-3, ok) == "" and _verdict(fmt, s, ok) == ""
+    dead = y.clone()
+    dead[:, 4:] = 0  # every class score gone
+    d = _Diff()
+    assert compare_outputs(y, dead, s, 1e-3, d) == ""
+    assert "output differs from PyTorch" in _verdict(fmt, s, d)
+    assert compare_outputs(y, y[:, :, :40], s, 1e-3, _Diff()).startswith("output shape")
+    assert "non-finite" in compare_outputs(y, y * float("nan"), s, 1e-3, _Diff())
+    int8 = _Diff()
+    compare_outputs(y, dead, s, 0.1, int8)
+    assert _verdict(get_format("openvino-int8"), s, int8) == ""  # INT8: reported, accuracy is the mAP table's
+
+
+def test_missing_tooling_is_not_checked_never_passed(tmp_path):
+    from yolo_attn.deploy.check import NOT_CHECKED, CheckSettings, check_format
+    from yolo_attn.deploy.formats import DEPLOY_HINT, Format, require
+
+    fmt = Format("imaginary", {"format": "onnx"}, (("yolo_attn_no_such_module", "no-such-package"),))
+    cm = SimpleNamespace(name="m", layers=("SE",))
+    res = check_format(cm, fmt, CheckSettings(images=[]), tmp_path)
+    assert res.status == NOT_CHECKED and "no-such-package" in res.reason and DEPLOY_HINT in res.reason
+    with pytest.raises(ImportError, match=re.escape(DEPLOY_HINT)):
+        require(fmt)
+
+
+def test_failure_reason_names_the_operator():
+    from yolo_attn.deploy.check import failure_reason
+
+    reason, op = failure_reason("export", RuntimeError("Exporting the operator 'aten::einsum' to ONNX opset 17 "
+                                                       "is not supported.\nmore"))
+    assert op == "aten::einsum" and reason.startswith("export: RuntimeError: Exporting the operator")
+
+
+def test_results_file_round_trip_and_damage(tmp_path):
+    from yolo_attn.deploy.check import BoxAgreement, FormatResult
+    from yolo_attn.deploy.matrix import Results, read_results, write_results
+
+    r = FormatResult("m", ["SE"], "onnx", "passed", max_diff_boxes=0.01, boxes=BoxAgreement(3, 3, 3, 0, 0))
+    p = write_results(tmp_path / "r.json", Results([r], {"torch": "x"}, {"imgsz": 64}))
+    back = read_results(p)
+    assert back.results[0] == r and back.versions == {"torch": "x"}
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"results": [{**r.as_dict(), "status": "great"}]}))
+    with pytest.raises(ValueError, match=r"bad\.json: result 0: .*unknown status 'great'"):
+        read_results(bad)
+
+
+# ------------------------------------------------------------------------------------------------
+# The committed matrix
+# ------------------------------------------------------------------------------------------------
+def test_committed_matrix_covers_every_layer_and_the_docs_show_it():
+    from yolo_attn.deploy.formats import FORMAT_NAMES
+    from yolo_attn.deploy.matrix import SUPPORT_FILE, markdown_matrix, per_layer, read_results
+
+    res = read_results(SUPPORT_FILE)
+    layers = per_layer(res)
+    assert sorted(layers) == sorted(s.name for s in SPECS), "support.json: rerun benchmarks/deploy_matrix.py"
+    for name, row in layers.items():
+        assert sorted(row) == sorted(FORMAT_NAMES), f"{name}: formats {sorted(row)}"
+    doc = (REPO / "docs" / "deploy.md").read_text()
+    block = doc.split("<!-- matrix start -->\n", 1)[1].split("<!-- matrix end -->", 1)[0]
+    assert block == markdown_matrix(res), "docs/deploy.md: run python benchmarks/deploy_matrix.py --render-only"
+
+
+def test_list_shows_the_measured_export_support(capsys):
+    from yolo_attn.cli import main
+    from yolo_attn.deploy.matrix import per_layer, read_results, support_line
+
+    layers = per_layer(read_results())
+    assert main(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    for spec in SPECS:
+        i = next(k for k, l in enumerate(lines) if l.startswith(spec.name + " "))
+        block = []
+        for l in lines[i + 1:]:
+            if not l.startswith(" "):
+                break
+            block.append(l.strip())
+        assert f"export: {support_line(layers[spec.name])}" in block, (spec.name, block)
+    assert main(["list", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["name"]: r["export"] for r in rows} == {n: {f: x.status for f, x in row.items()} for n, row in layers.items()}
+
+
+def test_mhsa_relative_logits_equal_the_einsum_form():
+    """MHSA's relative logits are batched 4-D matmuls (NCNN mis-converted the 5-D einsum); same sums."""
+    from yolo_attn.modules.mhsa import MHSA, _offsets
+
+    torch.manual_seed(0)
+    m = MHSA(32, heads=2, max_size=8).eval()
+    q = torch.randn(2, 2, 5 * 7, 16)
+    qq = q.reshape(2, 2, 5, 7, 16)
+    rh, rw = m.rel_h[_offsets(5, 8, q.device)], m.rel_w[_offsets(7, 8, q.device)]
+    lh = torch.einsum("bnhwd,hkd->bnhwk", qq, rh)
+    lw = torch.einsum("bnhwd,wkd->bnhwk", qq, rw)
+    expected = (lh.unsqueeze(-1) + lw.unsqueeze(-2)).reshape(2, 2, 35, 35)
+    torch.testing.assert_close(m.relative_logits(q, 5, 7), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_int8_table_pairs_seeds_against_the_baseline():
+    from yolo_attn.deploy.int8 import Int8Row, int8_markdown
+
+    rows = [Int8Row("stock", s, "t", 0, 0, fp, 0, i8, 0) for s, fp, i8 in ((0, 0.30, 0.28), (1, 0.32, 0.30))]
+    rows += [Int8Row("se", s, "t", 0, 0, fp, 0, i8, 0) for s, fp, i8 in ((0, 0.33, 0.27), (1, 0.34, 0.31))]
+    md = int8_markdown(rows, "stock", {"epochs": 1, "imgsz": 64, "seeds": [0, 1]})
+    se = next(l for l in md.splitlines() if l.startswith("| se |"))
+    cells = [c.strip() for c in se.strip("|").split("|")]
+    assert cells[5] == "-0.0450" and cells[6] == "+0.0250"  # INT8 - FP32; Δ FP32 (+0.03, +0.02); Δ INT8 (-0.01, +0.01) and cells[7] == "+0.0000"
+    assert cells[8] == "same sign in 1/2 seeds"
+
+
+def test_export_check_refuses_unclear_requests():
+    from yolo_attn.cli import main
+
+    for argv in (["export-check"], ["export-check", "m.yaml", "--all-layers"], ["export-check", "--sweep", "x"],
+                 ["export-check", "m.yaml", "--imgsz", "48"], ["export-check", "m.yaml", "--layers", "SE"]):
+        assert main(argv) == 1, argv
+
+
+# ------------------------------------------------------------------------------------------------
+# The cheap formats for every layer (CI: pip install 'yolo_attn[deploy]' && pytest -m deploy)
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.deploy
+@pytest.mark.parametrize("spec", spec_params(SPECS))
+def test_layer_exports_and_matches_pytorch(spec, tmp_path, monkeypatch):
+    if importlib.util.find_spec("openvino") is None or importlib.util.find_spec("onnxruntime") is None:
+        pytest.skip("needs the deploy extra (OpenVINO, ONNX Runtime): pip install 'yolo_attn[deploy]'")
+    from yolo_attn.deploy.check import PASSED, CheckSettings, check_model, default_images, load_images
+    from yolo_attn.deploy.formats import QUICK_FORMATS, get_format
+    from yolo_attn.deploy.models import model_for_layer
+
+    monkeypatch.chdir(tmp_path)  # converters may write scratch files into the cwd
+    images = default_images(2)
+    assert len(images) == 2
+    settings = CheckSettings(images=images, imgsz=64)
+    cm = model_for_layer(spec, tmp_path, load_images(images, 64, 64))
+    assert cm.layers == (spec.name,)
+    results = check_model(cm, [get_format(f) for f in QUICK_FORMATS], settings, tmp_path)
+    for r in results:
+        assert r.status == PASSED, f"{spec.name} {r.format}: {r.status}: {r.reason}"
+        assert r.boxes.reference > 0 and r.boxes.matched == r.boxes.reference, (r.format, r.boxes)
+    dyn = next(r for r in results if r.format == "onnx-dynamic")
+    assert dyn.sizes == [[1, 64, 64], [2, 64, 128]]  # the dynamic model also ran a batch at another size
+
+
+def test_missing_openvino_says_which_extra_to_install(monkeypatch):
+    import sys
+
+    from yolo_attn.deploy.formats import DEPLOY_HINT, import_openvino
+
+    monkeypatch.setitem(sys.modules, "openvino", None)  # ``import openvino`` now raises ImportError
+    with pytest.raises(ImportError, match=re.escape(DEPLOY_HINT)):
+        import_openvino()
+
+
+def test_a_dying_converter_process_is_that_formats_failure(tmp_path):
+    """The isolated check reports a child that ends without a result (here: its checkpoint is gone) as a failure
+    naming the exit status and the child's last words, and the check goes on."""
+    from yolo_attn.deploy.check import FAILED, CheckSettings, check_format_isolated
+    from yolo_attn.deploy.formats import get_format
+    from yolo_attn.deploy.models import CheckModel
+
+    cm = CheckModel("gone", ("SE",), None, tmp_path / "gone.pt", synthetic=True)
+    res = check_format_isolated(cm, get_format("torchscript"), CheckSettings(images=[]), tmp_path)
+    assert res.status == FAILED and res.format == "torchscript" and res.layers == ["SE"]
+    assert "the converter ended the process (exit status 1)" in res.reason and "gone.pt" in res.reason, res.reason
