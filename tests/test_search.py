@@ -225,3 +225,18 @@ def test_asha_trainable_reports_every_epoch(tmp_path, monkeypatch):
     asha_trainable({"model_ref": ref, "data": default_data(), "max_t": 2, "imgsz": 64, "seed": 0, "candidate": "se-neck",
                     "project": str(tmp_path / "trials"), "train_args": {"workers": 0}})
     assert [r["epoch"] for r in reports] == [1, 2] and all(0.0 <= r["map"] <= 1.0 for r in reports)
+
+
+def test_a_failed_pareto_plot_is_a_note_of_the_written_report(tmp_path, monkeypatch):
+    """The plot is drawn before search.md/search.json are written, so its failure is in both, not lost."""
+    from yolo_attn.studies import plots
+
+    def broken(*a, **kw):
+        raise RuntimeError("no display")
+
+    monkeypatch.setattr(plots, "pareto_plot", broken)
+    res = Search(_opts(tmp_path), compare_fn=FakeCompare(EFFECTS, noise=0.001)).run()
+    out = Path(res["out"])
+    assert not (out / "pareto.png").exists()
+    assert "plotting pareto.png failed: RuntimeError: no display" in (out / "search.md").read_text()
+    assert any("no display" in n for n in json.loads((out / "search.json").read_text())["notes"])

@@ -17,7 +17,10 @@ from ..registry import LAYERS, LayerSpec
 
 BASE_SCALE = "n"
 # The Ultralytics block a yolo_attn block layer derives from -> (base model, its block's placement name).
-_BLOCK_BASES = {"C3": ("yolov5", "c3"), "C2f": ("yolov8", "c2f"), "C3k2": ("yolo11", "c3k2")}
+_BLOCK_BASES = {"C3": ("yolov5", "c3"), "C2f": ("yolov8", "c2f"), "C3k2": ("yolo11", "c3k2"), "A2C2f": ("yolo12", "a2c2f")}
+# The placement of a block layer's check model: the last backbone block, except where the base's placement of
+# that block has no backbone-end form (YOLO12's area-attention blocks: every A2C2f that has area attention).
+_BLOCK_PLACEMENT = {"a2c2f": "a2c2f"}
 INNER_LAYER = "SE"  # the attention inside a block layer of the per-layer check
 
 
@@ -58,7 +61,8 @@ def layer_model_dict(spec: LayerSpec) -> tuple[dict, str]:
     """``(model dict, file name)`` of the per-layer check model: YOLOv5n with ``spec`` at backbone-end.
 
     Block layers replace the last backbone block of the base they derive from (``C3Attn``: YOLOv5n, with SE
-    in its bottlenecks; ``AttnC2f``: YOLOv8n; ``AttnC3k2``: YOLO11n; the FMM blocks likewise).
+    in its bottlenecks; ``AttnC2f``: YOLOv8n; ``AttnC3k2``: YOLO11n; the FMM blocks likewise), except
+    ``AttnA2C2f``, which replaces the area attention of every YOLO12n ``A2C2f`` that has it (``a2c2f``).
     """
     from ..placement import make_yaml
 
@@ -68,9 +72,12 @@ def layer_model_dict(spec: LayerSpec) -> tuple[dict, str]:
     base, block = _block_base(spec)
     if spec.family == "fmm":
         d, _ = make_yaml(f"{base}.yaml", None, None, "fmm-backbone-end")
+        where = "backbone-end"
     else:
-        d, _ = make_yaml(f"{base}.yaml", INNER_LAYER, [], f"{block}-backbone-end")
-    return d, f"{base}{BASE_SCALE}-{spec.name.lower()}-backbone-end.yaml"
+        where = _BLOCK_PLACEMENT.get(block, f"{block}-backbone-end")
+        d, _ = make_yaml(f"{base}.yaml", INNER_LAYER, [], where)
+        where = where.removeprefix(f"{block}-") if where != block else where
+    return d, f"{base}{BASE_SCALE}-{spec.name.lower()}-{where}.yaml"
 
 
 LOGIT_MEAN, LOGIT_STD = -2.0, 2.0  # class logits of the synthetic head on the check images

@@ -465,7 +465,8 @@ class Search:
         complete = bool(summary.get("complete"))
         points, cost_gain = self.pareto_points(res, survivors)
         front = pareto_front(cost_gain)
-        notes = [*self.notes, *blind_rung_notes(self.state.rungs)]
+        plot_note = self.plot_pareto(points, front)  # first: a failed plot is a note of the report
+        notes = [*self.notes, *blind_rung_notes(self.state.rungs), *([plot_note] if plot_note else [])]
         md = "\n".join([
             "# Placement search", "" if complete else "\n**Incomplete**: rerun the same command to continue.\n",
             "## Question", "", f"Which of {len(self.cands)} layer x placement candidates "
@@ -488,7 +489,10 @@ class Search:
                 "pareto_front": front, "complete": complete, "notes": notes,
                 "stopped_early": self.state.stopped_early}
         atomic_write_json(self.out / "search.json", data)
+        return {"md": md, "data": data, "out": str(self.out), "complete": complete}
 
+    def plot_pareto(self, points: list[dict], front: list[str]) -> str | None:
+        """Write pareto.png; the reason as a note when plotting failed (the tables never depend on the plot)."""
         def plot(path):
             from .plots import pareto_plot
 
@@ -496,9 +500,9 @@ class Search:
 
         try:
             atomic_save(self.out / "pareto.png", plot)
-        except Exception as exc:  # the table must never be lost to a plot
-            self.notes.append(f"plotting failed: {type(exc).__name__}: {exc}")
-        return {"md": md, "data": data, "out": str(self.out), "complete": complete}
+        except Exception as exc:
+            return f"plotting pareto.png failed: {type(exc).__name__}: {exc}"
+        return None
 
     def pareto_points(self, res: dict, survivors: list[str]):
         points, cost_gain = [], {BASELINE: (1.0, 0.0)}
