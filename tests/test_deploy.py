@@ -160,8 +160,15 @@ def test_int8_table_pairs_seeds_against_the_baseline():
     md = int8_markdown(rows, "stock", {"epochs": 1, "imgsz": 64, "seeds": [0, 1]})
     se = next(l for l in md.splitlines() if l.startswith("| se |"))
     cells = [c.strip() for c in se.strip("|").split("|")]
-    assert cells[5] == "-0.0450" and cells[6] == "+0.0250"  # INT8 - FP32; Δ FP32 (+0.03, +0.02); Δ INT8 (-0.01, +0.01) and cells[7] == "+0.0000"
-    assert cells[8] == "same sign in 1/2 seeds"
+    # INT8 - FP32 of se; Δ FP32 per seed +0.03, +0.02; Δ INT8 -0.01, +0.01; the change of Δ -0.04, -0.01
+    assert cells[5] == "-0.0450"
+    t = 12.706204736  # t(0.975, 1 degree of freedom): the half-width is t * sd / sqrt(2) = t * |d0 - d1| / 2
+    assert cells[6] == f"+0.0250 [{0.025 - t * 0.005:+.4f}, {0.025 + t * 0.005:+.4f}]"
+    assert cells[7] == f"+0.0000 [{-t * 0.01:+.4f}, {t * 0.01:+.4f}]"
+    assert cells[8] == f"-0.0250 [{-0.025 - t * 0.015:+.4f}, {-0.025 + t * 0.015:+.4f}]"
+    assert cells[9] == "same sign in 1/2 seeds"
+    one = int8_markdown(rows[:1] + rows[2:3], "stock", {"seeds": [0]})
+    assert "+0.0300 (1 seed)" in one
 
 
 def test_export_check_refuses_unclear_requests():

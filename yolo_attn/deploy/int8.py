@@ -124,25 +124,39 @@ def _survives(d_fp32: list[float], d_int8: list[float]) -> str:
     return f"same sign in {same}/{len(d_fp32)} seeds"
 
 
+def _with_interval(d: list[float]) -> str:
+    """Mean paired difference with its 95% seed-level interval (paired t over seeds; none with one seed)."""
+    from ..compare.stats import paired_diff_ci
+
+    if not d:
+        return ""
+    ci = paired_diff_ci(d, [0.0] * len(d))
+    return f"{ci.delta:+.4f} (1 seed)" if ci.n_seeds < 2 else f"{ci.delta:+.4f} [{ci.lo:+.4f}, {ci.hi:+.4f}]"
+
+
 def int8_markdown(rows: list[Int8Row], baseline: str, config: dict) -> str:
-    """Per model: mAP50-95 by backend (mean over seeds), INT8 - FP32, and the Δ to the baseline before and after."""
+    """Per model: mAP50-95 by backend (mean over seeds), INT8 - FP32, and the Δ to the baseline before and after
+    quantisation, and how quantisation changed it, each with its 95% interval over the paired seeds."""
     models = list(dict.fromkeys(r.model for r in rows))
     lines = [
         f"Sweep: epochs {config.get('epochs')}, imgsz {config.get('imgsz')}, seeds {config.get('seeds')}, "
-        f"baseline {baseline}. mAP50-95 (Ultralytics' validator), mean over seeds.",
+        f"baseline {baseline}. mAP50-95 (Ultralytics' validator), mean over seeds; Δ: paired by seed, with its 95% "
+        "interval over seeds (paired t; the validation-image uncertainty is not included).",
         "",
-        "| model | seeds | PyTorch | OpenVINO FP32 | OpenVINO INT8 | INT8 - FP32 | Δ to baseline FP32 | Δ to baseline INT8 | Δ kept? |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | seeds | PyTorch | OpenVINO FP32 | OpenVINO INT8 | INT8 - FP32 | Δ to baseline FP32 | Δ to baseline INT8 "
+        "| INT8 change of Δ | Δ kept? |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for m in models:
         mine = [r for r in rows if r.model == m]
         d32, d8 = _paired(rows, m, baseline, "fp32_map"), _paired(rows, m, baseline, "int8_map")
         base = m == baseline
+        change = [b - a for a, b in zip(d32, d8)]
         lines.append(
             f"| {m} | {len(mine)} | {_f(_mean([r.pytorch_map for r in mine]))} | {_f(_mean([r.fp32_map for r in mine]))} "
             f"| {_f(_mean([r.int8_map for r in mine]))} | {_f(_mean([r.int8_map - r.fp32_map for r in mine]), True)} "
-            f"| {'baseline' if base else _f(_mean(d32), True)} | {'baseline' if base else _f(_mean(d8), True)} "
-            f"| {'' if base else _survives(d32, d8)} |")
+            f"| {'baseline' if base else _with_interval(d32)} | {'baseline' if base else _with_interval(d8)} "
+            f"| {'' if base else _with_interval(change)} | {'' if base else _survives(d32, d8)} |")
     return "\n".join(lines) + "\n"
 
 
