@@ -127,13 +127,18 @@ def run_plain(args, out: Path, cores: int) -> dict:
     jobs = plain_jobs(args, out)
     (out / "jobs.json").write_text(json.dumps(jobs))  # taken one by one: a slow trial does not hold up a share
     t0 = time.perf_counter()
-    procs = [subprocess.Popen([sys.executable, "-c", PLAIN, str(out / "jobs.json")], cwd=out, env=_env(threads=1),
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-             for _ in range(min(cores, len(jobs)))]
-    outs = [p.communicate()[0] for p in procs]
+    logs = [out / f"plain-{i}.log" for i in range(min(cores, len(jobs)))]
+    procs = []
+    for log in logs:  # stdout into a file each: a pipe read after another process's would fill and stall its writer
+        with open(log, "w") as f:
+            procs.append(subprocess.Popen([sys.executable, "-c", PLAIN, str(out / "jobs.json")], cwd=out,
+                                          env=_env(threads=1), stdout=f, stderr=subprocess.STDOUT, text=True))
+    for p in procs:
+        p.wait()
     wall = time.perf_counter() - t0
+    outs = [log.read_text() for log in logs]
     if any(p.returncode for p in procs):
-        raise RuntimeError("a plain Ultralytics process failed")
+        raise RuntimeError("a plain Ultralytics process failed:\n" + "\n".join(o[-2000:] for o in outs))
     per = [json.loads(line) for o in outs for line in o.splitlines() if line.startswith("{")]
     return {"wall_s": wall, "trials": len(per), "ok": len(per), "threads": 1,
             "stages": {k: sum(p[k] for p in per) / len(per) for k in STAGES},
