@@ -609,3 +609,59 @@ def test_ctrl_c_stops_every_worker_and_leaves_no_claim(tiny, se_yaml, tmp_path):
             os.kill(pid, 0)
     assert not any((out / "claims").iterdir())  # no claim left behind
     assert not Store(out).records()
+
+
+def test_workers_started_early_run_the_trials_and_unused_ones_end(tiny, tmp_path):
+    """A WorkerPool's processes (started while the sweep checks its settings) are the ones that train; a worker the
+    run does not need, and every worker of a pool that never runs, exits."""
+    from yolo_attn.compare.workers import WorkerPlan, WorkerPool, run_workers
+
+    pool = WorkerPool(WorkerPlan(workers=2, threads=1))
+    early = {w.pid for w in pool.idle}
+    starts, records = [], {}
+    run_workers(_specs(tiny, tmp_path, 1, epochs=1), lambda spec, rec: records.update({spec.trial_id: rec}),
+                WorkerPlan(workers=2, threads=1), progress=lambda ev: starts.append(ev), started=pool)
+    assert records["t0"].ok, records["t0"].error
+    assert [e["worker"] for e in starts if e["event"] == "trial_start"][0] in early  # no new process was started
+    assert not pool.idle
+    unused = WorkerPool(WorkerPlan(workers=1, threads=1))
+    pids = early | {w.pid for w in unused.idle}
+    unused.stop()
+    deadline = time.time() + 30
+    while time.time() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.2)
+    assert not any(_alive(p) for p in pids)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.waitpid(pid, os.WNOHANG)  # reap it if it is our child and has ended
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_a_sweep_refused_after_its_workers_started_leaves_no_worker(tiny, tmp_path):
+    def my_workers() -> list[int]:
+        found = []
+        for d in Path("/proc").iterdir():
+            try:
+                stat = (d / "stat").read_text()
+                cmd = (d / "cmdline").read_bytes()
+            except (OSError, ValueError):
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == os.getpid() and b"yolo_attn.compare.workers" in cmd:
+                found.append(int(d.name))
+        return found
+
+    with pytest.raises(Exception, match="no-such-model"):
+        compare(data=str(tiny), models=["yolov5n.yaml", "no-such-model.yaml"], seeds=2, epochs=1, imgsz=64,
+                out=str(tmp_path / "o"), progress=False, workers=2)
+    deadline = time.time() + 30
+    while time.time() < deadline and any(_alive(p) for p in my_workers()):
+        time.sleep(0.2)
+    assert not my_workers()

@@ -96,3 +96,17 @@ def test_trial_record_optimizer_field_reads_old_and_new_lines():
     assert TrialRecord.from_dict(old).optimizer is None and "optimizer" not in TrialRecord.from_dict(old).as_dict()
     new = TrialRecord.from_dict({**old, "optimizer": {"name": "MuSGD", "lr": 0.01, "momentum": 0.9, "muon": 0.2, "sgd": 1.0}})
     assert new.optimizer["name"] == "MuSGD" and not new.extra and new.as_dict()["optimizer"]["muon"] == 0.2
+
+
+def test_a_named_optimizer_is_recorded_as_named_without_building_one(monkeypatch):
+    """Only optimizer=auto (and MuSGD's factors) need Ultralytics' build_optimizer; a named one is used as given."""
+    import yolo_attn._ultralytics as bridge
+
+    def no_build(*a, **kw):
+        raise AssertionError("build_optimizer was called")
+
+    monkeypatch.setattr(bridge, "resolve_optimizer", no_build)
+    got = require_one_optimizer({**sweep_train_args(None, None), "optimizer": "AdamW", "lr0": 0.003}, 24, 2, [2, 4000])
+    assert (got.name, got.lr, got.momentum) == ("AdamW", 0.003, DEFAULT_TRAIN_ARGS["momentum"])
+    with pytest.raises(AssertionError, match="build_optimizer"):
+        require_one_optimizer({**sweep_train_args(None, None), "optimizer": "auto"}, 24, 2, [2])

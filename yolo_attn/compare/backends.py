@@ -25,17 +25,18 @@ from .._io import atomic_write
 from .._threads import openmp_env
 from .contract import TrialRecord, TrialSpec
 from .trial import run_trial
-from .workers import WorkerPlan, run_workers
+from .workers import WorkerPlan, WorkerPool, run_workers
 
 OnDone = Callable[[TrialSpec, TrialRecord], None]
 Claim = Callable[[TrialSpec], bool]
 
 
 def run_local(specs: list[TrialSpec], on_done: OnDone, progress=None, claim: Claim | None = None,
-              plan: WorkerPlan | None = None) -> None:
-    """Run ``specs`` on ``plan``'s worker processes, or one after the other in this process without a plan (or 0 workers)."""
+              plan: WorkerPlan | None = None, started: WorkerPool | None = None) -> None:
+    """Run ``specs`` on ``plan``'s worker processes (``started``: some already running), or one after the other in
+    this process without a plan (or 0 workers)."""
     if plan is not None and plan.workers > 0:
-        run_workers(specs, on_done, plan, progress=progress, claim=claim)
+        run_workers(specs, on_done, plan, progress=progress, claim=claim, started=started)
         return
     for spec in specs:
         if claim is not None and not claim(spec):

@@ -283,42 +283,61 @@ def compare(
         raise ValueError("need at least one seed")
     log = (lambda s: print(f"[compare] {s}", file=sys.stderr, flush=True)) if progress else (lambda s: None)
 
-    data = data or default_data()  # the shipped shapes dataset (named in the report's title)
-    ds = _checked_data(data, out_dir, log)
-    data_yaml, names = ds.yaml, ds.names
-    eval_split = choose_eval_split(ds, eval_split, weights, log)
-    nc = len(names)
-    specs_m, base_name = _model_specs(models, baseline, control_width, nc, out_dir, log)
-    imgsz = _trained_imgsz(int(imgsz), specs_m, nc, log)
-    t_args = check_sweep_settings(train_args, pretrained, specs_m, nc)
-    choice = require_one_optimizer(t_args, len(ds.images("train")), nc, [int(epochs)])
-    log(f"optimizer: {choice.name} (lr {choice.lr:g}, momentum {choice.momentum})")
-    config = _init_config(store, data, data_yaml, specs_m, seed_list, base_name, epochs, imgsz, t_args, pretrained,
-                          weights, threads, allow_changes, eval_split)
-    shash = config["settings_hash"]
+    started = _start_workers_early(backend, workers, threads, device, models, seed_list, max_trials, out_dir)
+    try:
+        data = data or default_data()  # the shipped shapes dataset (named in the report's title)
+        ds = _checked_data(data, out_dir, log)
+        data_yaml, names = ds.yaml, ds.names
+        eval_split = choose_eval_split(ds, eval_split, weights, log)
+        nc = len(names)
+        specs_m, base_name = _model_specs(models, baseline, control_width, nc, out_dir, log)
+        imgsz = _trained_imgsz(int(imgsz), specs_m, nc, log)
+        t_args = check_sweep_settings(train_args, pretrained, specs_m, nc)
+        choice = require_one_optimizer(t_args, len(ds.images("train")), nc, [int(epochs)])
+        log(f"optimizer: {choice.name} (lr {choice.lr:g}, momentum {choice.momentum})")
+        config = _init_config(store, data, data_yaml, specs_m, seed_list, base_name, epochs, imgsz, t_args, pretrained,
+                              weights, threads, allow_changes, eval_split)
+        shash = config["settings_hash"]
 
-    all_trials, todo = _trial_specs(store, config, specs_m, seed_list, data_yaml, nc, names, out_dir, device, threads,
-                                    verbose, retry_failed)
-    n_skip = len(all_trials) - len(todo)
-    log(f"{len(all_trials)} trials ({len(specs_m)} models x {len(seed_list)} seeds): {n_skip} already recorded, "
-        f"{len(todo)} to run; results in {out_dir}")
-    if max_trials is not None:
-        todo = todo[:max_trials]
-    prog = Progress(len(all_trials), int(epochs), n_done=n_skip, enabled=progress)
-    if todo:
-        plan = plan_workers(threads, device, len(todo), workers) if backend == "local" else None
-        if plan is not None:
-            log(f"running {plan.describe()}" if plan.workers else f"running in this process with {threads} thread(s)")
-        run_trials(store, todo, shash, backend, prog, log, retry_failed=retry_failed, ray_address=ray_address,
-                   cpus_per_trial=cpus_per_trial, plan=plan)
-        torch.set_num_threads(threads)
-    bench = _latency(out_dir, shash, specs_m, int(imgsz), nc, threads, log)
-    return _write_report(store, config, all_trials, bench, n_boot, tolerance, out_dir, log, effect)
+        all_trials, todo = _trial_specs(store, config, specs_m, seed_list, data_yaml, nc, names, out_dir, device, threads,
+                                        verbose, retry_failed)
+        n_skip = len(all_trials) - len(todo)
+        log(f"{len(all_trials)} trials ({len(specs_m)} models x {len(seed_list)} seeds): {n_skip} already recorded, "
+            f"{len(todo)} to run; results in {out_dir}")
+        if max_trials is not None:
+            todo = todo[:max_trials]
+        prog = Progress(len(all_trials), int(epochs), n_done=n_skip, enabled=progress)
+        if todo:
+            plan = plan_workers(threads, device, len(todo), workers) if backend == "local" else None
+            if plan is not None:
+                log(f"running {plan.describe()}" if plan.workers else f"running in this process with {threads} thread(s)")
+            run_trials(store, todo, shash, backend, prog, log, retry_failed=retry_failed, ray_address=ray_address,
+                       cpus_per_trial=cpus_per_trial, plan=plan, started=started)
+            torch.set_num_threads(threads)
+        bench = _latency(out_dir, shash, specs_m, int(imgsz), nc, threads, log)
+        return _write_report(store, config, all_trials, bench, n_boot, tolerance, out_dir, log, effect)
+    finally:
+        if started is not None:
+            started.stop()
 
 
 # --------------------------------------------------------------------------------------------
 # The sweep's stages
 # --------------------------------------------------------------------------------------------
+def _start_workers_early(backend: str, workers: int | None, threads: int, device, models, seed_list: list[int],
+                         max_trials: int | None, out_dir: Path):
+    """The local backend's worker processes, started before the sweep checks its data and models (they import
+    torch and Ultralytics meanwhile), sized for at most every model x seed; None for Ray, ``--workers 0``, or a
+    finished sweep (``summary.json``) that a rerun only reports."""
+    from .workers import WorkerPool, plan_workers
+
+    if backend != "local" or workers == 0 or (out_dir / "summary.json").is_file():
+        return None
+    upper = len(models or DEFAULT_MODELS) * len(seed_list)
+    plan = plan_workers(threads, device, min(upper, max_trials) if max_trials is not None else upper, workers)
+    return WorkerPool(plan) if plan.workers > 0 else None
+
+
 def _sweep_threads(store: Store, threads: int | None, device=None) -> int:
     """One thread count for every trial of the sweep, kept across resumes (stored in config.json): CPU float
     reductions depend on it, and a rerun must reproduce the same numbers whatever runs beside it. Chosen
@@ -427,17 +446,19 @@ def require_one_optimizer(t_args: dict, n_train: int, nc: int, epochs: list[int]
     """The one optimizer every trial of ``epochs`` (a sweep, or a search's rungs) trains with, as Ultralytics' own
     ``build_optimizer`` resolves ``t_args`` (``optimizer=auto`` picks by the iteration count, a rule that differs
     between Ultralytics versions); :class:`OptimizerDiffers` when the trials would not all use the same one."""
-    from .._ultralytics import resolve_optimizer, train_iterations
+    from .._ultralytics import OptimizerChoice, resolve_optimizer, train_iterations
 
     name, batch, nbs = str(t_args.get("optimizer", "auto")), t_args.get("batch", 16), int(t_args.get("nbs", 64))
+    lr0, momentum = float(t_args.get("lr0", 0.01)), float(t_args.get("momentum", 0.937))
+    if name.lower() not in ("auto", "musgd"):  # used as named, with lr0 and momentum as given: nothing to resolve
+        return OptimizerChoice(name, lr0, momentum)  # (building one costs seconds: torch's first optimizer)
     if not (isinstance(batch, int) and batch > 0):
         if name.lower() == "auto":
             raise OptimizerDiffers(f"optimizer=auto with batch={batch}: the optimizer would depend on the batch size "
                                    "chosen at run time; pin it (--train-arg optimizer=SGD) or give a batch size")
         batch = 1  # a named optimizer does not depend on the iteration count
     iters = {e: train_iterations(n_train, batch, nbs, e) for e in epochs}
-    found = {e: resolve_optimizer(name, float(t_args.get("lr0", 0.01)), float(t_args.get("momentum", 0.937)), nc, it)
-             for e, it in iters.items()}
+    found = {e: resolve_optimizer(name, lr0, momentum, nc, it) for e, it in iters.items()}
     if len(set(found.values())) > 1:
         which = "; ".join(f"{e} epochs ({iters[e]} iterations): {c.name} lr {c.lr:g}" for e, c in sorted(found.items()))
         raise OptimizerDiffers(f"optimizer={name} would train trials of different lengths with different optimizers "
@@ -540,22 +561,22 @@ WAIT_POLL_S = 2.0  # how often a sweep looks at trials another process is traini
 
 
 def run_trials(store: Store, todo: list[TrialSpec], shash: str, backend: str, prog, log, retry_failed: bool = False,
-               ray_address: str | None = None, cpus_per_trial: int | None = None, plan=None) -> None:
+               ray_address: str | None = None, cpus_per_trial: int | None = None, plan=None, started=None) -> None:
     """Run ``todo`` on the backend, claiming each trial first; then wait for those other processes hold.
 
     A trial another live process is training is skipped; when this process has nothing left, it waits
     until those trials are recorded, or their claims go stale (the process died), and then trains them.
-    ``plan`` (a :class:`.workers.WorkerPlan`): the local backend's worker processes (None: in this process).
-    Interrupted (Ctrl-C), the claims of the trials it was running are released.
+    ``plan`` (a :class:`.workers.WorkerPlan`): the local backend's worker processes (None: in this process);
+    ``started`` (a :class:`.workers.WorkerPool`): some of them started already. Interrupted (Ctrl-C), the claims of the trials it was running are released.
     """
     try:
-        _run_trials(store, todo, shash, backend, prog, log, retry_failed, ray_address, cpus_per_trial, plan)
+        _run_trials(store, todo, shash, backend, prog, log, retry_failed, ray_address, cpus_per_trial, plan, started)
     finally:
         store.release_all()
 
 
 def _run_trials(store: Store, todo: list[TrialSpec], shash: str, backend: str, prog, log, retry_failed: bool,
-                ray_address: str | None, cpus_per_trial: int | None, plan) -> None:
+                ray_address: str | None, cpus_per_trial: int | None, plan, started) -> None:
     from .backends import run_local, run_ray
 
     t0 = time.time()
@@ -575,7 +596,7 @@ def _run_trials(store: Store, todo: list[TrialSpec], shash: str, backend: str, p
         if backend == "ray":
             run_ray(todo, on_done, address=ray_address, cpus_per_trial=cpus_per_trial, progress=prog, claim=claim)
         else:
-            run_local(todo, on_done, progress=prog, claim=claim, plan=plan)
+            run_local(todo, on_done, progress=prog, claim=claim, plan=plan, started=started)
         done = {r.trial_id for r in store.trial_records(shash) if r.ok or (r.recorded_at or 0) >= t0}
         todo = [s for s in todo if s.trial_id not in done]
         if not todo:

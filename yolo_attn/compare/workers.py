@@ -172,12 +172,40 @@ def _death(code: int | None) -> str:
     return f"exit status {code}"
 
 
+class WorkerPool:
+    """Worker processes started ahead of their trials: they import torch and Ultralytics (and warm up, see
+    :func:`_warm_up`) while the sweep still checks its data and models. :func:`run_workers` takes them over;
+    :meth:`stop` ends any it did not use (call it in a ``finally``)."""
+
+    def __init__(self, plan: WorkerPlan):
+        self.plan = plan
+        self.events: queue.Queue = queue.Queue()
+        self.spin_env = openmp_env(threads=plan.workers * plan.threads)  # all workers' threads, as one job
+        self.idle = [_Worker(i, plan, self.events, self.spin_env) for i in range(plan.workers)]
+
+    def take(self, n: int) -> list[_Worker]:
+        """Up to ``n`` of the started workers; the others are closed (they exit without a trial)."""
+        used, rest = self.idle[:n], self.idle[n:]
+        self.idle = []
+        for w in rest:
+            w.close()
+        return used
+
+    def stop(self) -> None:
+        for w in self.idle:
+            w.stop()
+        self.idle = []
+
+
 def run_workers(specs: list[TrialSpec], on_done: Callable[[TrialSpec, TrialRecord], None], plan: WorkerPlan,
-                progress=None, claim=None) -> None:
-    """Run ``specs`` on ``plan.workers`` worker processes; hand each record to ``on_done`` as it arrives."""
-    events: queue.Queue = queue.Queue()
+                progress=None, claim=None, started: WorkerPool | None = None) -> None:
+    """Run ``specs`` on ``plan.workers`` worker processes (those of ``started`` first); hand each record to
+    ``on_done`` as it arrives."""
+    started = started if started is not None and started.idle and started.plan.threads == plan.threads else None
+    events: queue.Queue = started.events if started else queue.Queue()
     pending, attempts, pool = deque(specs), {}, []
-    spin_env = openmp_env(threads=plan.workers * plan.threads)  # all workers' threads, as one job
+    spin_env = started.spin_env if started else openmp_env(threads=plan.workers * plan.threads)
+    ready = started.take(min(plan.workers, len(pending))) if started else []
     emit = progress or (lambda ev: None)
 
     def assign(w: _Worker) -> bool:
@@ -193,7 +221,7 @@ def run_workers(specs: list[TrialSpec], on_done: Callable[[TrialSpec, TrialRecor
         return False
 
     def start() -> None:
-        w = _Worker(len(pool), plan, events, spin_env)
+        w = ready.pop(0) if ready else _Worker(len(pool), plan, events, spin_env)
         pool.append(w)
         assign(w)
 
@@ -267,6 +295,7 @@ def main() -> None:
 
     from .trial import run_trial
 
+    _warm_up()
     while (line := lines.get()) is not None:
         spec = TrialSpec(**json.loads(line))
         state["busy"] = True
@@ -274,6 +303,18 @@ def main() -> None:
         send({"event": "record", "record": rec.as_dict()})
         state["busy"] = False
     out.close()
+
+
+def _warm_up() -> None:
+    """What a worker's first trial would pay anyway, done while the driver may still be checking the sweep: torch,
+    Ultralytics' trainer, and torch's first optimizer (whose construction imports torch's compiler stack, about 3 s).
+    No random numbers are drawn, so the trials' results are unchanged."""
+    import importlib
+
+    import torch
+
+    importlib.import_module("ultralytics.models.yolo.detect")
+    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
 
 
 if __name__ == "__main__":
