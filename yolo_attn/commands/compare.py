@@ -36,9 +36,11 @@ def _freeze(text: str | None):
 
 
 def _default_batch() -> int:
-    from ..compare.trial import DEFAULT_TRAIN_ARGS
+    """The trials' batch size (yolo_attn.compare.trial.DEFAULT_TRAIN_ARGS takes it from SHORT_RUN), read
+    without importing torch: ``yolo-attn compare --help`` stays fast."""
+    from .._short_run import SHORT_RUN
 
-    return DEFAULT_TRAIN_ARGS["batch"]
+    return SHORT_RUN["batch"]
 
 
 def add_arguments(parser) -> None:
