@@ -85,7 +85,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--tolerance", type=float, default=None, help="Ultralytics/COCOeval mAP disagreement tolerance")
     parser.add_argument("--allow-changes", action="store_true", help="continue a results folder with different settings")
     parser.add_argument("--retry-failed", action="store_true", help="train failed trials again")
-    parser.add_argument("--max-trials", type=int, help="train at most this many trials now (rerun to continue)")
+    parser.add_argument("--max-trials", type=int, help="train at most this many trials now (rerun to continue); "
+                        "trials run seed by seed, baseline first, so models x k trials are k complete seeds")
     parser.add_argument("--threads", type=int, help="CPU threads of every trial (default 1 on CPU, where trials run side "
                         "by side instead; with GPUs the cores shared between them); kept on resume, so results do "
                         "not depend on --workers")
