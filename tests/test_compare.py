@@ -167,6 +167,40 @@ def test_interrupted_sweep_resumes_and_matches_uninterrupted(tiny, se_yaml, tmp_
         compare(out=str(b), progress=False, **{**_kw(tiny, se_yaml), "epochs": 2})
 
 
+def test_trials_run_seed_by_seed_with_the_baseline_first(tmp_path):
+    """Every model of seed 0 (the baseline first, the rest as given), then seed 1: a sweep stopped early holds
+    complete seeds. Recorded trials drop out without changing the order of the rest. Nothing is trained."""
+    from yolo_attn.compare.contract import TrialRecord
+    from yolo_attn.compare.sweep import _trial_specs
+
+    store = Store(tmp_path / "s")
+    specs_m = [{"name": n, "ref": f"{n}.yaml"} for n in ("a", "b", "c")]
+    config = {"settings_hash": "h", "baseline": "b", "epochs": 1, "imgsz": 64, "train_args": {}, "weights": "last"}
+
+    def order(retry_failed=False):
+        all_trials, todo = _trial_specs(store, config, specs_m, [0, 1], tmp_path / "d.yaml", 2, ["x", "y"],
+                                        tmp_path, None, 1, False, retry_failed)
+        assert len(all_trials) == 6
+        return [(t.seed, t.model) for t in todo]
+
+    assert order() == [(0, "b"), (0, "a"), (0, "c"), (1, "b"), (1, "a"), (1, "c")]
+    store.append(TrialRecord(trial_id="a__seed0", model="a", model_ref="a.yaml", seed=0, settings_hash="h",
+                             status="failed", error="x"))
+    assert order() == [(0, "b"), (0, "c"), (1, "b"), (1, "a"), (1, "c")]
+    assert order(retry_failed=True) == [(0, "b"), (0, "a"), (0, "c"), (1, "b"), (1, "a"), (1, "c")]
+
+
+def test_max_trials_of_one_seed_per_model_finishes_that_seed(tiny, se_yaml, tmp_path):
+    """2 models x 2 seeds with --max-trials 2 (through a worker process): both models of seed 0, a complete pair."""
+    out = tmp_path / "o"
+    s = compare(out=str(out), progress=False, max_trials=2, workers=1, **_kw(tiny, se_yaml))
+    recs = Store(out).records()
+    assert sorted((r["model"], r["seed"], r["status"]) for r in recs) == [("yolov5n", 0, "ok"), ("yolov5n-se", 0, "ok")]
+    assert not s["complete"]
+    se = next(m for m in s["models"] if m["model"] == "yolov5n-se")
+    assert se["diff"]["map"]["seeds"] == [0]  # the one seed pairs with the baseline
+
+
 def test_failed_trials_are_recorded_and_the_sweep_goes_on(tmp_path):
     from yolo_attn.compare.backends import run_local
 

@@ -196,8 +196,9 @@ def test_adjust_and_verdicts():
 # ------------------------------------------------------------------------------------------------
 # The report from a synthetic store (no training): verdict lines, adjusted marker, extended seeds
 # ------------------------------------------------------------------------------------------------
-def _synthetic_sweep(root, seeds=(0, 1, 2, 3), planned=None):
-    """A store with 3 models x seeds: 'good' detects every box, 'same' and the baseline ~half (seed-dependent)."""
+def _synthetic_sweep(root, seeds=(0, 1, 2, 3), planned=None, images_per_s=None):
+    """A store with 3 models x seeds: 'good' detects every box, 'same' and the baseline ~half (seed-dependent).
+    ``images_per_s``: model -> the training throughput its trials record (default: none recorded)."""
     from yolo_attn.compare import cocoeval
     from yolo_attn.compare.store import Store
 
@@ -217,7 +218,8 @@ def _synthetic_sweep(root, seeds=(0, 1, 2, 3), planned=None):
                           "coco": m, "ultra": {**m, "precision": 0.5, "recall": 0.5}, "n_val_images": 40,
                           "eval": f"trials/{tid}/eval.npz", "params": 1000, "duration_s": 120.0, "epochs_done": 4,
                           "curve": [{"epoch": e, "map": m["map"] * e / 4 + 0.01 * rng.standard_normal()}
-                                    for e in range(1, 5)]})
+                                    for e in range(1, 5)],
+                          **({"train_images_per_s": images_per_s[model]} if images_per_s else {})})
     config = {"settings_hash": "h", "seeds": list(seeds), "baseline": "base", "data": "synthetic.yaml",
               "models": [{"name": n, "params": 1000} for n in ("base", "same", "good")],
               "epochs": 4, "imgsz": 64, "train_args": {}, "pretrained": None, "weights": "last"}
@@ -242,6 +244,23 @@ def test_report_verdicts_from_a_synthetic_sweep(tmp_path):
     assert "Seeds extended" not in md and not summary["seeds_extended"]
     flat = report._flat(rows["good"])
     assert flat["d_map_verdict"] == "better" and flat["d_map_p_holm"] < 0.05
+
+
+def test_report_labels_training_throughput_as_not_interleaved(tmp_path):
+    """Training img/s of trials run at different times (other trials and processes beside them) is not a model
+    property; the table says so in its header and a footnote, and points at the interleaved latency."""
+    from yolo_attn.compare import report
+
+    store, config = _synthetic_sweep(tmp_path / "t", seeds=(0, 1), images_per_s={"base": 50.0, "same": 50.0, "good": 40.0})
+    summary = report.summarize(store, config, n_boot=50)
+    md = report.markdown(summary)
+    header = next(line for line in md.splitlines() if line.startswith("| model |"))
+    assert header.rstrip(" |").endswith("latency × | train img/s × (not interleaved)")
+    assert "train img/s × (not interleaved): training throughput ratio to the baseline" in md
+    assert "trials run at different times" in md and "not a model property" in md
+    assert "latency × (measured interleaved) is the speed to read" in md
+    rows = {r["model"]: r for r in summary["models"]}
+    assert rows["good"]["train_speed_ratio"] == pytest.approx(0.8) and "| 0.80 |" in md
 
 
 def test_report_names_seeds_added_after_looking_and_one_seed(tmp_path):

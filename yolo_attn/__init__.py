@@ -1,8 +1,11 @@
 """yolo_attn: attention modules as first-class YOLOv5 model-YAML layers for Ultralytics.
 
-``import yolo_attn`` registers every layer of :data:`yolo_attn.LAYERS` with Ultralytics. The main
-entry points are re-exported here and imported on first use:
+``import yolo_attn`` registers every layer of :data:`yolo_attn.LAYERS` with Ultralytics: at once when
+Ultralytics is loaded already, else as soon as it is (``import ultralytics``, ``from ultralytics import
+YOLO``), so a model built after ``import yolo_attn`` finds the layers. The import itself loads neither
+torch nor Ultralytics (``yolo-attn --help`` stays fast); the public names below load them on first use:
 
+* :data:`LAYERS`, :func:`register`, :func:`build` — the layer registry (every family registered);
 * :func:`make_yaml` — place a layer into a model YAML (renumbering every ``from`` index);
 * :func:`transfer_weights` — load a stock checkpoint into an attention model, structure-aware;
 * :func:`validate` — Ultralytics' validator on a model, checkpoint or YAML.
@@ -27,17 +30,28 @@ def _installed_version() -> str:
 
 __version__ = _installed_version()
 
-from ._threads import apply_openmp_defaults
+from ._threads import apply_openmp_defaults  # noqa: E402
 
-apply_openmp_defaults()  # bounded OpenMP spin-wait, before the import below loads torch (see yolo_attn/_threads.py)
+apply_openmp_defaults()  # bounded OpenMP spin-wait, before anything loads torch (see yolo_attn/_threads.py)
 
-from . import modules  # noqa: E402,F401  (registers every family)
-from ._ultralytics import YamlLayerError, install  # noqa: E402
-from .registry import LAYERS, LayerSpec, UnknownLayerError, build, register  # noqa: E402
+from ._hooks import after_import  # noqa: E402
 
-install()
+
+def _register_layers() -> None:
+    """Importing the families registers every layer, with Ultralytics too (yolo_attn/modules/__init__.py)."""
+    import_module("yolo_attn.modules")
+
+
+after_import("ultralytics", _register_layers)
 
 _LAZY = {
+    "LAYERS": "yolo_attn.registry",
+    "LayerSpec": "yolo_attn.registry",
+    "UnknownLayerError": "yolo_attn.registry",
+    "build": "yolo_attn.registry",
+    "register": "yolo_attn.registry",
+    "YamlLayerError": "yolo_attn._ultralytics",
+    "install": "yolo_attn._ultralytics",
     "make_yaml": "yolo_attn.placement",
     "transfer_weights": "yolo_attn.transfer",
     "load_checkpoint": "yolo_attn.checkpoint",
@@ -46,10 +60,20 @@ _LAZY = {
 }
 
 
+# Submodules that ``import yolo_attn`` used to import itself: ``yolo_attn.modules`` still works after it.
+_SUBMODULES = ("modules", "registry", "_ultralytics")
+
+
 def __getattr__(name):
     if name in _LAZY:
         return getattr(import_module(_LAZY[name]), name)
+    if name in _SUBMODULES:
+        return import_module(f"{__name__}.{name}")
     raise AttributeError(f"module 'yolo_attn' has no attribute {name!r}")
 
 
-__all__ = ["LAYERS", "LayerSpec", "UnknownLayerError", "YamlLayerError", "build", "register", "install", "__version__", *_LAZY]
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
+
+__all__ = ["__version__", *_LAZY]

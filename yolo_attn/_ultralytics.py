@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import importlib
 import math
 import sys
 from dataclasses import asdict, dataclass
@@ -1131,3 +1132,12 @@ def detections(pred: torch.Tensor, conf: float, iou: float, max_det: int = 300) 
     from ultralytics.utils.nms import non_max_suppression
 
     return non_max_suppression(pred, conf_thres=conf, iou_thres=iou, max_det=max_det)
+
+
+# --------------------------------------------------------------------------------------------
+# Importing this module registers every layer with Ultralytics; after ``import yolo_attn`` it is imported
+# (through yolo_attn.modules) once Ultralytics is loaded (yolo_attn/_hooks.py). The families first: they fill the registry.
+# --------------------------------------------------------------------------------------------
+importlib.import_module(f"{__package__}.modules")
+
+install()

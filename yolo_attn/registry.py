@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
+from importlib import import_module
 from typing import Callable, Iterator
 
 KINDS = ("preserve", "block")
@@ -73,9 +74,24 @@ class LayerSpec:
 
 @dataclass
 class Registry:
-    """Name -> :class:`LayerSpec` mapping with helpful errors."""
+    """Name -> :class:`LayerSpec` mapping with helpful errors.
+
+    ``autoload``: a module whose import registers the layers, imported before the first lookup (so that
+    ``yolo_attn`` itself can be imported without loading the families, which need torch).
+    """
 
     _specs: dict[str, LayerSpec] = field(default_factory=dict)
+    autoload: str = ""
+
+    def _loaded(self) -> dict[str, LayerSpec]:
+        if self.autoload:
+            name, self.autoload = self.autoload, ""  # first: a lookup while the module loads sees what is there
+            try:
+                import_module(name)
+            except BaseException:
+                self.autoload = name  # the next lookup tries again (and fails loudly), never an empty registry
+                raise
+        return self._specs
 
     def register(self, name: str | None = None, **meta) -> Callable[[type], type]:
         """Class decorator: ``@register(family=..., paper=..., year=..., kind=...)``."""
@@ -95,13 +111,13 @@ class Registry:
     def get(self, name: str) -> LayerSpec:
         """Return the spec for ``name`` or raise :class:`UnknownLayerError` naming the closest match."""
         try:
-            return self._specs[name]
+            return self._loaded()[name]
         except KeyError:
             raise UnknownLayerError(self.unknown_message(name)) from None
 
     def unknown_message(self, name: str, other_names=()) -> str:
         """Error text for an unknown ``name``: the closest match among ours and ``other_names``, and our names."""
-        names = sorted(self._specs)
+        names = sorted(self._loaded())
         candidates = sorted(set(names) | set(other_names))
         close = difflib.get_close_matches(str(name), candidates, n=1, cutoff=0.5)
         lower = [n for n in candidates if n.lower() == str(name).lower()]
@@ -109,19 +125,19 @@ class Registry:
         return f"unknown attention layer {name!r}.{hint} Registered layers: {', '.join(names)}"
 
     def __contains__(self, name: object) -> bool:
-        return name in self._specs
+        return name in self._loaded()
 
     def __iter__(self) -> Iterator[LayerSpec]:
-        return iter(sorted(self._specs.values(), key=lambda s: (s.family, s.name)))
+        return iter(sorted(self._loaded().values(), key=lambda s: (s.family, s.name)))
 
     def __len__(self) -> int:
-        return len(self._specs)
+        return len(self._loaded())
 
     def names(self, kind: str | None = None) -> list[str]:
-        return sorted(s.name for s in self._specs.values() if kind is None or s.kind == kind)
+        return sorted(s.name for s in self._loaded().values() if kind is None or s.kind == kind)
 
 
-LAYERS = Registry()
+LAYERS = Registry(autoload="yolo_attn.modules")
 register = LAYERS.register
 
 

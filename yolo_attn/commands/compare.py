@@ -36,9 +36,11 @@ def _freeze(text: str | None):
 
 
 def _default_batch() -> int:
-    from ..compare.trial import DEFAULT_TRAIN_ARGS
+    """The trials' batch size (yolo_attn.compare.trial.DEFAULT_TRAIN_ARGS takes it from SHORT_RUN), read
+    without importing torch: ``yolo-attn compare --help`` stays fast."""
+    from .._short_run import SHORT_RUN
 
-    return DEFAULT_TRAIN_ARGS["batch"]
+    return SHORT_RUN["batch"]
 
 
 def add_arguments(parser) -> None:
@@ -83,7 +85,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--tolerance", type=float, default=None, help="Ultralytics/COCOeval mAP disagreement tolerance")
     parser.add_argument("--allow-changes", action="store_true", help="continue a results folder with different settings")
     parser.add_argument("--retry-failed", action="store_true", help="train failed trials again")
-    parser.add_argument("--max-trials", type=int, help="train at most this many trials now (rerun to continue)")
+    parser.add_argument("--max-trials", type=int, help="train at most this many trials now (rerun to continue); "
+                        "trials run seed by seed, baseline first, so models x k trials are k complete seeds")
     parser.add_argument("--threads", type=int, help="CPU threads of every trial (default 1 on CPU, where trials run side "
                         "by side instead; with GPUs the cores shared between them); kept on resume, so results do "
                         "not depend on --workers")

@@ -261,7 +261,7 @@ def markdown(summary: dict) -> str:
         "",
         "| model | ok | " + ("mAP50-95 epoch 0 | " if start else "") + "mAP50-95 (Ultralytics) | mAP50-95 (COCOeval) "
         "| mAP50 (Ultralytics) | mAP50 (COCOeval) "
-        "| P | R | ΔmAP50-95 [95% CI] | ΔmAP50 [95% CI] | params | GFLOPs@640 | latency × | train img/s × |",
+        "| P | R | ΔmAP50-95 [95% CI] | ΔmAP50 [95% CI] | params | GFLOPs@640 | latency × | train img/s × (not interleaved) |",
         "|---" * (15 if start else 14) + "|",
     ]
     for r in summary["models"]:
@@ -298,7 +298,9 @@ def markdown(summary: dict) -> str:
         f"{_family_size(summary)} non-baseline models (not: 'this interval excludes 0').",
         f"Interval: {summary['ci_method']}",
         "latency ×: batch-1 CPU inference latency at the sweep's imgsz, ratio to the baseline (interleaved, same process);",
-        "train img/s ×: training throughput ratio to the baseline (mean over seeds).",
+        "train img/s × (not interleaved): training throughput ratio to the baseline (mean over seeds). It compares "
+        "trials run at different times, beside other trials or processes, so it measures the machine's load as much "
+        "as the model and is not a model property; latency × (measured interleaved) is the speed to read.",
         f"Ultralytics vs COCOeval: same predictions; disagreement tolerance {summary['agreement_tolerance']}.",
     ] + pretrained_lines(summary) + [""] + verdict_lines(summary)
     if summary.get("diagnosis"):  # compare --diagnose (yolo_attn/diagnose)

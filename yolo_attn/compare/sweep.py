@@ -254,6 +254,8 @@ def compare(
 
     Returns the summary dict; the files are in ``summary["out"]``. ``max_trials`` stops after that many
     trials were trained in this call (the rest stays for a rerun), used by tests and for time-boxing.
+    Trials run seed by seed (every model of seed 0, the baseline first, then seed 1, ...), so a sweep
+    stopped early holds complete seeds: ``max_trials`` = models x k trains k whole seeds.
     Every setting is checked (training arguments, model YAMLs, the pretrained checkpoint) before
     ``config.json`` is written and before the first trial. Several processes may run the same sweep on
     one ``out`` at once: they split the trials through the store's claims. ``eval_split`` (``val`` when None)
@@ -535,13 +537,18 @@ def _init_config(store: Store, data, data_yaml: Path, specs_m: list[dict], seed_
 
 def _trial_specs(store: Store, config: dict, specs_m: list[dict], seed_list: list[int], data_yaml: Path, nc: int,
                  names, out_dir: Path, device, threads: int, verbose: bool, retry_failed: bool):
-    """Every trial id of the sweep, and the specs of those to run (ok trials never again; failed ones on request)."""
+    """Every trial id of the sweep, and the specs of those to run (ok trials never again; failed ones on request).
+
+    Seed by seed: every model of the first seed (the baseline first), then every model of the next, so a sweep
+    stopped early (interrupted, ``max_trials``) holds complete seeds, each a paired difference to the baseline.
+    """
     shash = config["settings_hash"]
     latest = store.latest(shash)
     pretrained = config.get("_pretrained_path")
+    models = sorted(specs_m, key=lambda m: m["name"] != config.get("baseline"))  # stable: the rest as given
     all_trials, todo = [], []
-    for m in specs_m:
-        for s in seed_list:
+    for s in seed_list:
+        for m in models:
             tid = _trial_id(m, s)
             all_trials.append(tid)
             prev = latest.get(tid)
