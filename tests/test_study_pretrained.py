@@ -213,6 +213,22 @@ def test_sweep_settings_hash_changes_with_the_model_options(tmp_path):
         config({"attn_init": "identity"}, tmp_path / "b")
 
 
+def test_sweep_refuses_per_model_options_it_cannot_honour(tiny, stock_ckpt, tmp_path):
+    """Before config.json and before any trial: per-model freeze or names load without --pretrained, and a names
+    load under a sweep-level --freeze, are refused naming the model."""
+    from yolo_attn.compare import compare
+
+    kw = dict(data=str(tiny), seeds=1, epochs=1, imgsz=64, progress=False, threads=1)
+    frozen = _yaml_with(tmp_path, {"freeze": "backbone"}, "se-frozen.yaml")
+    with pytest.raises(ModelOptionsError, match=r"model se-frozen .*yolo_attn\.freeze=backbone: freezes pretrained"):
+        compare(models=["yolov5n.yaml", str(frozen)], out=str(tmp_path / "a"), **kw)
+    names = _yaml_with(tmp_path, {"load": "names"}, "se-names.yaml")
+    with pytest.raises(ValueError, match=r"model se-names: yolo_attn\.load: names with freeze=backbone"):
+        compare(models=["yolov5n.yaml", str(names)], pretrained=str(stock_ckpt), train_args={"freeze": "backbone"},
+                out=str(tmp_path / "b"), **kw)
+    assert not any((tmp_path / d / "config.json").exists() for d in "ab")
+
+
 # ------------------------------------------------------------------------------------------------ the study
 def test_study_requires_a_checkpoint(tmp_path):
     with pytest.raises(ValueError, match="--pretrained STOCK.pt is required"):
