@@ -230,9 +230,12 @@ def test_sweep_refuses_per_model_options_it_cannot_honour(tiny, stock_ckpt, tmp_
 
 
 # ------------------------------------------------------------------------------------------------ the study
-def test_study_requires_a_checkpoint(tmp_path):
+def test_study_requires_a_checkpoint_and_the_others_refuse_one(tmp_path, stock_ckpt):
     with pytest.raises(ValueError, match="--pretrained STOCK.pt is required"):
-        get("pretrained").plan(get("pretrained").with_defaults(StudyOptions()), tmp_path / "models")
+        run_study(get("pretrained"), StudyOptions(out=str(tmp_path / "p"), progress=False), compare_fn=None)
+    with pytest.raises(ValueError, match="study fmm: --pretrained is an option of the pretrained study only"):
+        run_study(get("fmm"), StudyOptions(pretrained=str(stock_ckpt), out=str(tmp_path / "f"), progress=False))
+    assert not (tmp_path / "p").exists() and not (tmp_path / "f").exists()
 
 
 def test_study_plan_has_five_fine_tuned_and_two_scratch_models(tmp_path, stock_ckpt):

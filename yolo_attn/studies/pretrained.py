@@ -36,6 +36,7 @@ from .runner import Analysis, StudyOptions, SweepPlan, apply_defaults, seed_list
 NAME = "pretrained"
 HELP = ("fine-tuning from one stock checkpoint (--pretrained): Ultralytics' name load vs structure transfer, "
         "paper vs identity start, frozen backbone; seed SD fine-tuned vs from scratch")
+TAKES_PRETRAINED = True  # --pretrained (required here; the other studies refuse it)
 ARMS = ("a", "b", "c", "d", "e")
 # the yolo_attn: key of each arm's model YAML (a: the stock YAML, nothing to say)
 ARM_OPTIONS = {

@@ -295,6 +295,9 @@ def _diagnoses_missing(out: Path) -> bool:
 def run_study(study, opts: StudyOptions, compare_fn=None, stream=None, diagnose_fn=None) -> dict:
     """Run study module ``study`` (capacity, fuse, fmm, placement, pretrained) with ``opts``; print and return its report."""
     stream = stream or sys.stdout
+    if opts.pretrained and not getattr(study, "TAKES_PRETRAINED", False):
+        raise ValueError(f"study {study.NAME}: --pretrained is an option of the pretrained study only (this study trains "
+                         "from scratch)")
     opts = study.with_defaults(opts)
     out = Path(opts.out or Path("runs") / "study" / study.NAME)
     fp = {"study": study.NAME, **opts.fingerprint()}
