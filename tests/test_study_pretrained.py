@@ -336,6 +336,7 @@ def test_study_report_has_every_arm_the_contrasts_and_both_seed_sds(tmp_path, st
     assert "(b) Ultralytics' load (name and shape), paper init lowered mAP50-95 by 0.100" in answer
     assert "(d) structure transfer, identity start: no detectable effect" in answer  # Δ 0: not called an effect
     assert "raised mAP50-95 by 0.090" in answer  # (c) − (b)
+    assert "With the identity start (d) and (e) begin exactly where (a) does" in answer
     assert "Seed SD of Δ: 0.0012 (4 seeds) fine-tuned" in answer and "against 0.0231 (4 seeds) from scratch" in answer
     assert "head does not transfer" in md and "head_start" in md
     assert f"yolo-attn compare --plan --out {out / 'finetune'}" in md

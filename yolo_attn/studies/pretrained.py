@@ -178,6 +178,10 @@ def analyse(opts: StudyOptions, plans: list[SweepPlan], summaries: dict[str, dic
     e0 = ", ".join(f"({a}) {_f(_mean(start[a].values()))}" for a in ARMS)
     heads = {a: _heads(recs.get(label[a], [])) for a in ARMS}
     parts = [f"Epoch 0 (before any training step), mAP50-95: {e0}."]
+    same = [a for a in ("d", "e") if start[a] and start[a] == start["a"]]
+    if same:
+        parts.append(f"With the identity start {' and '.join(f'({a})' for a in same)} begin exactly where (a) does "
+                     "(same epoch-0 mAP50-95 in every seed).")
     from_scratch = [a for a in ARMS if "scratch" in heads[a]]
     if from_scratch:
         which = "every arm" if len(from_scratch) == len(ARMS) else ", ".join(f"({a})" for a in from_scratch)
