@@ -121,6 +121,17 @@ def test_names_load_is_ultralytics_own_load(stock_ckpt):
     assert head_start(report) == "scratch"  # the head moved to index 25: nothing of it arrives by name
 
 
+def test_bridge_intersect_dicts_is_the_name_and_shape_rule():
+    """The assumption arm (b) rests on: Ultralytics' intersect_dicts keeps a source tensor exactly when the target
+    has a tensor of that name and shape (checked against the installed Ultralytics, like tests/test_bridge.py)."""
+    from yolo_attn._ultralytics import intersect_dicts
+
+    src = {"a": torch.ones(2), "b": torch.ones(3), "c": torch.ones(1), "d": torch.ones(2, 2)}
+    dst = {"a": torch.zeros(2), "b": torch.zeros(4), "d": torch.zeros(2, 2), "e": torch.zeros(1)}
+    got = intersect_dicts(src, dst)
+    assert sorted(got) == ["a", "d"] and got["a"] is src["a"]  # source values, by name and shape only
+
+
 def _tiny(rows: list, nc: int = 3) -> dict:
     return {"nc": nc, "depth_multiple": 1.0, "width_multiple": 1.0, "backbone": rows,
             "head": [[[len(rows) - 1], 1, "Detect", ["nc"]]]}
