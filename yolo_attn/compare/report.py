@@ -224,10 +224,16 @@ def pretrained_lines(summary: dict) -> list[str]:
                       "structure-aware transfer" if any(o.get("load") == "names" for o in own.values()) else "") + ".")
     scratch = [r["model"] for r in summary["models"] if "scratch" in (r.get("head_start") or "")]
     new_cls = [r["model"] for r in summary["models"] if "new class outputs" in (r.get("head_start") or "")]
+    by_name = [m for m in scratch if (own.get(m) or {}).get("load") == "names"]
+    scratch = [m for m in scratch if m not in by_name]
     if scratch:
         out.append(f"The detection head starts from scratch in {', '.join(scratch)}: the checkpoint's head does not "
                    "transfer (e.g. the anchor-based head of an original-YOLOv5 checkpoint); only the backbone and "
                    "neck are pretrained, and a few epochs are not enough to train the head.")
+    if by_name:
+        out.append(f"The detection head starts from scratch in {', '.join(by_name)} (loaded by name and shape): none of "
+                   "the checkpoint's head tensors matches its names and shapes (after an inserted layer, for example, the "
+                   "head sits at another index).")
     if new_cls:
         out.append(f"The class outputs of the head start from scratch in {', '.join(new_cls)} (the dataset's class "
                    "count differs from the checkpoint's); the rest of the head is pretrained.")

@@ -185,8 +185,11 @@ def analyse(opts: StudyOptions, plans: list[SweepPlan], summaries: dict[str, dic
     from_scratch = [a for a in ARMS if "scratch" in heads[a]]
     if from_scratch:
         which = "every arm" if len(from_scratch) == len(ARMS) else ", ".join(f"({a})" for a in from_scratch)
-        parts.append(f"The detection head starts from scratch in {which} (the checkpoint's head does not transfer), so "
-                     "epoch 0 is about the untrained head there, not about how the attention layers start.")
+        why = ("the checkpoint's head does not transfer" if set(from_scratch) - {"b"} else
+               "the name-and-shape load finds none of the checkpoint's head: after an inserted layer the head sits "
+               "at another index")
+        parts.append(f"The detection head starts from scratch in {which} ({why}), so epoch 0 is about the untrained "
+                     "head there, not about how the attention layers start.")
     parts += [V.sentence(effect[a], f"Against stock fine-tuned, {ARM_ROLES[a]}") for a in ARMS[1:]]
     parts += [V.sentence(c, text) for text, c in contrasts.items()]
     parts.append(V.sentence(scratch, f"From scratch, {where} against stock"))
@@ -261,6 +264,7 @@ def _sd_sentence(fine: V.Effect | None, scratch: V.Effect | None) -> str:
             return f"not estimable ({e.n_seeds if e else 0} seed{'s' if not e or e.n_seeds != 1 else ''})"
         return f"{e.sd_seed:.4f} ({e.n_seeds} seeds)"
 
-    few = min(e.n_seeds if e else 0 for e in (fine, scratch)) < 6
+    known = [e for e in (fine, scratch) if e is not None and e.sd_seed is not None]
+    few = bool(known) and min(e.n_seeds for e in known) < 6
     return (f"Seed SD of Δ: {one(fine)} fine-tuned ({ARM_ROLES[SD_ARM]} − (a)) against {one(scratch)} from scratch"
             + ("; an SD from so few seeds is a rough guide, not a measurement of their ratio." if few else "."))
