@@ -725,6 +725,14 @@ def check_dataset_yaml(yaml_path, autodownload: bool = False) -> dict:
     return utils.check_det_dataset(str(yaml_path), autodownload=autodownload)
 
 
+def intersect_dicts(source: dict, target: dict) -> dict:
+    """Ultralytics' own name-and-shape matching (``ultralytics.utils.torch_utils.intersect_dicts``, what
+    ``DetectionModel.load`` copies): the tensors of ``source`` whose name exists in ``target`` with the same shape."""
+    from ultralytics.utils.torch_utils import intersect_dicts as _intersect
+
+    return _intersect(source, target)
+
+
 def freeze_in_trainer(trainer, prefixes) -> list[str]:
     """Freeze the parameters of ``trainer.model`` whose names start with one of ``prefixes``; return their names.
 

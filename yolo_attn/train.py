@@ -16,6 +16,9 @@ of plain Ultralytics training this module
   :func:`yolo_attn._ultralytics.install_offline_font`), and no argument default fetches weights or data;
 * returns a :class:`TrainResult` (final metrics of ``best.pt``, paths, wall time).
 
+A model YAML may carry its own ``attn_init``, ``load`` (``structure`` or ``names``) and ``freeze`` under a
+top-level ``yolo_attn:`` key (:mod:`yolo_attn.model_options`); they override the run's values for that model.
+
 Weight transfer (``pretrained=`` through :func:`yolo_attn.transfer_weights`) and the comparison sweep
 (:mod:`yolo_attn.compare`) are built on this module. To customise: override
 :meth:`AttnDetectionTrainer.get_model` for another weight transfer; pass ``callbacks={event: fn}`` to
@@ -159,18 +162,25 @@ class AttnDetectionTrainer(DetectionTrainer):
                 adapt_class_branch_to(self.model, weights.state_dict())  # keep a transfer's widened class branch
                 self.model.load(weights)  # Ultralytics' own name/shape load, as for model=*.pt
             return ckpt
-        from .transfer import backbone_length, freeze_prefixes, transfer_weights
+        from .model_options import effective, read_model_options
+        from .transfer import backbone_length, freeze_prefixes, load_by_name, transfer_weights
 
-        freeze = self.args.freeze
+        options = read_model_options(self.model)  # the model YAML's own yolo_attn: key (overrides the run's values)
+        _, freeze = effective(options, freeze=self.args.freeze)
+        by_name = options.load_mode == "names"
+        if by_name and freeze not in (None, [], 0, False):
+            raise ValueError(f"{self.model}: freeze={freeze} with yolo_attn.load: names is not supported (freeze is read "
+                             "in the base model's layer indices, which only the structure transfer maps to this model)")
         self.args.pretrained, self.args.freeze = False, None  # Ultralytics builds an untrained model
         try:  # what the transfer leaves at init (attention, a new head) starts from the run's seed, per layer role
             with _ultralytics.seeded_layers(self.args.seed):
                 ckpt = super().setup_model()
         finally:
             self.args.pretrained, self.args.freeze = source, freeze
-        report = transfer_weights(source, self.model, verbose=False)
+        report = load_by_name(source, self.model) if by_name else transfer_weights(source, self.model, verbose=False)
         self.transfer_report = report
-        LOGGER.info(f"yolo_attn: weight transfer from {source}\n{report.table()}")
+        how = "by name and shape (Ultralytics' matching; yolo_attn.load: names)" if by_name else "by structure"
+        LOGGER.info(f"yolo_attn: weight transfer from {source} {how}\n{report.table()}")
         if freeze not in (None, [], 0, False):
             from .checkpoint import load_checkpoint
 
@@ -414,6 +424,7 @@ def train(callbacks: dict[str, Callable | list[Callable]] | None = None, final_w
     trust = bool(overrides.pop("trust", False))
     attn_lr = _attn_lr(overrides.pop("attn_lr", 1.0))
     args = _resolve(overrides, trust)
+    attn_init = _model_options(args, attn_init)
     if attn_init is not None and str(args["model"]).lower().endswith(".pt"):
         raise ValueError(f"attn_init={attn_init}: applies to a model YAML, but model={args['model']} is a checkpoint "
                          "(its attention layers were initialised when it was made; yolo-attn transfer --init sets it)")
@@ -447,6 +458,25 @@ def train(callbacks: dict[str, Callable | list[Callable]] | None = None, final_w
         predictions=trainer.closing_predictions,
         final_eval_s=trainer.final_eval_s,
     )
+
+
+def _model_options(args: dict, attn_init):
+    """Check the model YAML's ``yolo_attn:`` options (:mod:`yolo_attn.model_options`) against ``args``; return the
+    model's attn_init (its own, else the run's). ``load`` and ``freeze`` are applied by the trainer's set-up."""
+    from .model_options import check_with_pretrained, effective, read_model_options
+
+    model = args["model"]
+    options = read_model_options(model)
+    if options.empty:
+        return attn_init
+    pretrained = args.get("pretrained")
+    is_path = isinstance(pretrained, (str, Path)) and str(pretrained).lower() not in ("", "true", "false")
+    check_with_pretrained(options, pretrained if is_path else None, str(model))
+    if options.load_mode == "names" and args.get("freeze") not in (None, [], 0, False):
+        raise ValueError(f"{model}: freeze={args['freeze']} with yolo_attn.load: names is not supported (freeze is read "
+                         "in the base model's layer indices, which only the structure transfer maps to this model)")
+    LOGGER.info(f"yolo_attn: options of {Path(str(model)).name} (its yolo_attn: key): {options.describe()}")
+    return effective(options, attn_init)[0]
 
 
 def _attn_lr(value) -> float:

@@ -56,6 +56,7 @@ __all__ = [
     "align_layers",
     "freeze_prefixes",
     "backbone_length",
+    "load_by_name",
     "load_index_map",
     "transfer_weights",
     "translate_freeze",
@@ -331,6 +332,7 @@ class TransferReport:
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
     transferred_keys: dict[str, str] = field(default_factory=dict)  # target key -> source key
+    method: str = "structure"  # structure (transfer_weights) | names (load_by_name: Ultralytics' name-and-shape matching)
 
     @property
     def new_keys(self) -> list[str]:
@@ -345,7 +347,7 @@ class TransferReport:
             f"Transferred {self.tensors}/{self.source_tensors} source tensors "
             f"({self.params:,}/{self.source_params:,} parameters) into {self.tensors}/{self.target_tensors} target "
             f"tensors ({self.params:,}/{self.target_params:,} parameters) from {Path(self.source).name} "
-            f"[{self.source_format}]"
+            f"[{self.source_format}]" + (" by name and shape (Ultralytics' matching)" if self.method == "names" else "")
         )
 
     def table(self, keys: bool = False) -> str:
@@ -373,6 +375,7 @@ class TransferReport:
         return {
             "source": self.source,
             "source_format": self.source_format,
+            "method": self.method,
             "mapping": {str(k): v for k, v in self.mapping.items()},
             "source_tensors": self.source_tensors,
             "source_params": self.source_params,
@@ -787,6 +790,76 @@ def transfer_weights(
         from ultralytics.utils import LOGGER
 
         LOGGER.info(report.table())
+    return report
+
+
+def load_by_name(source: Any, model: Any, *, trust: bool = False) -> TransferReport:
+    """Load ``source`` into ``model`` the way Ultralytics' ``YOLO(yaml).load(pt)`` does: by name and shape.
+
+    The checkpoint is read by yolo_attn's safe reader (:func:`yolo_attn.checkpoint.load_checkpoint`; no
+    pickled code runs); the tensors to copy are chosen by Ultralytics' own ``intersect_dicts`` (a tensor is
+    copied when a tensor of the same name and shape exists in ``model``), then loaded non-strictly. Nothing
+    is aligned: after a layer inserted into the target every index is shifted, so those layers mostly keep
+    their initialisation, and a tensor whose name and shape happen to agree lands in whatever layer now
+    carries that index. This is the comparison arm for :func:`transfer_weights`; the report says per target
+    layer what arrived (``method`` ``names``).
+    """
+    from ._ultralytics import intersect_dicts
+
+    t0 = time.perf_counter()
+    ckpt = _as_checkpoint(source, trust)
+    check_finite(ckpt)
+    net = _unwrap_model(model)
+    own = net.state_dict()
+    matched = intersect_dicts(ckpt.state_dict, own)
+    with torch.no_grad():
+        net.load_state_dict({k: v.to(own[k].dtype) for k, v in matched.items()}, strict=False)
+    by_layer, _other = _split_by_layer(ckpt.state_dict)
+    types = {li.index: li.type for li in (ckpt.layers or [])}
+    head = net.model[-1]
+    cls_keys = {f"model.{len(net.model) - 1}.{k}" for k in _class_output_keys(head)} if hasattr(head, "nc") else set()
+    results, class_dependent = [], []
+    for i, m in enumerate(net.model):
+        prefix, stensors = f"model.{i}.", by_layer.get(i, {})
+        r = LayerResult(i, i if stensors else None, _module_type(m), types.get(i, ""), "")
+        for k, v in m.state_dict().items():
+            src = stensors.get(k)
+            if prefix + k in matched:
+                r.transferred.append(k)
+            elif src is not None:
+                r.skipped.append((k, f"shape {tuple(src.shape)} -> {tuple(v.shape)}"))
+                if prefix + k in cls_keys:
+                    class_dependent.append(prefix + k)
+            else:
+                r.new.append(k)
+        r.skipped.extend((k, "source-only: no such tensor in the target layer") for k in stensors if k not in m.state_dict())
+        if not r.transferred and not r.new and not r.skipped:
+            r.status = "no tensors"
+        elif r.transferred and not r.new and len(r.transferred) == len(stensors):
+            r.status = "transferred"
+        elif r.transferred:
+            r.status = "partial"
+        elif not m.state_dict():
+            r.status, r.note = "skipped", f"no tensors; the source's {len(stensors)} tensors of this index have no place here"
+        else:
+            r.status = "new" if not stensors else "skipped"
+            r.note = "no tensor of this name and shape in the source; keeps its initialisation"
+        results.append(r)
+    for si in sorted(set(by_layer) - set(range(len(net.model)))):
+        results.append(LayerResult(None, si, "", types.get(si, ""), "skipped", note="no layer of this index in the target",
+                                   skipped=[(k, "source-only: no target layer") for k in by_layer[si]]))
+    tgt_param_names = {n for n, _ in net.named_parameters()}
+    report = TransferReport(
+        source=str(ckpt.path), source_format=ckpt.format, layers=results,
+        mapping={r.target: r.target for r in results if r.target is not None and r.transferred},
+        source_tensors=len(ckpt.state_dict),
+        source_params=sum(v.numel() for k, v in ckpt.state_dict.items() if v.is_floating_point() and not _is_buffer(k, ckpt)),
+        target_tensors=len(own), target_params=sum(p.numel() for p in net.parameters()), tensors=len(matched),
+        params=sum(own[k].numel() for k in matched if k in tgt_param_names), class_dependent=class_dependent,
+        transferred_keys={k: k for k in matched}, method="names",
+    )  # fmt: skip
+    _adopt_class_names(ckpt, net, getattr(head, "nc", None))
+    report.seconds = time.perf_counter() - t0
     return report
 
 

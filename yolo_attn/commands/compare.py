@@ -56,10 +56,11 @@ def add_arguments(parser) -> None:
                         "trials then use yolo_attn's fine-tuning settings, docs/pretrained.md; --train-arg overrides them)")
     parser.add_argument("--attn-init", choices=("identity", "paper"), help="initialisation of every attention layer "
                         "(default with --pretrained: identity, so each model starts predicting exactly as the "
-                        "checkpoint; without: as each YAML writes it)")
+                        "checkpoint; without: as each YAML writes it). A model YAML's own yolo_attn: {attn_init: ...} "
+                        "key overrides it for that model (docs/pretrained.md)")
     parser.add_argument("--freeze", help="with --pretrained: freeze these layers of the base model during training "
                         "('backbone', a count N for layers 0..N-1, or a comma list of base indices); attention "
-                        "layers stay trainable")
+                        "layers stay trainable; a model YAML's yolo_attn: {freeze: ...} overrides it for that model")
     parser.add_argument("--attn-lr", type=float, help="learning-rate multiplier for the attention layers only "
                         "(their own optimizer parameter groups; default 1)")
     parser.add_argument("--trust", action="store_true", help="unpickle model checkpoints (--models X.pt) fully when "

@@ -1,14 +1,15 @@
 """``yolo-attn study NAME``: one question, answered by one or more compare sweeps, with a report and a plot.
 
 Studies: ``capacity`` (effect vs width), ``fuse`` (multiplied vs added gate), ``fmm`` (C3 vs C3FMM vs
-C3Attn), ``placement`` (every shipped placement of one layer, ranked). Defaults are CPU-sized (about
-15 minutes on 2 cores on the shipped shapes dataset); rerun the same command to resume, or to print
-the report of a finished study at once.
+C3Attn), ``placement`` (every shipped placement of one layer, ranked), ``pretrained`` (fine-tuning from
+one stock checkpoint, ``--pretrained``: Ultralytics' name load vs structure transfer, paper vs identity
+start, frozen backbone). Defaults are CPU-sized (about 15 minutes on 2 cores on the shipped shapes
+dataset); rerun the same command to resume, or to print the report of a finished study at once.
 """
 
 from __future__ import annotations
 
-HELP = "run a study (capacity, fuse, fmm, placement): compare sweeps + a report that answers its question"
+HELP = "run a study (capacity, fuse, fmm, placement, pretrained): compare sweeps + a report that answers its question"
 
 
 def add_arguments(parser) -> None:
@@ -18,13 +19,16 @@ def add_arguments(parser) -> None:
     parser.add_argument("--data", help="dataset YAML (default: the shipped shapes dataset)")
     parser.add_argument("--layer", help="attention layer (default SE)")
     parser.add_argument("--placement", help="placement (capacity: default backbone-end; fuse: backbone; fmm: C3 rows "
-                        "backbone|neck|backbone-end|all; placement: one placement instead of all shipped ones)")
+                        "backbone|neck|backbone-end|all; placement: one placement instead of all shipped ones; "
+                        "pretrained: default backbone-end)")
+    parser.add_argument("--pretrained", metavar="STOCK.pt", help="pretrained study (required there): the stock checkpoint "
+                        "the fine-tuned arms start from (read without running code from the file)")
     parser.add_argument("--placements", nargs="+", help="placement study: these placements instead of the shipped ones")
     parser.add_argument("--widths", type=float, nargs="+", help="capacity study: width multiples (default 0.125 0.25 0.5)")
     parser.add_argument("--scale", default="n", help="depth (and default width) of this YOLOv5 scale (default n)")
     parser.add_argument("--seeds", type=int, help="seeds 0..N-1 per model (default: the study's)")
-    parser.add_argument("--epochs", type=int, help="epochs per trial (default 6)")
-    parser.add_argument("--imgsz", type=int, help="image size (default 128)")
+    parser.add_argument("--epochs", type=int, help="epochs per trial (default 6; pretrained: 4)")
+    parser.add_argument("--imgsz", type=int, help="image size (default 128; pretrained: 192)")
     parser.add_argument("--batch", type=int, help="batch size (default: compare's)")
     parser.add_argument("--out", help="study folder (default runs/study/NAME); rerun it to resume")
     parser.add_argument("--backend", choices=("local", "ray"), default="local", help="where trials run (compare's backends)")
@@ -44,6 +48,6 @@ def run(args) -> int:
                         imgsz=args.imgsz, scale=args.scale, widths=args.widths, placements=args.placements, out=args.out,
                         batch=args.batch, backend=args.backend, ray_address=args.ray_address, threads=args.threads,
                         max_trials=args.max_trials, progress=not args.quiet,
-                        diagnose=args.diagnose)
+                        diagnose=args.diagnose, pretrained=args.pretrained)
     res = run_study(get(args.name), opts)
     return 0 if res["complete"] or args.max_trials is not None else 1

@@ -172,7 +172,8 @@ def summarize(store: Store, config: dict, n_boot: int = 1000, boot_seed: int = 0
         "seeds_extended": extended,
         "data": config.get("data"),
         "settings": {**{k: config.get(k) for k in ("epochs", "imgsz", "seeds", "train_args", "pretrained", "weights")},
-                     "eval_split": config.get("eval_split", "val")},
+                     "eval_split": config.get("eval_split", "val"),
+                     **({"model_options": config["model_options"]} if config.get("model_options") else {})},
         "n_eval_images": next(iter({r.get("n_val_images") for r in ok}), None) if ok else None,
         "n_boot": n_boot,
         "agreement_tolerance": tol,
@@ -219,17 +220,30 @@ def pretrained_lines(summary: dict) -> list[str]:
                      if k in t)
     user = sorted(k for k in FINE_TUNE_ARGS if k in t and t[k] != FINE_TUNE_ARGS[k])
     init = t.get("attn_init") or "as each YAML writes it"
+    own = s.get("model_options") or {}
+    every = "each model" if not any("attn_init" in o for o in own.values()) else "each model without an attn_init of its own"
     out = ["", f"Started from {Path(str(s['pretrained'])).name}: attention layers init {init}"
-           + (" (each model predicts exactly as the stock checkpoint before training)" if init == "identity" else "")
+           + (f" ({every} predicts exactly as the stock checkpoint before training)" if init == "identity" else "")
            + f"; fine-tuning settings {tune}"
            + (f" (changed from yolo_attn's fine-tuning preset: {', '.join(user)})" if user else " (yolo_attn's fine-tuning preset)")
            + ". epoch 0: Ultralytics mAP50-95 before any training step."]
+    if own:
+        out.append("Per-model options (the model YAML's `yolo_attn:` key; they override the values above for that model): "
+                   + "; ".join(f"{name}: " + ", ".join(f"{k} {v}" for k, v in o.items()) for name, o in own.items())
+                   + (". load names: Ultralytics' name-and-shape matching (as `YOLO(yaml).load(pt)`) instead of the "
+                      "structure-aware transfer" if any(o.get("load") == "names" for o in own.values()) else "") + ".")
     scratch = [r["model"] for r in summary["models"] if "scratch" in (r.get("head_start") or "")]
     new_cls = [r["model"] for r in summary["models"] if "new class outputs" in (r.get("head_start") or "")]
+    by_name = [m for m in scratch if (own.get(m) or {}).get("load") == "names"]
+    scratch = [m for m in scratch if m not in by_name]
     if scratch:
         out.append(f"The detection head starts from scratch in {', '.join(scratch)}: the checkpoint's head does not "
                    "transfer (e.g. the anchor-based head of an original-YOLOv5 checkpoint); only the backbone and "
                    "neck are pretrained, and a few epochs are not enough to train the head.")
+    if by_name:
+        out.append(f"The detection head starts from scratch in {', '.join(by_name)} (loaded by name and shape): none of "
+                   "the checkpoint's head tensors matches its names and shapes (after an inserted layer, for example, the "
+                   "head sits at another index).")
     if new_cls:
         out.append(f"The class outputs of the head start from scratch in {', '.join(new_cls)} (the dataset's class "
                    "count differs from the checkpoint's); the rest of the head is pretrained.")

@@ -393,8 +393,14 @@ def _checked_data(data: str, out_dir: Path, log):
 
 def _model_spec(ref: str, nc: int, out_dir: Path) -> dict:
     """Resolved, copied and built model reference: name, path, YAML hash, parameters and GFLOPs."""
-    r = materialize(resolve_model(ref), out_dir / "models")
+    from ..model_options import read_model_options
+
+    resolved = resolve_model(ref)
+    options = read_model_options(resolved)  # the YAML's own yolo_attn: key; errors name the user's file
+    r = materialize(resolved, out_dir / "models")
     m = {"name": model_label(ref), "ref": r, "hash": _file_hash(r)}
+    if not options.empty:
+        m["options"] = options.as_dict()
     try:
         m["params"], m["gflops_640"] = model_cost(r, nc, 640)
     except Exception as exc:  # the YAML does not build: stop before config.json and the first trial
@@ -482,21 +488,43 @@ def check_sweep_settings(train_args: dict | None, pretrained: str | None, specs_
     t_args = sweep_train_args(train_args, pretrained)
     check_args({k: v for k, v in t_args.items() if k not in YOLO_ATTN_ARGS})  # trust, attn_init: yolo_attn's own
     check_pretrained_options(t_args, pretrained, [m["ref"] for m in specs_m])
+    options = check_model_options(t_args, pretrained, specs_m)
     if pretrained:
         from ..checkpoint import load_checkpoint
-        from ..transfer import transfer_weights
+        from ..model_options import effective
+        from ..transfer import load_by_name, transfer_weights
         from .trial import build
 
         if not Path(pretrained).is_file():
             raise FileNotFoundError(f"--pretrained {pretrained}: no such file")
         load_checkpoint(pretrained)
         for m in specs_m:
+            opts = options[m["name"]]
+            load = load_by_name if opts.load_mode == "names" else transfer_weights
             try:
                 with quiet_ultralytics():
-                    transfer_weights(pretrained, build(m["ref"], nc, init=t_args.get("attn_init")))
+                    load(pretrained, build(m["ref"], nc, init=effective(opts, t_args.get("attn_init"))[0]))
             except Exception as exc:
                 raise ValueError(f"--pretrained {pretrained} does not transfer into {m['name']}: {exc}") from exc
     return t_args
+
+
+def check_model_options(t_args: dict, pretrained: str | None, specs_m: list[dict]) -> dict:
+    """Model name -> :class:`~yolo_attn.model_options.ModelOptions` (each YAML's ``yolo_attn:`` key), checked against
+    the sweep: per-model ``freeze``/``load: names`` need ``--pretrained``; ``load: names`` takes no freeze."""
+    from ..model_options import ModelOptions, check_with_pretrained, effective, parse_model_options
+
+    out = {}
+    for m in specs_m:
+        opts = parse_model_options(m.get("options"), m["name"]) if m.get("options") else ModelOptions()
+        check_with_pretrained(opts, pretrained, f"model {m['name']} ({m['ref']})")
+        freeze = effective(opts, freeze=t_args.get("freeze"))[1]
+        if opts.load_mode == "names" and freeze not in (None, 0, [], False):
+            raise ValueError(f"model {m['name']}: yolo_attn.load: names with freeze={freeze} (the sweep's --freeze) is not "
+                             "supported: freeze is read in the base model's layer indices, which only the structure "
+                             "transfer maps to the model")
+        out[m["name"]] = opts
+    return out
 
 
 def _init_config(store: Store, data, data_yaml: Path, specs_m: list[dict], seed_list: list[int], base_name: str,
@@ -504,6 +532,7 @@ def _init_config(store: Store, data, data_yaml: Path, specs_m: list[dict], seed_
                  eval_split: str = "val") -> dict:
     """Store the sweep's settings in config.json (or check them against the stored ones). The eval split is a
     setting only when it is not val, so that sweeps scored on val keep their settings hash."""
+    model_options = {m["name"]: m["options"] for m in specs_m if m.get("options")}
     settings = {
         "data": _data_fingerprint(data_yaml, eval_split),
         "epochs": int(epochs),
@@ -512,6 +541,9 @@ def _init_config(store: Store, data, data_yaml: Path, specs_m: list[dict], seed_
         "pretrained": _file_hash(pretrained) if pretrained else None,
         "weights": weights,
         **({"eval_split": eval_split} if eval_split != "val" else {}),
+        # per-model options (a model YAML's yolo_attn: key) are settings only where a model has them, so that
+        # sweeps without them keep their settings hash
+        **({"model_options": model_options} if model_options else {}),
     }
     config = {
         **settings,

@@ -32,6 +32,7 @@ class Effect:
     mdd: float | None = None  # minimum detectable difference (80% power) when the statistics provide it
     p: float | None = None
     level: float = 0.95
+    sd_seed: float | None = None  # SD over seeds of the per-seed differences (None with one seed or when not given)
 
     @property
     def has_interval(self) -> bool:
@@ -39,7 +40,8 @@ class Effect:
 
     def as_dict(self) -> dict:
         return {"delta": self.delta, "lo": self.lo, "hi": self.hi, "n_seeds": self.n_seeds, "verdict": self.verdict,
-                "per_seed": self.per_seed, "seeds": self.seeds, "mdd": self.mdd, "p": self.p, "level": self.level}
+                "per_seed": self.per_seed, "seeds": self.seeds, "mdd": self.mdd, "p": self.p, "level": self.level,
+                "sd_seed": self.sd_seed}
 
 
 def _num(v) -> float:
@@ -88,8 +90,10 @@ def effect_of(row: dict, metric: str = "map") -> Effect | None:
     mdd = _num(mdd) if mdd is not None else _stats_mdd(d)
     verdict = adj.get("verdict") or d.get("verdict") or _fallback_verdict(delta, lo, hi, n, mdd)
     p = adj.get("p_holm", d.get("p_holm", d.get("p")))
+    sd = _num(d.get("sd_seed"))
     return Effect(delta, lo, hi, n, verdict, [float(x) for x in d.get("per_seed", [])], [int(s) for s in d.get("seeds", [])],
-                  mdd, _num(p) if p is not None else None, float(d.get("level", 0.95)))
+                  mdd, _num(p) if p is not None else None, float(d.get("level", 0.95)),
+                  sd if n >= 2 and math.isfinite(sd) else None)
 
 
 def contrast(a: Effect, b: Effect) -> Effect | None:

@@ -115,3 +115,22 @@ def pareto_plot(points: list[dict], front: list[str], path: Path, title: str, xl
         ax.plot([p["cost"] for p in fr], [p["delta"] for p in fr], "-", color="tab:blue", lw=1, label="Pareto front")
         ax.legend(loc="best", fontsize=8)
     _finish(plt, fig, ax, path, title, xlabel, "ΔmAP50-95 to the baseline (confirmed: 95% CI; grey: selection runs)")
+
+
+def learning_curves(lines: list[dict], path: Path, title: str, ylabel: str = "mAP50-95 (Ultralytics validation)") -> None:
+    """One line per arm: mAP after each epoch (epoch 0: before training), mean over seeds.
+
+    ``lines``: label, epochs (list), values (list, NaN skipped), and optionally style (matplotlib line style).
+    """
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    for ln in lines:
+        pts = [(e, v) for e, v in zip(ln["epochs"], ln["values"]) if v is not None and math.isfinite(v)]
+        if pts:
+            ax.plot([e for e, _ in pts], [v for _, v in pts], ln.get("style", "-o"), ms=3, label=ln["label"])
+    from matplotlib.ticker import MaxNLocator
+
+    ax.legend(loc="best", fontsize=7)
+    ax.set_xlim(left=0)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _finish(plt, fig, ax, path, title, "epoch (0: before the first training step)", ylabel + ", mean over seeds")

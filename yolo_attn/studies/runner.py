@@ -50,11 +50,26 @@ class StudyOptions:
     max_trials: int | None = None
     progress: bool = True
     diagnose: bool = False  # after the sweeps: yolo-attn diagnose on each sweep's checkpoints
+    pretrained: str | None = None  # stock checkpoint the fine-tuning sweeps start from (study pretrained)
 
     def fingerprint(self) -> dict:
-        """The options that decide the study's results (not where or how fast it runs)."""
+        """The options that decide the study's results (not where or how fast it runs).
+
+        ``pretrained`` only where given (with a hash of the file's bytes), so the studies that take none keep
+        the fingerprint they always had."""
         keep = ("data", "layer", "placement", "seeds", "epochs", "imgsz", "scale", "widths", "placements", "batch")
-        return {k: getattr(self, k) for k in keep}
+        out = {k: getattr(self, k) for k in keep}
+        if self.pretrained:
+            out["pretrained"] = str(self.pretrained)
+            out["pretrained_sha256"] = _sha256(self.pretrained)
+        return out
+
+
+def _sha256(path) -> str | None:
+    import hashlib
+
+    p = Path(path)
+    return hashlib.sha256(p.read_bytes()).hexdigest()[:12] if p.is_file() else None
 
 
 @dataclass
@@ -69,6 +84,7 @@ class SweepPlan:
     roles: dict[str, str] = field(default_factory=dict)  # label -> what the model stands for in the study
     meta: dict = field(default_factory=dict)  # study-specific facts of this sweep (e.g. its width)
     eval_split: str | None = None  # split of the final scoring (None: compare's default, val)
+    pretrained: str | None = None  # stock checkpoint every model of the sweep starts from (compare's --pretrained)
 
 
 @dataclass
@@ -135,6 +151,8 @@ def provenance(out: Path, plans: list[SweepPlan], summaries: dict[str, dict]) ->
         s = summaries.get(p.name) or {}
         sweeps.append({"name": p.name, "models": [Path(m).stem for m in p.models], "baseline": p.baseline,
                        "seeds": p.seeds, "epochs": p.epochs, "imgsz": cfg.get("imgsz"), "train_args": cfg.get("train_args"),
+                       "pretrained": p.pretrained, "pretrained_hash": cfg.get("pretrained"),
+                       "model_options": cfg.get("model_options"),
                        "threads": cfg.get("_threads"), "trials_ok": s.get("n_ok", len(recs)),
                        "trials": s.get("n_trials", len(p.models) * len(p.seeds)),
                        "trial_seconds": round(secs, 1)})
@@ -151,12 +169,19 @@ def provenance_md(prov: dict) -> list[str]:
     for s in prov["sweeps"]:
         lines.append(f"- sweep `{s['name']}`: models {', '.join(s['models'])} (baseline {s['baseline']}); seeds "
                      f"{s['seeds']}; {s['epochs']} epochs; imgsz {s['imgsz']}; {s['trials_ok']}/{s['trials']} trials ok; "
-                     f"{s['trial_seconds'] / 60:.1f} min of training+validation; {s['threads']} thread(s)")
+                     f"{s['trial_seconds'] / 60:.1f} min of training+validation; {s['threads']} thread(s)"
+                     + (f"; from pretrained `{s['pretrained']}` (hash {s.get('pretrained_hash')})" if s.get("pretrained") else "")
+                     + (f"; per-model options (YAML key yolo_attn) {json.dumps(s['model_options'], sort_keys=True)}"
+                        if s.get("model_options") else ""))
     v = prov["versions"]
     lines.append(f"- total trial time {prov['trial_seconds_total'] / 60:.1f} min; versions: "
                  + ", ".join(f"{k} {v[k]}" for k in ("yolo_attn", "ultralytics", "torch", "numpy", "scipy", "python")))
-    if prov["sweeps"] and prov["sweeps"][0].get("train_args"):
-        lines.append(f"- training arguments (every trial): `{json.dumps(prov['sweeps'][0]['train_args'], sort_keys=True)}`")
+    targs = [s.get("train_args") for s in prov["sweeps"] if s.get("train_args")]
+    if targs and all(t == targs[0] for t in targs):
+        lines.append(f"- training arguments (every trial): `{json.dumps(targs[0], sort_keys=True)}`")
+    else:
+        lines.extend(f"- training arguments (sweep `{s['name']}`): `{json.dumps(s['train_args'], sort_keys=True)}`"
+                     for s in prov["sweeps"] if s.get("train_args"))
     lines.append(f"- command: `{prov['command']}`")
     return lines
 
@@ -221,6 +246,7 @@ def run_sweeps(plans: list[SweepPlan], opts: StudyOptions, out: Path, compare_fn
             baseline=p.baseline, train_args=train_args, backend=opts.backend, threads=opts.threads,
             **({"ray_address": opts.ray_address} if opts.ray_address else {}),
             **({"eval_split": p.eval_split} if p.eval_split else {}),
+            **({"pretrained": p.pretrained} if p.pretrained else {}),
             progress=opts.progress, max_trials=left)
         if left is not None:
             left = max(0, left - _trained_now(summaries[p.name], t0))
@@ -267,8 +293,11 @@ def _diagnoses_missing(out: Path) -> bool:
 
 
 def run_study(study, opts: StudyOptions, compare_fn=None, stream=None, diagnose_fn=None) -> dict:
-    """Run study module ``study`` (capacity, fuse, fmm, placement) with ``opts``; print and return its report."""
+    """Run study module ``study`` (capacity, fuse, fmm, placement, pretrained) with ``opts``; print and return its report."""
     stream = stream or sys.stdout
+    if opts.pretrained and not getattr(study, "TAKES_PRETRAINED", False):
+        raise ValueError(f"study {study.NAME}: --pretrained is an option of the pretrained study only (this study trains "
+                         "from scratch)")
     opts = study.with_defaults(opts)
     out = Path(opts.out or Path("runs") / "study" / study.NAME)
     fp = {"study": study.NAME, **opts.fingerprint()}

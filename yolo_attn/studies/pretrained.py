@@ -1,0 +1,270 @@
+"""Study ``pretrained``: how an attention model should start from one stock checkpoint.
+
+From one stock checkpoint (``--pretrained STOCK.pt``, required) and one layer (``--layer``, default SE) at
+one placement (``--placement``, default backbone-end), two sweeps, seeds paired:
+
+``finetune`` -- five models, each fine-tuned from the checkpoint (compare's ``--pretrained``, its
+fine-tuning preset), baseline (a):
+
+* (a) stock: the checkpoint's own architecture (the structure transfer is then a plain load);
+* (b) the attention model loaded as Ultralytics loads it (``YOLO(yaml).load(pt)``: a tensor is copied where
+  its name and shape agree, so after the inserted layer most of the network keeps its initialisation),
+  attention layers as the paper initialises them;
+* (c) the structure-aware transfer (``yolo_attn.transfer_weights``), paper initialisation;
+* (d) the structure-aware transfer, identity start (each attention layer starts as the identity: the model
+  predicts exactly as the checkpoint before training);
+* (e) (d) with the backbone frozen (in the base model's indices; attention layers train).
+
+The arms differ only in how they start, which each model YAML says under its ``yolo_attn:`` key
+(:mod:`yolo_attn.model_options`), so all five run in one sweep with one set of training arguments.
+
+``scratch`` -- stock vs the attention model without pretrained weights (same seeds, from-scratch preset),
+for the seed SD of the difference from scratch beside the fine-tuned one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+from . import _single
+from . import _verdicts as V
+from .models import model_dict, write_model
+from .runner import Analysis, StudyOptions, SweepPlan, apply_defaults, seed_list, trial_records
+
+NAME = "pretrained"
+HELP = ("fine-tuning from one stock checkpoint (--pretrained): Ultralytics' name load vs structure transfer, "
+        "paper vs identity start, frozen backbone; seed SD fine-tuned vs from scratch")
+TAKES_PRETRAINED = True  # --pretrained (required here; the other studies refuse it)
+ARMS = ("a", "b", "c", "d", "e")
+# the yolo_attn: key of each arm's model YAML (a: the stock YAML, nothing to say)
+ARM_OPTIONS = {
+    "a": None,
+    "b": {"attn_init": "paper", "load": "names"},
+    "c": {"attn_init": "paper", "load": "structure"},
+    "d": {"attn_init": "identity", "load": "structure"},
+    "e": {"attn_init": "identity", "load": "structure", "freeze": "backbone"},
+}
+ARM_FILES = {"b": "names-paper", "c": "structure-paper", "d": "structure-identity", "e": "structure-identity-frozen"}
+ARM_ROLES = {
+    "a": "(a) stock, fine-tuned",
+    "b": "(b) Ultralytics' load (name and shape), paper init",
+    "c": "(c) structure transfer, paper init",
+    "d": "(d) structure transfer, identity start",
+    "e": "(e) = (d), backbone frozen",
+}
+CONTRASTS = (("c", "b", "Structure transfer instead of Ultralytics' name load ((c) − (b), both paper init)"),
+             ("d", "c", "The identity start instead of the paper init ((d) − (c), both structure transfer)"),
+             ("e", "d", "Freezing the backbone ((e) − (d), identity start)"))
+SD_ARM = "d"  # the fine-tuned attention model whose Δ to stock gives the seed SD beside the from-scratch one
+
+
+def with_defaults(opts: StudyOptions) -> StudyOptions:
+    return apply_defaults(opts, layer="SE", placement="backbone-end", seeds=2, epochs=4, imgsz=192)
+
+
+def plan(opts: StudyOptions, models_dir: Path) -> list[SweepPlan]:
+    if not opts.pretrained:
+        raise ValueError("pretrained study: --pretrained STOCK.pt is required (the stock checkpoint every fine-tuned "
+                         "arm starts from)")
+    if not Path(opts.pretrained).is_file():
+        raise FileNotFoundError(f"pretrained study: --pretrained {opts.pretrained}: no such file")
+    if opts.placements:
+        raise ValueError("pretrained study: one placement (--placement), not --placements")
+    sc, tag = opts.scale, f"{opts.layer}-{opts.placement}"
+    stock = write_model(model_dict(scale=sc), models_dir, "stock", "stock YOLOv5 (arm a; from scratch: the baseline)")
+    attn = model_dict(opts.layer, [], [opts.placement], sc)
+    paths = {"a": stock}
+    for arm in ARMS[1:]:
+        paths[arm] = write_model({**attn, "yolo_attn": dict(ARM_OPTIONS[arm])}, models_dir, f"{tag}-{ARM_FILES[arm]}",
+                                 f"{opts.layer} at {opts.placement}, arm {ARM_ROLES[arm]}")
+    scratch_attn = write_model(attn, models_dir, tag, f"{opts.layer} at {opts.placement}, trained from scratch")
+    seeds = seed_list(opts)
+    label = {arm: Path(p).stem for arm, p in paths.items()}
+    finetune = SweepPlan("finetune", [paths[a] for a in ARMS], label["a"], seeds, opts.epochs,
+                         {label[a]: ARM_ROLES[a] for a in ARMS}, meta={"arms": {label[a]: a for a in ARMS}},
+                         pretrained=str(Path(opts.pretrained).resolve()))
+    s_attn = Path(scratch_attn).stem
+    scratch = SweepPlan("scratch", [stock, scratch_attn], label["a"], seeds, opts.epochs,
+                        {label["a"]: "stock, from scratch", s_attn: f"{opts.layer} at {opts.placement}, from scratch"},
+                        meta={"arms": {label["a"]: "stock", s_attn: "attn"}})
+    return [finetune, scratch]
+
+
+# ------------------------------------------------------------------------------------------------ records
+def _by_model(sweep_dir: Path) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for r in trial_records(sweep_dir):
+        out.setdefault(r.get("model"), []).append(r)
+    for recs in out.values():
+        recs.sort(key=lambda r: r.get("seed", 0))
+    return out
+
+
+def _mean(values) -> float:
+    vals = [float(v) for v in values if v is not None and math.isfinite(float(v))]
+    return sum(vals) / len(vals) if vals else math.nan
+
+
+def _start_maps(recs: list[dict]) -> dict[int, float]:
+    """seed -> mAP50-95 of the validation before the first training step (the record's ``start``)."""
+    return {r["seed"]: float(r["start"]["map"]) for r in recs if (r.get("start") or {}).get("map") is not None}
+
+
+def _curve(recs: list[dict]) -> tuple[list[int], list[float]]:
+    """Epochs (0 = before training, where recorded) and the mean over seeds of the per-epoch mAP50-95."""
+    by_epoch: dict[int, list[float]] = {}
+    for s, v in _start_maps(recs).items():
+        by_epoch.setdefault(0, []).append(v)
+    for r in recs:
+        for p in r.get("curve") or []:
+            if p.get("epoch") is not None:
+                by_epoch.setdefault(int(p["epoch"]), []).append(p.get("map", math.nan))
+    epochs = sorted(by_epoch)
+    return epochs, [_mean(by_epoch[e]) for e in epochs]
+
+
+def _tensors(recs: list[dict]) -> str:
+    """``copied/source tensors`` of the weight transfer (the run's transfer.json), or '-'."""
+    for r in recs:
+        path = Path(r.get("run_dir") or "") / "transfer.json"
+        if r.get("run_dir") and path.is_file():
+            try:
+                t = json.loads(path.read_text())
+                return f"{t['tensors']}/{t['source_tensors']}"
+            except (ValueError, KeyError):
+                continue
+    return "-"
+
+
+def _heads(recs: list[dict]) -> str:
+    return ", ".join(sorted({r["head_start"] for r in recs if r.get("head_start")})) or "-"
+
+
+def _f(v, nd: int = 3) -> str:
+    return "-" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.{nd}f}"
+
+
+def _checkpoint_format(path) -> str | None:
+    try:
+        from ..checkpoint import load_checkpoint
+
+        return load_checkpoint(path).format
+    except Exception:  # the report must not fail on it: the sweeps already read the file
+        return None
+
+
+# ------------------------------------------------------------------------------------------------ analysis
+def analyse(opts: StudyOptions, plans: list[SweepPlan], summaries: dict[str, dict], out: Path) -> Analysis:
+    ft, sc = plans
+    res, recs = V.model_results(summaries[ft.name]), _by_model(out / ft.name)
+    label = {a: lbl for lbl, a in ft.meta["arms"].items()}
+    effect = {a: (res[label[a]].effect if label[a] in res else None) for a in ARMS}
+    contrasts = {text: (V.contrast(effect[x], effect[y]) if effect[x] and effect[y] else None) for x, y, text in CONTRASTS}
+    s_res, s_recs = V.model_results(summaries[sc.name]), _by_model(out / sc.name)
+    s_label = {a: lbl for lbl, a in sc.meta["arms"].items()}
+    scratch = s_res[s_label["attn"]].effect if s_label["attn"] in s_res else None
+    fine = effect[SD_ARM]
+    fmt = _checkpoint_format(opts.pretrained)
+    ckpt = Path(str(opts.pretrained)).name
+    where = f"{opts.layer} at {opts.placement}"
+
+    question = (f"Starting an attention model ({where}) from the stock checkpoint {ckpt}: does it matter how the weights "
+                "arrive (Ultralytics' name-and-shape load vs yolo_attn's structure transfer), how the attention layers "
+                "start (paper init vs identity), and whether the backbone is frozen? Each arm against the fine-tuned "
+                "stock model, seeds paired; and how noisy is the difference fine-tuned compared with from scratch?")
+    start = {a: _start_maps(recs.get(label[a], [])) for a in ARMS}
+    e0 = ", ".join(f"({a}) {_f(_mean(start[a].values()))}" for a in ARMS)
+    heads = {a: _heads(recs.get(label[a], [])) for a in ARMS}
+    parts = [f"Epoch 0 (before any training step), mAP50-95: {e0}."]
+    same = [a for a in ("d", "e") if start[a] and start[a] == start["a"]]
+    if same:
+        parts.append(f"With the identity start {' and '.join(f'({a})' for a in same)} begin exactly where (a) does "
+                     "(same epoch-0 mAP50-95 in every seed).")
+    from_scratch = [a for a in ARMS if "scratch" in heads[a]]
+    if from_scratch:
+        which = "every arm" if len(from_scratch) == len(ARMS) else ", ".join(f"({a})" for a in from_scratch)
+        why = ("the checkpoint's head does not transfer" if set(from_scratch) - {"b"} else
+               "the name-and-shape load finds none of the checkpoint's head: after an inserted layer the head sits "
+               "at another index")
+        parts.append(f"The detection head starts from scratch in {which} ({why}), so epoch 0 is about the untrained "
+                     "head there, not about how the attention layers start.")
+    parts += [V.sentence(effect[a], f"Against stock fine-tuned, {ARM_ROLES[a]}") for a in ARMS[1:]]
+    parts += [V.sentence(c, text) for text, c in contrasts.items()]
+    parts.append(V.sentence(scratch, f"From scratch, {where} against stock"))
+    parts.append(_sd_sentence(fine, scratch))
+    answer = " ".join(parts)
+
+    rows = ["| arm | model | head start | tensors from the checkpoint | mAP50-95 epoch 0 (mean over seeds) | "
+            "mAP50-95 final (COCOeval, mean ± sd) | Δ to (a) [95% CI, this model alone] | Δ per seed | "
+            "SD of Δ over seeds | verdict (family-wise) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for a in ARMS:
+        r, e, mine = res.get(label[a]), effect[a], recs.get(label[a], [])
+        per_seed = ", ".join(f"{x:+.3f}" for x in e.per_seed) if e else "-"
+        verdict = "baseline" if a == "a" else (e.verdict if e else "-")
+        rows.append(f"| {ARM_ROLES[a]} | {label[a]} | {heads[a]} | {_tensors(mine)} | {_f(_mean(start[a].values()))} | "
+                    f"{_f(r.map_mean) if r else '-'} ± {_f(r.map_std) if r else '-'} | "
+                    f"{'-' if a == 'a' else V.fmt_effect(e)} | {per_seed} | {_f(e.sd_seed if e else None, 4)} | {verdict} |")
+    sd_rows = ["| comparison | Δ [95% CI] | Δ per seed | SD of Δ over seeds | seeds |", "|---|---|---|---|---|"]
+    for name, e in ((f"fine-tuned: {ARM_ROLES[SD_ARM]} − (a)", fine), (f"from scratch: {where} − stock", scratch)):
+        sd_rows.append(f"| {name} | {V.fmt_effect(e)} | {', '.join(f'{x:+.3f}' for x in e.per_seed) if e else '-'} | "
+                       f"{_f(e.sd_seed if e else None, 4)} | {e.n_seeds if e else '-'} |")
+    plan_cmd = f"yolo-attn compare --plan --out {out / ft.name} --effect EFFECT"
+    data = {
+        "checkpoint": {"path": str(opts.pretrained), "format": fmt},
+        "arms": {a: {"label": label[a], "role": ARM_ROLES[a], "options": ARM_OPTIONS[a], "head_start": heads[a],
+                     "start_map_per_seed": {str(k): v for k, v in start[a].items()},
+                     "start_map_mean": _mean(start[a].values()),
+                     "map_mean": res[label[a]].map_mean if label[a] in res else None,
+                     "map_std": res[label[a]].map_std if label[a] in res else None,
+                     "effect": effect[a].as_dict() if effect[a] else None,
+                     "curve": dict(zip(("epochs", "map"), _curve(recs.get(label[a], []))))} for a in ARMS},
+        "contrasts": {text: c.as_dict() if c else None for text, c in contrasts.items()},
+        "scratch": {"models": {k: v.as_dict() for k, v in s_res.items()}, "effect": scratch.as_dict() if scratch else None,
+                    "curves": {lbl: dict(zip(("epochs", "map"), _curve(s_recs.get(lbl, [])))) for lbl in s_label.values()}},
+        "seed_sd": {"finetuned": fine.sd_seed if fine else None, "finetuned_seeds": fine.n_seeds if fine else 0,
+                    "finetuned_arm": SD_ARM, "scratch": scratch.sd_seed if scratch else None,
+                    "scratch_seeds": scratch.n_seeds if scratch else 0},
+        "plan_command": plan_cmd,
+    }
+    notes = [
+        "With a checkpoint of the original YOLOv5 repository (anchor-based head, e.g. Ultralytics' v5-era `yolov5n.pt`) "
+        "the detection head does not transfer in any arm (records' `head_start`: `scratch`): only backbone and neck "
+        "start pretrained, and epoch 0 is near 0 mAP in every arm."
+        + (f" This checkpoint is one ({ckpt}: format `{fmt}`)." if fmt == "yolov5" else
+           f" This checkpoint: format `{fmt}`; the head start per arm is in the table." if fmt else ""),
+        f"(b) is loaded by Ultralytics' own name-and-shape matching (`intersect_dicts`, as `YOLO(yaml).load(pt)`): the "
+        f"layer inserted at {opts.placement} shifts every later index, so those layers mostly keep their initialisation "
+        "(column 'tensors from the checkpoint'); (c)-(e) use the structure-aware transfer. The arms differ only in the "
+        "`yolo_attn:` key of their model YAMLs (models/), which overrides the sweep-level attn_init/freeze.",
+        "The fine-tuned arms train with compare's fine-tuning preset (`FINE_TUNE_ARGS`); the from-scratch sweep with the "
+        "short-run preset (see the training arguments below).",
+        "With few seeds an SD over seeds is itself very uncertain (2 seeds: one degree of freedom). To plan the seeds of a "
+        f"fine-tuning comparison from this study's sweep, read it as a pilot (nothing trains): `{plan_cmd}`.",
+        _single.CONTRAST_NOTE,
+    ]
+    lines = [{"label": ARM_ROLES[a], "epochs": data["arms"][a]["curve"]["epochs"], "values": data["arms"][a]["curve"]["map"]}
+             for a in ARMS]
+    lines += [{"label": sc.roles[lbl], "style": "--", "epochs": c["epochs"], "values": c["map"]}
+              for lbl, c in data["scratch"]["curves"].items()]
+
+    def plot(path):
+        from .plots import learning_curves
+
+        learning_curves(lines, path, f"{where}, fine-tuned from {ckpt} (solid) and from scratch (dashed)")
+
+    tables = ["\n".join(rows), _single.contrast_table(contrasts), "\n".join(sd_rows)]
+    return Analysis(question, answer, tables, data, plot if any(ln["epochs"] for ln in lines) else None, notes)
+
+
+def _sd_sentence(fine: V.Effect | None, scratch: V.Effect | None) -> str:
+    def one(e):
+        if e is None or e.sd_seed is None:
+            return f"not estimable ({e.n_seeds if e else 0} seed{'s' if not e or e.n_seeds != 1 else ''})"
+        return f"{e.sd_seed:.4f} ({e.n_seeds} seeds)"
+
+    known = [e for e in (fine, scratch) if e is not None and e.sd_seed is not None]
+    few = bool(known) and min(e.n_seeds for e in known) < 6
+    return (f"Seed SD of Δ: {one(fine)} fine-tuned ({ARM_ROLES[SD_ARM]} − (a)) against {one(scratch)} from scratch"
+            + ("; an SD from so few seeds is a rough guide, not a measurement of their ratio." if few else "."))
