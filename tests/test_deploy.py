@@ -189,6 +189,7 @@ def test_layer_exports_and_matches_pytorch(spec, tmp_path, monkeypatch):
         pytest.skip("needs the deploy extra (OpenVINO, ONNX Runtime): pip install 'yolo_attn[deploy]'")
     from yolo_attn.deploy.check import PASSED, CheckSettings, check_model, default_images, load_images
     from yolo_attn.deploy.formats import QUICK_FORMATS, get_format
+    from yolo_attn.deploy.matrix import SUPPORT_FILE, per_layer, read_results
     from yolo_attn.deploy.models import model_for_layer
 
     monkeypatch.chdir(tmp_path)  # converters may write scratch files into the cwd
@@ -198,8 +199,12 @@ def test_layer_exports_and_matches_pytorch(spec, tmp_path, monkeypatch):
     cm = model_for_layer(spec, tmp_path, load_images(images, 64, 64))
     assert cm.layers == (spec.name,)
     results = check_model(cm, [get_format(f) for f in QUICK_FORMATS], settings, tmp_path)
+    recorded = per_layer(read_results(SUPPORT_FILE))[spec.name]  # the committed matrix (docs/deploy.md)
     for r in results:
-        assert r.status == PASSED, f"{spec.name} {r.format}: {r.status}: {r.reason}"
+        if recorded[r.format].status != PASSED:  # a failure the matrix records and docs/deploy.md explains
+            assert r.status in (PASSED, recorded[r.format].status), f"{spec.name} {r.format}: {r.status}: {r.reason}"
+            continue
+        assert r.status == PASSED, f"{spec.name} {r.format}: {r.status}: {r.reason} (passed in the committed matrix)"
         assert r.boxes.reference > 0 and r.boxes.matched == r.boxes.reference, (r.format, r.boxes)
     dyn = next(r for r in results if r.format == "onnx-dynamic")
     assert dyn.sizes == [[1, 64, 64], [2, 64, 128]]  # the dynamic model also ran a batch at another size
