@@ -18,7 +18,7 @@ from . import report
 from .contract import TrialSpec
 from .stats import check_n_boot
 from .store import Store, stable_hash
-from .trial import (SWEEP_ARGS, check_pretrained_options, environment, sweep_train_args, materialize, model_cost, model_label, quiet_ultralytics,
+from .trial import (SWEEP_ARGS, check_pretrained_options, scale_free_name, environment, sweep_train_args, materialize, model_cost, model_label, quiet_ultralytics,
                     resolve_model)
 
 DEFAULT_MODELS = ["yolov5n.yaml", "yolov5n-se-backbone-end.yaml", "yolov5n-cbam-neck.yaml", "yolov5n-eca-backbone.yaml"]
@@ -215,8 +215,7 @@ def _file_hash(ref: str) -> str:
     p = Path(ref)
     if p.is_file():
         return hashlib.sha256(p.read_bytes()).hexdigest()[:12]
-    unified = re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", p.stem) + p.suffix
-    q = p.with_name(unified)
+    q = p.with_name(scale_free_name(p.name))
     if q.is_file():
         return hashlib.sha256(q.read_bytes()).hexdigest()[:12] + f"@{p.stem}"
     return f"builtin:{ref}"

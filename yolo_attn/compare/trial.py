@@ -59,6 +59,12 @@ SWEEP_ARGS = ("model", "data", "epochs", "imgsz", "seed", "deterministic", "plot
 _SCALE_RE = re.compile(r"(\d+)([nslmx])(.+)?$")
 
 
+def scale_free_name(name: str) -> str:
+    """The file name without its scale letter, as Ultralytics looks it up: ``yolov5n-se.yaml`` -> ``yolov5-se.yaml``."""
+    p = Path(name)
+    return _SCALE_RE.sub(r"\1\3", p.stem) + p.suffix
+
+
 class NonFiniteLoss(FloatingPointError):
     pass
 
@@ -81,7 +87,7 @@ def resolve_model(ref: str) -> str:
     if p.suffix == ".pt":
         raise FileNotFoundError(f"model checkpoint not found: {ref}")
     name = p.name if p.suffix in (".yaml", ".yml") else p.name + ".yaml"
-    unified = _SCALE_RE.sub(r"\1\3", Path(name).stem) + Path(name).suffix
+    unified = scale_free_name(name)
     for d in _model_dirs():
         if (d / name).is_file() or (d / unified).is_file():
             return str(d / name)
@@ -110,7 +116,7 @@ def materialize(ref: str, out_dir: Path) -> str:
     if p.is_file():
         text = p.read_text()
     else:
-        unified = _SCALE_RE.sub(r"\1\3", p.stem) + p.suffix
+        unified = scale_free_name(p.name)
         cands = [d / unified for d in _model_dirs()] + [p.with_name(unified)]
         try:
             from ultralytics.utils.checks import check_yaml
