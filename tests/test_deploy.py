@@ -171,6 +171,24 @@ def test_int8_table_pairs_seeds_against_the_baseline():
     assert "+0.0300 (1 seed)" in one
 
 
+def test_int8_validation_writes_under_the_requested_folder_even_when_relative(tmp_path, monkeypatch):
+    # Ultralytics puts a relative project under its own runs folder (under pytest: next to its package), so a
+    # relative --out must reach the validator as an absolute path
+    from yolo_attn.deploy.int8 import _val
+
+    seen = {}
+
+    class FakeYOLO:
+        def val(self, **kw):
+            seen.update(kw)
+            return SimpleNamespace(box=SimpleNamespace(map=0.25, map50=0.5))
+
+    monkeypatch.chdir(tmp_path)
+    assert _val(FakeYOLO(), "data.yaml", 64, Path("runs/int8/trial"), "val-openvino") == (0.25, 0.5)
+    assert Path(seen["project"]) == tmp_path / "runs/int8/trial" and Path(seen["project"]).is_absolute()
+    assert seen["name"] == "val-openvino" and seen["split"] == "val"
+
+
 def test_export_check_refuses_unclear_requests():
     from yolo_attn.cli import main
 

@@ -51,7 +51,7 @@ def _val(yolo_or_path, data: str, imgsz: int, out: Path, name: str) -> tuple[flo
 
     model = YOLO(str(yolo_or_path), task="detect") if isinstance(yolo_or_path, (str, Path)) else yolo_or_path
     with quiet_ultralytics():
-        m = model.val(data=data, imgsz=imgsz, batch=1, split="val", plots=False, project=str(out), name=name,
+        m = model.val(data=data, imgsz=imgsz, batch=1, split="val", plots=False, project=str(Path(out).resolve()), name=name,
                       exist_ok=True, verbose=False, device="cpu", **VAL_ARGS)
     return float(m.box.map), float(m.box.map50)
 
