@@ -23,8 +23,8 @@ def sweep_seconds(root: Path) -> dict:
     from yolo_attn.compare.store import Store
 
     store = Store(root)
-    cfg = store.read_config() or {}
-    recs = [r for r in store.latest(cfg.get("settings_hash")).values() if r.get("status") == "ok"]
+    cfg = store.read_config()
+    recs = [r for r in store.latest(cfg.settings_hash if cfg else None).values() if r.get("status") == "ok"]
     return {"trials": len(recs), "train_s": sum(r.get("train_time_s") or 0 for r in recs),
             "trial_s": sum(r.get("duration_s") or 0 for r in recs)}
 

@@ -386,3 +386,21 @@ def read_label_rows(path: Path):
     import numpy as np
 
     return np.array([[float(v) for v in ln.split()] for ln in path.read_text().splitlines()]).reshape(-1, 5)
+
+
+def record_fake_trials(out, models, seeds, epochs: int, baseline: str, fields, allow_changes: bool = False) -> None:
+    """For stand-ins of ``compare``: the sweep's config.json and one ok record per model x seed, written through the
+    real store and contract (so readers meet what a sweep writes). ``fields(label, seed)``: the record's values."""
+    from yolo_attn.compare.contract import SweepConfig, TrialSpec
+    from yolo_attn.compare.store import Store, stable_hash
+
+    store = Store(out)
+    labels = [Path(m).stem for m in models]
+    config = SweepConfig(settings_hash=stable_hash([labels, list(seeds), epochs]), data_fingerprint={}, epochs=epochs,
+                         imgsz=64, models=[{"name": n} for n in labels], seeds=list(seeds), baseline=baseline)
+    config = store.init_config(config, allow_changes=allow_changes)
+    for m, lbl in zip(models, labels):
+        for s in seeds:
+            spec = TrialSpec(f"{lbl}__seed{s}", lbl, str(m), s, config.settings_hash, str(Path(out) / lbl), "d.yaml",
+                             epochs, 64)
+            store.append(spec.record(status="ok", epochs_done=epochs, **fields(lbl, s)))

@@ -5,6 +5,7 @@ Trials are tiny (imgsz 64, 1 epoch, 24 training images): the point is the machin
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -18,7 +19,7 @@ import pytest
 import yaml
 
 from yolo_attn.compare import ConfigMismatch, compare
-from yolo_attn.compare.contract import TrialSpec
+from yolo_attn.compare.contract import SweepConfig, TrialSpec
 from yolo_attn.compare.store import Store
 
 pytestmark = pytest.mark.slow
@@ -175,7 +176,8 @@ def test_trials_run_seed_by_seed_with_the_baseline_first(tmp_path):
 
     store = Store(tmp_path / "s")
     specs_m = [{"name": n, "ref": f"{n}.yaml"} for n in ("a", "b", "c")]
-    config = {"settings_hash": "h", "baseline": "b", "epochs": 1, "imgsz": 64, "train_args": {}, "weights": "last"}
+    config = SweepConfig(settings_hash="h", data_fingerprint={}, epochs=1, imgsz=64, models=specs_m, seeds=[0, 1],
+                         baseline="b")
 
     def order(retry_failed=False):
         all_trials, todo = _trial_specs(store, config, specs_m, [0, 1], tmp_path / "d.yaml", 2, ["x", "y"],
@@ -227,11 +229,14 @@ def test_store_append_is_line_atomic_and_repairs_a_torn_tail(tmp_path):
     assert [r["trial_id"] for r in s.records()] == ["a", "c"]  # the record after the torn line is readable
     assert s.trials_path.read_text().endswith("\n") and s.trials_path.read_text().count("\n") == 2
     assert (tmp_path / "trials.jsonl.torn").read_text() == '{"trial_id": "b", "status": "o\n'
-    s.init_config({"epochs": 1, "_info": 1})
-    s.init_config({"epochs": 1, "_info": 2})  # informative keys may differ
-    with pytest.raises(ConfigMismatch):
-        s.init_config({"epochs": 2})
-    assert s.init_config({"epochs": 2}, allow_changes=True)["epochs"] == 2
+    cfg = SweepConfig(settings_hash="x", data_fingerprint={}, epochs=1, imgsz=64, models=[{"name": "m"}], seeds=[0],
+                      threads=1)
+    s.init_config(cfg)
+    assert s.init_config(dataclasses.replace(cfg, threads=2)).threads == 1  # informative fields may differ: kept as stored
+    with pytest.raises(ConfigMismatch, match="epochs: stored 1, now 2"):
+        s.init_config(dataclasses.replace(cfg, epochs=2))
+    assert s.init_config(dataclasses.replace(cfg, epochs=2), allow_changes=True).epochs == 2
+    assert s.read_config() == dataclasses.replace(cfg, epochs=2)  # config.json round-trips the contract
 
 
 def test_store_reads_records_of_older_versions(tmp_path):
@@ -627,10 +632,11 @@ def test_ctrl_c_stops_every_worker_and_leaves_no_claim(tiny, se_yaml, tmp_path):
     out = tmp_path / "o"
     log_path = tmp_path / "log"
     with open(log_path, "w") as log:
-        p = subprocess.Popen(_cli(*_args(tiny, se_yaml), "--epochs", "3", "--workers", "2", "--out", str(out)),
-                             cwd=tmp_path, stdout=log, stderr=log, env=_env())
+        # 30 epochs, interrupted in the first: the trials are far from done when Ctrl-C comes, however loaded the machine
+        p = subprocess.Popen(_cli(*_args(tiny, se_yaml), "--epochs", "30", "--workers", "2", "--out", str(out)),
+                             cwd=tmp_path, stdout=log, stderr=log, env={**_env(), "PYTHONUNBUFFERED": "1"})
         deadline = time.time() + 600
-        while time.time() < deadline and p.poll() is None and log_path.read_text().count(" epoch 1/3") < 2:
+        while time.time() < deadline and p.poll() is None and log_path.read_text().count(" epoch 1/30") < 2:
             time.sleep(0.3)
         text = log_path.read_text()
         pids = [int(x) for x in __import__("re").findall(r"starting \(worker (\d+)\)", text)]
@@ -699,3 +705,26 @@ def test_a_sweep_refused_after_its_workers_started_leaves_no_worker(tiny, tmp_pa
     while time.time() < deadline and any(_alive(p) for p in my_workers()):
         time.sleep(0.2)
     assert not my_workers()
+
+
+def test_sweep_config_reads_files_of_older_versions_and_names_a_damaged_one(tmp_path):
+    """A config.json written before the informative keys existed reads with fallbacks; the settings hash of a new
+    sweep is computed from the same settings as before, so existing folders keep their trials."""
+    from yolo_attn.compare.store import stable_hash
+
+    old = {"settings_hash": "abc", "data": {"train": {"images": 8}}, "epochs": 2, "imgsz": 64, "train_args": {"lr0": 0.02},
+           "pretrained": None, "weights": "best", "models": [{"name": "m", "hash": "1"}], "seeds": [0, 1],
+           "baseline": "m", "_data_yaml": "/d/data.yaml", "_threads": 1, "control_width": 0.5}
+    (tmp_path / "config.json").write_text(json.dumps(old))
+    cfg = Store(tmp_path).read_config()
+    assert (cfg.data, cfg.data_yaml, cfg.weights, cfg.planned, cfg.specs) == ("/d/data.yaml", "/d/data.yaml", "best",
+                                                                              [0, 1], old["models"])
+    assert cfg.extra == {"control_width": 0.5} and cfg.to_json()["control_width"] == 0.5  # unknown keys kept
+    assert cfg.settings() == {k: old[k] for k in ("data", "epochs", "imgsz", "train_args", "pretrained", "weights")}
+    assert stable_hash(dataclasses.replace(cfg, eval_split="test").settings()) != stable_hash(cfg.settings())
+    (tmp_path / "config.json").write_text('{"epochs": 2')
+    with pytest.raises(ValueError, match="config.json: not readable as JSON"):
+        Store(tmp_path).read_config()
+    (tmp_path / "config.json").write_text('{"epochs": 2}')
+    with pytest.raises(ValueError, match="config.json: not a sweep's config.json .no settings_hash, models, seeds"):
+        Store(tmp_path).read_config()

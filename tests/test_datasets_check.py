@@ -13,6 +13,7 @@ import yaml
 from PIL import Image
 
 from yolo_attn.cli import main
+from yolo_attn.compare.contract import SweepConfig
 from yolo_attn.compare.report import summarize
 from yolo_attn.compare.store import Store
 from yolo_attn.datasets import IMG_FORMATS, check_data, image_files, image_size
@@ -108,14 +109,15 @@ def test_val_equal_to_train_is_recorded_for_compare(tmp_path):
     assert rep.ok and rep.val_overlap == 1.0 and rep.as_dict()["val_overlap"] == 1.0
     store = Store(tmp_path / "sweep")
     (store.root / "data_check.json").write_text(json.dumps(rep.as_dict()))
-    summary = summarize(store, {"settings_hash": "x", "models": [{"name": "m"}], "seeds": [0]})
+    config = SweepConfig(settings_hash="x", data_fingerprint={}, epochs=1, imgsz=64, models=[{"name": "m"}], seeds=[0])
+    summary = summarize(store, config)
     assert any("VALIDATION = TRAINING" in w for w in summary["warnings"])
     _pair(root, "val", "t0")  # a validation file that is a copy is not the same file
     (root / "val.txt").write_text("./images/val/v0.jpg\n./images/val/t0.jpg\n./images/train/t1.jpg\n")
     part = check_data(_yaml(root, val="val.txt"))
     assert part.val_overlap == pytest.approx(1 / 3) and _find(part, "warning", "1 of 3 validation images")
     (store.root / "data_check.json").write_text(json.dumps(part.as_dict()))
-    assert any("33% of the validation images" in w for w in summarize(store, {"settings_hash": "x", "models": [{"name": "m"}], "seeds": [0]})["warnings"])
+    assert any("33% of the validation images" in w for w in summarize(store, config)["warnings"])
     assert check_data(_yaml(root)).val_overlap == 0.0
 
 

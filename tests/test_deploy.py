@@ -153,11 +153,16 @@ def test_mhsa_relative_logits_equal_the_einsum_form():
 
 
 def test_int8_table_pairs_seeds_against_the_baseline():
+    import dataclasses
+
+    from yolo_attn.compare.contract import SweepConfig
     from yolo_attn.deploy.int8 import Int8Row, int8_markdown
 
     rows = [Int8Row("stock", s, "t", 0, 0, fp, 0, i8, 0) for s, fp, i8 in ((0, 0.30, 0.28), (1, 0.32, 0.30))]
     rows += [Int8Row("se", s, "t", 0, 0, fp, 0, i8, 0) for s, fp, i8 in ((0, 0.33, 0.27), (1, 0.34, 0.31))]
-    md = int8_markdown(rows, "stock", {"epochs": 1, "imgsz": 64, "seeds": [0, 1]})
+    config = SweepConfig(settings_hash="h", data_fingerprint={}, epochs=1, imgsz=64, models=[], seeds=[0, 1])
+    md = int8_markdown(rows, "stock", config)
+    assert md.startswith("Sweep: epochs 1, imgsz 64, seeds [0, 1], baseline stock.")
     se = next(l for l in md.splitlines() if l.startswith("| se |"))
     cells = [c.strip() for c in se.strip("|").split("|")]
     # INT8 - FP32 of se; Δ FP32 per seed +0.03, +0.02; Δ INT8 -0.01, +0.01; the change of Δ -0.04, -0.01
@@ -167,7 +172,7 @@ def test_int8_table_pairs_seeds_against_the_baseline():
     assert cells[7] == f"+0.0000 [{-t * 0.01:+.4f}, {t * 0.01:+.4f}]"
     assert cells[8] == f"-0.0250 [{-0.025 - t * 0.015:+.4f}, {-0.025 + t * 0.015:+.4f}]"
     assert cells[9] == "same sign in 1/2 seeds"
-    one = int8_markdown(rows[:1] + rows[2:3], "stock", {"seeds": [0]})
+    one = int8_markdown(rows[:1] + rows[2:3], "stock", dataclasses.replace(config, seeds=[0]))
     assert "+0.0300 (1 seed)" in one
 
 

@@ -200,6 +200,7 @@ def _synthetic_sweep(root, seeds=(0, 1, 2, 3), planned=None, images_per_s=None):
     """A store with 3 models x seeds: 'good' detects every box, 'same' and the baseline ~half (seed-dependent).
     ``images_per_s``: model -> the training throughput its trials record (default: none recorded)."""
     from yolo_attn.compare import cocoeval
+    from yolo_attn.compare.contract import SweepConfig
     from yolo_attn.compare.store import Store
 
     rng = np.random.default_rng(0)
@@ -220,11 +221,9 @@ def _synthetic_sweep(root, seeds=(0, 1, 2, 3), planned=None, images_per_s=None):
                           "curve": [{"epoch": e, "map": m["map"] * e / 4 + 0.01 * rng.standard_normal()}
                                     for e in range(1, 5)],
                           **({"train_images_per_s": images_per_s[model]} if images_per_s else {})})
-    config = {"settings_hash": "h", "seeds": list(seeds), "baseline": "base", "data": "synthetic.yaml",
-              "models": [{"name": n, "params": 1000} for n in ("base", "same", "good")],
-              "epochs": 4, "imgsz": 64, "train_args": {}, "pretrained": None, "weights": "last"}
-    if planned is not None:
-        config["_planned_seeds"] = list(planned)
+    config = SweepConfig(settings_hash="h", data_fingerprint={}, epochs=4, imgsz=64, seeds=list(seeds), baseline="base",
+                         models=[{"name": n, "params": 1000} for n in ("base", "same", "good")], data="synthetic.yaml",
+                         planned_seeds=list(planned or ()))
     return store, config
 
 
@@ -358,6 +357,7 @@ def test_same_seed_gives_both_models_the_same_batches(tmp_path, monkeypatch):
 
 def test_plan_reads_a_finished_folder_and_not_an_unfinished_one(tmp_path, capsys):
     import argparse
+    import dataclasses
 
     from yolo_attn.commands import compare as cmd
     from yolo_attn.compare import plan
@@ -372,7 +372,7 @@ def test_plan_reads_a_finished_folder_and_not_an_unfinished_one(tmp_path, capsys
     assert cmd.run(args) == 0  # trains nothing: the folder is finished
     assert "# Plan: seeds x epochs to detect a difference of 0.2" in capsys.readouterr().out
     store2, config2 = _synthetic_sweep(tmp_path / "g", seeds=(0, 1))
-    store2.init_config({**config2, "seeds": [0, 1, 2]})  # seed 2 not trained yet
+    store2.init_config(dataclasses.replace(config2, seeds=[0, 1, 2]))  # seed 2 not trained yet
     assert plan.finished_pilot(str(tmp_path / "g"), effect=0.2) is None
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,8 @@ from yolo_attn.compare import stats
 from yolo_attn.studies import StudyOptions, get, run_study
 from yolo_attn.studies import _verdicts as V
 from yolo_attn.studies.capacity import interaction
+
+from conftest import record_fake_trials
 
 
 class FakeCompare:
@@ -61,18 +62,17 @@ class FakeCompare:
                 row["diff"] = {"map": d}
             rows.append(row)
         Path(out).mkdir(parents=True, exist_ok=True)
-        if self.s_per_epoch is not None:  # trial records as the store writes them (time accounting of the search)
-            with open(Path(out) / "trials.jsonl", "a") as fh:
-                for m in models:
-                    for s in seeds:
-                        rec = {"trial_id": f"{Path(m).stem}__seed{s}", "model": Path(m).stem, "seed": s,
-                               "status": "ok", "duration_s": self.s_per_epoch * epochs,
-                               "epochs_done": epochs, "recorded_at": time.time()}
-                        if self.overhead_s is not None:
-                            rec.update(train_time_s=rec["duration_s"], duration_s=rec["duration_s"] + self.overhead_s)
-                        fh.write(json.dumps(rec) + "\n")
+        if self.s_per_epoch is not None:  # trial records through the real store (time accounting of the search)
+            record_fake_trials(out, models, seeds, epochs, baseline, self._fields(epochs), kw.get("allow_changes", False))
         return {"models": rows, "baseline": baseline, "complete": True, "n_ok": len(rows) * len(seeds),
                 "n_trials": len(rows) * len(seeds), "data": "fake.yaml", "out": out}
+
+
+    def _fields(self, epochs):
+        duration = self.s_per_epoch * epochs
+        if self.overhead_s is None:
+            return lambda lbl, s: {"duration_s": duration}
+        return lambda lbl, s: {"train_time_s": duration, "duration_s": duration + self.overhead_s}
 
 
 def _opts(tmp_path, **kw):

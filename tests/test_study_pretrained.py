@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ from yolo_attn.models import build_model, read_model_checkpoint
 from yolo_attn.studies import StudyOptions, get, run_study
 from yolo_attn.transfer import load_by_name, transfer_weights
 
-from conftest import model_output
+from conftest import model_output, record_fake_trials
 
 SE_MODEL = "yolov5n-se-backbone-end.yaml"  # SE inserted before SPPF (index 9): every later stock layer shifts by one
 
@@ -215,11 +214,12 @@ def test_sweep_settings_hash_changes_with_the_model_options(tmp_path):
                             "last", 1, allow_changes=False)
 
     plain = config(None, tmp_path / "a")
-    assert "model_options" not in plain  # sweeps without options keep the settings (and hash) they always had
+    # sweeps without options keep the settings (and hash) they always had
+    assert "model_options" not in plain.settings() and "model_options" not in json.loads((tmp_path / "a" / "config.json").read_text())
     paper = config({"attn_init": "paper"}, tmp_path / "b")
     identity = config({"attn_init": "identity"}, tmp_path / "c")
-    assert paper["model_options"] == {"se": {"attn_init": "paper"}}
-    assert len({plain["settings_hash"], paper["settings_hash"], identity["settings_hash"]}) == 3
+    assert paper.model_options == {"se": {"attn_init": "paper"}}
+    assert len({plain.settings_hash, paper.settings_hash, identity.settings_hash}) == 3
     with pytest.raises(ConfigMismatch, match="model_options"):  # the same folder with the key changed
         config({"attn_init": "identity"}, tmp_path / "b")
 
@@ -302,14 +302,13 @@ class FakeCompare:
                 row["diff"] = {"map": d}
             rows.append(row)
         Path(out).mkdir(parents=True, exist_ok=True)
-        with open(Path(out) / "trials.jsonl", "a") as fh:
-            for lbl, v in maps.items():
-                for s, final in zip(seeds, v):
-                    start = {"map": self.starts.get(f"{sweep}:{lbl}", 0.0)} if kw.get("pretrained") else None
-                    curve = [{"epoch": e + 1, "map": final * (e + 1) / epochs} for e in range(epochs)]
-                    fh.write(json.dumps({"trial_id": f"{lbl}__seed{s}", "model": lbl, "seed": s, "status": "ok",
-                                         "start": start, "curve": curve, "recorded_at": time.time(),
-                                         "head_start": "scratch" if kw.get("pretrained") else None}) + "\n")
+        def fields(lbl, s):
+            final = maps[lbl][list(seeds).index(s)]
+            return {"start": {"map": self.starts.get(f"{sweep}:{lbl}", 0.0)} if kw.get("pretrained") else None,
+                    "curve": [{"epoch": e + 1, "map": final * (e + 1) / epochs} for e in range(epochs)],
+                    "head_start": "scratch" if kw.get("pretrained") else None}
+
+        record_fake_trials(out, models, seeds, epochs, baseline, fields)
         return {"models": rows, "baseline": baseline, "complete": True, "n_ok": len(rows) * len(seeds),
                 "n_trials": len(rows) * len(seeds), "data": "fake.yaml", "out": out}
 

@@ -149,7 +149,7 @@ def run(args) -> int:
             print("plan: the pilot is incomplete; rerun the same command to finish it first")
             return 1
         store = Store(summary["out"])
-        records = list(store.latest(store.read_config()["settings_hash"]).values())
+        records = list(store.latest(store.read_config().settings_hash).values())
         print(format_plan(make_plan(summary, records, effect), summary["out"]))
     if args.diagnose and summary["n_ok"]:
         _diagnose(summary, args.quiet)

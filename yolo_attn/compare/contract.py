@@ -109,3 +109,93 @@ class TrialRecord:
         known = {k: v for k, v in d.items() if k in names}
         extra = {k: v for k, v in d.items() if k not in names}
         return cls(**known, extra=extra)
+
+
+# keys of config.json: the settings (compared on a rerun and hashed) and the informative ones ('_' prefix)
+_SETTINGS = ("data", "epochs", "imgsz", "train_args", "pretrained", "weights", "eval_split", "model_options")
+
+
+@dataclass
+class SweepConfig:
+    """A sweep's ``config.json``: its settings, models and seeds, read and written only by :class:`.store.Store`.
+
+    Every field means one thing wherever it is read: ``data_fingerprint`` is the dataset's fingerprint (image
+    counts and hashes per split), ``data_yaml`` the dataset YAML the trials read, ``data`` the dataset as the
+    user named it; ``models`` the stored part of each model (name, YAML hash, control flag) and
+    ``model_specs`` the full specs (reference, parameters, options); ``pretrained_hash`` the stock
+    checkpoint's hash and ``pretrained_path`` the file. Files of older versions lack some informative keys:
+    :meth:`from_json` falls back to what they have.
+    """
+
+    settings_hash: str
+    data_fingerprint: dict[str, Any]
+    epochs: int
+    imgsz: int
+    models: list[dict[str, Any]]
+    seeds: list[int]
+    baseline: str | None = None
+    train_args: dict[str, Any] = field(default_factory=dict)
+    pretrained_hash: str | None = None
+    weights: str = "last"
+    eval_split: str = "val"
+    model_options: dict[str, Any] = field(default_factory=dict)
+    data_yaml: str | None = None
+    data: str | None = None
+    model_specs: list[dict[str, Any]] = field(default_factory=list)
+    pretrained_path: str | None = None
+    pretrained: str | None = None
+    threads: int | None = None
+    environment: dict[str, Any] = field(default_factory=dict)
+    planned_seeds: list[int] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)  # keys of other versions, kept as read
+
+    @property
+    def model_names(self) -> list[str]:
+        return [m["name"] for m in self.models]
+
+    @property
+    def specs(self) -> list[dict[str, Any]]:
+        """The full model specs (the stored entries of a file that has none)."""
+        return self.model_specs or self.models
+
+    @property
+    def planned(self) -> list[int]:
+        """The seeds planned when the folder was created (extending them later is optional stopping)."""
+        return self.planned_seeds or self.seeds
+
+    def settings(self) -> dict[str, Any]:
+        """What ``settings_hash`` hashes; the eval split and per-model options only where they are not the
+        default, so that sweeps without them keep their hash."""
+        out = {"data": self.data_fingerprint, "epochs": self.epochs, "imgsz": self.imgsz,
+               "train_args": self.train_args, "pretrained": self.pretrained_hash, "weights": self.weights}
+        if self.eval_split != "val":
+            out["eval_split"] = self.eval_split
+        if self.model_options:
+            out["model_options"] = self.model_options
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        """The object written to ``config.json``."""
+        return {**self.extra, **self.settings(), "settings_hash": self.settings_hash, "models": self.models,
+                "seeds": self.seeds, "baseline": self.baseline, "_data_yaml": self.data_yaml, "_data": self.data,
+                "_models": self.model_specs, "_pretrained_path": self.pretrained_path, "_pretrained": self.pretrained,
+                "_threads": self.threads, "_environment": self.environment, "_planned_seeds": self.planned_seeds}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any], source: str = "config.json") -> "SweepConfig":
+        missing = [k for k in ("settings_hash", "models", "seeds") if k not in d]
+        if missing:
+            raise ValueError(f"{source}: not a sweep's config.json (no {', '.join(missing)})")
+        known = set(_SETTINGS) | {"settings_hash", "models", "seeds", "baseline", "_data_yaml", "_data", "_models",
+                                  "_pretrained_path", "_pretrained", "_threads", "_environment", "_planned_seeds"}
+        return cls(
+            settings_hash=d["settings_hash"], data_fingerprint=d.get("data") or {}, epochs=int(d.get("epochs") or 0),
+            imgsz=int(d.get("imgsz") or 0), models=list(d["models"]), seeds=[int(s) for s in d["seeds"]],
+            baseline=d.get("baseline"), train_args=d.get("train_args") or {}, pretrained_hash=d.get("pretrained"),
+            weights=d.get("weights") or "last", eval_split=d.get("eval_split") or "val",
+            model_options=d.get("model_options") or {}, data_yaml=d.get("_data_yaml"),
+            data=d.get("_data") or d.get("_data_yaml"), model_specs=list(d.get("_models") or []),
+            pretrained_path=d.get("_pretrained_path"), pretrained=d.get("_pretrained") or d.get("_pretrained_path"),
+            threads=d.get("_threads"), environment=d.get("_environment") or {},
+            planned_seeds=[int(s) for s in d.get("_planned_seeds") or []],
+            extra={k: v for k, v in d.items() if k not in known})

@@ -172,11 +172,9 @@ def finished_pilot(out: str | None, effect: float, n_boot: int = 1000) -> tuple[
         return None
     store = Store(out)
     config = store.read_config()
-    latest = store.latest(config["settings_hash"])
+    latest = store.latest(config.settings_hash)
     done = {(r["model"], r["seed"]) for r in latest.values() if r.get("status") == "ok"}
-    if any((m["name"], s) not in done for m in config["models"] for s in config["seeds"]):
+    if any((m, s) not in done for m in config.model_names for s in config.seeds):
         return None
-    config = {**config, "models": config.get("_models") or config["models"],
-              "data": config.get("_data_yaml") or config.get("data")}
     summary = report.summarize(store, config, n_boot=n_boot, effect=effect)
     return summary, [r for r in latest.values() if r.get("status") == "ok"]

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from . import cocoeval, plots, stats
+from .contract import SweepConfig
 from .store import Store, atomic_write
 
 # Ultralytics integrates its precision envelope with the trapezoidal rule on 101 points and keeps at
@@ -88,13 +89,13 @@ def _replicates(store, ok: list[dict], W: np.ndarray) -> dict[str, tuple[np.ndar
         return dict(zip(paths, done))
 
 
-def summarize(store: Store, config: dict, n_boot: int = 1000, boot_seed: int = 0, tol: float = AGREEMENT_TOL,
+def summarize(store: Store, config: SweepConfig, n_boot: int = 1000, boot_seed: int = 0, tol: float = AGREEMENT_TOL,
               bench: dict | None = None, effect: float = DEFAULT_EFFECT) -> dict:
     """Aggregate the ok records of the current settings into the summary dict (see summary.json)."""
     n_boot = stats.check_n_boot(n_boot)
-    latest = store.latest(config["settings_hash"])
-    models = [m["name"] for m in config["models"]]
-    baseline = config.get("baseline") or models[0]
+    latest = store.latest(config.settings_hash)
+    models = config.model_names
+    baseline = config.baseline or models[0]
     recs = [r for r in latest.values() if r["model"] in models]
     ok = [r for r in recs if r.get("status") == "ok"]
     warnings = _data_warnings(store)
@@ -125,12 +126,12 @@ def summarize(store: Store, config: dict, n_boot: int = 1000, boot_seed: int = 0
     base_speed = (bench or {}).get(baseline)
     base_ips = stats.mean_std([r.get("train_images_per_s") for r in base.values()])[0]
     rows = []
-    for spec in config["models"]:
+    for spec in config.specs:
         name = spec["name"]
         mine = by_seed(name)
         all_trials = [r for r in recs if r["model"] == name]
         row = {"model": name, "ref": spec.get("ref"), "is_baseline": name == baseline, "is_control": spec.get("control", False),
-               "n_ok": len(mine), "n_trials": len(config["seeds"]), "n_failed": sum(r.get("status") != "ok" for r in all_trials)}
+               "n_ok": len(mine), "n_trials": len(config.seeds), "n_failed": sum(r.get("status") != "ok" for r in all_trials)}
         for src in ("ultra", "coco"):
             for key in ("map50", "map"):
                 mean, sd = stats.mean_std([r[src][key] for r in mine.values()])
@@ -140,7 +141,7 @@ def summarize(store: Store, config: dict, n_boot: int = 1000, boot_seed: int = 0
         any_rec = next(iter(mine.values()), None)
         row["params"] = spec.get("params") or (any_rec or {}).get("params")
         row["gflops_640"] = spec.get("gflops_640") or (any_rec or {}).get("gflops_640")
-        base_params = next((m.get("params") for m in config["models"] if m["name"] == baseline), None)
+        base_params = next((m.get("params") for m in config.specs if m["name"] == baseline), None)
         row["params_ratio"] = row["params"] / base_params if row["params"] and base_params else None
         lat = (bench or {}).get(name)
         row["latency_ms"] = lat
@@ -158,10 +159,10 @@ def summarize(store: Store, config: dict, n_boot: int = 1000, boot_seed: int = 0
         if name != baseline:
             row["diff"] = _diffs(mine, base, reps, boot_seed)
         rows.append(row)
-    planned = config.get("_planned_seeds") or config["seeds"]
-    extended = sorted(set(config["seeds"]) - set(planned))
+    planned = config.planned
+    extended = sorted(set(config.seeds) - set(planned))
     if extended:
-        warnings.append(f"seeds extended after the sweep was planned ({planned} -> {config['seeds']}): the interval is "
+        warnings.append(f"seeds extended after the sweep was planned ({planned} -> {config.seeds}): the interval is "
                         "not a fixed-design interval (adding seeds after looking is optional stopping)")
     for key in ("map", "map50"):
         _adjust_family(rows, key, effect)
@@ -170,16 +171,16 @@ def summarize(store: Store, config: dict, n_boot: int = 1000, boot_seed: int = 0
         "effect": effect,
         "planned_seeds": planned,
         "seeds_extended": extended,
-        "data": config.get("data"),
-        "settings": {**{k: config.get(k) for k in ("epochs", "imgsz", "seeds", "train_args", "pretrained", "weights")},
-                     "eval_split": config.get("eval_split", "val"),
-                     **({"model_options": config["model_options"]} if config.get("model_options") else {})},
+        "data": config.data,
+        "settings": {"epochs": config.epochs, "imgsz": config.imgsz, "seeds": config.seeds, "train_args": config.train_args,
+                     "pretrained": config.pretrained, "weights": config.weights, "eval_split": config.eval_split,
+                     **({"model_options": config.model_options} if config.model_options else {})},
         "n_eval_images": next(iter({r.get("n_val_images") for r in ok}), None) if ok else None,
         "n_boot": n_boot,
         "agreement_tolerance": tol,
         "models": rows,
         "warnings": warnings,
-        "n_trials": len(config["models"]) * len(config["seeds"]),
+        "n_trials": len(config.models) * len(config.seeds),
         "n_ok": len(ok),
         "ci_method": (f"{int(100 * LEVEL)}% interval of the mean over seeds of (model - baseline) COCOeval mAP: "
                       f"{stats.METHOD}; image bootstrap with {n_boot} replicates (one image sample for every model "
@@ -388,7 +389,7 @@ def _can_conclude(rows: list[dict], summary: dict, eff: float) -> str:
             f"would be detected 80% of the time; smaller ones would mostly go unseen, and {need_txt}.")
 
 
-def write_outputs(store: Store, config: dict, records: list[dict], summary: dict) -> dict[str, Path]:
+def write_outputs(store: Store, records: list[dict], summary: dict) -> dict[str, Path]:
     root = store.root
     out = {}
     out["json"] = atomic_write(root / "summary.json", json.dumps(summary, indent=2, default=str))

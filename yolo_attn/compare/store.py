@@ -38,7 +38,7 @@ import time
 import warnings
 from pathlib import Path
 
-from .contract import TrialRecord
+from .contract import SweepConfig, TrialRecord
 
 from .._io import atomic_write  # noqa: F401  (re-exported: the store's callers import it from here)
 
@@ -96,14 +96,24 @@ class Store:
     def config_path(self) -> Path:
         return self.root / CONFIG
 
-    def read_config(self) -> dict | None:
-        return json.loads(self.config_path.read_text()) if self.config_path.is_file() else None
+    def read_config(self) -> SweepConfig | None:
+        """The sweep's settings (None for a folder without ``config.json``); a damaged file names itself."""
+        if not self.config_path.is_file():
+            return None
+        try:
+            d = json.loads(self.config_path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{self.config_path}: not readable as JSON ({exc})") from None
+        if not isinstance(d, dict):
+            raise ValueError(f"{self.config_path}: not a sweep's config.json (a JSON object is expected)")
+        return SweepConfig.from_json(d, str(self.config_path))
 
-    def init_config(self, config: dict, allow_changes: bool = False) -> dict:
-        """Store ``config`` or check it against the stored one (keys starting with '_' are informative only)."""
-        old = self.read_config()
-        new = json.loads(json.dumps(config, default=str))
-        if old is not None:
+    def init_config(self, config: SweepConfig, allow_changes: bool = False) -> SweepConfig:
+        """Store ``config`` or check it against the stored one (informative keys, '_' prefixed, may differ)."""
+        prior = self.read_config()
+        new = json.loads(json.dumps(config.to_json(), default=str))
+        if prior is not None:
+            old = prior.to_json()
             diff = sorted(k for k in set(old) | set(new) if not k.startswith("_") and old.get(k) != new.get(k))
             if diff and not allow_changes:
                 details = "; ".join(f"{k}: stored {old.get(k)!r}, now {new.get(k)!r}" for k in diff)
@@ -112,9 +122,9 @@ class Store:
                     "--allow-changes to continue it with the new settings (trials of other settings are then ignored)."
                 )
             if not diff:
-                return old
+                return prior
         atomic_write(self.config_path, json.dumps(new, indent=2, sort_keys=True))
-        return new
+        return SweepConfig.from_json(new, str(self.config_path))
 
     # ---------------------------------------------------------------- trials
     @property

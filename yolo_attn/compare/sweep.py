@@ -15,7 +15,7 @@ from .._io import atomic_write
 from ..datasets import DataCheckFailed, checked_dataset, resolve_dataset, shapes_yaml
 from ..train import YOLO_ATTN_ARGS, check_args, cpu_threads
 from . import report
-from .contract import TrialSpec
+from .contract import SweepConfig, TrialSpec
 from .stats import check_n_boot
 from .store import Store, stable_hash
 from .trial import (SWEEP_ARGS, check_pretrained_options, scale_free_name, environment, sweep_train_args, materialize, model_cost, model_label, quiet_ultralytics,
@@ -298,7 +298,7 @@ def compare(
         log(f"optimizer: {choice.name} (lr {choice.lr:g}, momentum {choice.momentum})")
         config = _init_config(store, data, data_yaml, specs_m, seed_list, base_name, epochs, imgsz, t_args, pretrained,
                               weights, threads, allow_changes, eval_split)
-        shash = config["settings_hash"]
+        shash = config.settings_hash
 
         all_trials, todo = _trial_specs(store, config, specs_m, seed_list, data_yaml, nc, names, out_dir, device, threads,
                                         verbose, retry_failed)
@@ -347,7 +347,8 @@ def _sweep_threads(store: Store, threads: int | None, device=None) -> int:
     from .workers import default_threads
 
     env = os.environ.get("YOLO_ATTN_THREADS")
-    return int(threads or (store.read_config() or {}).get("_threads") or (cpu_threads() if env else default_threads(device)))
+    prior = store.read_config()
+    return int(threads or (prior.threads if prior else None) or (cpu_threads() if env else default_threads(device)))
 
 
 def has_test_split(ds) -> bool:
@@ -528,41 +529,25 @@ def check_model_options(t_args: dict, pretrained: str | None, specs_m: list[dict
 
 def _init_config(store: Store, data, data_yaml: Path, specs_m: list[dict], seed_list: list[int], base_name: str,
                  epochs: int, imgsz: int, t_args: dict, pretrained, weights: str, threads: int, allow_changes: bool,
-                 eval_split: str = "val") -> dict:
-    """Store the sweep's settings in config.json (or check them against the stored ones). The eval split is a
-    setting only when it is not val, so that sweeps scored on val keep their settings hash."""
-    model_options = {m["name"]: m["options"] for m in specs_m if m.get("options")}
-    settings = {
-        "data": _data_fingerprint(data_yaml, eval_split),
-        "epochs": int(epochs),
-        "imgsz": int(imgsz),
-        "train_args": t_args,
-        "pretrained": _file_hash(pretrained) if pretrained else None,
-        "weights": weights,
-        **({"eval_split": eval_split} if eval_split != "val" else {}),
-        # per-model options (a model YAML's yolo_attn: key) are settings only where a model has them, so that
-        # sweeps without them keep their settings hash
-        **({"model_options": model_options} if model_options else {}),
-    }
-    config = {
-        **settings,
-        "settings_hash": stable_hash(settings),
-        "models": [{k: v for k, v in m.items() if k in ("name", "hash", "control")} for m in specs_m],
-        "seeds": seed_list,
-        "baseline": base_name,
-        "_data_yaml": str(data_yaml),
-        "_models": specs_m,
-        "_pretrained_path": str(Path(pretrained).resolve()) if pretrained else None,
-        "_threads": threads,
-        "_environment": environment(threads),
-    }
-    # the seeds planned when the folder was created: extending them later is named in the report (optional stopping)
-    prior = store.read_config() or {}
-    config["_planned_seeds"] = prior.get("_planned_seeds") or prior.get("seeds") or seed_list
+                 eval_split: str = "val") -> SweepConfig:
+    """Store the sweep's settings in config.json (or check them against the stored ones)."""
+    prior = store.read_config()
+    config = SweepConfig(
+        settings_hash="", data_fingerprint=_data_fingerprint(data_yaml, eval_split), epochs=int(epochs),
+        imgsz=int(imgsz), train_args=t_args, pretrained_hash=_file_hash(pretrained) if pretrained else None,
+        weights=weights, eval_split=eval_split,
+        # per-model options (a model YAML's yolo_attn: key) are settings only where a model has them
+        model_options={m["name"]: m["options"] for m in specs_m if m.get("options")},
+        models=[{k: v for k, v in m.items() if k in ("name", "hash", "control")} for m in specs_m],
+        seeds=seed_list, baseline=base_name, data_yaml=str(data_yaml), data=str(data), model_specs=specs_m,
+        pretrained_path=str(Path(pretrained).resolve()) if pretrained else None,
+        pretrained=str(pretrained) if pretrained else None, threads=threads, environment=environment(threads),
+        # the seeds planned when the folder was created: extending them later is named in the report
+        planned_seeds=prior.planned if prior else seed_list)
+    config.settings_hash = stable_hash(config.settings())
     config = store.init_config(config, allow_changes=allow_changes)
-    config["models"] = specs_m  # full specs for the report (refs, params)
-    config["data"] = str(data)
-    config["pretrained"] = str(pretrained) if pretrained else None
+    # this run's own names and specs (a folder continued from another directory keeps its settings, not its paths)
+    config.model_specs, config.data, config.pretrained = specs_m, str(data), str(pretrained) if pretrained else None
     return config
 
 
@@ -573,10 +558,10 @@ def _trial_specs(store: Store, config: dict, specs_m: list[dict], seed_list: lis
     Seed by seed: every model of the first seed (the baseline first), then every model of the next, so a sweep
     stopped early (interrupted, ``max_trials``) holds complete seeds, each a paired difference to the baseline.
     """
-    shash = config["settings_hash"]
+    shash = config.settings_hash
     latest = store.latest(shash)
-    pretrained = config.get("_pretrained_path")
-    models = sorted(specs_m, key=lambda m: m["name"] != config.get("baseline"))  # stable: the rest as given
+    pretrained = config.pretrained_path
+    models = sorted(specs_m, key=lambda m: m["name"] != config.baseline)  # stable: the rest as given
     all_trials, todo = [], []
     for s in seed_list:
         for m in models:
@@ -588,9 +573,9 @@ def _trial_specs(store: Store, config: dict, specs_m: list[dict], seed_list: lis
             todo.append(TrialSpec(
                 trial_id=tid, model=m["name"], model_ref=m["ref"], seed=s, settings_hash=shash,
                 trial_dir=str((out_dir / "trials" / tid).resolve()), store_root=str(out_dir.resolve()),
-                data=str(Path(data_yaml).resolve()), epochs=int(config["epochs"]), imgsz=int(config["imgsz"]),
-                train_args=config["train_args"], pretrained=pretrained, nc=nc, names=names,
-                weights=config["weights"], eval_split=config.get("eval_split", "val"), device=device, threads=threads,
+                data=str(Path(data_yaml).resolve()), epochs=config.epochs, imgsz=config.imgsz,
+                train_args=config.train_args, pretrained=pretrained, nc=nc, names=names,
+                weights=config.weights, eval_split=config.eval_split, device=device, threads=threads,
                 verbose=verbose))
     return all_trials, todo
 
@@ -663,14 +648,14 @@ def _latency(out_dir: Path, shash: str, specs_m: list[dict], imgsz: int, nc: int
     return bench
 
 
-def _write_report(store: Store, config: dict, all_trials: list[str], bench: dict, n_boot: int, tolerance: float,
+def _write_report(store: Store, config: SweepConfig, all_trials: list[str], bench: dict, n_boot: int, tolerance: float,
                   out_dir: Path, log, effect: float = report.DEFAULT_EFFECT) -> dict:
-    shash = config["settings_hash"]
+    shash = config.settings_hash
     records = list(store.latest(shash).values())
     summary = report.summarize(store, config, n_boot=n_boot, tol=tolerance, bench=bench["ms"], effect=effect)
     summary["out"] = str(out_dir)
     summary["complete"] = all(t in store.latest(shash) for t in all_trials)
-    files = report.write_outputs(store, config, records, summary)
+    files = report.write_outputs(store, records, summary)
     summary["files"] = {k: str(v) for k, v in files.items()}
     for w in summary["warnings"]:
         log(f"WARNING: {w}")

@@ -13,6 +13,7 @@ import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..compare.contract import SweepConfig
 from .check import CheckSettings, export
 from .formats import get_format, require
 from .models import model_from_file
@@ -35,10 +36,10 @@ class Int8Row:
     int8_map50: float
 
 
-def _weights(rec, config: dict) -> Path:
+def _weights(rec, config: SweepConfig) -> Path:
     if not rec.run_dir:
         raise ValueError(f"trial {rec.trial_id}: its record names no run folder (no checkpoint to quantise)")
-    w = Path(rec.run_dir) / "weights" / ("best.pt" if config.get("weights") == "best" else "last.pt")
+    w = Path(rec.run_dir) / "weights" / ("best.pt" if config.weights == "best" else "last.pt")
     if not w.is_file():
         raise FileNotFoundError(f"trial {rec.trial_id}: checkpoint {w} not found (the sweep keeps it in its trial folder)")
     return w
@@ -67,9 +68,9 @@ def _train_images(data_yaml: str) -> int:
     return sum(len(ultralytics_image_files(str(root / t))) for t in train)
 
 
-def quantise_trial(rec, config: dict, out: Path) -> Int8Row:
+def quantise_trial(rec, config: SweepConfig, out: Path) -> Int8Row:
     """Export one trial's checkpoint to OpenVINO FP32 and INT8 and validate all three."""
-    data, imgsz = str(config["_data_yaml"]), int(config["imgsz"])
+    data, imgsz = str(config.data_yaml), config.imgsz
     n_train = _train_images(data)
     settings = CheckSettings(images=[], imgsz=imgsz, data=data,
                              calib_fraction=min(1.0, MAX_CALIBRATION_IMAGES / max(1, n_train)))
@@ -92,7 +93,7 @@ def sweep_int8(sweep_dir: str | Path, out: str | Path, progress=print) -> tuple[
         raise FileNotFoundError(f"{root}: no config.json (not a yolo-attn compare results folder)")
     store = Store(root)
     config = store.read_config()
-    recs = [r for r in store.trial_records(config.get("settings_hash")) if r.ok]
+    recs = [r for r in store.trial_records(config.settings_hash) if r.ok]
     if not recs:
         raise ValueError(f"{root}: no completed trial to quantise")
     rows = []
@@ -101,7 +102,7 @@ def sweep_int8(sweep_dir: str | Path, out: str | Path, progress=print) -> tuple[
         r = rows[-1]
         progress(f"[export-check] {rec.trial_id}: mAP50-95 PyTorch {r.pytorch_map:.4f}, OpenVINO FP32 "
                  f"{r.fp32_map:.4f}, INT8 {r.int8_map:.4f}")
-    return rows, int8_markdown(rows, str(config.get("baseline")), config)
+    return rows, int8_markdown(rows, str(config.baseline), config)
 
 
 def _paired(rows: list[Int8Row], model: str, base: str, key: str) -> list[float]:
@@ -134,12 +135,12 @@ def _with_interval(d: list[float]) -> str:
     return f"{ci.delta:+.4f} (1 seed)" if ci.n_seeds < 2 else f"{ci.delta:+.4f} [{ci.lo:+.4f}, {ci.hi:+.4f}]"
 
 
-def int8_markdown(rows: list[Int8Row], baseline: str, config: dict) -> str:
+def int8_markdown(rows: list[Int8Row], baseline: str, config: SweepConfig) -> str:
     """Per model: mAP50-95 by backend (mean over seeds), INT8 - FP32, and the Δ to the baseline before and after
     quantisation, and how quantisation changed it, each with its 95% interval over the paired seeds."""
     models = list(dict.fromkeys(r.model for r in rows))
     lines = [
-        f"Sweep: epochs {config.get('epochs')}, imgsz {config.get('imgsz')}, seeds {config.get('seeds')}, "
+        f"Sweep: epochs {config.epochs}, imgsz {config.imgsz}, seeds {config.seeds}, "
         f"baseline {baseline}. mAP50-95 (Ultralytics' validator), mean over seeds; Δ: paired by seed, with its 95% "
         "interval over seeds (paired t; the validation-image uncertainty is not included).",
         "",

@@ -26,8 +26,8 @@ def sweep_inputs(root: str | Path) -> SweepInputs:
     config = store.read_config()
     if config is None:
         raise DiagnoseError(f"{root}: not a compare results folder (no config.json)")
-    latest = store.latest(config.get("settings_hash"))
-    weights = config.get("weights", "last")
+    latest = store.latest(config.settings_hash)
+    weights = config.weights
     refs = []
     for rec in sorted(latest.values(), key=lambda r: (r["model"], r["seed"])):
         if rec.get("status") != "ok":
@@ -43,11 +43,11 @@ def sweep_inputs(root: str | Path) -> SweepInputs:
         refs.append(ModelRef(rec["model"], pt, int(rec["seed"])))
     if not refs:
         raise DiagnoseError(f"{root}: the sweep has no finished trial")
-    data = Path(config.get("_data_yaml") or "")
+    data = Path(config.data_yaml or "")
     if not data.is_file():
         raise DiagnoseError(f"{root / 'config.json'}: the sweep's dataset YAML {str(data)!r} is missing")
-    order = [m["name"] for m in config.get("models", [])]
+    order = config.model_names
     refs.sort(key=lambda r: (order.index(r.label) if r.label in order else len(order), r.seed))
-    return SweepInputs(refs, config.get("baseline") or refs[0].label, data, int(config.get("imgsz", 640)))
+    return SweepInputs(refs, config.baseline or refs[0].label, data, config.imgsz or 640)
 
 

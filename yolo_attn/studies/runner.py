@@ -121,39 +121,42 @@ def _versions() -> dict:
 
 
 def trial_records(sweep_dir: str | Path) -> list[dict]:
-    """The ok trial records of a sweep folder (``trials.jsonl``; last record per trial; torn lines skipped)."""
-    path = Path(sweep_dir) / "trials.jsonl"
-    if not path.is_file():
+    """The ok trial records of a sweep folder's current settings, as its store reads them (the record that counts
+    per trial; damaged lines skipped with a warning)."""
+    from ..compare.store import Store
+
+    root = Path(sweep_dir)
+    if not (root / "trials.jsonl").is_file():
         return []
-    latest: dict[str, dict] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(rec, dict) and "trial_id" in rec:
-            if latest.get(rec["trial_id"], {}).get("status") == "ok" and rec.get("status") != "ok":
-                continue
-            latest[rec["trial_id"]] = rec
+    store = Store(root)
+    config = store.read_config()
+    latest = store.latest(config.settings_hash if config else None)
     return [r for r in latest.values() if r.get("status") == "ok"]
+
+
+def sweep_config(sweep_dir: Path):
+    """The sweep's :class:`~yolo_attn.compare.contract.SweepConfig`, or None for a folder without one."""
+    from ..compare.store import Store
+
+    return Store(sweep_dir).read_config() if (sweep_dir / "config.json").is_file() else None
 
 
 def provenance(out: Path, plans: list[SweepPlan], summaries: dict[str, dict]) -> dict:
     """What was run: per sweep its seeds, epochs, image size, training arguments; the data and its hash; versions."""
     sweeps, data_fp, compute_s = [], None, 0.0
     for p in plans:
-        cfg_path = out / p.name / "config.json"
-        cfg = json.loads(cfg_path.read_text()) if cfg_path.is_file() else {}
-        data_fp = data_fp or cfg.get("data")
+        cfg = sweep_config(out / p.name)
+        data_fp = data_fp or (cfg.data_fingerprint if cfg else None)
         recs = trial_records(out / p.name)
         secs = sum(float(r.get("duration_s") or 0.0) for r in recs)
         compute_s += secs
         s = summaries.get(p.name) or {}
         sweeps.append({"name": p.name, "models": [Path(m).stem for m in p.models], "baseline": p.baseline,
-                       "seeds": p.seeds, "epochs": p.epochs, "imgsz": cfg.get("imgsz"), "train_args": cfg.get("train_args"),
-                       "pretrained": p.pretrained, "pretrained_hash": cfg.get("pretrained"),
-                       "model_options": cfg.get("model_options"),
-                       "threads": cfg.get("_threads"), "trials_ok": s.get("n_ok", len(recs)),
+                       "seeds": p.seeds, "epochs": p.epochs, "imgsz": cfg.imgsz if cfg else None,
+                       "train_args": cfg.train_args if cfg else None, "pretrained": p.pretrained,
+                       "pretrained_hash": cfg.pretrained_hash if cfg else None,
+                       "model_options": (cfg.model_options or None) if cfg else None,
+                       "threads": cfg.threads if cfg else None, "trials_ok": s.get("n_ok", len(recs)),
                        "trials": s.get("n_trials", len(p.models) * len(p.seeds)),
                        "trial_seconds": round(secs, 1)})
     data = next((s.get("data") for s in summaries.values() if s.get("data")), None)

@@ -39,7 +39,7 @@ from .._io import atomic_save, atomic_write, atomic_write_json
 from . import _single
 from . import _verdicts as V
 from .models import model_dict, safe_name, write_model
-from .runner import StudyOptions, SweepPlan, provenance, provenance_md, run_sweeps, trial_records
+from .runner import StudyOptions, SweepPlan, provenance, provenance_md, run_sweeps, sweep_config, trial_records
 
 STATE = "search_state.json"
 PRIOR_S_PER_EPOCH = 5.0  # yolov5n, imgsz 128, shipped shapes data, 2 CPU cores (trial of 6 epochs ~ 15-30 s)
@@ -406,9 +406,9 @@ class Search:
         """The confirmation seeds, decided once and kept in the state. Deciding again on resume would count the
         confirmation's own finished trials against the budget and pick fewer seeds than the stored sweep has."""
         if self.state.confirm_seeds is None:
-            stored = self.out / "confirm" / "config.json"  # a search saved before the state kept them
-            if stored.is_file():
-                self.state.confirm_seeds = [int(x) for x in json.loads(stored.read_text())["seeds"]]
+            stored = sweep_config(self.out / "confirm")  # a search saved before the state kept them
+            if stored is not None:
+                self.state.confirm_seeds = list(stored.seeds)
             else:
                 n, self.state.confirm_notes = self.confirm_seed_count()
                 self.state.confirm_seeds = confirmation_seeds(self.sel_seeds, n)
