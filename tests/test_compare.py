@@ -634,7 +634,10 @@ def test_ctrl_c_stops_every_worker_and_leaves_no_claim(tiny, se_yaml, tmp_path):
     with open(log_path, "w") as log:
         # 30 epochs, interrupted in the first: the trials are far from done when Ctrl-C comes, however loaded the machine
         p = subprocess.Popen(_cli(*_args(tiny, se_yaml), "--epochs", "30", "--workers", "2", "--out", str(out)),
-                             cwd=tmp_path, stdout=log, stderr=log, env={**_env(), "PYTHONUNBUFFERED": "1"})
+                             cwd=tmp_path, stdout=log, stderr=log, env={**_env(), "PYTHONUNBUFFERED": "1"},
+                             # as from a terminal: Ctrl-C not ignored (a child inherits an ignored SIGINT, and a worker
+                             # run in this process by another test ignores it)
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         deadline = time.time() + 600
         while time.time() < deadline and p.poll() is None and log_path.read_text().count(" epoch 1/30") < 2:
             time.sleep(0.3)
