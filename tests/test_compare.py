@@ -635,8 +635,8 @@ def test_ctrl_c_stops_every_worker_and_leaves_no_claim(tiny, se_yaml, tmp_path):
         # 30 epochs, interrupted in the first: the trials are far from done when Ctrl-C comes, however loaded the machine
         p = subprocess.Popen(_cli(*_args(tiny, se_yaml), "--epochs", "30", "--workers", "2", "--out", str(out)),
                              cwd=tmp_path, stdout=log, stderr=log, env={**_env(), "PYTHONUNBUFFERED": "1"},
-                             # as from a terminal: Ctrl-C not ignored (a child inherits an ignored SIGINT, and a worker
-                             # run in this process by another test ignores it)
+                             # as from a terminal: Ctrl-C not ignored (a child inherits an ignored SIGINT, and a shell
+                             # without job control ignores it in every background job, e.g. a CI runner's `cmd &`)
                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         deadline = time.time() + 600
         while time.time() < deadline and p.poll() is None and log_path.read_text().count(" epoch 1/30") < 2:
