@@ -163,9 +163,9 @@ def evaluate(gt: dict, dets: list[dict], max_det: int = 300) -> CocoResult:
         return CocoResult(0.0, 0.0, empty)
     with _quiet():
         coco = COCO()
-        coco.dataset = json.loads(json.dumps(gt))  # COCO mutates its dataset; keep the caller's intact
+        coco.dataset = {k: _records_copy(v) for k, v in gt.items()}  # COCO mutates its dataset; keep the caller's
         coco.createIndex()
-        res = coco.loadRes(json.loads(json.dumps(dets)))
+        res = coco.loadRes(_records_copy(dets))
         ev = COCOeval(coco, res, iouType="bbox")
         ev.params.imgIds = img_ids
         ev.params.catIds = cat_ids
@@ -179,6 +179,14 @@ def evaluate(gt: dict, dets: list[dict], max_det: int = 300) -> CocoResult:
     if not valid.any():
         return CocoResult(0.0, 0.0, arrays)
     return CocoResult(float(prec[0][:, valid].mean()), float(prec[:, :, valid].mean()), arrays)
+
+
+def _records_copy(value):
+    """A copy of a COCO list of records (dicts of numbers, strings and lists of numbers) that pycocotools may
+    change in place; other values as they are."""
+    if not isinstance(value, list):
+        return value
+    return [{k: list(v) if isinstance(v, list) else v for k, v in r.items()} if isinstance(r, dict) else r for r in value]
 
 
 def _arrays_from(ev, cat_ids: list[int], img_ids: list[int]) -> EvalArrays:

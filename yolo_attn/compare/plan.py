@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import chi2 as _chi2
+from scipy import special as _sp
 
 from . import stats
 
@@ -146,7 +146,8 @@ def format_plan(plan: Plan, pilot_dir: str) -> str:
             seeds, wall = (o.seeds if o.seeds else "out of reach"), _hms(o.wall_s)
         lines.append(f"| {o.epochs} | {o.base_map:.3f} | {seeds} | {wall} | {o.source} |")
     small = min((m.pilot_seeds for m in plan.models), default=0)
-    up = math.sqrt((small - 1) / _chi2.ppf(0.2, small - 1)) if small > 1 else math.inf
+    # chdtri(k, 0.8): the chi-square(k) value exceeded with probability 0.8, i.e. its 20% quantile
+    up = math.sqrt((small - 1) / _sp.chdtri(small - 1, 0.8)) if small > 1 else math.inf
     lines += [
         "",
         f"The SDs come from {small} pilot seed(s): the 80% upper confidence bound of an SD is {up:.1f}x the estimate "

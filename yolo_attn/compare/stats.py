@@ -59,9 +59,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import special as _sp
-from scipy import stats as _st
-from scipy.optimize import brentq as _brentq
+from scipy import special as _sp  # the distributions' functions themselves: scipy.stats costs 1 s to import
 
 POWER = 0.80
 # The fewest image-bootstrap replicates a sweep accepts. The shared validation-image variance ``b`` is a sample
@@ -138,7 +136,9 @@ def p_value(delta, a, b, n_seeds: int, n_boot: int, iters: int = 45):
         f = lambda al: float(half_width(a, b, n_seeds, n_boot, 1 - al)) - abs(float(delta))  # noqa: E731
         if f(1.0 - 1e-12) > 0:
             return np.float64(1.0)
-        return np.float64(_brentq(f, 1e-15, 1.0 - 1e-12, xtol=1e-16, rtol=1e-10) if f(1e-15) > 0 else 0.0)
+        from scipy.optimize import brentq
+
+        return np.float64(brentq(f, 1e-15, 1.0 - 1e-12, xtol=1e-16, rtol=1e-10) if f(1e-15) > 0 else 0.0)
     lo, hi = np.zeros(delta.shape), np.ones(delta.shape)
     for _ in range(iters):
         mid = (lo + hi) / 2
@@ -316,10 +316,10 @@ def power(effect: float, sd_seed: float, var_image: float, n_seeds: int, n_boot:
         return 1.0 if effect != 0 else alpha
     crit = float(half_width(a, var_image, n_seeds, n_boot, 1 - alpha)) / se
     if df is not None:  # normal / custom df: the critical value follows the same df
-        crit = float(_st.t.ppf(1 - alpha / 2, df))
+        crit = float(_sp.stdtrit(df, 1 - alpha / 2))  # Student t quantile
     nu = df if df is not None else n_seeds - 1
     nc = effect / se
-    return float(_st.nct.sf(crit, nu, nc) + _st.nct.cdf(-crit, nu, nc))
+    return float(1.0 - _sp.nctdtr(nu, nc, crit) + _sp.nctdtr(nu, nc, -crit))  # noncentral t: P(T > crit) + P(T < -crit)
 
 
 def min_detectable(sd_seed: float, var_image: float, n_seeds: int, n_boot: int = 0, alpha: float = 0.05,

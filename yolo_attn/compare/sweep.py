@@ -18,7 +18,7 @@ from . import report
 from .contract import SweepConfig, TrialSpec
 from .stats import check_n_boot
 from .store import Store, stable_hash
-from .trial import (SWEEP_ARGS, check_pretrained_options, scale_free_name, environment, sweep_train_args, materialize, model_cost, model_label, quiet_ultralytics,
+from .trial import (SWEEP_ARGS, build, check_pretrained_options, scale_free_name, environment, sweep_train_args, materialize, model_cost, model_label, quiet_ultralytics,
                     resolve_model)
 
 DEFAULT_MODELS = ["yolov5n.yaml", "yolov5n-se-backbone-end.yaml", "yolov5n-cbam-neck.yaml", "yolov5n-eca-backbone.yaml"]
@@ -158,8 +158,6 @@ def measure_latency(refs: dict[str, str], imgsz: int, nc: int, threads: int, rou
     """Median batch-1 inference latency (ms) per model, models interleaved round by round, fused, eval mode."""
     import torch
 
-    from .trial import build
-
     torch.set_num_threads(threads)
     models = {}
     with quiet_ultralytics():
@@ -291,8 +289,10 @@ def compare(
         data_yaml, names = ds.yaml, ds.names
         eval_split = choose_eval_split(ds, eval_split, weights, log)
         nc = len(names)
-        specs_m, base_name = _model_specs(models, baseline, control_width, nc, out_dir, log)
-        imgsz = _trained_imgsz(int(imgsz), specs_m, nc, log)
+        built: dict = {}  # each model built once for its checks (cost, stride), then dropped
+        specs_m, base_name = _model_specs(models, baseline, control_width, nc, out_dir, log, built)
+        imgsz = _trained_imgsz(int(imgsz), specs_m, nc, log, built)
+        built.clear()
         t_args = check_sweep_settings(train_args, pretrained, specs_m, nc)
         choice = require_one_optimizer(t_args, len(ds.images("train")), nc, [int(epochs)])
         log(f"optimizer: {choice.name} (lr {choice.lr:g}, momentum {choice.momentum})")
@@ -391,7 +391,7 @@ def _checked_data(data: str, out_dir: Path, log):
     return ds
 
 
-def _model_spec(ref: str, nc: int, out_dir: Path) -> dict:
+def _model_spec(ref: str, nc: int, out_dir: Path, built: dict | None = None) -> dict:
     """Resolved, copied and built model reference: name, path, YAML hash, parameters and GFLOPs."""
     from ..model_options import read_model_options
 
@@ -402,17 +402,22 @@ def _model_spec(ref: str, nc: int, out_dir: Path) -> dict:
     if not options.empty:
         m["options"] = options.as_dict()
     try:
-        m["params"], m["gflops_640"] = model_cost(r, nc, 640)
+        with quiet_ultralytics():
+            model = build(r, nc)
+        m["params"], m["gflops_640"] = model_cost(r, nc, 640, model)
+        if built is not None:
+            built[r] = model
     except Exception as exc:  # the YAML does not build: stop before config.json and the first trial
         raise ValueError(f"model {ref} ({r}) does not build: {type(exc).__name__}: {exc}") from exc
     return m
 
 
-def _model_specs(models, baseline, control_width: bool, nc: int, out_dir: Path, log) -> tuple[list[dict], str]:
+def _model_specs(models, baseline, control_width: bool, nc: int, out_dir: Path, log,
+                 built: dict) -> tuple[list[dict], str]:
     models = list(models or [m for m in DEFAULT_MODELS if _exists(m)])
     if not models:
         raise ValueError("no models given")
-    specs_m = [_model_spec(ref, nc, out_dir) for ref in models]
+    specs_m = [_model_spec(ref, nc, out_dir, built) for ref in models]
     if len({m["name"] for m in specs_m}) != len(specs_m):
         raise ValueError(f"model names must be unique: {[m['name'] for m in specs_m]}")
     base_name = model_label(baseline) if baseline else specs_m[0]["name"]
@@ -433,13 +438,11 @@ def _model_specs(models, baseline, control_width: bool, nc: int, out_dir: Path, 
     return specs_m, base_name
 
 
-def _trained_imgsz(imgsz: int, specs_m: list[dict], nc: int, log) -> int:
+def _trained_imgsz(imgsz: int, specs_m: list[dict], nc: int, log, built: dict) -> int:
     """The image size every model is trained at, as Ultralytics rounds it (a multiple of the largest stride)."""
     from .._ultralytics import train_imgsz
-    from .trial import build
-
     with quiet_ultralytics():
-        used = max(train_imgsz(imgsz, build(m["ref"], nc)) for m in specs_m)
+        used = max(train_imgsz(imgsz, built[m["ref"]] if m["ref"] in built else build(m["ref"], nc)) for m in specs_m)
     if used != imgsz:
         log(f"WARNING: --imgsz {imgsz} is not a multiple of the models' largest stride: Ultralytics trains at {used}, "
             f"and {used} is what this sweep records")
@@ -493,7 +496,6 @@ def check_sweep_settings(train_args: dict | None, pretrained: str | None, specs_
         from ..checkpoint import load_checkpoint
         from ..model_options import effective
         from ..transfer import load_by_name, transfer_weights
-        from .trial import build
 
         if not Path(pretrained).is_file():
             raise FileNotFoundError(f"--pretrained {pretrained}: no such file")

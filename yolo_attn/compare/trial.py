@@ -156,13 +156,13 @@ def build(ref: str, nc: int | None = None, init: str | None = None):
     return DetectionModel(str(ref), nc=nc, verbose=False)
 
 
-def model_cost(ref: str, nc: int | None, imgsz: int = 640) -> tuple[int, float]:
-    """Parameters and GFLOPs (at ``imgsz``) of a model reference."""
+def model_cost(ref: str, nc: int | None, imgsz: int = 640, model=None) -> tuple[int, float]:
+    """Parameters and GFLOPs (at ``imgsz``) of a model reference (``model``: that reference already built)."""
     from ultralytics.utils.torch_utils import get_flops, get_num_params
 
     with quiet_ultralytics():
-        m = build(ref, nc)
-        return int(get_num_params(m)), float(get_flops(m, imgsz))
+        m = model if model is not None else build(ref, nc)
+        return int(get_num_params(m)), float(get_flops(m, imgsz))  # get_flops profiles a copy: m stays as it was
 
 
 @contextmanager

@@ -247,8 +247,9 @@ def run_workers(specs: list[TrialSpec], on_done: Callable[[TrialSpec, TrialRecor
         for w in pool:
             w.stop()
         raise
-    for w in pool:  # every trial is done: the workers exit on their own
+    for w in pool:  # every trial is done: the workers exit on their own, all at once
         w.close()
+    for w in pool:
         try:
             w.proc.wait(STOP_WAIT_S)
         except subprocess.TimeoutExpired:
@@ -303,6 +304,10 @@ def main() -> None:
         send({"event": "record", "record": rec.as_dict()})
         state["busy"] = False
     out.close()
+    sys.stderr.flush()
+    # Every record is sent and every trial file closed: skip the interpreter's teardown of torch (about 1 s, which
+    # the sweep's report would wait for)
+    os._exit(0)
 
 
 def _warm_up() -> None:
