@@ -212,7 +212,7 @@ def main(argv=None) -> int:
     import torch
 
     import yolo_attn
-    from yolo_attn.placement import shipped_configs
+    from yolo_attn.configs import shipped_configs
 
     torch.manual_seed(args.seed)
     sections = {}

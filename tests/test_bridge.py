@@ -1,4 +1,4 @@
-"""The assumptions ``yolo_attn/_ultralytics.py`` makes about Ultralytics internals, checked on the INSTALLED version.
+"""The assumptions the bridge (``yolo_attn/_ultralytics/``) makes about Ultralytics internals, checked on the INSTALLED version.
 
 If one of these fails after an Ultralytics upgrade, the bridge needs updating before anything else is trusted.
 """
@@ -17,16 +17,17 @@ import ultralytics.nn.tasks as tasks
 
 import yolo_attn
 from yolo_attn import _ultralytics as bridge
+from yolo_attn._ultralytics import _core
 
 from conftest import BLOCKS, PRESERVE, seeded
 
 VERSION = ultralytics.__version__
-PARSE = bridge._ORIGINAL_PARSE_MODEL
-SAFE_LOAD = bridge._ORIGINAL_SAFE_LOAD
+PARSE = _core._ORIGINAL_PARSE_MODEL
+SAFE_LOAD = _core._ORIGINAL_SAFE_LOAD
 
 
 def _hint(what: str) -> str:
-    return f"ultralytics {VERSION}: {what}; yolo_attn/_ultralytics.py must be updated for this version"
+    return f"ultralytics {VERSION}: {what}; yolo_attn/_ultralytics/ must be updated for this version"
 
 
 def _global_names(fn) -> set[str]:

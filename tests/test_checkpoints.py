@@ -222,7 +222,7 @@ def test_missing_module_in_fresh_process_never_pip_installs(missing_module_ckpt)
     )
     assert "PIP-INSTALL-ATTEMPT" not in proc.stdout, proc.stdout
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "RAISED yolo_attn._ultralytics.MissingLayerModuleError" in proc.stdout, proc.stdout + proc.stderr[-2000:]
+    assert "RAISED yolo_attn._ultralytics.safe_load.MissingLayerModuleError" in proc.stdout, proc.stdout + proc.stderr[-2000:]
     assert "yolo_attn.modules.nosuch" in proc.stdout
     # Ultralytics' own handler ran (it warns before calling check_requirements): the guard, not the wrapper, stopped it
     assert "appears to require 'yolo_attn.modules.nosuch'" in proc.stdout + proc.stderr

@@ -149,7 +149,7 @@ def test_broken_images_get_a_message_and_never_a_pip_install(tmp_path, capsys):
 
 
 def test_bridge_assumptions_for_datasets():
-    """What yolo_attn/_ultralytics.py's dataset functions assume about the installed Ultralytics."""
+    """What the bridge's dataset functions (yolo_attn/_ultralytics/data.py) assume about the installed Ultralytics."""
     import inspect
 
     from PIL import Image

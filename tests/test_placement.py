@@ -27,21 +27,18 @@ from conftest import run_layers as forward
 from ultralytics.nn.modules.block import C3k, C3k2
 
 from yolo_attn import UnknownLayerError
+from yolo_attn.configs import CONV_LAYERS, ShippedConfig, config_dir, shipped_configs
 from yolo_attn.placement import (
-    CONV_LAYERS,
     GENERATED_MARK,
     ULTRALYTICS_LICENSE_LINE,
     IndexMap,
     PlacementError,
-    ShippedConfig,
-    config_dir,
     generate_configs,
     is_generated,
     make_yaml,
     map_path,
     render_shipped,
     render_yaml,
-    shipped_configs,
 )
 
 SCALES = "nsmlx"

@@ -461,7 +461,7 @@ def test_figures_vs_ultralytics_load(stock_n, files_n, layer, capsys):
 
 
 def _shipped_cases():
-    from yolo_attn.placement import shipped_configs
+    from yolo_attn.configs import shipped_configs
 
     cases, seen = [], set()
     for cfg in shipped_configs():
@@ -490,7 +490,8 @@ def test_shipped_configs_by_value(request, cfg, scale):
     The expected position of each stock layer comes from the generator's own index map, not from the
     transfer's alignment; every stock tensor must arrive there and nowhere else, new attention keeps its init.
     """
-    from yolo_attn.placement import config_dir, make_yaml
+    from yolo_attn.configs import config_dir
+    from yolo_attn.placement import make_yaml
 
     filename, layer, args, placements = cfg
     path = config_dir() / filename

@@ -9,7 +9,8 @@ of plain Ultralytics training this module
   attention layers) before the model YAML is built there;
 * gives CPU training every core: Ultralytics' ``select_device`` sets torch to ``cpu_count - 1``
   threads (1 on a 2-core machine, half the speed) for the whole process; the trainer sets the count
-  from :func:`cpu_threads` (every usable core, or ``YOLO_ATTN_THREADS``) after each ``select_device``
+  given to :func:`train` (``threads=``; default :func:`cpu_threads`: every usable core, or the user's
+  ``YOLO_ATTN_THREADS``) after each ``select_device``
   (trainer set-up and every validation). On a shared machine OpenMP's spin-waiting is bounded by
   :mod:`yolo_attn._threads` (set when ``yolo_attn`` is imported before torch);
 * is offline-safe: plot labels use a local font instead of Ultralytics' Arial download (see
@@ -92,10 +93,8 @@ def restore_cpu_threads(device=None, n: int | None = None) -> int:
 
 
 def _restore_threads_callback(obj) -> None:  # trainer or validator callback
-    restore_cpu_threads(getattr(obj, "device", None), _THREADS.get("n"))
-
-
-_THREADS: dict[str, int] = {}  # the count chosen when the trainer was set up
+    """Set the thread count the run chose (``obj.threads``: the trainer's, handed to its validators) again."""
+    restore_cpu_threads(getattr(obj, "device", None), getattr(obj, "threads", None))
 
 
 class AttnDetectionTrainer(DetectionTrainer):
@@ -120,10 +119,11 @@ class AttnDetectionTrainer(DetectionTrainer):
     closing_predictions: dict | None = None  # the closing validation's predictions (PredictionLog.images), if it ran
     final_eval_s = 0.0  # wall time of the closing validation
 
-    def __init__(self, cfg=DEFAULT_CFG, overrides: dict | None = None, _callbacks: dict | None = None):
+    def __init__(self, cfg=DEFAULT_CFG, overrides: dict | None = None, _callbacks: dict | None = None,
+                 threads: int | None = None):
         super().__init__(cfg, overrides, _callbacks)
-        # select_device() in BaseTrainer.__init__ set cpu_count - 1 threads
-        _THREADS["n"] = restore_cpu_threads(self.device)
+        # select_device() in BaseTrainer.__init__ set cpu_count - 1 threads; ``threads`` (default cpu_threads()) instead
+        self.threads = restore_cpu_threads(self.device, threads)
         for event in ("on_pretrain_routine_end", "on_val_start"):  # validators call select_device() again
             if _restore_threads_callback not in self.callbacks.setdefault(event, []):
                 self.callbacks[event].append(_restore_threads_callback)
@@ -199,6 +199,7 @@ class AttnDetectionTrainer(DetectionTrainer):
 
     def get_validator(self):
         validator = super().get_validator()
+        validator.threads = self.threads  # its on_val_start callback restores the run's count after select_device()
         self.predictions = _ultralytics.record_predictions(validator)
         return validator
 
@@ -402,7 +403,7 @@ def _resolve(overrides: dict[str, Any], trust: bool = False) -> dict[str, Any]:
 
 
 def train(callbacks: dict[str, Callable | list[Callable]] | None = None, final_weights: str = "best",
-          **overrides) -> TrainResult:
+          threads: int | None = None, **overrides) -> TrainResult:
     """Train a model YAML (or checkpoint) with the attention layers registered; return a :class:`TrainResult`.
 
     Args:
@@ -413,6 +414,8 @@ def train(callbacks: dict[str, Callable | list[Callable]] | None = None, final_w
             :data:`SHORT_RUN` for settings that suit a few epochs on a CPU.
         final_weights: the checkpoint Ultralytics' closing validation evaluates (``best``, Ultralytics'
             choice, or ``last``); ``TrainResult.metrics`` and ``TrainResult.predictions`` are of it.
+        threads: CPU threads of the run (default :func:`cpu_threads`); Ultralytics' own choice is undone after
+            each of its ``select_device`` calls.
     """
     if final_weights not in ("best", "last"):
         raise ValueError(f"final_weights={final_weights!r}: expected best or last")
@@ -441,7 +444,7 @@ def train(callbacks: dict[str, Callable | list[Callable]] | None = None, final_w
             raise ValueError(f"unknown callback event {event!r}; events: {', '.join(sorted(cbs))}")
         cbs[event].extend(fns if isinstance(fns, (list, tuple)) else [fns])
     t0 = time.perf_counter()
-    trainer = AttnDetectionTrainer(overrides=args, _callbacks=cbs)
+    trainer = AttnDetectionTrainer(overrides=args, _callbacks=cbs, threads=threads)
     trainer.trust, trainer.attn_lr, trainer.final_weights = trust, attn_lr, final_weights
     trainer.train()
     seconds = time.perf_counter() - t0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-HELP = "regenerate the shipped configs (models/yaml) from yolo_attn.placement.shipped_configs(), or --check for drift"
+HELP = "regenerate the shipped configs (models/yaml) from yolo_attn.configs.shipped_configs(), or --check for drift"
 
 
 def add_arguments(parser) -> None:
@@ -12,7 +12,8 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from ..placement import config_dir, generate_configs, shipped_configs
+    from ..configs import config_dir, shipped_configs
+    from ..placement import generate_configs
 
     if args.list:
         for name, layer, layer_args, placements in shipped_configs():

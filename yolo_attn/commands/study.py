@@ -34,6 +34,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--backend", choices=("local", "ray"), default="local", help="where trials run (compare's backends)")
     parser.add_argument("--ray-address", help="address of a running Ray cluster (default: start a local one)")
     parser.add_argument("--threads", type=int, help="CPU threads per trial")
+    parser.add_argument("--cpus-per-trial", type=int, help="Ray: CPUs per trial (default 1)")
     parser.add_argument("--max-trials", type=int, help="train at most this many trials now (rerun to continue)")
     parser.add_argument("--diagnose", action="store_true",
                         help="after the sweeps, run yolo-attn diagnose on each sweep's checkpoints (linked from study.md; "
@@ -47,7 +48,7 @@ def run(args) -> int:
     opts = StudyOptions(data=args.data, layer=args.layer, placement=args.placement, seeds=args.seeds, epochs=args.epochs,
                         imgsz=args.imgsz, scale=args.scale, widths=args.widths, placements=args.placements, out=args.out,
                         batch=args.batch, backend=args.backend, ray_address=args.ray_address, threads=args.threads,
-                        max_trials=args.max_trials, progress=not args.quiet,
+                        cpus_per_trial=args.cpus_per_trial, max_trials=args.max_trials, progress=not args.quiet,
                         diagnose=args.diagnose, pretrained=args.pretrained)
     res = run_study(get(args.name), opts)
     return 0 if res["complete"] or args.max_trials is not None else 1

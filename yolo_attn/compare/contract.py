@@ -67,8 +67,8 @@ class TrialRecord:
     curve: list[dict] | None = None  # per-epoch validation metrics (results.csv)
     ultra: dict[str, float] | None = None  # Ultralytics' validator: map50, map, precision, recall
     coco: dict[str, float] | None = None  # COCOeval on the same predictions: map50, map
-    params: int | None = None
-    gflops_640: float | None = None
+    params: int | None = None  # written by older versions; the summary reads the model's cost from config.json
+    gflops_640: float | None = None  # (the same for every seed: measured once per model, when the sweep starts)
     predictions_sha256: str | None = None
     n_detections: int | None = None
     n_val_images: int | None = None  # images of the final scoring (of the eval split, despite the name)

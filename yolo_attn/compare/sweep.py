@@ -104,9 +104,10 @@ def width_control(base_ref: str, target_params: int, nc: int, out_dir: Path) -> 
     count is a step function of the width: a fine scan picks the closest step.
     """
     import yaml
-    from ultralytics.nn.tasks import yaml_model_load
 
-    d = yaml_model_load(base_ref)
+    from .._ultralytics import load_model_yaml
+
+    d = load_model_yaml(base_ref)
     scale = d.get("scale") or ""
     depth, width = d.get("depth_multiple", 1.0), d.get("width_multiple", 1.0)
     if d.get("scales") and scale in d["scales"]:

@@ -28,8 +28,8 @@ from typing import Callable
 import numpy as np
 
 from .._io import atomic_write
-from ..placement import config_dir
-from ..train import SHORT_RUN
+from ..configs import config_dir
+from ..train import SHORT_RUN, restore_cpu_threads
 from . import cocoeval
 from .contract import TrialRecord, TrialSpec
 
@@ -179,13 +179,6 @@ def quiet_ultralytics(enabled: bool = True):
         LOGGER.setLevel(old)
 
 
-def _set_threads(n: int | None) -> None:
-    import torch
-
-    if n and torch.get_num_threads() != n:
-        torch.set_num_threads(int(n))
-
-
 def _make_pretrained(ref: str, source: str, nc: int, out: Path, seed: int) -> tuple[str, str]:
     """Checkpoint of model checkpoint ``ref`` carrying ``source``'s weights; returns (path, the transfer's summary line).
 
@@ -315,7 +308,7 @@ class _Hooks:
         self.train_started: float | None = None  # perf_counter() when the first epoch began (model and data ready)
 
     def set_threads(self, _obj=None) -> None:
-        _set_threads(self.threads)
+        restore_cpu_threads(None, self.threads)
 
     def train_start(self, _tr) -> None:
         self.set_threads()
@@ -410,7 +403,8 @@ def _train(spec: TrialSpec, model_ref: str, hooks: _Hooks):
     """Train with yolo_attn's trainer; return the weights to evaluate and the :class:`~yolo_attn.train.TrainResult`."""
     from ..train import train
 
-    result = train(callbacks=hooks.callbacks(), model=model_ref, final_weights=spec.weights, **_train_args(spec, model_ref))
+    result = train(callbacks=hooks.callbacks(), model=model_ref, final_weights=spec.weights, threads=hooks.threads,
+                   **_train_args(spec, model_ref))
     hooks.set_threads()
     run_dir = Path(spec.trial_dir) / "train"
     return run_dir / "weights" / ("best.pt" if spec.weights == "best" else "last.pt"), result
@@ -520,18 +514,12 @@ def run_trial(spec: TrialSpec, progress: Callable[[dict], None] | None = None) -
     rec = spec.record(started_at=time.time(), threads=threads)
     t_start = time.perf_counter()
     hooks = _Hooks(spec, threads, progress)
-    old_env = os.environ.get("YOLO_ATTN_THREADS")
-    os.environ["YOLO_ATTN_THREADS"] = str(threads)  # yolo_attn's trainer restores this count
     try:
         _run(spec, rec, hooks, t_start)
     except Exception as exc:  # a failed trial is recorded, the sweep goes on
         rec.fail(f"{type(exc).__name__}: {exc}", traceback.format_exc()[-4000:])
     finally:
-        _set_threads(threads)
-        if old_env is None:
-            os.environ.pop("YOLO_ATTN_THREADS", None)
-        else:
-            os.environ["YOLO_ATTN_THREADS"] = old_env
+        restore_cpu_threads(None, threads)
     rec.finished_at = time.time()
     rec.duration_s = time.perf_counter() - t_start
     if rec.stage_s is not None:
@@ -563,7 +551,6 @@ def _run(spec: TrialSpec, rec: TrialRecord, hooks: _Hooks, t_start: float) -> No
         ev, reused = _closing_evaluation(spec, result, weights, hooks)
         eval_s = result.final_eval_s if reused else time.perf_counter() - t_eval
     rec.ultra = ev.ultra
-    rec.params, rec.gflops_640 = model_cost(str(weights), None, 640)
     rec.train_loss = hooks.loss
     t_score = time.perf_counter()
     _score(spec, rec, ev)

@@ -110,7 +110,7 @@ class _Worker:
 
     def __init__(self, index: int, plan: WorkerPlan, events: queue.Queue, spin_env: dict[str, str]):
         self.index, self.spec = index, None
-        env = {**os.environ, **spin_env, "YOLO_ATTN_THREADS": str(plan.threads), "OMP_NUM_THREADS": str(plan.threads)}
+        env = {**os.environ, **spin_env, "OMP_NUM_THREADS": str(plan.threads)}
         pkg_root = str(Path(__file__).resolve().parents[2])
         env["PYTHONPATH"] = os.pathsep.join([pkg_root, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
         if plan.gpus:

@@ -9,7 +9,7 @@ FAMILIES = tuple(sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.
 for _family in FAMILIES:
     import_module(f"{__name__}.{_family}")
 
-# Put the layers into Ultralytics' namespace (yolo_attn/_ultralytics.py). When that module is the one
+# Put the layers into Ultralytics' namespace (yolo_attn/_ultralytics/). When that package is the one
 # importing this package, it is not finished yet (no install()) and calls install() itself when it is.
 from .. import _ultralytics  # noqa: E402
 

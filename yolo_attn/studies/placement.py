@@ -28,7 +28,7 @@ def with_defaults(opts: StudyOptions) -> StudyOptions:
 def shipped_placements(layer: str, base: str | None = None) -> list[str]:
     """Placements of the shipped configs of ``layer`` on ``base`` (default the YOLOv5 base the studies build on;
     the paper-form ones, not the fuse: add ablations)."""
-    from ..placement import DEFAULT_BASE, shipped_configs
+    from ..configs import DEFAULT_BASE, shipped_configs
 
     base = base or DEFAULT_BASE
     out = []

@@ -47,6 +47,7 @@ class StudyOptions:
     backend: str = "local"
     ray_address: str | None = None
     threads: int | None = None
+    cpus_per_trial: int | None = None  # Ray: CPUs per trial
     max_trials: int | None = None
     progress: bool = True
     diagnose: bool = False  # after the sweeps: yolo-attn diagnose on each sweep's checkpoints
@@ -248,6 +249,7 @@ def run_sweeps(plans: list[SweepPlan], opts: StudyOptions, out: Path, compare_fn
             data=opts.data, models=p.models, seeds=p.seeds, epochs=p.epochs, imgsz=opts.imgsz, out=str(out / p.name),
             baseline=p.baseline, train_args=train_args, backend=opts.backend, threads=opts.threads,
             **({"ray_address": opts.ray_address} if opts.ray_address else {}),
+            **({"cpus_per_trial": opts.cpus_per_trial} if opts.cpus_per_trial else {}),
             **({"eval_split": p.eval_split} if p.eval_split else {}),
             **({"pretrained": p.pretrained} if p.pretrained else {}),
             progress=opts.progress, max_trials=left)

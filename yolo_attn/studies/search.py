@@ -306,7 +306,8 @@ class Search:
     def sweep(self, name: str, labels: list[str], seeds: list[int], epochs: int, eval_split: str | None = None) -> dict:
         plan = self.plan(name, labels, seeds, epochs, eval_split)
         so = StudyOptions(data=self.opts.data, imgsz=self.opts.imgsz, batch=self.opts.batch, backend=self.opts.backend,
-                          ray_address=self.opts.ray_address, threads=self.opts.threads, progress=self.opts.progress)
+                          ray_address=self.opts.ray_address, threads=self.opts.threads,
+                          cpus_per_trial=self.opts.cpus_per_trial, progress=self.opts.progress)
         self.summaries[name] = run_sweeps([plan], so, self.out, self.compare_fn)[name]
         return self.summaries[name]
 
