@@ -117,6 +117,11 @@ def variance_parts(d: np.ndarray, boot: np.ndarray | None = None) -> tuple[np.nd
     return a, np.clip((S * V - v) / (S - 1), 0.0, None)
 
 
+def t_quantile(q: float, df: float) -> float:
+    """Student t quantile: the ``x`` with ``P(T_df <= x) = q``."""
+    return float(_sp.stdtrit(df, q))
+
+
 def half_width(a, b, n_seeds: int, n_boot: int, level: float = 0.95):
     """Banerjee half-width ``sqrt(t_{S-1}^2 a + t_{B-1}^2 b)`` at two-sided ``level`` (array in, array out)."""
     q = 1 - (1 - np.asarray(level, float)) / 2
@@ -316,7 +321,7 @@ def power(effect: float, sd_seed: float, var_image: float, n_seeds: int, n_boot:
         return 1.0 if effect != 0 else alpha
     crit = float(half_width(a, var_image, n_seeds, n_boot, 1 - alpha)) / se
     if df is not None:  # normal / custom df: the critical value follows the same df
-        crit = float(_sp.stdtrit(df, 1 - alpha / 2))  # Student t quantile
+        crit = t_quantile(1 - alpha / 2, df)
     nu = df if df is not None else n_seeds - 1
     nc = effect / se
     return float(1.0 - _sp.nctdtr(nu, nc, crit) + _sp.nctdtr(nu, nc, -crit))  # noncentral t: P(T > crit) + P(T < -crit)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..compare import cocoeval
+from ..compare.stats import image_weights, t_quantile
 
 
 @dataclass
@@ -28,12 +29,6 @@ class Interval:
         return s if self.lo is None else f"{s} [{self.lo:+.{digits}f}, {self.hi:+.{digits}f}]"
 
 
-def boot_weights(n_images: int, n_boot: int, seed: int) -> np.ndarray:
-    """(n_boot, n_images) multinomial resampling counts of the images."""
-    rng = np.random.default_rng(seed)
-    return rng.multinomial(n_images, np.full(n_images, 1.0 / n_images), size=n_boot).astype(float)
-
-
 def paired_diff(pairs: list[tuple[cocoeval.EvalArrays, cocoeval.EvalArrays]], n_boot: int, seed: int) -> Interval:
     """Mean over ``pairs`` of mAP50-95(a) - mAP50-95(b), with a percentile interval from resampling the images.
 
@@ -43,7 +38,7 @@ def paired_diff(pairs: list[tuple[cocoeval.EvalArrays, cocoeval.EvalArrays]], n_
     if not pairs:
         return Interval(float("nan"))
     n = pairs[0][0].n_images
-    w = np.vstack([np.ones((1, n)), boot_weights(n, n_boot, seed)])
+    w = np.vstack([np.ones((1, n)), image_weights(n, n_boot, seed)])
     diff = np.zeros(len(w))
     for a, b in pairs:
         diff += cocoeval.weighted_map(a, w)[1] - cocoeval.weighted_map(b, w)[1]
@@ -61,7 +56,5 @@ def seed_interval(values: list[float]) -> Interval:
         return Interval(float("nan"))
     if v.size < 2:
         return Interval(float(v.mean()))
-    from scipy import stats
-
-    half = stats.t.ppf(0.975, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size)
+    half = t_quantile(0.975, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size)
     return Interval(float(v.mean()), float(v.mean() - half), float(v.mean() + half))
