@@ -9,7 +9,6 @@ install, so a format whose tooling is missing is reported as *not checked*, neve
 from __future__ import annotations
 
 import importlib
-import importlib.metadata
 import importlib.util
 import sys
 from dataclasses import dataclass, field
@@ -96,10 +95,6 @@ _VERSIONED = ("torch", "ultralytics", "onnx", "onnxruntime", "onnxslim", "openvi
 
 def versions() -> dict[str, str]:
     """Installed versions of the packages the checks depend on (absent ones left out), and the platform."""
-    out = {"python": sys.version.split()[0], "platform": sys.platform}
-    for name in _VERSIONED:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return out
+    from .._versions import installed_versions
+
+    return installed_versions(_VERSIONED)

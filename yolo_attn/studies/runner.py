@@ -17,7 +17,6 @@ touching the sweeps.
 from __future__ import annotations
 
 import json
-import platform
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -112,13 +111,9 @@ def seed_list(opts: StudyOptions) -> list[int]:
 
 
 def _versions() -> dict:
-    out = {"python": platform.python_version(), "platform": platform.platform()}
-    for mod in ("yolo_attn", "ultralytics", "torch", "numpy", "scipy"):
-        try:
-            out[mod] = __import__(mod).__version__
-        except Exception:  # pragma: no cover - reported as unknown
-            out[mod] = "unknown"
-    return out
+    from .._versions import installed_versions
+
+    return installed_versions(("yolo_attn", "ultralytics", "torch", "numpy", "scipy"), missing="unknown")
 
 
 def trial_records(sweep_dir: str | Path) -> list[dict]:
