@@ -166,7 +166,9 @@ def test_training_raises_map_well_above_untrained(tmp_path):
     assert len(losses) == 6 and all(map(math.isfinite, losses))
     assert losses[-1] <= LOSS_RATIO_MAX * losses[0]
     assert after["metrics/mAP50(B)"] >= before["metrics/mAP50(B)"] + MAP50_GAIN_MIN
-    assert after["metrics/mAP50(B)"] == pytest.approx(result.map50, abs=0.02)  # same validator, same weights
+    # same weights and validator, but the trainer validates in batches of twice the training batch (32) and this
+    # call in 16: rectangular batches then pad the images differently, which moves mAP50 by up to ~0.01
+    assert after["metrics/mAP50(B)"] == pytest.approx(result.map50, abs=0.02)
 
 
 def test_openmp_spin_is_bounded_by_load_and_user_choice_wins(monkeypatch):
