@@ -500,13 +500,13 @@ def check_sweep_settings(train_args: dict | None, pretrained: str | None, specs_
 
         if not Path(pretrained).is_file():
             raise FileNotFoundError(f"--pretrained {pretrained}: no such file")
-        load_checkpoint(pretrained)
+        ckpt = load_checkpoint(pretrained)  # read once (safely) for every model's check
         for m in specs_m:
             opts = options[m["name"]]
             load = load_by_name if opts.load_mode == "names" else transfer_weights
             try:
                 with quiet_ultralytics():
-                    load(pretrained, build(m["ref"], nc, init=effective(opts, t_args.get("attn_init"))[0]))
+                    load(ckpt, build(m["ref"], nc, init=effective(opts, t_args.get("attn_init"))[0]))
             except Exception as exc:
                 raise ValueError(f"--pretrained {pretrained} does not transfer into {m['name']}: {exc}") from exc
     return t_args
