@@ -240,3 +240,15 @@ def test_walk_stops_at_its_bounds_and_reports_progress(tmp_path, monkeypatch, ca
     monkeypatch.setattr(files, "MAX_WALK_ENTRIES", 5000)
     with pytest.raises(ListingError, match="stopped listing .* after"):
         files.image_files(d, ".", what="'train'")
+
+
+def test_an_undeclared_split_is_named_not_a_key_error(tmp_path):
+    """The ``../train/images`` export layout without a test split: asking for ``test`` names the YAML and its splits."""
+    root = tmp_path / "export"
+    _pair(root / "train" / "images", "a")
+    _pair(root / "valid" / "images", "b")
+    y = _write(root / "data.yaml", {"train": "../train/images", "val": "../valid/images", "nc": 1, "names": ["x"]})
+    ds = resolve_dataset(y)
+    assert len(ds.images("train")) == 1 and len(ds.images("val")) == 1
+    with pytest.raises(DatasetError, match=r"data\.yaml: no 'test' split \(it declares train, val\)"):
+        ds.images("test")

@@ -209,7 +209,7 @@ def test_sweep_settings_hash_changes_with_the_model_options(tmp_path):
 
     def config(options, out):
         path = _yaml_with(tmp_path, options, "se.yaml")
-        spec = _model_spec(str(path), 4, out)
+        spec = _model_spec(str(path), 4, out, {})
         return _init_config(Store(out), "shapes", shapes_yaml(), [spec], [0], spec["name"], 1, 64, {"lr0": 0.01}, None,
                             "last", 1, allow_changes=False)
 

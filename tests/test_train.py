@@ -171,6 +171,20 @@ def test_training_raises_map_well_above_untrained(tmp_path):
     assert after["metrics/mAP50(B)"] == pytest.approx(result.map50, abs=0.02)
 
 
+
+@pytest.mark.slow
+def test_threads_argument_holds_in_training_and_every_validation(tmp_path, monkeypatch):
+    """``train(threads=k)`` trains and validates with k threads, not cpu_threads() nor Ultralytics' cpu_count - 1."""
+    monkeypatch.delenv("YOLO_ATTN_THREADS", raising=False)
+    k = 1 if cpu_threads() > 1 else 2  # a count the default would not give
+    seen = {"train": [], "val": []}
+    train(callbacks={"on_train_batch_end": lambda tr: seen["train"].append(torch.get_num_threads()),
+                     "on_val_batch_end": lambda v: seen["val"].append(torch.get_num_threads())},
+          threads=k, **SHORT_RUN, model="yolov5n.yaml", data=str(shapes_yaml()), epochs=1, imgsz=64, seed=0,
+          deterministic=True, plots=False, project=str(tmp_path), name="train", exist_ok=True, verbose=False)
+    assert seen["train"] and seen["val"], seen
+    assert set(seen["train"]) == {k} and set(seen["val"]) == {k}, seen
+
 def test_openmp_spin_is_bounded_by_load_and_user_choice_wins(monkeypatch):
     """Busy machine -> libgomp's short spin; free cores -> a longer one; never libgomp's 300,000 (a livelock when shared)."""
     from yolo_attn import _threads

@@ -392,8 +392,9 @@ def _checked_data(data: str, out_dir: Path, log):
     return ds
 
 
-def _model_spec(ref: str, nc: int, out_dir: Path, built: dict | None = None) -> dict:
-    """Resolved, copied and built model reference: name, path, YAML hash, parameters and GFLOPs."""
+def _model_spec(ref: str, nc: int, out_dir: Path, built: dict) -> dict:
+    """Resolved, copied and built model reference: name, path, YAML hash, parameters and GFLOPs (the built model
+    kept in ``built`` under its path, for the sweep's other checks)."""
     from ..model_options import read_model_options
 
     resolved = resolve_model(ref)
@@ -406,8 +407,7 @@ def _model_spec(ref: str, nc: int, out_dir: Path, built: dict | None = None) -> 
         with quiet_ultralytics():
             model = build(r, nc)
         m["params"], m["gflops_640"] = model_cost(r, nc, 640, model)
-        if built is not None:
-            built[r] = model
+        built[r] = model
     except Exception as exc:  # the YAML does not build: stop before config.json and the first trial
         raise ValueError(f"model {ref} ({r}) does not build: {type(exc).__name__}: {exc}") from exc
     return m

@@ -109,6 +109,8 @@ class Dataset:
 
     def images(self, split: str) -> list[str]:
         """Image files of ``split`` as Ultralytics' loader lists them (bounded: see :mod:`.files`)."""
+        if split not in self.splits:
+            raise DatasetError(f"{self.source}: no '{split}' split (it declares {', '.join(self.splits) or 'none'})")
         return image_files(self.root, [str(p) for p in self.splits[split]], what=f"'{split}' of {self.source}")
 
 
