@@ -13,11 +13,13 @@ the sweep's training settings (``yolo_attn.compare.trial.DEFAULT_TRAIN_ARGS``):
 
 Printed: each side's wall time, their ratio, and the per-trial split (means over trials, seconds): model
 build (up to the first epoch), training (the epochs with their validations), evaluation (the closing
-validation), scoring (COCO JSON, COCOeval: yolo_attn only) and, for the whole job, start-up (until the
+validation; yolo_attn with ``--weights last`` scores the final epoch's own validation, and this is then only the
+clean-up of the checkpoints), scoring (COCO JSON, COCOeval: yolo_attn only) and, for the whole job, start-up (until the
 first trial starts) and report (after the last trial is recorded: latency, tables, plots).
 
     python benchmarks/main_job.py                          # the README's job: --seeds 3 --epochs 6 --imgsz 128
     python benchmarks/main_job.py --sides plain yolo_attn  # the other order (the sides run one after the other)
+    python benchmarks/main_job.py --abba                   # yolo_attn, plain, plain, yolo_attn: mean walls compared
     python benchmarks/main_job.py --seeds 1 --epochs 2     # a loaded machine: fewer trials, same machinery
     python benchmarks/main_job.py --repo /tmp/old-checkout --sides yolo_attn
 
@@ -146,20 +148,27 @@ def run_plain(args, out: Path, cores: int) -> dict:
             "duration_s": sum(sum(p[k] for k in STAGES) for p in per) / len(per)}
 
 
-def markdown(args, res: dict, cores: int, load: str) -> str:
-    lines = [f"`python benchmarks/main_job.py --seeds {args.seeds} --epochs {args.epochs} --imgsz {args.imgsz}`"
+def markdown(args, runs: list[tuple[str, dict]], cores: int, load: str) -> str:
+    flags = " --abba" if args.abba else ""
+    lines = [f"`python benchmarks/main_job.py --seeds {args.seeds} --epochs {args.epochs} --imgsz {args.imgsz}{flags}`"
              f" ({cores} usable cores; load before: {load})", "",
              "| side | trials | wall s | trial s (mean) | build | train | eval | score | other | start-up | report |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for side, r in res.items():
+    for side, r in runs:
         st = r["stages"]
         lines.append(f"| {side} | {r['ok']}/{r['trials']} | {r['wall_s']:.1f} | {r['duration_s']:.1f} | "
                      + " | ".join(f"{st[k]:.2f}" for k in STAGES)
                      + f" | {r.get('startup_s', 0):.1f} | {r.get('report_s', 0):.1f} |")
-    if "plain" in res:
-        for side, r in res.items():
+    walls: dict[str, list[float]] = {}
+    for side, r in runs:
+        walls.setdefault(side, []).append(r["wall_s"])
+    if "plain" in walls:
+        plain = sum(walls["plain"]) / len(walls["plain"])
+        for side, w in walls.items():
             if side != "plain":
-                lines.append(f"\n{side} / plain: **{r['wall_s'] / res['plain']['wall_s']:.3f}x**")
+                mean = sum(w) / len(w)
+                how = f" (mean wall of {len(w)} runs each, in the order {' '.join(s for s, _ in runs)})" if len(w) > 1 else ""
+                lines.append(f"\n{side} / plain: **{mean / plain:.3f}x**{how}")
     return "\n".join(lines)
 
 
@@ -169,24 +178,28 @@ def main(argv=None) -> int:
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--imgsz", type=int, default=128)
     ap.add_argument("--sides", nargs="+", default=["yolo_attn", "plain"], choices=["yolo_attn", "plain"])
+    ap.add_argument("--abba", action="store_true",
+                    help="run the sides, then again in the reverse order (A B B A), and compare their mean wall times: "
+                         "a machine that speeds up or slows down during the run then favours neither side")
     ap.add_argument("--repo", type=Path, action="append", default=[],
                     help="checkout of yolo_attn for the yolo_attn side (repeatable: one row each; default this one)")
     ap.add_argument("--results", type=Path, help="append the Markdown table to this file")
     args = ap.parse_args(argv)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
-    res = {}
+    runs: list[tuple[str, dict]] = []
+    order = list(args.sides) + (list(args.sides)[::-1] if args.abba else [])
     with tempfile.TemporaryDirectory(prefix="main-job-") as tmp:
-        for side in args.sides:
+        for n, side in enumerate(order):
             if side == "plain":
-                (Path(tmp) / "plain").mkdir()
-                res["plain"] = run_plain(args, Path(tmp) / "plain", cores)
+                (Path(tmp) / f"plain{n}").mkdir()
+                runs.append(("plain", run_plain(args, Path(tmp) / f"plain{n}", cores)))
             else:
                 for i, repo in enumerate(args.repo or [REPO]):
                     label = "yolo_attn" if not args.repo else f"yolo_attn ({repo.name})"
-                    res[label] = run_yolo_attn(args, Path(tmp) / f"ours{i}", repo.resolve())
-            print(json.dumps(res, indent=1), file=sys.stderr, flush=True)
-    text = markdown(args, res, cores, load) + f"\n\nload after: {' / '.join(f'{x:.2f}' for x in os.getloadavg())}\n"
+                    runs.append((label, run_yolo_attn(args, Path(tmp) / f"ours{n}-{i}", repo.resolve())))
+            print(json.dumps(runs[-1], indent=1), file=sys.stderr, flush=True)
+    text = markdown(args, runs, cores, load) + f"\n\nload after: {' / '.join(f'{x:.2f}' for x in os.getloadavg())}\n"
     print(text)
     if args.results:
         with open(args.results, "a") as f:

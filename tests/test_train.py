@@ -185,6 +185,34 @@ def test_threads_argument_holds_in_training_and_every_validation(tmp_path, monke
     assert seen["train"] and seen["val"], seen
     assert set(seen["train"]) == {k} and set(seen["val"]) == {k}, seen
 
+@pytest.mark.slow
+@pytest.mark.parametrize("final_weights", ["last", "best"])
+def test_the_scoring_validation_and_its_predictions(tmp_path, final_weights):
+    """``last``: the final epoch's own validation scores the run (no pass again) and only its predictions are
+    copied; ``best``: Ultralytics' closing validation of best.pt does, and only it is copied."""
+    import csv
+
+    passes = []
+    result = train(callbacks={"on_val_end": lambda v: passes.append(len(v.dataloader.dataset.im_files))},
+                   final_weights=final_weights, threads=1, **SHORT_RUN, model="yolov5n.yaml", data=str(shapes_yaml()),
+                   epochs=2, imgsz=64, seed=0, deterministic=True, plots=False, project=str(tmp_path), name="t",
+                   exist_ok=True, verbose=False)
+    log, trainer = result.trainer.predictions, result.trainer
+    n_val = passes[0]
+    assert set(result.predictions) == set(trainer.validator.dataloader.dataset.im_files) and len(result.predictions) == n_val
+    assert all(v.ndim == 2 and v.shape[1] == 6 for v in result.predictions.values())
+    if final_weights == "last":
+        assert result.scored_by == "final epoch" and len(passes) == 2 and log.recorded == 2 and log.epoch == 1
+        last_row = list(csv.DictReader((result.save_dir / "results.csv").open()))[-1]
+        for k in ("metrics/mAP50(B)", "metrics/mAP50-95(B)", "metrics/precision(B)", "metrics/recall(B)"):
+            assert result.metrics[k] == pytest.approx(float(last_row[k]), abs=1e-5), k
+        assert not any(k.startswith("val/") for k in result.metrics)
+    else:
+        assert result.scored_by == "closing validation" and len(passes) == 3 and log.recorded == 3
+    for f in (result.last, result.best):  # Ultralytics' clean-up of the checkpoints ran either way
+        assert torch.load(f, weights_only=False)["optimizer"] is None
+
+
 def test_openmp_spin_is_bounded_by_load_and_user_choice_wins(monkeypatch):
     """Busy machine -> libgomp's short spin; free cores -> a longer one; never libgomp's 300,000 (a livelock when shared)."""
     from yolo_attn import _threads

@@ -116,7 +116,8 @@ class AttnDetectionTrainer(DetectionTrainer):
     frozen: list[str] = []  # parameter-name prefixes frozen through the base-index translation
     final_weights = "best"  # the checkpoint of the closing validation: best (Ultralytics' choice) or last
     predictions = None  # _ultralytics.PredictionLog of the validator: the latest pass's predictions, in memory
-    closing_predictions: dict | None = None  # the closing validation's predictions (PredictionLog.images), if it ran
+    closing_predictions: dict | None = None  # the scoring validation's predictions (PredictionLog.images), if it ran here
+    scored_by: str | None = None  # that validation: "final epoch" (its own pass) or "closing validation" (of a checkpoint)
     final_eval_s = 0.0  # wall time of the closing validation
 
     def __init__(self, cfg=DEFAULT_CFG, overrides: dict | None = None, _callbacks: dict | None = None,
@@ -200,20 +201,57 @@ class AttnDetectionTrainer(DetectionTrainer):
     def get_validator(self):
         validator = super().get_validator()
         validator.threads = self.threads  # its on_val_start callback restores the run's count after select_device()
-        self.predictions = _ultralytics.record_predictions(validator)
+        self.predictions = _ultralytics.record_predictions(validator, armed=False)
         return validator
 
+    def validate(self):
+        """Ultralytics' per-epoch validation; with ``final_weights`` last, the final epoch's predictions are kept."""
+        log = self.predictions
+        if log is None:
+            return super().validate()
+        log.armed = self.final_weights == "last" and self.epoch + 1 >= self.epochs
+        try:
+            return super().validate()
+        finally:
+            if log.armed:
+                log.epoch = self.epoch
+            log.armed = False
+
     def final_eval(self):
-        """Ultralytics' closing validation, of ``last.pt`` instead of ``best.pt`` when ``final_weights`` is last."""
+        """Ultralytics' closing validation: of ``best.pt``, or with ``final_weights`` last the final epoch's own.
+
+        With ``last``, the validation that ended the final epoch scored the very weights ``last.pt`` holds (in
+        full precision; the file keeps them in half precision), so it is not run again: Ultralytics' clean-up
+        of the checkpoints still runs, and ``scored_by`` says ``final epoch``. When that pass is not the latest
+        one (training stopped early) ``last.pt`` is validated again, as ``best.pt`` is otherwise.
+        """
         t0, log = time.perf_counter(), self.predictions
-        passes = log.passes if log is not None else 0
-        if self.final_weights == "last":
-            with _ultralytics.final_eval_of(self, self.last):
+        if self.final_weights == "last" and self._final_epoch_scored():
+            with _ultralytics.final_eval_of(self, None):
                 super().final_eval()
+            self.metrics = {k: v for k, v in (self.metrics or {}).items() if k.startswith("metrics/")}
+            self.closing_predictions, self.scored_by = log.images, "final epoch"
         else:
-            super().final_eval()
+            passes = log.passes if log is not None else 0
+            if log is not None:
+                log.armed = True
+            try:
+                if self.final_weights == "last":
+                    with _ultralytics.final_eval_of(self, self.last):
+                        super().final_eval()
+                else:
+                    super().final_eval()
+            finally:
+                if log is not None:
+                    log.armed = False
+            ran = log is not None and log.recorded > passes
+            self.closing_predictions, self.scored_by = (log.images, "closing validation") if ran else (None, None)
         self.final_eval_s = time.perf_counter() - t0
-        self.closing_predictions = log.images if log is not None and log.passes > passes else None
+
+    def _final_epoch_scored(self) -> bool:
+        log = self.predictions
+        return (log is not None and log.recorded and log.recorded == log.passes and log.epoch == self.epoch
+                and self.epoch + 1 >= self.epochs)
 
     def save_model(self):
         super().save_model()
@@ -298,9 +336,10 @@ class TrainResult:
     args: dict[str, Any] = field(repr=False)
     trainer: Any = field(repr=False)
     start_metrics: dict[str, float] | None = None  # with transferred pretrained= weights: validation before training
-    predictions: dict | None = field(default=None, repr=False)  # the closing validation's predictions per image file
+    predictions: dict | None = field(default=None, repr=False)  # the scoring validation's predictions per image file
     # (_ultralytics.PredictionLog.images: x1 y1 x2 y2 conf cls in original-image pixels); None if it ran elsewhere (DDP)
     final_eval_s: float = 0.0  # wall time of the closing validation (included in ``seconds``)
+    scored_by: str | None = None  # the validation ``metrics`` and ``predictions`` are of: "final epoch" or "closing validation"
 
     @property
     def map50(self) -> float:
@@ -412,8 +451,9 @@ def train(callbacks: dict[str, Callable | list[Callable]] | None = None, final_w
             data="data/shapes.yaml", epochs=10, imgsz=128`` (``data`` defaults to the shipped shapes
             dataset; ``cfg=`` names a YAML of arguments that explicit ones override). See
             :data:`SHORT_RUN` for settings that suit a few epochs on a CPU.
-        final_weights: the checkpoint Ultralytics' closing validation evaluates (``best``, Ultralytics'
-            choice, or ``last``); ``TrainResult.metrics`` and ``TrainResult.predictions`` are of it.
+        final_weights: the weights the closing validation evaluates: ``best`` (Ultralytics' choice, ``best.pt``) or
+            ``last``, scored by the final epoch's own validation (``last.pt`` holds those weights in half precision;
+            validated again only if training stopped early); ``TrainResult.metrics`` and ``.predictions`` are of it.
         threads: CPU threads of the run (default :func:`cpu_threads`); Ultralytics' own choice is undone after
             each of its ``select_device`` calls.
     """
@@ -460,6 +500,7 @@ def train(callbacks: dict[str, Callable | list[Callable]] | None = None, final_w
         start_metrics=trainer.start_metrics,
         predictions=trainer.closing_predictions,
         final_eval_s=trainer.final_eval_s,
+        scored_by=trainer.scored_by,
     )
 
 

@@ -220,34 +220,45 @@ def end_to_end_val_args(model) -> dict[str, Any]:
 
 
 class PredictionLog:
-    """The predictions of a validator's latest pass, image by image, held in memory (no ``save_txt`` files).
+    """The predictions of the validation pass that scores a run, image by image, held in memory (no ``save_txt`` files).
 
     ``images[im_file]`` is an ``(n, 6)`` float array ``x1 y1 x2 y2 conf cls`` in pixels of the original
     image: the boxes Ultralytics' validator scored, scaled back by the validator itself (``scale_preds``,
-    what ``save_txt`` and ``save_json`` write). ``passes`` counts the validation passes seen.
+    what ``save_txt`` and ``save_json`` write). Only passes that start while ``armed`` is true are copied
+    (copying costs about as much as a tenth of the pass); ``passes`` counts every pass seen, ``recorded`` is
+    the number of the pass ``images`` holds (0: none yet) and ``epoch`` the trainer epoch it ran at, if any.
     """
 
-    def __init__(self):
+    def __init__(self, armed: bool = True):
         self.images: dict[str, Any] = {}
+        self.armed = armed
         self.passes = 0
+        self.recorded = 0
+        self.epoch: int | None = None
 
 
-def record_predictions(validator) -> PredictionLog:
-    """Make ``validator`` keep each pass's predictions in a :class:`PredictionLog` (the latest pass only).
+def record_predictions(validator, armed: bool = True) -> PredictionLog:
+    """Make ``validator`` keep the predictions of its latest armed pass in a :class:`PredictionLog`.
 
-    Wraps two methods of this validator object: ``init_metrics`` (a pass starts: the log empties) and
-    ``update_metrics`` (after Ultralytics scored a batch, its predictions are copied, scaled to each
-    original image). Costs a few milliseconds per pass.
+    Wraps two methods of this validator object: ``init_metrics`` (a pass starts: an armed log empties) and
+    ``update_metrics`` (after Ultralytics scored a batch, an armed pass's predictions are copied, scaled to
+    each original image).
     """
-    log = PredictionLog()
+    log = PredictionLog(armed)
     init_metrics, update_metrics = validator.init_metrics, validator.update_metrics
+    copying = [False]
 
     def init(model):
         init_metrics(model)
-        log.images, log.passes = {}, log.passes + 1
+        log.passes += 1
+        copying[0] = log.armed
+        if log.armed:
+            log.images, log.recorded, log.epoch = {}, log.passes, None
 
     def update(preds, batch):
         update_metrics(preds, batch)  # Ultralytics' own scoring first (it may set classes to 0: single_cls)
+        if not copying[0]:
+            return
         for si, pred in enumerate(preds):
             pbatch = validator._prepare_batch(si, batch)
             boxes = validator.scale_preds(pred, pbatch)["bboxes"] if len(pred["cls"]) else pred["bboxes"]
@@ -259,25 +270,28 @@ def record_predictions(validator) -> PredictionLog:
 
 
 class final_eval_of:  # noqa: N801 - a context manager, like seeded_layers
-    """Inside: Ultralytics' closing validation (``trainer.final_eval``) validates ``weights`` instead of ``best.pt``.
+    """Inside: Ultralytics' closing validation (``trainer.final_eval``) validates ``weights`` instead of ``best.pt``,
+    or nothing with ``weights=None`` (the run was scored already); its clean-up of the checkpoints still runs.
 
-    ``final_eval`` strips the optimizer from ``last.pt`` and ``best.pt`` and validates ``trainer.best``;
-    here ``trainer.best`` names ``weights`` for the call, and ``best.pt`` is stripped afterwards as
-    Ultralytics would have.
+    ``final_eval`` strips the optimizer from ``last.pt`` and ``best.pt`` and validates ``trainer.best`` if that
+    file exists; here ``trainer.best`` names ``weights`` (or a file that does not exist) for the call, and
+    ``best.pt`` is stripped afterwards as Ultralytics would have.
     """
 
-    def __init__(self, trainer, weights):
+    def __init__(self, trainer, weights=None):
         self.trainer, self.weights = trainer, weights
 
     def __enter__(self):
         self.best = self.trainer.best
-        self.trainer.best = type(self.best)(self.weights)
+        target = self.weights if self.weights is not None else self.best.with_name(".not-validated-again.pt")
+        self.target = type(self.best)(target)
+        self.trainer.best = self.target
         return self
 
     def __exit__(self, *exc):
         from ultralytics.utils.torch_utils import strip_optimizer
 
         self.trainer.best = self.best
-        if exc[0] is None and self.best.exists() and self.best.resolve() != type(self.best)(self.weights).resolve():
+        if exc[0] is None and self.best.exists() and self.best.resolve() != self.target.resolve():
             strip_optimizer(self.best)
         return False

@@ -67,6 +67,7 @@ class TrialRecord:
     curve: list[dict] | None = None  # per-epoch validation metrics (results.csv)
     ultra: dict[str, float] | None = None  # Ultralytics' validator: map50, map, precision, recall
     coco: dict[str, float] | None = None  # COCOeval on the same predictions: map50, map
+    scored_by: str | None = None  # the validation pass of ultra and coco: final epoch | closing validation | again
     params: int | None = None  # written by older versions; the summary reads the model's cost from config.json
     gflops_640: float | None = None  # (the same for every seed: measured once per model, when the sweep starts)
     predictions_sha256: str | None = None

@@ -155,15 +155,19 @@ def width_control(base_ref: str, target_params: int, nc: int, out_dir: Path) -> 
 # --------------------------------------------------------------------------------------------
 # Latency (interleaved, one process)
 # --------------------------------------------------------------------------------------------
-def measure_latency(refs: dict[str, str], imgsz: int, nc: int, threads: int, rounds: int = 7, iters: int = 5) -> dict[str, float]:
-    """Median batch-1 inference latency (ms) per model, models interleaved round by round, fused, eval mode."""
+def measure_latency(refs: dict[str, str], imgsz: int, nc: int, threads: int, rounds: int = 7, iters: int = 5,
+                    built: dict | None = None) -> dict[str, float]:
+    """Median batch-1 inference latency (ms) per model, models interleaved round by round, fused, eval mode.
+
+    ``built``: models already built from these references (by reference), used instead of building them again
+    (they are fused in place)."""
     import torch
 
     torch.set_num_threads(threads)
     models = {}
     with quiet_ultralytics():
         for name, ref in refs.items():
-            m = build(ref, nc).eval()
+            m = ((built or {}).get(ref) or build(ref, nc)).eval()
             try:
                 m = m.fuse(verbose=False)
             except TypeError:
@@ -290,10 +294,11 @@ def compare(
         data_yaml, names = ds.yaml, ds.names
         eval_split = choose_eval_split(ds, eval_split, weights, log)
         nc = len(names)
-        built: dict = {}  # each model built once for its checks (cost, stride), then dropped
+        built: dict = {}  # each model built once for its checks (cost, stride) and, if small, the latency
         specs_m, base_name = _model_specs(models, baseline, control_width, nc, out_dir, log, built)
         imgsz = _trained_imgsz(int(imgsz), specs_m, nc, log, built)
-        built.clear()
+        if sum(m["params"] for m in specs_m) > KEEP_BUILT_PARAMS:
+            built.clear()  # large models: built again for the latency rather than held while the trials train
         t_args = check_sweep_settings(train_args, pretrained, specs_m, nc)
         choice = require_one_optimizer(t_args, len(ds.images("train")), nc, [int(epochs)])
         log(f"optimizer: {choice.name} (lr {choice.lr:g}, momentum {choice.momentum})")
@@ -316,7 +321,7 @@ def compare(
             run_trials(store, todo, shash, backend, prog, log, retry_failed=retry_failed, ray_address=ray_address,
                        cpus_per_trial=cpus_per_trial, plan=plan, started=started)
             torch.set_num_threads(threads)
-        bench = _latency(out_dir, shash, specs_m, int(imgsz), nc, threads, log)
+        bench = _latency(out_dir, shash, specs_m, int(imgsz), nc, threads, log, built)
         return _write_report(store, config, all_trials, bench, n_boot, tolerance, out_dir, log, effect)
     finally:
         if started is not None:
@@ -326,6 +331,9 @@ def compare(
 # --------------------------------------------------------------------------------------------
 # The sweep's stages
 # --------------------------------------------------------------------------------------------
+KEEP_BUILT_PARAMS = 50_000_000  # the models built for the sweep's checks are kept for the latency up to this size
+
+
 def _start_workers_early(backend: str, workers: int | None, threads: int, device, models, seed_list: list[int],
                          max_trials: int | None, out_dir: Path):
     """The local backend's worker processes, started before the sweep checks its data and models (they import
@@ -636,15 +644,16 @@ def _run_trials(store: Store, todo: list[TrialSpec], shash: str, backend: str, p
         time.sleep(WAIT_POLL_S if others else 0)
 
 
-def _latency(out_dir: Path, shash: str, specs_m: list[dict], imgsz: int, nc: int, threads: int, log) -> dict:
-    """Latency, measured once per sweep in this process with the models interleaved."""
+def _latency(out_dir: Path, shash: str, specs_m: list[dict], imgsz: int, nc: int, threads: int, log,
+             built: dict | None = None) -> dict:
+    """Latency, measured once per sweep in this process with the models interleaved (``built``: some already built)."""
     import torch
 
     bench_path = out_dir / "latency.json"
     bench = json.loads(bench_path.read_text()) if bench_path.is_file() else {}
     if bench.get("settings_hash") != shash or set(bench.get("ms", {})) != {m["name"] for m in specs_m}:
         log("measuring inference latency (models interleaved)")
-        ms = measure_latency({m["name"]: m["ref"] for m in specs_m}, imgsz, nc, threads)
+        ms = measure_latency({m["name"]: m["ref"] for m in specs_m}, imgsz, nc, threads, built=built)
         bench = {"settings_hash": shash, "imgsz": imgsz, "threads": threads, "ms": ms}
         atomic_write(bench_path, json.dumps(bench, indent=2))
         torch.set_num_threads(threads)

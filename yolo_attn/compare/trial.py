@@ -455,17 +455,18 @@ def _box_metrics(box) -> dict[str, float]:
     return {"map50": float(box.map50), "map": float(box.map), "precision": float(box.mp), "recall": float(box.mr)}
 
 
-def _closing_evaluation(spec: TrialSpec, result, weights: Path, hooks: _Hooks) -> tuple[Evaluation, bool]:
-    """The trainer's closing validation of ``weights`` (``final_weights``) when it ran in this process, on the eval
-    split and on the head output the sweep scores (``True``); else one more validation (``False``)."""
+def _closing_evaluation(spec: TrialSpec, result, weights: Path, hooks: _Hooks) -> tuple[Evaluation, str]:
+    """The validation that scores the trial and how it ran: the trainer's own when it ran in this process on the eval
+    split and the head output the sweep scores (``final epoch`` with ``--weights last``, else ``closing validation``
+    of ``best.pt``), or one more validation of ``weights`` here (``again``)."""
     from .._ultralytics import end_to_end_val_args
 
     validator = getattr(result.trainer, "validator", None)
     e2e = end_to_end_val_args(result.trainer.model)
     same_output = all(getattr(result.trainer.args, k, None) == v for k, v in e2e.items())
     if result.predictions is None or validator is None or spec.eval_split != "val" or not same_output:
-        return _validate(spec, weights, hooks), False
-    return Evaluation.of(validator, result.predictions), True
+        return _validate(spec, weights, hooks), "again"
+    return Evaluation.of(validator, result.predictions), result.scored_by
 
 
 def _score(spec: TrialSpec, rec: TrialRecord, ev: Evaluation) -> None:
@@ -505,8 +506,8 @@ def run_trial(spec: TrialSpec, progress: Callable[[dict], None] | None = None) -
     """Train, validate and score one (model, seed); return its record (``status`` ok or failed). Never raises.
 
     ``record.stage_s`` splits the wall time: ``build`` (model, transfer, data loaders: up to the first
-    epoch), ``train`` (the epochs with their validations), ``eval`` (the one validation that scores the
-    trial), ``score`` (COCO JSON, COCOeval, evaluation arrays) and ``other`` (the rest: costs, records).
+    epoch), ``train`` (the epochs with their validations), ``eval`` (the closing validation; with ``--weights
+    last`` only the checkpoints' clean-up, the final epoch's validation having scored the trial), ``score`` (COCO JSON, COCOeval, evaluation arrays) and ``other`` (the rest: costs, records).
     """
     import torch
 
@@ -548,8 +549,8 @@ def _run(spec: TrialSpec, rec: TrialRecord, hooks: _Hooks, t_start: float) -> No
             rec.transfer, rec.head_start = report.summary(), head_start(report)
         rec.start = _start_metrics(result.start_metrics)
         rec.curve = _results_curve(weights.parents[1] / "results.csv")
-        ev, reused = _closing_evaluation(spec, result, weights, hooks)
-        eval_s = result.final_eval_s if reused else time.perf_counter() - t_eval
+        ev, rec.scored_by = _closing_evaluation(spec, result, weights, hooks)
+        eval_s = result.final_eval_s if rec.scored_by != "again" else time.perf_counter() - t_eval
     rec.ultra = ev.ultra
     rec.train_loss = hooks.loss
     t_score = time.perf_counter()
