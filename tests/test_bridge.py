@@ -207,3 +207,19 @@ def test_prediction_log_holds_the_boxes_save_txt_writes(tmp_path):
         np.testing.assert_allclose(mine, written, rtol=1e-5, atol=2e-6)  # the files hold 6 significant digits
         n_boxes += len(rows)
     assert n_boxes > 0
+
+
+def test_a_dataset_check_looks_up_no_plot_font_and_leaves_the_font_lookup_installed(monkeypatch):
+    """check_dataset_yaml: Ultralytics' check_det_dataset verdict without its plot-font lookup (a check draws
+    nothing); afterwards Ultralytics' check_font is the offline lookup again."""
+    from ultralytics.data import utils
+
+    from yolo_attn._ultralytics import fonts
+    from yolo_attn.datasets import shapes_yaml
+
+    looked_up = []
+    real = fonts.offline_check_font
+    monkeypatch.setattr(fonts, "offline_check_font", lambda font="Arial.ttf": looked_up.append(font) or real(font))
+    d = bridge.check_dataset_yaml(shapes_yaml())
+    assert d["nc"] == len(d["names"]) > 0 and looked_up == []
+    assert utils.check_font("Arial.ttf") is not None and looked_up == ["Arial.ttf"]

@@ -118,9 +118,9 @@ def test_interrupted_sweep_resumes_and_matches_uninterrupted(tiny, se_yaml, tmp_
     p.send_signal(signal.SIGKILL)  # mid-sweep: the second trial is training
     p.wait()
     log.close()
-    before = Store(a).records()
+    before = Store(a).trial_records()
     assert 1 <= len(before) < 4, (tmp_path / "first.log").read_text()[-3000:]
-    assert all(r["status"] == "ok" for r in before), before
+    assert all(r.ok for r in before), before
     progress = (tmp_path / "first.log").read_text()
     assert "trial 1/4" in progress and "ETA" in progress
 
@@ -128,27 +128,28 @@ def test_interrupted_sweep_resumes_and_matches_uninterrupted(tiny, se_yaml, tmp_
                        env=_env(), timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     assert f"{len(before)} already recorded, {4 - len(before)} to run" in r.stderr
-    after = Store(a).records()
-    ids = [x["trial_id"] for x in after]
+    after = Store(a).trial_records()
+    ids = [x.trial_id for x in after]
     assert len(after) == 4 and len(set(ids)) == 4  # every trial exactly once
     for old in before:  # finished trials were not trained again: their single record is the first run's
-        new = next(x for x in after if x["trial_id"] == old["trial_id"])
-        assert (new["recorded_at"], new["pid"], new["started_at"]) == (old["recorded_at"], old["pid"], old["started_at"])
+        new = next(x for x in after if x.trial_id == old.trial_id)
+        assert (new.recorded_at, new.pid, new.started_at) == (old.recorded_at, old.pid, old.started_at)
 
     # a finished sweep rerun in-process trains nothing and rewrites the same table
     s_again = compare(out=str(a), progress=False, **_kw(tiny, se_yaml))
-    assert len(Store(a).records()) == 4
+    assert len(Store(a).trial_records()) == 4
 
     s_b = compare(out=str(b), progress=False, **_kw(tiny, se_yaml))  # uninterrupted, in this process
     s_a = json.loads((a / "summary.json").read_text())
     assert _comparable(s_a) == _comparable(s_b) == _comparable(s_again)
-    rec_a = {x["trial_id"]: x for x in Store(a).records()}
-    env = Store(b).records()[0]["environment"]  # what bit-reproducibility depends on, recorded per trial
+    rec_a = {x.trial_id: x for x in Store(a).trial_records()}
+    env = Store(b).trial_records()[0].environment  # what bit-reproducibility depends on, recorded per trial
     assert env["threads"] == 1 and env["torch"] and env["ultralytics"] and "cpu_isa" in env and env["blas"]
-    for x in Store(b).records():  # same seed, same settings -> bit-identical predictions and losses on CPU
-        assert x["predictions_sha256"] == rec_a[x["trial_id"]]["predictions_sha256"], x["trial_id"]
-        assert x["train_loss"] == rec_a[x["trial_id"]]["train_loss"]
-        assert x["ultra"] == rec_a[x["trial_id"]]["ultra"] and x["coco"] == rec_a[x["trial_id"]]["coco"]
+    for x in Store(b).trial_records():  # same seed, same settings -> bit-identical predictions and losses on CPU
+        assert x.predictions_sha256 == rec_a[x.trial_id].predictions_sha256, x.trial_id
+        assert x.train_loss == rec_a[x.trial_id].train_loss
+        assert x.ultra == rec_a[x.trial_id].ultra and x.coco == rec_a[x.trial_id].coco
+        assert x.scored_by == "final epoch"  # --weights last: no second validation pass
 
     # outputs: tables, plots, COCO JSON of each trial, ratios to the baseline
     for f in ("summary.csv", "summary.md", "summary.json", "diff_to_baseline.png", "map_over_epochs.png",
@@ -196,8 +197,8 @@ def test_max_trials_of_one_seed_per_model_finishes_that_seed(tiny, se_yaml, tmp_
     """2 models x 2 seeds with --max-trials 2 (through a worker process): both models of seed 0, a complete pair."""
     out = tmp_path / "o"
     s = compare(out=str(out), progress=False, max_trials=2, workers=1, **_kw(tiny, se_yaml))
-    recs = Store(out).records()
-    assert sorted((r["model"], r["seed"], r["status"]) for r in recs) == [("yolov5n", 0, "ok"), ("yolov5n-se", 0, "ok")]
+    recs = Store(out).trial_records()
+    assert sorted((r.model, r.seed, r.status) for r in recs) == [("yolov5n", 0, "ok"), ("yolov5n-se", 0, "ok")]
     assert not s["complete"]
     se = next(m for m in s["models"] if m["model"] == "yolov5n-se")
     assert se["diff"]["map"]["seeds"] == [0]  # the one seed pairs with the baseline
@@ -211,10 +212,10 @@ def test_failed_trials_are_recorded_and_the_sweep_goes_on(tmp_path):
                        trial_dir=str(tmp_path / f"t{i}"), data=str(tmp_path / "missing.yaml"), epochs=1, imgsz=64)
              for i in range(2)]
     run_local(specs, lambda spec, rec: store.append(rec))
-    recs = store.records()
-    assert [r["trial_id"] for r in recs] == ["bad0", "bad1"]
-    assert all(r["status"] == "failed" and "missing.yaml" in r["error"] for r in recs)
-    assert all(r["environment"]["torch"] and r["host"] and r["pid"] == os.getpid() for r in recs)
+    recs = store.trial_records()
+    assert [r.trial_id for r in recs] == ["bad0", "bad1"]
+    assert all(r.status == "failed" and "missing.yaml" in r.error for r in recs)
+    assert all(r.environment["torch"] and r.host and r.pid == os.getpid() for r in recs)
 
 
 def test_store_append_is_line_atomic_and_repairs_a_torn_tail(tmp_path):
@@ -223,10 +224,10 @@ def test_store_append_is_line_atomic_and_repairs_a_torn_tail(tmp_path):
     with open(s.trials_path, "a") as f:
         f.write('{"trial_id": "b", "status": "o')  # a crash mid-write
     with pytest.warns(RuntimeWarning, match="its last line .* is not a complete record"):
-        assert [r["trial_id"] for r in s.records()] == ["a"]
+        assert [r.trial_id for r in s.trial_records()] == ["a"]
     with pytest.warns(RuntimeWarning, match="torn last line"):
         s.append({"trial_id": "c", "model": "m", "model_ref": "m.yaml", "seed": 1, "status": "ok", "settings_hash": "x"})
-    assert [r["trial_id"] for r in s.records()] == ["a", "c"]  # the record after the torn line is readable
+    assert [r.trial_id for r in s.trial_records()] == ["a", "c"]  # the record after the torn line is readable
     assert s.trials_path.read_text().endswith("\n") and s.trials_path.read_text().count("\n") == 2
     assert (tmp_path / "trials.jsonl.torn").read_text() == '{"trial_id": "b", "status": "o\n'
     cfg = SweepConfig(settings_hash="x", data_fingerprint={}, epochs=1, imgsz=64, models=[{"name": "m"}], seeds=[0],
@@ -250,10 +251,10 @@ def test_store_reads_records_of_older_versions(tmp_path):
     (rec,) = store.trial_records("abc")
     assert rec.ok and rec.coco == {"map50": 0.5, "map": 0.3} and rec.pid == 7 and rec.environment is None
     assert rec.extra == {"legacy_key": [1, 2]}
-    assert store.records() == [old]  # read back as written
-    assert store.latest("abc")["yolov5n__seed0"]["ultra"]["map50"] == 0.5
+    assert [r.as_dict() for r in store.trial_records()] == [old]  # read back as written
+    assert store.latest("abc")["yolov5n__seed0"].ultra["map50"] == 0.5
     (tmp_path / "trials.jsonl").write_text('{"not": "a record"}\n' + json.dumps(old) + "\n")
-    assert [r["trial_id"] for r in store.records()] == ["yolov5n__seed0"]  # a foreign line is skipped
+    assert [r.trial_id for r in store.trial_records()] == ["yolov5n__seed0"]  # a foreign line is skipped
 
 
 def _ok_line(tid="m__seed0", **metrics) -> str:
@@ -269,7 +270,7 @@ def test_two_different_results_of_one_trial_are_refused_with_their_lines(tmp_pat
                          "status": "failed", "error": "x"}) + "\n"
     (tmp_path / "trials.jsonl").write_text(failed + _ok_line() + _ok_line())
     store = Store(tmp_path)
-    assert store.latest("h")["m__seed0"]["ultra"]["map"] == 0.3  # a retried failure, then the same result twice
+    assert store.latest("h")["m__seed0"].ultra["map"] == 0.3  # a retried failure, then the same result twice
     with open(store.trials_path, "a") as f:
         f.write(_ok_line(map=0.9))  # a line appended by hand or from another folder
     with pytest.raises(DuplicateRecord, match=r"trials.jsonl: lines 2 and 4 are two different results of trial "
@@ -289,8 +290,8 @@ def test_damaged_lines_and_non_finite_metrics_are_reported_with_file_and_line(tm
     assert any("trials.jsonl: its last line (a crash mid-write?) is not a complete record" in m for m in messages)
     assert any("trials.jsonl: line 3 (c__seed0): ultra.map=nan not a finite number" in m for m in messages)
     assert sorted(latest) == ["a__seed0", "c__seed0"]  # b and d have no record: the sweep trains them again
-    assert latest["a__seed0"]["status"] == "ok" and latest["c__seed0"]["status"] == "failed"
-    assert "non-finite metric in trials.jsonl line 3" in latest["c__seed0"]["error"]
+    assert latest["a__seed0"].status == "ok" and latest["c__seed0"].status == "failed"
+    assert "non-finite metric in trials.jsonl line 3" in latest["c__seed0"].error
 
 
 # ------------------------------------------------------------------------------------------------
@@ -391,10 +392,10 @@ def test_two_sweeps_on_one_folder_split_the_trials(tmp_path):
     for p in procs:
         p.join(60)
     assert [p.exitcode for p in procs] == [0, 0]
-    recs = Store(tmp_path).records()
-    assert sorted(r["trial_id"] for r in recs) == [f"t{i}" for i in range(6)]  # every trial exactly once
-    assert all(r["status"] == "ok" for r in recs), [r.get("error") for r in recs]  # no folder shared
-    assert len({r["pid"] for r in recs}) == 2  # both workers trained some
+    recs = Store(tmp_path).trial_records()
+    assert sorted(r.trial_id for r in recs) == [f"t{i}" for i in range(6)]  # every trial exactly once
+    assert all(r.ok for r in recs), [r.error for r in recs]  # no folder shared
+    assert len({r.pid for r in recs}) == 2  # both workers trained some
     assert not any((tmp_path / "claims").iterdir())  # every claim released
 
 
@@ -517,9 +518,9 @@ def test_pretrained_sweep_records_the_transfer_summary(tiny, tmp_path):
     YOLO("yolov5n.yaml").save(stock)
     s = compare(data=str(tiny), models=["yolov5n.yaml"], seeds=1, epochs=1, imgsz=64, pretrained=str(stock), n_boot=50,
                 out=str(tmp_path / "o"), progress=False, threads=1)
-    (rec,) = Store(tmp_path / "o").records()
-    assert rec["status"] == "ok", rec.get("error")
-    assert rec["transfer"].startswith("Transferred ") and "stock.pt" in rec["transfer"] and len(rec["transfer"]) < 300
+    (rec,) = Store(tmp_path / "o").trial_records()
+    assert rec.ok, rec.error
+    assert rec.transfer.startswith("Transferred ") and "stock.pt" in rec.transfer and len(rec.transfer) < 300
     assert s["n_ok"] == 1
 
 
@@ -543,16 +544,16 @@ def test_width_control_matches_parameter_count(tmp_path, se_yaml):
 def test_ray_backend_writes_the_same_store(tiny, tmp_path):
     s = compare(data=str(tiny), models=["yolov5n.yaml"], seeds=2, epochs=1, imgsz=64, n_boot=50, out=str(tmp_path / "r"),
                 backend="ray", progress=False, cpus_per_trial=1)
-    recs = Store(tmp_path / "r").records()
-    assert sorted(r["trial_id"] for r in recs) == ["yolov5n__seed0", "yolov5n__seed1"]
-    assert all(r["status"] == "ok" for r in recs), [r.get("error") for r in recs]
+    recs = Store(tmp_path / "r").trial_records()
+    assert sorted(r.trial_id for r in recs) == ["yolov5n__seed0", "yolov5n__seed1"]
+    assert all(r.ok for r in recs), [r.error for r in recs]
     # each task trains with the one CPU Ray reserved for it (no oversubscription), under the same OpenMP policy
-    assert all(r["threads"] == r["environment"]["threads"] == 1 for r in recs)
+    assert all(r.threads == r.environment["threads"] == 1 for r in recs)
     from yolo_attn._threads import SPIN_BUSY, SPIN_IDLE
 
     allowed = {os.environ["GOMP_SPINCOUNT"]} if "GOMP_SPINCOUNT" in os.environ else {str(SPIN_BUSY), str(SPIN_IDLE)}
-    assert all(r["environment"]["openmp"].get("GOMP_SPINCOUNT") in allowed for r in recs)
-    assert all((tmp_path / "r" / r["eval"]).is_file() for r in recs)
+    assert all(r.environment["openmp"].get("GOMP_SPINCOUNT") in allowed for r in recs)
+    assert all((tmp_path / "r" / r.eval).is_file() for r in recs)
     assert s["n_ok"] == 2 and (tmp_path / "r" / "summary.md").is_file()
 
 
@@ -577,17 +578,17 @@ def test_one_and_two_workers_give_the_same_results(tiny, se_yaml, tmp_path):
     s1 = compare(out=str(tmp_path / "one"), workers=1, progress=False, **kw)
     s2 = compare(out=str(tmp_path / "two"), workers=2, progress=False, **kw)
     assert s1["n_ok"] == s2["n_ok"] == 2 and _comparable(s1) == _comparable(s2)
-    one = {r["trial_id"]: r for r in Store(tmp_path / "one").records()}
-    two = {r["trial_id"]: r for r in Store(tmp_path / "two").records()}
+    one = {r.trial_id: r for r in Store(tmp_path / "one").trial_records()}
+    two = {r.trial_id: r for r in Store(tmp_path / "two").trial_records()}
     assert sorted(one) == sorted(two) and len(one) == 2
     for tid, r in two.items():
         for key in ("predictions_sha256", "ultra", "coco", "train_loss", "n_detections", "curve"):
-            assert r[key] == one[tid][key], (tid, key)
-        assert r["threads"] == r["environment"]["threads"] == 1
-        assert set(r["stage_s"]) == {"build", "train", "eval", "score", "other"} and r["stage_s"]["train"] > 0
+            assert getattr(r, key) == getattr(one[tid], key), (tid, key)
+        assert r.threads == r.environment["threads"] == 1
+        assert set(r.stage_s) == {"build", "train", "eval", "score", "other"} and r.stage_s["train"] > 0
         tdir = tmp_path / "two" / "trials" / tid
         assert not (tdir / "val").exists() and not list(tdir.rglob("labels/*.txt"))
-        assert abs(r["ultra"]["map"] - r["coco"]["map"]) < 0.02  # the two columns score the same predictions
+        assert abs(r.ultra["map"] - r.coco["map"]) < 0.02  # the two columns score the same predictions
     assert not any((tmp_path / "two" / "claims").iterdir())
 
 
@@ -651,7 +652,7 @@ def test_ctrl_c_stops_every_worker_and_leaves_no_claim(tiny, se_yaml, tmp_path):
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
     assert not any((out / "claims").iterdir())  # no claim left behind
-    assert not Store(out).records()
+    assert not Store(out).trial_records()
 
 
 def test_workers_started_early_run_the_trials_and_unused_ones_end(tiny, tmp_path):

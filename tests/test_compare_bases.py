@@ -38,25 +38,25 @@ def test_mixed_yolo26_compare_validates_end_to_end(tiny, tmp_path):
     out = tmp_path / "o"
     s = compare(data=str(tiny), models=["yolo26n.yaml", "yolo26n-se-backbone-end.yaml"], seeds=1, epochs=1, imgsz=64,
                 n_boot=50, out=str(out), progress=False, threads=1)
-    recs = Store(out).records()
-    assert len(recs) == 2 and all(r["status"] == "ok" for r in recs), [r.get("error") for r in recs]
+    recs = Store(out).trial_records()
+    assert len(recs) == 2 and all(r.ok for r in recs), [r.error for r in recs]
     assert s["n_ok"] == 2
     for r in recs:
-        assert r["optimizer"] == {"name": "SGD", "lr": DEFAULT_TRAIN_ARGS["lr0"], "momentum": DEFAULT_TRAIN_ARGS["momentum"]}
-        assert abs(r["ultra"]["map50"] - r["coco"]["map50"]) < AGREEMENT_TOL
-        assert abs(r["ultra"]["map"] - r["coco"]["map"]) < AGREEMENT_TOL
-        assert r["n_detections"] > 0
+        assert r.optimizer == {"name": "SGD", "lr": DEFAULT_TRAIN_ARGS["lr0"], "momentum": DEFAULT_TRAIN_ARGS["momentum"]}
+        assert abs(r.ultra["map50"] - r.coco["map50"]) < AGREEMENT_TOL
+        assert abs(r.ultra["map"] - r.coco["map"]) < AGREEMENT_TOL
+        assert r.n_detections > 0
     # every validation of the trial ran the one-to-one head without NMS: training's (whose final epoch scored the
     # trial) and a validation again here from the trial's weights (last.pt: those weights in half precision)
     rec = recs[0]
-    assert rec["scored_by"] == "final epoch"
-    spec = TrialSpec(trial_id="t", model=rec["model"], model_ref=rec["model_ref"], seed=0, settings_hash="h",
+    assert rec.scored_by == "final epoch"
+    spec = TrialSpec(trial_id="t", model=rec.model, model_ref=rec.model_ref, seed=0, settings_hash="h",
                      trial_dir=str(tmp_path / "again"), data=json.loads((out / "config.json").read_text())["_data_yaml"],
                      epochs=1, imgsz=64, threads=1)
-    assert yaml.safe_load((Path(rec["run_dir"]) / "args.yaml").read_text())["nms"] is False
-    ev = _validate(spec, Path(rec["run_dir"]) / "weights" / "last.pt", _Hooks(spec, 1, None))
-    assert ev.ultra["map50"] == pytest.approx(rec["ultra"]["map50"], abs=2e-3)  # half-precision rounding only
-    assert ev.ultra["map"] == pytest.approx(rec["ultra"]["map"], abs=2e-3)
+    assert yaml.safe_load((Path(rec.run_dir) / "args.yaml").read_text())["nms"] is False
+    ev = _validate(spec, Path(rec.run_dir) / "weights" / "last.pt", _Hooks(spec, 1, None))
+    assert ev.ultra["map50"] == pytest.approx(rec.ultra["map50"], abs=2e-3)  # half-precision rounding only
+    assert ev.ultra["map"] == pytest.approx(rec.ultra["map"], abs=2e-3)
 
 
 def test_optimizer_auto_resolves_by_iterations_and_is_refused_when_trials_differ():

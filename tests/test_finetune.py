@@ -112,7 +112,7 @@ def tiny(tmp_path_factory):
 def _records(out):
     from yolo_attn.compare.store import Store
 
-    return {r["trial_id"]: r for r in Store(out).records()}
+    return {r.trial_id: r for r in Store(out).trial_records()}
 
 
 @pytest.mark.slow
@@ -129,11 +129,11 @@ def test_pretrained_sweep_identity_start_seeded_in_any_order(tiny, stock_ckpt, t
                           "--train-arg", "attn_init=identity", "--out", tmp_path / "a")
     assert rc == 0, text
     a = _records(tmp_path / "a")
-    assert all(r["status"] == "ok" for r in a.values()), [r.get("error") for r in a.values()]
+    assert all(r.ok for r in a.values()), [r.error for r in a.values()]
     stock, se = a["yolov5n__seed0"], a["yolov5n-se-backbone-end__seed0"]
     # identity start: before training the SE model predicts exactly as the stock one (same validation losses)
-    assert se["start"] == stock["start"] and se["start"]["loss"]
-    assert se["head_start"] == stock["head_start"] == "new class outputs"  # 80 -> 2 classes
+    assert se.start == stock.start and se.start["loss"]
+    assert se.head_start == stock.head_start == "new class outputs"  # 80 -> 2 classes
     md = (tmp_path / "a" / "summary.md").read_text()
     assert "mAP50-95 epoch 0" in md and "init identity" in md and "fine-tuning preset" in md
     assert "class outputs of the head start from scratch" in md
@@ -145,8 +145,8 @@ def test_pretrained_sweep_identity_start_seeded_in_any_order(tiny, stock_ckpt, t
             n_boot=50, out=str(tmp_path / "b"), progress=False, threads=1, baseline="yolov5n.yaml")
     b = _records(tmp_path / "b")
     for tid, rec in a.items():
-        assert b[tid]["predictions_sha256"] == rec["predictions_sha256"], tid
-        assert b[tid]["start"] == rec["start"]
+        assert b[tid].predictions_sha256 == rec.predictions_sha256, tid
+        assert b[tid].start == rec.start
 
 
 @pytest.mark.slow
@@ -160,10 +160,10 @@ def test_pretrained_sweep_freezes_the_backbone_and_scales_the_attention_lr(tiny,
                           "--freeze", "backbone", "--attn-lr", "10", "--attn-init", "paper", "--out", tmp_path / "f")
     assert rc == 0, text
     (rec,) = _records(tmp_path / "f").values()
-    assert rec["status"] == "ok", rec.get("error")
-    assert rec["start"] is not None
+    assert rec.ok, rec.error
+    assert rec.start is not None
     src = load_checkpoint(stock_ckpt).state_dict
-    got = load_checkpoint(tmp_path / "f" / "trials" / rec["trial_id"] / "train" / "weights" / "last.pt").state_dict
+    got = load_checkpoint(tmp_path / "f" / "trials" / rec.trial_id / "train" / "weights" / "last.pt").state_dict
     assert torch.equal(got["model.0.conv.weight"].float(), src["model.0.conv.weight"].float())  # frozen, as transferred
     assert torch.equal(got["model.10.cv2.conv.weight"].float(), src["model.9.cv2.conv.weight"].float())  # SPPF
     assert not torch.equal(got["model.11.conv.weight"].float(), src["model.10.conv.weight"].float())  # neck trains

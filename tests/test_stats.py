@@ -8,7 +8,9 @@ structure. The true difference is 0.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -262,6 +264,31 @@ def test_report_labels_training_throughput_as_not_interleaved(tmp_path):
     assert rows["good"]["train_speed_ratio"] == pytest.approx(0.8) and "| 0.80 |" in md
 
 
+def test_replicates_worked_out_ahead_give_the_same_summary(tmp_path):
+    """The bootstrap replicates a free core computes while the last trials run (report.WorkAhead) are the report's
+    own numbers: the summary is identical; a changed evaluation file is not taken from it."""
+    from yolo_attn.compare import report
+
+    store, config = _synthetic_sweep(tmp_path / "w", seeds=(0, 1, 2))
+    plain = report.summarize(store, config, n_boot=100)
+    ahead = report.WorkAhead(store, "h", n_boot=100)
+    steps = 0
+    while ahead.step():
+        steps += 1
+    assert steps == 1 + 9 and ahead.plots_ready and len(ahead.replicates) == 9  # the import, then each trial once
+    assert json.dumps(report.summarize(store, config, n_boot=100, ahead=ahead), sort_keys=True, default=str) == \
+        json.dumps(plain, sort_keys=True, default=str)
+    ok = list(store.latest("h").values())
+    fresh = report._replicates(store, ok, 100, 0)
+    for key in ahead.replicates:  # marked: an entry taken from ahead reads zeros
+        ahead.replicates[key] = (np.zeros(100), np.zeros(100))
+    good0 = store.root / "trials" / "good__seed0" / "eval.npz"
+    os.utime(good0, ns=(good0.stat().st_atime_ns, good0.stat().st_mtime_ns + 10**9))  # the file changed since
+    got = report._replicates(store, ok, 100, 0, ahead)
+    assert np.array_equal(got["good__seed0"][1], fresh["good__seed0"][1])  # computed again, not taken
+    assert all(not got[t][1].any() for t in got if t != "good__seed0")  # the others were taken from ahead
+
+
 def test_report_names_seeds_added_after_looking_and_one_seed(tmp_path):
     from yolo_attn.compare import report
 
@@ -288,7 +315,7 @@ def test_plan_from_a_pilot(tmp_path):
 
     store, config = _synthetic_sweep(tmp_path / "p")
     summary = report.summarize(store, config, n_boot=100, effect=0.2)
-    p = plan.make_plan(summary, Store(tmp_path / "p").records(), effect=0.2)
+    p = plan.make_plan(summary, Store(tmp_path / "p").trial_records(), effect=0.2)
     assert p.family_size == 2 and p.alpha == pytest.approx(0.025) and p.pilot_epochs == 4
     assert p.s_per_epoch == pytest.approx(30.0)
     same = next(m for m in p.models if m.model == "same")
@@ -300,9 +327,9 @@ def test_plan_from_a_pilot(tmp_path):
     assert [o.epochs for o in p.options] == [1, 2, 4]
     text = plan.format_plan(p, "pilot")
     assert "seeds needed" in text and "NEW folder" in text and "upper confidence bound" in text
-    base4 = np.mean([r["coco"]["map"] for r in Store(tmp_path / "p").records() if r["model"] == "base"])
+    base4 = np.mean([r.coco["map"] for r in Store(tmp_path / "p").trial_records() if r.model == "base"])
     assert full.base_map == pytest.approx(base4) and f"| 4 | {base4:.3f} | {full.seeds} |" in text
-    p_big = plan.make_plan(summary, Store(tmp_path / "p").records(), effect=0.9)  # above the baseline's mAP
+    p_big = plan.make_plan(summary, Store(tmp_path / "p").trial_records(), effect=0.9)  # above the baseline's mAP
     assert "too early" in plan.format_plan(p_big, "pilot")
 
 

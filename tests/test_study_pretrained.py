@@ -376,14 +376,14 @@ def test_tiny_real_pretrained_study_end_to_end(tiny, stock_ckpt, tmp_path):
     res = run_study(get("pretrained"), opts)
     assert res["complete"]
     out = Path(res["out"])
-    recs = {r["model"]: r for r in Store(out / "finetune").records()}
-    assert all(r["status"] == "ok" for r in recs.values()), [r.get("error") for r in recs.values()]
+    recs = {r.model: r for r in Store(out / "finetune").trial_records()}
+    assert all(r.ok for r in recs.values()), [r.error for r in recs.values()]
     a, b, c = recs["stock"], recs["se-backbone-end-names-paper"], recs["se-backbone-end-structure-paper"]
     d, e = recs["se-backbone-end-structure-identity"], recs["se-backbone-end-structure-identity-frozen"]
-    assert d["start"] == a["start"] and e["start"] == a["start"]  # identity start: the stock model's epoch 0, losses too
-    assert c["start"]["loss"] != a["start"]["loss"] and b["start"]["loss"] != a["start"]["loss"]  # paper init: not
-    assert "by name and shape" in b["transfer"] and "by name" not in d["transfer"]
-    n_names, n_struct = (int(r["transfer"].split()[1].split("/")[0]) for r in (b, d))
+    assert d.start == a.start and e.start == a.start  # identity start: the stock model's epoch 0, losses too
+    assert c.start["loss"] != a.start["loss"] and b.start["loss"] != a.start["loss"]  # paper init: not
+    assert "by name and shape" in b.transfer and "by name" not in d.transfer
+    n_names, n_struct = (int(r.transfer.split()[1].split("/")[0]) for r in (b, d))
     assert n_names < n_struct  # after the inserted SE nothing arrives by name
     config = json.loads((out / "finetune" / "config.json").read_text())
     assert config["model_options"]["se-backbone-end-structure-identity-frozen"] == {
@@ -392,12 +392,12 @@ def test_tiny_real_pretrained_study_end_to_end(tiny, stock_ckpt, tmp_path):
     from yolo_attn.checkpoint import load_checkpoint
 
     src = load_checkpoint(stock_ckpt).state_dict
-    last = load_checkpoint(Path(e["run_dir"]) / "weights" / "last.pt").state_dict
+    last = load_checkpoint(Path(e.run_dir) / "weights" / "last.pt").state_dict
     assert torch.equal(last["model.0.conv.weight"].float(), src["model.0.conv.weight"].float())
-    last_d = load_checkpoint(Path(d["run_dir"]) / "weights" / "last.pt").state_dict
+    last_d = load_checkpoint(Path(d.run_dir) / "weights" / "last.pt").state_dict
     assert not torch.equal(last_d["model.0.conv.weight"].float(), src["model.0.conv.weight"].float())
-    scratch = {r["model"]: r for r in Store(out / "scratch").records()}
-    assert sorted(scratch) == ["se-backbone-end", "stock"] and all(r.get("start") is None for r in scratch.values())
+    scratch = {r.model: r for r in Store(out / "scratch").trial_records()}
+    assert sorted(scratch) == ["se-backbone-end", "stock"] and all(r.start is None for r in scratch.values())
     md = (out / "study.md").read_text()
     for role in ("(a) stock", "(b) Ultralytics' load", "(c) structure transfer", "(d) structure transfer",
                  "(e) = (d)", "from scratch"):

@@ -51,9 +51,21 @@ def check_dataset_yaml(yaml_path, autodownload: bool = False) -> dict:
     """Ultralytics' own ``check_det_dataset`` verdict on a dataset YAML (the mapping it trains with).
 
     yolo_attn calls it with ``autodownload=False`` on its sanitised copy (no ``download:`` key), so nothing
-    in the YAML runs; ``autodownload=True`` only for ``yolo-attn train --trust``. Fonts resolve offline.
+    in the YAML runs; ``autodownload=True`` only for ``yolo-attn train --trust``. Ultralytics also fetches the
+    plot font for the class names here; a check draws nothing, so that lookup (a matplotlib font scan, about a
+    second the first time in a process) is skipped: the trainer's own dataset check still resolves the font
+    offline for its plots.
     """
     from ultralytics.data import utils
 
     install_offline_font()
-    return utils.check_det_dataset(str(yaml_path), autodownload=autodownload)
+    font_lookup = utils.check_font
+    utils.check_font = _no_font_needed
+    try:
+        return utils.check_det_dataset(str(yaml_path), autodownload=autodownload)
+    finally:
+        utils.check_font = font_lookup
+
+
+def _no_font_needed(font: str = "Arial.ttf"):
+    return None

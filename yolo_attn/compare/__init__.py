@@ -6,8 +6,8 @@ Entry points: :func:`compare` (``yolo-attn compare``), :func:`check_data` (``yol
 Method, in short (details in the module docstrings):
 
 * every model x seed is trained with identical settings (``deterministic=True``, ``seed=s``, explicit
-  short-run hyper-parameters, same data), then its final weights are validated once with
-  Ultralytics' validator writing its per-image predictions (``save_txt``/``save_conf``);
+  short-run hyper-parameters, same data) and scored by one validation pass of Ultralytics' validator whose
+  per-image predictions are held in memory (with ``--weights last``, the default, the final epoch's own);
 * the same predictions and the dataset's labels are exported to COCO JSON and scored by pycocotools'
   COCOeval; both mAPs are in the table and a disagreement above a tolerance is a warning;
 * the difference to the baseline gets a 95% interval paired over seeds (t over the per-seed

@@ -32,11 +32,13 @@ Claim = Callable[[TrialSpec], bool]
 
 
 def run_local(specs: list[TrialSpec], on_done: OnDone, progress=None, claim: Claim | None = None,
-              plan: WorkerPlan | None = None, started: WorkerPool | None = None) -> None:
+              plan: WorkerPlan | None = None, started: WorkerPool | None = None,
+              spare_core: Callable[[], bool] | None = None) -> None:
     """Run ``specs`` on ``plan``'s worker processes (``started``: some already running), or one after the other in
-    this process without a plan (or 0 workers)."""
+    this process without a plan (or 0 workers). ``spare_core``: work for a core the last trials leave free
+    (:func:`.workers.run_workers`)."""
     if plan is not None and plan.workers > 0:
-        run_workers(specs, on_done, plan, progress=progress, claim=claim, started=started)
+        run_workers(specs, on_done, plan, progress=progress, claim=claim, started=started, spare_core=spare_core)
         return
     for spec in specs:
         if claim is not None and not claim(spec):

@@ -86,9 +86,9 @@ def coco_dets_pixels(gt: dict, predictions: dict[str, np.ndarray]) -> list[dict]
     """COCO result list from ``{image key: rows (x1, y1, x2, y2, conf, cls) in pixels}`` (a validator's boxes)."""
     dets = []
     for im in gt["images"]:
-        for x1, y1, x2, y2, s, c in predictions.get(im["file_name"], np.zeros((0, 6))):
-            dets.append({"image_id": im["id"], "category_id": int(c) + 1,
-                         "bbox": [float(x1), float(y1), float(x2 - x1), float(y2 - y1)], "score": float(s)})
+        rows = np.asarray(predictions.get(im["file_name"], np.zeros((0, 6))), dtype=np.float64).tolist()
+        for x1, y1, x2, y2, s, c in rows:  # Python floats: the same values as numpy's, converted once per array
+            dets.append({"image_id": im["id"], "category_id": int(c) + 1, "bbox": [x1, y1, x2 - x1, y2 - y1], "score": s})
     return dets
 
 
@@ -141,11 +141,12 @@ def _quiet():
     return contextlib.redirect_stdout(io.StringIO())
 
 
-def evaluate(gt: dict, dets: list[dict], max_det: int = 300) -> CocoResult:
+def evaluate(gt: dict, dets: list[dict], max_det: int = 300, dets_reused: bool = True) -> CocoResult:
     """Score ``dets`` against ``gt`` with pycocotools' COCOeval (bbox, maxDets=[1, 10, max_det]).
 
     ``max_det`` defaults to Ultralytics' validator limit (300) rather than COCO's 100, so both
-    figures are computed from the same set of detections.
+    figures are computed from the same set of detections. pycocotools adds keys to the detection records
+    it is given: they are copied first unless ``dets_reused`` is False (the caller is done with them).
     """
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
@@ -165,7 +166,7 @@ def evaluate(gt: dict, dets: list[dict], max_det: int = 300) -> CocoResult:
         coco = COCO()
         coco.dataset = {k: _records_copy(v) for k, v in gt.items()}  # COCO mutates its dataset; keep the caller's
         coco.createIndex()
-        res = coco.loadRes(_records_copy(dets))
+        res = coco.loadRes(_records_copy(dets) if dets_reused else dets)
         ev = COCOeval(coco, res, iouType="bbox")
         ev.params.imgIds = img_ids
         ev.params.catIds = cat_ids

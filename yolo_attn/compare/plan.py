@@ -26,6 +26,7 @@ import numpy as np
 from scipy import special as _sp
 
 from . import stats
+from .contract import TrialRecord
 
 
 @dataclass
@@ -58,14 +59,14 @@ class Plan:
     s_per_epoch: float  # mean over trials of (trial wall time / epochs)
 
 
-def make_plan(summary: dict, records: list[dict], effect: float, target: float = stats.POWER) -> Plan:
+def make_plan(summary: dict, records: list[TrialRecord], effect: float, target: float = stats.POWER) -> Plan:
     """Plan from a finished pilot's summary (report.summarize) and its ok trial records."""
     rows = [r for r in summary["models"] if not r["is_baseline"] and (r.get("diff") or {}).get("map")]
     k = max(1, len(rows))
     alpha = 0.05 / k
     E = int(summary["settings"]["epochs"])
-    ok = [r for r in records if r.get("status") == "ok"]
-    per_epoch = [r["duration_s"] / max(1, r.get("epochs_done") or E) for r in ok if r.get("duration_s")]
+    ok = [r for r in records if r.ok]
+    per_epoch = [r.duration_s / max(1, r.epochs_done or E) for r in ok if r.duration_s]
     s_epoch = float(np.mean(per_epoch)) if per_epoch else math.nan
     n_models = len(summary["models"])
     models = []
@@ -81,7 +82,7 @@ def make_plan(summary: dict, records: list[dict], effect: float, target: float =
     for e in sorted({max(1, E // 4), max(1, E // 2)} - {E}):
         needs = [_curve_need(ok, summary["baseline"], r["model"], e, effect, r["diff"]["map"].get("var_image", 0.0),
                              alpha, target) for r in rows]
-        base_e = [p["map"] for r in ok if r["model"] == summary["baseline"] for p in r.get("curve") or []
+        base_e = [p["map"] for r in ok if r.model == summary["baseline"] for p in r.curve or []
                   if p.get("epoch") == e]
         options.append(_option(e, needs, s_epoch, n_models, "validation curve at this epoch (approximate)",
                                float(np.mean(base_e)) if base_e else math.nan))
@@ -94,17 +95,17 @@ def _option(epochs: int, needs: list, s_epoch: float, n_models: int, source: str
     return EpochOption(epochs, seeds, wall, source, base_map)
 
 
-def _curve_need(records: list[dict], baseline: str, model: str, epoch: int, effect: float, var_image: float,
+def _curve_need(records: list[TrialRecord], baseline: str, model: str, epoch: int, effect: float, var_image: float,
                 alpha: float, target: float) -> int | None:
     """Seeds needed from the Ultralytics validation mAP50-95 at ``epoch`` of the pilot's curves (the seed SD from
     the curves; the image variance is the pilot's at its final epoch, not re-estimated)."""
     def at(name):
         out = {}
         for r in records:
-            if r["model"] == name:
-                pts = [p for p in r.get("curve") or [] if p.get("epoch") == epoch]
+            if r.model == name:
+                pts = [p for p in r.curve or [] if p.get("epoch") == epoch]
                 if pts and math.isfinite(pts[0].get("map", math.nan)):
-                    out[r["seed"]] = pts[0]["map"]
+                    out[r.seed] = pts[0]["map"]
         return out
 
     m, b = at(model), at(baseline)
@@ -174,8 +175,8 @@ def finished_pilot(out: str | None, effect: float, n_boot: int = 1000) -> tuple[
     store = Store(out)
     config = store.read_config()
     latest = store.latest(config.settings_hash)
-    done = {(r["model"], r["seed"]) for r in latest.values() if r.get("status") == "ok"}
+    done = {(r.model, r.seed) for r in latest.values() if r.ok}
     if any((m, s) not in done for m in config.model_names for s in config.seeds):
         return None
     summary = report.summarize(store, config, n_boot=n_boot, effect=effect)
-    return summary, [r for r in latest.values() if r.get("status") == "ok"]
+    return summary, [r for r in latest.values() if r.ok]

@@ -7,6 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .contract import TrialRecord
+
+
+def warm_up() -> None:
+    """Import the plotting library ahead of the plots (about half a second)."""
+    _plt()
+
 
 def _plt():
     import matplotlib
@@ -51,14 +58,14 @@ def diff_plot(summary: dict, path: Path) -> Path:
     return path
 
 
-def epochs_plot(summary: dict, records: list[dict], path: Path) -> Path:
+def epochs_plot(summary: dict, records: list[TrialRecord], path: Path) -> Path:
     """Validation mAP50-95 over epochs (Ultralytics' per-epoch validation), mean over seeds and each seed."""
     plt = _plt()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, m in enumerate(summary["models"]):
         c = colours[i % len(colours)]
-        curves = [r.get("curve") or [] for r in records if r["model"] == m["model"] and r.get("status") == "ok"]
+        curves = [r.curve or [] for r in records if r.model == m["model"] and r.ok]
         for ax, key in ((axes[0], "map"), (axes[1], "map50")):
             n = max((len(cv) for cv in curves), default=0)
             if not n:
@@ -83,15 +90,14 @@ def epochs_plot(summary: dict, records: list[dict], path: Path) -> Path:
     return path
 
 
-def pr_plot(summary: dict, records: list[dict], path: Path) -> Path:
+def pr_plot(summary: dict, records: list[TrialRecord], path: Path) -> Path:
     """Precision and recall (Ultralytics' validator, at its max-F1 confidence) per model: each seed and the mean."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.5, 5))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, m in enumerate(summary["models"]):
         c = colours[i % len(colours)]
-        pts = [(r["ultra"]["recall"], r["ultra"]["precision"]) for r in records
-               if r["model"] == m["model"] and r.get("status") == "ok"]
+        pts = [(r.ultra["recall"], r.ultra["precision"]) for r in records if r.model == m["model"] and r.ok]
         if not pts:
             continue
         xs, ys = zip(*pts)

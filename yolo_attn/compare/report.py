@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from . import cocoeval, plots, stats
-from .contract import SweepConfig
+from .contract import SweepConfig, TrialRecord
 from .store import Store, atomic_write
 
 # Ultralytics integrates its precision envelope with the trapezoidal rule on 101 points and keeps at
@@ -24,18 +25,18 @@ LEVEL = 0.95
 DEFAULT_EFFECT = 0.005  # mAP50-95: about the size of published gains of one attention layer
 
 
-def _diffs(mine: dict, base: dict, reps: dict, boot_seed: int) -> dict:
+def _diffs(mine: dict[int, TrialRecord], base: dict[int, TrialRecord], reps: dict, boot_seed: int) -> dict:
     """Per metric: the paired interval (stats.paired_diff_ci) over the seeds both models finished."""
     common = sorted(set(mine) & set(base))
     if not common:
         return {}
     diff = {}
     for key, idx in (("map50", 0), ("map", 1)):
-        mp = [mine[s]["coco"][key] for s in common]
-        bp = [base[s]["coco"][key] for s in common]
-        have = all(mine[s]["trial_id"] in reps and base[s]["trial_id"] in reps for s in common)
-        mr = [reps[mine[s]["trial_id"]][idx] for s in common] if have else None
-        br = [reps[base[s]["trial_id"]][idx] for s in common] if have else None
+        mp = [mine[s].coco[key] for s in common]
+        bp = [base[s].coco[key] for s in common]
+        have = all(mine[s].trial_id in reps and base[s].trial_id in reps for s in common)
+        mr = [reps[mine[s].trial_id][idx] for s in common] if have else None
+        br = [reps[base[s].trial_id][idx] for s in common] if have else None
         diff[key] = stats.paired_diff_ci(mp, bp, mr, br, level=LEVEL, seed=boot_seed).as_dict()
         diff[key]["seeds"] = common
         if not have and len(common) > 1:
@@ -46,8 +47,7 @@ def _diffs(mine: dict, base: dict, reps: dict, boot_seed: int) -> dict:
 def _adjust_family(rows: list[dict], key: str, effect: float) -> None:
     """Holm / Bonferroni over the non-baseline models for one metric; power and verdict into each diff."""
     fam = {r["model"]: r["diff"][key] for r in rows if (r.get("diff") or {}).get(key)}
-    cis = {n: stats.DiffCI(**{f: d[f] for f in ("delta", "lo", "hi", "per_seed", "n_seeds", "level", "var_seed",
-                                                  "var_image", "n_boot", "p", "note")}) for n, d in fam.items()}
+    cis = {n: stats.DiffCI.from_json(d) for n, d in fam.items()}
     for n, adj in stats.adjust(cis, LEVEL).items():
         d, ci = fam[n], cis[n]
         alpha = (1 - LEVEL) / max(adj.family_size, 1)
@@ -76,84 +76,141 @@ def _data_warnings(store: Store) -> list[str]:
     return []
 
 
-def _replicates(store, ok: list[dict], W: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Every ok trial's bootstrap replicates of mAP50 and mAP50-95 on the image samples ``W``, computed on every
-    usable core (numpy releases the GIL in the sums; each trial's result does not depend on the others)."""
+def _replicates(store, ok: list[TrialRecord], n_boot: int, boot_seed: int,
+                ahead: "WorkAhead | None" = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Every ok trial's bootstrap replicates of mAP50 and mAP50-95 on one shared set of image samples, computed on
+    every usable core (numpy releases the GIL in the sums; each trial's result does not depend on the others);
+    those ``ahead`` computed already are taken from it."""
     from concurrent.futures import ThreadPoolExecutor
 
     from .._threads import usable_cpus
 
-    paths = {r["trial_id"]: store.root / r["eval"] for r in ok if (store.root / r["eval"]).is_file()}
-    with ThreadPoolExecutor(max(1, min(len(paths), usable_cpus()))) as pool:
-        done = pool.map(lambda p: cocoeval.weighted_map(cocoeval.EvalArrays.load(p), W), paths.values())
-        return dict(zip(paths, done))
+    paths = {r.trial_id: store.root / r.eval for r in ok if r.eval and (store.root / r.eval).is_file()}
+    known = {tid: ahead.known(p, n_boot, boot_seed) for tid, p in paths.items()} if ahead is not None else {}
+    out = {tid: v for tid, v in known.items() if v is not None}
+    todo = {tid: p for tid, p in paths.items() if tid not in out}
+    W = stats.image_weights(ok[0].n_val_images, n_boot, boot_seed)
+    with ThreadPoolExecutor(max(1, min(len(todo), usable_cpus()))) as pool:
+        done = pool.map(lambda p: cocoeval.weighted_map(cocoeval.EvalArrays.load(p), W), todo.values())
+        out.update(zip(todo, done))
+    return {tid: out[tid] for tid in paths}
+
+
+class WorkAhead:
+    """Report work done on a core the sweep's last trials leave free (:func:`.workers.run_workers`' ``spare_core``):
+    the plotting library's import, and the bootstrap replicates of each trial recorded so far, the very numbers the
+    report would compute (same image samples; a trial's evaluation file is known by its path, size and time)."""
+
+    def __init__(self, store: Store, settings_hash: str, n_boot: int, boot_seed: int = 0):
+        self.store, self.settings_hash, self.n_boot, self.boot_seed = store, settings_hash, n_boot, boot_seed
+        self.replicates: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+        self.plots_ready = False
+        self._weights: dict[int, np.ndarray] = {}  # image samples by number of images
+        self._failed: set[tuple] = set()
+
+    @staticmethod
+    def _key(path: Path, n_boot: int, boot_seed: int) -> tuple | None:
+        try:
+            st = path.stat()
+        except OSError:
+            return None
+        return str(path), st.st_size, st.st_mtime_ns, n_boot, boot_seed
+
+    def known(self, path: Path, n_boot: int, boot_seed: int) -> tuple[np.ndarray, np.ndarray] | None:
+        return self.replicates.get(self._key(path, n_boot, boot_seed))
+
+    def step(self) -> bool:
+        """Do one piece (one trial's replicates, or the import); False when nothing is left to do now. Never raises:
+        what fails here is left to the report, which meets the same error and says so."""
+        if not self.plots_ready:
+            self.plots_ready = True
+            with contextlib.suppress(Exception):
+                plots.warm_up()
+            return True
+        try:
+            records = list(self.store.latest(self.settings_hash).values())
+        except Exception:
+            return False
+        for rec in records:
+            path = self.store.root / rec.eval if rec.ok and rec.eval and rec.n_val_images else None
+            key = self._key(path, self.n_boot, self.boot_seed) if path is not None else None
+            if key is None or key in self.replicates or key in self._failed:
+                continue
+            try:
+                if rec.n_val_images not in self._weights:
+                    self._weights[rec.n_val_images] = stats.image_weights(rec.n_val_images, self.n_boot, self.boot_seed)
+                arrays = cocoeval.EvalArrays.load(path)
+                self.replicates[key] = cocoeval.weighted_map(arrays, self._weights[rec.n_val_images])
+            except Exception:
+                self._failed.add(key)
+            return True
+        return False
 
 
 def summarize(store: Store, config: SweepConfig, n_boot: int = 1000, boot_seed: int = 0, tol: float = AGREEMENT_TOL,
-              bench: dict | None = None, effect: float = DEFAULT_EFFECT) -> dict:
-    """Aggregate the ok records of the current settings into the summary dict (see summary.json)."""
+              bench: dict | None = None, effect: float = DEFAULT_EFFECT, ahead: WorkAhead | None = None) -> dict:
+    """Aggregate the ok records of the current settings into the summary dict (see summary.json); ``ahead``: bootstrap
+    replicates computed while the last trials ran."""
     n_boot = stats.check_n_boot(n_boot)
     latest = store.latest(config.settings_hash)
     models = config.model_names
     baseline = config.baseline or models[0]
-    recs = [r for r in latest.values() if r["model"] in models]
-    ok = [r for r in recs if r.get("status") == "ok"]
+    recs = [r for r in latest.values() if r.model in models]
+    ok = [r for r in recs if r.ok]
     warnings = _data_warnings(store)
     for r in recs:
-        if r.get("status") != "ok":
-            warnings.append(f"trial {r['trial_id']} failed: {r.get('error')}")
+        if not r.ok:
+            warnings.append(f"trial {r.trial_id} failed: {r.error}")
     for r in ok:
         for key, label in (("map50", "mAP50"), ("map", "mAP50-95")):
-            gap = abs(r["ultra"][key] - r["coco"][key])
+            gap = abs(r.ultra[key] - r.coco[key])
             if gap > tol:
-                warnings.append(f"trial {r['trial_id']}: {label} Ultralytics {r['ultra'][key]:.4f} vs COCOeval "
-                                f"{r['coco'][key]:.4f} differ by {gap:.4f} (> tolerance {tol})")
+                warnings.append(f"trial {r.trial_id}: {label} Ultralytics {r.ultra[key]:.4f} vs COCOeval "
+                                f"{r.coco[key]:.4f} differ by {gap:.4f} (> tolerance {tol})")
 
     # per-image bootstrap replicates of every ok trial, on one shared set of image samples
     reps: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    n_images = {r.get("n_val_images") for r in ok}
-    W = None
+    n_images = {r.n_val_images for r in ok}
     if len(n_images) == 1 and ok:
-        W = stats.image_weights(n_images.pop(), n_boot, boot_seed)
-        reps = _replicates(store, ok, W)
+        reps = _replicates(store, ok, n_boot, boot_seed, ahead)
     elif len(n_images) > 1:
         warnings.append(f"trials were validated on different numbers of images {sorted(n_images)}: no CIs")
 
     def by_seed(model):
-        return {r["seed"]: r for r in ok if r["model"] == model}
+        return {r.seed: r for r in ok if r.model == model}
 
     base = by_seed(baseline)
     base_speed = (bench or {}).get(baseline)
-    base_ips = stats.mean_std([r.get("train_images_per_s") for r in base.values()])[0]
+    base_ips = stats.mean_std([r.train_images_per_s for r in base.values()])[0]
     rows = []
     for spec in config.specs:
         name = spec["name"]
         mine = by_seed(name)
-        all_trials = [r for r in recs if r["model"] == name]
+        all_trials = [r for r in recs if r.model == name]
         row = {"model": name, "ref": spec.get("ref"), "is_baseline": name == baseline, "is_control": spec.get("control", False),
-               "n_ok": len(mine), "n_trials": len(config.seeds), "n_failed": sum(r.get("status") != "ok" for r in all_trials)}
+               "n_ok": len(mine), "n_trials": len(config.seeds), "n_failed": sum(not r.ok for r in all_trials)}
         for src in ("ultra", "coco"):
             for key in ("map50", "map"):
-                mean, sd = stats.mean_std([r[src][key] for r in mine.values()])
+                mean, sd = stats.mean_std([getattr(r, src)[key] for r in mine.values()])
                 row[f"{src}_{key}_mean"], row[f"{src}_{key}_std"] = mean, sd
-        row["precision"] = stats.mean_std([r["ultra"]["precision"] for r in mine.values()])[0]
-        row["recall"] = stats.mean_std([r["ultra"]["recall"] for r in mine.values()])[0]
+        row["precision"] = stats.mean_std([r.ultra["precision"] for r in mine.values()])[0]
+        row["recall"] = stats.mean_std([r.ultra["recall"] for r in mine.values()])[0]
         any_rec = next(iter(mine.values()), None)
-        row["params"] = spec.get("params") or (any_rec or {}).get("params")
-        row["gflops_640"] = spec.get("gflops_640") or (any_rec or {}).get("gflops_640")
+        row["params"] = spec.get("params") or (any_rec.params if any_rec else None)
+        row["gflops_640"] = spec.get("gflops_640") or (any_rec.gflops_640 if any_rec else None)
         base_params = next((m.get("params") for m in config.specs if m["name"] == baseline), None)
         row["params_ratio"] = row["params"] / base_params if row["params"] and base_params else None
         lat = (bench or {}).get(name)
         row["latency_ms"] = lat
         row["latency_ratio"] = lat / base_speed if lat and base_speed else None
-        ips = stats.mean_std([r.get("train_images_per_s") for r in mine.values()])[0]
+        ips = stats.mean_std([r.train_images_per_s for r in mine.values()])[0]
         row["train_images_per_s"] = ips
         row["train_speed_ratio"] = ips / base_ips if ips == ips and base_ips and base_ips == base_ips else None
-        row["per_seed"] = {str(s): {"ultra": r["ultra"], "coco": r["coco"]} for s, r in sorted(mine.items())}
-        starts = [r["start"]["map"] for r in mine.values() if (r.get("start") or {}).get("map") is not None]
+        row["per_seed"] = {str(s): {"ultra": r.ultra, "coco": r.coco} for s, r in sorted(mine.items())}
+        starts = [r.start["map"] for r in mine.values() if (r.start or {}).get("map") is not None]
         if starts:  # pretrained trials: Ultralytics mAP50-95 before any training step
             row["start_map_mean"], row["start_map_std"] = stats.mean_std(starts)
-        heads = sorted({r["head_start"] for r in mine.values() if r.get("head_start")})
+        heads = sorted({r.head_start for r in mine.values() if r.head_start})
         if heads:
             row["head_start"] = ", ".join(heads)
         if name != baseline:
@@ -175,7 +232,7 @@ def summarize(store: Store, config: SweepConfig, n_boot: int = 1000, boot_seed: 
         "settings": {"epochs": config.epochs, "imgsz": config.imgsz, "seeds": config.seeds, "train_args": config.train_args,
                      "pretrained": config.pretrained, "weights": config.weights, "eval_split": config.eval_split,
                      **({"model_options": config.model_options} if config.model_options else {})},
-        "n_eval_images": next(iter({r.get("n_val_images") for r in ok}), None) if ok else None,
+        "n_eval_images": next(iter({r.n_val_images for r in ok}), None) if ok else None,
         "n_boot": n_boot,
         "agreement_tolerance": tol,
         "models": rows,
@@ -389,7 +446,7 @@ def _can_conclude(rows: list[dict], summary: dict, eff: float) -> str:
             f"would be detected 80% of the time; smaller ones would mostly go unseen, and {need_txt}.")
 
 
-def write_outputs(store: Store, records: list[dict], summary: dict) -> dict[str, Path]:
+def write_outputs(store: Store, records: list[TrialRecord], summary: dict) -> dict[str, Path]:
     root = store.root
     out = {}
     out["json"] = atomic_write(root / "summary.json", json.dumps(summary, indent=2, default=str))
@@ -400,7 +457,7 @@ def write_outputs(store: Store, records: list[dict], summary: dict) -> dict[str,
         w.writerow({k: ("" if v is None else v) for k, v in _flat(r).items()})
     out["csv"] = atomic_write(root / "summary.csv", buf.getvalue())
     out["md"] = atomic_write(root / "summary.md", markdown(summary))
-    ok_recs = [r for r in records if r.get("status") == "ok"]
+    ok_recs = [r for r in records if r.ok]
     try:
         out["plot_diff"] = plots.diff_plot(summary, root / "diff_to_baseline.png")
         out["plot_epochs"] = plots.epochs_plot(summary, ok_recs, root / "map_over_epochs.png")

@@ -232,11 +232,7 @@ class Store:
             self._told.add(message)
             warnings.warn(message, RuntimeWarning, stacklevel=3)
 
-    def records(self, settings_hash: str | None = None) -> list[dict]:
-        """:meth:`trial_records` as JSON objects (what the report reads)."""
-        return [r.as_dict() for r in self.trial_records(settings_hash)]
-
-    def latest(self, settings_hash: str | None = None) -> dict[str, dict]:
+    def latest(self, settings_hash: str | None = None) -> dict[str, TrialRecord]:
         """trial_id -> the record that counts: its ``ok`` record, else its last (failed) one.
 
         The sweep never writes a second ``ok`` record of one trial (settings hash and id); two of them mean a line
@@ -254,7 +250,7 @@ class Store:
                         "line that does not belong to this sweep and rerun")
                 continue
             best[rec.trial_id] = (no, rec)
-        return {tid: rec.as_dict() for tid, (_, rec) in best.items()}
+        return {tid: rec for tid, (_, rec) in best.items()}
 
     def trial_dir(self, trial_id: str) -> Path:
         d = self.root / "trials" / trial_id
@@ -318,7 +314,7 @@ class Store:
         """Claim ``trial_id`` for this process; False when it is recorded already or a live process holds it."""
         with self._lock():
             prev = self.latest(settings_hash).get(trial_id)
-            if prev and (prev.get("status") == "ok" or not retry_failed):
+            if prev is not None and (prev.ok or not retry_failed):
                 return False
             if trial_id in self._held:
                 return True

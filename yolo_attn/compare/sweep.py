@@ -314,15 +314,16 @@ def compare(
         if max_trials is not None:
             todo = todo[:max_trials]
         prog = Progress(len(all_trials), int(epochs), n_done=n_skip, enabled=progress)
+        ahead = report.WorkAhead(store, shash, n_boot)
         if todo:
             plan = plan_workers(threads, device, len(todo), workers) if backend == "local" else None
             if plan is not None:
                 log(f"running {plan.describe()}" if plan.workers else f"running in this process with {threads} thread(s)")
             run_trials(store, todo, shash, backend, prog, log, retry_failed=retry_failed, ray_address=ray_address,
-                       cpus_per_trial=cpus_per_trial, plan=plan, started=started)
+                       cpus_per_trial=cpus_per_trial, plan=plan, started=started, spare_core=ahead.step)
             torch.set_num_threads(threads)
         bench = _latency(out_dir, shash, specs_m, int(imgsz), nc, threads, log, built)
-        return _write_report(store, config, all_trials, bench, n_boot, tolerance, out_dir, log, effect)
+        return _write_report(store, config, all_trials, bench, n_boot, tolerance, out_dir, log, effect, ahead)
     finally:
         if started is not None:
             started.stop()
@@ -579,7 +580,7 @@ def _trial_specs(store: Store, config: dict, specs_m: list[dict], seed_list: lis
             tid = _trial_id(m, s)
             all_trials.append(tid)
             prev = latest.get(tid)
-            if prev and (prev.get("status") == "ok" or not retry_failed):
+            if prev is not None and (prev.ok or not retry_failed):
                 continue
             todo.append(TrialSpec(
                 trial_id=tid, model=m["name"], model_ref=m["ref"], seed=s, settings_hash=shash,
@@ -595,22 +596,26 @@ WAIT_POLL_S = 2.0  # how often a sweep looks at trials another process is traini
 
 
 def run_trials(store: Store, todo: list[TrialSpec], shash: str, backend: str, prog, log, retry_failed: bool = False,
-               ray_address: str | None = None, cpus_per_trial: int | None = None, plan=None, started=None) -> None:
+               ray_address: str | None = None, cpus_per_trial: int | None = None, plan=None, started=None,
+               spare_core=None) -> None:
     """Run ``todo`` on the backend, claiming each trial first; then wait for those other processes hold.
 
     A trial another live process is training is skipped; when this process has nothing left, it waits
     until those trials are recorded, or their claims go stale (the process died), and then trains them.
     ``plan`` (a :class:`.workers.WorkerPlan`): the local backend's worker processes (None: in this process);
-    ``started`` (a :class:`.workers.WorkerPool`): some of them started already. Interrupted (Ctrl-C), the claims of the trials it was running are released.
+    ``started`` (a :class:`.workers.WorkerPool`): some of them started already; ``spare_core``: work for a core the
+    last trials leave free (the report's, :class:`.report.WorkAhead`). Interrupted (Ctrl-C), the claims of the trials
+    it was running are released.
     """
     try:
-        _run_trials(store, todo, shash, backend, prog, log, retry_failed, ray_address, cpus_per_trial, plan, started)
+        _run_trials(store, todo, shash, backend, prog, log, retry_failed, ray_address, cpus_per_trial, plan, started,
+                    spare_core)
     finally:
         store.release_all()
 
 
 def _run_trials(store: Store, todo: list[TrialSpec], shash: str, backend: str, prog, log, retry_failed: bool,
-                ray_address: str | None, cpus_per_trial: int | None, plan, started) -> None:
+                ray_address: str | None, cpus_per_trial: int | None, plan, started, spare_core=None) -> None:
     from .backends import run_local, run_ray
 
     t0 = time.time()
@@ -630,7 +635,7 @@ def _run_trials(store: Store, todo: list[TrialSpec], shash: str, backend: str, p
         if backend == "ray":
             run_ray(todo, on_done, address=ray_address, cpus_per_trial=cpus_per_trial, progress=prog, claim=claim)
         else:
-            run_local(todo, on_done, progress=prog, claim=claim, plan=plan, started=started)
+            run_local(todo, on_done, progress=prog, claim=claim, plan=plan, started=started, spare_core=spare_core)
         done = {r.trial_id for r in store.trial_records(shash) if r.ok or (r.recorded_at or 0) >= t0}
         todo = [s for s in todo if s.trial_id not in done]
         if not todo:
@@ -661,10 +666,10 @@ def _latency(out_dir: Path, shash: str, specs_m: list[dict], imgsz: int, nc: int
 
 
 def _write_report(store: Store, config: SweepConfig, all_trials: list[str], bench: dict, n_boot: int, tolerance: float,
-                  out_dir: Path, log, effect: float = report.DEFAULT_EFFECT) -> dict:
+                  out_dir: Path, log, effect: float = report.DEFAULT_EFFECT, ahead=None) -> dict:
     shash = config.settings_hash
     records = list(store.latest(shash).values())
-    summary = report.summarize(store, config, n_boot=n_boot, tol=tolerance, bench=bench["ms"], effect=effect)
+    summary = report.summarize(store, config, n_boot=n_boot, tol=tolerance, bench=bench["ms"], effect=effect, ahead=ahead)
     summary["out"] = str(out_dir)
     summary["complete"] = all(t in store.latest(shash) for t in all_trials)
     files = report.write_outputs(store, records, summary)

@@ -1,10 +1,11 @@
-"""One trial of a sweep: train one model with one seed, validate, export COCO JSON, score both ways.
+"""One trial of a sweep: train one model with one seed, keep the scoring validation's predictions, score both ways.
 
 :func:`run_trial` takes a :class:`~.contract.TrialSpec` (picklable, so a Ray worker can run it) and
 returns a :class:`~.contract.TrialRecord`; it never raises for a failed trial: the exception (or a
 non-finite loss, or more predictions per image than ``max_det``) is recorded with ``status: failed``.
-Training goes through :func:`yolo_attn.train.train`; validation, callbacks, the validator's
-``save_txt``/``save_conf`` output and ``get_num_params/get_flops`` are Ultralytics' public API.
+Training goes through :func:`yolo_attn.train.train`, which keeps the predictions of the validation that scores
+the trial in memory (:class:`yolo_attn._ultralytics.PredictionLog`); with ``--weights last`` that is the final
+epoch's own validation, with ``best`` Ultralytics' closing validation of ``best.pt``.
 """
 
 from __future__ import annotations
@@ -234,15 +235,38 @@ def _results_curve(csv_path: Path) -> list[dict]:
     return out
 
 
+_GT_READ: dict[tuple, tuple[list, dict]] = {}  # this process's last ground truth read, by its files' sizes and times
+
+
+def _stat_key(path: Path) -> tuple | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
 def _ground_truth(im_files) -> tuple[list[cocoeval.GtImage], dict[str, str]]:
     """GtImages (sorted by key) of the validator's images, read from their label files, and image file -> key.
 
     The key is the image path relative to the images' common folder with '/' replaced by '_' (unique,
-    and how Ultralytics' validator names the ``save_txt`` file of each image).
+    and how Ultralytics' validator names the ``save_txt`` file of each image). Every trial of a worker scores the
+    same images: they are read again only when an image or label file changed (size or modification time).
     """
-    from ..datasets import image_size, label_path, read_yolo_labels
+    from ..datasets import label_path
 
     files = [str(f) for f in im_files]
+    key = tuple((f, _stat_key(Path(f)), _stat_key(label_path(Path(f)))) for f in files)
+    if key not in _GT_READ:
+        _GT_READ.clear()
+        _GT_READ[key] = _read_ground_truth(files)
+    images, keys = _GT_READ[key]
+    return list(images), dict(keys)
+
+
+def _read_ground_truth(files: list[str]) -> tuple[list[cocoeval.GtImage], dict[str, str]]:
+    from ..datasets import image_size, label_path, read_yolo_labels
+
     root = os.path.commonpath([os.path.dirname(f) for f in files])
     images, keys = [], {}
     for f in files:
@@ -487,7 +511,7 @@ def _score(spec: TrialSpec, rec: TrialRecord, ev: Evaluation) -> None:
     pred_file = cocoeval.write_json(dets, tdir / "predictions_coco.json")
     rec.predictions_sha256 = hashlib.sha256(pred_file.read_bytes()).hexdigest()
     rec.n_detections = len(dets)
-    res = cocoeval.evaluate(gt, dets, max_det=VAL_ARGS["max_det"])
+    res = cocoeval.evaluate(gt, dets, max_det=VAL_ARGS["max_det"], dets_reused=False)  # written and hashed above
     res.arrays.save(tdir / "eval.npz")
     rec.coco = {"map50": res.map50, "map": res.map}
     rec.n_val_images = len(gt_images)

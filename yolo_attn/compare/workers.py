@@ -198,9 +198,11 @@ class WorkerPool:
 
 
 def run_workers(specs: list[TrialSpec], on_done: Callable[[TrialSpec, TrialRecord], None], plan: WorkerPlan,
-                progress=None, claim=None, started: WorkerPool | None = None) -> None:
+                progress=None, claim=None, started: WorkerPool | None = None,
+                spare_core: Callable[[], bool] | None = None) -> None:
     """Run ``specs`` on ``plan.workers`` worker processes (those of ``started`` first); hand each record to
-    ``on_done`` as it arrives."""
+    ``on_done`` as it arrives. Once no trial is left to start and a worker has none, ``spare_core()`` is called
+    between messages to do a short piece of other work on the free core (it returns False when it has none now)."""
     started = started if started is not None and started.idle and started.plan.threads == plan.threads else None
     events: queue.Queue = started.events if started else queue.Queue()
     pending, attempts, pool = deque(specs), {}, []
@@ -229,8 +231,10 @@ def run_workers(specs: list[TrialSpec], on_done: Callable[[TrialSpec, TrialRecor
         for _ in range(min(plan.workers, len(pending))):
             start()
         while any(w.spec is not None for w in pool):
+            spare = spare_core is not None and not pending and sum(w.spec is not None for w in pool) < plan.workers
+            worked = spare and spare_core()
             try:
-                w, msg = events.get(timeout=1.0)
+                w, msg = events.get_nowait() if worked else events.get(timeout=1.0)
             except queue.Empty:
                 continue
             if msg is None:

@@ -29,18 +29,18 @@ def sweep_inputs(root: str | Path) -> SweepInputs:
     latest = store.latest(config.settings_hash)
     weights = config.weights
     refs = []
-    for rec in sorted(latest.values(), key=lambda r: (r["model"], r["seed"])):
-        if rec.get("status") != "ok":
+    for rec in sorted(latest.values(), key=lambda r: (r.model, r.seed)):
+        if not rec.ok:
             continue
-        run_dir = Path(rec["run_dir"])
+        run_dir = Path(rec.run_dir or "")
         if not run_dir.is_absolute():
             run_dir = root / run_dir
         pt = run_dir / "weights" / f"{weights}.pt"
         if not pt.is_file():
-            pt = root / "trials" / rec["trial_id"] / "train" / "weights" / f"{weights}.pt"
+            pt = root / "trials" / rec.trial_id / "train" / "weights" / f"{weights}.pt"
         if not pt.is_file():
-            raise DiagnoseError(f"{root}: trial {rec['trial_id']} kept no {weights}.pt (looked in {run_dir / 'weights'})")
-        refs.append(ModelRef(rec["model"], pt, int(rec["seed"])))
+            raise DiagnoseError(f"{root}: trial {rec.trial_id} kept no {weights}.pt (looked in {run_dir / 'weights'})")
+        refs.append(ModelRef(rec.model, pt, int(rec.seed)))
     if not refs:
         raise DiagnoseError(f"{root}: the sweep has no finished trial")
     data = Path(config.data_yaml or "")

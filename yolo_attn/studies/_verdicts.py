@@ -64,35 +64,27 @@ def _fallback_verdict(delta: float, lo: float, hi: float, n: int, mdd: float | N
     return "no detectable difference"
 
 
-def _stats_mdd(d: dict) -> float | None:
-    """Minimum detectable difference from the statistics module when it offers one (else None)."""
+def effect_of(row: dict, metric: str = "map") -> Effect | None:
+    """The effect of one summary row against the sweep's baseline (None for the baseline or without results).
+
+    The interval and its family-wise adjustment are read by their own readers (``stats.DiffCI.from_json``,
+    ``stats.Adjusted.from_json``); a row without the adjustment (a single comparison) gets the minimum detectable
+    difference from the interval and, unless it carries a verdict of its own, a verdict from the interval alone."""
     from ..compare import stats
 
-    fn = getattr(stats, "min_detectable", None)
-    if fn is None or int(d.get("n_seeds", 0)) < 2 or "sd_seed" not in d:
-        return None
-    try:
-        return float(fn(_num(d["sd_seed"]), _num(d.get("var_image", 0.0)), int(d["n_seeds"]), int(d.get("n_boot", 0))))
-    except (TypeError, ValueError):
-        return None
-
-
-def effect_of(row: dict, metric: str = "map") -> Effect | None:
-    """The effect of one summary row against the sweep's baseline (None for the baseline or without results)."""
     d = (row.get("diff") or {}).get(metric)
     if not d:
         return None
-    adj = (row.get("adjusted") or {}).get(metric) or {}
-    delta, lo, hi, n = _num(d["delta"]), _num(d.get("lo")), _num(d.get("hi")), int(d.get("n_seeds", 0))
-    if n < 2:  # one seed: seed noise is not estimated, so no interval is reported (an image-only one would mislead)
-        lo = hi = math.nan
-    mdd = adj.get("mdd", d.get("mdd"))
-    mdd = _num(mdd) if mdd is not None else _stats_mdd(d)
-    verdict = adj.get("verdict") or d.get("verdict") or _fallback_verdict(delta, lo, hi, n, mdd)
-    p = adj.get("p_holm", d.get("p_holm", d.get("p")))
-    sd = _num(d.get("sd_seed"))
-    return Effect(delta, lo, hi, n, verdict, [float(x) for x in d.get("per_seed", [])], [int(s) for s in d.get("seeds", [])],
-                  mdd, _num(p) if p is not None else None, float(d.get("level", 0.95)),
+    ci, adj = stats.DiffCI.from_json(d), stats.Adjusted.from_json(d)
+    n = ci.n_seeds
+    lo, hi = (ci.lo, ci.hi) if n >= 2 else (math.nan, math.nan)  # one seed: no seed-level interval (would mislead)
+    if adj is not None:
+        mdd, verdict, p = adj.mdd, adj.verdict, adj.p_holm
+    else:
+        mdd = float(stats.min_detectable(ci.sd_seed, ci.var_image, n, ci.n_boot)) if n >= 2 else None
+        verdict, p = d.get("verdict") or _fallback_verdict(ci.delta, lo, hi, n, mdd), ci.p
+    sd = ci.sd_seed
+    return Effect(ci.delta, lo, hi, n, verdict, list(ci.per_seed), [int(s) for s in d.get("seeds", [])], mdd, p, ci.level,
                   sd if n >= 2 and math.isfinite(sd) else None)
 
 

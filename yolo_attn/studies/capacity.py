@@ -108,7 +108,7 @@ def loss_gap(sweep_dir: Path) -> dict[str, dict]:
     """label -> mean train loss, val loss and gap (val - train) over the sweep's ok trials."""
     by_model: dict[str, list[tuple[float, float]]] = {}
     for r in trial_records(sweep_dir):
-        by_model.setdefault(r["model"], []).append(_final_losses(r.get("run_dir")))
+        by_model.setdefault(r.model, []).append(_final_losses(r.run_dir))
     out = {}
     for m, vals in by_model.items():
         ok = [(t, v) for t, v in vals if math.isfinite(t) and math.isfinite(v)]

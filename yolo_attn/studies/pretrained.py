@@ -27,11 +27,15 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import _single
 from . import _verdicts as V
 from .models import model_dict, write_model
 from .runner import Analysis, StudyOptions, SweepPlan, apply_defaults, seed_list, trial_records
+
+if TYPE_CHECKING:
+    from ..compare.contract import TrialRecord
 
 NAME = "pretrained"
 HELP = ("fine-tuning from one stock checkpoint (--pretrained): Ultralytics' name load vs structure transfer, "
@@ -93,12 +97,12 @@ def plan(opts: StudyOptions, models_dir: Path) -> list[SweepPlan]:
 
 
 # ------------------------------------------------------------------------------------------------ records
-def _by_model(sweep_dir: Path) -> dict[str, list[dict]]:
-    out: dict[str, list[dict]] = {}
+def _by_model(sweep_dir: Path) -> dict[str, list[TrialRecord]]:
+    out: dict[str, list[TrialRecord]] = {}
     for r in trial_records(sweep_dir):
-        out.setdefault(r.get("model"), []).append(r)
+        out.setdefault(r.model, []).append(r)
     for recs in out.values():
-        recs.sort(key=lambda r: r.get("seed", 0))
+        recs.sort(key=lambda r: r.seed)
     return out
 
 
@@ -107,29 +111,29 @@ def _mean(values) -> float:
     return sum(vals) / len(vals) if vals else math.nan
 
 
-def _start_maps(recs: list[dict]) -> dict[int, float]:
+def _start_maps(recs: list[TrialRecord]) -> dict[int, float]:
     """seed -> mAP50-95 of the validation before the first training step (the record's ``start``)."""
-    return {r["seed"]: float(r["start"]["map"]) for r in recs if (r.get("start") or {}).get("map") is not None}
+    return {r.seed: float(r.start["map"]) for r in recs if (r.start or {}).get("map") is not None}
 
 
-def _curve(recs: list[dict]) -> tuple[list[int], list[float]]:
+def _curve(recs: list[TrialRecord]) -> tuple[list[int], list[float]]:
     """Epochs (0 = before training, where recorded) and the mean over seeds of the per-epoch mAP50-95."""
     by_epoch: dict[int, list[float]] = {}
     for s, v in _start_maps(recs).items():
         by_epoch.setdefault(0, []).append(v)
     for r in recs:
-        for p in r.get("curve") or []:
+        for p in r.curve or []:
             if p.get("epoch") is not None:
                 by_epoch.setdefault(int(p["epoch"]), []).append(p.get("map", math.nan))
     epochs = sorted(by_epoch)
     return epochs, [_mean(by_epoch[e]) for e in epochs]
 
 
-def _tensors(recs: list[dict]) -> str:
+def _tensors(recs: list[TrialRecord]) -> str:
     """``copied/source tensors`` of the weight transfer (the run's transfer.json), or '-'."""
     for r in recs:
-        path = Path(r.get("run_dir") or "") / "transfer.json"
-        if r.get("run_dir") and path.is_file():
+        path = Path(r.run_dir or "") / "transfer.json"
+        if r.run_dir and path.is_file():
             try:
                 t = json.loads(path.read_text())
                 return f"{t['tensors']}/{t['source_tensors']}"
@@ -138,8 +142,8 @@ def _tensors(recs: list[dict]) -> str:
     return "-"
 
 
-def _heads(recs: list[dict]) -> str:
-    return ", ".join(sorted({r["head_start"] for r in recs if r.get("head_start")})) or "-"
+def _heads(recs: list[TrialRecord]) -> str:
+    return ", ".join(sorted({r.head_start for r in recs if r.head_start})) or "-"
 
 
 def _f(v, nd: int = 3) -> str:

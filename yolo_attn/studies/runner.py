@@ -21,9 +21,12 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from .._io import atomic_save, atomic_write, atomic_write_json
+
+if TYPE_CHECKING:
+    from ..compare.contract import TrialRecord
 
 STUDY_JSON, STUDY_MD, STUDY_PNG = "study.json", "study.md", "study.png"
 
@@ -116,7 +119,7 @@ def _versions() -> dict:
     return installed_versions(("yolo_attn", "ultralytics", "torch", "numpy", "scipy"), missing="unknown")
 
 
-def trial_records(sweep_dir: str | Path) -> list[dict]:
+def trial_records(sweep_dir: str | Path) -> list[TrialRecord]:
     """The ok trial records of a sweep folder's current settings, as its store reads them (the record that counts
     per trial; damaged lines skipped with a warning)."""
     from ..compare.store import Store
@@ -127,7 +130,7 @@ def trial_records(sweep_dir: str | Path) -> list[dict]:
     store = Store(root)
     config = store.read_config()
     latest = store.latest(config.settings_hash if config else None)
-    return [r for r in latest.values() if r.get("status") == "ok"]
+    return [r for r in latest.values() if r.ok]
 
 
 def sweep_config(sweep_dir: Path):
@@ -144,7 +147,7 @@ def provenance(out: Path, plans: list[SweepPlan], summaries: dict[str, dict]) ->
         cfg = sweep_config(out / p.name)
         data_fp = data_fp or (cfg.data_fingerprint if cfg else None)
         recs = trial_records(out / p.name)
-        secs = sum(float(r.get("duration_s") or 0.0) for r in recs)
+        secs = sum(float(r.duration_s or 0.0) for r in recs)
         compute_s += secs
         s = summaries.get(p.name) or {}
         sweeps.append({"name": p.name, "models": [Path(m).stem for m in p.models], "baseline": p.baseline,
@@ -257,7 +260,7 @@ def _trained_now(summary: dict, t0: float) -> int:
     """Trials recorded by this call (for --max-trials across sweeps)."""
     recs = trial_records(summary["out"]) if summary.get("out") else []
     start = time.time() - (time.perf_counter() - t0)
-    return sum(1 for r in recs if float(r.get("recorded_at") or 0) >= start)
+    return sum(1 for r in recs if float(r.recorded_at or 0) >= start)
 
 
 DIAGNOSIS_MD = Path("diagnose") / "diagnose.md"

@@ -243,8 +243,8 @@ def measured_cost(folders: list[Path]) -> TrialCost | None:
     """
     import numpy as np
 
-    pts = [(float(r["epochs_done"]), float(r["duration_s"])) for f in folders for r in trial_records(f)
-           if r.get("epochs_done") and r.get("duration_s")]
+    pts = [(float(r.epochs_done), float(r.duration_s)) for f in folders for r in trial_records(f)
+           if r.epochs_done and r.duration_s]
     if not pts:
         return None
     proportional = TrialCost(sum(d for _, d in pts) / sum(e for e, _ in pts))
@@ -313,7 +313,7 @@ class Search:
 
     # -------------------------------------------------------------------- budget
     def spent_s(self) -> float:
-        return sum(float(r.get("duration_s") or 0.0) for f in self.out.glob("*/") for r in trial_records(f))
+        return sum(float(r.duration_s or 0.0) for f in self.out.glob("*/") for r in trial_records(f))
 
     def cost(self) -> TrialCost:
         measured = measured_cost([p for p in self.out.glob("*/") if (p / "trials.jsonl").is_file()])
