@@ -404,3 +404,30 @@ def record_fake_trials(out, models, seeds, epochs: int, baseline: str, fields, a
             spec = TrialSpec(f"{lbl}__seed{s}", lbl, str(m), s, config.settings_hash, str(Path(out) / lbl), "d.yaml",
                              epochs, 64)
             store.append(spec.record(status="ok", epochs_done=epochs, **fields(lbl, s)))
+
+
+def fake_summary(out, baseline: str, maps: dict, seeds, epochs: int, row_fields=None):
+    """For stand-ins of ``compare``: the summary of a sweep whose models scored ``maps`` (label -> COCOeval mAP50-95
+    per seed), built through the real contract (ModelRow, MetricDiff, SweepSummary) and read back from its JSON as
+    ``Store.read_summary`` reads summary.json. The differences are the paired intervals of ``stats.paired_diff_ci``
+    without the report's family-wise part. ``row_fields(label)``: more values of a row."""
+    import json
+
+    import numpy as np
+
+    from yolo_attn.compare import stats
+    from yolo_attn.compare.summary import MetricDiff, ModelRow, SummarySettings, SweepSummary
+
+    seeds = list(seeds)
+    rows = []
+    for lbl, v in maps.items():
+        row = ModelRow(lbl, is_baseline=lbl == baseline, n_ok=len(seeds), n_trials=len(seeds),
+                       coco_map_mean=float(np.mean(v)), coco_map_std=float(np.std(v, ddof=1)) if len(v) > 1 else 0.0,
+                       **(row_fields(lbl) if row_fields else {}))
+        if lbl != baseline:
+            row.diff = {"map": MetricDiff(stats.paired_diff_ci(v, maps[baseline]), seeds)}
+        rows.append(row)
+    n = len(rows) * len(seeds)
+    summary = SweepSummary(baseline, SummarySettings(epochs, 64, seeds), rows, data="fake.yaml", n_trials=n, n_ok=n,
+                           out=str(out), complete=True)
+    return SweepSummary.from_json(json.loads(json.dumps(summary.to_json())))

@@ -98,11 +98,11 @@ def _env():
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
 
 
-def _comparable(summary: dict) -> list:
+def _comparable(summary) -> list:
     """Everything in the table that does not depend on timing."""
     keep = ("model", "n_ok", "ultra_map50_mean", "ultra_map_mean", "coco_map50_mean", "coco_map_mean", "precision",
             "recall", "params", "gflops_640", "per_seed", "diff")
-    return [{k: m.get(k) for k in keep} for m in summary["models"]]
+    return [{k: m.to_json().get(k) for k in keep} for m in summary.models]
 
 
 def test_interrupted_sweep_resumes_and_matches_uninterrupted(tiny, se_yaml, tmp_path):
@@ -140,7 +140,7 @@ def test_interrupted_sweep_resumes_and_matches_uninterrupted(tiny, se_yaml, tmp_
     assert len(Store(a).trial_records()) == 4
 
     s_b = compare(out=str(b), progress=False, **_kw(tiny, se_yaml))  # uninterrupted, in this process
-    s_a = json.loads((a / "summary.json").read_text())
+    s_a = Store(a).read_summary()  # as written to summary.json
     assert _comparable(s_a) == _comparable(s_b) == _comparable(s_again)
     rec_a = {x.trial_id: x for x in Store(a).trial_records()}
     env = Store(b).trial_records()[0].environment  # what bit-reproducibility depends on, recorded per trial
@@ -157,10 +157,10 @@ def test_interrupted_sweep_resumes_and_matches_uninterrupted(tiny, se_yaml, tmp_
         assert (b / f).is_file() and (b / f).stat().st_size > 0, f
     t = b / "trials" / "yolov5n-se__seed1"
     assert json.loads((t / "gt_coco.json").read_text())["images"]
-    base, se = s_b["models"]
-    assert base["is_baseline"] and base["latency_ratio"] == 1.0 and base["train_speed_ratio"] == 1.0
-    assert se["params"] > base["params"] and se["latency_ratio"] > 0 and se["diff"]["map"]["seeds"] == [0, 1]
-    assert se["diff"]["map"]["lo"] <= se["diff"]["map"]["delta"] <= se["diff"]["map"]["hi"]
+    base, se = s_b.models
+    assert base.is_baseline and base.latency_ratio == 1.0 and base.train_speed_ratio == 1.0
+    assert se.params > base.params and se.latency_ratio > 0 and se.diff["map"].seeds == [0, 1]
+    assert se.diff["map"].lo <= se.diff["map"].delta <= se.diff["map"].hi
     md = (b / "summary.md").read_text()
     assert "mAP50-95 (COCOeval)" in md and "yolov5n-se" in md
 
@@ -199,9 +199,8 @@ def test_max_trials_of_one_seed_per_model_finishes_that_seed(tiny, se_yaml, tmp_
     s = compare(out=str(out), progress=False, max_trials=2, workers=1, **_kw(tiny, se_yaml))
     recs = Store(out).trial_records()
     assert sorted((r.model, r.seed, r.status) for r in recs) == [("yolov5n", 0, "ok"), ("yolov5n-se", 0, "ok")]
-    assert not s["complete"]
-    se = next(m for m in s["models"] if m["model"] == "yolov5n-se")
-    assert se["diff"]["map"]["seeds"] == [0]  # the one seed pairs with the baseline
+    assert not s.complete
+    assert s.row("yolov5n-se").diff["map"].seeds == [0]  # the one seed pairs with the baseline
 
 
 def test_failed_trials_are_recorded_and_the_sweep_goes_on(tmp_path):
@@ -475,7 +474,7 @@ def test_image_size_is_recorded_as_ultralytics_trains_it(tiny, tmp_path, capsys)
                 threads=1, max_trials=0, n_boot=50)
     assert "WARNING: --imgsz 63 is not a multiple of the models' largest stride: Ultralytics trains at 64" in (
         capsys.readouterr().err)
-    assert json.loads((tmp_path / "o" / "config.json").read_text())["imgsz"] == 64 and not s["complete"]
+    assert json.loads((tmp_path / "o" / "config.json").read_text())["imgsz"] == 64 and not s.complete
     from yolo_attn._ultralytics import train_imgsz
     from yolo_attn.compare.trial import build
 
@@ -521,7 +520,7 @@ def test_pretrained_sweep_records_the_transfer_summary(tiny, tmp_path):
     (rec,) = Store(tmp_path / "o").trial_records()
     assert rec.ok, rec.error
     assert rec.transfer.startswith("Transferred ") and "stock.pt" in rec.transfer and len(rec.transfer) < 300
-    assert s["n_ok"] == 1
+    assert s.n_ok == 1
 
 
 def test_width_control_matches_parameter_count(tmp_path, se_yaml):
@@ -554,7 +553,7 @@ def test_ray_backend_writes_the_same_store(tiny, tmp_path):
     allowed = {os.environ["GOMP_SPINCOUNT"]} if "GOMP_SPINCOUNT" in os.environ else {str(SPIN_BUSY), str(SPIN_IDLE)}
     assert all(r.environment["openmp"].get("GOMP_SPINCOUNT") in allowed for r in recs)
     assert all((tmp_path / "r" / r.eval).is_file() for r in recs)
-    assert s["n_ok"] == 2 and (tmp_path / "r" / "summary.md").is_file()
+    assert s.n_ok == 2 and (tmp_path / "r" / "summary.md").is_file()
 
 
 def test_sweep_settings_accept_yolo_attn_own_keys():
@@ -577,7 +576,7 @@ def test_one_and_two_workers_give_the_same_results(tiny, se_yaml, tmp_path):
     kw = {**_kw(tiny, se_yaml), "models": ["yolov5n.yaml"]}  # 2 seeds
     s1 = compare(out=str(tmp_path / "one"), workers=1, progress=False, **kw)
     s2 = compare(out=str(tmp_path / "two"), workers=2, progress=False, **kw)
-    assert s1["n_ok"] == s2["n_ok"] == 2 and _comparable(s1) == _comparable(s2)
+    assert s1.n_ok == s2.n_ok == 2 and _comparable(s1) == _comparable(s2)
     one = {r.trial_id: r for r in Store(tmp_path / "one").trial_records()}
     two = {r.trial_id: r for r in Store(tmp_path / "two").trial_records()}
     assert sorted(one) == sorted(two) and len(one) == 2
@@ -732,3 +731,31 @@ def test_sweep_config_reads_files_of_older_versions_and_names_a_damaged_one(tmp_
     (tmp_path / "config.json").write_text('{"epochs": 2}')
     with pytest.raises(ValueError, match="config.json: not a sweep's config.json .no settings_hash, models, seeds"):
         Store(tmp_path).read_config()
+
+
+def test_one_lookup_finds_every_kind_of_model_reference(tmp_path, monkeypatch):
+    """resolve_model (what to build) and materialize (the text the sweep keeps) go through find_model_yaml: a file,
+    a shipped config under its scaled name, a scale-free file beside a scaled reference, an Ultralytics config."""
+    from yolo_attn.compare.trial import find_model_yaml, materialize, resolve_model
+    from yolo_attn.configs import config_dir
+
+    monkeypatch.chdir(tmp_path)
+    shipped = resolve_model("yolov5n-se-backbone-end.yaml")
+    assert shipped == str(config_dir() / "yolov5n-se-backbone-end.yaml")
+    assert find_model_yaml(shipped)[1] == config_dir() / "yolov5-se-backbone-end.yaml"
+    kept = Path(materialize(shipped, tmp_path / "m"))
+    assert kept.name == "yolov5n-se-backbone-end.yaml"
+    assert kept.read_text() == (config_dir() / "yolov5-se-backbone-end.yaml").read_text()
+    mine = tmp_path / "elsewhere" / "yolov5-mine.yaml"
+    mine.parent.mkdir()
+    mine.write_text((config_dir() / "yolov5-se-backbone-end.yaml").read_text() + "# mine\n")
+    scaled = resolve_model(str(mine.with_name("yolov5s-mine.yaml")))  # built at scale s from the scale-free file
+    assert Path(scaled).name == "yolov5s-mine.yaml" and materialize(scaled, tmp_path / "m2").endswith("yolov5s-mine.yaml")
+    assert (tmp_path / "m2" / "yolov5s-mine.yaml").read_text().endswith("# mine\n")
+    name, text_file = find_model_yaml("yolov5n.yaml")  # Ultralytics' own config
+    assert name == "yolov5n.yaml" and text_file.name == "yolov5.yaml" and "ultralytics" in str(text_file)
+    assert resolve_model(str(mine)) == str(mine.resolve())
+    with pytest.raises(FileNotFoundError, match="not found"):
+        resolve_model("yolov5n-no-such-layer.yaml")
+    with pytest.raises(FileNotFoundError, match="checkpoint not found"):
+        resolve_model("missing.pt")

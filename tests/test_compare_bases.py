@@ -40,7 +40,7 @@ def test_mixed_yolo26_compare_validates_end_to_end(tiny, tmp_path):
                 n_boot=50, out=str(out), progress=False, threads=1)
     recs = Store(out).trial_records()
     assert len(recs) == 2 and all(r.ok for r in recs), [r.error for r in recs]
-    assert s["n_ok"] == 2
+    assert s.n_ok == 2
     for r in recs:
         assert r.optimizer == {"name": "SGD", "lr": DEFAULT_TRAIN_ARGS["lr0"], "momentum": DEFAULT_TRAIN_ARGS["momentum"]}
         assert abs(r.ultra["map50"] - r.coco["map50"]) < AGREEMENT_TOL

@@ -111,13 +111,13 @@ def test_val_equal_to_train_is_recorded_for_compare(tmp_path):
     (store.root / "data_check.json").write_text(json.dumps(rep.as_dict()))
     config = SweepConfig(settings_hash="x", data_fingerprint={}, epochs=1, imgsz=64, models=[{"name": "m"}], seeds=[0])
     summary = summarize(store, config)
-    assert any("VALIDATION = TRAINING" in w for w in summary["warnings"])
+    assert any("VALIDATION = TRAINING" in w for w in summary.warnings)
     _pair(root, "val", "t0")  # a validation file that is a copy is not the same file
     (root / "val.txt").write_text("./images/val/v0.jpg\n./images/val/t0.jpg\n./images/train/t1.jpg\n")
     part = check_data(_yaml(root, val="val.txt"))
     assert part.val_overlap == pytest.approx(1 / 3) and _find(part, "warning", "1 of 3 validation images")
     (store.root / "data_check.json").write_text(json.dumps(part.as_dict()))
-    assert any("33% of the validation images" in w for w in summarize(store, config)["warnings"])
+    assert any("33% of the validation images" in w for w in summarize(store, config).warnings)
     assert check_data(_yaml(root)).val_overlap == 0.0
 
 

@@ -56,7 +56,7 @@ class _Recording(FakeCompare):
     def __call__(self, data, models, seeds, epochs, imgsz, out, baseline, **kw):
         res = super().__call__(data, models, seeds, epochs, imgsz, out, baseline, **kw)
         self.calls[-1]["eval_split"] = kw.get("eval_split")
-        res["n_eval_images"] = 5
+        res.n_eval_images = 5
         return res
 
 
@@ -92,8 +92,8 @@ def test_compare_scores_the_test_split(tiny_test, tmp_path):
     kw = dict(data=str(tiny_test), models=["yolov5n.yaml"], seeds=1, epochs=1, imgsz=64, n_boot=50, threads=1,
               progress=False)
     summary = compare(out=str(out), eval_split="test", **kw)
-    assert summary["n_ok"] == 1
-    assert summary["settings"]["eval_split"] == "test" and summary["n_eval_images"] == 5  # 5 test, 6 val images
+    assert summary.n_ok == 1
+    assert summary.settings.eval_split == "test" and summary.n_eval_images == 5  # 5 test, 6 val images
     rec = json.loads((out / "trials.jsonl").read_text().splitlines()[-1])
     assert rec["n_val_images"] == 5
     md = (out / "summary.md").read_text()

@@ -376,7 +376,10 @@ def test_trust_flags_reach_training(monkeypatch):
     monkeypatch.setattr(train_mod, "train", lambda **kw: seen.update(train=kw) or Result())
     assert main(["train", "model=x.pt", "--trust"]) == 0 and seen["train"]["trust"] is True
     assert main(["train", "model=x.pt"]) == 0 and "trust" not in seen["train"]
-    monkeypatch.setattr(compare_pkg, "compare", lambda **kw: seen.update(compare=kw) or {"n_ok": 0})
+    from yolo_attn.compare.summary import SummarySettings, SweepSummary
+
+    nothing = SweepSummary("x", SummarySettings(1, 64, [0]), [])
+    monkeypatch.setattr(compare_pkg, "compare", lambda **kw: seen.update(compare=kw) or nothing)
     monkeypatch.setattr(compare_pkg, "fmt_summary", lambda summary: "")
     main(["compare", "--models", "x.pt", "--trust"])
     assert seen["compare"]["train_args"]["trust"] is True

@@ -234,17 +234,47 @@ def test_report_verdicts_from_a_synthetic_sweep(tmp_path):
 
     store, config = _synthetic_sweep(tmp_path / "a")
     summary = report.summarize(store, config, n_boot=200, effect=0.01)
-    rows = {r["model"]: r for r in summary["models"]}
-    good, same = rows["good"]["diff"]["map"], rows["same"]["diff"]["map"]
-    assert good["verdict"] == "better" and good["significant"] and good["family_size"] == 2
-    assert same["verdict"].startswith("no detectable difference (could detect ≥ ") or same["verdict"] in (
-        "better", "worse")
-    assert good["sd_seed"] > 0 and good["n_boot"] == 200 and good["sim_lo"] < good["lo"]
+    rows = {r.model: r for r in summary.models}
+    good, same = rows["good"].diff["map"], rows["same"].diff["map"]
+    assert good.verdict == "better" and good.significant and good.adjusted.family_size == 2
+    assert same.verdict.startswith("no detectable difference (could detect ≥ ") or same.verdict in ("better", "worse")
+    assert good.sd_seed > 0 and good.ci.n_boot == 200 and good.adjusted.sim_lo < good.lo
     md = report.markdown(summary)
     assert "## Verdicts" in md and "- good: better" in md and "Best placement (family-wise 5%): good" in md
-    assert "Seeds extended" not in md and not summary["seeds_extended"]
+    assert "Seeds extended" not in md and not summary.seeds_extended
     flat = report._flat(rows["good"])
     assert flat["d_map_verdict"] == "better" and flat["d_map_p_holm"] < 0.05
+
+
+def test_summary_json_reads_back_as_the_report_wrote_it(tmp_path):
+    """summary.json is the summary's one serialisation: read back by the store it gives the same object (same table,
+    same verdicts), and a file of an older version (no family-wise part, keys since renamed or added) still reads."""
+    from yolo_attn.compare import report
+    from yolo_attn.compare.summary import SweepSummary
+
+    store, config = _synthetic_sweep(tmp_path / "r")
+    summary = report.summarize(store, config, n_boot=100)
+    summary.out, summary.complete = str(store.root), True
+    report.write_outputs(store, store.trial_records(), summary)
+    back = store.read_summary()
+    assert json.dumps(back.to_json(), default=str) == json.dumps(summary.to_json(), default=str)
+    assert report.markdown(back) == report.markdown(summary)
+    assert back.row("good").diff["map"].verdict == "better" == summary.row("good").diff["map"].adjusted.verdict
+    old = json.loads((store.root / "summary.json").read_text())
+    old["legacy"] = 1
+    for row in old["models"]:
+        row.pop("n_failed")
+        for d in (row.get("diff") or {}).values():
+            for k in ("p_holm", "sim_lo", "sim_hi", "family_size", "sim_level", "significant", "mdd", "verdict",
+                      "seeds_needed", "image_floor"):
+                d.pop(k)
+    older = SweepSummary.from_json(old)
+    good = older.row("good").diff["map"]
+    assert good.adjusted is None and good.delta == summary.row("good").diff["map"].delta
+    assert good.verdict == "better" and older.row("good").n_failed == 0 and older.to_json()["legacy"] == 1
+    (store.root / "summary.json").write_text('{"baseline": "base"}')
+    with pytest.raises(ValueError, match="summary.json: not a sweep's summary .no models"):
+        store.read_summary()
 
 
 def test_report_labels_training_throughput_as_not_interleaved(tmp_path):
@@ -260,8 +290,8 @@ def test_report_labels_training_throughput_as_not_interleaved(tmp_path):
     assert "train img/s × (not interleaved): training throughput ratio to the baseline" in md
     assert "trials run at different times" in md and "not a model property" in md
     assert "latency × (measured interleaved) is the speed to read" in md
-    rows = {r["model"]: r for r in summary["models"]}
-    assert rows["good"]["train_speed_ratio"] == pytest.approx(0.8) and "| 0.80 |" in md
+    rows = {r.model: r for r in summary.models}
+    assert rows["good"].train_speed_ratio == pytest.approx(0.8) and "| 0.80 |" in md
 
 
 def test_replicates_worked_out_ahead_give_the_same_summary(tmp_path):
@@ -276,8 +306,8 @@ def test_replicates_worked_out_ahead_give_the_same_summary(tmp_path):
     while ahead.step():
         steps += 1
     assert steps == 1 + 9 and ahead.plots_ready and len(ahead.replicates) == 9  # the import, then each trial once
-    assert json.dumps(report.summarize(store, config, n_boot=100, ahead=ahead), sort_keys=True, default=str) == \
-        json.dumps(plain, sort_keys=True, default=str)
+    assert json.dumps(report.summarize(store, config, n_boot=100, ahead=ahead).to_json(), sort_keys=True, default=str) == \
+        json.dumps(plain.to_json(), sort_keys=True, default=str)
     ok = list(store.latest("h").values())
     fresh = report._replicates(store, ok, 100, 0)
     for key in ahead.replicates:  # marked: an entry taken from ahead reads zeros
@@ -295,7 +325,7 @@ def test_report_names_seeds_added_after_looking_and_one_seed(tmp_path):
     store, config = _synthetic_sweep(tmp_path / "b", seeds=(0, 1, 2), planned=(0, 1))
     summary = report.summarize(store, config, n_boot=100)
     md = report.markdown(summary)
-    assert summary["seeds_extended"] == [2] and "Seeds extended after looking" in md
+    assert summary.seeds_extended == [2] and "Seeds extended after looking" in md
     assert "not a fixed-design interval" in md
     store1, config1 = _synthetic_sweep(tmp_path / "c", seeds=(0,))
     md1 = report.markdown(report.summarize(store1, config1, n_boot=100))
@@ -319,8 +349,8 @@ def test_plan_from_a_pilot(tmp_path):
     assert p.family_size == 2 and p.alpha == pytest.approx(0.025) and p.pilot_epochs == 4
     assert p.s_per_epoch == pytest.approx(30.0)
     same = next(m for m in p.models if m.model == "same")
-    d = next(r for r in summary["models"] if r["model"] == "same")["diff"]["map"]
-    assert same.seeds_needed == stats.seeds_needed(0.2, d["sd_seed"], d["var_image"], 100, 0.025) > 1
+    d = summary.row("same").diff["map"].ci
+    assert same.seeds_needed == stats.seeds_needed(0.2, d.sd_seed, d.var_image, 100, 0.025) > 1
     full = next(o for o in p.options if o.epochs == 4)
     assert full.seeds == max(m.seeds_needed for m in p.models)
     assert full.wall_s == pytest.approx(full.seeds * 3 * 4 * 30.0)
@@ -392,7 +422,7 @@ def test_plan_reads_a_finished_folder_and_not_an_unfinished_one(tmp_path, capsys
     store, config = _synthetic_sweep(tmp_path / "f")
     store.init_config(config)
     summary, records = plan.finished_pilot(str(tmp_path / "f"), effect=0.2, n_boot=100)
-    assert len(records) == 12 and summary["effect"] == 0.2
+    assert len(records) == 12 and summary.effect == 0.2
     parser = argparse.ArgumentParser()
     cmd.add_arguments(parser)  # the command's real options, so a new flag cannot be missed here
     args = parser.parse_args(["--effect", "0.2", "--out", str(tmp_path / "f"), "--plan", "--boot", "100"])
@@ -417,11 +447,11 @@ def test_sweep_records_planned_seeds_and_names_an_extension(tmp_path):
     kw = dict(data=str(data), models=["yolov5n.yaml"], epochs=1, imgsz=64, n_boot=50, threads=1, progress=False,
               max_trials=0, out=str(tmp_path / "s"))
     first = compare(seeds=2, **kw)
-    assert first["planned_seeds"] == [0, 1] and not first["seeds_extended"]
+    assert first.planned_seeds == [0, 1] and not first.seeds_extended
     again = compare(seeds=4, allow_changes=True, **kw)
     cfg = json.loads((tmp_path / "s" / "config.json").read_text())
     assert cfg["seeds"] == [0, 1, 2, 3] and cfg["_planned_seeds"] == [0, 1]
-    assert again["seeds_extended"] == [2, 3] and any("seeds extended" in w for w in again["warnings"])
+    assert again.seeds_extended == [2, 3] and any("seeds extended" in w for w in again.warnings)
 
 
 def test_report_says_when_image_noise_is_left_out(tmp_path):
@@ -430,8 +460,8 @@ def test_report_says_when_image_noise_is_left_out(tmp_path):
     store, config = _synthetic_sweep(tmp_path / "n", seeds=(0, 1, 2))
     (tmp_path / "n" / "trials" / "same__seed1" / "eval.npz").unlink()  # per-image data of one trial lost
     summary = report.summarize(store, config, n_boot=100)
-    same = next(r for r in summary["models"] if r["model"] == "same")["diff"]["map"]
-    assert same["n_boot"] == 0 and "leaves out validation-image noise" in same["note"]
+    same = summary.row("same").diff["map"]
+    assert same.ci.n_boot == 0 and "leaves out validation-image noise" in same.ci.note
     assert "- same: no per-image evaluation data" in report.markdown(summary)
 
 
@@ -450,4 +480,4 @@ def test_too_few_bootstrap_replicates_are_refused_before_anything_trains(tmp_pat
     store, config = _synthetic_sweep(tmp_path / "s")
     with pytest.raises(ValueError, match=f"at least {MIN_BOOT}"):
         report.summarize(store, config, n_boot=n_boot)
-    assert report.summarize(store, config, n_boot=MIN_BOOT)["models"][1]["diff"]["map"]["n_boot"] == MIN_BOOT
+    assert report.summarize(store, config, n_boot=MIN_BOOT).models[1].diff["map"].ci.n_boot == MIN_BOOT

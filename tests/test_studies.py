@@ -16,11 +16,12 @@ import pytest
 import yaml
 
 from yolo_attn.compare import stats
+from yolo_attn.compare.summary import MetricDiff
 from yolo_attn.studies import StudyOptions, get, run_study
 from yolo_attn.studies import _verdicts as V
 from yolo_attn.studies.capacity import interaction
 
-from conftest import record_fake_trials
+from conftest import fake_summary, record_fake_trials
 
 
 class FakeCompare:
@@ -50,22 +51,11 @@ class FakeCompare:
 
         maps = {Path(m).stem: [self.base + self.effect(Path(m).stem) + seed_noise[s] + own(k, s) for s in seeds]
                 for k, m in enumerate(models)}
-        rows = []
-        for m in models:
-            lbl = Path(m).stem
-            row = {"model": lbl, "is_baseline": lbl == baseline, "n_ok": len(seeds), "coco_map_mean": float(np.mean(maps[lbl])),
-                   "coco_map_std": float(np.std(maps[lbl], ddof=1)) if len(seeds) > 1 else 0.0, "params": 1000,
-                   "params_ratio": 1.0, "latency_ms": 10.0 + len(lbl) / 10, "latency_ratio": 1.0 + len(lbl) / 100}
-            if lbl != baseline:
-                d = stats.paired_diff_ci(maps[lbl], maps[baseline]).as_dict()
-                d["seeds"] = list(seeds)
-                row["diff"] = {"map": d}
-            rows.append(row)
         Path(out).mkdir(parents=True, exist_ok=True)
         if self.s_per_epoch is not None:  # trial records through the real store (time accounting of the search)
             record_fake_trials(out, models, seeds, epochs, baseline, self._fields(epochs), kw.get("allow_changes", False))
-        return {"models": rows, "baseline": baseline, "complete": True, "n_ok": len(rows) * len(seeds),
-                "n_trials": len(rows) * len(seeds), "data": "fake.yaml", "out": out}
+        return fake_summary(out, baseline, maps, seeds, epochs, lambda lbl: {
+            "params": 1000, "params_ratio": 1.0, "latency_ms": 10.0 + len(lbl) / 10, "latency_ratio": 1.0 + len(lbl) / 100})
 
 
     def _fields(self, epochs):
@@ -80,39 +70,49 @@ def _opts(tmp_path, **kw):
 
 
 # ------------------------------------------------------------------------------------------------ wording
+def _diff(delta, lo, hi, n, verdict=None, mdd=math.nan, per_seed=None, seeds=None) -> MetricDiff:
+    """A difference as the report holds it: the interval and (with ``verdict``) the family-wise part."""
+    ci = stats.DiffCI(delta, lo, hi, per_seed or [delta] * n, n, var_seed=1e-4, var_image=0.0)
+    adj = None if verdict is None else stats.Adjusted(0.01 if verdict in ("better", "worse") else 0.2, lo, hi, 3, 0.983,
+                                                       verdict in ("better", "worse"), mdd, verdict)
+    return MetricDiff(ci, seeds or list(range(n)), adj)
+
+
 def test_sentence_never_stronger_than_the_interval():
-    better = V.Effect(0.02, 0.01, 0.03, 4, "better")
+    better = _diff(0.02, 0.01, 0.03, 4, "better")
     assert "raised" in V.sentence(better, "SE") and "[+0.010, +0.030]" in V.sentence(better, "SE")
-    unclear = V.Effect(0.02, -0.01, 0.05, 4, "no detectable difference (could detect ≥ 0.060)", mdd=0.06)
+    unclear = _diff(0.02, -0.01, 0.05, 4, "no detectable difference (could detect ≥ 0.060)", mdd=0.06)
     s = V.sentence(unclear, "SE")
     assert "no detectable effect" in s and "0.060" in s and "raised" not in s
-    holm = V.Effect(0.02, 0.001, 0.04, 4, "no detectable difference (could detect ≥ 0.050)", mdd=0.05)
+    holm = _diff(0.02, 0.001, 0.04, 4, "no detectable difference (could detect ≥ 0.050)", mdd=0.05)
     assert "does not hold after the adjustment" in V.sentence(holm, "SE") and "raised" not in V.sentence(holm, "SE")
-    one = V.Effect(0.02, math.nan, math.nan, 1, "too few seeds to say")
+    one = _diff(0.02, math.nan, math.nan, 1, "too few seeds to say")
     assert "too few seeds to say" in V.sentence(one, "SE") and "raised" not in V.sentence(one, "SE")
 
 
 def test_fallback_verdict_follows_the_interval():
-    row = {"diff": {"map": {"delta": 0.01, "lo": 0.002, "hi": 0.02, "n_seeds": 3, "per_seed": [0.01] * 3, "seeds": [0, 1, 2]}}}
-    assert V.effect_of(row).verdict == "better"
-    row["diff"]["map"].update(lo=-0.001)
-    assert V.effect_of(row).verdict.startswith("no detectable difference")
-    row["diff"]["map"].update(lo=-0.03, hi=-0.001, delta=-0.01)
-    assert V.effect_of(row).verdict == "worse"
-    one = {"diff": {"map": {"delta": 0.01, "lo": 0.002, "hi": 0.02, "n_seeds": 1, "per_seed": [0.01], "seeds": [0]}}}
-    e = V.effect_of(one)  # an image-only interval of a single seed is not reported as an interval
+    """A difference without the family-wise part (a file of an older version, a contrast) is judged by its interval."""
+    d = {"delta": 0.01, "lo": 0.002, "hi": 0.02, "n_seeds": 3, "per_seed": [0.01] * 3, "seeds": [0, 1, 2]}
+    assert MetricDiff.from_json(d).verdict == "better"
+    d.update(lo=-0.001)
+    assert MetricDiff.from_json(d).verdict.startswith("no detectable difference")
+    d.update(lo=-0.03, hi=-0.001, delta=-0.01)
+    assert MetricDiff.from_json(d).verdict == "worse"
+    one = {"delta": 0.01, "lo": 0.002, "hi": 0.02, "n_seeds": 1, "per_seed": [0.01], "seeds": [0]}
+    e = MetricDiff.from_json(one)  # an image-only interval of a single seed is not reported as an interval
     assert e.verdict == "too few seeds to say" and not e.has_interval and math.isnan(e.lo)
-    # a verdict written by the statistics wins over the fallback
-    row["diff"]["map"]["verdict"] = "too few seeds to say"
-    assert V.effect_of(row).verdict == "too few seeds to say"
+    # a verdict written by the statistics wins over the fallback, and is written back
+    d["verdict"] = "too few seeds to say"
+    assert MetricDiff.from_json(d).verdict == "too few seeds to say"
+    assert MetricDiff.from_json(MetricDiff.from_json(d).to_json()).verdict == "too few seeds to say"
 
 
 def test_contrast_is_paired_over_common_seeds():
-    a = V.Effect(0.0, 0, 0, 3, "x", per_seed=[0.05, 0.06, 0.07], seeds=[0, 1, 2])
-    b = V.Effect(0.0, 0, 0, 3, "x", per_seed=[0.01, 0.02, 0.03, 0.5], seeds=[0, 1, 2, 9])
+    a = _diff(0.0, 0, 0, 3, per_seed=[0.05, 0.06, 0.07], seeds=[0, 1, 2])
+    b = _diff(0.0, 0, 0, 4, per_seed=[0.01, 0.02, 0.03, 0.5], seeds=[0, 1, 2, 9])
     c = V.contrast(a, b)
     assert c.seeds == [0, 1, 2] and c.per_seed == pytest.approx([0.04, 0.04, 0.04])
-    assert c.delta == pytest.approx(0.04)
+    assert c.delta == pytest.approx(0.04) and c.adjusted is None
 
 
 # ------------------------------------------------------------------------------------------------ interaction
@@ -228,10 +228,9 @@ def test_placement_names_effects_that_fail_the_family_adjustment(tmp_path):
     class Holm(FakeCompare):
         def __call__(self, *a, **kw):
             s = super().__call__(*a, **kw)
-            for row in s["models"]:
-                if row["model"] == "se-sppf":
-                    row["diff"]["map"]["verdict"] = "no detectable difference (could detect ≥ 0.090)"
-                    row["diff"]["map"]["mdd"] = 0.09
+            d = s.row("se-sppf").diff["map"]  # its own interval excludes 0, Holm's test does not
+            d.adjusted = stats.Adjusted(0.2, d.ci.lo - 0.01, d.ci.hi + 0.01, 2, 0.975, False, 0.09,
+                                        "no detectable difference (could detect ≥ 0.090)")
             return s
 
     res = run_study(get("placement"), _opts(tmp_path, placements=["neck", "sppf", "backbone"]),
@@ -272,7 +271,7 @@ def test_incomplete_study_is_not_cached(tmp_path):
     class Partial(FakeCompare):
         def __call__(self, *a, **kw):
             s = super().__call__(*a, **kw)
-            s["complete"] = False
+            s.complete = False
             return s
 
     run_study(get("fmm"), _opts(tmp_path, seeds=2), compare_fn=Partial({}))
@@ -318,7 +317,7 @@ def test_diagnose_runs_once_per_sweep_and_is_linked(tmp_path):
 def test_diagnose_waits_for_a_complete_study(tmp_path):
     class Partial(FakeCompare):
         def __call__(self, *a, **kw):
-            return {**super().__call__(*a, **kw), "complete": False}
+            return dataclasses.replace(super().__call__(*a, **kw), complete=False)
 
     def never(*a, **kw):
         raise AssertionError("an incomplete study is not diagnosed")

@@ -12,13 +12,12 @@ import pytest
 import torch
 import yaml
 
-from yolo_attn.compare import stats
 from yolo_attn.model_options import ModelOptions, ModelOptionsError, parse_model_options, read_model_options
 from yolo_attn.models import build_model, read_model_checkpoint
 from yolo_attn.studies import StudyOptions, get, run_study
 from yolo_attn.transfer import load_by_name, transfer_weights
 
-from conftest import model_output, record_fake_trials
+from conftest import fake_summary, model_output, record_fake_trials
 
 SE_MODEL = "yolov5n-se-backbone-end.yaml"  # SE inserted before SPPF (index 9): every later stock layer shifts by one
 
@@ -292,15 +291,6 @@ class FakeCompare:
             eff = self.effects.get(f"{sweep}:{lbl}", 0.0)
             noise = self.noise.get(sweep, 0.0)
             maps[lbl] = [0.3 + (eff + noise * (-1) ** s if lbl != baseline else 0.0) for s in seeds]
-        rows = []
-        for lbl, v in maps.items():
-            row = {"model": lbl, "is_baseline": lbl == baseline, "n_ok": len(seeds), "coco_map_mean": float(np.mean(v)),
-                   "coco_map_std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0}
-            if lbl != baseline:
-                d = stats.paired_diff_ci(v, maps[baseline]).as_dict()
-                d["seeds"] = list(seeds)
-                row["diff"] = {"map": d}
-            rows.append(row)
         Path(out).mkdir(parents=True, exist_ok=True)
         def fields(lbl, s):
             final = maps[lbl][list(seeds).index(s)]
@@ -309,8 +299,7 @@ class FakeCompare:
                     "head_start": "scratch" if kw.get("pretrained") else None}
 
         record_fake_trials(out, models, seeds, epochs, baseline, fields)
-        return {"models": rows, "baseline": baseline, "complete": True, "n_ok": len(rows) * len(seeds),
-                "n_trials": len(rows) * len(seeds), "data": "fake.yaml", "out": out}
+        return fake_summary(out, baseline, maps, seeds, epochs)
 
 
 def test_study_report_has_every_arm_the_contrasts_and_both_seed_sds(tmp_path, stock_ckpt):

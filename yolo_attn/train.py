@@ -163,6 +163,7 @@ class AttnDetectionTrainer(DetectionTrainer):
                 adapt_class_branch_to(self.model, weights.state_dict())  # keep a transfer's widened class branch
                 self.model.load(weights)  # Ultralytics' own name/shape load, as for model=*.pt
             return ckpt
+        from .checkpoint import load_checkpoint
         from .model_options import effective, read_model_options
         from .transfer import backbone_length, freeze_prefixes, load_by_name, transfer_weights
 
@@ -172,20 +173,17 @@ class AttnDetectionTrainer(DetectionTrainer):
         if by_name and freeze not in (None, [], 0, False):
             raise ValueError(f"{self.model}: freeze={freeze} with yolo_attn.load: names is not supported (freeze is read "
                              "in the base model's layer indices, which only the structure transfer maps to this model)")
-        self.args.pretrained, self.args.freeze = False, None  # Ultralytics builds an untrained model
-        try:  # what the transfer leaves at init (attention, a new head) starts from the run's seed, per layer role
-            with _ultralytics.seeded_layers(self.args.seed):
-                ckpt = super().setup_model()
-        finally:
-            self.args.pretrained, self.args.freeze = source, freeze
-        report = load_by_name(source, self.model) if by_name else transfer_weights(source, self.model, verbose=False)
+        # Ultralytics builds an untrained model; what the transfer leaves at init (attention, a new head) starts from
+        # the run's seed, per layer role
+        with _ultralytics.untrained_build(self.args, self.args.seed, source, freeze):
+            ckpt = super().setup_model()
+        stock = load_checkpoint(source)  # read once (safely) for the transfer and the freeze
+        report = load_by_name(stock, self.model) if by_name else transfer_weights(stock, self.model, verbose=False)
         self.transfer_report = report
         how = "by name and shape (Ultralytics' matching; yolo_attn.load: names)" if by_name else "by structure"
         LOGGER.info(f"yolo_attn: weight transfer from {source} {how}\n{report.table()}")
         if freeze not in (None, [], 0, False):
-            from .checkpoint import load_checkpoint
-
-            self.frozen = freeze_prefixes(self.model, freeze, report.mapping, backbone_length(load_checkpoint(source)))
+            self.frozen = freeze_prefixes(self.model, freeze, report.mapping, backbone_length(stock))
             self._freeze_arg, self.args.freeze = freeze, None  # applied after Ultralytics' freeze step, in target names
         return ckpt
 

@@ -44,7 +44,7 @@ from .safe_load import (MissingLayerModuleError, _guard_check_requirements, _mod
                         torch_safe_load)
 from .trainer import (OptimizerChoice, PredictionLog, end_to_end_val_args, final_eval_of, freeze_in_trainer,
                       intersect_dicts, layer_roles, layer_seed, optimizer_choice, record_predictions, resolve_optimizer,
-                      seeded_layers, train_imgsz, train_iterations, validate_before_training)
+                      seeded_layers, train_imgsz, train_iterations, untrained_build, validate_before_training)
 from .yaml_checks import MAX_CLASSES, MAX_REPEATS, check_activation, check_model_dict, resolve_layer
 
 __all__ = [
@@ -56,7 +56,7 @@ __all__ = [
     "install_config_lookup", "install_offline_font", "intersect_dicts", "layer_roles", "layer_seed", "load_model_yaml",
     "offline_check_font", "optimizer_choice", "parse_model", "pil_open", "record_predictions", "resolve_layer",
     "resolve_optimizer", "scale_block_options", "seeded_layers", "shipped_config", "torch_safe_load", "train_imgsz",
-    "train_iterations", "ultralytics_config_file", "ultralytics_image_files", "ultralytics_names",
+    "train_iterations", "ultralytics_config_file", "untrained_build", "ultralytics_image_files", "ultralytics_names",
     "validate_before_training", "write_frame_local", "yaml_model_load",
 ]
 

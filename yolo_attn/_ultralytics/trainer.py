@@ -86,6 +86,27 @@ def layer_seed(seed: int, role: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{int(seed)}|{role}".encode()).digest()[:8], "little") >> 1
 
 
+class untrained_build:  # noqa: N801 - a context manager, like seeded_layers
+    """Inside, the trainer's ``setup_model`` builds an untrained model: Ultralytics' own would read ``args.pretrained``
+    with torch's full unpickler and apply ``args.freeze`` in the base model's layer indices, so both are hidden
+    while it runs; layers are seeded per role (:class:`seeded_layers`). On exit the arguments read
+    ``pretrained`` and ``freeze`` (the run's effective values), which yolo_attn's transfer and freeze then apply."""
+
+    def __init__(self, args, seed: int, pretrained, freeze):
+        self.args, self.seeded, self.restore = args, seeded_layers(seed), (pretrained, freeze)
+
+    def __enter__(self):
+        self.args.pretrained, self.args.freeze = False, None
+        self.seeded.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            return self.seeded.__exit__(*exc)
+        finally:
+            self.args.pretrained, self.args.freeze = self.restore
+
+
 class seeded_layers:  # noqa: N801 - used as a context manager, like torch.no_grad
     """Inside, every layer ``parse_model`` builds draws its initial values from its own seed, ``layer_seed(seed, role)``.
 

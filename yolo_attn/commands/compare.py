@@ -145,18 +145,18 @@ def run(args) -> int:
     )
     print(fmt_summary(summary))
     if args.plan:
-        if not summary.get("complete"):
+        if not summary.complete:
             print("plan: the pilot is incomplete; rerun the same command to finish it first")
             return 1
-        store = Store(summary["out"])
+        store = Store(summary.out)
         records = list(store.latest(store.read_config().settings_hash).values())
-        print(format_plan(make_plan(summary, records, effect), summary["out"]))
-    if args.diagnose and summary["n_ok"]:
+        print(format_plan(make_plan(summary, records, effect), summary.out))
+    if args.diagnose and summary.n_ok:
         _diagnose(summary, args.quiet)
-    return 0 if summary["n_ok"] else 1
+    return 0 if summary.n_ok else 1
 
 
-def _diagnose(summary: dict, quiet: bool) -> None:
+def _diagnose(summary, quiet: bool) -> None:
     """``yolo-attn diagnose`` on the sweep's folder, then summary.md again with a link to the diagnosis."""
     from pathlib import Path
 
@@ -164,8 +164,8 @@ def _diagnose(summary: dict, quiet: bool) -> None:
     from ..compare.report import markdown
     from ..diagnose import diagnose_sweep
 
-    root = Path(summary["out"])
+    root = Path(summary.out)
     md = diagnose_sweep(root, root / "diagnose", progress=None if quiet else print)
-    summary["diagnosis"] = str(md.relative_to(root))
+    summary.diagnosis = str(md.relative_to(root))
     atomic_write(root / "summary.md", markdown(summary))
     print(f"[compare] diagnosis: {md}")

@@ -27,6 +27,7 @@ from scipy import special as _sp
 
 from . import stats
 from .contract import TrialRecord
+from .summary import SweepSummary
 
 
 @dataclass
@@ -59,30 +60,30 @@ class Plan:
     s_per_epoch: float  # mean over trials of (trial wall time / epochs)
 
 
-def make_plan(summary: dict, records: list[TrialRecord], effect: float, target: float = stats.POWER) -> Plan:
+def make_plan(summary: SweepSummary, records: list[TrialRecord], effect: float, target: float = stats.POWER) -> Plan:
     """Plan from a finished pilot's summary (report.summarize) and its ok trial records."""
-    rows = [r for r in summary["models"] if not r["is_baseline"] and (r.get("diff") or {}).get("map")]
+    rows = summary.compared
     k = max(1, len(rows))
     alpha = 0.05 / k
-    E = int(summary["settings"]["epochs"])
+    E = int(summary.settings.epochs)
     ok = [r for r in records if r.ok]
     per_epoch = [r.duration_s / max(1, r.epochs_done or E) for r in ok if r.duration_s]
     s_epoch = float(np.mean(per_epoch)) if per_epoch else math.nan
-    n_models = len(summary["models"])
+    n_models = len(summary.models)
     models = []
     for r in rows:
-        d = r["diff"]["map"]
-        sd, vi = d.get("sd_seed", math.nan), d.get("var_image", 0.0)
-        mdd = stats.min_detectable(sd, vi, d["n_seeds"], d.get("n_boot", 0), alpha, target)
-        need = stats.seeds_needed(effect, sd, vi, d.get("n_boot", 0), alpha, target) if d["n_seeds"] > 1 else None
-        models.append(ModelPlan(r["model"], d["n_seeds"], sd, math.sqrt(vi), mdd, need))
-    base_row = next(r for r in summary["models"] if r["is_baseline"])
+        ci = r.diff["map"].ci
+        sd, vi = ci.sd_seed, ci.var_image
+        mdd = stats.min_detectable(sd, vi, ci.n_seeds, ci.n_boot, alpha, target)
+        need = stats.seeds_needed(effect, sd, vi, ci.n_boot, alpha, target) if ci.n_seeds > 1 else None
+        models.append(ModelPlan(r.model, ci.n_seeds, sd, math.sqrt(vi), mdd, need))
+    base_row = summary.row(summary.baseline)
     options = [_option(E, [m.seeds_needed for m in models], s_epoch, n_models, "COCOeval at the pilot's epochs",
-                       base_row.get("coco_map_mean", math.nan))]
+                       base_row.coco_map_mean if base_row else math.nan)]
     for e in sorted({max(1, E // 4), max(1, E // 2)} - {E}):
-        needs = [_curve_need(ok, summary["baseline"], r["model"], e, effect, r["diff"]["map"].get("var_image", 0.0),
+        needs = [_curve_need(ok, summary.baseline, r.model, e, effect, r.diff["map"].ci.var_image,
                              alpha, target) for r in rows]
-        base_e = [p["map"] for r in ok if r.model == summary["baseline"] for p in r.curve or []
+        base_e = [p["map"] for r in ok if r.model == summary.baseline for p in r.curve or []
                   if p.get("epoch") == e]
         options.append(_option(e, needs, s_epoch, n_models, "validation curve at this epoch (approximate)",
                                float(np.mean(base_e)) if base_e else math.nan))
@@ -162,7 +163,7 @@ def format_plan(plan: Plan, pilot_dir: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def finished_pilot(out: str | None, effect: float, n_boot: int = 1000) -> tuple[dict, list[dict]] | None:
+def finished_pilot(out: str | None, effect: float, n_boot: int = 1000) -> tuple[SweepSummary, list[TrialRecord]] | None:
     """(summary, ok records) of a finished sweep folder, recomputed from its store with ``effect``; None if the
     folder holds no sweep or an unfinished one (then ``--plan`` runs the pilot)."""
     from pathlib import Path

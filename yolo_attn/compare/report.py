@@ -14,18 +14,18 @@ import numpy as np
 from . import cocoeval, plots, stats
 from .contract import SweepConfig, TrialRecord
 from .store import Store, atomic_write
+from .summary import AGREEMENT_TOL, DEFAULT_EFFECT, METRICS, SOURCES, MetricDiff, ModelRow, SummarySettings, SweepSummary
 
-# Ultralytics integrates its precision envelope with the trapezoidal rule on 101 points and keeps at
-# most 300 detections per image; COCOeval sums 101 right-continuous samples and caps detections per
-# image and class. On identical predictions the two differ by up to ~0.01 (measured on small, weak
-# models, where the step at the end of the recall curve matters most); a larger gap means the two
-# evaluations did not see the same predictions or ground truth.
-AGREEMENT_TOL = 0.02
+# AGREEMENT_TOL: Ultralytics integrates its precision envelope with the trapezoidal rule on 101 points and keeps
+# at most 300 detections per image; COCOeval sums 101 right-continuous samples and caps detections per image and
+# class. On identical predictions the two differ by up to ~0.01 (measured on small, weak models, where the step
+# at the end of the recall curve matters most); a larger gap means the two evaluations did not see the same
+# predictions or ground truth.
 LEVEL = 0.95
-DEFAULT_EFFECT = 0.005  # mAP50-95: about the size of published gains of one attention layer
+NO_IMAGE_DATA = "no per-image evaluation data: the interval leaves out validation-image noise"
 
 
-def _diffs(mine: dict[int, TrialRecord], base: dict[int, TrialRecord], reps: dict, boot_seed: int) -> dict:
+def _diffs(mine: dict[int, TrialRecord], base: dict[int, TrialRecord], reps: dict, boot_seed: int) -> dict[str, MetricDiff]:
     """Per metric: the paired interval (stats.paired_diff_ci) over the seeds both models finished."""
     common = sorted(set(mine) & set(base))
     if not common:
@@ -37,22 +37,22 @@ def _diffs(mine: dict[int, TrialRecord], base: dict[int, TrialRecord], reps: dic
         have = all(mine[s].trial_id in reps and base[s].trial_id in reps for s in common)
         mr = [reps[mine[s].trial_id][idx] for s in common] if have else None
         br = [reps[base[s].trial_id][idx] for s in common] if have else None
-        diff[key] = stats.paired_diff_ci(mp, bp, mr, br, level=LEVEL, seed=boot_seed).as_dict()
-        diff[key]["seeds"] = common
+        ci = stats.paired_diff_ci(mp, bp, mr, br, level=LEVEL, seed=boot_seed)
         if not have and len(common) > 1:
-            diff[key]["note"] = "no per-image evaluation data: the interval leaves out validation-image noise"
+            ci.note = NO_IMAGE_DATA
+        diff[key] = MetricDiff(ci, common)
     return diff
 
 
-def _adjust_family(rows: list[dict], key: str, effect: float) -> None:
-    """Holm / Bonferroni over the non-baseline models for one metric; power and verdict into each diff."""
-    fam = {r["model"]: r["diff"][key] for r in rows if (r.get("diff") or {}).get(key)}
-    cis = {n: stats.DiffCI.from_json(d) for n, d in fam.items()}
-    for n, adj in stats.adjust(cis, LEVEL).items():
-        d, ci = fam[n], cis[n]
+def _adjust_family(rows: list[ModelRow], key: str, effect: float) -> None:
+    """Holm / Bonferroni over the non-baseline models for one metric; power and verdict into each difference."""
+    fam = {r.model: r.diff[key] for r in rows if r.difference(key)}
+    for n, adj in stats.adjust({n: d.ci for n, d in fam.items()}, LEVEL).items():
+        d, ci = fam[n], fam[n].ci
         alpha = (1 - LEVEL) / max(adj.family_size, 1)
-        need = stats.seeds_needed(effect, ci.sd_seed, ci.var_image, ci.n_boot, alpha) if ci.n_seeds > 1 else None
-        d.update(adj.as_dict(), seeds_needed=need, image_floor=_floor(ci, alpha))
+        d.adjusted = adj
+        d.seeds_needed = stats.seeds_needed(effect, ci.sd_seed, ci.var_image, ci.n_boot, alpha) if ci.n_seeds > 1 else None
+        d.image_floor = _floor(ci, alpha)
 
 
 def _floor(ci: stats.DiffCI, alpha: float) -> float:
@@ -148,8 +148,8 @@ class WorkAhead:
 
 
 def summarize(store: Store, config: SweepConfig, n_boot: int = 1000, boot_seed: int = 0, tol: float = AGREEMENT_TOL,
-              bench: dict | None = None, effect: float = DEFAULT_EFFECT, ahead: WorkAhead | None = None) -> dict:
-    """Aggregate the ok records of the current settings into the summary dict (see summary.json); ``ahead``: bootstrap
+              bench: dict | None = None, effect: float = DEFAULT_EFFECT, ahead: WorkAhead | None = None) -> SweepSummary:
+    """Aggregate the ok records of the current settings into the sweep's summary (summary.json); ``ahead``: bootstrap
     replicates computed while the last trials ran."""
     n_boot = stats.check_n_boot(n_boot)
     latest = store.latest(config.settings_hash)
@@ -180,42 +180,10 @@ def summarize(store: Store, config: SweepConfig, n_boot: int = 1000, boot_seed: 
         return {r.seed: r for r in ok if r.model == model}
 
     base = by_seed(baseline)
-    base_speed = (bench or {}).get(baseline)
     base_ips = stats.mean_std([r.train_images_per_s for r in base.values()])[0]
-    rows = []
-    for spec in config.specs:
-        name = spec["name"]
-        mine = by_seed(name)
-        all_trials = [r for r in recs if r.model == name]
-        row = {"model": name, "ref": spec.get("ref"), "is_baseline": name == baseline, "is_control": spec.get("control", False),
-               "n_ok": len(mine), "n_trials": len(config.seeds), "n_failed": sum(not r.ok for r in all_trials)}
-        for src in ("ultra", "coco"):
-            for key in ("map50", "map"):
-                mean, sd = stats.mean_std([getattr(r, src)[key] for r in mine.values()])
-                row[f"{src}_{key}_mean"], row[f"{src}_{key}_std"] = mean, sd
-        row["precision"] = stats.mean_std([r.ultra["precision"] for r in mine.values()])[0]
-        row["recall"] = stats.mean_std([r.ultra["recall"] for r in mine.values()])[0]
-        any_rec = next(iter(mine.values()), None)
-        row["params"] = spec.get("params") or (any_rec.params if any_rec else None)
-        row["gflops_640"] = spec.get("gflops_640") or (any_rec.gflops_640 if any_rec else None)
-        base_params = next((m.get("params") for m in config.specs if m["name"] == baseline), None)
-        row["params_ratio"] = row["params"] / base_params if row["params"] and base_params else None
-        lat = (bench or {}).get(name)
-        row["latency_ms"] = lat
-        row["latency_ratio"] = lat / base_speed if lat and base_speed else None
-        ips = stats.mean_std([r.train_images_per_s for r in mine.values()])[0]
-        row["train_images_per_s"] = ips
-        row["train_speed_ratio"] = ips / base_ips if ips == ips and base_ips and base_ips == base_ips else None
-        row["per_seed"] = {str(s): {"ultra": r.ultra, "coco": r.coco} for s, r in sorted(mine.items())}
-        starts = [r.start["map"] for r in mine.values() if (r.start or {}).get("map") is not None]
-        if starts:  # pretrained trials: Ultralytics mAP50-95 before any training step
-            row["start_map_mean"], row["start_map_std"] = stats.mean_std(starts)
-        heads = sorted({r.head_start for r in mine.values() if r.head_start})
-        if heads:
-            row["head_start"] = ", ".join(heads)
-        if name != baseline:
-            row["diff"] = _diffs(mine, base, reps, boot_seed)
-        rows.append(row)
+    base_params = next((m.get("params") for m in config.specs if m["name"] == baseline), None)
+    rows = [_row(spec, by_seed(spec["name"]), [r for r in recs if r.model == spec["name"]], len(config.seeds), baseline,
+                 base, base_params, base_ips, bench or {}, reps, boot_seed) for spec in config.specs]
     planned = config.planned
     extended = sorted(set(config.seeds) - set(planned))
     if extended:
@@ -223,27 +191,52 @@ def summarize(store: Store, config: SweepConfig, n_boot: int = 1000, boot_seed: 
                         "not a fixed-design interval (adding seeds after looking is optional stopping)")
     for key in ("map", "map50"):
         _adjust_family(rows, key, effect)
-    return {
-        "baseline": baseline,
-        "effect": effect,
-        "planned_seeds": planned,
-        "seeds_extended": extended,
-        "data": config.data,
-        "settings": {"epochs": config.epochs, "imgsz": config.imgsz, "seeds": config.seeds, "train_args": config.train_args,
-                     "pretrained": config.pretrained, "weights": config.weights, "eval_split": config.eval_split,
-                     **({"model_options": config.model_options} if config.model_options else {})},
-        "n_eval_images": next(iter({r.n_val_images for r in ok}), None) if ok else None,
-        "n_boot": n_boot,
-        "agreement_tolerance": tol,
-        "models": rows,
-        "warnings": warnings,
-        "n_trials": len(config.models) * len(config.seeds),
-        "n_ok": len(ok),
-        "ci_method": (f"{int(100 * LEVEL)}% interval of the mean over seeds of (model - baseline) COCOeval mAP: "
-                      f"{stats.METHOD}; image bootstrap with {n_boot} replicates (one image sample for every model "
-                      "and seed). Family-wise: Holm-adjusted p over the non-baseline models, Bonferroni simultaneous "
-                      "intervals. Power: noncentral t, 80%, at the family-wise level (Holm's first step)."),
-    }
+    return SweepSummary(
+        baseline=baseline, effect=effect, planned_seeds=planned, seeds_extended=extended, data=config.data,
+        settings=SummarySettings(config.epochs, config.imgsz, config.seeds, config.train_args, config.pretrained,
+                                 config.weights, config.eval_split, config.model_options),
+        n_eval_images=next(iter({r.n_val_images for r in ok}), None) if ok else None, n_boot=n_boot,
+        agreement_tolerance=tol, models=rows, warnings=warnings, n_trials=len(config.models) * len(config.seeds),
+        n_ok=len(ok),
+        ci_method=(f"{int(100 * LEVEL)}% interval of the mean over seeds of (model - baseline) COCOeval mAP: "
+                   f"{stats.METHOD}; image bootstrap with {n_boot} replicates (one image sample for every model "
+                   "and seed). Family-wise: Holm-adjusted p over the non-baseline models, Bonferroni simultaneous "
+                   "intervals. Power: noncentral t, 80%, at the family-wise level (Holm's first step)."))
+
+
+def _row(spec: dict, mine: dict[int, TrialRecord], all_trials: list[TrialRecord], n_seeds: int, baseline: str,
+         base: dict[int, TrialRecord], base_params, base_ips: float, bench: dict, reps: dict, boot_seed: int) -> ModelRow:
+    """One model's row: its figures over seeds, cost, speed and (not for the baseline) its differences."""
+    name = spec["name"]
+    row = ModelRow(name, spec.get("ref"), name == baseline, spec.get("control", False), len(mine), n_seeds,
+                   sum(not r.ok for r in all_trials))
+    for src in SOURCES:
+        for key in METRICS:
+            mean, sd = stats.mean_std([getattr(r, src)[key] for r in mine.values()])
+            setattr(row, f"{src}_{key}_mean", mean)
+            setattr(row, f"{src}_{key}_std", sd)
+    row.precision = stats.mean_std([r.ultra["precision"] for r in mine.values()])[0]
+    row.recall = stats.mean_std([r.ultra["recall"] for r in mine.values()])[0]
+    any_rec = next(iter(mine.values()), None)
+    row.params = spec.get("params") or (any_rec.params if any_rec else None)
+    row.gflops_640 = spec.get("gflops_640") or (any_rec.gflops_640 if any_rec else None)
+    row.params_ratio = row.params / base_params if row.params and base_params else None
+    lat, base_lat = bench.get(name), bench.get(baseline)
+    row.latency_ms = lat
+    row.latency_ratio = lat / base_lat if lat and base_lat else None
+    ips = stats.mean_std([r.train_images_per_s for r in mine.values()])[0]
+    row.train_images_per_s = ips
+    row.train_speed_ratio = ips / base_ips if ips == ips and base_ips and base_ips == base_ips else None
+    row.per_seed = {str(s): {"ultra": r.ultra, "coco": r.coco} for s, r in sorted(mine.items())}
+    starts = [r.start["map"] for r in mine.values() if (r.start or {}).get("map") is not None]
+    if starts:  # pretrained trials: Ultralytics mAP50-95 before any training step
+        row.start_map_mean, row.start_map_std = stats.mean_std(starts)
+    heads = sorted({r.head_start for r in mine.values() if r.head_start})
+    if heads:
+        row.head_start = ", ".join(heads)
+    if name != baseline:
+        row.diff = _diffs(mine, base, reps, boot_seed)
+    return row
 
 
 CSV_COLS = ["model", "n_ok", "n_trials", "ultra_map50_mean", "ultra_map50_std", "ultra_map_mean", "ultra_map_std",
@@ -254,33 +247,36 @@ CSV_COLS = ["model", "n_ok", "n_trials", "ultra_map50_mean", "ultra_map50_std", 
             "gflops_640", "latency_ms", "latency_ratio", "train_images_per_s", "train_speed_ratio"]
 
 
-def _flat(row: dict) -> dict:
-    out = {k: row.get(k) for k in CSV_COLS}
-    d = row.get("diff") or {}
+def _flat(row: ModelRow) -> dict:
+    """The row as summary.csv writes it (the differences flattened into d_map_* and d_map50_* columns)."""
+    values = row.to_json()
+    out = {k: values.get(k) for k in CSV_COLS}
     for key, col in (("map", "d_map"), ("map50", "d_map50")):
-        if key in d:
-            out[col] = d[key]["delta"]
+        d = row.difference(key)
+        if d is not None:
+            values = d.to_json()
+            out[col] = d.delta
             for f in ("lo", "hi", "sim_lo", "sim_hi", "p_holm", "sd_seed", "mdd", "seeds_needed", "verdict"):
                 if f"{col}_{f}" in CSV_COLS:
-                    out[f"{col}_{f}"] = d[key].get(f)
+                    out[f"{col}_{f}"] = values.get(f)
     return out
 
 
-def pretrained_lines(summary: dict) -> list[str]:
+def pretrained_lines(summary: SweepSummary) -> list[str]:
     """What a sweep from --pretrained weights started from: attention init, fine-tuning settings, the head."""
-    s = summary["settings"]
-    if not s.get("pretrained"):
+    s = summary.settings
+    if not s.pretrained:
         return []
     from .trial import FINE_TUNE_ARGS
 
-    t = s.get("train_args") or {}
+    t = s.train_args
     tune = ", ".join(f"{k} {t.get(k)}" for k in ("optimizer", "lr0", "lrf", "warmup_epochs", "mosaic", "freeze", "attn_lr")
                      if k in t)
     user = sorted(k for k in FINE_TUNE_ARGS if k in t and t[k] != FINE_TUNE_ARGS[k])
     init = t.get("attn_init") or "as each YAML writes it"
-    own = s.get("model_options") or {}
+    own = s.model_options
     every = "each model" if not any("attn_init" in o for o in own.values()) else "each model without an attn_init of its own"
-    out = ["", f"Started from {Path(str(s['pretrained'])).name}: attention layers init {init}"
+    out = ["", f"Started from {Path(str(s.pretrained)).name}: attention layers init {init}"
            + (f" ({every} predicts exactly as the stock checkpoint before training)" if init == "identity" else "")
            + f"; fine-tuning settings {tune}"
            + (f" (changed from yolo_attn's fine-tuning preset: {', '.join(user)})" if user else " (yolo_attn's fine-tuning preset)")
@@ -290,8 +286,8 @@ def pretrained_lines(summary: dict) -> list[str]:
                    + "; ".join(f"{name}: " + ", ".join(f"{k} {v}" for k, v in o.items()) for name, o in own.items())
                    + (". load names: Ultralytics' name-and-shape matching (as `YOLO(yaml).load(pt)`) instead of the "
                       "structure-aware transfer" if any(o.get("load") == "names" for o in own.values()) else "") + ".")
-    scratch = [r["model"] for r in summary["models"] if "scratch" in (r.get("head_start") or "")]
-    new_cls = [r["model"] for r in summary["models"] if "new class outputs" in (r.get("head_start") or "")]
+    scratch = [r.model for r in summary.models if "scratch" in (r.head_start or "")]
+    new_cls = [r.model for r in summary.models if "new class outputs" in (r.head_start or "")]
     by_name = [m for m in scratch if (own.get(m) or {}).get("load") == "names"]
     scratch = [m for m in scratch if m not in by_name]
     if scratch:
@@ -308,10 +304,10 @@ def pretrained_lines(summary: dict) -> list[str]:
     return out
 
 
-def eval_line(summary: dict) -> str:
+def eval_line(summary: SweepSummary) -> str:
     """Which split the table scores: every figure and interval below comes from it."""
-    split = (summary.get("settings") or {}).get("eval_split", "val")
-    n = summary.get("n_eval_images")
+    split = summary.settings.eval_split
+    n = summary.n_eval_images
     imgs = f" ({n} images)" if n else ""
     if split == "test":
         return (f"Scored on the **test** split{imgs}: mAP, COCOeval and the image bootstrap use the test images; "
@@ -319,15 +315,15 @@ def eval_line(summary: dict) -> str:
     return f"Scored on the **val** split{imgs} (the images training validated on each epoch)."
 
 
-def markdown(summary: dict) -> str:
-    s = summary["settings"]
-    start = any("start_map_mean" in r for r in summary["models"])
+def markdown(summary: SweepSummary) -> str:
+    s = summary.settings
+    start = any(r.start_map_mean is not None for r in summary.models)
     lines = [
-        f"# Attention comparison on {Path(str(summary['data'])).name}",
+        f"# Attention comparison on {Path(str(summary.data)).name}",
         "",
-        f"Baseline: **{summary['baseline']}**. {summary['n_ok']}/{summary['n_trials']} trials ok; epochs {s['epochs']}, "
-        f"imgsz {s['imgsz']}, seeds {s['seeds']}, weights {s['weights']}"
-        + (f", pretrained {s['pretrained']}" if s.get("pretrained") else "") + ".",
+        f"Baseline: **{summary.baseline}**. {summary.n_ok}/{summary.n_trials} trials ok; epochs {s.epochs}, "
+        f"imgsz {s.imgsz}, seeds {s.seeds}, weights {s.weights}"
+        + (f", pretrained {s.pretrained}" if s.pretrained else "") + ".",
         "",
         eval_line(summary),
         "",
@@ -336,109 +332,112 @@ def markdown(summary: dict) -> str:
         "| P | R | ΔmAP50-95 [95% CI] | ΔmAP50 [95% CI] | params | GFLOPs@640 | latency × | train img/s × (not interleaved) |",
         "|---" * (15 if start else 14) + "|",
     ]
-    for r in summary["models"]:
-        d = r.get("diff") or {}
-
-        def ci(key):
-            if r["is_baseline"]:
-                return "baseline"
-            if key not in d:
-                return "-"
-            x = d[key]
-            if x["n_seeds"] < 2:
-                return f"{x['delta']:+.3f} (1 seed: no interval)"
-            star = " *" if x.get("significant") else ""
-            return f"{x['delta']:+.3f} [{x['lo']:+.3f}, {x['hi']:+.3f}]{star}"
-
-        name = r["model"] + (" (control)" if r.get("is_control") else "")
-        ratio = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
-        e0 = (f" | {_fmt(r['start_map_mean'])} ± {_fmt(r['start_map_std'])}" if "start_map_mean" in r else " | -") if start else ""
-        lines.append(
-            f"| {name} | {r['n_ok']}/{r['n_trials']}{e0} "
-            f"| {_fmt(r['ultra_map_mean'])} ± {_fmt(r['ultra_map_std'])} | {_fmt(r['coco_map_mean'])} ± {_fmt(r['coco_map_std'])} "
-            f"| {_fmt(r['ultra_map50_mean'])} ± {_fmt(r['ultra_map50_std'])} | {_fmt(r['coco_map50_mean'])} ± {_fmt(r['coco_map50_std'])} "
-            f"| {_fmt(r['precision'])} | {_fmt(r['recall'])} | {ci('map')} | {ci('map50')} "
-            f"| {r['params'] / 1e6:.3f}M | {_fmt(r['gflops_640'], 2)} | {ratio(r['latency_ratio'])} | {ratio(r['train_speed_ratio'])} |"
-            if r.get("params") else
-            f"| {name} | {r['n_ok']}/{r['n_trials']}{e0} | - | - | - | - | - | - | {ci('map')} | {ci('map50')} | - | - | - | - |"
-        )
+    for r in summary.models:
+        lines.append(_table_line(r, start))
     lines += [
         "",
         "mean ± std over seeds. Δ: COCOeval mAP, model − baseline, mean over paired seeds, with its 95% interval "
         "for "
         "that model alone; * = different from the baseline after the family-wise (Holm) adjustment over the "
         f"{_family_size(summary)} non-baseline models (not: 'this interval excludes 0').",
-        f"Interval: {summary['ci_method']}",
+        f"Interval: {summary.ci_method}",
         "latency ×: batch-1 CPU inference latency at the sweep's imgsz, ratio to the baseline (interleaved, same process);",
         "train img/s × (not interleaved): training throughput ratio to the baseline (mean over seeds). It compares "
         "trials run at different times, beside other trials or processes, so it measures the machine's load as much "
         "as the model and is not a model property; latency × (measured interleaved) is the speed to read.",
-        f"Ultralytics vs COCOeval: same predictions; disagreement tolerance {summary['agreement_tolerance']}.",
+        f"Ultralytics vs COCOeval: same predictions; disagreement tolerance {summary.agreement_tolerance}.",
     ] + pretrained_lines(summary) + [""] + verdict_lines(summary)
-    if summary.get("diagnosis"):  # compare --diagnose (yolo_attn/diagnose)
-        lines += ["", f"Why did attention help or hurt? See the [diagnosis]({summary['diagnosis']})."]
-    if summary["warnings"]:
-        lines += ["", "## Warnings", ""] + [f"- {w}" for w in summary["warnings"]]
+    if summary.diagnosis:  # compare --diagnose (yolo_attn/diagnose)
+        lines += ["", f"Why did attention help or hurt? See the [diagnosis]({summary.diagnosis})."]
+    if summary.warnings:
+        lines += ["", "## Warnings", ""] + [f"- {w}" for w in summary.warnings]
     return "\n".join(lines) + "\n"
+
+
+def _table_line(r: ModelRow, start: bool) -> str:
+    """One model's line of the main table."""
+    def ci(key):
+        if r.is_baseline:
+            return "baseline"
+        x = r.difference(key)
+        if x is None:
+            return "-"
+        if x.n_seeds < 2:
+            return f"{x.delta:+.3f} (1 seed: no interval)"
+        star = " *" if x.significant else ""
+        return f"{x.delta:+.3f} [{x.lo:+.3f}, {x.hi:+.3f}]{star}"
+
+    name = r.model + (" (control)" if r.is_control else "")
+    ratio = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
+    e0 = (f" | {_fmt(r.start_map_mean)} ± {_fmt(r.start_map_std)}" if r.start_map_mean is not None else " | -") if start else ""
+    if not r.params:
+        return f"| {name} | {r.n_ok}/{r.n_trials}{e0} | - | - | - | - | - | - | {ci('map')} | {ci('map50')} | - | - | - | - |"
+    figures = " | ".join(f"{_fmt(r.mean(src, key))} ± {_fmt(r.std(src, key))}"
+                         for key in ("map", "map50") for src in ("ultra", "coco"))
+    return (f"| {name} | {r.n_ok}/{r.n_trials}{e0} | {figures} | {_fmt(r.precision)} | {_fmt(r.recall)} "
+            f"| {ci('map')} | {ci('map50')} | {r.params / 1e6:.3f}M | {_fmt(r.gflops_640, 2)} | {ratio(r.latency_ratio)} "
+            f"| {ratio(r.train_speed_ratio)} |")
 
 
 def _p(p) -> str:
     return "-" if p is None or not math.isfinite(p) else "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def _family_size(summary: dict) -> int:
-    return sum(1 for r in summary["models"] if not r["is_baseline"] and (r.get("diff") or {}).get("map"))
+def _family_size(summary: SweepSummary) -> int:
+    return len(summary.compared)
 
 
-def verdict_lines(summary: dict) -> list[str]:
+def verdict_lines(summary: SweepSummary) -> list[str]:
     """The 'Verdicts' section: family-wise table, power, one verdict line per model, what the sweep can conclude."""
-    rows = [r for r in summary["models"] if not r["is_baseline"] and (r.get("diff") or {}).get("map")]
-    eff = summary.get("effect", DEFAULT_EFFECT)
+    rows = summary.compared
+    eff = summary.effect
     if not rows:
         return []
-    k = _family_size(summary)
-    x0 = rows[0]["diff"]["map"]
-    sim = f"{100 * x0.get('sim_level', 1 - (1 - LEVEL) / k):.1f}%" if k else "-"
+    k = len(rows)
+    x0 = rows[0].diff["map"].adjusted
+    sim = f"{100 * (x0.sim_level if x0 else 1 - (1 - LEVEL) / k):.1f}%"
     out = [
-        f"## Verdicts (mAP50-95, COCOeval; {k} models against {summary['baseline']}, family-wise 5%)",
+        f"## Verdicts (mAP50-95, COCOeval; {k} models against {summary.baseline}, family-wise 5%)",
         "",
         f"| model | seeds | Δ | simultaneous 95% CI (Bonferroni: each at {sim}) | p (Holm) | SD of Δ over seeds "
         f"| image SD | detectable at 80% power | seeds for Δ = {eff:g} | verdict |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        x = r["diff"]["map"]
-        one = x["n_seeds"] < 2
-        need = x.get("seeds_needed")
+        x = r.diff["map"]
+        one = x.n_seeds < 2
+        need = x.seeds_needed
         need_s = ("-" if one else str(need) if need else
-                  f"out of reach: the validation images alone hide < {x['image_floor']:.4f}")
-        sim_ci = "no interval (1 seed)" if one else f"[{x['sim_lo']:+.4f}, {x['sim_hi']:+.4f}]"
+                  f"out of reach: the validation images alone hide < {x.image_floor:.4f}")
+        adj = x.adjusted
+        sim_ci = ("no interval (1 seed)" if one else f"[{adj.sim_lo:+.4f}, {adj.sim_hi:+.4f}]" if adj else
+                  "no family-wise interval")
         out.append(
-            f"| {r['model']} | {x['n_seeds']} | {x['delta']:+.4f} | {sim_ci} "
-            f"| {_p(x.get('p_holm'))} | {_fmt(x.get('sd_seed'), 4)} | {_fmt(math.sqrt(x['var_image']), 4)} "
-            f"| {'-' if one else '≥ ' + _fmt(x.get('mdd'), 3)} | {need_s} | {x['verdict']} |")
-    notes = [f"- {r['model']}: {r['diff']['map']['note']}" for r in rows
-             if r["diff"]["map"].get("note") and r["diff"]["map"]["n_seeds"] > 1]
+            f"| {r.model} | {x.n_seeds} | {x.delta:+.4f} | {sim_ci} "
+            f"| {_p(adj.p_holm if adj else None)} | {_fmt(x.ci.sd_seed, 4)} | {_fmt(math.sqrt(x.ci.var_image), 4)} "
+            f"| {'-' if one else '≥ ' + _fmt(x.mdd, 3)} | {need_s} | {x.verdict} |")
+    notes = [f"- {r.model}: {r.diff['map'].ci.note}" for r in rows
+             if r.diff["map"].ci.note and r.diff["map"].n_seeds > 1]
     out += [""] + notes if notes else []
     out += ["", "**Verdict per model:**", ""]
-    out += [f"- {r['model']}: {r['diff']['map']['verdict']}" for r in rows]
-    better = [r["model"] for r in rows if r["diff"]["map"]["verdict"] == "better"]
+    out += [f"- {r.model}: {r.diff['map'].verdict}" for r in rows]
+    better = [r.model for r in rows if r.diff["map"].verdict == "better"]
     out += ["", ("Best placement (family-wise 5%): " + ", ".join(better) + " (better than the baseline)." if better else
                  "No model is shown better than the baseline at family-wise 5%; a larger mean is not evidence.")]
     out += [_can_conclude(rows, summary, eff)]
-    if summary.get("seeds_extended"):
-        out += ["", f"**Seeds extended after looking** (planned {summary['planned_seeds']}, now also "
-                    f"{summary['seeds_extended']}): the interval is not a fixed-design interval. For a confirmatory "
+    if summary.seeds_extended:
+        out += ["", f"**Seeds extended after looking** (planned {summary.planned_seeds}, now also "
+                    f"{summary.seeds_extended}): the interval is not a fixed-design interval. For a confirmatory "
                     "answer, plan the seeds first (`yolo-attn compare --plan`) and run them into a new folder."]
     return out
 
 
-def _can_conclude(rows: list[dict], summary: dict, eff: float) -> str:
-    mdds = [r["diff"]["map"].get("mdd") for r in rows if r["diff"]["map"]["n_seeds"] > 1]
+def _can_conclude(rows: list[ModelRow], summary: SweepSummary, eff: float) -> str:
+    mdds = [r.diff["map"].mdd for r in rows if r.diff["map"].n_seeds > 1]
     mdds = [m for m in mdds if m is not None and math.isfinite(m)]
     if not mdds:
         return "With one seed nothing can be said about seed noise: run at least 2 (better 5+) seeds."
-    needs = [r["diff"]["map"].get("seeds_needed") for r in rows]
+    needs = [r.diff["map"].seeds_needed for r in rows]
     need_txt = (f"detecting Δ = {eff:g} would take {max(needs)} seeds per model (80% power, family-wise 5%)"
                 if all(needs) else f"Δ = {eff:g} is out of reach for at least one model with this validation set "
                 "at any number of seeds (more validation images are needed)")
@@ -446,14 +445,14 @@ def _can_conclude(rows: list[dict], summary: dict, eff: float) -> str:
             f"would be detected 80% of the time; smaller ones would mostly go unseen, and {need_txt}.")
 
 
-def write_outputs(store: Store, records: list[TrialRecord], summary: dict) -> dict[str, Path]:
+def write_outputs(store: Store, records: list[TrialRecord], summary: SweepSummary) -> dict[str, Path]:
     root = store.root
     out = {}
-    out["json"] = atomic_write(root / "summary.json", json.dumps(summary, indent=2, default=str))
+    out["json"] = store.write_summary(summary)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=CSV_COLS)
     w.writeheader()
-    for r in summary["models"]:
+    for r in summary.models:
         w.writerow({k: ("" if v is None else v) for k, v in _flat(r).items()})
     out["csv"] = atomic_write(root / "summary.csv", buf.getvalue())
     out["md"] = atomic_write(root / "summary.md", markdown(summary))
@@ -463,6 +462,6 @@ def write_outputs(store: Store, records: list[TrialRecord], summary: dict) -> di
         out["plot_epochs"] = plots.epochs_plot(summary, ok_recs, root / "map_over_epochs.png")
         out["plot_pr"] = plots.pr_plot(summary, ok_recs, root / "precision_recall.png")
     except Exception as exc:  # a plot must never lose the table
-        summary["warnings"].append(f"plotting failed: {type(exc).__name__}: {exc}")
-        atomic_write(root / "summary.json", json.dumps(summary, indent=2, default=str))
+        summary.warnings.append(f"plotting failed: {type(exc).__name__}: {exc}")
+        store.write_summary(summary)
     return out

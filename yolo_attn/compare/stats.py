@@ -154,7 +154,7 @@ def p_value(delta, a, b, n_seeds: int, n_boot: int, iters: int = 45):
     return np.where(zero, np.where(delta == 0, 1.0, 0.0), p)
 
 
-def _number(v, default: float = math.nan) -> float:
+def as_number(v, default: float = math.nan) -> float:
     """``v`` as a float (JSON writes NaN and infinities as themselves); ``default`` for a missing value."""
     if v is None:
         return default
@@ -204,9 +204,9 @@ class DiffCI:
     @classmethod
     def from_json(cls, d: dict) -> "DiffCI":
         """The interval of a summary's ``diff`` entry (:meth:`as_dict`'s keys; files of older versions lack some)."""
-        return cls(float(d["delta"]), _number(d.get("lo")), _number(d.get("hi")), [float(x) for x in d.get("per_seed") or []],
-                   int(d.get("n_seeds") or 0), float(d.get("level") or 0.95), _number(d.get("var_seed")),
-                   _number(d.get("var_image"), 0.0), int(d.get("n_boot") or 0), _number(d.get("p")), d.get("note"),
+        return cls(float(d["delta"]), as_number(d.get("lo")), as_number(d.get("hi")), [float(x) for x in d.get("per_seed") or []],
+                   int(d.get("n_seeds") or 0), float(d.get("level") or 0.95), as_number(d.get("var_seed")),
+                   as_number(d.get("var_image"), 0.0), int(d.get("n_boot") or 0), as_number(d.get("p")), d.get("note"),
                    d.get("method") or METHOD)
 
     def as_dict(self) -> dict:
@@ -291,8 +291,8 @@ class Adjusted:
         """The family-wise part of a summary's ``diff`` entry (merged into it by the report); None where it has none."""
         if "p_holm" not in d or "verdict" not in d:
             return None
-        return cls(_number(d["p_holm"]), _number(d.get("sim_lo")), _number(d.get("sim_hi")), int(d.get("family_size") or 0),
-                   _number(d.get("sim_level")), bool(d.get("significant")), _number(d.get("mdd")), str(d["verdict"]))
+        return cls(as_number(d["p_holm"]), as_number(d.get("sim_lo")), as_number(d.get("sim_hi")), int(d.get("family_size") or 0),
+                   as_number(d.get("sim_level")), bool(d.get("significant")), as_number(d.get("mdd")), str(d["verdict"]))
 
 
 def adjust(cis: dict[str, DiffCI], level: float = 0.95, power_target: float = POWER) -> dict[str, Adjusted]:

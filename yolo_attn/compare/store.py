@@ -39,6 +39,7 @@ import warnings
 from pathlib import Path
 
 from .contract import SweepConfig, TrialRecord
+from .summary import SweepSummary
 
 from .._io import atomic_write  # noqa: F401  (re-exported: the store's callers import it from here)
 
@@ -48,6 +49,7 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None
 
 CONFIG = "config.json"
+SUMMARY = "summary.json"
 TRIALS = "trials.jsonl"
 CLAIMS = "claims"
 HEARTBEAT_S = 20.0  # a claiming process refreshes its claims this often
@@ -96,17 +98,31 @@ class Store:
     def config_path(self) -> Path:
         return self.root / CONFIG
 
-    def read_config(self) -> SweepConfig | None:
-        """The sweep's settings (None for a folder without ``config.json``); a damaged file names itself."""
-        if not self.config_path.is_file():
+    def _read_object(self, path: Path, what: str) -> dict | None:
+        if not path.is_file():
             return None
         try:
-            d = json.loads(self.config_path.read_text())
+            d = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{self.config_path}: not readable as JSON ({exc})") from None
+            raise ValueError(f"{path}: not readable as JSON ({exc})") from None
         if not isinstance(d, dict):
-            raise ValueError(f"{self.config_path}: not a sweep's config.json (a JSON object is expected)")
-        return SweepConfig.from_json(d, str(self.config_path))
+            raise ValueError(f"{path}: not a sweep's {what} (a JSON object is expected)")
+        return d
+
+    def read_config(self) -> SweepConfig | None:
+        """The sweep's settings (None for a folder without ``config.json``); a damaged file names itself."""
+        d = self._read_object(self.config_path, CONFIG)
+        return None if d is None else SweepConfig.from_json(d, str(self.config_path))
+
+    # ---------------------------------------------------------------- summary
+    def read_summary(self) -> SweepSummary | None:
+        """The sweep's table as the last report wrote it (None before the first report); files of older versions
+        are read too, a damaged one names itself."""
+        d = self._read_object(self.root / SUMMARY, SUMMARY)
+        return None if d is None else SweepSummary.from_json(d, str(self.root / SUMMARY))
+
+    def write_summary(self, summary: SweepSummary) -> Path:
+        return atomic_write(self.root / SUMMARY, json.dumps(summary.to_json(), indent=2, default=str))
 
     def init_config(self, config: SweepConfig, allow_changes: bool = False) -> SweepConfig:
         """Store ``config`` or check it against the stored one (informative keys, '_' prefixed, may differ)."""

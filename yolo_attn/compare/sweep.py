@@ -18,6 +18,7 @@ from . import report
 from .contract import SweepConfig, TrialSpec
 from .stats import check_n_boot
 from .store import Store, stable_hash
+from .summary import SweepSummary
 from .trial import (SWEEP_ARGS, build, check_pretrained_options, scale_free_name, environment, sweep_train_args, materialize, model_cost, model_label, quiet_ultralytics,
                     resolve_model)
 
@@ -251,10 +252,10 @@ def compare(
     max_trials: int | None = None,
     effect: float = report.DEFAULT_EFFECT,
     eval_split: str | None = None,
-) -> dict:
+) -> SweepSummary:
     """Train every model with every seed under identical settings and write the comparison (see the package docs).
 
-    Returns the summary dict; the files are in ``summary["out"]``. ``max_trials`` stops after that many
+    Returns the sweep's summary; its files are in ``summary.out``. ``max_trials`` stops after that many
     trials were trained in this call (the rest stays for a rerun), used by tests and for time-boxing.
     Trials run seed by seed (every model of seed 0, the baseline first, then seed 1, ...), so a sweep
     stopped early holds complete seeds: ``max_trials`` = models x k trains k whole seeds.
@@ -666,15 +667,15 @@ def _latency(out_dir: Path, shash: str, specs_m: list[dict], imgsz: int, nc: int
 
 
 def _write_report(store: Store, config: SweepConfig, all_trials: list[str], bench: dict, n_boot: int, tolerance: float,
-                  out_dir: Path, log, effect: float = report.DEFAULT_EFFECT, ahead=None) -> dict:
+                  out_dir: Path, log, effect: float = report.DEFAULT_EFFECT, ahead=None) -> SweepSummary:
     shash = config.settings_hash
     records = list(store.latest(shash).values())
     summary = report.summarize(store, config, n_boot=n_boot, tol=tolerance, bench=bench["ms"], effect=effect, ahead=ahead)
-    summary["out"] = str(out_dir)
-    summary["complete"] = all(t in store.latest(shash) for t in all_trials)
+    summary.out = str(out_dir)
+    summary.complete = all(t in store.latest(shash) for t in all_trials)
     files = report.write_outputs(store, records, summary)
-    summary["files"] = {k: str(v) for k, v in files.items()}
-    for w in summary["warnings"]:
+    summary.files = {k: str(v) for k, v in files.items()}
+    for w in summary.warnings:
         log(f"WARNING: {w}")
     return summary
 
@@ -691,13 +692,13 @@ def _exists(ref: str) -> bool:
         return False
 
 
-def fmt_summary(summary: dict) -> str:
-    lines = [Path(summary["files"]["md"]).read_text()] if summary.get("files", {}).get("md") else []
-    lines.append(f"table: {summary['files'].get('md')} (also .csv, .json)")
+def fmt_summary(summary: SweepSummary) -> str:
+    lines = [Path(summary.files["md"]).read_text()] if summary.files.get("md") else []
+    lines.append(f"table: {summary.files.get('md')} (also .csv, .json)")
     for k in ("plot_diff", "plot_epochs", "plot_pr"):
-        if k in summary["files"]:
-            lines.append(f"plot:  {summary['files'][k]}")
-    if not summary.get("complete"):
+        if k in summary.files:
+            lines.append(f"plot:  {summary.files[k]}")
+    if not summary.complete:
         lines.append("sweep incomplete: rerun the same command to train the remaining trials")
     return "\n".join(lines)
 

@@ -75,32 +75,43 @@ def _model_dirs() -> list[Path]:
     return [config_dir()]
 
 
-def resolve_model(ref: str) -> str:
-    """A model reference Ultralytics can build: an existing file (absolute), a shipped config, or an Ultralytics name.
+def find_model_yaml(ref: str) -> tuple[str, Path]:
+    """The one lookup of a model reference: (what to build it from, the file holding its YAML text).
 
-    Shipped configs follow Ultralytics' naming: ``yolov5n-se-backbone-end.yaml`` is built at scale n
-    from ``yolov5-se-backbone-end.yaml``; the returned path keeps the scale letter (Ultralytics reads
-    the scale from the name and the file without it).
+    In order: an existing file; a shipped config (``yolov5n-se-backbone-end.yaml`` is the scale-free
+    ``yolov5-se-backbone-end.yaml`` built at scale n, Ultralytics' naming: the name to build keeps the scale
+    letter); the scale-free file beside the reference; an Ultralytics config such as ``yolov5n.yaml`` (found by
+    Ultralytics' own ``check_yaml``, scale-free name first as Ultralytics builds it).
     """
     p = Path(str(ref)).expanduser()
     if p.is_file():
-        return str(p.resolve())
+        return str(p.resolve()), p.resolve()
     if p.suffix == ".pt":
         raise FileNotFoundError(f"model checkpoint not found: {ref}")
     name = p.name if p.suffix in (".yaml", ".yml") else p.name + ".yaml"
     unified = scale_free_name(name)
     for d in _model_dirs():
-        if (d / name).is_file() or (d / unified).is_file():
-            return str(d / name)
+        for c in (d / unified, d / name):
+            if c.is_file():
+                return str(d / name), c
+    if p.with_name(unified).is_file():  # as Ultralytics builds a scaled name
+        return str(p.with_name(name)), p.with_name(unified)
     try:
         from ultralytics.utils.checks import check_yaml
 
-        if check_yaml(unified, hard=False) or check_yaml(name, hard=False):
-            return name  # an Ultralytics config such as yolov5n.yaml
+        found = check_yaml(unified, hard=False) or check_yaml(name, hard=False)
     except Exception:
-        pass
+        found = None
+    if found and Path(found).is_file():
+        return name, Path(found)
     raise FileNotFoundError(f"model {ref!r} not found (not a file, not in {', '.join(map(str, _model_dirs()))}, "
                             "not an Ultralytics config)")
+
+
+def resolve_model(ref: str) -> str:
+    """A model reference Ultralytics can build: an existing file (absolute), a shipped config (its path under the
+    scaled name), or an Ultralytics name (:func:`find_model_yaml`)."""
+    return find_model_yaml(ref)[0]
 
 
 def materialize(ref: str, out_dir: Path) -> str:
@@ -112,30 +123,13 @@ def materialize(ref: str, out_dir: Path) -> str:
     """
     if str(ref).endswith(".pt"):
         return str(Path(ref).resolve())
-    p = Path(str(ref))
-    text = None
-    if p.is_file():
-        text = p.read_text()
-    else:
-        unified = scale_free_name(p.name)
-        cands = [d / unified for d in _model_dirs()] + [p.with_name(unified)]
-        try:
-            from ultralytics.utils.checks import check_yaml
-
-            found = check_yaml(unified, hard=False) or check_yaml(p.name, hard=False)
-            if found:
-                cands.append(Path(found))
-        except Exception:
-            pass
-        for c in cands:
-            if c.is_file():
-                text = c.read_text()
-                break
-    if text is None:
-        raise FileNotFoundError(f"model {ref!r}: YAML not found")
+    try:
+        text = find_model_yaml(ref)[1].read_text()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"model {ref!r}: YAML not found") from None
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    dst = out_dir / p.name
+    dst = out_dir / Path(str(ref)).name
     if not dst.is_file() or dst.read_text() != text:
         atomic_write(dst, text)
     return str(dst.resolve())

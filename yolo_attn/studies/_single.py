@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from . import _verdicts as V
+
+if TYPE_CHECKING:
+    from ..compare.summary import MetricDiff
 
 
 def _f(v, nd: int = 3) -> str:
@@ -27,7 +31,7 @@ def effects_table(results: dict[str, V.ModelResult], roles: dict[str, str], orde
     return "\n".join(lines)
 
 
-def contrast_table(contrasts: dict[str, V.Effect | None]) -> str:
+def contrast_table(contrasts: dict[str, MetricDiff | None]) -> str:
     lines = ["| contrast (paired over seeds) | Δ [95% CI] | verdict |", "|---|---|---|"]
     for name, e in contrasts.items():
         lines.append(f"| {name} | {V.fmt_effect(e)} | {e.verdict if e else '-'} |")

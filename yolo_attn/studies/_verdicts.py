@@ -1,96 +1,37 @@
-"""The one place where the studies read the statistics of a sweep (adapter to :mod:`yolo_attn.compare.stats`).
+"""The one place where the studies read the statistics of a sweep (adapter to :mod:`yolo_attn.compare.summary`).
 
 A study never computes an interval itself: the difference of a model to its baseline, its interval,
-and (where :mod:`yolo_attn.compare.stats` provides them) the verdict and the minimum detectable
-difference come from the sweep's ``summary.json`` row (``row["diff"][metric]``). Contrasts between two
+and (where the report's family-wise adjustment provides them) the verdict and the minimum detectable
+difference come from the sweep's summary (:class:`~yolo_attn.compare.summary.ModelRow`'s
+:class:`~yolo_attn.compare.summary.MetricDiff`, the one interval type of a comparison). Contrasts between two
 non-baseline models of one sweep (attention with ``fuse: mul`` minus ``fuse: add``) are paired over
 seeds and go through ``stats.paired_diff_ci`` on the per-seed values (seed level only: the shared
 validation-image variance is not available outside the sweep, which the report says).
 
-Field names of the summary are read here and nowhere else, so a change of the summary's format is
-fixed in this file. Verdict words follow the compare report: ``better``, ``worse``,
-``no detectable difference (could detect ≥ X)`` and ``too few seeds to say``.
+Verdict words follow the compare report: ``better``, ``worse``, ``no detectable difference (could detect ≥ X)``
+and ``too few seeds to say``.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..compare.summary import MetricDiff, ModelRow, SweepSummary
 
 
-@dataclass(frozen=True)
-class Effect:
-    """One difference (model - baseline, or model A - model B) with its interval and verdict."""
 
-    delta: float
-    lo: float
-    hi: float
-    n_seeds: int
-    verdict: str
-    per_seed: list[float] = field(default_factory=list)
-    seeds: list[int] = field(default_factory=list)
-    mdd: float | None = None  # minimum detectable difference (80% power) when the statistics provide it
-    p: float | None = None
-    level: float = 0.95
-    sd_seed: float | None = None  # SD over seeds of the per-seed differences (None with one seed or when not given)
-
-    @property
-    def has_interval(self) -> bool:
-        return self.n_seeds >= 2 and math.isfinite(self.lo) and math.isfinite(self.hi)
-
-    def as_dict(self) -> dict:
-        return {"delta": self.delta, "lo": self.lo, "hi": self.hi, "n_seeds": self.n_seeds, "verdict": self.verdict,
-                "per_seed": self.per_seed, "seeds": self.seeds, "mdd": self.mdd, "p": self.p, "level": self.level,
-                "sd_seed": self.sd_seed}
+def effect_of(row: ModelRow, metric: str = "map") -> MetricDiff | None:
+    """The difference of one summary row to the sweep's baseline (None for the baseline or without results)."""
+    return row.difference(metric)
 
 
-def _num(v) -> float:
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return math.nan
-
-
-def _fallback_verdict(delta: float, lo: float, hi: float, n: int, mdd: float | None) -> str:
-    """The verdict when the summary carries none (the interval alone decides; no power statement)."""
-    if n < 2 or not (math.isfinite(lo) and math.isfinite(hi)):
-        return "too few seeds to say"
-    if lo > 0:
-        return "better"
-    if hi < 0:
-        return "worse"
-    if mdd is not None and math.isfinite(mdd):
-        return f"no detectable difference (could detect ≥ {mdd:.3f})"
-    return "no detectable difference"
-
-
-def effect_of(row: dict, metric: str = "map") -> Effect | None:
-    """The effect of one summary row against the sweep's baseline (None for the baseline or without results).
-
-    The interval and its family-wise adjustment are read by their own readers (``stats.DiffCI.from_json``,
-    ``stats.Adjusted.from_json``); a row without the adjustment (a single comparison) gets the minimum detectable
-    difference from the interval and, unless it carries a verdict of its own, a verdict from the interval alone."""
-    from ..compare import stats
-
-    d = (row.get("diff") or {}).get(metric)
-    if not d:
-        return None
-    ci, adj = stats.DiffCI.from_json(d), stats.Adjusted.from_json(d)
-    n = ci.n_seeds
-    lo, hi = (ci.lo, ci.hi) if n >= 2 else (math.nan, math.nan)  # one seed: no seed-level interval (would mislead)
-    if adj is not None:
-        mdd, verdict, p = adj.mdd, adj.verdict, adj.p_holm
-    else:
-        mdd = float(stats.min_detectable(ci.sd_seed, ci.var_image, n, ci.n_boot)) if n >= 2 else None
-        verdict, p = d.get("verdict") or _fallback_verdict(ci.delta, lo, hi, n, mdd), ci.p
-    sd = ci.sd_seed
-    return Effect(ci.delta, lo, hi, n, verdict, list(ci.per_seed), [int(s) for s in d.get("seeds", [])], mdd, p, ci.level,
-                  sd if n >= 2 and math.isfinite(sd) else None)
-
-
-def contrast(a: Effect, b: Effect) -> Effect | None:
+def contrast(a: MetricDiff, b: MetricDiff) -> MetricDiff | None:
     """A - B for two effects against the same baseline, paired over their common seeds (seed-level interval)."""
     from ..compare import stats
+    from ..compare.summary import MetricDiff
 
     if not a.seeds or not b.seeds:
         return None
@@ -99,13 +40,10 @@ def contrast(a: Effect, b: Effect) -> Effect | None:
     if not common:
         return None
     # (A - base) - (B - base) = A - B per seed: the baseline cancels
-    ci = stats.paired_diff_ci([pa[s] for s in common], [pb[s] for s in common])
-    d = ci.as_dict()
-    d["seeds"] = common
-    return effect_of({"diff": {"map": d}}, "map")
+    return MetricDiff(stats.paired_diff_ci([pa[s] for s in common], [pb[s] for s in common]), common)
 
 
-def fmt_effect(e: Effect | None) -> str:
+def fmt_effect(e: MetricDiff | None) -> str:
     """``+0.012 [-0.004, +0.028]`` (or the single-seed value with no interval)."""
     if e is None:
         return "-"
@@ -114,7 +52,7 @@ def fmt_effect(e: Effect | None) -> str:
     return f"{e.delta:+.3f} [{e.lo:+.3f}, {e.hi:+.3f}]"
 
 
-def sentence(e: Effect | None, subject: str, metric_name: str = "mAP50-95") -> str:
+def sentence(e: MetricDiff | None, subject: str, metric_name: str = "mAP50-95") -> str:
     """One sentence on the effect, never stronger than its interval and power allow."""
     if e is None:
         return f"{subject}: no results yet."
@@ -136,7 +74,7 @@ def sentence(e: Effect | None, subject: str, metric_name: str = "mAP50-95") -> s
 
 @dataclass(frozen=True)
 class ModelResult:
-    """One model of a sweep as the studies use it (read from a ``summary.json`` row)."""
+    """One model of a sweep as the studies use it (from the summary's row)."""
 
     label: str
     is_baseline: bool
@@ -147,21 +85,17 @@ class ModelResult:
     params_ratio: float | None
     latency_ms: float | None
     latency_ratio: float | None
-    effect: Effect | None  # against the sweep's baseline
+    effect: MetricDiff | None  # against the sweep's baseline
 
     def as_dict(self) -> dict:
         d = {k: getattr(self, k) for k in ("label", "is_baseline", "n_ok", "map_mean", "map_std", "params",
                                            "params_ratio", "latency_ms", "latency_ratio")}
-        d["effect"] = self.effect.as_dict() if self.effect else None
+        d["effect"] = self.effect.brief() if self.effect else None
         return d
 
 
-def model_results(summary: dict, metric: str = "map") -> dict[str, ModelResult]:
+def model_results(summary: SweepSummary, metric: str = "map") -> dict[str, ModelResult]:
     """label -> :class:`ModelResult` for every model of a compare summary."""
-    out = {}
-    for row in summary.get("models", []):
-        out[row["model"]] = ModelResult(
-            row["model"], bool(row.get("is_baseline")), int(row.get("n_ok", 0)), _num(row.get(f"coco_{metric}_mean")),
-            _num(row.get(f"coco_{metric}_std")), row.get("params"), row.get("params_ratio"), row.get("latency_ms"),
-            row.get("latency_ratio"), effect_of(row, metric))
-    return out
+    return {row.model: ModelResult(row.model, row.is_baseline, row.n_ok, row.mean("coco", metric), row.std("coco", metric),
+                                   row.params, row.params_ratio, row.latency_ms, row.latency_ratio, effect_of(row, metric))
+            for row in summary.models}

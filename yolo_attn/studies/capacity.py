@@ -25,10 +25,14 @@ import csv
 import io
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import _verdicts as V
 from .models import model_dict, width_tag, write_model
 from .runner import Analysis, StudyOptions, SweepPlan, apply_defaults, seed_list, trial_records
+
+if TYPE_CHECKING:
+    from ..compare.summary import SweepSummary
 
 NAME = "capacity"
 HELP = "attention effect vs model width (interaction test, train/val loss gap per width)"
@@ -118,7 +122,7 @@ def loss_gap(sweep_dir: Path) -> dict[str, dict]:
     return out
 
 
-def analyse(opts: StudyOptions, plans: list[SweepPlan], summaries: dict[str, dict], out: Path) -> Analysis:
+def analyse(opts: StudyOptions, plans: list[SweepPlan], summaries: dict[str, SweepSummary], out: Path) -> Analysis:
     rows, xs, ys = [], [], []
     for p in plans:
         res = V.model_results(summaries[p.name])
@@ -154,7 +158,7 @@ def analyse(opts: StudyOptions, plans: list[SweepPlan], summaries: dict[str, dic
              "images, so image-level noise common to a width is not separated from seed noise.",
              "Train/val gap: last-epoch validation loss minus training loss (box+cls+dfl, Ultralytics results.csv); "
              "the training loss is under augmentation and averaged over the epoch. mAP on the training images is not measured."]
-    data = {"widths": [{**{k: v for k, v in r.items() if k != "effect"}, "effect": r["effect"].as_dict() if r["effect"] else None}
+    data = {"widths": [{**{k: v for k, v in r.items() if k != "effect"}, "effect": r["effect"].brief() if r["effect"] else None}
                        for r in rows], "interaction": fit}
     points = [{"width": r["width"], "delta": r["effect"].delta, "lo": r["effect"].lo, "hi": r["effect"].hi,
                "per_seed": r["effect"].per_seed} for r in rows if r["effect"]]

@@ -9,11 +9,15 @@ anything beyond a multiplicative interaction in the same block: the paired contr
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import _single
 from . import _verdicts as V
 from .models import model_dict, write_model
 from .runner import Analysis, StudyOptions, SweepPlan, apply_defaults, seed_list
+
+if TYPE_CHECKING:
+    from ..compare.summary import SweepSummary
 
 NAME = "fmm"
 HELP = "stock C3 vs C3FMM vs C3Attn (attention layer inside the C3 bottlenecks) at the same rows"
@@ -38,7 +42,7 @@ def plan(opts: StudyOptions, models_dir: Path) -> list[SweepPlan]:
     return [SweepPlan("sweep", [stock, fmm, attn], Path(stock).stem, seed_list(opts), opts.epochs, roles)]
 
 
-def analyse(opts: StudyOptions, plans: list[SweepPlan], summaries: dict[str, dict], out: Path) -> Analysis:
+def analyse(opts: StudyOptions, plans: list[SweepPlan], summaries: dict[str, SweepSummary], out: Path) -> Analysis:
     p = plans[0]
     res = V.model_results(summaries[p.name])
     by_role = {role: res.get(lbl) for lbl, role in p.roles.items()}
@@ -53,7 +57,7 @@ def analyse(opts: StudyOptions, plans: list[SweepPlan], summaries: dict[str, dic
     rows = _single.forest_rows(res, p.roles, order)
     if c is not None:
         rows.append({"label": "C3Attn − C3FMM (paired)", "delta": c.delta, "lo": c.lo, "hi": c.hi, "per_seed": c.per_seed})
-    data = {"models": {k: v.as_dict() for k, v in res.items()}, "contrast_attn_minus_fmm": c.as_dict() if c else None}
+    data = {"models": {k: v.as_dict() for k, v in res.items()}, "contrast_attn_minus_fmm": c.brief() if c else None}
     return Analysis(question, answer, [_single.effects_table(res, p.roles, order),
                                        _single.contrast_table({"C3Attn − C3FMM": c})], data,
                     _single.forest_plot(rows, f"C3 vs C3FMM vs C3Attn ({opts.layer}) at {opts.placement}"),

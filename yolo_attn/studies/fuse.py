@@ -11,11 +11,15 @@ the excitation (``relu: false``). One sweep, stock as baseline; the key number i
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import _single
 from . import _verdicts as V
 from .models import model_dict, write_model
 from .runner import Analysis, StudyOptions, SweepPlan, apply_defaults, seed_list
+
+if TYPE_CHECKING:
+    from ..compare.summary import SweepSummary
 
 NAME = "fuse"
 HELP = "multiplication ablation: stock vs attention with fuse: mul vs fuse: add (and SE relu: false)"
@@ -46,7 +50,7 @@ def plan(opts: StudyOptions, models_dir: Path) -> list[SweepPlan]:
     return [SweepPlan("sweep", paths, Path(paths[0]).stem, seed_list(opts), opts.epochs, roles)]
 
 
-def analyse(opts: StudyOptions, plans: list[SweepPlan], summaries: dict[str, dict], out: Path) -> Analysis:
+def analyse(opts: StudyOptions, plans: list[SweepPlan], summaries: dict[str, SweepSummary], out: Path) -> Analysis:
     p = plans[0]
     res = V.model_results(summaries[p.name])
     by_role = {role: res.get(lbl) for lbl, role in p.roles.items()}
@@ -62,7 +66,7 @@ def analyse(opts: StudyOptions, plans: list[SweepPlan], summaries: dict[str, dic
                                 "SE without the ReLU in its excitation"))
     order = list(p.roles)
     tables = [_single.effects_table(res, p.roles, order), _single.contrast_table({"mul − add": c})]
-    data = {"models": {k: v.as_dict() for k, v in res.items()}, "contrast_mul_minus_add": c.as_dict() if c else None}
+    data = {"models": {k: v.as_dict() for k, v in res.items()}, "contrast_mul_minus_add": c.brief() if c else None}
     rows = _single.forest_rows(res, p.roles, order)
     if c is not None:
         rows.append({"label": "mul − add (paired)", "delta": c.delta, "lo": c.lo, "hi": c.hi, "per_seed": c.per_seed})

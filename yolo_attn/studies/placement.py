@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import _single
 from . import _verdicts as V
 from .models import model_dict, write_model
 from .runner import Analysis, StudyOptions, SweepPlan, apply_defaults, seed_list
+
+if TYPE_CHECKING:
+    from ..compare.summary import MetricDiff, SweepSummary
 
 NAME = "placement"
 HELP = "one layer at every shipped placement vs stock, ranked, with latency/parameter cost"
@@ -63,12 +67,12 @@ def ranking(res: dict[str, V.ModelResult]) -> list[str]:
     return sorted((lbl for lbl, r in res.items() if not r.is_baseline), key=key)
 
 
-def _own_interval_only(e: V.Effect | None) -> bool:
+def _own_interval_only(e: MetricDiff | None) -> bool:
     """The model's own interval excludes 0 but the family-wise verdict does not call it better or worse."""
     return bool(e and e.has_interval and (e.lo > 0 or e.hi < 0) and e.verdict not in ("better", "worse"))
 
 
-def analyse(opts: StudyOptions, plans: list[SweepPlan], summaries: dict[str, dict], out: Path) -> Analysis:
+def analyse(opts: StudyOptions, plans: list[SweepPlan], summaries: dict[str, SweepSummary], out: Path) -> Analysis:
     p = plans[0]
     res = V.model_results(summaries[p.name])
     order = ranking(res)

@@ -36,6 +36,7 @@ from .runner import Analysis, StudyOptions, SweepPlan, apply_defaults, seed_list
 
 if TYPE_CHECKING:
     from ..compare.contract import TrialRecord
+    from ..compare.summary import MetricDiff, SweepSummary
 
 NAME = "pretrained"
 HELP = ("fine-tuning from one stock checkpoint (--pretrained): Ultralytics' name load vs structure transfer, "
@@ -160,7 +161,7 @@ def _checkpoint_format(path) -> str | None:
 
 
 # ------------------------------------------------------------------------------------------------ analysis
-def analyse(opts: StudyOptions, plans: list[SweepPlan], summaries: dict[str, dict], out: Path) -> Analysis:
+def analyse(opts: StudyOptions, plans: list[SweepPlan], summaries: dict[str, SweepSummary], out: Path) -> Analysis:
     ft, sc = plans
     res, recs = V.model_results(summaries[ft.name]), _by_model(out / ft.name)
     label = {a: lbl for lbl, a in ft.meta["arms"].items()}
@@ -222,10 +223,10 @@ def analyse(opts: StudyOptions, plans: list[SweepPlan], summaries: dict[str, dic
                      "start_map_mean": _mean(start[a].values()),
                      "map_mean": res[label[a]].map_mean if label[a] in res else None,
                      "map_std": res[label[a]].map_std if label[a] in res else None,
-                     "effect": effect[a].as_dict() if effect[a] else None,
+                     "effect": effect[a].brief() if effect[a] else None,
                      "curve": dict(zip(("epochs", "map"), _curve(recs.get(label[a], []))))} for a in ARMS},
-        "contrasts": {text: c.as_dict() if c else None for text, c in contrasts.items()},
-        "scratch": {"models": {k: v.as_dict() for k, v in s_res.items()}, "effect": scratch.as_dict() if scratch else None,
+        "contrasts": {text: c.brief() if c else None for text, c in contrasts.items()},
+        "scratch": {"models": {k: v.as_dict() for k, v in s_res.items()}, "effect": scratch.brief() if scratch else None,
                     "curves": {lbl: dict(zip(("epochs", "map"), _curve(s_recs.get(lbl, [])))) for lbl in s_label.values()}},
         "seed_sd": {"finetuned": fine.sd_seed if fine else None, "finetuned_seeds": fine.n_seeds if fine else 0,
                     "finetuned_arm": SD_ARM, "scratch": scratch.sd_seed if scratch else None,
@@ -262,7 +263,7 @@ def analyse(opts: StudyOptions, plans: list[SweepPlan], summaries: dict[str, dic
     return Analysis(question, answer, tables, data, plot if any(ln["epochs"] for ln in lines) else None, notes)
 
 
-def _sd_sentence(fine: V.Effect | None, scratch: V.Effect | None) -> str:
+def _sd_sentence(fine: MetricDiff | None, scratch: MetricDiff | None) -> str:
     def one(e):
         if e is None or e.sd_seed is None:
             return f"not estimable ({e.n_seeds if e else 0} seed{'s' if not e or e.n_seeds != 1 else ''})"

@@ -27,6 +27,7 @@ from .._io import atomic_save, atomic_write, atomic_write_json
 
 if TYPE_CHECKING:
     from ..compare.contract import TrialRecord
+    from ..compare.summary import SweepSummary
 
 STUDY_JSON, STUDY_MD, STUDY_PNG = "study.json", "study.md", "study.png"
 
@@ -140,7 +141,7 @@ def sweep_config(sweep_dir: Path):
     return Store(sweep_dir).read_config() if (sweep_dir / "config.json").is_file() else None
 
 
-def provenance(out: Path, plans: list[SweepPlan], summaries: dict[str, dict]) -> dict:
+def provenance(out: Path, plans: list[SweepPlan], summaries: dict[str, SweepSummary]) -> dict:
     """What was run: per sweep its seeds, epochs, image size, training arguments; the data and its hash; versions."""
     sweeps, data_fp, compute_s = [], None, 0.0
     for p in plans:
@@ -149,16 +150,16 @@ def provenance(out: Path, plans: list[SweepPlan], summaries: dict[str, dict]) ->
         recs = trial_records(out / p.name)
         secs = sum(float(r.duration_s or 0.0) for r in recs)
         compute_s += secs
-        s = summaries.get(p.name) or {}
+        s = summaries.get(p.name)
         sweeps.append({"name": p.name, "models": [Path(m).stem for m in p.models], "baseline": p.baseline,
                        "seeds": p.seeds, "epochs": p.epochs, "imgsz": cfg.imgsz if cfg else None,
                        "train_args": cfg.train_args if cfg else None, "pretrained": p.pretrained,
                        "pretrained_hash": cfg.pretrained_hash if cfg else None,
                        "model_options": (cfg.model_options or None) if cfg else None,
-                       "threads": cfg.threads if cfg else None, "trials_ok": s.get("n_ok", len(recs)),
-                       "trials": s.get("n_trials", len(p.models) * len(p.seeds)),
+                       "threads": cfg.threads if cfg else None, "trials_ok": s.n_ok if s else len(recs),
+                       "trials": s.n_trials if s else len(p.models) * len(p.seeds),
                        "trial_seconds": round(secs, 1)})
-    data = next((s.get("data") for s in summaries.values() if s.get("data")), None)
+    data = next((s.data for s in summaries.values() if s.data), None)
     return {"data": str(data) if data else None, "data_fingerprint": data_fp, "sweeps": sweeps,
             "trial_seconds_total": round(compute_s, 1), "versions": _versions(), "command": " ".join(sys.argv)}
 
@@ -231,7 +232,7 @@ def finished_report(out: Path, fingerprint: dict) -> str | None:
     return None
 
 
-def run_sweeps(plans: list[SweepPlan], opts: StudyOptions, out: Path, compare_fn=None) -> dict[str, dict]:
+def run_sweeps(plans: list[SweepPlan], opts: StudyOptions, out: Path, compare_fn=None) -> dict[str, SweepSummary]:
     """Run (or resume) every sweep; return sweep name -> compare summary. ``compare_fn`` replaces compare in tests."""
     if compare_fn is None:
         from ..compare import compare as compare_fn
@@ -256,9 +257,9 @@ def run_sweeps(plans: list[SweepPlan], opts: StudyOptions, out: Path, compare_fn
     return summaries
 
 
-def _trained_now(summary: dict, t0: float) -> int:
+def _trained_now(summary: SweepSummary, t0: float) -> int:
     """Trials recorded by this call (for --max-trials across sweeps)."""
-    recs = trial_records(summary["out"]) if summary.get("out") else []
+    recs = trial_records(summary.out) if summary.out else []
     start = time.time() - (time.perf_counter() - t0)
     return sum(1 for r in recs if float(r.recorded_at or 0) >= start)
 
@@ -313,7 +314,7 @@ def run_study(study, opts: StudyOptions, compare_fn=None, stream=None, diagnose_
         return {"out": str(out), "complete": True, "cached": True}
     plans = study.plan(opts, out / "models")
     summaries = run_sweeps(plans, opts, out, compare_fn)
-    complete = all(s.get("complete") for s in summaries.values())
+    complete = all(s.complete for s in summaries.values())
     analysis = study.analyse(opts, plans, summaries, out)
     if opts.diagnose and complete:
         links = diagnose_sweeps(out, plans, diagnose_fn, opts.progress)

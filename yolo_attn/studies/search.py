@@ -34,12 +34,16 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .._io import atomic_save, atomic_write, atomic_write_json
 from . import _single
 from . import _verdicts as V
 from .models import model_dict, safe_name, write_model
 from .runner import StudyOptions, SweepPlan, provenance, provenance_md, run_sweeps, sweep_config, trial_records
+
+if TYPE_CHECKING:
+    from ..compare.summary import SweepSummary
 
 STATE = "search_state.json"
 PRIOR_S_PER_EPOCH = 5.0  # yolov5n, imgsz 128, shipped shapes data, 2 CPU cores (trial of 6 epochs ~ 15-30 s)
@@ -271,7 +275,7 @@ class Search:
         self.notes: list[str] = []
         self.plans: list[SweepPlan] = []
         self.paths: dict[str, str] = {}
-        self.summaries: dict[str, dict] = {}
+        self.summaries: dict[str, SweepSummary] = {}
 
     def log(self, text: str) -> None:
         if self.opts.progress:
@@ -303,7 +307,7 @@ class Search:
 
         return "test" if has_test_split(resolve_dataset(self.opts.data or default_data())) else "val"
 
-    def sweep(self, name: str, labels: list[str], seeds: list[int], epochs: int, eval_split: str | None = None) -> dict:
+    def sweep(self, name: str, labels: list[str], seeds: list[int], epochs: int, eval_split: str | None = None) -> SweepSummary:
         plan = self.plan(name, labels, seeds, epochs, eval_split)
         so = StudyOptions(data=self.opts.data, imgsz=self.opts.imgsz, batch=self.opts.batch, backend=self.opts.backend,
                           ray_address=self.opts.ray_address, threads=self.opts.threads,
@@ -450,7 +454,7 @@ class Search:
                 last[lbl] = (r.index, r.scores.get(lbl, math.nan))
         return sorted(last, key=lambda lbl: (-last[lbl][0], -(last[lbl][1] if math.isfinite(last[lbl][1]) else -1e9), lbl))
 
-    def report(self, survivors: list[str], conf_seeds: list[int], summary: dict, split: str = "val") -> dict:
+    def report(self, survivors: list[str], conf_seeds: list[int], summary: SweepSummary, split: str = "val") -> dict:
         res = V.model_results(summary)
         rank = self.ranking()
         lines = ["| rank | candidate | last rung (epochs) | mAP50-95 there | Δ to stock there | latency × |",
@@ -463,7 +467,7 @@ class Search:
         conf_table = _single.effects_table(res, {BASELINE: "baseline", **{s: "survivor" for s in survivors}},
                                            [BASELINE, *survivors])
         answer = " ".join(V.sentence(res[s].effect if s in res else None, s) for s in survivors)
-        complete = bool(summary.get("complete"))
+        complete = summary.complete
         points, cost_gain = self.pareto_points(res, survivors)
         front = pareto_front(cost_gain)
         plot_note = self.plot_pareto(points, front)  # first: a failed plot is a note of the report
@@ -525,9 +529,9 @@ class Search:
         return points, cost_gain
 
 
-def split_phrase(split: str, summary: dict) -> str:
+def split_phrase(split: str, summary: SweepSummary) -> str:
     """Which images graded the confirmation, for the report's answer."""
-    n = summary.get("n_eval_images")
+    n = summary.n_eval_images
     imgs = f"{n} " if n else ""
     if split == "test":
         return f"scored on the {imgs}test images (selection ranked on the validation images, never on these)"
