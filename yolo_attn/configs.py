@@ -7,10 +7,19 @@ nothing of yolo_attn, so the generator and the bridge's config lookup can both u
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_BASE = "yolov5.yaml"
+SCALE_LETTERS = "nslmx"  # Ultralytics reads a model's scale from the letter after the version digits: yolov5n, yolo11s
+_SCALE_RE = re.compile(rf"(\d+)([{SCALE_LETTERS}])(.+)?$")
+
+
+def scale_free_name(name: str) -> str:
+    """The file name without its scale letter, as Ultralytics looks it up: ``yolov5n-se.yaml`` -> ``yolov5-se.yaml``."""
+    p = Path(name)
+    return _SCALE_RE.sub(r"\1\3", p.stem) + p.suffix
 
 
 @dataclass(frozen=True)

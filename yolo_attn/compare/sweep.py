@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from .._io import atomic_write
+from ..configs import scale_free_name
 from ..datasets import DataCheckFailed, checked_dataset, resolve_dataset, shapes_yaml
 from ..train import YOLO_ATTN_ARGS, check_args, cpu_threads
 from . import report
@@ -19,7 +20,7 @@ from .contract import SweepConfig, TrialSpec
 from .stats import check_n_boot
 from .store import Store, stable_hash
 from .summary import SweepSummary
-from .trial import (SWEEP_ARGS, build, check_pretrained_options, scale_free_name, environment, sweep_train_args, materialize, model_cost, model_label, quiet_ultralytics,
+from .trial import (SWEEP_ARGS, build, check_pretrained_options, environment, sweep_train_args, materialize, model_cost, model_label, quiet_ultralytics,
                     resolve_model)
 
 DEFAULT_MODELS = ["yolov5n.yaml", "yolov5n-se-backbone-end.yaml", "yolov5n-cbam-neck.yaml", "yolov5n-eca-backbone.yaml"]

@@ -29,7 +29,7 @@ from typing import Callable
 import numpy as np
 
 from .._io import atomic_write
-from ..configs import config_dir
+from ..configs import config_dir, scale_free_name
 from ..train import SHORT_RUN, restore_cpu_threads
 from . import cocoeval
 from .contract import TrialRecord, TrialSpec
@@ -57,13 +57,6 @@ FINE_TUNE_ARGS = {
 VAL_ARGS = {"conf": 0.001, "iou": 0.7, "max_det": 300}  # Ultralytics' mAP settings, stated explicitly
 SWEEP_ARGS = ("model", "data", "epochs", "imgsz", "seed", "deterministic", "plots", "val", "project", "name",
               "exist_ok", "verbose", "device", "pretrained", "mode", "task", "resume", *VAL_ARGS)
-_SCALE_RE = re.compile(r"(\d+)([nslmx])(.+)?$")
-
-
-def scale_free_name(name: str) -> str:
-    """The file name without its scale letter, as Ultralytics looks it up: ``yolov5n-se.yaml`` -> ``yolov5-se.yaml``."""
-    p = Path(name)
-    return _SCALE_RE.sub(r"\1\3", p.stem) + p.suffix
 
 
 class NonFiniteLoss(FloatingPointError):

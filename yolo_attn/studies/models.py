@@ -14,6 +14,7 @@ import yaml
 from pathlib import Path
 
 from .._io import atomic_write
+from ..configs import SCALE_LETTERS
 from ..placement import load_yaml, make_yaml, render_yaml
 
 DEFAULT_SCALE = "n"
@@ -45,8 +46,8 @@ def model_dict(layer: str | None = None, args=None, placements=(), scale: str = 
 
 def safe_name(text: str) -> str:
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", str(text)).strip("-").lower()
-    if re.search(r"\d[nslmx]", name):  # keep Ultralytics from reading a scale letter out of the name
-        name = re.sub(r"(\d)([nslmx])", r"\1_\2", name)
+    if re.search(rf"\d[{SCALE_LETTERS}]", name):  # keep Ultralytics from reading a scale letter out of the name
+        name = re.sub(rf"(\d)([{SCALE_LETTERS}])", r"\1_\2", name)
     return name
 
 
