@@ -28,7 +28,6 @@ Weight transfer (``pretrained=`` through :func:`yolo_attn.transfer_weights`) and
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 import warnings
@@ -40,8 +39,6 @@ import torch
 
 from . import _ultralytics
 
-from ultralytics.cfg import (DEFAULT_CFG_DICT, check_cfg, check_dict_alignment, merge_equals_args,  # noqa: E402
-                             parse_key_value_pair)
 from ultralytics.models.yolo.detect import DetectionTrainer  # noqa: E402
 from ultralytics.utils import DEFAULT_CFG, LOGGER  # noqa: E402
 
@@ -355,18 +352,7 @@ def check_args(overrides: dict[str, Any]) -> dict[str, Any]:
     (``lr0=1e6``, ``fraction=2``) fail here instead of inside a trainer.
     """
     _check_sizes(overrides)
-    log = logging.getLogger(LOGGER.name)
-    level = log.level
-    log.setLevel(logging.WARNING)  # check_dict_alignment logs Ultralytics' whole CLI help before raising
-    try:
-        check_dict_alignment(DEFAULT_CFG_DICT, overrides)
-        check_cfg(dict(overrides), hard=True)  # a copy: check_cfg canonicalises some values in place
-    except SyntaxError as exc:
-        raise ValueError(" ".join(str(exc).split("\n")).strip()) from None
-    except TypeError as exc:
-        raise ValueError(str(exc)) from None
-    finally:
-        log.setLevel(level)
+    _ultralytics.check_train_args(overrides)
     return overrides
 
 
@@ -394,18 +380,7 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
     -> list, ``device=cpu`` -> str. A bare boolean key (``plots``) means ``True``. Unknown keys, missing
     values and stray words raise ``ValueError``.
     """
-    overrides: dict[str, Any] = {}
-    for token in merge_equals_args(list(argv)):
-        if "=" in token:
-            try:
-                key, value = parse_key_value_pair(token)
-            except AssertionError as exc:  # empty value
-                raise ValueError(f"{exc} in {token!r}") from None
-            overrides[key] = value
-        elif isinstance(DEFAULT_CFG_DICT.get(token), bool):
-            overrides[token] = True
-        else:
-            raise ValueError(f"{token!r} is not a key=value argument (e.g. epochs=10)")
+    overrides = _ultralytics.parse_cli_tokens(argv)
     own = {k: overrides.pop(k) for k in list(overrides) if k in YOLO_ATTN_ARGS}
     return {**check_args(overrides), **own}
 

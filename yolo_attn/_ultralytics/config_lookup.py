@@ -62,6 +62,21 @@ def yaml_model_load(path):
     return d
 
 
+def find_config(*names: str):
+    """The first of ``names`` that Ultralytics' own ``check_yaml`` finds (its packaged model YAMLs, the working
+    folder), as a Path; None when it finds none of them."""
+    from pathlib import Path
+
+    for name in names:
+        try:
+            found = _ORIGINAL_CHECK_YAML(name, hard=False)
+        except Exception:  # some versions raise instead of returning None for hard=False
+            found = None
+        if found and Path(found).is_file():
+            return Path(found)
+    return None
+
+
 def ultralytics_config_file(name: str) -> str:
     """Where Ultralytics keeps its own model YAML ``name``, relative to its install: ``ultralytics/cfg/models/v5/yolov5.yaml``.
 

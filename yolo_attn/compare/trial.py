@@ -89,14 +89,11 @@ def find_model_yaml(ref: str) -> tuple[str, Path]:
                 return str(d / name), c
     if p.with_name(unified).is_file():  # as Ultralytics builds a scaled name
         return str(p.with_name(name)), p.with_name(unified)
-    try:
-        from ultralytics.utils.checks import check_yaml
+    from .. import _ultralytics
 
-        found = check_yaml(unified, hard=False) or check_yaml(name, hard=False)
-    except Exception:
-        found = None
-    if found and Path(found).is_file():
-        return name, Path(found)
+    found = _ultralytics.find_config(unified, name)
+    if found is not None:
+        return name, found
     raise FileNotFoundError(f"model {ref!r} not found (not a file, not in {', '.join(map(str, _model_dirs()))}, "
                             "not an Ultralytics config)")
 
