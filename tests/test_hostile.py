@@ -179,6 +179,19 @@ def test_train_model_checkpoint_is_read_safely(kind, evil_files, tmp_path):
     assert not marker.exists()
 
 
+@pytest.mark.parametrize("kind", ["in_train_args", "in_layer"])
+def test_train_pretrained_checkpoint_is_read_safely(kind, evil_files, tmp_path):
+    """pretrained= reaches Ultralytics' own setup_model, which would unpickle it fully: the trainer hides it there."""
+    path, marker = evil_files[kind]
+    trainer = _trainer("yolov5n.yaml", tmp_path, pretrained=str(path))
+    try:
+        trainer.setup_model()
+    except (CheckpointError, ValueError):
+        pass
+    assert not marker.exists()
+    assert trainer.args.pretrained == str(path)  # the run's value again once the model is built
+
+
 def test_train_model_checkpoint_with_trust_unpickles(evil_files, tmp_path):
     path, marker = evil_files["in_train_args"]
     trainer = _trainer(path, tmp_path)
