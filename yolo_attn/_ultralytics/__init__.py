@@ -18,8 +18,8 @@ first-class YAML layers, and to keep Ultralytics from downloading or installing 
 * routes ``check_font`` to a local font, so plots render offline (no Arial download; :mod:`.fonts`).
 
 The other modules are what the rest of yolo_attn calls instead of Ultralytics internals: training arguments as
-Ultralytics' command line parses and checks them (:mod:`.args`), datasets as Ultralytics reads them (:mod:`.data`), trainer hooks (:mod:`.trainer`), the detection head and its loss (:mod:`.head`) and
-exported models (:mod:`.export`). ``tests/test_bridge.py`` checks every assumption made here against the
+Ultralytics' command line parses and checks them (:mod:`.args`), datasets as Ultralytics reads them (:mod:`.data`),
+trainer hooks (:mod:`.trainer`), the detection head and its loss (:mod:`.head`) and exported models (:mod:`.export`). ``tests/test_bridge.py`` checks every assumption made here against the
 installed Ultralytics, and ``.ci/compat`` runs it against the oldest version ``pyproject.toml`` allows.
 """
 
@@ -33,8 +33,8 @@ from torch import nn
 from ..registry import LAYERS
 from .args import check_train_args, parse_cli_tokens
 from ._core import _ULTRALYTICS_NAMES, PARSE_MODEL_LOCALS, ULTRALYTICS_VERSION, YamlLayerError, _tasks, ultralytics_names
-from .config_lookup import (check_yaml, find_config, install_config_lookup, load_model_yaml, shipped_config, ultralytics_config_file,
-                            yaml_model_load)
+from .config_lookup import (check_yaml, find_config, install_config_lookup, load_model_yaml, shipped_config,
+                            ultralytics_config_file, yaml_model_load)
 from .data import check_dataset_yaml, datasets_dir, find_packaged_file, pil_open, ultralytics_image_files
 from .export import detections, exported_model
 from .fonts import fallback_font, install_offline_font, offline_check_font
@@ -51,11 +51,14 @@ from .yaml_checks import MAX_CLASSES, MAX_REPEATS, check_activation, check_model
 __all__ = [
     "FRAME_LOCALS_PROXY", "MAX_CLASSES", "MAX_REPEATS", "PARSE_MODEL_LOCALS", "ULTRALYTICS_VERSION",
     "MissingLayerModuleError", "OptimizerChoice", "PredictionLog", "YamlLayerError",
-    "check_activation", "check_checkpoint_modules", "check_train_args", "check_dataset_yaml", "check_model_dict", "check_yaml",
+    "check_activation", "check_checkpoint_modules", "check_dataset_yaml", "check_model_dict", "check_train_args",
+    "check_yaml",
     "datasets_dir", "detect_class_branches", "detection_head", "detection_loss", "detections", "end_to_end_val_args",
-    "exported_model", "fallback_font", "final_eval_of", "find_config", "find_packaged_file", "freeze_in_trainer", "install",
+    "exported_model", "fallback_font", "final_eval_of", "find_config", "find_packaged_file", "freeze_in_trainer",
+    "install",
     "install_config_lookup", "install_offline_font", "intersect_dicts", "layer_roles", "layer_seed", "load_model_yaml",
-    "offline_check_font", "optimizer_choice", "parse_cli_tokens", "parse_model", "pil_open", "record_predictions", "resolve_layer",
+    "offline_check_font", "optimizer_choice", "parse_cli_tokens", "parse_model", "pil_open", "record_predictions",
+    "resolve_layer",
     "resolve_optimizer", "scale_block_options", "seeded_layers", "shipped_config", "torch_safe_load", "train_imgsz",
     "train_iterations", "ultralytics_config_file", "untrained_build", "ultralytics_image_files", "ultralytics_names",
     "validate_before_training", "write_frame_local", "yaml_model_load",

@@ -26,9 +26,7 @@ def check_train_args(overrides: dict[str, Any]) -> None:
     try:
         check_dict_alignment(DEFAULT_CFG_DICT, overrides)
         check_cfg(dict(overrides), hard=True)
-    except SyntaxError as exc:
-        raise ValueError(_message(exc)) from None
-    except TypeError as exc:
+    except (SyntaxError, TypeError) as exc:  # unknown key / wrong type or range
         raise ValueError(_message(exc)) from None
     finally:
         log.setLevel(level)

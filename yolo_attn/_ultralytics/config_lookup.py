@@ -86,8 +86,8 @@ def ultralytics_config_file(name: str) -> str:
     from pathlib import Path
 
     root = Path(ultralytics.__file__).resolve().parent
-    found = _ORIGINAL_CHECK_YAML(name, hard=False)
-    path = Path(found).resolve() if found else None
+    found = find_config(name)
+    path = found.resolve() if found else None
     if path is None or not path.is_relative_to(root):
         raise FileNotFoundError(f"{name} is not one of Ultralytics' model YAMLs")
     return path.relative_to(root.parent).as_posix()
