@@ -500,6 +500,9 @@ def check_sweep_settings(train_args: dict | None, pretrained: str | None, specs_
     if own:
         raise ValueError(f"--train-arg {', '.join(own)}: set by the sweep itself (use --epochs, --imgsz, --device, "
                          "--pretrained, --seeds)")
+    from ..file_args import check_sweep_file_args
+
+    check_sweep_file_args(train_args or {})
     t_args = sweep_train_args(train_args, pretrained)
     check_args({k: v for k, v in t_args.items() if k not in YOLO_ATTN_ARGS})  # trust, attn_init: yolo_attn's own
     check_pretrained_options(t_args, pretrained, [m["ref"] for m in specs_m])
