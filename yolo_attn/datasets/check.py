@@ -10,6 +10,7 @@ YAML unreadable / no names / split missing     fatal
 split with no images                           fatal
 unreadable, empty (0 bytes) or < 10 px image   fatal
 listed image that does not exist               fatal
+image file name that is not UTF-8              fatal (Ultralytics cannot train on it; OpenCV would crash on it)
 the same image listed twice in a split         fatal (a directory symlink loop, or a .txt list repeating it)
 label line malformed (columns, numbers)        fatal
 class id not an integer in [0, nc)             fatal
@@ -21,6 +22,10 @@ missing label file                             warning (background image); fatal
 empty label file                               warning (background image; counted per split: ``empty``)
 duplicate label line                           warning
 validation images that are also training ones  warning, and ``val_overlap`` (their fraction) in the report
+test images that are also training ones        fatal (a test score on them measures nothing held out)
+test images that are also validation ones      warning
+                                               (every pair of splits: ``overlaps`` in the report, one fraction
+                                               per pair, e.g. ``test/train``; the same file by any path)
 val/test images that look like training ones   warning (perceptual hash, :mod:`.near_duplicates`), counts in
                                                ``near_duplicates``
 a test folder beside val that the YAML omits   warning
@@ -40,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from .._io import atomic_write
-from .files import IMG_FORMATS, MIN_IMAGE_SIDE, ListingError, image_size, label_path
+from .files import IMG_FORMATS, MIN_IMAGE_SIDE, NOT_UTF8, ListingError, image_size, label_path, not_utf8, shown
 from .near_duplicates import MAX_BITS, near_duplicates, train_hashes
 from .yaml import Dataset, resolve_dataset
 
@@ -71,6 +76,7 @@ class CheckReport:
     problems: list[Problem] = field(default_factory=list)
     counts: dict[str, dict] = field(default_factory=dict)
     val_overlap: float = 0.0  # fraction of validation images that are also training images (same file)
+    overlaps: dict[str, float] = field(default_factory=dict)  # "test/train": fraction of test images that are train ones
     near_duplicates: dict[str, int] = field(default_factory=dict)  # per split: images close to a training image
 
     @property
@@ -82,7 +88,7 @@ class CheckReport:
         return not self.fatal
 
     def add(self, severity: str, file, message: str, kind: str = "") -> None:
-        self.problems.append(Problem(severity, str(file), message, kind))
+        self.problems.append(Problem(severity, shown(file), shown(message), kind))
 
     def summary(self) -> str:
         lines, seen = [], {}
@@ -105,7 +111,8 @@ class CheckReport:
 
     def as_dict(self) -> dict:
         return {"data": self.data, "ok": self.ok, "counts": self.counts, "val_overlap": self.val_overlap,
-                "near_duplicates": self.near_duplicates, "problems": [p.__dict__ for p in self.problems]}
+                "overlaps": self.overlaps, "near_duplicates": self.near_duplicates,
+                "problems": [p.__dict__ for p in self.problems]}
 
 
 def _box_corners(parts: list[str], coords: np.ndarray) -> tuple[float, float, float, float]:
@@ -123,6 +130,7 @@ class _Pair:
     boxes: int = 0
     state: str = "labelled"  # labelled | empty | missing (no label file) | absent (no image)
     tiny: int = 0
+    readable: bool = True  # the image may be opened (its name is UTF-8; not found unreadable or too large)
 
 
 def _tiny_box(rep: CheckReport, where: str, x1, y1, x2, y2, size: tuple[int, int] | None) -> bool:
@@ -215,16 +223,22 @@ def _repeated(rep: CheckReport, split: str, images: list[str]) -> None:
 
 def _check_pair(rep: CheckReport, img: str, nc: int, check_images: bool) -> _Pair:
     """Report the problems of one image and its label file."""
+    if not_utf8(img):  # before anything opens it: Ultralytics fails on it, OpenCV crashes the process
+        rep.add("fatal", img, NOT_UTF8, "file name not UTF-8")
+        return _Pair(0, "absent", readable=False)
     if not os.path.isfile(img):
         rep.add("fatal", img, "listed image does not exist")
-        return _Pair(0, "absent")
+        return _Pair(0, "absent", readable=False)
     size = _check_image(rep, img) if check_images else None
     lbl = label_path(img)
     if not lbl.is_file():
         rep.add("warning", lbl, f"missing label file for {Path(img).name} (image used as background)",
                 "missing label file")
-        return _Pair(0, "missing")
-    return _check_label_file(rep, lbl, nc, size)
+        pair = _Pair(0, "missing")
+    else:
+        pair = _check_label_file(rep, lbl, nc, size)
+    pair.readable = size is not None or not check_images
+    return pair
 
 
 def _check_split(rep: CheckReport, split: str, images: list[str], nc: int, check_images: bool, done: dict) -> None:
@@ -245,19 +259,34 @@ def _check_split(rep: CheckReport, split: str, images: list[str], nc: int, check
     rep.counts[split] = c
 
 
-def _overlap(rep: CheckReport, listed: dict[str, list[str]]) -> None:
-    """``val_overlap``: the fraction of validation images that are training images too, with a loud warning."""
-    if not listed.get("val") or not listed.get("train"):
-        return
-    train = {os.path.realpath(f) for f in listed["train"]}
-    val = {os.path.realpath(f) for f in listed["val"]}
-    rep.val_overlap = len(val & train) / len(val)
-    if rep.val_overlap == 1.0:
-        rep.add("warning", rep.data, "VALIDATION = TRAINING: every validation image is a training image, so the "
-                                     "metrics measure fit to the training data, not generalisation")
-    elif rep.val_overlap > 0:
-        rep.add("warning", rep.data, f"{len(val & train)} of {len(val)} validation images "
-                                     f"({rep.val_overlap:.0%}) are also training images")
+# Every pair of splits (later, earlier) is compared: (severity, wording when all, wording when some)
+_PAIRS = {
+    ("val", "train"): ("warning", "VALIDATION = TRAINING: every validation image is a training image, so the metrics "
+                                  "measure fit to the training data, not generalisation",
+                       "{n} of {m} validation images ({f:.0%}) are also training images"),
+    ("test", "train"): ("fatal", "TEST = TRAINING: every 'test' image is a 'train' image, so a test score measures fit "
+                                 "to the training data; point 'test:' at held-out images or remove it",
+                        "{n} of {m} 'test' images ({f:.0%}) are also 'train' images, so a test score is not held "
+                        "out; remove them from 'test:'"),
+    ("test", "val"): ("warning", "TEST = VALIDATION: every 'test' image is a validation image (the images training "
+                                 "chose its best epoch on), so the test score is the validation score",
+                      "{n} of {m} 'test' images ({f:.0%}) are also validation images"),
+}
+
+
+def _overlaps(rep: CheckReport, listed: dict[str, list[str]]) -> None:
+    """``overlaps``: for every pair of listed splits, the fraction of the later split's images that are images of
+    the earlier one (the same file, by any path: one folder, a symlink, a .txt list); reported as :data:`_PAIRS`
+    says. ``val_overlap`` is the ``val/train`` fraction."""
+    real = {split: {os.path.realpath(f) for f in files} for split, files in listed.items() if files}
+    for (later, earlier), (severity, all_, some) in _PAIRS.items():
+        if later not in real or earlier not in real:
+            continue
+        n, m = len(real[later] & real[earlier]), len(real[later])
+        frac = rep.overlaps[f"{later}/{earlier}"] = n / m
+        if n:
+            rep.add(severity, rep.data, all_ if n == m else some.format(n=n, m=m, f=frac), "split overlap")
+    rep.val_overlap = rep.overlaps.get("val/train", 0.0)
 
 
 def _split_images(rep: CheckReport, ds: Dataset, split: str) -> list[str] | None:
@@ -289,7 +318,7 @@ def check_data(data_yaml: str | Path | Dataset, splits=("train", "val", "test"),
         rep.add("warning", ds.source, note)
     nc = len(ds.names)
     listed: dict[str, list[str]] = {}
-    done: dict[str, int] = {}
+    done: dict[str, _Pair] = {}
     for split in splits:
         if split not in ds.splits:
             if split in ("train", "val"):
@@ -299,9 +328,9 @@ def check_data(data_yaml: str | Path | Dataset, splits=("train", "val", "test"),
         if images is not None:
             listed[split] = images
             _check_split(rep, split, images, nc, check_images, done)
-    _overlap(rep, listed)
-    if check_images:
-        _near_duplicates(rep, listed)
+    _overlaps(rep, listed)
+    if check_images:  # only images that opened (a file OpenCV would crash on, or a huge one, never reaches it)
+        _near_duplicates(rep, {s: [f for f in files if done[f].readable] for s, files in listed.items()})
     _unlisted_test(rep, ds)
     return rep
 
@@ -349,9 +378,9 @@ def _file_state(ds: Dataset) -> str:
             for f in (img, label_path(img)):
                 try:
                     st = os.stat(f)
-                    h.update(f"{f}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+                    h.update(f"{f}:{st.st_size}:{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
                 except OSError:
-                    h.update(f"{f}:-\n".encode())
+                    h.update(f"{f}:-\n".encode("utf-8", "surrogateescape"))
     return h.hexdigest()
 
 

@@ -10,7 +10,12 @@
   :class:`ListingError`; a long walk reports its progress on stderr.
 * :func:`label_path` is the label of an image: the last ``images`` folder of its path becomes ``labels``.
 * :func:`image_size` opens an image without Ultralytics' Pillow patch, which answers an unidentified file
-  (a zero-byte JPEG, say) by pip-installing a HEIF plugin.
+  (a zero-byte JPEG, say) by pip-installing a HEIF plugin, and reads its header before decoding it: an image
+  over :data:`MAX_IMAGE_PIXELS` is refused (:class:`ImageTooLarge`) without allocating it (:func:`open_image`).
+* :func:`not_utf8` finds a path whose name is not UTF-8 (Latin-1 bytes, as Windows zips write ``café.jpg``):
+  Ultralytics cannot train on it (it hashes and caches the file names as UTF-8) and OpenCV's ``imread`` crashes
+  the process on it, so the check and the importers refuse it first; :func:`shown` prints such a path with its
+  odd bytes escaped (``caf\\xe9.jpg``).
 """
 
 from __future__ import annotations
@@ -27,6 +32,11 @@ import numpy as np
 IMG_FORMATS = frozenset(
     {"avif", "bmp", "dng", "heic", "heif", "jp2", "jpeg", "jpg", "mpo", "png", "tif", "tiff", "webp"})
 MIN_IMAGE_SIDE = 10  # Ultralytics drops images smaller than this (in either dimension) as corrupt
+# The largest image read (Pillow's own bound for a decompression bomb; Ultralytics lifts Pillow's in places): about
+# 0.5 GB decoded as RGB. A larger one is refused from its header, before any pixel is decoded.
+MAX_IMAGE_PIXELS = 178_956_970
+NOT_UTF8 = ("file name is not UTF-8 (as Windows zips write accented names); Ultralytics cannot train on it and "
+            "OpenCV crashes on it: rename it")
 
 
 # Bounds on listing one split folder: Ultralytics lists every file under it, recursively, so a YAML whose
@@ -172,29 +182,69 @@ def label_path(image: str | Path) -> Path:
     return Path(*parts).with_suffix(".txt")
 
 
-def _pil_open():
+def shown(path) -> str:
+    """``path`` as messages print it: valid UTF-8 as it is, the bytes of a name that is not escaped
+    (``caf\\xe9.jpg``), so that printing it or writing it to a report never fails."""
+    text = str(path)
+    try:
+        return os.fsencode(text).decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that no file system byte stands for
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def not_utf8(path) -> bool:
+    """Whether ``path`` (a str from the file system: odd bytes are surrogates) holds a name that is not UTF-8."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+class ImageTooLarge(ValueError):
+    """An image whose header gives more than :data:`MAX_IMAGE_PIXELS` pixels (never decoded)."""
+
+
+def pil_open():
     """Pillow's own ``Image.open``, also after Ultralytics replaced it (see the module docstring)."""
     from PIL import Image
 
     if "ultralytics.utils.patches" in sys.modules:
-        from .._ultralytics import pil_open
+        from .._ultralytics import pil_open as original
 
-        return pil_open()
+        return original()
     return Image.open
 
 
+def open_image(source):
+    """A Pillow image of ``source`` (a path or a binary file) with only its header read; :class:`ImageTooLarge`
+    when it holds more than :data:`MAX_IMAGE_PIXELS` pixels, Pillow's errors for a file that is no image."""
+    from PIL import Image
+
+    try:
+        im = pil_open()(source)
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLarge(str(exc)) from None
+    w, h = im.size
+    if w * h > MAX_IMAGE_PIXELS:
+        im.close()
+        raise ImageTooLarge(f"{w} x {h} pixels, over the {MAX_IMAGE_PIXELS:,} yolo_attn reads")
+    return im
+
+
 def image_size(path: str | Path) -> tuple[int, int]:
-    """(width, height) of an image; ValueError with the reason when it cannot be read."""
+    """(width, height) of an image; ValueError with the reason when it cannot be read or is too large."""
     path = Path(path)
     try:
         if path.stat().st_size == 0:
             raise ValueError("unreadable image: empty file (0 bytes)")
-        open_ = _pil_open()
-        with open_(path) as im:
+        with open_image(path) as im:
             im.verify()
-        with open_(path) as im:
+        with open_image(path) as im:
             im.load()
             w, h = im.size
+    except ImageTooLarge as exc:
+        raise ImageTooLarge(f"image too large: {exc}") from None
     except ValueError:
         raise
     except Exception as exc:  # Pillow raises many types for broken files

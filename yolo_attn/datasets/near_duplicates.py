@@ -25,9 +25,14 @@ _POPCOUNT = np.array([bin(i).count("1") for i in range(256)], dtype=np.uint8)
 
 def dhash(path: str) -> np.ndarray | None:
     """The difference hash of an image file (GRID * GRID bits, packed into bytes); None when OpenCV cannot read
-    it or the picture is featureless (one flat colour)."""
+    it, its name is not UTF-8 (OpenCV's imread crashes the process on one) or the picture is featureless (one
+    flat colour)."""
     import cv2
 
+    from .files import not_utf8
+
+    if not_utf8(path):
+        return None
     img = cv2.imread(str(path), cv2.IMREAD_REDUCED_GRAYSCALE_8)  # JPEGs decode at 1/8 size: fast, same hash
     if img is not None and min(img.shape) < 4 * GRID:
         img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
