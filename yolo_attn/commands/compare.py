@@ -106,6 +106,35 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    """The sweep; a one-line message instead of a traceback for Ctrl-C and for a results folder that cannot be written
+    (read-only, full disk); exit status 1 when a trial failed or nothing was compared."""
+    import sys
+
+    from ..compare.sweep import default_out
+
+    args.out = args.out or (_pilot_out() if args.plan else str(default_out()))
+    try:
+        return _run(args)
+    except KeyboardInterrupt:
+        print(f"yolo-attn compare: interrupted (Ctrl-C); the trials finished so far are recorded in {args.out}: rerun "
+              f"the same command with --out {args.out} to resume", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise  # a missing input file: the command line's own message
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"yolo-attn compare: error: {exc.strerror or exc}{where}; the trials finished so far are recorded in "
+              f"{args.out}: rerun the same command to resume", file=sys.stderr)
+        return 1
+
+
+def _pilot_out() -> str:
+    import datetime as _dt
+
+    return f"runs/compare/pilot-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def _run(args) -> int:
     from ..compare import compare, fmt_summary
     from ..compare.plan import finished_pilot, format_plan, make_plan
     from ..compare.report import AGREEMENT_TOL, DEFAULT_EFFECT
@@ -124,19 +153,14 @@ def run(args) -> int:
         raise ValueError(f"--effect must be positive, got {effect}")
     seeds = args.seed_list if args.seed_list else (args.seeds if args.seeds is not None else DEFAULT_SEEDS)
     epochs = args.epochs if args.epochs is not None else (5 if args.data else 6)
-    out = args.out
     if args.plan:
-        found = finished_pilot(out, effect, args.boot)
+        found = finished_pilot(args.out, effect, args.boot)
         if found:  # a finished sweep folder: plan from it, train nothing
-            print(format_plan(make_plan(found[0], found[1], effect), out))
+            print(format_plan(make_plan(found[0], found[1], effect), args.out))
             return 0
-    if args.plan and not out:
-        import datetime as _dt
-
-        out = f"runs/compare/pilot-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}"
     summary = compare(
         data=args.data, models=args.models, seeds=seeds, epochs=epochs, imgsz=args.imgsz if args.imgsz is not None else 128,
-        pretrained=args.pretrained, out=out, backend=args.backend, ray_address=args.ray_address,
+        pretrained=args.pretrained, out=args.out, backend=args.backend, ray_address=args.ray_address,
         control_width=args.control_width, baseline=args.baseline, train_args=train_args, weights=args.weights,
         allow_changes=args.allow_changes, retry_failed=args.retry_failed, device=args.device, n_boot=args.boot,
         tolerance=args.tolerance if args.tolerance is not None else AGREEMENT_TOL, cpus_per_trial=args.cpus_per_trial,
@@ -153,7 +177,21 @@ def run(args) -> int:
         print(format_plan(make_plan(summary, records, effect), summary.out))
     if args.diagnose and summary.n_ok:
         _diagnose(summary, args.quiet)
-    return 0 if summary.n_ok else 1
+    return _exit_status(summary)
+
+
+def _exit_status(summary) -> int:
+    """0 when no trial failed and the baseline was compared (or nothing was to run yet); else 1, saying why."""
+    import sys
+
+    failed = sum(r.n_failed for r in summary.models)
+    base = summary.row(summary.baseline)
+    problems = [f"{failed} trial(s) failed (see the warnings; --retry-failed trains them again)"] if failed else []
+    if base is not None and not base.n_ok and (failed or summary.n_ok):
+        problems.append(f"the baseline {summary.baseline} has no finished trial: no model was compared with it")
+    for text in problems:
+        print(f"yolo-attn compare: error: {text}", file=sys.stderr)
+    return 1 if problems or not summary.n_ok else 0
 
 
 def _diagnose(summary, quiet: bool) -> None:

@@ -9,6 +9,7 @@ written by older versions: missing fields take their defaults, unknown keys are 
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -38,10 +39,10 @@ class TrialSpec:
     verbose: bool = False
 
     def record(self, **values) -> "TrialRecord":
-        """A record of this trial (identity fields filled in)."""
+        """A record of this trial (identity fields and its folder filled in)."""
+        folder = os.path.relpath(self.trial_dir, self.store_root) if self.store_root else self.trial_dir
         return TrialRecord(trial_id=self.trial_id, model=self.model, model_ref=self.model_ref, seed=self.seed,
-                           settings_hash=self.settings_hash, **values)
-
+                           settings_hash=self.settings_hash, trial_dir=folder, **values)
 
 
 @dataclass
@@ -53,6 +54,7 @@ class TrialRecord:
     model_ref: str
     seed: int
     settings_hash: str
+    trial_dir: str | None = None  # the trial's folder, relative to the store root (older records: trials/<trial_id>)
     status: str = "failed"
     error: str | None = None
     traceback: str | None = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -315,7 +316,23 @@ def eval_line(summary: SweepSummary) -> str:
     return f"Scored on the **val** split{imgs} (the images training validated on each epoch)."
 
 
+def md_text(text) -> str:
+    """``text`` as it may stand in a markdown table cell or list item: backslashes and ``|`` escaped, line breaks
+    made spaces (a model named ``a|b`` or with a newline keeps the table's columns)."""
+    return " ".join(str(text).replace("\\", "\\\\").replace("|", "\\|").splitlines())
+
+
+def _md_names(summary: SweepSummary) -> SweepSummary:
+    """The summary as ``summary.md`` shows it: model names, options and warnings through :func:`md_text`."""
+    settings = dataclasses.replace(summary.settings,
+                                   model_options={md_text(k): v for k, v in summary.settings.model_options.items()})
+    return dataclasses.replace(summary, baseline=md_text(summary.baseline), settings=settings,
+                               models=[dataclasses.replace(r, model=md_text(r.model)) for r in summary.models],
+                               warnings=[md_text(w) for w in summary.warnings], data=md_text(summary.data))
+
+
 def markdown(summary: SweepSummary) -> str:
+    summary = _md_names(summary)
     s = summary.settings
     start = any(r.start_map_mean is not None for r in summary.models)
     lines = [

@@ -19,7 +19,12 @@
   of this machine's clock (clock skew between hosts, a copied folder) tells nothing about the holder:
   such a claim is stale once this process has seen it unchanged for :data:`STALE_S` on its own clock
   (a live holder rewrites it every :data:`HEARTBEAT_S`). Deleting a claim file releases the trial.
-* ``trials/<trial_id>/`` — the Ultralytics run, validation predictions and evaluation arrays.
+* ``trials/<trial_id>/`` — the Ultralytics run, validation predictions and evaluation arrays, and
+  ``settings.json`` naming the settings hash whose trial trains there. A trial of other settings (a sweep
+  continued with ``--allow-changes``) trains into ``trials/<trial_id>-<settings_hash>/`` instead, so it never
+  overwrites a folder that records of other settings point to (:meth:`Store.trial_folder`); each record names its
+  folder (``TrialRecord.trial_dir``). Folders of older versions carry no ``settings.json``: the records read them.
+  A trial id is :func:`trial_id`: the model name made safe for a folder (:func:`trial_name`, one-to-one) and the seed.
 
 Resume rule: a trial whose id has an ``ok`` record (for the current settings) is never trained again;
 a ``failed`` one is retried only with ``retry_failed=True``.
@@ -32,6 +37,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import socket
 import threading
 import time
@@ -41,7 +47,7 @@ from pathlib import Path
 from .contract import SweepConfig, TrialRecord
 from .summary import SweepSummary
 
-from .._io import atomic_write  # noqa: F401  (re-exported: the store's callers import it from here)
+from .._io import atomic_write, atomic_write_json  # noqa: F401  (atomic_write re-exported: callers import it from here)
 
 try:
     import fcntl
@@ -52,6 +58,9 @@ CONFIG = "config.json"
 SUMMARY = "summary.json"
 TRIALS = "trials.jsonl"
 CLAIMS = "claims"
+TRIAL_SETTINGS = "settings.json"  # in a trial folder: the settings hash (and trial id) of the trial training there
+TRIAL_NAME_MAX = 200  # characters of a model's name in trial folder names (file systems allow 255 per name)
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 HEARTBEAT_S = 20.0  # a claiming process refreshes its claims this often
 STALE_S = 300.0  # a claim not refreshed for this long belongs to a dead (or frozen) process
 HOST = socket.gethostname()
@@ -82,6 +91,26 @@ def _result(rec: TrialRecord) -> tuple:
 
 def stable_hash(obj, n: int = 12) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:n]
+
+
+def trial_name(model: str) -> str:
+    """A model name as it names trial folders: the name itself when it uses only ``A-Z a-z 0-9 _ . -``, else those
+    characters kept, every run of others replaced by ``_`` and a hash of the whole name added, so that two names
+    never share a folder (``yolov5n-att-é`` and ``yolov5n-att-ü`` differ by their hash)."""
+    safe = _UNSAFE.sub("_", model)
+    if safe == model:
+        return model
+    return f"{safe}-{hashlib.sha256(model.encode('utf-8', 'surrogateescape')).hexdigest()[:8]}"
+
+
+def trial_id(model: str, seed: int) -> str:
+    """The id (and folder name) of ``model``'s trial with ``seed``."""
+    return f"{trial_name(model)}__seed{seed}"
+
+
+def legacy_trial_id(model: str, seed: int) -> str:
+    """The id earlier versions gave the trial (unsafe characters replaced, no hash): how their records name it."""
+    return f"{_UNSAFE.sub('_', model)}__seed{seed}"
 
 
 class Store:
@@ -273,6 +302,18 @@ class Store:
         d.mkdir(parents=True, exist_ok=True)
         return d
 
+    def trial_folder(self, trial_id: str, settings_hash: str, records: list[TrialRecord]) -> Path:
+        """Where the trial of ``settings_hash`` trains: ``trials/<trial_id>`` unless that folder belongs to other
+        settings (its ``settings.json``; for a folder of an older version, ``records`` -- all of them, any settings
+        -- that trained there), then ``trials/<trial_id>-<settings_hash>``."""
+        plain = self.root / "trials" / trial_id
+        owner = folder_settings(plain)
+        if owner is None:  # no settings.json: free, or written by an older version (its records name it)
+            rel = str(plain.relative_to(self.root))
+            used = {r.settings_hash for r in records if r.trial_id == trial_id and r.trial_dir in (None, rel)}
+            owner = settings_hash if used <= {settings_hash} else next(iter(used - {settings_hash}))
+        return plain if owner == settings_hash else plain.with_name(f"{trial_id}-{settings_hash}")
+
     # ---------------------------------------------------------------- claims
     def _claim_path(self, trial_id: str) -> Path:
         return self.root / CLAIMS / f"{trial_id}.json"
@@ -394,6 +435,29 @@ class Store:
 
         self._beat = threading.Thread(target=beat, name="yolo-attn-claims", daemon=True)
         self._beat.start()
+
+
+def folder_settings(folder: Path) -> str | None:
+    """The settings hash a trial folder's ``settings.json`` names (None: no such file)."""
+    try:
+        d = json.loads((Path(folder) / TRIAL_SETTINGS).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return "unreadable"  # not this sweep's: nothing is written into it
+    return str(d.get("settings_hash")) if isinstance(d, dict) else "unreadable"
+
+
+def mark_trial_folder(folder: Path, trial_id: str, settings_hash: str) -> None:
+    """Make ``folder`` the trial folder of ``trial_id`` under ``settings_hash``: refuse (``ValueError``) when its
+    ``settings.json`` names other settings (their files are never overwritten), else write it."""
+    owner = folder_settings(folder)
+    if owner not in (None, settings_hash):
+        raise ValueError(f"{folder} holds a trial of other settings ({Path(folder) / TRIAL_SETTINGS}: {owner}, this "
+                         f"trial: {settings_hash}); not overwritten")
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    if owner is None:
+        atomic_write_json(Path(folder) / TRIAL_SETTINGS, {"trial_id": trial_id, "settings_hash": settings_hash})
 
 
 def _pid_alive(pid: int) -> bool:

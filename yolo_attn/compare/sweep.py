@@ -17,8 +17,8 @@ from ..datasets import DataCheckFailed, checked_dataset, resolve_dataset, shapes
 from ..train import YOLO_ATTN_ARGS, check_args, cpu_threads
 from . import report
 from .contract import SweepConfig, TrialSpec
-from .stats import check_n_boot
-from .store import Store, stable_hash
+from .checks import check_batch, check_device, check_flags, check_model_names, open_results
+from .store import TRIAL_NAME_MAX, Store, legacy_trial_id, stable_hash, trial_id
 from .summary import SweepSummary
 from .trial import (SWEEP_ARGS, build, check_pretrained_options, environment, sweep_train_args, materialize, model_cost, model_label, quiet_ultralytics,
                     resolve_model)
@@ -147,7 +147,8 @@ def width_control(base_ref: str, target_params: int, nc: int, out_dir: Path) -> 
     n = params_at(best)
     stem = Path(str(base_ref)).stem
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"control-{re.sub(r'[^A-Za-z0-9]+', '_', stem)}-w{str(best).replace('.', 'p')}.yaml"
+    short = re.sub(r'[^A-Za-z0-9]+', '_', stem)[:TRIAL_NAME_MAX - 32]  # room for "control-" and the width
+    path = out_dir / f"control-{short}-w{str(best).replace('.', 'p')}.yaml"
     text = (f"# parameter-matched control: {stem} with width_multiple {best} ({n:,} parameters, target {target_params:,})\n"
             + yaml.safe_dump({**base, "width_multiple": best}, sort_keys=False))
     atomic_write(path, text)
@@ -270,85 +271,83 @@ def compare(
     own process (default: sized from the machine, :func:`.workers.plan_workers`; 0: one after the other
     in this process).
     """
-    import torch
-
-    from .workers import plan_workers
-
     if backend not in ("local", "ray"):
         raise ValueError(f"unknown backend {backend!r} (local or ray)")
-    check_n_boot(n_boot)  # before anything trains: the report needs it
+    seed_list = check_flags(seeds, n_boot, threads, workers, max_trials, tolerance)  # before anything is written
     check_args({"epochs": epochs, "imgsz": imgsz})  # Ultralytics' type and range rules (epochs >= 1), and imgsz >= 1
-    out_dir = Path(out) if out else Path("runs") / "compare" / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    store = Store(out_dir)
+    check_device(device)
+    out_dir = Path(out) if out else default_out()
+    store = open_results(out_dir)
     if backend == "ray":  # a Ray trial trains with the CPUs Ray reserves for it, never more
         cpus_per_trial = cpus_per_trial or threads or 1
         threads = cpus_per_trial
     threads = _sweep_threads(store, threads, device)
-    seed_list = list(range(seeds)) if isinstance(seeds, int) else [int(s) for s in seeds]
-    if not seed_list:
-        raise ValueError("need at least one seed")
     log = (lambda s: print(f"[compare] {s}", file=sys.stderr, flush=True)) if progress else (lambda s: None)
+    warn = lambda s: print(f"[compare] WARNING: {s}", file=sys.stderr, flush=True)  # noqa: E731  (also with --quiet)
 
-    started = _start_workers_early(backend, workers, threads, device, models, seed_list, max_trials, out_dir)
-    try:
-        data = data or default_data()  # the shipped shapes dataset (named in the report's title)
-        ds = _checked_data(data, out_dir, log)
-        data_yaml, names = ds.yaml, ds.names
-        eval_split = choose_eval_split(ds, eval_split, weights, log)
-        nc = len(names)
-        built: dict = {}  # each model built once for its checks (cost, stride) and, if small, the latency
-        specs_m, base_name = _model_specs(models, baseline, control_width, nc, out_dir, log, built)
-        imgsz = _trained_imgsz(int(imgsz), specs_m, nc, log, built)
-        if sum(m["params"] for m in specs_m) > KEEP_BUILT_PARAMS:
-            built.clear()  # large models: built again for the latency rather than held while the trials train
-        t_args = check_sweep_settings(train_args, pretrained, specs_m, nc)
-        choice = require_one_optimizer(t_args, len(ds.images("train")), nc, [int(epochs)])
-        log(f"optimizer: {choice.name} (lr {choice.lr:g}, momentum {choice.momentum})")
-        config = _init_config(store, data, data_yaml, specs_m, seed_list, base_name, epochs, imgsz, t_args, pretrained,
-                              weights, threads, allow_changes, eval_split)
-        shash = config.settings_hash
+    data = data or default_data()  # the shipped shapes dataset (named in the report's title)
+    ds = _checked_data(data, out_dir, log)
+    data_yaml, names = ds.yaml, ds.names
+    eval_split = choose_eval_split(ds, eval_split, weights, log)
+    nc = len(names)
+    built: dict = {}  # each model built once for its checks (cost, stride) and, if small, the latency
+    specs_m, base_name = _model_specs(models, baseline, control_width, nc, out_dir, log, built)
+    imgsz = _trained_imgsz(int(imgsz), specs_m, nc, warn, built)
+    if sum(m["params"] for m in specs_m) > KEEP_BUILT_PARAMS:
+        built.clear()  # large models: built again for the latency rather than held while the trials train
+    t_args = check_sweep_settings(train_args, pretrained, specs_m, nc)
+    choice = require_one_optimizer(t_args, len(ds.images("train")), nc, [int(epochs)])
+    log(f"optimizer: {choice.name} (lr {choice.lr:g}, momentum {choice.momentum})")
+    config = _init_config(store, data, data_yaml, specs_m, seed_list, base_name, epochs, imgsz, t_args, pretrained,
+                          weights, threads, allow_changes, eval_split)
+    shash = config.settings_hash
 
-        all_trials, todo = _trial_specs(store, config, specs_m, seed_list, data_yaml, nc, names, out_dir, device, threads,
-                                        verbose, retry_failed)
-        n_skip = len(all_trials) - len(todo)
-        log(f"{len(all_trials)} trials ({len(specs_m)} models x {len(seed_list)} seeds): {n_skip} already recorded, "
-            f"{len(todo)} to run; results in {out_dir}")
-        if max_trials is not None:
-            todo = todo[:max_trials]
+    all_trials, todo = _trial_specs(store, config, specs_m, seed_list, data_yaml, nc, names, out_dir, device, threads,
+                                    verbose, retry_failed)
+    n_skip = len(all_trials) - len(todo)
+    log(f"{len(all_trials)} trials ({len(specs_m)} models x {len(seed_list)} seeds): {n_skip} already recorded, "
+        f"{len(todo)} to run; results in {out_dir}")
+    todo = todo[:max_trials] if max_trials is not None else todo
+    ahead = report.WorkAhead(store, shash, n_boot)
+    if todo:  # the worker processes start now, after every check passed
         prog = Progress(len(all_trials), int(epochs), n_done=n_skip, enabled=progress)
-        ahead = report.WorkAhead(store, shash, n_boot)
-        if todo:
-            plan = plan_workers(threads, device, len(todo), workers) if backend == "local" else None
-            if plan is not None:
-                log(f"running {plan.describe()}" if plan.workers else f"running in this process with {threads} thread(s)")
-            run_trials(store, todo, shash, backend, prog, log, retry_failed=retry_failed, ray_address=ray_address,
-                       cpus_per_trial=cpus_per_trial, plan=plan, started=started, spare_core=ahead.step)
-            torch.set_num_threads(threads)
-        bench = _latency(out_dir, shash, specs_m, int(imgsz), nc, threads, log, built)
-        return _write_report(store, config, all_trials, bench, n_boot, tolerance, out_dir, log, effect, ahead)
-    finally:
-        if started is not None:
-            started.stop()
+        plan = _plan(backend, threads, device, len(todo), workers, log, warn)
+        run_trials(store, todo, shash, backend, prog, log, retry_failed=retry_failed, ray_address=ray_address,
+                   cpus_per_trial=cpus_per_trial, plan=plan, spare_core=ahead.step)
+        _restore_threads(threads)  # trials run in this process (--workers 0) leave their own count
+    bench = _latency(out_dir, shash, specs_m, int(imgsz), nc, threads, log, built)
+    return _write_report(store, config, all_trials, bench, n_boot, tolerance, out_dir, log, effect, ahead)
+
+
+def _restore_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def default_out() -> Path:
+    """The results folder of a sweep run without ``--out``: ``runs/compare/<date-time>``."""
+    return Path("runs") / "compare" / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def _plan(backend: str, threads: int, device, n_todo: int, workers: int | None, log, warn):
+    """The local backend's worker processes for ``n_todo`` trials (None for Ray), said in the log; a capped
+    ``--workers`` is said even with ``--quiet``."""
+    from .workers import plan_workers
+
+    if backend != "local":
+        return None
+    plan = plan_workers(threads, device, n_todo, workers)
+    if plan.capped:
+        warn(plan.capped)
+    log(f"running {plan.describe()}" if plan.workers else f"running in this process with {threads} thread(s)")
+    return plan
 
 
 # --------------------------------------------------------------------------------------------
 # The sweep's stages
 # --------------------------------------------------------------------------------------------
 KEEP_BUILT_PARAMS = 50_000_000  # the models built for the sweep's checks are kept for the latency up to this size
-
-
-def _start_workers_early(backend: str, workers: int | None, threads: int, device, models, seed_list: list[int],
-                         max_trials: int | None, out_dir: Path):
-    """The local backend's worker processes, started before the sweep checks its data and models (they import
-    torch and Ultralytics meanwhile), sized for at most every model x seed; None for Ray, ``--workers 0``, or a
-    finished sweep (``summary.json``) that a rerun only reports."""
-    from .workers import WorkerPool, plan_workers
-
-    if backend != "local" or workers == 0 or (out_dir / "summary.json").is_file():
-        return None
-    upper = len(models or DEFAULT_MODELS) * len(seed_list)
-    plan = plan_workers(threads, device, min(upper, max_trials) if max_trials is not None else upper, workers)
-    return WorkerPool(plan) if plan.workers > 0 else None
 
 
 def _sweep_threads(store: Store, threads: int | None, device=None) -> int:
@@ -429,9 +428,8 @@ def _model_specs(models, baseline, control_width: bool, nc: int, out_dir: Path, 
     models = list(models or [m for m in DEFAULT_MODELS if _exists(m)])
     if not models:
         raise ValueError("no models given")
+    check_model_names(models, [model_label(ref) for ref in models])  # before any file is copied or built
     specs_m = [_model_spec(ref, nc, out_dir, built) for ref in models]
-    if len({m["name"] for m in specs_m}) != len(specs_m):
-        raise ValueError(f"model names must be unique: {[m['name'] for m in specs_m]}")
     base_name = model_label(baseline) if baseline else specs_m[0]["name"]
     if base_name not in [m["name"] for m in specs_m]:
         raise ValueError(f"baseline {baseline!r} is not one of the models")
@@ -446,17 +444,18 @@ def _model_specs(models, baseline, control_width: bool, nc: int, out_dir: Path, 
                     "width_multiple": w}
             ctrl["params"], ctrl["gflops_640"] = model_cost(ctrl["ref"], nc, 640)
             specs_m.append(ctrl)
+            check_model_names([*models, ctrl["ref"]], [m["name"] for m in specs_m])
             log(f"control: {path.name} ({n:,} parameters vs largest model {target:,})")
     return specs_m, base_name
 
 
-def _trained_imgsz(imgsz: int, specs_m: list[dict], nc: int, log, built: dict) -> int:
+def _trained_imgsz(imgsz: int, specs_m: list[dict], nc: int, warn, built: dict) -> int:
     """The image size every model is trained at, as Ultralytics rounds it (a multiple of the largest stride)."""
     from .._ultralytics import train_imgsz
     with quiet_ultralytics():
         used = max(train_imgsz(imgsz, built[m["ref"]] if m["ref"] in built else build(m["ref"], nc)) for m in specs_m)
     if used != imgsz:
-        log(f"WARNING: --imgsz {imgsz} is not a multiple of the models' largest stride: Ultralytics trains at {used}, "
+        warn(f"--imgsz {imgsz} is not a multiple of the models' largest stride: Ultralytics trains at {used}, "
             f"and {used} is what this sweep records")
     return used
 
@@ -504,13 +503,14 @@ def check_sweep_settings(train_args: dict | None, pretrained: str | None, specs_
 
     check_sweep_file_args(train_args or {})
     t_args = sweep_train_args(train_args, pretrained)
+    check_batch(t_args.get("batch"))
     check_args({k: v for k, v in t_args.items() if k not in YOLO_ATTN_ARGS})  # trust, attn_init: yolo_attn's own
     check_pretrained_options(t_args, pretrained, [m["ref"] for m in specs_m])
     options = check_model_options(t_args, pretrained, specs_m)
     if pretrained:
         from ..checkpoint import load_checkpoint
         from ..model_options import effective
-        from ..transfer import load_by_name, transfer_weights
+        from ..transfer import ForeignCheckpointError, load_by_name, transfer_weights
 
         if not Path(pretrained).is_file():
             raise FileNotFoundError(f"--pretrained {pretrained}: no such file")
@@ -518,12 +518,26 @@ def check_sweep_settings(train_args: dict | None, pretrained: str | None, specs_
         for m in specs_m:
             opts = options[m["name"]]
             load = load_by_name if opts.load_mode == "names" else transfer_weights
+            with quiet_ultralytics():
+                model = build(m["ref"], nc, init=effective(opts, t_args.get("attn_init"))[0])
             try:
                 with quiet_ultralytics():
-                    load(ckpt, build(m["ref"], nc, init=effective(opts, t_args.get("attn_init"))[0]))
+                    load(ckpt, model)
+            except ForeignCheckpointError:
+                fit = transfer_weights(ckpt, model, allow_foreign=True)
+                raise ValueError(_foreign(pretrained, m["name"], fit)) from None
             except Exception as exc:
                 raise ValueError(f"--pretrained {pretrained} does not transfer into {m['name']}: {exc}") from exc
     return t_args
+
+
+def _foreign(pretrained: str, name: str, fit) -> str:
+    """Why a checkpoint that fits little of a model (``fit``: the transfer's report) is refused, and what the sweep
+    offers instead."""
+    return (f"--pretrained {pretrained}: only {fit.tensors} of its {fit.source_tensors} tensors fit model {name} "
+            "(another architecture or scale?). The sweep transfers checkpoints of the models' own base; to load only "
+            "what fits by name and shape, give the model YAML the key 'yolo_attn: {load: names}' (docs/pretrained.md), "
+            "or transfer it once with 'yolo-attn transfer --allow-foreign' and compare the result with --models FILE.pt")
 
 
 def check_model_options(t_args: dict, pretrained: str | None, specs_m: list[dict]) -> dict:
@@ -577,19 +591,26 @@ def _trial_specs(store: Store, config: dict, specs_m: list[dict], seed_list: lis
     """
     shash = config.settings_hash
     latest = store.latest(shash)
+    records = store.trial_records()  # of every settings: the trial folders they trained in
     pretrained = config.pretrained_path
     models = sorted(specs_m, key=lambda m: m["name"] != config.baseline)  # stable: the rest as given
+    ids = {(m["name"], s): _trial_id(latest, m["name"], s) for s in seed_list for m in models}
+    owner: dict[str, str] = {}
+    for (name, _), tid in ids.items():
+        if owner.setdefault(tid, name) != name:  # a record of an earlier version holds the other's id
+            raise ValueError(f"models {owner[tid]!r} and {name!r} would both train trial {tid} ({store.trials_path} "
+                             "holds it under the name an earlier version gave it); rename one of the files")
     all_trials, todo = [], []
     for s in seed_list:
         for m in models:
-            tid = _trial_id(m, s)
+            tid = ids[m["name"], s]
             all_trials.append(tid)
             prev = latest.get(tid)
             if prev is not None and (prev.ok or not retry_failed):
                 continue
             todo.append(TrialSpec(
                 trial_id=tid, model=m["name"], model_ref=m["ref"], seed=s, settings_hash=shash,
-                trial_dir=str((out_dir / "trials" / tid).resolve()), store_root=str(out_dir.resolve()),
+                trial_dir=str(store.trial_folder(tid, shash, records).resolve()), store_root=str(out_dir.resolve()),
                 data=str(Path(data_yaml).resolve()), epochs=config.epochs, imgsz=config.imgsz,
                 train_args=config.train_args, pretrained=pretrained, nc=nc, names=names,
                 weights=config.weights, eval_split=config.eval_split, device=device, threads=threads,
@@ -684,8 +705,12 @@ def _write_report(store: Store, config: SweepConfig, all_trials: list[str], benc
     return summary
 
 
-def _trial_id(m: dict, seed: int) -> str:
-    return f"{re.sub(r'[^A-Za-z0-9_.-]+', '_', m['name'])}__seed{seed}"
+def _trial_id(latest: dict, name: str, seed: int) -> str:
+    """The id of model ``name``'s trial with ``seed`` (:func:`.store.trial_id`), or the one an earlier version gave
+    it where this sweep's records (``latest``) hold it under that id (a folder written before names got their hash)."""
+    old = legacy_trial_id(name, seed)
+    rec = latest.get(old)
+    return old if rec is not None and rec.model == name else trial_id(name, seed)
 
 
 def _exists(ref: str) -> bool:

@@ -33,6 +33,7 @@ from ..configs import config_dir, scale_free_name
 from ..train import SHORT_RUN, restore_cpu_threads
 from . import cocoeval
 from .contract import TrialRecord, TrialSpec
+from .store import mark_trial_folder
 
 # Identical for every trial: the project's short-run CPU settings (yolo_attn.train.SHORT_RUN: SGD instead
 # of Ultralytics' optimizer=auto, which picks AdamW at lr ~1e-4 on short runs, and no warm-up, which
@@ -502,12 +503,15 @@ def _score(spec: TrialSpec, rec: TrialRecord, ev: Evaluation) -> None:
     rec.eval = str((tdir / "eval.npz").relative_to(Path(spec.store_root))) if spec.store_root else str(tdir / "eval.npz")
 
 
-def _fresh_trial_dir(tdir: Path) -> None:
-    """Remove a dead attempt's Ultralytics folders: Ultralytics appends to results.csv and prediction files."""
+def _fresh_trial_dir(spec: TrialSpec) -> Path:
+    """The trial's folder, marked with its settings (a folder of other settings is refused, never overwritten),
+    without a dead attempt's Ultralytics folders: Ultralytics appends to results.csv and prediction files."""
+    tdir = Path(spec.trial_dir)
+    mark_trial_folder(tdir, spec.trial_id, spec.settings_hash)
     for sub in ("train", "val"):
         if (tdir / sub).is_dir():
             shutil.rmtree(tdir / sub)
-    tdir.mkdir(parents=True, exist_ok=True)
+    return tdir
 
 
 def run_trial(spec: TrialSpec, progress: Callable[[dict], None] | None = None) -> TrialRecord:
@@ -539,8 +543,7 @@ def run_trial(spec: TrialSpec, progress: Callable[[dict], None] | None = None) -
 def _run(spec: TrialSpec, rec: TrialRecord, hooks: _Hooks, t_start: float) -> None:
     from .. import _ultralytics  # noqa: F401  (registers the attention layers in this process)
 
-    tdir = Path(spec.trial_dir)
-    _fresh_trial_dir(tdir)
+    tdir = _fresh_trial_dir(spec)
     hooks.set_threads()
     rec.environment = environment(hooks.threads)
     model_ref = spec.model_ref

@@ -8,9 +8,10 @@ the finished :class:`~.contract.TrialRecord` as JSON lines on its stdout; librar
 stderr. Every worker trains with the sweep's thread count (set before torch loads), so a trial's
 numbers do not depend on how many run at once.
 
-* Sizing (:func:`plan_workers`): on CPU one worker per ``threads`` usable cores, bounded by the
-  memory available (:data:`MEMORY_PER_TRIAL` each) and the number of trials; with GPUs (and no
-  ``--device``) one worker per GPU, each seeing only its own (``CUDA_VISIBLE_DEVICES``).
+* Sizing (:func:`plan_workers`): on CPU one worker per ``threads`` usable cores; with GPUs (and no
+  ``--device``) one worker per GPU, each seeing only its own (``CUDA_VISIBLE_DEVICES``). Whether sized so or
+  asked for (``--workers``), never more than the trials to run, the usable cores over ``threads``, or the
+  memory available over :data:`MEMORY_PER_TRIAL` (:func:`worker_limits`); a capped request is named.
 * A worker that dies (killed, out of memory) has its trial run again in a new worker, once
   (:data:`MAX_ATTEMPTS`); a second death records the trial as failed.
 * Ctrl-C (or any error in the driver) stops every worker; the sweep then releases its claims. Workers
@@ -79,27 +80,48 @@ class WorkerPlan:
     workers: int
     threads: int
     gpus: list[str] = field(default_factory=list)  # worker i sees GPU gpus[i % len(gpus)] only
+    capped: str | None = None  # why fewer workers run than --workers asked for (one line), None when not capped
 
     def describe(self) -> str:
         where = f" on GPUs {', '.join(self.gpus)}" if self.gpus else ""
         return f"{self.workers} worker process(es) x {self.threads} thread(s){where}"
 
 
+def check_workers(workers: int | None) -> None:
+    """``--workers``: None (sized from the machine), 0 (in this process) or a positive count."""
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 0):
+        raise ValueError(f"--workers must be 0 (in this process) or more, got {workers!r}")
+
+
+def worker_limits(threads: int, n_trials: int) -> dict[str, int]:
+    """What bounds the trial processes that may run at once, each limit with its reason: the trials to run, the
+    usable cores (``os.sched_getaffinity``) over ``threads`` per trial, and the memory available now over
+    :data:`MEMORY_PER_TRIAL`. Each limit is at least 1."""
+    cpus = usable_cpus()
+    limits = {f"{n_trials} trial(s) to run": n_trials,
+              f"{cpus} usable core(s) / {threads} thread(s) per trial": cpus // max(threads, 1)}
+    mem = available_memory()
+    if mem is not None:
+        limits[f"{mem / 2**30:.1f} GiB available / {MEMORY_PER_TRIAL / 2**30:g} GiB per trial"] = int(
+            mem // MEMORY_PER_TRIAL)
+    return {why: max(1, n) for why, n in limits.items()}
+
+
 def plan_workers(threads: int, device=None, n_trials: int = 1, workers: int | None = None) -> WorkerPlan:
-    """The local backend's plan: ``workers`` if given, else sized from the machine (see the module notes)."""
+    """The local backend's plan (see the module notes): ``workers`` if given, else one per GPU or per ``threads``
+    usable cores; either way at most one per trial to run, per ``threads`` usable cores and per
+    :data:`MEMORY_PER_TRIAL` of available memory (:func:`worker_limits`). A request above that is capped, and the
+    plan says so in one line (``capped``)."""
+    check_workers(workers)
     gpus = _gpus(device)
-    if workers is not None:
-        if workers < 0:
-            raise ValueError(f"--workers must be 0 (in this process) or more, got {workers}")
-        return WorkerPlan(workers, threads, gpus)
-    if gpus:
-        n = len(gpus)
-    else:
-        n = max(1, usable_cpus() // max(threads, 1))
-        mem = available_memory()
-        if mem is not None:
-            n = min(n, max(1, int(mem // MEMORY_PER_TRIAL)))
-    return WorkerPlan(max(1, min(n, n_trials)), threads, gpus)
+    if workers == 0:
+        return WorkerPlan(0, threads, gpus)
+    limits = worker_limits(threads, n_trials)
+    n = min(limits.values())
+    if workers is None or workers <= n:
+        return WorkerPlan(workers or (min(n, len(gpus)) if gpus else n), threads, gpus)
+    why = "; ".join(f"{reason} -> {k}" for reason, k in limits.items() if k < workers)
+    return WorkerPlan(n, threads, gpus, capped=f"--workers {workers} capped to {n} ({why})")
 
 
 # --------------------------------------------------------------------------------------------
