@@ -187,7 +187,7 @@ def test_labelme_oversized_embedded_image_is_refused_before_decoding(tmp_path):
     _labelme(root / "big.json", "gone.png", ["cat"], data=_png_header(20_000, 10_000), w=20_000, h=10_000)
     rep = import_labelme(root, tmp_path / "out")
     assert rep.skipped == {"embedded image too large": 2}
-    assert any(f"{root / 'huge.json'}: embedded image too large (60000 x 60000 pixels" in p for p in rep.problems)
+    assert any(f"{root / 'huge.json'}: embedded image too large (3,600,000,000 pixels" in p for p in rep.problems)
 
 
 def test_labelme_null_labels_add_no_class(tmp_path):
@@ -247,7 +247,7 @@ def test_import_skips_a_symlinked_image_outside_the_export(tmp_path):
     data = json.loads(js.read_text())
     js.write_text(json.dumps({**data, "images": data["images"] + [{"id": 4, "file_name": "leak.jpg"}]}))
     rep = import_coco(js, tmp_path / "coco" / "imgs", tmp_path / "out2")
-    assert rep.skipped == {"symlink to a file outside the input": 1, "annotation of no image": 1}
+    assert rep.skipped == {"symlink to a file outside the input": 1}  # its annotation goes with it
 
 
 def test_import_into_a_symlinked_output_folder_is_a_clear_message(tmp_path, capsys):

@@ -10,9 +10,11 @@ Two inputs:
 Categories become classes 0..K-1 in ascending COCO category id (the union over the split files of an
 export; one id must have one name in all of them). A category that has no annotation and is only the
 ``supercategory`` of other categories (Roboflow writes one such umbrella category, id 0) is not a class:
-it is left out, with a note. Skipped, each listed with its reason and counted: crowd annotations, boxes
-with no area after clipping, annotations without an image, a category or a 4-number ``bbox``, images
-whose ``file_name`` is absolute or leaves the images folder (``../``), images that are missing or unreadable.
+it is left out, with a note; two categories of one name are refused (one class, two indices). Skipped, each
+listed with its reason and counted: crowd annotations, boxes with no area after clipping, annotations without
+an image, a category or a 4-number ``bbox``, annotations whose ``image_id`` is no image's id, images whose
+``file_name`` is absolute or leaves the images folder (``../``), images that are missing or unreadable, or
+symlinks to a file outside the images folder.
 """
 
 from __future__ import annotations
@@ -50,6 +52,18 @@ def _category_list(instances: Path, cats: list) -> list[tuple[int, str, str | No
     return out
 
 
+def _unique_names(files: dict[Path, dict], names: dict[int, str]) -> None:
+    """ValueError naming the file(s) when two category ids share a name (they would be one class twice)."""
+    ids: dict[str, list[int]] = {}
+    for cid, name in names.items():
+        ids.setdefault(name, []).append(cid)
+    repeated = {name: cids for name, cids in ids.items() if len(cids) > 1}
+    if repeated:
+        which = "; ".join(f"category name {name!r} is used by ids {' and '.join(map(str, cids))}"
+                          for name, cids in repeated.items())
+        raise ValueError(f"{', '.join(map(str, files))}: {which}; one name must be one class: merge or rename them")
+
+
 def _categories(files: dict[Path, dict], skips: Skips) -> tuple[dict, dict[int, str]]:
     """``{category id: class index}`` and ``{class index: name}`` over every instances file of the input.
 
@@ -73,16 +87,21 @@ def _categories(files: dict[Path, dict], skips: Skips) -> tuple[dict, dict[int, 
         skips.warnings.append(f"category {cid} ({by_id[cid]!r}) has no annotation and is the supercategory of other "
                               "categories: left out of the classes")
     ids = sorted(cid for cid in by_id if cid not in umbrella)
+    _unique_names(files, {cid: by_id[cid] for cid in ids})
     return {cid: k for k, cid in enumerate(ids)}, {k: by_id[cid] for k, cid in enumerate(ids)}
 
 
-def _annotations(instances: Path, anns, cmap: dict, skips: Skips) -> dict:
+def _annotations(instances: Path, js: dict, cmap: dict, skips: Skips) -> dict:
     """Valid non-crowd annotations grouped by image id as (class, x, y, w, h); the rest counted in ``skips``."""
+    anns = js.get("annotations", [])
+    image_ids = {im.get("id") for im in js["images"] if isinstance(im, dict) and isinstance(im.get("id"), (int, str))}
     by_image: dict = {}
     for i, a in enumerate(anns if isinstance(anns, list) else []):
         where = f"{instances}: annotations[{i}]" + (f" (id {a.get('id')})" if isinstance(a, dict) else "")
         if not isinstance(a, dict) or not isinstance(a.get("image_id"), (int, str)):
             skips.add("malformed annotation", where, "no image_id")
+        elif a["image_id"] not in image_ids:
+            skips.add("annotation of no image", where, f"image_id {a['image_id']!r} is no entry of 'images'")
         elif a.get("iscrowd", 0):
             skips.counts["crowd"] += 1
         elif "category_id" not in a:
@@ -109,6 +128,8 @@ def _image_item(im, images_dir: Path, where: str, skips: Skips) -> tuple[Item, f
     if not src.is_file():
         skips.add("missing image file", src)
         return None
+    if not skips.usable(src, where):
+        return None
     size = skips.image_size(src)
     if size is None:
         return None
@@ -121,7 +142,7 @@ def _image_item(im, images_dir: Path, where: str, skips: Skips) -> tuple[Item, f
 
 def _items(instances: Path, js: dict, images_dir: Path, cmap: dict, skips: Skips, split: str | None) -> list[Item]:
     """The images of one instances file with their YOLO rows; what cannot be used is counted in ``skips``."""
-    anns = _annotations(instances, js.get("annotations", []), cmap, skips)
+    anns = _annotations(instances, js, cmap, skips)
     items = []
     for i, im in enumerate(js["images"]):
         got = _image_item(im, images_dir, f"{instances}: images[{i}]", skips)
@@ -153,7 +174,7 @@ def import_coco(instances: str | Path, images_dir: str | Path, out: str | Path, 
     check_fractions(val_fraction, test_fraction)
     prepare_output(out, force, [instances, images_dir])
     js = _read(instances)
-    skips = Skips()
+    skips = Skips(roots=(images_dir,))
     cmap, names = _categories({instances: js}, skips)
     items = _items(instances, js, images_dir, cmap, skips, None if split == "auto" else split)
     return write_dataset(items, out, names, skips, str(instances), val_fraction, link, test_fraction)
@@ -191,7 +212,7 @@ def import_coco_export(folder: str | Path, out: str | Path, val_fraction: float 
     prepare_output(out, force, [folder])
     files = export_files(folder)
     js = {f: _read(f) for f in files}
-    skips = Skips()
+    skips = Skips(roots=(folder,))
     cmap, names = _categories(js, skips)
     items = []
     for f, sp in files.items():

@@ -123,6 +123,8 @@ def _image(el: ET.Element, xml: Path, finder: _Images, skips: Skips) -> tuple[It
     if src is None:
         skips.add("image not found", where, "in none of " + ", ".join(map(str, finder.folders)))
         return None
+    if not skips.usable(src, where):
+        return None
     size = skips.image_size(src)
     if size is None:
         return None
@@ -148,7 +150,7 @@ def import_cvat(src: str | Path, out: str | Path, classes: list[str] | None = No
     if classes is None:
         classes = meta_labels(root) or sorted({(b.get("label") or "").strip() for b in root.iter("box")} - {""})
     cmap = {c: i for i, c in enumerate(classes)}
-    finder, skips, items = _Images(xml, images_dir), Skips(), []
+    finder, skips, items = _Images(xml, images_dir), Skips(roots=(xml.parent, images_dir)), []
     for el in root.findall("image"):
         got = _image(el, xml, finder, skips)
         if got is None:

@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -223,12 +224,14 @@ def open_image(source):
 
     try:
         im = pil_open()(source)
-    except Image.DecompressionBombError as exc:
-        raise ImageTooLarge(str(exc)) from None
+    except Image.DecompressionBombError as exc:  # Pillow's own bound, checked from the header too
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        raise ImageTooLarge(f"{int(found[1]):,} pixels, over the {MAX_IMAGE_PIXELS:,} yolo_attn reads" if found
+                            else str(exc)) from None
     w, h = im.size
     if w * h > MAX_IMAGE_PIXELS:
         im.close()
-        raise ImageTooLarge(f"{w} x {h} pixels, over the {MAX_IMAGE_PIXELS:,} yolo_attn reads")
+        raise ImageTooLarge(f"{w} x {h} = {w * h:,} pixels, over the {MAX_IMAGE_PIXELS:,} yolo_attn reads")
     return im
 
 

@@ -11,7 +11,10 @@ YOLO label rows) and hands it to :func:`write_dataset`, which
 * builds the whole dataset in a hidden folder beside ``OUT`` and renames it into place, so an interrupted
   import leaves nothing half-written (a build folder left by a killed import is removed, with a message,
   by the next import into ``OUT``: :func:`remove_stale_builds`) and nothing of the input is ever deleted or overwritten (an output
-  folder that holds an input is refused; a non-empty one needs ``force``).
+  folder that holds an input is refused; a non-empty one needs ``force``; a symlink is refused: the import
+  replaces the folder as a whole);
+* never takes an image whose name is not UTF-8 (Ultralytics cannot train on it) or that is a symlink to a file
+  outside the input folders (:meth:`Skips.usable`): each is skipped with its reason.
 
 Ultralytics layout written::
 
@@ -34,6 +37,7 @@ from pathlib import Path, PurePosixPath
 import yaml
 
 from .._io import OverwriteError, atomic_write, refuse_overwrite
+from .files import not_utf8, shown
 
 SPLITS = ("train", "val", "test")
 # folder (or CVAT subset) names that fix a split, compared ignoring case
@@ -62,10 +66,30 @@ class Skips:
     counts: Counter = field(default_factory=Counter)
     lines: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    roots: tuple = ()  # the input folders: an image may not lead out of them (a symlink to a file elsewhere)
 
     def add(self, reason: str, where, detail: str = "") -> None:
         self.counts[reason] += 1
-        self.lines.append(f"{where}: {reason}" + (f" ({detail})" if detail else ""))
+        self.lines.append(shown(f"{where}: {reason}" + (f" ({detail})" if detail else "")))
+
+    def usable(self, src: Path, where=None) -> bool:
+        """Whether image file ``src`` may be imported: its name is UTF-8 and, followed through any symlink, it
+        lies inside one of :attr:`roots`; else False with the reason listed (``where`` names it, default ``src``)."""
+        if not_utf8(src):
+            self.add("file name is not UTF-8", where or src, "Ultralytics cannot train on it: rename it")
+            return False
+        try:
+            real = src.resolve()
+            roots = [Path(r).resolve() for r in self.roots if r is not None]
+            outside = roots and not any(real == r or r in real.parents for r in roots)
+        except (OSError, RuntimeError) as exc:  # a symlink loop
+            self.add("unreadable image", where or src, str(exc))
+            return False
+        if outside:
+            self.add("symlink to a file outside the input", where or src,
+                     f"{real}; copy the file into the input folder to import it")
+            return False
+        return True
 
     def image_size(self, src: Path) -> tuple[int, int] | None:
         """``(width, height)`` of image ``src``, or None with the file listed as unreadable."""
@@ -169,8 +193,11 @@ def _contains(folder: Path, path: Path) -> bool:
 
 
 def prepare_output(out: str | Path, force: bool, inputs) -> Path:
-    """Refuse an output folder that is or holds an input (always) or is not empty (unless ``force``)."""
+    """Refuse an output folder that is a symlink or is or holds an input (always) or is not empty (unless ``force``)."""
     out = Path(out)
+    if out.is_symlink():  # the import renames its finished folder into place: it would replace the link itself
+        raise OverwriteError(f"output folder {out} is a symbolic link (to {os.readlink(out)}); an import replaces "
+                             "the output folder as a whole: give the folder it points to, or another path")
     for src in inputs:
         if src is not None and _contains(out, Path(src)):
             raise OverwriteError(f"output folder {out} holds the input {src}; an import never writes over its "
@@ -352,10 +379,22 @@ def remove_stale_builds(out: Path) -> list[str]:
     return notes
 
 
+def _writable(item: Item, skips: Skips) -> bool:
+    """The last check of every importer's items: an image taken from a file must be :meth:`Skips.usable` and every
+    image needs a UTF-8 name to be written under."""
+    if item.data is None:
+        return skips.usable(item.src)
+    if not_utf8(item.rel):
+        skips.add("file name is not UTF-8", item.src, "Ultralytics cannot train on it: rename it")
+        return False
+    return True
+
+
 def write_dataset(items: list[Item], out: str | Path, names: dict[int, str], skips: Skips, source: str,
                   val_fraction: float = 0.2, link: bool = False, test_fraction: float | None = None) -> ImportReport:
     """Split, name and write ``items`` as an Ultralytics dataset in ``out`` (see the module docstring)."""
     out = Path(out).absolute()
+    items = [it for it in items if _writable(it, skips)]
     if not items:
         raise ValueError(f"{source}: no image could be imported ({sum(skips.counts.values())} skipped: "
                          + "; ".join(skips.lines[:5]) + ")")
@@ -373,6 +412,7 @@ def write_dataset(items: list[Item], out: str | Path, names: dict[int, str], ski
     for note in remove_stale_builds(out):
         print(f"[import-data] {note}", flush=True)
         skips.warnings.append(note)
+    skips.warnings = [shown(w) for w in skips.warnings]  # they may name files whose names are not UTF-8
     build = out.with_name(f".{out.name}.importing-{os.getpid()}")
     try:
         _fill(build, items, link)

@@ -10,11 +10,15 @@ LabelMe writes one JSON per image: ``shapes`` (each ``{label, points, shape_type
   (or ``--images``), else a file of that name beside the JSON or in ``--images``, else one named like the
   JSON. A JSON whose image file is nowhere but that embeds ``imageData`` is imported from the embedded
   image, written into the dataset: the labels were drawn on exactly those pixels, so nothing is lost by
-  using them (and an unreadable embedded image is skipped with its reason).
+  using them. An embedded image that is no image, or whose header gives more than
+  :data:`~yolo_attn.datasets.files.MAX_IMAGE_PIXELS` pixels, is skipped with its reason before it is decoded
+  (and never through Ultralytics' Pillow patch, which would pip-install a HEIF plugin); so is a JSON over
+  :data:`MAX_JSON_BYTES`.
 * An image whose size differs from the JSON's ``imageWidth``/``imageHeight`` is skipped: its points were
   drawn on another size and would land in the wrong place.
 * Classes: ``--classes`` in that order (other labels skipped as unknown), else every rectangle label
-  found, sorted. Splits: from ``train``/``val``/``test`` folders when there are a train and a val folder,
+  of the imported files, sorted: a skipped file adds no class, and a shape without a label (``label: null``,
+  empty) is skipped. Splits: from ``train``/``val``/``test`` folders when there are a train and a val folder,
   else chosen here.
 """
 
@@ -27,9 +31,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .files import IMG_FORMATS
+from .files import IMG_FORMATS, ImageTooLarge, open_image
 from .importers import (ImportReport, Item, Skips, check_fractions, inside, keep_fixed_splits, number, prepare_output,
                         split_of, write_dataset, yolo_row)
+
+
+MAX_JSON_BYTES = 256 * 2**20  # a larger LabelMe JSON (its embedded image, base64) is skipped, never read
 
 
 @dataclass
@@ -46,6 +53,9 @@ class LabelmeFile:
 
 def _read(path: Path, skips: Skips) -> LabelmeFile | None:
     try:
+        if path.stat().st_size > MAX_JSON_BYTES:
+            skips.add("JSON too large", path, f"{path.stat().st_size:,} bytes, over the {MAX_JSON_BYTES:,} read")
+            return None
         js = json.loads(path.read_text(encoding="utf-8-sig"))
     except (json.JSONDecodeError, UnicodeDecodeError, OSError) as exc:
         skips.add("malformed JSON", path, str(exc))
@@ -70,8 +80,11 @@ def _rectangle(shape) -> tuple[str, list[float]] | str:
         isinstance(p, (list, tuple)) and len(p) == 2 for p in pts) else []
     if len(flat) != 4 or None in flat:
         return "malformed rectangle"
+    label = shape.get("label")
+    if isinstance(label, bool) or not isinstance(label, (str, int)) or not str(label).strip():
+        return "shape without a label"
     x1, y1, x2, y2 = flat
-    return str(shape.get("label", "")).strip(), [min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)]
+    return str(label).strip(), [min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)]
 
 
 class _Finder:
@@ -100,55 +113,97 @@ class _Finder:
         return next((c for c in cands if c.is_file() and self.allowed(c)), None)
 
 
-def _embedded(lm: LabelmeFile, skips: Skips) -> tuple[bytes, str] | None:
-    """The embedded image's bytes and a file suffix for them; None (reason in ``skips``) when unusable."""
-    from PIL import Image
-
+def _embedded(lm: LabelmeFile, skips: Skips) -> tuple[bytes, str, int, int] | None:
+    """The embedded image's bytes, a file suffix for them and its size; None (reason in ``skips``) when unusable."""
     try:
         raw = base64.b64decode(lm.image_data, validate=False)
-        with Image.open(io.BytesIO(raw)) as im:
+        with open_image(io.BytesIO(raw)) as im:  # the header first: a huge image is refused before decoding
             im.load()
-            fmt = (im.format or "png").lower()
-    except (binascii.Error, ValueError, OSError) as exc:
-        skips.add("unreadable embedded image", lm.path, f"imageData: {exc}")
+            fmt, (w, h) = (im.format or "png").lower(), im.size
+    except ImageTooLarge as exc:
+        skips.add("embedded image too large", lm.path, str(exc))
+        return None
+    except Exception as exc:  # binascii.Error, Pillow's many error types for data that is no image
+        skips.add("unreadable embedded image", lm.path, f"imageData: {exc.__class__.__name__}: {exc}")
         return None
     suffix = Path(lm.image_path).suffix.lower()
     if suffix[1:] not in IMG_FORMATS:
         suffix = ".jpg" if fmt in ("jpeg", "mpo") else f".{fmt}"
-    return raw, suffix
+    return raw, suffix, w, h
+
+
+def _from_file(src: Path, rel_json: Path, finder: _Finder, skips: Skips) -> tuple | None:
+    if not skips.usable(src):
+        return None
+    size = skips.image_size(src)
+    if size is None:
+        return None
+    src = src.resolve()
+    base = next(r for r in finder.roots if r in src.parents)
+    return Item(src, src.relative_to(base).as_posix(), split=split_of(rel_json.parts[:-1])), *size
+
+
+def _from_data(lm: LabelmeFile, rel_json: Path, skips: Skips) -> tuple | None:
+    if not skips.usable(lm.path):  # the image is named after the JSON
+        return None
+    got = _embedded(lm, skips)
+    if got is None:
+        return None
+    raw, suffix, w, h = got
+    item = Item(lm.path.with_suffix(suffix), rel_json.with_suffix(suffix).as_posix(),
+                split=split_of(rel_json.parts[:-1]), data=raw)
+    skips.warnings.append(f"{lm.path}: image {lm.image_path!r} not found; imported from the JSON's embedded imageData")
+    return item, w, h
 
 
 def _item(lm: LabelmeFile, root: Path, finder: _Finder, skips: Skips) -> tuple[Item, float, float] | None:
     rel_json = lm.path.relative_to(root)
     src = finder.find(lm)
     if src is not None:
-        size = skips.image_size(src)
-        if size is None:
-            return None
-        w, h = size
-        src = src.resolve()
-        base = next(r for r in finder.roots if r in src.parents)
-        item = Item(src, src.relative_to(base).as_posix(), split=split_of(rel_json.parts[:-1]))
+        got = _from_file(src, rel_json, finder, skips)
     elif lm.image_data:
-        got = _embedded(lm, skips)
-        if got is None:
-            return None
-        raw, suffix = got
-        from PIL import Image
-
-        with Image.open(io.BytesIO(raw)) as im:
-            w, h = im.size
-        rel = rel_json.with_suffix(suffix).as_posix()
-        item = Item(lm.path.with_suffix(suffix), rel, split=split_of(rel_json.parts[:-1]), data=raw)
-        skips.warnings.append(f"{lm.path}: image {lm.image_path!r} not found; imported from the JSON's embedded imageData")
+        got = _from_data(lm, rel_json, skips)
     else:
         skips.add("image not found", lm.path, f"imagePath {lm.image_path!r}, and no imageData in the JSON")
         return None
+    if got is None:
+        return None
+    item, w, h = got
     if lm.width and lm.height and (round(lm.width), round(lm.height)) != (w, h):
         skips.add("image size differs from the JSON", lm.path,
                   f"imageWidth x imageHeight {lm.width:g} x {lm.height:g}, image {w} x {h}: points drawn on another size")
         return None
     return item, w, h
+
+
+def _imported(parsed: list[LabelmeFile], root: Path, finder: _Finder, skips: Skips) -> list[tuple]:
+    """(JSON, item, width, height) of every JSON whose image is imported; the others listed in ``skips``."""
+    kept, seen = [], {}
+    for lm in parsed:
+        got = _item(lm, root, finder, skips)
+        if got is None:
+            continue
+        item = got[0]
+        if item.data is None and item.src in seen:
+            skips.add("image labelled by another JSON too", lm.path, f"{item.src} is imported with {seen[item.src]}")
+            continue
+        seen[item.src] = lm.path
+        kept.append((lm, *got))
+    return kept
+
+
+def _add_rows(lm: LabelmeFile, item: Item, wh: tuple, rects: list, cmap: dict, skips: Skips) -> None:
+    for k, r in enumerate(rects, 1):
+        where = f"{lm.path}: shape {k}"
+        if isinstance(r, str):
+            shape = lm.shapes[k - 1]
+            skips.add(r, where, str(shape.get("label", "")) if isinstance(shape, dict) else "")
+        elif r[0] not in cmap:
+            skips.add("unknown class", where, repr(r[0]))
+        elif (row := yolo_row(cmap[r[0]], *r[1], *wh)) is None:
+            skips.add("degenerate box", where, f"points {r[1]} have no area inside the image")
+        else:
+            item.rows.append(row)
 
 
 def import_labelme(src_dir: str | Path, out: str | Path, classes: list[str] | None = None, images: str | Path | None = None,
@@ -164,35 +219,18 @@ def import_labelme(src_dir: str | Path, out: str | Path, classes: list[str] | No
     check_fractions(val_fraction, test_fraction)
     prepare_output(out, force, [root, images_dir])
     out_abs = Path(out).resolve()
-    skips = Skips()
+    skips = Skips(roots=(root, images_dir))
     parsed = [lm for p in sorted(root.rglob("*.json")) if p.is_file() and out_abs not in p.resolve().parents
               and (lm := _read(p, skips)) is not None]
     if not parsed:
         raise FileNotFoundError(f"{root}: no LabelMe JSON (a .json with 'shapes') in the folder or its sub-folders")
-    rects = {lm.path: [_rectangle(s) for s in lm.shapes] for lm in parsed}
-    if classes is None:
-        classes = sorted({r[0] for rs in rects.values() for r in rs if isinstance(r, tuple)} - {""})
+    kept = _imported(parsed, root, _Finder(root, images_dir), skips)
+    rects = {lm.path: [_rectangle(s) for s in lm.shapes] for lm, *_ in kept}
+    if classes is None:  # the labels of the imported files only: a skipped file adds no class
+        classes = sorted({r[0] for rs in rects.values() for r in rs if isinstance(r, tuple)})
     cmap = {c: i for i, c in enumerate(classes)}
-    finder, items, seen = _Finder(root, images_dir), [], {}
-    for lm in parsed:
-        got = _item(lm, root, finder, skips)
-        if got is None:
-            continue
-        item, w, h = got
-        if item.data is None and item.src in seen:
-            skips.add("image labelled by another JSON too", lm.path, f"{item.src} is imported with {seen[item.src]}")
-            continue
-        seen[item.src] = lm.path
-        for k, r in enumerate(rects[lm.path], 1):
-            where = f"{lm.path}: shape {k}"
-            if isinstance(r, str):
-                skips.add(r, where, str(lm.shapes[k - 1].get("label", "")) if isinstance(lm.shapes[k - 1], dict) else "")
-            elif r[0] not in cmap:
-                skips.add("unknown class", where, repr(r[0]))
-            elif (row := yolo_row(cmap[r[0]], *r[1], w, h)) is None:
-                skips.add("degenerate box", where, f"points {r[1]} have no area inside the image")
-            else:
-                item.rows.append(row)
-        items.append(item)
+    for lm, item, w, h in kept:
+        _add_rows(lm, item, (w, h), rects[lm.path], cmap, skips)
+    items = [item for _, item, _, _ in kept]
     keep_fixed_splits(items)
     return write_dataset(items, out, dict(enumerate(classes)), skips, str(root), val_fraction, link, test_fraction)

@@ -152,7 +152,7 @@ def import_voc(voc_dir: str | Path, out: str | Path, classes: list[str] | None =
     check_fractions(val_fraction, test_fraction)
     ann, folders = find_folders(voc, Path(images) if images else None)
     prepare_output(out, force, [voc, images])
-    skips = Skips()
+    skips = Skips(roots=(voc, *folders))  # the image folders searched (a LabelImg one may be beside voc)
     parsed = _parse(_xmls(ann), skips)
     if classes is None:
         classes = sorted({(o.findtext("name") or "").strip() for _, r in parsed for o in r.iter("object")} - {""})
@@ -164,7 +164,7 @@ def import_voc(voc_dir: str | Path, out: str | Path, classes: list[str] | None =
             skips.add("not in ImageSets", xml)
             continue
         src = index.find(root, xml, skips)
-        wh = _size(root, src, xml, skips) if src is not None else None
+        wh = _size(root, src, xml, skips) if src is not None and skips.usable(src, xml) else None
         if wh is None:
             continue
         rel = str(src.relative_to(folders[0])) if folders[0] in src.parents else src.name

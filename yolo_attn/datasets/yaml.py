@@ -159,14 +159,30 @@ def _root(src: Path, data: dict) -> tuple[Path, tuple[str, ...]]:
                                           "datasets folder and the YAML's folder)",)
 
 
-def _entries(root: Path, spec) -> tuple[Path, ...]:
+def _resolved(src: Path, path: Path, what: str) -> Path:
+    """``path`` resolved; a :class:`DatasetError` naming the YAML ``src`` and its entry ``what`` for a symlink loop."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError) as exc:  # RuntimeError: Python < 3.13's "Symlink loop from ..."
+        raise DatasetError(f"{src}: {what} {path} is a symbolic link loop (or a chain of links too long to "
+                           f"follow): {exc}") from None
+
+
+def _entries(src: Path, root: Path, key: str, spec) -> tuple[Path, ...]:
     """Ultralytics' resolution of one split value: ``root / entry``, and for a string the ``../`` retry."""
     if isinstance(spec, list):
-        return tuple((root / x).resolve() for x in spec)
-    x = (root / spec).resolve()
+        return tuple(_resolved(src, root / x, f"{key}:") for x in spec)
+    x = _resolved(src, root / spec, f"{key}:")
     if not x.exists() and spec.startswith("../"):
-        x = (root / spec[3:]).resolve()
+        x = _resolved(src, root / spec[3:], f"{key}:")
     return (x,)
+
+
+def _splits(src: Path, data: dict) -> tuple[Path, dict[str, tuple[Path, ...]], tuple[str, ...]]:
+    """The root (a symlink loop refused, naming ``src``), the resolved entries of every split and the notes."""
+    root, notes = _root(src, data)
+    _resolved(src, root, "path:" if data.get("path") else "the dataset folder")
+    return root, {k: _entries(src, root, k, data[k]) for k in SPLIT_KEYS if data.get(k)}, notes
 
 
 def _copy_text(src: Path, data: dict, root: Path, splits: dict, dropped_download: bool) -> str:
@@ -231,13 +247,11 @@ def resolve_dataset(path: str | Path, out_dir: str | Path | None = None, trust: 
     for k in ("train", "val"):
         if k not in data:
             raise DatasetError(f"{src}: no '{k}:' key ('train' and 'val' are required in every dataset YAML)")
-    root, notes = _root(src, data)
-    splits = {k: _entries(root, data[k]) for k in SPLIT_KEYS if data.get(k)}
+    root, splits, notes = _splits(src, data)
     download = data.pop("download", None)
     if trust and download and any(not p.exists() for k in ("train", "val") for p in splits.get(k, ())):
         _download_trusted(src)
-        root, notes = _root(src, data)
-        splits = {k: _entries(root, data[k]) for k in SPLIT_KEYS if data.get(k)}
+        root, splits, notes = _splits(src, data)
     copy = _write_copy(src, _copy_text(src, data, root, splits, download is not None), out_dir)
     names = _ultralytics_names(src, copy, data)
     return Dataset(src, copy, root, splits, names, None if download is None else str(download), notes)

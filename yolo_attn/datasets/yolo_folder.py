@@ -114,8 +114,10 @@ def import_yolo(src_dir: str | Path, out: str | Path, names: list[str] | None = 
     out_abs = Path(out).resolve()
     images = sorted(p for p in src.rglob("*") if p.suffix[1:].lower() in IMG_FORMATS and p.is_file()
                     and out_abs not in p.resolve().parents)
-    skips, items, unlabelled = Skips(), [], []
+    skips, items, unlabelled = Skips(roots=(src,)), [], []
     for img in images:
+        if not skips.usable(img):
+            continue
         rel = img.relative_to(src)
         lbl = _label_file(img)
         if lbl is None:
