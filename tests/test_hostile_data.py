@@ -84,6 +84,19 @@ def test_non_utf8_image_name_fails_train_and_compare_naming_the_file(tmp_path):
     assert "UnicodeEncodeError" not in proc.stdout + proc.stderr
 
 
+def test_non_utf8_dataset_folder_is_a_clear_error(tmp_path):
+    """A YAML in a folder named in Latin-1 (no ``path:``) ended in an encoding error naming nothing."""
+    root = Path(os.fsdecode(bytes(tmp_path) + b"/" + LATIN1))
+    y = _dataset(root)
+    y.write_text("train: images/train\nval: images/val\nnames: [a]\n")
+    with pytest.raises(DatasetError, match=re.escape(f"{SHOWN}/data.yaml: the path of this YAML is not UTF-8")):
+        require_dataset(y)
+    moved = tmp_path / "data.yaml"
+    moved.write_bytes(b"path: " + os.fsencode(root) + b"\ntrain: images/train\nval: images/val\nnames: [a]\n")
+    rep = check_data(moved)  # a YAML's own bytes are read as UTF-8: the folder is then not found, said so
+    assert not rep.ok and "'train' path not found" in rep.fatal[0].message
+
+
 def test_non_utf8_image_name_is_a_named_skip_of_import_data(tmp_path):
     src = tmp_path / "export"
     for i in range(4):

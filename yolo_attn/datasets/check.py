@@ -308,7 +308,7 @@ def _split_images(rep: CheckReport, ds: Dataset, split: str) -> list[str] | None
 def check_data(data_yaml: str | Path | Dataset, splits=("train", "val", "test"), check_images: bool = True) -> CheckReport:
     """Check an Ultralytics dataset YAML (or a resolved one); every problem is reported with its file (see the
     module table)."""
-    rep = CheckReport(str(data_yaml.source if isinstance(data_yaml, Dataset) else data_yaml))
+    rep = CheckReport(shown(data_yaml.source if isinstance(data_yaml, Dataset) else data_yaml))
     try:
         ds = data_yaml if isinstance(data_yaml, Dataset) else resolve_dataset(data_yaml)
     except (FileNotFoundError, ValueError, TypeError) as exc:

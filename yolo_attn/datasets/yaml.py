@@ -32,7 +32,7 @@ from pathlib import Path
 import yaml
 
 from .._io import atomic_write
-from .files import image_files
+from .files import image_files, not_utf8, shown
 
 SPLIT_KEYS = ("train", "val", "test", "minival")  # the split keys Ultralytics resolves against the root
 COPY_HEADER = "# yolo_attn's checked copy of"
@@ -182,7 +182,12 @@ def _splits(src: Path, data: dict) -> tuple[Path, dict[str, tuple[Path, ...]], t
     """The root (a symlink loop refused, naming ``src``), the resolved entries of every split and the notes."""
     root, notes = _root(src, data)
     _resolved(src, root, "path:" if data.get("path") else "the dataset folder")
-    return root, {k: _entries(src, root, k, data[k]) for k in SPLIT_KEYS if data.get(k)}, notes
+    splits = {k: _entries(src, root, k, data[k]) for k in SPLIT_KEYS if data.get(k)}
+    for where, path in [("the dataset folder", root)] + [(f"'{k}'", p) for k, ps in splits.items() for p in ps]:
+        if not_utf8(path):
+            raise DatasetError(f"{shown(src)}: {where} {shown(path)}: its name is not UTF-8; Ultralytics cannot "
+                               "train on it: rename it")
+    return root, splits, notes
 
 
 def _copy_text(src: Path, data: dict, root: Path, splits: dict, dropped_download: bool) -> str:
@@ -240,6 +245,9 @@ def resolve_dataset(path: str | Path, out_dir: str | Path | None = None, trust: 
     ``trust``: when a train/val entry is missing and the YAML has a ``download:``, Ultralytics runs it first.
     """
     src = locate_yaml(path)
+    if not_utf8(src):
+        raise DatasetError(f"{shown(src)}: the path of this YAML is not UTF-8; Ultralytics cannot train on it: "
+                           "rename its folder or itself")
     data = load_data_yaml(src)
     if "val" not in data and "validation" in data:
         data["val"] = data.pop("validation")
