@@ -263,6 +263,31 @@ def test_import_skips_a_symlinked_image_outside_the_export(tmp_path):
     assert rep.skipped == {"symlink to a file outside the input": 1}  # its annotation goes with it
 
 
+def test_voc_cvat_and_labelme_skip_a_symlinked_image_outside_the_input(tmp_path):
+    secret = write_image(tmp_path / "private" / "secret.jpg", w=100, h=50, colour=(1, 2, 3))
+    voc, cvat, lm = tmp_path / "voc", tmp_path / "cvat", tmp_path / "lm"
+    box = '<bndbox><xmin>1</xmin><ymin>1</ymin><xmax>20</xmax><ymax>20</ymax></bndbox>'
+    for i, name in enumerate(["0.jpg", "1.jpg", "2.jpg", "leak.jpg"]):
+        for folder in (voc / "images", cvat / "images", lm):
+            if name == "leak.jpg":
+                (folder / name).symlink_to(secret)
+            else:
+                write_image(folder / name, w=100, h=50)
+        (voc / "Annotations").mkdir(parents=True, exist_ok=True)
+        (voc / "Annotations" / f"{i}.xml").write_text(
+            f"<annotation><filename>{name}</filename><size><width>100</width><height>50</height></size>"
+            f"<object><name>a</name>{box}</object></annotation>")
+        _labelme(lm / f"{i}.json", name, ["a"], w=100, h=50)
+    images = "".join(f'<image id="{i}" name="{n}" width="100" height="50"><box label="a" xtl="1" ytl="1" xbr="20" '
+                     f'ybr="20"/></image>' for i, n in enumerate(["0.jpg", "1.jpg", "2.jpg", "leak.jpg"]))
+    (cvat / "annotations.xml").write_text(f"<annotations><version>1.1</version>{images}</annotations>")
+    from yolo_attn.datasets import import_cvat, import_voc
+
+    for rep in (import_voc(voc, tmp_path / "o1"), import_cvat(cvat, tmp_path / "o2"), import_labelme(lm, tmp_path / "o3")):
+        assert sum(rep.images.values()) == 3 and not list(rep.out.rglob("leak.jpg")), rep.problems
+        assert sum(rep.skipped.values()) == 1, rep.skipped
+
+
 def test_import_into_a_symlinked_output_folder_is_a_clear_message(tmp_path, capsys):
     src = tmp_path / "export"
     for i in range(4):
