@@ -130,7 +130,7 @@ class _Pair:
     boxes: int = 0
     state: str = "labelled"  # labelled | empty | missing (no label file) | absent (no image)
     tiny: int = 0
-    readable: bool = True  # the image may be opened (its name is UTF-8; not found unreadable or too large)
+    readable: bool = True  # the image may be opened: a UTF-8 name, it exists, it opened and is not too large
 
 
 def _tiny_box(rep: CheckReport, where: str, x1, y1, x2, y2, size: tuple[int, int] | None) -> bool:
