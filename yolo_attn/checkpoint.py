@@ -511,6 +511,8 @@ class Checkpoint:
     trusted: bool = False
     meta: dict = field(default_factory=dict)
     model: Any = None  # the real nn.Module (trusted or weights-only loads) or placeholder tree
+    training_state: dict = field(default_factory=dict)  # every other top-level entry as plain data and tensors
+    # (epoch, optimizer and scaler state...: what resuming a run needs beyond the weights); objects left out
 
     @property
     def half(self) -> bool:
@@ -540,17 +542,17 @@ def _normalise_keys(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return sd
 
 
-def _plain(value: Any, budget: _Budget | None = None, depth: int = 0) -> Any:
-    """Plain data (no placeholders/tensors) for metadata, or None. Bounded: see :class:`_Budget`."""
+def _plain(value: Any, budget: _Budget | None = None, depth: int = 0, tensors: bool = False) -> Any:
+    """Plain data (no placeholders; tensors only with ``tensors``) for metadata, or None. Bounded: see :class:`_Budget`."""
     budget = budget or _Budget()
     budget.spend(depth)
-    if isinstance(value, (str, int, float, bool)) or value is None:
+    if isinstance(value, (str, int, float, bool)) or value is None or (tensors and isinstance(value, torch.Tensor)):
         return value
     if isinstance(value, (list, tuple)):
-        items = [_plain(v, budget, depth + 1) for v in value]
+        items = [_plain(v, budget, depth + 1, tensors) for v in value]
         return items if all(v is not None or o is None for v, o in zip(items, value)) else None
     if isinstance(value, dict):
-        out = {k: _plain(v, budget, depth + 1) for k, v in value.items() if isinstance(k, (str, int))}
+        out = {k: _plain(v, budget, depth + 1, tensors) for k, v in value.items() if isinstance(k, (str, int))}
         return {k: v for k, v in out.items() if v is not None or value[k] is None}
     return None
 
@@ -592,6 +594,7 @@ def _from_model(path: Path, model: Any, top: dict, placeholders: set[str], trust
     kind = qualified_type(model)
     fmt = "yolov5" if kind.startswith("models.") else "ultralytics"
     meta = {k: _plain(v) for k, v in top.items() if k not in ("model", "ema", "optimizer") and _plain(v) is not None}
+    state = {k: _plain(v, tensors=True) for k, v in top.items() if k not in ("model", "ema")}
     return Checkpoint(
         path=path,
         format=fmt,
@@ -605,6 +608,7 @@ def _from_model(path: Path, model: Any, top: dict, placeholders: set[str], trust
         trusted=trusted,
         meta=meta,
         model=model,
+        training_state={k: v for k, v in state.items() if v is not None},
     )
 
 
@@ -691,8 +695,10 @@ def load_checkpoint(path: str | Path, trust: bool = False) -> Checkpoint:
         CheckpointError: the file is truncated, corrupt, a TorchScript archive or not a checkpoint.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such checkpoint file")
+    if not path.is_file():  # or one of Ultralytics' weight names (yolo11n.pt): found or downloaded as Ultralytics does
+        from ._ultralytics import stock_weights
+
+        path = stock_weights(path)
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: the file is empty")
     if path.suffix == ".safetensors" or (not _is_zip(path) and _looks_like_safetensors(path)):

@@ -57,17 +57,25 @@ def read_model_checkpoint(path: str | Path, trust: bool = False):
     is used as given: Ultralytics' name rewriting (``yolov5n.pt`` -> ``yolov5nu.pt``) and download fallback are
     never involved. ``trust=True`` unpickles the file fully (code in it runs): only for files you made.
     """
-    import copy
-
     from torch import nn
-    from ultralytics.nn.tasks import DetectionModel
 
-    from .checkpoint import CheckpointError, load_checkpoint
+    from .checkpoint import load_checkpoint
 
-    path = Path(path)
-    ckpt = load_checkpoint(path, trust=trust)
+    ckpt = load_checkpoint(Path(path), trust=trust)
     if trust and isinstance(ckpt.model, nn.Module) and hasattr(ckpt.model, "model"):
         return ckpt.model.float()
+    return model_from_checkpoint(ckpt)
+
+
+def model_from_checkpoint(ckpt):
+    """The float model of a :class:`~yolo_attn.checkpoint.Checkpoint`, rebuilt from the YAML it carries (checked)."""
+    import copy
+
+    from ultralytics.nn.tasks import DetectionModel
+
+    from .checkpoint import CheckpointError
+
+    path = ckpt.path
     if ckpt.format == "yolov5":
         raise CheckpointError(f"{path}: is a checkpoint of the original YOLOv5 repository (anchor-based head); "
                               "build an Ultralytics model YAML and `yolo-attn transfer` its weights into it")
@@ -120,3 +128,25 @@ def write_model_yaml(model: str | Path, out_dir: str | Path, init: str) -> Path:
     out = Path(out_dir) / Path(str(model)).name
     header = f"# {Path(str(model)).name} with init: {init} on every attention layer (yolo_attn)\n"
     return atomic_write(out, header + yaml.safe_dump(d, sort_keys=False))
+
+
+def write_clean_checkpoint(ckpt, dest: str | Path, training: bool = False, train_args: dict | None = None) -> Path:
+    """Write the safely read checkpoint ``ckpt`` again as a file that holds only what yolo_attn built from it.
+
+    For the files Ultralytics reads with its full unpickler (``resume=``, ``distill_model=``): the model is rebuilt
+    from the YAML the file carries and its weights loaded (every shape checked); the other top-level entries (epoch,
+    optimizer and scaler state...) are kept only as plain data and tensors (``training``: a run to resume; else the
+    model alone, a teacher). ``train_args`` replaces the file's own. Ultralytics then unpickles a file with torch,
+    Ultralytics and yolo_attn classes only: nothing pickled in the original runs.
+    """
+    import torch
+
+    from ._io import atomic_save
+
+    model = model_from_checkpoint(ckpt)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    own = ckpt.meta.get("train_args")
+    out = {**(ckpt.training_state if training else {}), "model": None, "ema": model.half(),
+           "train_args": train_args if train_args is not None else (own if isinstance(own, dict) else {})}
+    return atomic_save(Path(dest), lambda tmp: torch.save(out, tmp))

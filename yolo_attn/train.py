@@ -249,11 +249,12 @@ class AttnDetectionTrainer(DetectionTrainer):
                 and self.epoch + 1 >= self.epochs)
 
     def save_model(self):
-        super().save_model()
+        saved = super().save_model()  # Ultralytics runs on_model_save only when this is true
         if self.transfer_report is not None:
             import json
 
             (Path(self.save_dir) / "transfer.json").write_text(json.dumps(self.transfer_report.as_dict(), indent=1))
+        return saved
 
 
 def _apply_translated_freeze(trainer) -> None:
@@ -385,16 +386,11 @@ def parse_args(argv: list[str]) -> dict[str, Any]:
     return {**check_args(overrides), **own}
 
 
-def _resolve(overrides: dict[str, Any], trust: bool = False) -> dict[str, Any]:
-    args = dict(overrides)
-    cfg = args.pop("cfg", None)
-    if cfg:  # a YAML of arguments (e.g. hyper-parameters); explicit arguments win
-        import yaml
+def _resolve(overrides: dict[str, Any], trust: bool, scratch: Path) -> dict[str, Any]:
+    """The run's arguments: ``cfg=`` merged, every file argument through :mod:`yolo_attn.file_args`, checked."""
+    from . import file_args
 
-        loaded = yaml.safe_load(Path(cfg).read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"cfg={cfg}: expected a mapping of training arguments")
-        args = {**loaded, **args}
+    args = file_args.gate_checkpoints(file_args.expand_cfg(overrides), trust, scratch)
     if not args.get("model"):
         raise ValueError("model= is required (a model YAML such as yolov5n-se-neck.yaml, or a .pt)")
     if not args.get("data"):
@@ -434,33 +430,30 @@ def train(callbacks: dict[str, Callable | list[Callable]] | None = None, final_w
         raise ValueError(f"final_weights={final_weights!r}: expected best or last")
     from ultralytics.utils import callbacks as ul_callbacks
 
+    import shutil
+    import tempfile
+
     _ultralytics_offline_font()
     overrides = dict(overrides)
     attn_init = overrides.pop("attn_init", None)
     trust = bool(overrides.pop("trust", False))
     attn_lr = _attn_lr(overrides.pop("attn_lr", 1.0))
-    args = _resolve(overrides, trust)
-    attn_init = _model_options(args, attn_init)
-    if attn_init is not None and str(args["model"]).lower().endswith(".pt"):
-        raise ValueError(f"attn_init={attn_init}: applies to a model YAML, but model={args['model']} is a checkpoint "
-                         "(its attention layers were initialised when it was made; yolo-attn transfer --init sets it)")
-    if attn_init is not None:  # the trainer (and DDP workers) rebuild the model from a YAML file
-        import tempfile
-
-        from .models import write_model_yaml
-
-        args["model"] = str(write_model_yaml(args["model"], tempfile.mkdtemp(prefix="yolo-attn-model-"), attn_init))
-        LOGGER.info(f"yolo_attn: attention layers built with init={attn_init} ({args['model']})")
     cbs = ul_callbacks.get_default_callbacks()
     for event, fns in (callbacks or {}).items():
         if event not in cbs:
             raise ValueError(f"unknown callback event {event!r}; events: {', '.join(sorted(cbs))}")
         cbs[event].extend(fns if isinstance(fns, (list, tuple)) else [fns])
-    t0 = time.perf_counter()
-    trainer = AttnDetectionTrainer(overrides=args, _callbacks=cbs, threads=threads)
-    trainer.trust, trainer.attn_lr, trainer.final_weights = trust, attn_lr, final_weights
-    trainer.train()
-    seconds = time.perf_counter() - t0
+    scratch = Path(tempfile.mkdtemp(prefix="yolo-attn-run-"))  # clean copies and the init YAML; removed at the end
+    try:
+        args = _resolve(overrides, trust, scratch)
+        args["model"] = _with_attn_init(args, attn_init, scratch)
+        t0 = time.perf_counter()
+        trainer = AttnDetectionTrainer(overrides=args, _callbacks=cbs, threads=threads)
+        trainer.trust, trainer.attn_lr, trainer.final_weights = trust, attn_lr, final_weights
+        trainer.train()
+        seconds = time.perf_counter() - t0
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     metrics = {k: float(v) for k, v in (trainer.metrics or {}).items() if isinstance(v, (int, float))}
     return TrainResult(
         metrics=metrics,
@@ -475,6 +468,22 @@ def train(callbacks: dict[str, Callable | list[Callable]] | None = None, final_w
         final_eval_s=trainer.final_eval_s,
         scored_by=trainer.scored_by,
     )
+
+
+def _with_attn_init(args: dict, attn_init, scratch: Path) -> str:
+    """The model to train: the model YAML rewritten with its ``attn_init`` (the run's or its own) in ``scratch``."""
+    attn_init = _model_options(args, attn_init)
+    if attn_init is not None and str(args["model"]).lower().endswith(".pt"):
+        raise ValueError(f"attn_init={attn_init}: applies to a model YAML, but model={args['model']} is a checkpoint "
+                         "(its attention layers were initialised when it was made; yolo-attn transfer --init sets it)")
+    if attn_init is None:
+        return args["model"]
+    from .models import write_model_yaml
+
+    # the trainer (and DDP workers) rebuild the model from a YAML file
+    model = str(write_model_yaml(args["model"], scratch / "model", attn_init))
+    LOGGER.info(f"yolo_attn: attention layers built with init={attn_init} ({model})")
+    return model
 
 
 def _model_options(args: dict, attn_init):
