@@ -64,3 +64,18 @@ def test_pretrained_without_yolo_attn_matching_would_lose_the_neck(stock_ckpt):
     target.load(weights, verbose=False)
     stock_sppf = weights.model[9].cv2.conv.weight.float()
     assert not torch.equal(target.model[10].cv2.conv.weight, stock_sppf)
+
+
+def test_yolo26_fine_tunes_from_its_stock_checkpoint(tmp_path):
+    """YOLO26's end-to-end criterion (E2ELoss) names its loss items through its one-to-one branch; the epoch-0
+    validation of a transferred start read ``loss_names`` from the criterion itself and failed every run."""
+    from yolo_attn.checkpoint import save_model_checkpoint
+
+    torch.manual_seed(0)
+    stock = save_model_checkpoint(DetectionModel("yolo26n.yaml", nc=4, verbose=False), tmp_path / "yolo26n-stock.pt")
+    result = train(model="yolo26n-se-backbone-end.yaml", pretrained=str(stock), attn_init="identity", epochs=1,
+                   imgsz=64, batch=8, fraction=0.1, workers=0, plots=False, project=str(tmp_path), name="run")
+    report = result.trainer.transfer_report
+    assert report is not None and result.start_metrics is not None
+    assert "metrics/mAP50-95(B)" in result.start_metrics and result.last.is_file()
+    assert len(report.mapping) == len(load_checkpoint(stock).layers)  # every stock layer found its place

@@ -157,7 +157,9 @@ def validate_before_training(trainer) -> dict[str, float]:
         from ultralytics.utils.torch_utils import unwrap_model
 
         model = unwrap_model(trainer.model)
-        names = tuple((getattr(model, "criterion", None) or model.init_criterion()).loss_names)
+        criterion = getattr(model, "criterion", None) or model.init_criterion()
+        # an end-to-end head's criterion (YOLO26's E2ELoss) reports the items of its one-to-one branch
+        names = tuple(getattr(criterion, "loss_names", None) or getattr(criterion, "one2one").loss_names)
     had_epoch, best, loss = hasattr(trainer, "epoch"), trainer.best_fitness, getattr(trainer, "loss", None)
     trainer.loss_items = {k: torch.zeros((), device=trainer.device) for k in names}
     trainer.loss = torch.zeros((), device=trainer.device)  # validate() reads it as a fallback fitness
