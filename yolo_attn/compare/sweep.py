@@ -275,6 +275,7 @@ def compare(
         raise ValueError(f"unknown backend {backend!r} (local or ray)")
     seed_list = check_flags(seeds, n_boot, threads, workers, max_trials, tolerance)  # before anything is written
     check_args({"epochs": epochs, "imgsz": imgsz})  # Ultralytics' type and range rules (epochs >= 1), and imgsz >= 1
+    check_batch((train_args or {}).get("batch"))
     check_device(device)
     out_dir = Path(out) if out else default_out()
     store = open_results(out_dir)
@@ -503,7 +504,6 @@ def check_sweep_settings(train_args: dict | None, pretrained: str | None, specs_
 
     check_sweep_file_args(train_args or {})
     t_args = sweep_train_args(train_args, pretrained)
-    check_batch(t_args.get("batch"))
     check_args({k: v for k, v in t_args.items() if k not in YOLO_ATTN_ARGS})  # trust, attn_init: yolo_attn's own
     check_pretrained_options(t_args, pretrained, [m["ref"] for m in specs_m])
     options = check_model_options(t_args, pretrained, specs_m)
