@@ -17,12 +17,16 @@ Modules without a gate use :class:`ResidualScale` (``y = x + gamma * (f(x) - x)`
 
 from __future__ import annotations
 
+import contextlib
+import math
+
 import torch
 from torch import nn
 
 from ..registry import INITS  # noqa: F401  (re-exported for the module files)
 
 FUSES = ("mul", "add")
+HALF_DTYPES = (torch.float16, torch.bfloat16)
 
 
 def check_choice(value, choices, option: str, owner: str) -> str:
@@ -214,3 +218,39 @@ class PooledBatchNorm(nn.BatchNorm2d):
         if self.training and x.shape[0] * x.shape[2] * x.shape[3] == 1:
             return nn.functional.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
         return super().forward(x)
+
+
+# ------------------------------------------------------------------------------------------------
+# Half precision (fp16/bf16, autocast): the parts that must not run in half (modules/_precision.py measures it)
+# ------------------------------------------------------------------------------------------------
+def _autocast_on(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4 takes no device type
+        return torch.is_autocast_enabled() if device_type == "cuda" else torch.is_autocast_cpu_enabled()
+
+
+def in_float32(fn, x: torch.Tensor, *others: torch.Tensor) -> torch.Tensor:
+    """``fn(x, *others)``, computed in float32 when ``x`` is fp16/bf16 or autocast is on; the result in ``x``'s dtype.
+
+    For the parts of a layer whose intermediate values leave fp16's range (65504) on a trained network's
+    activations, or lose bf16's 8 bits: a variance of values of 1e3, attention logits. The tensors are upcast
+    and autocast is switched off inside (it would cast a matmul back to half). A float32 input without
+    autocast runs ``fn`` unchanged, so float32 results and exported float32 graphs are not touched.
+    """
+    autocast = _autocast_on(x.device.type)
+    if x.dtype not in HALF_DTYPES and not autocast:
+        return fn(x, *others)
+    with torch.autocast(x.device.type, enabled=False) if autocast else contextlib.nullcontext():
+        out = fn(x.float(), *(t.float() for t in others))
+    return out.to(x.dtype)
+
+
+def mean_over(x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
+    """Mean over ``dims`` (kept) written as ``sum * (1 / n)``: a sum's backward is a broadcast view, where a mean's
+    backward divides a full-size gradient. An fp16/bf16 sum is accumulated and scaled in float32 (a sum over the
+    6400 positions of an 80 x 80 map of activations of ~10 passes fp16's 65504) and returned in ``x``'s dtype."""
+    scale = 1.0 / math.prod(x.shape[d] for d in dims)
+    if x.dtype in HALF_DTYPES:
+        return (x.sum(dims, keepdim=True, dtype=torch.float32) * scale).to(x.dtype)
+    return x.sum(dims, keepdim=True) * scale

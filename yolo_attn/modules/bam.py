@@ -19,7 +19,16 @@ import torch
 from torch import nn
 
 from ..registry import register
-from ._common import Gate, GatedModule, PooledBatchNorm, check_positive_int, gate_options, hidden_channels, zero_init_
+from ._common import (
+    Gate,
+    GatedModule,
+    PooledBatchNorm,
+    check_positive_int,
+    gate_options,
+    hidden_channels,
+    mean_over,
+    zero_init_,
+)
 
 
 def _conv_bn_relu(c1: int, c2: int, k: int, d: int = 1) -> nn.Sequential:
@@ -77,6 +86,6 @@ class BAM(GatedModule):
         self.gate = Gate(self.fuse, self.init, combine="residual" if residual else None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = x.sum((2, 3), keepdim=True) * (1.0 / (x.shape[2] * x.shape[3]))  # GAP; sum's backward is a cheap view
+        s = mean_over(x, (2, 3))  # GAP
         z = self.channel(s) + self.spatial(x)  # (B, C, 1, 1) + (B, 1, H, W)
         return self.gate(x, z)

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from ..registry import register
-from ._common import Gate, GatedModule, check_odd_kernel, gate_options, hidden_channels, zero_init_
+from ._common import Gate, GatedModule, check_odd_kernel, gate_options, hidden_channels, mean_over, zero_init_
 
 _PAPER = "Woo et al., CBAM: Convolutional Block Attention Module"
 
@@ -49,7 +49,7 @@ class _ChannelGate(nn.Module):
         # Both descriptors side by side as a (B, C, 1, 2) map, so the shared first layer runs once. W1 is
         # linear and bias-free, so W1 relu(W0 a) + W1 relu(W0 m) = W1 (relu(W0 a) + relu(W0 m)): the
         # hidden activations are summed first and the second layer also runs once.
-        avg = x.sum((2, 3), keepdim=True) * (1.0 / (x.shape[2] * x.shape[3]))  # = mean, cheaper backward
+        avg = mean_over(x, (2, 3))
         d = torch.cat((avg, _max(x.flatten(2), 2).unsqueeze(-1)), 3)
         return self.fc2(self.act(self.fc1(d)).sum(3, keepdim=True))
 
@@ -64,7 +64,7 @@ class _SpatialGate(nn.Module):
             zero_init_(self.conv)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        avg = x.sum(1, keepdim=True) * (1.0 / x.shape[1])  # = mean over channels, cheaper backward
+        avg = mean_over(x, (1,))  # mean over channels
         return self.conv(torch.cat((avg, _max(x, 1)), 1))
 
 

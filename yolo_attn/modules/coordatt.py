@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..registry import register
-from ._common import Gate, GatedModule, check_positive_int, gate_options, hidden_channels, zero_init_
+from ._common import Gate, GatedModule, check_positive_int, gate_options, hidden_channels, mean_over, zero_init_
 
 _DEFAULT_REDUCTION = 32
 
@@ -63,10 +63,8 @@ class CoordAtt(GatedModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[2:]
-        # Directional means written as sum * (1 / n): same values, but a sum's backward is a broadcast view
-        # where a mean's backward divides a full-size gradient.
-        z_h = x.sum(3, keepdim=True) * (1.0 / w)  # (B, C, H, 1)
-        z_w = (x.sum(2, keepdim=True) * (1.0 / h)).transpose(2, 3)  # (B, C, W, 1)
+        z_h = mean_over(x, (3,))  # (B, C, H, 1)
+        z_w = mean_over(x, (2,)).transpose(2, 3)  # (B, C, W, 1)
         f = self.act(self.bn1(self.conv1(torch.cat((z_h, z_w), 2))))  # shared transform over H + W positions
         f_h, f_w = torch.split(f, [h, w], 2)
         x = self.gate_w(x, self.conv_w(f_w.transpose(2, 3)))  # (B, C, 1, W) gate

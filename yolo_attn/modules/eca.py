@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..registry import register
-from ._common import Gate, GatedModule, check_positive_int, gate_options, zero_init_
+from ._common import Gate, GatedModule, check_positive_int, gate_options, mean_over, zero_init_
 
 
 def eca_kernel_size(channels: int, gamma: int = 2, b: int = 1) -> int:
@@ -64,8 +64,6 @@ class ECA(GatedModule):
         self.gate = Gate(self.fuse, self.init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Spatial mean as sum * (1 / HW): same value, but the backward of a sum is a broadcast view, where a
-        # mean's backward divides a full-size gradient.
-        s = (x.sum((2, 3)) * (1.0 / (x.shape[2] * x.shape[3]))).unsqueeze(1)  # (B, 1, C): descriptor as a sequence
+        s = mean_over(x, (2, 3)).flatten(1).unsqueeze(1)  # (B, 1, C): the descriptor as a sequence
         z = self.conv(s).transpose(1, 2).unsqueeze(-1)  # (B, C, 1, 1) gate logits
         return self.gate(x, z)

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..registry import register
-from ._common import Gate, GatedModule, gate_options
+from ._common import Gate, GatedModule, gate_options, mean_over
 
 
 @register(
@@ -77,7 +77,7 @@ class GatherExcite(GatedModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.gather is None:
-            z = x.sum((2, 3), keepdim=True) * (1.0 / (x.shape[2] * x.shape[3]))  # mean; sum's backward is a view
+            z = mean_over(x, (2, 3))
             if self.scale is not None:
                 z = torch.addcmul(self.shift, self.scale, z)
         else:

@@ -21,10 +21,11 @@ residual connection (the bottleneck's shortcut), so it can be dropped anywhere i
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..registry import register
-from ._common import INITS, check_channels, check_choice, check_positive_int, zero_init_
+from ._common import INITS, check_channels, check_choice, check_positive_int, in_float32, zero_init_
 
 
 def _offsets(n: int, max_size: int, device: torch.device) -> torch.Tensor:
@@ -97,14 +98,20 @@ class MHSA(nn.Module):
         logits = lh.reshape(b * n, h * w, h, 1) + lw.reshape(b * n, h * w, 1, w)  # (bn, hw, h_key, w_key)
         return logits.reshape(b, n, h * w, h * w)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def attend(self, x: torch.Tensor) -> torch.Tensor:
+        """The heads' outputs ``softmax_j(logit(i, j)) v_j``, concatenated: (b, c, h, w), before ``proj``."""
         b, c, h, w = x.shape
-        check_feature_size(h, w, self.max_size, type(self).__name__)
         n, d = self.heads, self.head_dim
-        q, k, v = self.qkv(x).reshape(b, 3, n, d, h * w).unbind(1)  # each (b, n, d, hw)
+        qkv = F.conv2d(x, self.qkv.weight.to(x.dtype))  # = self.qkv(x), in x's dtype (float32 from in_float32)
+        q, k, v = qkv.reshape(b, 3, n, d, h * w).unbind(1)  # each (b, n, d, hw)
         q = q.transpose(-1, -2) * d**-0.5  # (b, n, hw, d), scaled once for both logit terms
         logits = q @ k + self.relative_logits(q, h, w)  # (b, n, hw_query, hw_key)
         # Explicit softmax-matmul rather than F.scaled_dot_product_attention: with this q-dependent bias and
         # channel-major q/k/v, CPU SDPA takes its unfused path and measured no faster (forward or backward).
-        out = v @ logits.softmax(-1).transpose(-1, -2)  # (b, n, d, hw)
-        return x + self.proj(out.reshape(b, c, h, w))
+        return (v @ logits.softmax(-1).transpose(-1, -2)).reshape(b, c, h, w)  # (b, n, d, hw) per head
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_feature_size(x.shape[2], x.shape[3], self.max_size, type(self).__name__)
+        # In float32 for fp16/bf16 input (projection included): the logits of a trained network's activations pass
+        # fp16's range, and q, k rounded to half move logits of 1e4-1e5 by more than the softmax tolerates.
+        return x + self.proj(in_float32(self.attend, x))

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..registry import register
-from ._common import INITS, check_channels, check_choice, hidden_channels
+from ._common import INITS, check_channels, check_choice, hidden_channels, in_float32
 
 
 @register(
@@ -62,10 +62,11 @@ class NonLocal(nn.Module):
         nn.init.zeros_(self.bn.weight)  # both inits: the paper's zero BN scale (identity at start)
         nn.init.zeros_(self.bn.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def attend(self, x: torch.Tensor) -> torch.Tensor:
+        """``y_i = sum_j softmax_j(theta_i . phi_j) g_j``: (B, C', H, W), before ``W_z``."""
         b, _, h, w = x.shape
         c_ = self.c_
-        qkv = self.qkv(x)
+        qkv = F.conv2d(x, self.qkv.weight.to(x.dtype), self.qkv.bias.to(x.dtype))  # = self.qkv(x), in x's dtype
         theta = qkv[:, :c_].flatten(2)  # (B, C', HW)
         kv = qkv[:, c_:]
         if self.sub_sample:
@@ -74,5 +75,9 @@ class NonLocal(nn.Module):
         phi, g = kv[:, :c_], kv[:, c_:]  # (B, C', N)
         f = torch.bmm(theta.transpose(1, 2), phi).softmax(-1)  # (B, HW, N), rows sum to 1
         # y = f g^T as (B, HW, C'): this operand layout has a ~1.5x faster backward on CPU than g f^T
-        y = torch.bmm(f, g.transpose(1, 2)).transpose(1, 2).reshape(b, c_, h, w)
-        return self.bn(self.wz(y)) + x
+        return torch.bmm(f, g.transpose(1, 2)).transpose(1, 2).reshape(b, c_, h, w)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # In float32 for fp16/bf16 input (projections included): the logits of a trained network's activations pass
+        # fp16's range, and theta, phi rounded to half move large logits by more than the softmax tolerates.
+        return self.bn(self.wz(in_float32(self.attend, x))) + x

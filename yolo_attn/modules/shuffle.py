@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ..registry import register
-from ._common import Gate, GatedModule, check_positive_int, gate_options, maybe_residual_scale
+from ._common import Gate, GatedModule, check_positive_int, gate_options, in_float32, maybe_residual_scale
 
 GROUP_CHOICES = (64, 32, 16, 8, 4, 2, 1)  # the paper uses G = 64 in ResNet-50
 
@@ -82,6 +82,11 @@ class ShuffleAttention(GatedModule):
         self.channel_gate = Gate(self.fuse, "paper")  # sigmoid gates under both inits (see init above)
         self.spatial_gate = Gate(self.fuse, "paper")
 
+    def normalise(self, x2: torch.Tensor) -> torch.Tensor:
+        """Zero mean and unit variance over the positions of each channel (the spatial half's group norm)."""
+        d = x2 - x2.mean((3, 4), keepdim=True)
+        return d * torch.rsqrt(d.pow(2).mean((3, 4), keepdim=True) + self.eps)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c1, h, w = x.shape
         xg = x.reshape(b, self.groups, 2, c1 // (2 * self.groups), h, w)
@@ -90,8 +95,6 @@ class ShuffleAttention(GatedModule):
         # channel half: per-channel global average -> affine -> gate
         y1 = self.channel_gate(x1, cw * x1.mean((3, 4), keepdim=True) + cb)
         # spatial half: per-channel normalisation over positions -> affine -> gate
-        d = x2 - x2.mean((3, 4), keepdim=True)
-        n = d * torch.rsqrt(d.pow(2).mean((3, 4), keepdim=True) + self.eps)
-        y2 = self.spatial_gate(x2, sw * n + sb)
+        y2 = self.spatial_gate(x2, sw * in_float32(self.normalise, x2) + sb)  # float32: a variance passes fp16's range
         y = torch.stack([y1, y2], 2).view(b, 2, c1 // 2, h, w).transpose(1, 2).reshape(b, c1, h, w)
         return y if self.scale is None else self.scale(x, y)

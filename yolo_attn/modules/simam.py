@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from ..registry import register
-from ._common import Gate, GatedModule, check_channels, maybe_residual_scale
+from ._common import Gate, GatedModule, check_channels, in_float32, maybe_residual_scale
 
 
 @register(
@@ -56,9 +56,14 @@ class SimAM(GatedModule):
     def _make_gates(self) -> None:
         self.gate = Gate("mul", "paper")  # x * sigmoid(e) under both inits (identity adds the residual scale)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def energy(self, x: torch.Tensor) -> torch.Tensor:
+        """The inverse energy ``e`` of every activation (the gate logits)."""
         n = max(x.shape[2] * x.shape[3] - 1, 1)
         d = (x - x.mean((2, 3), keepdim=True)).pow(2)
         var = d.sum((2, 3), keepdim=True) / n
-        y = self.gate(x, d / (4 * (var + self.e_lambda)) + 0.5)
+        return d / (4 * (var + self.e_lambda)) + 0.5
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # in float32 for fp16/bf16 input: squared deviations of a trained network's activations (1e3^2) pass fp16's range
+        y = self.gate(x, in_float32(self.energy, x))
         return y if self.scale is None else self.scale(x, y)
