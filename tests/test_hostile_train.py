@@ -167,3 +167,46 @@ def test_data_of_a_resumed_run_is_its_own(resumable, tmp_path):
     assert gated["data"] == run_data
     given = file_args.gate_checkpoints({"resume": str(resumable), "data": "mine.yaml"}, False, tmp_path / "s")
     assert given["data"] == "mine.yaml"
+
+
+# ------------------------------------------------------------------------------------------------
+# freeze= that reaches too far, or nowhere
+# ------------------------------------------------------------------------------------------------
+def _setup(tmp_path, pretrained, freeze):
+    from yolo_attn.train import AttnDetectionTrainer
+
+    args = dict(model="yolov5n-se-backbone-end.yaml", data=str(_shapes()), pretrained=str(pretrained), freeze=freeze,
+                epochs=1, imgsz=64, batch=4, workers=0, plots=False, project=str(tmp_path), name="run", exist_ok=True)
+    trainer = AttnDetectionTrainer(overrides=args)
+    trainer.setup_model()
+    return trainer
+
+
+def _shapes():
+    from yolo_attn.datasets import require_dataset, shapes_yaml
+
+    return require_dataset(shapes_yaml()).yaml
+
+
+@pytest.mark.parametrize("freeze, message", [
+    (25, r"reaches \d+ tensors that start untrained .* another class count"),  # 80-class stock, 4-class data
+    ([3, 99], r"base layer\(s\) \[99\] do not exist \(the base model has layers 0..24\)"),
+    (40, r"freeze=40: the base model has 25 layers"),
+    ([-1], r"base layer\(s\) \[-1\] do not exist"),
+])
+def test_a_freeze_that_reaches_too_far_or_nowhere_is_refused(stock_ckpt, tmp_path, freeze, message):
+    with pytest.raises(ValueError, match=message):
+        _setup(tmp_path, stock_ckpt, freeze)
+
+
+def test_a_freeze_of_the_backbone_still_works(stock_ckpt, tmp_path):
+    trainer = _setup(tmp_path, stock_ckpt, "backbone")
+    assert "model.0." in trainer.frozen and not any(p.startswith("model.25.") for p in trainer.frozen)
+
+
+def test_compare_refuses_the_same_freeze_before_any_trial(stock_ckpt):
+    from yolo_attn.compare.sweep import check_sweep_settings
+
+    specs = [{"name": "yolov5n-se-backbone-end", "ref": "yolov5n-se-backbone-end.yaml"}]
+    with pytest.raises(ValueError, match="start untrained"):
+        check_sweep_settings({"freeze": 25}, str(stock_ckpt), specs, 4)

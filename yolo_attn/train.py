@@ -162,7 +162,8 @@ class AttnDetectionTrainer(DetectionTrainer):
             return ckpt
         from .checkpoint import load_checkpoint
         from .model_options import effective, read_model_options
-        from .transfer import backbone_length, freeze_prefixes, load_by_name, transfer_weights
+        from .transfer import (backbone_length, base_layer_count, check_freeze, freeze_prefixes, load_by_name,
+                               transfer_weights)
 
         options = read_model_options(self.model)  # the model YAML's own yolo_attn: key (overrides the run's values)
         _, freeze = effective(options, freeze=self.args.freeze)
@@ -181,6 +182,7 @@ class AttnDetectionTrainer(DetectionTrainer):
         LOGGER.info(f"yolo_attn: weight transfer from {source} {how}\n{report.table()}")
         if freeze not in (None, [], 0, False):
             self.frozen = freeze_prefixes(self.model, freeze, report.mapping, backbone_length(stock))
+            check_freeze(freeze, self.frozen, report, base_layer_count(stock), backbone_length(stock))
             self._freeze_arg, self.args.freeze = freeze, None  # applied after Ultralytics' freeze step, in target names
         return ckpt
 

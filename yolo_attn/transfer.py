@@ -931,6 +931,37 @@ def freeze_prefixes(model: Any, freeze: Any, base_map: Any, backbone_len: int | 
     return out
 
 
+def check_freeze(freeze: Any, prefixes: list[str], report: TransferReport, base_layers: int | None,
+                 backbone_len: int | None = None) -> None:
+    """Refuse a base-index ``freeze`` that names no layer of the base model, or that reaches tensors the transfer
+    left untrained (the class outputs of a checkpoint with another class count: frozen, they stay random).
+
+    ``prefixes``: :func:`freeze_prefixes` of it; ``base_layers``: the base model's layer count (unknown: no range check).
+    """
+    indices = _base_indices(freeze, report.mapping, backbone_len)
+    if base_layers is not None:
+        if isinstance(freeze, int) and not isinstance(freeze, bool) and not 0 <= freeze <= base_layers:
+            raise ValueError(f"freeze={freeze}: the base model has {base_layers} layers (freeze=N freezes its layers "
+                             f"0..N-1; freeze=backbone its backbone)")
+        missing = [i for i in indices if not 0 <= i < base_layers]
+        if missing:
+            raise ValueError(f"freeze={freeze}: base layer(s) {missing} do not exist (the base model has layers "
+                             f"0..{base_layers - 1})")
+    frozen_new = [k for k in report.class_dependent if any(k.startswith(p) for p in prefixes)]
+    if frozen_new:
+        raise ValueError(f"freeze={freeze} reaches {len(frozen_new)} tensors that start untrained because the "
+                         f"checkpoint has another class count (e.g. {frozen_new[0]}); frozen they would stay random "
+                         "for the whole run: freeze fewer layers (freeze=backbone)")
+
+
+def base_layer_count(ckpt: Checkpoint) -> int | None:
+    """Number of layers of the base model a checkpoint holds (its layer table, else its state dict's layer keys)."""
+    if ckpt.layers:
+        return len(ckpt.layers)
+    found = [int(k.split(".")[1]) for k in ckpt.state_dict if k.startswith("model.") and k.split(".")[1].isdigit()]
+    return max(found) + 1 if found else None
+
+
 def backbone_length(ckpt_or_yaml: Any) -> int | None:
     """Number of backbone rows of a base model (from a Checkpoint's yaml or a YAML dict)."""
     y = ckpt_or_yaml.yaml if isinstance(ckpt_or_yaml, Checkpoint) else ckpt_or_yaml

@@ -522,13 +522,24 @@ def check_sweep_settings(train_args: dict | None, pretrained: str | None, specs_
                 model = build(m["ref"], nc, init=effective(opts, t_args.get("attn_init"))[0])
             try:
                 with quiet_ultralytics():
-                    load(ckpt, model)
+                    report = load(ckpt, model)
+                _check_freeze(effective(opts, freeze=t_args.get("freeze"))[1], model, report, ckpt)
             except ForeignCheckpointError:
                 fit = transfer_weights(ckpt, model, allow_foreign=True)
                 raise ValueError(_foreign(pretrained, m["name"], fit)) from None
             except Exception as exc:
                 raise ValueError(f"--pretrained {pretrained} does not transfer into {m['name']}: {exc}") from exc
     return t_args
+
+
+def _check_freeze(freeze, model, report, ckpt) -> None:
+    """The trainer's freeze check (:func:`yolo_attn.transfer.check_freeze`), before any trial."""
+    if freeze in (None, [], 0, False) or report.method == "names":
+        return
+    from ..transfer import backbone_length, base_layer_count, check_freeze, freeze_prefixes
+
+    prefixes = freeze_prefixes(model, freeze, report.mapping, backbone_length(ckpt))
+    check_freeze(freeze, prefixes, report, base_layer_count(ckpt), backbone_length(ckpt))
 
 
 def _foreign(pretrained: str, name: str, fit) -> str:
