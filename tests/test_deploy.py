@@ -254,3 +254,17 @@ def test_a_dying_converter_process_is_that_formats_failure(tmp_path):
     res = check_format_isolated(cm, get_format("torchscript"), CheckSettings(images=[]), tmp_path)
     assert res.status == FAILED and res.format == "torchscript" and res.layers == ["SE"]
     assert "the converter ended the process (exit status 1)" in res.reason and "gone.pt" in res.reason, res.reason
+
+
+def test_a_model_named_like_a_yolov5_release_is_the_model_checked(tmp_path, monkeypatch):
+    """Ultralytics opens ``yolov5n.pt`` as its own ``yolov5nu.pt`` (a download) when the path holds no 'u': the check's
+    copy of a model named yolov5n must be opened as written."""
+    from yolo_attn.deploy.models import copy_path, model_from_file
+
+    monkeypatch.chdir(tmp_path)
+    assert copy_path(Path("ex"), "yolov5n") == Path("ex/yolov5n-check.pt")  # renamed by Ultralytics otherwise
+    assert copy_path(Path("ex"), "mine") == Path("ex/mine.pt")
+    Path("ex").mkdir()
+    checked = model_from_file("yolov5n.yaml", Path("ex"), torch.rand(2, 3, 64, 64), name="yolov5n")
+    assert Path(checked.yolo.ckpt_path).resolve() == (tmp_path / "ex" / "yolov5n-check.pt").resolve()
+    assert not any(tmp_path.rglob("yolov5nu*"))

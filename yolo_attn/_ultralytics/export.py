@@ -5,6 +5,14 @@ from __future__ import annotations
 import torch
 
 
+def read_as_named(path) -> bool:
+    """Whether ``YOLO(path)`` reads ``path`` itself: Ultralytics rewrites some YOLOv5/YOLOv3 checkpoint names to
+    its own 'u' releases (``yolov5n.pt`` -> ``yolov5nu.pt``) and downloads those instead."""
+    from ultralytics.utils.checks import check_yolov5u_filename
+
+    return check_yolov5u_filename(str(path), verbose=False) == str(path)
+
+
 def exported_model(path, device: str = "cpu"):
     """Ultralytics' own runner of an exported model (any format ``YOLO(path)`` predicts with): ``runner(im)``
     takes a float BCHW tensor in [0, 1] and returns the raw head output, as Ultralytics' predictor sees it."""

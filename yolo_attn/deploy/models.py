@@ -155,6 +155,15 @@ def _open(model: torch.nn.Module, path: Path):
     return YOLO(str(path), task="detect")
 
 
+def copy_path(workdir: Path, stem: str) -> Path:
+    """Where the check writes its copy of model ``stem``: ``<stem>.pt``, or ``<stem>-check.pt`` where Ultralytics
+    would open another file for that name (``yolov5n.pt`` -> its own ``yolov5nu.pt`` release, downloaded)."""
+    from .._ultralytics.export import read_as_named
+
+    path = Path(workdir) / f"{stem}.pt"
+    return path if read_as_named(path) else Path(workdir) / f"{stem}-check.pt"  # the string YOLO() is given
+
+
 def model_for_layer(spec: LayerSpec, workdir: Path, images: torch.Tensor, seed: int = 0) -> CheckModel:
     """The per-layer check model of ``spec`` (seeded untrained weights, class scores spread on ``images``),
     written into ``workdir``."""
@@ -167,7 +176,7 @@ def model_for_layer(spec: LayerSpec, workdir: Path, images: torch.Tensor, seed: 
     model = build_model(str(yaml_path)).eval()
     calibrate_batchnorm(model, images)
     spread_class_scores(model, images)
-    ckpt = Path(workdir) / (Path(fname).stem + ".pt")
+    ckpt = copy_path(workdir, Path(fname).stem)
     return CheckModel(Path(fname).stem, attention_layers(model), _open(model, ckpt), ckpt, synthetic=True)
 
 
@@ -184,7 +193,7 @@ def model_from_file(ref: str, workdir: Path, images: torch.Tensor | None, trust:
         calibrate_batchnorm(model, images)
         spread_class_scores(model, images)
     stem = name or Path(str(ref)).stem
-    ckpt = Path(workdir) / f"{stem}.pt"
+    ckpt = copy_path(workdir, stem)
     if Path(str(ref)).resolve() == ckpt.resolve():
         raise ValueError(f"{ref}: the check writes its copy of the model to this path; give another --out")
     return CheckModel(stem, attention_layers(model), _open(model, ckpt), ckpt, synthetic=synthetic)
