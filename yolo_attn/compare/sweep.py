@@ -276,7 +276,8 @@ def compare(
     seed_list = check_flags(seeds, n_boot, threads, workers, max_trials, tolerance)  # before anything is written
     check_args({"epochs": epochs, "imgsz": imgsz})  # Ultralytics' type and range rules (epochs >= 1), and imgsz >= 1
     check_batch((train_args or {}).get("batch"))
-    check_device(device)
+    if backend == "local":  # a Ray cluster's devices are not this machine's
+        check_device(device)
     out_dir = Path(out) if out else default_out()
     store = open_results(out_dir)
     if backend == "ray":  # a Ray trial trains with the CPUs Ray reserves for it, never more
