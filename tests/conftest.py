@@ -388,6 +388,15 @@ def read_label_rows(path: Path):
     return np.array([[float(v) for v in ln.split()] for ln in path.read_text().splitlines()]).reshape(-1, 5)
 
 
+def tiny_sweep_data(folder: Path) -> Path:
+    """The sweep tests' dataset YAML: 24 training and 8 validation images of the shapes generator at 64 pixels."""
+    from yolo_attn.datasets.shapes import ShapesConfig, write_dataset
+
+    y = folder / "tiny.yaml"
+    write_dataset(folder / "tiny", ShapesConfig(n_train=24, n_val=8, imgsz=64, min_size=14, max_size=40), y)
+    return y
+
+
 def record_fake_trials(out, models, seeds, epochs: int, baseline: str, fields, allow_changes: bool = False) -> None:
     """For stand-ins of ``compare``: the sweep's config.json and one ok record per model x seed, written through the
     real store and contract (so readers meet what a sweep writes). ``fields(label, seed)``: the record's values."""

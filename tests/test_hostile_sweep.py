@@ -17,20 +17,14 @@ import pytest
 from yolo_attn.compare.contract import SweepConfig, TrialSpec
 from yolo_attn.compare.store import Store
 
-from conftest import cli_output, fake_summary
+from conftest import cli_output, fake_summary, tiny_sweep_data
 
 SAFE = re.compile(r"[A-Za-z0-9_.-]+")
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
-    """24 training and 8 validation images of the shipped shapes generator, at 64 pixels."""
-    from yolo_attn.datasets.shapes import ShapesConfig, write_dataset
-
-    base = tmp_path_factory.mktemp("data")
-    y = base / "tiny.yaml"
-    write_dataset(base / "tiny", ShapesConfig(n_train=24, n_val=8, imgsz=64, min_size=14, max_size=40), y)
-    return y
+    return tiny_sweep_data(tmp_path_factory.mktemp("data"))
 
 
 def _sweep_argv(tiny, out, *extra) -> list[str]:
