@@ -3,8 +3,10 @@ the boundaries against published values, and its error rates by a small seeded s
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +14,7 @@ import pytest
 from yolo_attn.compare import sequential as sq
 from yolo_attn.compare import stats
 
-TAU, RHO = 0.003, 0.5
+TAU = 0.003
 WHEN = "2026-01-01T00:00:00+00:00"
 
 
@@ -26,21 +28,20 @@ def standardized(n, seed=0):
     return (z - z.mean()) / z.std(ddof=1)
 
 
-def sweeps(rng, n, S, sd, effect, k=3, B=50):
-    """n simulated sweeps (k models + baseline): per-seed differences (n, k, S), replicates (n, k, S, B)."""
-    shared = math.sqrt(RHO) * rng.standard_normal((n, k + 1, 1))
-    p = sd * rng.standard_normal((n, k + 1, S)) + TAU * (shared + math.sqrt(1 - RHO) * rng.standard_normal((n, k + 1, S)))
-    p[:, 1:] += effect
-    img = math.sqrt(RHO) * rng.standard_normal((n, k + 1, 1, B)) + math.sqrt(1 - RHO) * rng.standard_normal((n, k + 1, S, B))
-    r = p[..., None] + TAU * img
-    return p[:, 1:] - p[:, :1], r[:, 1:] - r[:, :1]
+def _benchmark():
+    """benchmarks/sequential_sim.py: the simulated sweeps of its tables, checked here in two of its cells."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "sequential_sim.py"
+    spec = importlib.util.spec_from_file_location("sequential_sim", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+SIM = _benchmark()
 
 
 def outcomes(r, d, boot):
-    k = d.shape[-2]
-    arr = sq.look_arrays(d, boot, r, tuple(r.alpha / (k - i) for i in range(k)))
-    code, *_ = sq.run_looks(arr["diff"], arr["h"], arr["heq"], np.full(d.shape[:-1], len(r.looks)), r.margin)
-    return code
+    return SIM.run(r, d, boot)[0]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -161,11 +162,11 @@ def test_error_rates_by_simulation(looks, sd):
     """3 models: 'some model better or worse' with no true difference <= alpha (+3 MC SE); 'equivalent' with a
     true difference of +margin or -margin <= alpha (+3 MC SE)."""
     rng, r, n = np.random.default_rng(40), rule(looks), 3000
-    code = outcomes(r, *sweeps(rng, n, looks[-1], sd, 0.0))
+    code = outcomes(r, *SIM.sweeps(rng, n, looks[-1], sd, 0.0, B=50))
     fwer = ((code == 1) | (code == 2)).any(-1).mean()
     assert fwer <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / n), fwer
     for sign in (1, -1):
-        eq = (outcomes(r, *sweeps(rng, n, looks[-1], sd, sign * r.margin)) == 3).mean(-1)
+        eq = (outcomes(r, *SIM.sweeps(rng, n, looks[-1], sd, sign * r.margin, B=50)) == 3).mean(-1)
         assert eq.mean() <= 0.05 + 3 * eq.std(ddof=1) / math.sqrt(n) + 1e-9, (sign, eq.mean())
 
 
