@@ -1,10 +1,11 @@
-"""``yolo-attn make-shapes --out DIR --seed 0``: generate the synthetic shapes detection dataset."""
+"""``yolo-attn make-shapes --out DIR --seed 0 [--task segment|pose|obb|classify]``: generate the synthetic shapes
+dataset of a task (detection by default)."""
 
 from __future__ import annotations
 
 from dataclasses import fields
 
-HELP = "generate the synthetic shapes detection dataset (YOLO format, deterministic by seed)"
+HELP = "generate the synthetic shapes dataset of a task (YOLO format, deterministic by seed)"
 
 _HELP = {
     "seed": "random seed (same seed and options: bit-identical output)",
@@ -25,8 +26,17 @@ _HELP = {
 def add_arguments(parser) -> None:
     from ..datasets.shapes import ShapesConfig
 
-    parser.add_argument("--out", default="data/shapes", help="output folder (default data/shapes)")
-    parser.add_argument("--yaml", help="dataset YAML to write (default: <out>.yaml beside the folder)")
+    from ..datasets.tasks import TASK_NAMES
+
+    parser.add_argument("--task", choices=TASK_NAMES, default="detect",
+                        help="the labels: detect (boxes), segment (polygon masks), pose (4 keypoints with "
+                             "visibility: the shape's top, right, bottom and left points), obb (rotated boxes), "
+                             "classify (one shape per image in train/<class>/, val/<class>/; no YAML) "
+                             "(default detect)")
+    parser.add_argument("-o", "--out", help="output folder (default data/shapes, data/shapes-seg, "
+                                            "data/shapes-pose, data/shapes-obb or data/shapes-cls by --task)")
+    parser.add_argument("--yaml", help="dataset YAML to write (default: <out>.yaml beside the folder; "
+                                       "classify writes none)")
     parser.add_argument("--check", action="store_true", help="do not write: regenerate and compare with --out")
     defaults = ShapesConfig()
     for f in fields(ShapesConfig):
@@ -40,7 +50,11 @@ def run(args) -> int:
     from pathlib import Path
 
     from ..datasets.shapes import ShapesConfig, verify, write_dataset
+    from ..datasets.tasks import task_data
 
+    task = task_data(args.task)
+    if args.out is None:
+        args.out = "data/shapes" + (f"-{task.suffix}" if task.suffix else "")
     if args.check:
         problems = verify(args.out, args.yaml)
         errors = [p for p in problems if not p.startswith("note:")]
@@ -50,10 +64,12 @@ def run(args) -> int:
         return 1 if errors else 0
     cfg = ShapesConfig(**{f.name: getattr(args, f.name) for f in fields(ShapesConfig)})
     t0 = time.perf_counter()
-    yaml_path = write_dataset(args.out, cfg, args.yaml)
+    yaml_path = write_dataset(args.out, cfg, args.yaml, task=task)
     size = sum(p.stat().st_size for p in Path(args.out).rglob("*") if p.is_file() and p.suffix in (".jpg", ".txt", ".json"))
+    what = "" if task.folder_layout else f" and {yaml_path}"
+    kind = "" if task.name == "detect" else f" ({task.name})"
     print(
-        f"wrote {cfg.n_train} train + {cfg.n_val} val images ({size / 1e6:.2f} MB) to {args.out} "
-        f"and {yaml_path} in {time.perf_counter() - t0:.1f}s"
+        f"wrote {cfg.n_train} train + {cfg.n_val} val images{kind} ({size / 1e6:.2f} MB) to {args.out}"
+        f"{what} in {time.perf_counter() - t0:.1f}s"
     )
     return 0

@@ -47,7 +47,8 @@ import numpy as np
 from .._io import atomic_write
 from .files import IMG_FORMATS, MIN_IMAGE_SIDE, NOT_UTF8, ListingError, image_size, label_path, not_utf8, shown
 from .near_duplicates import MAX_BITS, near_duplicates, train_hashes
-from .yaml import Dataset, resolve_dataset
+from .tasks import TaskData, task_data, task_of
+from .yaml import Dataset, load_data_yaml, resolve_dataset
 
 SHOWN_PER_KIND = 5  # the summary prints this many problems of one kind, then their count
 
@@ -78,6 +79,7 @@ class CheckReport:
     val_overlap: float = 0.0  # fraction of validation images that are also training images (same file)
     overlaps: dict[str, float] = field(default_factory=dict)  # "test/train": fraction of test images that are train ones
     near_duplicates: dict[str, int] = field(default_factory=dict)  # per split: images close to a training image
+    task: str = "detect"  # the Ultralytics task the labels were checked as
 
     @property
     def fatal(self) -> list[Problem]:
@@ -100,27 +102,18 @@ class CheckReport:
         for (severity, kind), n in seen.items():
             if kind and n > SHOWN_PER_KIND:
                 lines.append(f"{severity.upper():8s}... {n - SHOWN_PER_KIND} more: {kind} ({n} in all; --json lists them)")
+        task = task_data(self.task)
         for split, c in self.counts.items():
-            lines.append(f"{split}: {c['images']} images, {c['boxes']} boxes, {c['labelled']} with labels, "
-                         f"{c['empty']} empty label files, {c['missing']} without a label file, "
-                         f"{c['tiny']} zero-size or sub-pixel boxes")
+            lines.append(task.count_line(split, c))
         n_w = len(self.problems) - len(self.fatal)
         verdict = "" if self.ok else " -- FAILED"
         lines.append(f"{self.data}: {len(self.fatal)} fatal problem(s), {n_w} warning(s){verdict}")
         return "\n".join(lines)
 
     def as_dict(self) -> dict:
-        return {"data": self.data, "ok": self.ok, "counts": self.counts, "val_overlap": self.val_overlap,
+        return {"data": self.data, "ok": self.ok, "task": self.task, "counts": self.counts, "val_overlap": self.val_overlap,
                 "overlaps": self.overlaps, "near_duplicates": self.near_duplicates,
                 "problems": [p.__dict__ for p in self.problems]}
-
-
-def _box_corners(parts: list[str], coords: np.ndarray) -> tuple[float, float, float, float]:
-    if len(parts) == 5:
-        xc, yc, w, h = coords
-        return xc - w / 2, yc - h / 2, xc + w / 2, yc + h / 2
-    xs, ys = coords[0::2], coords[1::2]  # segment polygon: its bounding box
-    return xs.min(), ys.min(), xs.max(), ys.max()
 
 
 @dataclass
@@ -146,12 +139,14 @@ def _tiny_box(rep: CheckReport, where: str, x1, y1, x2, y2, size: tuple[int, int
     return False
 
 
-def _check_line(rep: CheckReport, where: str, line: str, nc: int, size=None) -> tuple | None:
-    """Report the problems of one label line; its values (and whether it is tiny) when it is a box, else None."""
+def _check_line(rep: CheckReport, where: str, line: str, nc: int, size=None, task: TaskData | None = None) -> tuple | None:
+    """Report the problems of one label line as ``task`` reads it (default detection); its values (and whether it
+    is tiny) when it is well formed, else None."""
+    task = task or task_data()
     parts = line.split()
-    if len(parts) != 5 and not (len(parts) >= 7 and len(parts) % 2 == 1):
-        rep.add("fatal", where,
-                f"malformed line {line.strip()!r}: expected 'cls xc yc w h' (5 columns), got {len(parts)}")
+    malformed = task.columns_problem(len(parts))
+    if malformed:
+        rep.add("fatal", where, f"malformed line {line.strip()!r}: {malformed}")
         return None
     try:
         vals = [float(v) for v in parts]
@@ -164,11 +159,10 @@ def _check_line(rep: CheckReport, where: str, line: str, nc: int, size=None) -> 
     c = vals[0]
     if c != int(c) or not 0 <= c < nc:
         rep.add("fatal", where, f"unknown class id {parts[0]} (dataset has {nc} classes: 0..{nc - 1})")
-    coords = np.array(vals[1:])
-    if ((coords < 0) | (coords > 1)).any():
-        rep.add("fatal", where, f"coordinates outside [0, 1] (not normalised or outside the image): {line.strip()!r}")
+    corners = task.row_box(rep, where, line, vals)
+    if corners is None:
         return None
-    x1, y1, x2, y2 = _box_corners(parts, coords)
+    x1, y1, x2, y2 = corners
     out = max(-x1, -y1, x2 - 1, y2 - 1, 0.0)
     if out > EDGE_TOLERANCE:
         rep.add("fatal", where, f"box outside the image by {out:.1%} of its size: {line.strip()!r}")
@@ -178,15 +172,19 @@ def _check_line(rep: CheckReport, where: str, line: str, nc: int, size=None) -> 
     return tuple(round(v, 6) for v in vals), tiny
 
 
-def _check_label_file(rep: CheckReport, lbl: Path, nc: int, size=None) -> _Pair:
+def _check_label_file(rep: CheckReport, lbl: Path, nc: int, size=None, task: TaskData | None = None) -> _Pair:
     """Report the problems of one label file; its boxes."""
+    task = task or task_data()
     lines = [ln for ln in lbl.read_text(errors="replace").splitlines() if ln.strip()]
     if not lines:
         rep.add("warning", lbl, "empty label file (image used as background)", "empty label file")
         return _Pair(0, "empty")
+    mixed = task.file_problem([len(ln.split()) for ln in lines])
+    if mixed:
+        rep.add(mixed[0], lbl, mixed[1], "mixed label rows")
     pair, seen = _Pair(), set()
     for no, line in enumerate(lines, 1):
-        got = _check_line(rep, f"{lbl}:{no}", line, nc, size)
+        got = _check_line(rep, f"{lbl}:{no}", line, nc, size, task)
         if got is None:
             continue
         key, tiny = got
@@ -221,7 +219,7 @@ def _repeated(rep: CheckReport, split: str, images: list[str]) -> None:
                                         f"repeated entry; first as {listed[0]}): Ultralytics would train on every copy")
 
 
-def _check_pair(rep: CheckReport, img: str, nc: int, check_images: bool) -> _Pair:
+def _check_pair(rep: CheckReport, img: str, nc: int, check_images: bool, task: TaskData) -> _Pair:
     """Report the problems of one image and its label file."""
     if not_utf8(img):  # before anything opens it: Ultralytics fails on it, OpenCV crashes the process
         rep.add("fatal", img, NOT_UTF8, "file name not UTF-8")
@@ -236,18 +234,19 @@ def _check_pair(rep: CheckReport, img: str, nc: int, check_images: bool) -> _Pai
                 "missing label file")
         pair = _Pair(0, "missing")
     else:
-        pair = _check_label_file(rep, lbl, nc, size)
+        pair = _check_label_file(rep, lbl, nc, size, task)
     pair.readable = size is not None or not check_images
     return pair
 
 
-def _check_split(rep: CheckReport, split: str, images: list[str], nc: int, check_images: bool, done: dict) -> None:
+def _check_split(rep: CheckReport, split: str, images: list[str], nc: int, check_images: bool, done: dict,
+                 task: TaskData) -> None:
     """Check one split's files; ``done`` (path -> _Pair) holds files an earlier split checked, reported once."""
     _repeated(rep, split, images)
     c = {"images": len(images), "boxes": 0, "labelled": 0, "empty": 0, "missing": 0, "tiny": 0}
     for img in dict.fromkeys(images):
         if img not in done:
-            done[img] = _check_pair(rep, img, nc, check_images)
+            done[img] = _check_pair(rep, img, nc, check_images, task)
         pair = done[img]
         c["boxes"] += pair.boxes
         c["tiny"] += pair.tiny
@@ -305,10 +304,49 @@ def _split_images(rep: CheckReport, ds: Dataset, split: str) -> list[str] | None
     return images
 
 
-def check_data(data_yaml: str | Path | Dataset, splits=("train", "val", "test"), check_images: bool = True) -> CheckReport:
-    """Check an Ultralytics dataset YAML (or a resolved one); every problem is reported with its file (see the
-    module table)."""
+def _classification(rep: CheckReport, root: Path, splits, check_images: bool) -> CheckReport:
+    """Check a classification dataset folder (:mod:`.tasks.classify`), its split overlaps and near-duplicates."""
+    from .tasks.classify import check_folder
+
+    rep.task = "classify"
+    if not root.is_dir():
+        rep.add("fatal", root, "a classification dataset is a folder (DIR/train/<class>/<images>, DIR/val/...), "
+                               "not a file" if root.exists() else "no such folder")
+        return rep
+    listed = check_folder(rep, root, splits, _image_check if check_images else None)
+    _overlaps(rep, listed)
+    bad = {p.file for p in rep.fatal}
+    if check_images:
+        _near_duplicates(rep, {s: [f for f in files if f not in bad] for s, files in listed.items()})
+    return rep
+
+
+def _image_check(rep: CheckReport, img: str) -> None:
+    _check_image(rep, img)
+
+
+def _task_of(rep: CheckReport, ds: Dataset, task: str | None) -> TaskData | None:
+    """The task the labels are checked as (``task``, else from the YAML); None after reporting why none can be."""
+    if task == "classify":
+        rep.add("fatal", ds.source, "a classification dataset is a folder of class folders (DIR/train/<class>/"
+                                    "<images>), not a dataset YAML: give the folder")
+        return None
+    t = task_of(load_data_yaml(ds.yaml), task)
+    rep.task = t.name
+    for severity, message in t.yaml_problems():
+        rep.add(severity, ds.source, message)
+    return t
+
+
+def check_data(data_yaml: str | Path | Dataset, splits=("train", "val", "test"), check_images: bool = True,
+               task: str | None = None) -> CheckReport:
+    """Check an Ultralytics dataset YAML (or a resolved one), or a classification dataset folder; every problem is
+    reported with its file (see the module table). ``task``: the Ultralytics task the labels are read as (default:
+    pose when the YAML has ``kpt_shape``, else detection; classify for a folder)."""
     rep = CheckReport(shown(data_yaml.source if isinstance(data_yaml, Dataset) else data_yaml))
+    if not isinstance(data_yaml, Dataset) and (task == "classify" and not str(data_yaml).endswith((".yaml", ".yml"))
+                                               or Path(data_yaml).is_dir()):
+        return _classification(rep, Path(data_yaml), splits, check_images)
     try:
         ds = data_yaml if isinstance(data_yaml, Dataset) else resolve_dataset(data_yaml)
     except (FileNotFoundError, ValueError, TypeError) as exc:
@@ -316,6 +354,9 @@ def check_data(data_yaml: str | Path | Dataset, splits=("train", "val", "test"),
         return rep
     for note in ds.notes:
         rep.add("warning", ds.source, note)
+    checked_as = _task_of(rep, ds, task)
+    if checked_as is None or not checked_as.rows_readable():
+        return rep
     nc = len(ds.names)
     listed: dict[str, list[str]] = {}
     done: dict[str, _Pair] = {}
@@ -327,7 +368,7 @@ def check_data(data_yaml: str | Path | Dataset, splits=("train", "val", "test"),
         images = _split_images(rep, ds, split)
         if images is not None:
             listed[split] = images
-            _check_split(rep, split, images, nc, check_images, done)
+            _check_split(rep, split, images, nc, check_images, done, checked_as)
     _overlaps(rep, listed)
     if check_images:  # only images that opened (a file OpenCV would crash on, or a huge one, never reaches it)
         _near_duplicates(rep, {s: [f for f in files if done[f].readable] for s, files in listed.items()})
@@ -370,9 +411,12 @@ def _unlisted_test(rep: CheckReport, ds: Dataset) -> None:
             return
 
 
-def _file_state(ds: Dataset) -> str:
-    """A digest of the checked copy and of every listed image and label file (name, size, modification time)."""
+def _file_state(ds: Dataset, task: str | None = None) -> str:
+    """A digest of the checked copy and of every listed image and label file (name, size, modification time), and
+    of the task named for the check (a check as another task is not the same check)."""
     h = hashlib.sha256(ds.yaml.read_bytes())
+    if task:
+        h.update(f"task:{task}\n".encode())
     for split in ds.splits:
         for img in ([] if ds.missing(split) else ds.images(split)):
             for f in (img, label_path(img)):
@@ -385,26 +429,28 @@ def _file_state(ds: Dataset) -> str:
 
 
 def checked_dataset(data: str | Path, out_dir: str | Path | None = None, trust: bool = False,
-                    recheck: bool = True) -> tuple[Dataset, CheckReport | None]:
-    """Resolve dataset YAML ``data`` (its checked copy goes to ``out_dir``) and check it.
+                    recheck: bool = True, task: str | None = None) -> tuple[Dataset, CheckReport | None]:
+    """Resolve dataset YAML ``data`` (its checked copy goes to ``out_dir``) and check it (labels read as ``task``,
+    default: from the YAML, see :func:`check_data`).
 
     A passed check leaves a stamp beside the copy; with ``recheck=False`` a check of unchanged files is not
     repeated (the report is then None) -- each trial of a sweep trains through ``train()``, which checks.
     """
     ds = resolve_dataset(data, out_dir, trust)
     stamp = ds.yaml.with_name(ds.yaml.name + ".checked")
-    state = None if recheck else _file_state(ds)
+    state = None if recheck else _file_state(ds, task)
     if state is not None and stamp.is_file() and stamp.read_text() == state:
         return ds, None
-    rep = check_data(ds)
+    rep = check_data(ds, task=task)
     if rep.ok:
-        atomic_write(stamp, state or _file_state(ds))
+        atomic_write(stamp, state or _file_state(ds, task))
     return ds, rep
 
 
-def require_dataset(data: str | Path, trust: bool = False) -> Dataset:
-    """The resolved dataset when its check passes (repeated only if files changed); DataCheckFailed otherwise."""
-    ds, rep = checked_dataset(data, trust=trust, recheck=False)
+def require_dataset(data: str | Path, trust: bool = False, task: str | None = None) -> Dataset:
+    """The resolved dataset when its check passes (repeated only if files changed; labels read as ``task``, default
+    from the YAML); DataCheckFailed otherwise."""
+    ds, rep = checked_dataset(data, trust=trust, recheck=False, task=task)
     if rep is not None and not rep.ok:
         raise DataCheckFailed(f"{ds.source}: dataset check failed ({len(rep.fatal)} fatal problems; "
                               f"run yolo-attn check-data {ds.source}):\n" + "\n".join(str(p) for p in rep.fatal[:20]))

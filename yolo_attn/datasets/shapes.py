@@ -232,62 +232,159 @@ def _seed_for(seed: int, split: str, index: int) -> list[int]:
     return [seed, SPLITS.index(split), index]
 
 
-def render(cfg: ShapesConfig, split: str, index: int) -> tuple[np.ndarray, list[tuple[int, float, float, float, float]]]:
-    """Image ``index`` of ``split``: an ``imgsz x imgsz x 3`` uint8 RGB array and its YOLO labels.
+@dataclass(frozen=True)
+class Shape:
+    """One drawn shape: its class, centre, scale ``r`` and rotation ``(c, s)`` (pixels), and its exact extent."""
 
-    Labels are ``(class, x_center, y_center, width, height)`` normalised to [0, 1]; boxes are the exact
-    extents of the drawn shapes.
+    cls: int
+    cx: float
+    cy: float
+    r: float
+    c: float
+    s: float
+    box: tuple[float, float, float, float]  # x0, y0, x1, y1 in pixels
+
+    def yolo_box(self, n: int) -> tuple[int, float, float, float, float]:
+        """``(class, x_center, y_center, width, height)`` normalised by the image side ``n``."""
+        b = self.box
+        return self.cls, (b[0] + b[2]) / 2 / n, (b[1] + b[3]) / 2 / n, (b[2] - b[0]) / n, (b[3] - b[1]) / n
+
+
+def _placement(extent, extra) -> tuple[float, float, float, float]:
+    """The extent a shape's centre is placed by: its own, grown to hold the ``extra`` points its label needs."""
+    if not extra:
+        return extent
+    xs, ys = [x for x, _ in extra], [y for _, y in extra]
+    return min(extent[0], *xs), min(extent[1], *ys), max(extent[2], *xs), max(extent[3], *ys)
+
+
+def _draw(rs, img: np.ndarray, ground: np.ndarray, sh: Shape) -> None:
+    """Paint shape ``sh`` in a colour that stands out from the background under it."""
+    n = img.shape[0]
+    x0, y0 = int(np.floor(sh.box[0])), int(np.floor(sh.box[1]))
+    x1, y1 = min(int(np.floor(sh.box[2])) + 1, n), min(int(np.floor(sh.box[3])) + 1, n)
+    patch = ground[y0:y1, x0:x1].reshape(-1, 3).sum(axis=0) // ((y1 - y0) * (x1 - x0))
+    base = _luma(patch)
+    for _attempt in range(20):
+        colour = _colour(rs)
+        if abs(_luma(colour) - base) >= 70_000:
+            break
+    else:
+        colour = np.zeros(3) if base > 127_500 else np.full(3, 255.0)
+    xs, ys = _samples(x0, y0, x1, y1)
+    if sh.cls == 0:
+        dx, dy = xs - sh.cx, ys - sh.cy
+        inside = dx * dx + dy * dy <= sh.r * sh.r
+    else:
+        inside = np.zeros((ys.shape[0], xs.shape[1]), dtype=bool)
+        for p in _outline(sh.cls, sh.r, sh.c, sh.s):
+            inside |= _inside_convex(xs, ys, [(px + sh.cx, py + sh.cy) for px, py in p])
+    _paint(img, _coverage(inside), x0, y0, colour)
+
+
+def _place(rs, cfg: ShapesConfig, boxes: list, keep_inside=None, cls_wanted: int | None = None) -> Shape | None:
+    """A shape (of class ``cls_wanted`` when given) that overlaps none of ``boxes`` beyond ``cfg.max_iou`` (30 tries),
+    else None."""
+    n = cfg.imgsz
+    for _attempt in range(30):
+        cls = rs.randint(0, len(CLASSES))
+        cls = cls if cls_wanted is None else cls_wanted
+        r = rs.uniform(cfg.min_size, cfg.max_size) / 2.0
+        c, s = _rotation(rs)
+        extent = _extent(cls, r, _outline(cls, r, c, s))
+        px0, py0, px1, py1 = _placement(extent, keep_inside(cls, r, c, s) if keep_inside else None)
+        cx = rs.uniform(1.0 - px0, n - 1.0 - px1)
+        cy = rs.uniform(1.0 - py0, n - 1.0 - py1)
+        box = (cx + extent[0], cy + extent[1], cx + extent[2], cy + extent[3])
+        if all(_iou(box, o) <= cfg.max_iou for o in boxes):
+            return Shape(cls, cx, cy, r, c, s, box)
+    return None
+
+
+def render_shapes(cfg: ShapesConfig, split: str, index: int, keep_inside=None,
+                  cls: int | None = None) -> tuple[np.ndarray, list[Shape]]:
+    """Image ``index`` of ``split`` and the :class:`Shape` s drawn on it.
+
+    ``keep_inside(cls, r, c, s)``: points (relative to the centre) that must also lie in the image (a rotated
+    box's corners); ``cls``: the class of every shape (classify's balanced folders). The random draws are the
+    same with or without them, so without them the image is the detection dataset's.
     """
     rs = np.random.RandomState(_seed_for(cfg.seed, split, index))
     n = cfg.imgsz
     img = _background(rs, n)
     _clutter(rs, img, rs.randint(0, cfg.clutter + 1))
     ground = np.clip(np.floor(img + 0.5), 0, 255).astype(np.int64)  # background as quantised, for contrast
-
-    boxes, labels = [], []
+    shapes: list[Shape] = []
     for _ in range(rs.randint(cfg.min_objects, cfg.max_objects + 1)):
-        for _attempt in range(30):
-            cls = rs.randint(0, len(CLASSES))
-            r = rs.uniform(cfg.min_size, cfg.max_size) / 2.0
-            c, s = _rotation(rs)
-            polys = _outline(cls, r, c, s)
-            ex0, ey0, ex1, ey1 = _extent(cls, r, polys)
-            cx = rs.uniform(1.0 - ex0, n - 1.0 - ex1)
-            cy = rs.uniform(1.0 - ey0, n - 1.0 - ey1)
-            box = (cx + ex0, cy + ey0, cx + ex1, cy + ey1)
-            if all(_iou(box, o) <= cfg.max_iou for o in boxes):
-                break
-        else:
+        sh = _place(rs, cfg, [o.box for o in shapes], keep_inside, cls)
+        if sh is None:
             continue  # no room for another shape
-        x0, y0 = int(np.floor(box[0])), int(np.floor(box[1]))
-        x1, y1 = min(int(np.floor(box[2])) + 1, n), min(int(np.floor(box[3])) + 1, n)
-
-        # a colour that stands out from the background under the shape
-        patch = ground[y0:y1, x0:x1].reshape(-1, 3).sum(axis=0) // ((y1 - y0) * (x1 - x0))
-        base = _luma(patch)
-        for _attempt in range(20):
-            colour = _colour(rs)
-            if abs(_luma(colour) - base) >= 70_000:
-                break
-        else:
-            colour = np.zeros(3) if base > 127_500 else np.full(3, 255.0)
-
-        xs, ys = _samples(x0, y0, x1, y1)
-        if cls == 0:
-            dx, dy = xs - cx, ys - cy
-            inside = dx * dx + dy * dy <= r * r
-        else:
-            inside = np.zeros((ys.shape[0], xs.shape[1]), dtype=bool)
-            for p in polys:
-                inside |= _inside_convex(xs, ys, [(px + cx, py + cy) for px, py in p])
-        _paint(img, _coverage(inside), x0, y0, colour)
-        boxes.append(box)
-        labels.append((cls, (box[0] + box[2]) / 2 / n, (box[1] + box[3]) / 2 / n, (box[2] - box[0]) / n, (box[3] - box[1]) / n))
-
+        _draw(rs, img, ground, sh)
+        shapes.append(sh)
     if cfg.noise:
         img += rs.randint(-cfg.noise, cfg.noise + 1, size=(n, n, 1))  # luminance noise
         img += rs.randint(-(cfg.noise // 3), cfg.noise // 3 + 1, size=(n, n, 3))  # colour noise
-    return np.clip(np.floor(img + 0.5), 0, 255).astype(np.uint8), labels
+    return np.clip(np.floor(img + 0.5), 0, 255).astype(np.uint8), shapes
+
+
+def render(cfg: ShapesConfig, split: str, index: int) -> tuple[np.ndarray, list[tuple[int, float, float, float, float]]]:
+    """Image ``index`` of ``split``: an ``imgsz x imgsz x 3`` uint8 RGB array and its YOLO labels.
+
+    Labels are ``(class, x_center, y_center, width, height)`` normalised to [0, 1]; boxes are the exact
+    extents of the drawn shapes.
+    """
+    img, shapes = render_shapes(cfg, split, index)
+    return img, [sh.yolo_box(cfg.imgsz) for sh in shapes]
+
+
+# --------------------------------------------------------------------------------------------
+# Geometry of a drawn shape, for the labels of the other tasks (exact arithmetic only)
+# --------------------------------------------------------------------------------------------
+# cos of 0, 15, ..., 90 degrees, written out: a 24-gon inscribed in a circle without a libm call
+_COS15 = (1.0, 0.9659258262890683, _SQRT3_2, 0.7071067811865476, 0.5, 0.25881904510252074, 0.0)
+_UNIT24 = [(q * _COS15[k] - p * _COS15[6 - k], p * _COS15[k] + q * _COS15[6 - k])
+           for q, p in ((1.0, 0.0), (0.0, 1.0), (-1.0, 0.0), (0.0, -1.0)) for k in range(6)]
+
+
+def _cross_outline(a: float, b: float) -> list[tuple[float, float]]:
+    """The 12 corners of a cross of arm half-length ``a`` and half-width ``b``, in order around it."""
+    q = [(b, -a), (b, -b), (a, -b)]
+    return q + [(-y, x) for x, y in q] + [(-x, -y) for x, y in q] + [(y, -x) for x, y in q]
+
+
+def outline(sh: Shape) -> list[tuple[float, float]]:
+    """The shape's outline as one polygon in pixels (a circle: the inscribed 24-gon), in order around it."""
+    if sh.cls == 0:
+        pts = [(sh.r * x, sh.r * y) for x, y in _UNIT24]
+    elif sh.cls == 3:
+        pts = _rotate(_cross_outline(sh.r, 0.34 * sh.r), sh.c, sh.s)
+    else:
+        pts = _outline(sh.cls, sh.r, sh.c, sh.s)[0]
+    return [(sh.cx + x, sh.cy + y) for x, y in pts]
+
+
+def extremes(sh: Shape) -> list[tuple[float, float]]:
+    """The shape's topmost, rightmost, bottommost and leftmost points (pixels; ties broken by the other axis)."""
+    if sh.cls == 0:
+        return [(sh.cx, sh.cy - sh.r), (sh.cx + sh.r, sh.cy), (sh.cx, sh.cy + sh.r), (sh.cx - sh.r, sh.cy)]
+    pts = outline(sh)
+    return [min(pts, key=lambda p: (p[1], p[0])), max(pts, key=lambda p: (p[0], p[1])),
+            max(pts, key=lambda p: (p[1], -p[0])), min(pts, key=lambda p: (p[0], -p[1]))]
+
+
+def rotated_box_offsets(cls: int, r: float, c: float, s: float) -> list[tuple[float, float]]:
+    """The four corners (relative to the centre, in order) of the smallest box turned with the shape that
+    holds it; a circle, which has no visible turn, gets its upright box."""
+    if cls == 0:
+        return [(-r, -r), (r, -r), (r, r), (-r, r)]
+    if cls == 1:
+        x0, y0, x1, y1 = -0.85 * r, -0.85 * r, 0.85 * r, 0.85 * r
+    elif cls == 2:
+        R = 1.15 * r
+        x0, y0, x1, y1 = -R * _SQRT3_2, -R, R * _SQRT3_2, 0.5 * R
+    else:
+        x0, y0, x1, y1 = -r, -r, r, r
+    return _rotate([(x0, y0), (x1, y0), (x1, y1), (x0, y1)], c, s)
 
 
 def label_text(labels) -> str:
@@ -314,15 +411,24 @@ def iter_dataset(cfg: ShapesConfig) -> Iterator[tuple[str, int, np.ndarray, list
             yield (split, i, *render(cfg, split, i))
 
 
+def _task(task):
+    """The data module of ``task`` (a name, or one already looked up)."""
+    from .tasks import task_data
+
+    return task_data(task) if task is None or isinstance(task, str) else task
+
+
 # --------------------------------------------------------------------------------------------
 # Writing and checking a dataset folder
 # --------------------------------------------------------------------------------------------
-def dataset_yaml_text(cfg: ShapesConfig, root: str) -> str:
+def dataset_yaml_text(cfg: ShapesConfig, root: str, task=None) -> str:
     """Dataset YAML whose train/val paths are ``root`` (relative to the YAML's folder) + images/<split>."""
+    task = _task(task)
     names = "\n".join(f"  {i}: {n}" for i, n in enumerate(CLASSES))
     settings = ", ".join(f"{f.name}={getattr(cfg, f.name)}" for f in fields(cfg))
+    kind = "detection" if task.name == "detect" else task.name
     return (
-        "# Synthetic shapes detection dataset generated by yolo_attn (yolo-attn make-shapes).\n"
+        f"# Synthetic shapes {kind} dataset generated by yolo_attn (yolo-attn make-shapes).\n"
         f"# Generator v{GENERATOR_VERSION}: {settings}\n"
         "# No 'path:' key on purpose: Ultralytics then resolves train/val against this file's folder,\n"
         "# so the YAML works from any working directory. yolo_attn.datasets.dataset_yaml() writes a copy\n"
@@ -330,32 +436,32 @@ def dataset_yaml_text(cfg: ShapesConfig, root: str) -> str:
         f"train: {root}/images/train\n"
         f"val: {root}/images/val\n"
         f"nc: {len(CLASSES)}\n"
-        f"names:\n{names}\n"
+        f"names:\n{names}\n" + task.yaml_lines()
     )
 
 
-def _generate(cfg: ShapesConfig, progress=None) -> Iterator[tuple[str, np.ndarray, bytes, str, bytes]]:
-    """``(jpg_relpath, pixels, jpg_bytes, txt_relpath, txt_bytes)`` for every image."""
-    for split, i, img, labels in iter_dataset(cfg):
-        stem = f"{i:06d}"
-        yield (
-            f"images/{split}/{stem}.jpg",
-            img,
-            encode_jpeg(img, cfg.quality),
-            f"labels/{split}/{stem}.txt",
-            label_text(labels).encode(),
-        )
-        if progress:
-            progress(split, i)
+def _generate(cfg: ShapesConfig, task, progress=None) -> Iterator[tuple[str, np.ndarray, bytes, dict[str, bytes]]]:
+    """``(image_relpath, pixels, jpg_bytes, {label_relpath: bytes})`` for every image."""
+    for split in SPLITS:
+        for i in range(cfg.count(split)):
+            img, shapes = render_shapes(cfg, split, i, task.keep_inside, task.shape_class(i))
+            rel, labels = task.sample_files(split, f"{i:06d}", shapes, cfg.imgsz)
+            yield rel, img, encode_jpeg(img, cfg.quality), labels
+            if progress:
+                progress(split, i)
 
 
-def build_manifest(cfg: ShapesConfig, progress=None) -> tuple[dict, dict[str, bytes]]:
+def build_manifest(cfg: ShapesConfig, progress=None, task=None) -> tuple[dict, dict[str, bytes]]:
     """The manifest and the bytes of every file of the dataset (relative path -> bytes), in memory."""
+    task = _task(task)
+    cfg = task.shapes_config(cfg)
     files, entries = {}, {}
-    for jpg, img, jpg_bytes, txt, txt_bytes in _generate(cfg, progress):
-        files[jpg], files[txt] = jpg_bytes, txt_bytes
+    for jpg, img, jpg_bytes, labels in _generate(cfg, task, progress):
+        files[jpg] = jpg_bytes
         entries[jpg] = {"sha256": _sha(jpg_bytes), "pixels_sha256": _sha(img.tobytes())}
-        entries[txt] = {"sha256": _sha(txt_bytes)}
+        for txt, txt_bytes in labels.items():
+            files[txt] = txt_bytes
+            entries[txt] = {"sha256": _sha(txt_bytes)}
     manifest = {
         "generator": "yolo_attn.datasets.shapes",
         "generator_version": GENERATOR_VERSION,
@@ -363,6 +469,8 @@ def build_manifest(cfg: ShapesConfig, progress=None) -> tuple[dict, dict[str, by
         "classes": list(CLASSES),
         "files": entries,
     }
+    if task.name != "detect":  # the detection manifest keeps its keys (data/shapes is unchanged)
+        manifest["task"] = task.name
     return manifest, files
 
 
@@ -370,27 +478,35 @@ def manifest_bytes(manifest: dict) -> bytes:
     return (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode()
 
 
-def write_dataset(out: str | Path, cfg: ShapesConfig = ShapesConfig(), yaml_path: str | Path | None = None, progress=None) -> Path:
-    """Generate the dataset into ``out`` and its YAML (default ``<out>.yaml`` beside it); return the YAML path.
+def default_yaml(out: Path, task=None) -> Path | None:
+    """The dataset YAML beside folder ``out`` (``<out>.yaml``); None for a task whose dataset is the folder itself."""
+    return None if _task(task).folder_layout else out.with_name(out.name + ".yaml")
+
+
+def write_dataset(out: str | Path, cfg: ShapesConfig = ShapesConfig(), yaml_path: str | Path | None = None,
+                  progress=None, task=None) -> Path:
+    """Generate the dataset of ``task`` (default detection) into ``out`` and its YAML (default ``<out>.yaml``
+    beside it); return the YAML path, or ``out`` for a task whose dataset is a folder (classify: no YAML).
 
     Stale files from an earlier generation (images or labels no longer part of the dataset) are removed;
     Ultralytics' ``*.cache`` files are left alone.
     """
+    task = _task(task)
     out = Path(out)
-    yaml_path = Path(yaml_path) if yaml_path else out.with_name(out.name + ".yaml")
-    manifest, files = build_manifest(cfg, progress)
-    for sub in ("images", "labels"):
-        for split in SPLITS:
-            folder = out / sub / split
-            if folder.is_dir():
-                for f in folder.iterdir():
-                    if f.is_file() and f"{sub}/{split}/{f.name}" not in files:
-                        f.unlink()
+    yaml_path = Path(yaml_path) if yaml_path and not task.folder_layout else default_yaml(out, task)
+    manifest, files = build_manifest(cfg, progress, task)
+    for folder, prefix in task.sample_folders(out, SPLITS):
+        if folder.is_dir():
+            for f in folder.iterdir():
+                if f.is_file() and f"{prefix}{f.name}" not in files:
+                    f.unlink()
     for rel, data in files.items():
         atomic_write(out / rel, data)
     atomic_write(out / "manifest.json", manifest_bytes(manifest))
+    if yaml_path is None:
+        return out
     root = Path(os.path.relpath(out.resolve(), yaml_path.resolve().parent)).as_posix()
-    atomic_write(yaml_path, dataset_yaml_text(cfg, root).encode())
+    atomic_write(yaml_path, dataset_yaml_text(task.shapes_config(cfg), root, task).encode())
     return yaml_path
 
 
@@ -400,10 +516,37 @@ def read_config(out: str | Path) -> ShapesConfig:
     return ShapesConfig(**manifest["config"])
 
 
+def read_task(out: str | Path) -> str:
+    """The task recorded in ``out/manifest.json`` (detection when it names none)."""
+    return json.loads((Path(out) / "manifest.json").read_text()).get("task", "detect")
+
+
 def _decode(data: bytes) -> np.ndarray:
     from PIL import Image
 
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"), dtype=np.float64)
+
+
+def _compare_file(out: Path, rel: str, new: dict | None, old: dict | None, fresh: bytes | None,
+                  jpeg_tolerance: float) -> list[str]:
+    """The differences of one file between a fresh generation (``new``, ``fresh``), the manifest and the disk."""
+    if new is None or old is None:
+        return [f"{rel}: {'not generated any more' if new is None else 'missing from the manifest'}"]
+    problems = []
+    if new.get("pixels_sha256") != old.get("pixels_sha256"):
+        problems.append(f"{rel}: regenerated pixels differ from the manifest")
+    path = out / rel
+    if not path.is_file():
+        return problems + [f"{rel}: file missing"]
+    if _sha(path.read_bytes()) != old["sha256"]:
+        problems.append(f"{rel}: file on disk differs from the manifest")
+    elif new["sha256"] != old["sha256"]:
+        if rel.endswith(".jpg") and new.get("pixels_sha256") == old.get("pixels_sha256"):
+            err = float(np.abs(_decode(path.read_bytes()) - _decode(fresh)).mean())
+            if err <= jpeg_tolerance:
+                return problems + [f"note: {rel}: JPEG bytes differ (other libjpeg build), pixels within {err:.2f}"]
+        problems.append(f"{rel}: regenerated file differs")
+    return problems
 
 
 def verify(out: str | Path, yaml_path: str | Path | None = None, jpeg_tolerance: float = 1.0) -> list[str]:
@@ -414,46 +557,26 @@ def verify(out: str | Path, yaml_path: str | Path | None = None, jpeg_tolerance:
     exactly; if only the JPEG bytes differ (a different libjpeg build) while the raw pixels match, the
     committed JPEG must decode to within ``jpeg_tolerance`` (mean absolute difference) of a fresh
     encoding, and the difference is reported as a note prefixed ``"note:"``. The dataset YAML
-    (default ``<out>.yaml`` when it exists) must equal what :func:`write_dataset` writes.
+    (default ``<out>.yaml`` when it exists) must equal what :func:`write_dataset` writes. The task is the
+    one the manifest records.
     """
     out = Path(out)
     recorded = json.loads((out / "manifest.json").read_text())
-    cfg = ShapesConfig(**recorded["config"])
+    cfg, task = ShapesConfig(**recorded["config"]), _task(recorded.get("task", "detect"))
     problems = []
     if recorded.get("generator_version") != GENERATOR_VERSION:
         problems.append(f"manifest has generator_version {recorded.get('generator_version')}, this code {GENERATOR_VERSION}")
-    fresh, files = build_manifest(cfg)
+    fresh, files = build_manifest(cfg, task=task)
     rec_files = recorded.get("files", {})
     for rel in sorted(set(fresh["files"]) | set(rec_files)):
-        new, old = fresh["files"].get(rel), rec_files.get(rel)
-        if new is None or old is None:
-            problems.append(f"{rel}: {'not generated any more' if new is None else 'missing from the manifest'}")
-            continue
-        if new.get("pixels_sha256") != old.get("pixels_sha256"):
-            problems.append(f"{rel}: regenerated pixels differ from the manifest")
-        path = out / rel
-        if not path.is_file():
-            problems.append(f"{rel}: file missing")
-            continue
-        disk = _sha(path.read_bytes())
-        if disk != old["sha256"]:
-            problems.append(f"{rel}: file on disk differs from the manifest")
-        elif new["sha256"] != old["sha256"]:
-            if rel.endswith(".jpg") and new.get("pixels_sha256") == old.get("pixels_sha256"):
-                err = float(np.abs(_decode(path.read_bytes()) - _decode(files[rel])).mean())
-                if err <= jpeg_tolerance:
-                    problems.append(f"note: {rel}: JPEG bytes differ (other libjpeg build), pixels within {err:.2f}")
-                    continue
-            problems.append(f"{rel}: regenerated file differs")
-    for sub in ("images", "labels"):
-        for split in SPLITS:
-            folder = out / sub / split
-            for f in sorted(folder.iterdir()) if folder.is_dir() else []:
-                if f.suffix in (".jpg", ".txt") and f"{sub}/{split}/{f.name}" not in rec_files:
-                    problems.append(f"{sub}/{split}/{f.name}: extra file not in the manifest")
-    yaml_path = Path(yaml_path) if yaml_path else out.with_name(out.name + ".yaml")
-    if yaml_path.is_file():
+        problems += _compare_file(out, rel, fresh["files"].get(rel), rec_files.get(rel), files.get(rel), jpeg_tolerance)
+    for folder, prefix in task.sample_folders(out, SPLITS):
+        for f in sorted(folder.iterdir()) if folder.is_dir() else []:
+            if f.suffix in (".jpg", ".txt") and f"{prefix}{f.name}" not in rec_files:
+                problems.append(f"{prefix}{f.name}: extra file not in the manifest")
+    yaml_path = Path(yaml_path) if yaml_path else default_yaml(out, task)
+    if yaml_path is not None and yaml_path.is_file():
         root = Path(os.path.relpath(out.resolve(), yaml_path.resolve().parent)).as_posix()
-        if yaml_path.read_text() != dataset_yaml_text(cfg, root):
+        if yaml_path.read_text() != dataset_yaml_text(cfg, root, task):
             problems.append(f"{yaml_path.name}: differs from the generated dataset YAML")
     return problems
