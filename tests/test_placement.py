@@ -350,8 +350,9 @@ def test_shipped_configs_cover_the_promised_layers():
     for c in SHIPPED:
         filename, _layer, _args, _placements = c  # documented unpacking
         stem = Path(c.base).stem
-        assert stem in ("yolov5", "yolov8", "yolo11", "yolo26", "yolo12")
-        assert re.fullmatch(rf"{stem}-[a-z0-9-]+\.yaml", filename) and not re.match(rf"{stem}[nsmlx]-", filename)
+        version, _, task = stem.partition("-")  # task models: yolo11-seg.yaml -> yolo11-seg-<gate>-<placement>.yaml
+        assert version in ("yolov5", "yolov8", "yolo11", "yolo26", "yolo12") and task in ("", "seg", "pose", "obb", "cls")
+        assert re.fullmatch(rf"{stem}-[a-z0-9-]+\.yaml", filename) and not re.match(rf"{version}[nsmlx]-", filename)
 
 
 def test_no_drift():
@@ -413,7 +414,10 @@ def _scales(c: ShippedConfig) -> str:
     """YOLOv5 configs at every scale; on the newer bases the configs that differ in structure (SE at each placement,
     FMM, no-psa) at every scale. The other gates at the same placements differ only in the gate, which
     tests/test_layers_bases.py builds at every scale of both bases; tests/test_transfer_bases.py builds every
-    YOLOv8/YOLO11 config by its scaled name at n (with a forward) and s."""
+    YOLOv8/YOLO11 config by its scaled name at n (with a forward) and s. The task configs (``yolo11-seg-...``):
+    tests/test_layers_tasks.py."""
+    if c.task:
+        return ""
     return SCALES if c.base == "yolov5.yaml" or c.layer in (None, "SE") else ""
 
 

@@ -35,8 +35,19 @@ class ShippedConfig:
 
     @property
     def stem(self) -> str:
-        """The base's name stem (``yolov5``, ``yolov8``, ``yolo11``): ``{stem}s-...`` builds scale s."""
+        """The base's name stem (``yolov5``, ``yolov8``, ``yolo11``, ``yolo11-seg``)."""
         return Path(self.base).stem
+
+    @property
+    def task(self) -> str:
+        """The task suffix of the base (``seg``, ``pose``, ``obb``, ``cls``); "" for a detection base."""
+        return self.stem.partition("-")[2]
+
+    def scaled(self, scale: str) -> str:
+        """The file name at ``scale``, the letter after the version digits as Ultralytics reads it:
+        ``yolo11-seg-cbam-neck.yaml`` -> ``yolo11n-seg-cbam-neck.yaml``."""
+        version = self.stem.partition("-")[0]
+        return self.filename.replace(f"{version}-", f"{version}{scale}-", 1)
 
 
 # Convolutional attention layers shipped at every placement; the self-attention block (MHSA) only at P5
@@ -88,11 +99,32 @@ def _new_base_configs(base: str, nb: NewBase) -> list[ShippedConfig]:
     return out
 
 
+# Ultralytics' task models (segment, pose, obb, classify: the -seg, -pose, -obb, -cls YAMLs of each newer base): the
+# light gates at the end of the backbone and after every neck block; a classifier has no neck, so after every
+# backbone block instead. The task's head stays the last row.
+TASKS = ("seg", "pose", "obb", "cls")
+TASK_PLACEMENTS = {"seg": ("backbone-end", "neck"), "pose": ("backbone-end", "neck"), "obb": ("backbone-end", "neck"),
+                   "cls": ("backbone-end", "backbone")}  # fmt: skip
+
+
+def task_bases() -> list[str]:
+    """Ultralytics' task YAMLs of the newer bases that configs are shipped for (``yolov8-seg.yaml``...)."""
+    return [f"{Path(base).stem}-{task}.yaml" for base in NEW_BASES for task in TASKS]
+
+
+def _task_configs(base: str) -> list[ShippedConfig]:
+    stem = Path(base).stem
+    task = stem.partition("-")[2]
+    return [ShippedConfig(f"{stem}-{layer.lower()}-{p}.yaml", layer, (), (p,), base)
+            for layer in LIGHT_GATES for p in TASK_PLACEMENTS[task]]  # fmt: skip
+
+
 def shipped_configs() -> list[ShippedConfig]:
     """Every config shipped in ``models/yaml/`` (scale-free names; ``yolov5s-X.yaml`` builds ``yolov5-X.yaml``).
 
     Each entry unpacks as ``(filename, layer, args, placements)``; ``.base`` is Ultralytics' ``yolov5.yaml``,
-    ``yolov8.yaml``, ``yolo11.yaml``, ``yolo26.yaml`` or ``yolo12.yaml`` (the file name starts with its stem).
+    ``yolov8.yaml``, ``yolo11.yaml``, ``yolo26.yaml`` or ``yolo12.yaml``, or a task YAML of the last four
+    (``yolo11-seg.yaml``, ``yolov8-cls.yaml``: :func:`task_bases`); the file name starts with its stem.
     """
     out = []
     for layer in CONV_LAYERS:
@@ -107,6 +139,8 @@ def shipped_configs() -> list[ShippedConfig]:
             out.append(ShippedConfig(f"yolov5-{layer.lower()}-add-{p}.yaml", layer, ({"fuse": "add"},), (p,)))
     for base, nb in NEW_BASES.items():
         out.extend(_new_base_configs(base, nb))
+    for base in task_bases():
+        out.extend(_task_configs(base))
     return out
 
 

@@ -54,7 +54,13 @@ A removal placement deletes rows; readers of a removed row read its input instea
     ``removed``).
 
 A named placement that has nothing to act on in the base (``c3`` on YOLO11, ``psa`` on YOLOv8) fails
-naming the base and the placements it has (:func:`available_placements`). Several placements combine in
+naming the base and the placements it has (:func:`available_placements`).
+
+The task models (Ultralytics' ``-seg``, ``-pose``, ``-obb`` and ``-cls`` YAMLs) take the same placements: their
+head (Segment, Pose, OBB, YOLO26's Segment26/Pose26/OBB26, Classify) is the last row like Detect, never a
+placement target (``head-in`` puts the layers on its inputs). A classification model has no neck (Classify reads
+the end of the backbone, and ``backbone-end`` is after its last backbone block: there is no SPPF); ``neck``,
+``head-in`` and the ``-neck`` scopes are refused on it, naming the base and the placements it has. Several placements combine in
 one call; the same anchor named twice (``backbone backbone-end``, ``8 backbone-end``) gets one layer.
 Removals are resolved first (other placements skip removed rows), replacements are applied first, then
 splices, then the ``head-in`` edges (so ``neck head-in`` puts one layer after each head block and a second
@@ -113,7 +119,9 @@ __all__ = [
 ]
 
 SPP_LIKE = frozenset({"SPPF", "SPP"})
-HEAD_NAMES = frozenset({"Detect", "Segment", "Pose", "OBB", "v10Detect", "WorldDetect", "YOLOEDetect"})
+HEAD_NAMES = frozenset({"Detect", "Segment", "Pose", "OBB", "v10Detect", "WorldDetect", "YOLOEDetect", "Classify",
+                        "Segment26", "Pose26", "OBB26"})  # the task heads: the last row, never a placement target
+NECK_PLACEMENTS = frozenset({"neck", "head-in", "c2f-neck", "c3-neck", "c3k2-neck", "fmm-neck"})  # none on a classifier
 PSA_LIKE = frozenset({"C2PSA"})  # YOLO11's and YOLO26's own attention block: a block for the insert placements, removable (no-psa)
 AREA_LIKE = frozenset({"A2C2f", "AttnA2C2f"})  # YOLO12's area-attention block: a block for the insert placements
 AREA_PLAIN, AREA_ATTN = "A2C2f", "AttnA2C2f"  # the a2c2f placements swap its area attention for a registered layer
@@ -558,9 +566,16 @@ def _resolve_replace(g: _Graph, plan: _Plan, p: str) -> None:
         plan.replace.setdefault(k, (module, p))
 
 
+def _classifier(g: _Graph) -> bool:
+    """A classification model: its head is Classify (reading the end of the backbone; there is no neck)."""
+    return any(g.names[i] == "Classify" for i in g.detect)
+
+
 def _resolve_one(g: _Graph, plan: _Plan, p) -> None:
     """Add placement ``p`` to ``plan`` (removals already in it)."""
     removed = set(plan.remove)
+    if p in NECK_PLACEMENTS and _classifier(g):
+        raise _NotOnBase(f"{g.where_p(p)}: a classification model has no neck (Classify reads the end of the backbone)")
     if isinstance(p, int):
         k = _check_index(g, p, p)
         if k in g.detect:
@@ -777,8 +792,7 @@ def render_shipped(cfg: ShippedConfig, base: dict | None = None) -> str:
     """The exact text of one shipped config as the generator writes it today (``base``: the loaded stock YAML)."""
     filename, layer, args, placements = cfg
     d, imap = make_yaml(cfg.base if base is None else base, layer, args, placements)
-    stem = cfg.stem
-    scaled = filename.replace(f"{stem}-", f"{stem}{{n,s,m,l,x}}-", 1)
+    scaled = cfg.scaled("{n,s,m,l,x}")
     what = f"Layer {layer} {_flow(args)}" if layer else "No attention layer"
     from ._ultralytics import ultralytics_config_file
 
@@ -787,7 +801,7 @@ def render_shipped(cfg: ShippedConfig, base: dict | None = None) -> str:
         f"Derived by yolo_attn from Ultralytics' {ultralytics_config_file(cfg.base)}; AGPL-3.0 like it.\n"
         f"{GENERATED_MARK} from Ultralytics' {cfg.base}; do not edit by hand.\n"
         f"{what}; placement {' '.join(map(str, placements))}. Regenerate: yolo-attn make-configs\n"
-        f"Build a scale by name: {scaled} (e.g. YOLO(\"{filename.replace(f'{stem}-', f'{stem}s-', 1)}\"))"
+        f"Build a scale by name: {scaled} (e.g. YOLO(\"{cfg.scaled('s')}\"))"
     )
     return render_yaml(d, header, imap.notes)
 

@@ -392,18 +392,20 @@ class TransferReport:
 
 
 # --------------------------------------------------------------------------------------------
-# Detect head: class-dependent outputs and class-branch width
+# Task heads (Detect, Segment, Pose, OBB, Classify): class- and keypoint-dependent outputs, branch widths
 # --------------------------------------------------------------------------------------------
-def _class_output_keys(head: nn.Module) -> set[str]:
-    from ._ultralytics import detect_class_branches
+_TASK_HEADS = frozenset({"Detect", "Segment", "Pose", "OBB", "Segment26", "Pose26", "OBB26", "Classify"})
 
-    keys = set()
-    for attr, branch in detect_class_branches(head):
-        for j, seq in enumerate(branch):
-            children = list(seq.named_children()) if isinstance(seq, nn.Sequential) else []
-            if children and isinstance(children[-1][1], nn.Conv2d):
-                name = children[-1][0]
-                keys |= {f"{attr}.{j}.{name}.weight", f"{attr}.{j}.{name}.bias"}
+
+def _class_output_keys(head: nn.Module) -> dict[str, str]:
+    """Relative key -> ``"classes"`` / ``"keypoints"`` of every output tensor set by the class count or keypoint shape."""
+    from ._ultralytics.head import task_output_branches
+
+    keys = {}
+    for branch in task_output_branches(head):
+        for name in branch.outputs:
+            mod = head.get_submodule(name)
+            keys |= {f"{name}.{p}": branch.depends for p, _ in mod.named_parameters(recurse=False)}
     return keys
 
 
@@ -429,30 +431,41 @@ def _resized_conv(mod: nn.Conv2d, src: tuple, first: bool, last: bool):
     return new
 
 
+def _branch_chain(head: nn.Module, branch) -> list[tuple[str, nn.Module]]:
+    """``[(name, conv or BN)]`` of one output branch in order (names relative to the head), its outputs last."""
+    seq = head.get_submodule(branch.hidden) if branch.hidden else nn.Sequential()
+    mods = [(f"{branch.hidden}.{n}", m) for n, m in seq.named_modules() if isinstance(m, (nn.Conv2d, nn.BatchNorm2d))]
+    inside = {n for n, _ in mods}
+    return mods + [(n, head.get_submodule(n)) for n in branch.outputs if n not in inside]
+
+
+def _resized(mod: nn.Module, src: tuple, first: bool, last: bool):
+    """``mod`` rebuilt at the source width: a new module, None (fits already), or False (cannot)."""
+    if isinstance(mod, nn.BatchNorm2d):
+        return None if src == tuple(mod.weight.shape) else nn.BatchNorm2d(src[0], eps=mod.eps, momentum=mod.momentum)
+    if isinstance(mod, nn.Conv2d):
+        return _resized_conv(mod, src, first, last)
+    return None if src[1:] == tuple(mod.weight.shape)[1:] else False  # Classify's linear: fixed input width
+
+
 def _class_branch_plan(head: nn.Module, src_shapes: dict[str, tuple]) -> list | None:
-    """``[(sequential, child name, new module, old module)]`` rebuilding the class branch; None if it cannot be adapted."""
-    from ._ultralytics import detect_class_branches
+    """``[(name, new module, old module)]`` rebuilding the output branches at the source width; None if they cannot be."""
+    from ._ultralytics.head import task_output_branches
 
     plan = []
-    for attr, branch in detect_class_branches(head):
-        for j, seq in enumerate(branch):
-            mods = [(n, mm) for n, mm in seq.named_modules() if isinstance(mm, (nn.Conv2d, nn.BatchNorm2d))]
-            if not mods:
+    for branch in task_output_branches(head):
+        mods = _branch_chain(head, branch)
+        if not mods:
+            return None
+        for pos, (name, mod) in enumerate(mods):
+            src = src_shapes.get(f"{name}.weight")
+            if src is None:
                 return None
-            last_name = mods[-1][0]
-            for pos, (name, mod) in enumerate(mods):
-                src = src_shapes.get(f"{attr}.{j}.{name}.weight")
-                if src is None:
-                    return None
-                if isinstance(mod, nn.BatchNorm2d):
-                    if src != tuple(mod.weight.shape):
-                        plan.append((seq, name, nn.BatchNorm2d(src[0], eps=mod.eps, momentum=mod.momentum), mod))
-                    continue
-                new = _resized_conv(mod, src, pos == 0, name == last_name)
-                if new is False:
-                    return None
-                if new is not None:
-                    plan.append((seq, name, new, mod))
+            new = _resized(mod, src, pos == 0, name in branch.outputs)
+            if new is False:
+                return None
+            if new is not None:
+                plan.append((name, new, mod))
     return plan
 
 
@@ -463,8 +476,8 @@ def _adapt_class_branch(head: nn.Module, src_shapes: dict[str, tuple]) -> bool:
     and the output convolutions keep the target's class count.
     """
     plan = _class_branch_plan(head, src_shapes)
-    for seq, name, new, old in plan or []:
-        parent = seq.get_submodule(name.rpartition(".")[0]) if "." in name else seq
+    for name, new, old in plan or []:
+        parent = head.get_submodule(name.rpartition(".")[0])
         p = next(old.parameters(), None)
         if p is not None:
             new = new.to(device=p.device, dtype=p.dtype)
@@ -566,7 +579,9 @@ class _Transfer:
         self.paired_t = set(self.t2s)
         self.tgt_sd = self.net.state_dict()
         self.src_nc = self.ckpt.nc
-        self.tgt_nc = getattr(self.net.model[-1], "nc", None)
+        from ._ultralytics.head import class_count
+
+        self.tgt_nc = class_count(self.net.model[-1])
 
 
 def _alignment(source: list[_Layer], target: list[_Layer], index_map: Any) -> dict[int, int]:
@@ -588,10 +603,11 @@ def _pair_problem(x: _Transfer, s: _Layer, t: _Layer) -> str:
     return ""
 
 
-def _head_class_keys(x: _Transfer, t: _Layer, s: _Layer, anchor_head: bool) -> set[str]:
-    """Class-dependent keys of a Detect target (its class branch first rebuilt at the source width if allowed)."""
-    if t.family != "Detect" or anchor_head:
-        return set()
+def _head_class_keys(x: _Transfer, t: _Layer, s: _Layer, anchor_head: bool) -> dict[str, str]:
+    """Class- and keypoint-dependent keys of a task head target (Detect, Segment, Pose, OBB, Classify), its output
+    branches first rebuilt at the source width if allowed."""
+    if t.family not in _TASK_HEADS or anchor_head:
+        return {}
     tm = x.net.model[t.index]
     if x.adapt_head and _adapt_class_branch(tm, s.shapes):
         x.head_adapted = True
@@ -600,7 +616,7 @@ def _head_class_keys(x: _Transfer, t: _Layer, s: _Layer, anchor_head: bool) -> s
     return _class_output_keys(tm)
 
 
-def _copy_tensors(x: _Transfer, r: LayerResult, t: _Layer, si: int, stensors: dict, cls_keys: set[str]) -> None:
+def _copy_tensors(x: _Transfer, r: LayerResult, t: _Layer, si: int, stensors: dict, cls_keys: dict[str, str]) -> None:
     """Copy every tensor of the pair whose key and shape agree; record the others in ``r``."""
     prefix = f"model.{t.index}."
     for k, shp in t.shapes.items():
@@ -608,7 +624,10 @@ def _copy_tensors(x: _Transfer, r: LayerResult, t: _Layer, si: int, stensors: di
         if src is None:
             r.new.append(k)
         elif tuple(src.shape) != shp:
-            if k in cls_keys:
+            if cls_keys.get(k) == "keypoints":
+                why = f"keypoint-dependent output, {src.shape[0]} -> {shp[0]} values"
+                x.class_dependent.append(prefix + k)
+            elif k in cls_keys:
                 why = f"class-dependent output, nc {x.src_nc if x.src_nc is not None else src.shape[0]} -> {x.tgt_nc}"
                 x.class_dependent.append(prefix + k)
             else:
@@ -633,13 +652,16 @@ def _describe(x: _Transfer, r: LayerResult, t: _Layer, stensors: dict, anchor_he
         r.note = f"{len(r.new)} attention tensors keep their initialisation"
     elif r.new:
         r.note = f"{len(r.new)} tensors not in the source layer keep their initialisation"
-    nclass = sum(1 for k, _ in r.skipped if prefix + k in x.class_dependent)
+    nclass = sum(1 for k, why in r.skipped if prefix + k in x.class_dependent and why.startswith("class"))
     if nclass:
         r.note = (r.note + "; " if r.note else "") + f"{nclass} class-dependent output tensors keep init (nc {x.src_nc} -> {x.tgt_nc})"
+    nkpt = sum(1 for k, why in r.skipped if prefix + k in x.class_dependent and why.startswith("keypoint"))
+    if nkpt:
+        r.note = (r.note + "; " if r.note else "") + f"{nkpt} keypoint-dependent output tensors keep init (another kpt_shape)"
     mism = [k for k, why in r.skipped if why.startswith("shape")]
     if mism:
         r.note = (r.note + "; " if r.note else "") + f"{len(mism)} shape mismatches"
-    if x.head_adapted and t.family == "Detect":
+    if x.head_adapted and t.family in _TASK_HEADS:
         r.note = (r.note + "; " if r.note else "") + "class branch rebuilt at the source width"
     if not t.shapes and not stensors:
         r.status = "no tensors"
@@ -817,7 +839,7 @@ def load_by_name(source: Any, model: Any, *, trust: bool = False) -> TransferRep
     by_layer, _other = _split_by_layer(ckpt.state_dict)
     types = {li.index: li.type for li in (ckpt.layers or [])}
     head = net.model[-1]
-    cls_keys = {f"model.{len(net.model) - 1}.{k}" for k in _class_output_keys(head)} if hasattr(head, "nc") else set()
+    cls_keys = {f"model.{len(net.model) - 1}.{k}" for k in _class_output_keys(head)}
     results, class_dependent = [], []
     for i, m in enumerate(net.model):
         prefix, stensors = f"model.{i}.", by_layer.get(i, {})
@@ -858,7 +880,9 @@ def load_by_name(source: Any, model: Any, *, trust: bool = False) -> TransferRep
         params=sum(own[k].numel() for k in matched if k in tgt_param_names), class_dependent=class_dependent,
         transferred_keys={k: k for k in matched}, method="names",
     )  # fmt: skip
-    _adopt_class_names(ckpt, net, getattr(head, "nc", None))
+    from ._ultralytics.head import class_count
+
+    _adopt_class_names(ckpt, net, class_count(head))
     report.seconds = time.perf_counter() - t0
     return report
 

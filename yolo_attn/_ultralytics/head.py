@@ -1,6 +1,9 @@
-"""The detection head of a built model and its loss (yolo_attn/diagnose/, yolo_attn/transfer.py)."""
+"""The detection head of a built model and its loss (yolo_attn/diagnose/, yolo_attn/transfer.py); the task heads'
+class- and keypoint-dependent outputs (yolo_attn/transfer.py)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -69,3 +72,67 @@ def detection_loss(model, images: torch.Tensor, targets: torch.Tensor) -> dict[s
     if isinstance(items, dict):
         return {k: float(v) for k, v in items.items()}
     return {k: float(v) for k, v in zip(_LOSS_NAMES, torch.as_tensor(items).reshape(-1))}
+
+
+# The task heads' outputs whose channels are set by the class count or the keypoint shape, and the branches
+# before them whose width follows (Detect's ``c3 = max(ch[0], min(nc, 100))``, Pose's ``c4 = max(ch[0] // 4, nk)``)
+_KEYPOINT_BRANCHES = (("cv4", ("cv4_kpts", "cv4_sigma")), ("one2one_cv4", ("one2one_cv4_kpts", "one2one_cv4_sigma")))
+
+
+@dataclass(frozen=True)
+class OutputBranch:
+    """One branch of a task head ending in outputs set by the class count or the keypoint shape.
+
+    ``hidden``: name (relative to the head) of the ``nn.Sequential`` before the outputs, whose width may follow them
+    ("" when there is none: Classify's ``linear`` reads a fixed width); ``outputs``: names of the output layers (the
+    Sequential's own last ``nn.Conv2d``, or separate layers reading it: YOLO26 Pose's ``cv4_kpts``/``cv4_sigma``);
+    ``depends``: ``"classes"`` or ``"keypoints"``.
+    """
+
+    hidden: str
+    outputs: tuple[str, ...]
+    depends: str
+
+
+def _ends_in_conv(seq) -> bool:
+    children = list(seq.children()) if isinstance(seq, nn.Sequential) else []
+    return bool(children) and isinstance(children[-1], nn.Conv2d)
+
+
+def task_output_branches(head: nn.Module) -> list[OutputBranch]:
+    """The :class:`OutputBranch` es of a Detect, Segment, Pose or OBB head (YOLO26's too) or of Classify.
+
+    Class outputs: Detect's class branches (``cv3``, ``one2one_cv3``), YOLO26 Segment's semantic-segmentation
+    branch (``proto.semseg``), Classify's ``linear``; keypoint outputs: Pose's keypoint branches (``cv4``,
+    ``one2one_cv4`` and, in YOLO26, their separate ``cv4_kpts``/``cv4_sigma`` layers). Segment's mask coefficients
+    (``cv4``, 32 masks) and OBB's angle branch (``cv4``, one angle) have fixed widths and are not listed.
+    """
+    from ultralytics.nn.modules.head import Classify
+
+    if isinstance(head, Classify):
+        return [OutputBranch("", ("linear",), "classes")] if isinstance(head.linear, nn.Linear) else []
+    out = []
+    for attr, branch in detect_class_branches(head):
+        for j, seq in enumerate(branch):
+            if _ends_in_conv(seq):
+                out.append(OutputBranch(f"{attr}.{j}", (f"{attr}.{j}.{len(seq) - 1}",), "classes"))
+    semseg = getattr(getattr(head, "proto", None), "semseg", None)
+    if _ends_in_conv(semseg):
+        out.append(OutputBranch("proto.semseg", (f"proto.semseg.{len(semseg) - 1}",), "classes"))
+    if hasattr(head, "kpt_shape"):
+        for attr, separate in _KEYPOINT_BRANCHES:
+            branch = getattr(head, attr, None)
+            for j, seq in enumerate(branch if isinstance(branch, nn.ModuleList) else []):
+                outs = tuple(f"{a}.{j}" for a in separate if isinstance(getattr(head, a, None), nn.ModuleList))
+                outs = outs or ((f"{attr}.{j}.{len(seq) - 1}",) if _ends_in_conv(seq) else ())
+                if outs:
+                    out.append(OutputBranch(f"{attr}.{j}", outs, "keypoints"))
+    return out
+
+
+def class_count(head: nn.Module) -> int | None:
+    """The class count of a task head: its ``nc``, or the outputs of Classify's ``linear``."""
+    nc = getattr(head, "nc", None)
+    if nc is None and isinstance(getattr(head, "linear", None), nn.Linear):
+        return head.linear.out_features
+    return nc
