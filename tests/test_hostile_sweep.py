@@ -49,6 +49,7 @@ def _sweep_argv(tiny, out, *extra) -> list[str]:
     (["--workers", "-2"], r"--workers must be 0 \(in this process\) or more"),
     (["--batch", "-1"], r"--batch -1: Ultralytics' AutoBatch would pick the batch size"),
     (["--train-arg", "batch=0.5"], r"--batch 0.5: Ultralytics' AutoBatch"),
+    (["--boot", "1000000000"], r"--boot 1000000000: at most 20000 bootstrap replicates"),
 ])
 def test_bad_flags_are_refused_before_anything_is_written(tiny, tmp_path, capsys, flags, message):
     """--max-trials 0: where the flag passed unseen before, the sweep trained nothing and still exited with no word."""

@@ -18,6 +18,9 @@ from .workers import check_workers
 
 MAX_SEED = 2**32 - 1  # Ultralytics seeds numpy with the trial's seed, which takes 0 .. 2**32 - 1
 MAX_SEEDS = 10_000  # --seeds N: trials per model (a count beyond any sweep; a typo must not plan 10**9 trials)
+# --boot: the report holds replicates x validation images weights (8 bytes each: 800 MB for 5000 images); the
+# variance it estimates is then within 1% (relative error sqrt(2 / B)), far past what the interval needs
+MAX_BOOT = 20_000
 
 
 def _whole(value) -> bool:
@@ -48,6 +51,9 @@ def check_flags(seeds, n_boot: int, threads: int | None, workers: int | None, ma
                 tolerance: float) -> list[int]:
     """The sweep's numeric flags, before anything is written or started; returns the seed list."""
     check_n_boot(n_boot)  # the report needs it
+    if n_boot > MAX_BOOT:
+        raise ValueError(f"--boot {n_boot}: at most {MAX_BOOT} bootstrap replicates (their weights take replicates x "
+                         "validation images x 8 bytes of memory; the default 1000 estimates the variance within 5%)")
     if threads is not None and not (_whole(threads) and threads >= 1):
         raise ValueError(f"--threads must be 1 or more (CPU threads per trial), got {threads!r}")
     check_workers(workers)
