@@ -40,15 +40,25 @@ def add_arguments(parser) -> None:
     v.add_argument("--images", help="folder of the images (default: an images/ or JPEGImages/ folder beside the XML, "
                                     "or the XML folder itself)")
     v.add_argument("--include-difficult", action="store_true", help="keep objects marked difficult")
-    m = sub.add_parser("labelme", help="folder of LabelMe JSON files (rectangles imported, other shapes skipped)")
+    m = sub.add_parser("labelme", help="folder of LabelMe JSON files (rectangles imported, or polygons with --task "
+                                       "segment; other shapes skipped)")
     m.add_argument("src", help="folder of LabelMe .json files (searched recursively)")
     m.add_argument("out", help="output dataset folder")
     m.add_argument("--images", help="another folder to look for the images in (default: where imagePath points, "
                                     "beside the JSON)")
-    t = sub.add_parser("cvat", help="CVAT for images 1.1 XML export (boxes imported, other shapes skipped)")
+    t = sub.add_parser("cvat", help="CVAT for images 1.1 XML export (boxes imported, or polygons with --task segment; "
+                                    "other shapes skipped)")
     t.add_argument("src", help="annotations.xml, or the folder the export was unzipped into")
     t.add_argument("out", help="output dataset folder")
     t.add_argument("--images", help="folder of the images (default: the XML's folder and its images/)")
+    c.add_argument("--task", choices=("detect", "segment", "pose"), default="detect",
+                   help="detect: the bbox of each annotation; segment: its segmentation polygons (run-length masks "
+                        "skipped with the reason); pose: its bbox and keypoints (kpt_shape from the categories' "
+                        "keypoints, flip_idx from their left/right names) (default detect)")
+    for p in (m, t):
+        p.add_argument("--task", choices=("detect", "segment"), default="detect",
+                       help="detect: rectangles/boxes; segment: polygons (and boxes as their four corners) "
+                            "(default detect)")
     for p in (v, m, t):
         p.add_argument("--classes", nargs="+", help="class names in order (default: the export's labels; "
                                                     "VOC, LabelMe: every name found, sorted)")
@@ -75,11 +85,11 @@ def _coco(args, common: dict):
                              f"({len(args.inputs)} paths given)")
         if args.split != "auto":
             raise ValueError("--split applies to one instances file; an export folder keeps its own splits")
-        return import_coco_export(first, args.inputs[1], **common)
+        return import_coco_export(first, args.inputs[1], task=args.task, **common)
     if len(args.inputs) != 3:
         raise ValueError(f"import-data coco {first}: one instances file takes INSTANCES.json IMAGES OUT "
                          f"({len(args.inputs)} paths given)" + ("" if first.exists() else f"; {first} does not exist"))
-    return import_coco(args.inputs[0], args.inputs[1], args.inputs[2], split=args.split, **common)
+    return import_coco(args.inputs[0], args.inputs[1], args.inputs[2], split=args.split, task=args.task, **common)
 
 
 def _import(args):
@@ -93,9 +103,9 @@ def _import(args):
         return import_voc(args.voc, args.out, classes=args.classes, include_difficult=args.include_difficult,
                           images=args.images, **common)
     if args.format == "labelme":
-        return import_labelme(args.src, args.out, classes=args.classes, images=args.images, **common)
+        return import_labelme(args.src, args.out, classes=args.classes, images=args.images, task=args.task, **common)
     if args.format == "cvat":
-        return import_cvat(args.src, args.out, classes=args.classes, images=args.images, **common)
+        return import_cvat(args.src, args.out, classes=args.classes, images=args.images, task=args.task, **common)
     return import_yolo(args.src, args.out, names=args.names, **common)
 
 
@@ -112,7 +122,7 @@ def run(args) -> int:
         return 1
     print(rep.summary())
     if not args.no_check:
-        chk = check_data(rep.yaml)
+        chk = check_data(rep.yaml, task=getattr(args, "task", None))
         print(chk.summary())
         return 0 if chk.ok else 1
     return 0

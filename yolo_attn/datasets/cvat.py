@@ -6,7 +6,9 @@ The input is the export's ``annotations.xml`` or the folder it was unzipped into
 * ``<box label xtl ytl xbr ybr occluded ...>`` becomes a YOLO box (occluded boxes included); a box with a
   non-zero ``rotation`` is skipped (its axis-aligned box is not what was drawn);
 * ``<polygon>``, ``<polyline>``, ``<points>``, ``<ellipse>``, ``<cuboid>``, ``<mask>``, ``<skeleton>`` and
-  ``<tag>`` are skipped, each listed with its kind.
+  ``<tag>`` are skipped, each listed with its kind;
+* with ``task="segment"`` (``--task segment``) a ``<polygon points="x1,y1;x2,y2;...">`` becomes a segment row
+  and a ``<box>`` its four corners (a rotated one still skipped); a polygon of fewer than 3 points is skipped.
 
 Classes: ``--classes`` in that order, else the labels of ``<meta><task><labels>`` or
 ``<meta><project><labels>`` in the XML's order, else every box label found, sorted; a box whose label is
@@ -23,10 +25,12 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from .files import IMG_FORMATS
-from .importers import (ImportReport, Item, Skips, check_fractions, inside, keep_fixed_splits, number, prepare_output,
-                        split_of, write_dataset, yolo_row)
+from .importers import (ImportOptions, ImportReport, Item, Skips, check_fractions, inside, keep_fixed_splits, number,
+                        prepare_output, split_of, write_dataset, yolo_row)
+from .tasks.segment import polygon_row
 
 OTHER_SHAPES = ("polygon", "polyline", "points", "ellipse", "cuboid", "mask", "skeleton", "tag")
+IMPORT_TASKS = ("detect", "segment")
 
 
 def find_xml(src: Path) -> Path:
@@ -112,6 +116,47 @@ def _box_row(box: ET.Element, cmap: dict, wh, where: str, skips: Skips) -> str |
     return row
 
 
+def _polygon_row(shape: ET.Element, cmap: dict, wh, where: str, skips: Skips) -> str | None:
+    """The segment row of a ``<polygon>`` (or of a ``<box>``'s corners), or None with the reason."""
+    if shape.tag == "box":
+        row = _box_row(shape, cmap, wh, where, skips)  # the same checks: label, rotation, numbers, area
+        if row is None:
+            return None
+        x1, y1, x2, y2 = (number(shape.get(k)) for k in ("xtl", "ytl", "xbr", "ybr"))
+        pts = [(x1, y1), (x2, y1), (x2, y2), (x1, y2)]
+    else:
+        label = (shape.get("label") or "").strip()
+        if label not in cmap:
+            skips.add("unknown label", where, repr(label))
+            return None
+        pairs = [p.split(",") for p in (shape.get("points") or "").split(";") if p.strip()]
+        pts = [(number(p[0]), number(p[1])) if len(p) == 2 else (None, None) for p in pairs]
+        if len(pts) < 3 or any(v is None for p in pts for v in p):
+            skips.add("malformed polygon", where, f"points {shape.get('points')!r:.60} (a mask needs 3 x,y points)")
+            return None
+    w, h = wh
+    pts = [(min(max(x, 0.0), w), min(max(y, 0.0), h)) for x, y in pts]
+    if len({x for x, _ in pts}) < 2 or len({y for _, y in pts}) < 2:
+        skips.add("degenerate polygon", where, "no area inside the image")
+        return None
+    return polygon_row(cmap[(shape.get("label") or "").strip()], pts, w, h).rstrip("\n")
+
+
+def _shape_rows(el: ET.Element, xml: Path, item: Item, wh, cmap: dict, skips: Skips, task: str) -> None:
+    """The rows of one image's shapes for ``task``; every other shape listed in ``skips`` with its kind."""
+    taken = ("box",) if task == "detect" else ("box", "polygon")
+    make = _box_row if task == "detect" else _polygon_row
+    for k, shape in enumerate(el, 1):
+        where = f"{xml}: image id {el.get('id')}, {shape.tag} {k} ({shape.get('label') or 'no label'})"
+        if shape.tag in taken:
+            row = make(shape, cmap, wh, where, skips)
+            if row is not None:
+                item.rows.append(row)
+        elif shape.tag in OTHER_SHAPES:
+            skips.add(f"{shape.tag} (only boxes are imported)" if task == "detect" else
+                      f"{shape.tag} (only polygons and boxes are imported for segment)", where)
+
+
 def _image(el: ET.Element, xml: Path, finder: _Images, skips: Skips) -> tuple[Item, tuple[int, int]] | None:
     name, subset = (el.get("name") or "").strip(), (el.get("subset") or "").strip()
     where = f"{xml}: image id {el.get('id')} ({name or 'no name'})"
@@ -137,18 +182,23 @@ def _image(el: ET.Element, xml: Path, finder: _Images, skips: Skips) -> tuple[It
 
 
 def import_cvat(src: str | Path, out: str | Path, classes: list[str] | None = None, images: str | Path | None = None,
-                val_fraction: float = 0.2, link: bool = False, force: bool = False,
-                test_fraction: float | None = None) -> ImportReport:
-    """A CVAT for images 1.1 XML (or its export folder) -> Ultralytics layout (see the module docstring)."""
+                task: str = "detect", **options) -> ImportReport:
+    """A CVAT for images 1.1 XML (or its export folder) -> Ultralytics layout (see the module docstring). ``options``:
+    those of :class:`~yolo_attn.datasets.importers.ImportOptions` (``val_fraction``, ``link``, ``force``,
+    ``test_fraction``)."""
+    opt = ImportOptions.of(options)
+    if task not in IMPORT_TASKS:
+        raise ValueError(f"import-data cvat reads the tasks {', '.join(IMPORT_TASKS)}, not {task!r}")
     xml = find_xml(Path(src))
     images_dir = Path(images) if images else None
     if images_dir is not None and not images_dir.is_dir():
         raise FileNotFoundError(f"--images {images_dir}: not a folder")
-    check_fractions(val_fraction, test_fraction)
-    prepare_output(out, force, [xml.parent, images_dir])
+    check_fractions(opt.val_fraction, opt.test_fraction)
+    prepare_output(out, opt.force, [xml.parent, images_dir])
     root = _parse(xml)
     if classes is None:
-        classes = meta_labels(root) or sorted({(b.get("label") or "").strip() for b in root.iter("box")} - {""})
+        drawn = [b for tag in (("box",) if task == "detect" else ("box", "polygon")) for b in root.iter(tag)]
+        classes = meta_labels(root) or sorted({(b.get("label") or "").strip() for b in drawn} - {""})
     cmap = {c: i for i, c in enumerate(classes)}
     finder, skips, items = _Images(xml, images_dir), Skips(roots=(xml.parent, images_dir)), []
     for el in root.findall("image"):
@@ -156,16 +206,10 @@ def import_cvat(src: str | Path, out: str | Path, classes: list[str] | None = No
         if got is None:
             continue
         item, wh = got
-        for k, shape in enumerate(el, 1):
-            where = f"{xml}: image id {el.get('id')}, {shape.tag} {k} ({shape.get('label') or 'no label'})"
-            if shape.tag == "box":
-                row = _box_row(shape, cmap, wh, where, skips)
-                if row is not None:
-                    item.rows.append(row)
-            elif shape.tag in OTHER_SHAPES:
-                skips.add(f"{shape.tag} (only boxes are imported)", where)
+        _shape_rows(el, xml, item, wh, cmap, skips, task)
         items.append(item)
     if root.find("track") is not None:
         skips.warnings.append(f"{xml}: <track> elements (video annotations) are not imported")
     keep_fixed_splits(items)
-    return write_dataset(items, out, dict(enumerate(classes)), skips, str(xml), val_fraction, link, test_fraction)
+    return write_dataset(items, out, dict(enumerate(classes)), skips, str(xml), opt.val_fraction, opt.link,
+                         opt.test_fraction)

@@ -102,6 +102,33 @@ class Skips:
             return None
 
 
+@dataclass(frozen=True)
+class ImportOptions:
+    """What every importer takes besides its input: the automatic split shares, links, overwriting."""
+
+    val_fraction: float = 0.2
+    link: bool = False
+    force: bool = False
+    test_fraction: float | None = None
+
+    @classmethod
+    def of(cls, options: dict) -> "ImportOptions":
+        """The options of keyword arguments ``options``; TypeError naming an unknown one."""
+        unknown = sorted(set(options) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise TypeError(f"unknown import option(s): {', '.join(unknown)}")
+        return cls(**options)
+
+
+@dataclass
+class Classes:
+    """The class names of an import and the task keys its dataset YAML needs besides them (``kpt_shape``,
+    ``flip_idx``)."""
+
+    names: dict[int, str]
+    yaml_keys: dict = field(default_factory=dict)
+
+
 @dataclass
 class ImportReport:
     out: Path
@@ -318,12 +345,13 @@ def unique_names(rels: list[str]) -> list[str]:
 # --------------------------------------------------------------------------------------------
 # Writing
 # --------------------------------------------------------------------------------------------
-def _yaml_text(out: Path, names: dict[int, str], splits: list[str], source: str) -> str:
+def _yaml_text(out: Path, classes: Classes, splits: list[str], source: str) -> str:
     fit = [s for s in splits if s != "test"]
     data = {"path": str(out.resolve()), "train": f"images/{fit[0]}", "val": f"images/{fit[-1]}"}
     if "test" in splits:
         data["test"] = "images/test"
-    data.update(nc=len(names), names={int(k): v for k, v in sorted(names.items())})
+    names = classes.names
+    data.update(nc=len(names), names={int(k): v for k, v in sorted(names.items())}, **classes.yaml_keys)
     body = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
     return f"# imported by yolo-attn import-data from {source}\n" + body
 
@@ -390,9 +418,12 @@ def _writable(item: Item, skips: Skips) -> bool:
     return True
 
 
-def write_dataset(items: list[Item], out: str | Path, names: dict[int, str], skips: Skips, source: str,
+def write_dataset(items: list[Item], out: str | Path, names: dict[int, str] | Classes, skips: Skips, source: str,
                   val_fraction: float = 0.2, link: bool = False, test_fraction: float | None = None) -> ImportReport:
-    """Split, name and write ``items`` as an Ultralytics dataset in ``out`` (see the module docstring)."""
+    """Split, name and write ``items`` as an Ultralytics dataset in ``out`` (see the module docstring); ``names``
+    may carry the task keys of the dataset YAML (:class:`Classes`)."""
+    classes = names if isinstance(names, Classes) else Classes(names)
+    names = classes.names
     out = Path(out).absolute()
     items = [it for it in items if _writable(it, skips)]
     if not items:
@@ -416,7 +447,7 @@ def write_dataset(items: list[Item], out: str | Path, names: dict[int, str], ski
     build = out.with_name(f".{out.name}.importing-{os.getpid()}")
     try:
         _fill(build, items, link)
-        atomic_write(build / "data.yaml", _yaml_text(out, names, splits, source))
+        atomic_write(build / "data.yaml", _yaml_text(out, classes, splits, source))
         atomic_write(build / "import-report.txt", "".join(f"{ln}\n" for ln in skips.lines + skips.warnings))
         _swap_in(build, out)
     finally:

@@ -16,6 +16,9 @@ LabelMe writes one JSON per image: ``shapes`` (each ``{label, points, shape_type
   :data:`MAX_JSON_BYTES`.
 * An image whose size differs from the JSON's ``imageWidth``/``imageHeight`` is skipped: its points were
   drawn on another size and would land in the wrong place.
+* ``task="segment"`` (``--task segment``): ``polygon`` shapes (and untyped ones, LabelMe's old polygons) become
+  segment rows, a ``rectangle`` its four corners; the other shape types are skipped, listed with their type, and
+  a polygon of fewer than 3 points too.
 * Classes: ``--classes`` in that order (other labels skipped as unknown), else every rectangle label
   of the imported files, sorted: a skipped file adds no class, and a shape without a label (``label: null``,
   empty) is skipped. Splits: from ``train``/``val``/``test`` folders when there are a train and a val folder,
@@ -32,8 +35,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .files import IMG_FORMATS, ImageTooLarge, open_image
-from .importers import (ImportReport, Item, Skips, check_fractions, inside, keep_fixed_splits, number, prepare_output,
-                        split_of, write_dataset, yolo_row)
+from .importers import (ImportOptions, ImportReport, Item, Skips, check_fractions, inside, keep_fixed_splits, number,
+                        prepare_output, split_of, write_dataset, yolo_row)
+from .tasks.segment import polygon_row
+
+IMPORT_TASKS = ("detect", "segment")
 
 
 MAX_JSON_BYTES = 256 * 2**20  # a larger LabelMe JSON (its embedded image, base64) is skipped, never read
@@ -68,23 +74,67 @@ def _read(path: Path, skips: Skips) -> LabelmeFile | None:
                        number(js.get("imageWidth")), number(js.get("imageHeight")), data if isinstance(data, str) else None)
 
 
-def _rectangle(shape) -> tuple[str, list[float]] | str:
-    """(label, [x1, y1, x2, y2]) of a rectangle shape, else the reason it is skipped."""
+def _points(shape) -> tuple[str, list[float]] | str:
+    """(shape type, flat x,y list: None for a value that is no number) of a shape, else the reason it is skipped."""
     if not isinstance(shape, dict):
         return "malformed shape"
     kind = str(shape.get("shape_type") or "polygon")  # LabelMe's old files leave polygons untyped
-    if kind != "rectangle":
-        return f"{kind} shape (only rectangles are imported)"
     pts = shape.get("points")
     flat = [number(v) for p in pts for v in p] if isinstance(pts, list) and all(
         isinstance(p, (list, tuple)) and len(p) == 2 for p in pts) else []
-    if len(flat) != 4 or None in flat:
-        return "malformed rectangle"
+    return kind, flat
+
+
+def _label(shape) -> str | None:
     label = shape.get("label")
     if isinstance(label, bool) or not isinstance(label, (str, int)) or not str(label).strip():
+        return None
+    return str(label).strip()
+
+
+def _rectangle(shape) -> tuple[str, list[float]] | str:
+    """(label, [x1, y1, x2, y2]) of a rectangle shape, else the reason it is skipped."""
+    got = _points(shape)
+    if isinstance(got, str):
+        return got
+    kind, flat = got
+    if kind != "rectangle":
+        return f"{kind} shape (only rectangles are imported)"
+    if len(flat) != 4 or None in flat:
+        return "malformed rectangle"
+    label = _label(shape)
+    if label is None:
         return "shape without a label"
     x1, y1, x2, y2 = flat
-    return str(label).strip(), [min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)]
+    return label, [min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)]
+
+
+def _polygon(shape) -> tuple[str, list[float]] | str:
+    """(label, [x1, y1, x2, y2, ...]) of a polygon (a rectangle: its four corners), else the reason it is skipped."""
+    got = _points(shape)
+    if isinstance(got, str):
+        return got
+    kind, flat = got
+    if kind == "rectangle" and len(flat) == 4:
+        x1, y1, x2, y2 = flat
+        flat = [x1, y1, x2, y1, x2, y2, x1, y2]
+    elif kind != "polygon":
+        return f"{kind} shape (only polygons and rectangles are imported for segment)"
+    if None in flat:
+        return f"malformed {kind}"
+    if len(flat) < 6:
+        return f"polygon of {len(flat) // 2} point(s) (a mask needs 3)"
+    label = _label(shape)
+    return "shape without a label" if label is None else (label, flat)
+
+
+def _polygon_text(c: int, flat: list[float], w: float, h: float) -> str | None:
+    """The segment row of a pixel polygon clipped to the image; None when nothing of it is inside."""
+    xs = [min(max(x, 0.0), w) for x in flat[0::2]]
+    ys = [min(max(y, 0.0), h) for y in flat[1::2]]
+    if max(xs) - min(xs) <= 0 or max(ys) - min(ys) <= 0:
+        return None
+    return polygon_row(c, zip(xs, ys), w, h).rstrip("\n")
 
 
 class _Finder:
@@ -193,6 +243,7 @@ def _imported(parsed: list[LabelmeFile], root: Path, finder: _Finder, skips: Ski
 
 
 def _add_rows(lm: LabelmeFile, item: Item, wh: tuple, rects: list, cmap: dict, skips: Skips) -> None:
+    """The rows of one JSON's shapes (boxes, or polygons of 3 points or more)."""
     for k, r in enumerate(rects, 1):
         where = f"{lm.path}: shape {k}"
         if isinstance(r, str):
@@ -200,24 +251,28 @@ def _add_rows(lm: LabelmeFile, item: Item, wh: tuple, rects: list, cmap: dict, s
             skips.add(r, where, str(shape.get("label", "")) if isinstance(shape, dict) else "")
         elif r[0] not in cmap:
             skips.add("unknown class", where, repr(r[0]))
-        elif (row := yolo_row(cmap[r[0]], *r[1], *wh)) is None:
-            skips.add("degenerate box", where, f"points {r[1]} have no area inside the image")
+        elif (row := yolo_row(cmap[r[0]], *r[1], *wh) if len(r[1]) == 4 else _polygon_text(cmap[r[0]], r[1], *wh)) is None:
+            skips.add("degenerate box" if len(r[1]) == 4 else "degenerate polygon", where,
+                      f"points {r[1]} have no area inside the image")
         else:
             item.rows.append(row)
 
 
 def import_labelme(src_dir: str | Path, out: str | Path, classes: list[str] | None = None, images: str | Path | None = None,
-                   val_fraction: float = 0.2, link: bool = False, force: bool = False,
-                   test_fraction: float | None = None) -> ImportReport:
-    """A folder of LabelMe JSON files -> Ultralytics layout (see the module docstring)."""
+                   task: str = "detect", **options) -> ImportReport:
+    """A folder of LabelMe JSON files -> Ultralytics layout (see the module docstring). ``options``: those of
+    :class:`~yolo_attn.datasets.importers.ImportOptions` (``val_fraction``, ``link``, ``force``, ``test_fraction``)."""
+    opt = ImportOptions.of(options)
+    if task not in IMPORT_TASKS:
+        raise ValueError(f"import-data labelme reads the tasks {', '.join(IMPORT_TASKS)}, not {task!r}")
     root = Path(src_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: not a folder")
     images_dir = Path(images) if images else None
     if images_dir is not None and not images_dir.is_dir():
         raise FileNotFoundError(f"--images {images_dir}: not a folder")
-    check_fractions(val_fraction, test_fraction)
-    prepare_output(out, force, [root, images_dir])
+    check_fractions(opt.val_fraction, opt.test_fraction)
+    prepare_output(out, opt.force, [root, images_dir])
     out_abs = Path(out).resolve()
     skips = Skips(roots=(root, images_dir))
     parsed = [lm for p in sorted(root.rglob("*.json")) if p.is_file() and out_abs not in p.resolve().parents
@@ -225,7 +280,8 @@ def import_labelme(src_dir: str | Path, out: str | Path, classes: list[str] | No
     if not parsed:
         raise FileNotFoundError(f"{root}: no LabelMe JSON (a .json with 'shapes') in the folder or its sub-folders")
     kept = _imported(parsed, root, _Finder(root, images_dir), skips)
-    rects = {lm.path: [_rectangle(s) for s in lm.shapes] for lm, *_ in kept}
+    shape = _polygon if task == "segment" else _rectangle
+    rects = {lm.path: [shape(s) for s in lm.shapes] for lm, *_ in kept}
     if classes is None:  # the labels of the imported files only: a skipped file adds no class
         classes = sorted({r[0] for rs in rects.values() for r in rs if isinstance(r, tuple)})
     cmap = {c: i for i, c in enumerate(classes)}
@@ -233,4 +289,5 @@ def import_labelme(src_dir: str | Path, out: str | Path, classes: list[str] | No
         _add_rows(lm, item, (w, h), rects[lm.path], cmap, skips)
     items = [item for _, item, _, _ in kept]
     keep_fixed_splits(items)
-    return write_dataset(items, out, dict(enumerate(classes)), skips, str(root), val_fraction, link, test_fraction)
+    return write_dataset(items, out, dict(enumerate(classes)), skips, str(root), opt.val_fraction, opt.link,
+                         opt.test_fraction)
