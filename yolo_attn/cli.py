@@ -7,6 +7,7 @@ it is discovered by name (``make_yaml.py`` -> ``yolo-attn make-yaml``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import pkgutil
@@ -97,14 +98,24 @@ def _main(argv: list[str] | None) -> int:
         parser.print_help()
         return 2
     from ._io import OverwriteError
-    from ._ultralytics import YamlLayerError
     from .registry import UnknownLayerError
 
-    try:
-        return int(args._run(args) or 0)
-    except (YamlLayerError, UnknownLayerError, OverwriteError, FileNotFoundError, ValueError) as exc:
-        print(plain_for(sys.stderr, f"yolo-attn {args.command}: error: {exc}"), file=sys.stderr)
-        return 1
+    for_scripts = getattr(args, "json", None) is True  # --json given as a flag: standard output is for a program
+    bridge = _import_bridge(for_scripts)
+    with bridge.messages_to_stderr() if for_scripts else contextlib.nullcontext():
+        try:
+            return int(args._run(args) or 0)
+        except (bridge.YamlLayerError, UnknownLayerError, OverwriteError, FileNotFoundError, ValueError) as exc:
+            print(plain_for(sys.stderr, f"yolo-attn {args.command}: error: {exc}"), file=sys.stderr)
+            return 1
+
+
+def _import_bridge(for_scripts: bool):
+    """The bridge, the first import of Ultralytics here; ``for_scripts``: what Ultralytics prints meanwhile (its
+    first-run settings banner) goes to standard error (yolo_attn/_ultralytics/console.py)."""
+    with contextlib.redirect_stdout(sys.stderr) if for_scripts else contextlib.nullcontext():
+        from . import _ultralytics
+    return _ultralytics
 
 
 if __name__ == "__main__":  # pragma: no cover

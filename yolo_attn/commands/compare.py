@@ -128,6 +128,13 @@ def run(args) -> int:
         return 1
 
 
+def stock_weights_path(name):
+    """``--pretrained``: a checkpoint file or one of Ultralytics' weight names (``yolo11n.pt``), as its path."""
+    from .._ultralytics import stock_weights
+
+    return str(stock_weights(name)) if name else None
+
+
 def _pilot_out() -> str:
     import datetime as _dt
 
@@ -160,7 +167,7 @@ def _run(args) -> int:
             return 0
     summary = compare(
         data=args.data, models=args.models, seeds=seeds, epochs=epochs, imgsz=args.imgsz if args.imgsz is not None else 128,
-        pretrained=args.pretrained, out=args.out, backend=args.backend, ray_address=args.ray_address,
+        pretrained=stock_weights_path(args.pretrained), out=args.out, backend=args.backend, ray_address=args.ray_address,
         control_width=args.control_width, baseline=args.baseline, train_args=train_args, weights=args.weights,
         allow_changes=args.allow_changes, retry_failed=args.retry_failed, device=args.device, n_boot=args.boot,
         tolerance=args.tolerance if args.tolerance is not None else AGREEMENT_TOL, cpus_per_trial=args.cpus_per_trial,

@@ -44,11 +44,12 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from ..studies import StudyOptions, get, run_study
+    from .compare import stock_weights_path
 
     opts = StudyOptions(data=args.data, layer=args.layer, placement=args.placement, seeds=args.seeds, epochs=args.epochs,
                         imgsz=args.imgsz, scale=args.scale, widths=args.widths, placements=args.placements, out=args.out,
                         batch=args.batch, backend=args.backend, ray_address=args.ray_address, threads=args.threads,
                         cpus_per_trial=args.cpus_per_trial, max_trials=args.max_trials, progress=not args.quiet,
-                        diagnose=args.diagnose, pretrained=args.pretrained)
+                        diagnose=args.diagnose, pretrained=stock_weights_path(args.pretrained))
     res = run_study(get(args.name), opts)
     return 0 if res["complete"] or args.max_trials is not None else 1
