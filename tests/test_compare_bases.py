@@ -82,8 +82,6 @@ def test_sweep_with_run_time_batch_and_auto_is_refused_before_config(tiny, tmp_p
         compare(data=str(tiny), models=["yolo26n.yaml"], seeds=1, epochs=1, imgsz=64, out=str(tmp_path / "o"),
                 progress=False, threads=1, train_args={"optimizer": "auto", "batch": -1})
     assert not (tmp_path / "o" / "config.json").exists()
-    with pytest.raises(OptimizerDiffers, match="optimizer=auto with batch=-1"):  # the search's rungs
-        require_one_optimizer({"optimizer": "auto", "batch": -1}, 24, 2, [1])
 
 
 def test_search_checks_its_rungs_optimizer(tiny, tmp_path):
