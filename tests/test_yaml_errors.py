@@ -467,3 +467,40 @@ def test_make_yaml_on_an_invalid_base_writes_nothing(case, tmp_path, capsys):
     rc, text = _cli(capsys, "make-yaml", "--base", base, "--layer", "SE", "-p", "backbone-end", "-o", out)
     assert rc == 1 and what in text and base.name in text, text
     assert not out.exists()
+
+# ------------------------------------------------------------------------------------------------
+# a row that would allocate more memory than the machine has
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("row, index", [
+    ([-1, 1, "Conv", [10_000_000, 3, 2]], 1),  # Ultralytics' own layer: 2.5 million channels at width 0.25
+    ([-1, 2, "AttnA2C2f", [128, "SE", [], True, 1, False, 1e5]], 1),  # an attention option of 1e5
+])
+def test_a_row_that_asks_for_gigabytes_is_refused_before_it_allocates(tmp_path, row, index):
+    import resource
+
+    d = _with_row(index, row)
+    d.pop("scales")  # Ultralytics caps a row's channels at the scale's max_channels; a YAML without scales has no cap
+    path = _yaml(tmp_path, {**d, "depth_multiple": 0.33, "width_multiple": 0.25}, name="yolov5-huge.yaml")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(YamlLayerError, match=r"the model would hold [\d,]+ parameters .* more than yolo_attn builds") as err:
+        _build(path)
+    assert path.name in str(err.value) and "layer " in str(err.value)
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert grown_mb < 500, f"peak memory grew by {grown_mb:.0f} MB"
+
+
+@pytest.mark.parametrize("ratio", [0, -1.5, float("nan")])
+def test_a2c2f_mlp_ratio_must_be_positive(tmp_path, ratio):
+    path = _yaml(tmp_path, _with_row(2, [-1, 1, "AttnA2C2f", [128, "SE", [], True, 1, False, ratio]]))
+    with pytest.raises(YamlLayerError, match=r"layer 2 .*AttnA2C2f: mlp_ratio must be a positive number"):
+        _build(path)
+
+
+def test_shipped_and_ultralytics_configs_skip_the_size_build(monkeypatch):
+    """Their sizes are known: the dry build on the meta device runs only for other YAMLs."""
+    from yolo_attn._ultralytics import parse
+
+    calls = []
+    monkeypatch.setattr(parse, "_check_size", lambda d, ch: calls.append(d.get("yaml_file")))
+    _build("yolov5n.yaml"), _build("yolov5n-cbam-neck.yaml")
+    assert calls == []

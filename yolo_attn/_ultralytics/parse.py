@@ -92,6 +92,8 @@ def parse_model(d, ch, verbose=True):
             repeats[i], row[1] = row[1], 1  # the block builds its own repeats, like C3
     d[_REPEATS_KEY] = repeats
     try:
+        if not _known_config(d):
+            _check_size(d, ch)
         return _ORIGINAL_PARSE_MODEL(d, ch, verbose=verbose)
     except YamlLayerError:
         raise
@@ -100,6 +102,61 @@ def parse_model(d, ch, verbose=True):
         raise YamlLayerError(f"{_failed_row(d, exc)}: Ultralytics cannot build this row ({type(exc).__name__}: {exc})") from exc
     finally:
         d.pop(_REPEATS_KEY, None)
+
+
+# The most parameters (and buffers) a model YAML may ask for: ten times YOLO26x, 2.4 GB in float32; and the widest
+# layer: activations grow with channels x pixels (YOLO's widest layers have 1280 channels). A row such as
+# [-1, 1, Conv, [1000000]] or an attention option of 1e5 would otherwise allocate until the machine gives out.
+MAX_MODEL_ELEMENTS = 600_000_000
+MAX_LAYER_WIDTH = 16384
+
+
+def _known_config(d: dict) -> bool:
+    """Whether ``d`` was read from a shipped config or one of Ultralytics' own model YAMLs (sizes known)."""
+    from pathlib import Path
+
+    import ultralytics
+
+    from ..configs import config_dir, scale_free_name
+    from .config_lookup import check_yaml
+
+    name = str(d.get("yaml_file") or "")
+    try:  # the file Ultralytics read for that name: a bare name is looked up as yaml_model_load looks it up
+        found = name if Path(name).parent != Path(".") else next(
+            (f for n in (scale_free_name(name), name) if (f := check_yaml(n, hard=False))), None)
+        path = Path(str(found)).resolve() if found else None
+    except (OSError, RuntimeError, ValueError):
+        return False
+    roots = (config_dir().resolve(), Path(ultralytics.__file__).resolve().parent / "cfg" / "models")
+    return path is not None and path.is_file() and any(path.is_relative_to(r) for r in roots)
+
+
+def _width(module: nn.Module) -> int:
+    """The most channels (or features) any convolution or linear layer inside ``module`` takes or gives."""
+    widths = [max(getattr(m, "in_channels", 0), getattr(m, "out_channels", 0), getattr(m, "in_features", 0),
+                  getattr(m, "out_features", 0)) for m in module.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    return max(widths, default=0)
+
+
+def _check_size(d: dict, ch) -> None:
+    """Build the rows on torch's meta device (shapes only, no memory) and refuse a model over MAX_MODEL_ELEMENTS or
+    with a layer wider than MAX_LAYER_WIDTH, naming the row, before the real build allocates anything."""
+    import copy
+
+    import torch
+
+    with torch.device("meta"):
+        model, _ = _ORIGINAL_PARSE_MODEL(copy.deepcopy(d), ch, verbose=False)
+    sizes = [sum(t.numel() for t in (*m.parameters(), *m.buffers())) for m in model]
+    widths = [_width(m) for m in model]
+    if sum(sizes) <= MAX_MODEL_ELEMENTS and max(widths, default=0) <= MAX_LAYER_WIDTH:
+        return
+    i = max(range(len(sizes)), key=lambda k: (widths[k] > MAX_LAYER_WIDTH, sizes[k]))
+    label = _row_label({"d": d, "i": i}, str(getattr(model[i], "type", "?")))
+    raise YamlLayerError(f"{label}: the model would hold {sum(sizes):,} parameters ({sizes[i]:,} in this row, layers "
+                         f"{widths[i]:,} channels wide), more than yolo_attn builds ({MAX_MODEL_ELEMENTS:,} parameters, "
+                         f"{MAX_LAYER_WIDTH:,} channels; YOLO26x has 59 million and 1280): check the row's channels "
+                         "and options")
 
 
 def _failed_row(d: dict, exc: BaseException) -> str:

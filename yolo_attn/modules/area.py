@@ -72,6 +72,9 @@ class AttnA2C2f(A2C2f):
         check_channels(c1, "AttnA2C2f")
         check_positive_int(n, "repeats n", "AttnA2C2f")
         check_attention_args(attn_args, "AttnA2C2f")
+        if isinstance(mlp_ratio, bool) or not isinstance(mlp_ratio, (int, float)) or not mlp_ratio > 0:
+            raise ValueError(f"AttnA2C2f: mlp_ratio must be a positive number (the MLP's width over the block's), "
+                             f"got {mlp_ratio!r}")
         if not a2:
             raise ValueError("AttnA2C2f: a2=False builds an A2C2f without area attention (C3k units): nothing to replace")
         c_ = int(c2 * e)
