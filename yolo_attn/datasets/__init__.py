@@ -9,7 +9,10 @@ helpers, the shapes dataset.
   :mod:`.yolo_folder`, :mod:`.coco`, :mod:`.voc`, :mod:`.labelme`, :mod:`.cvat`
   -- ``yolo-attn import-data yolo|coco|voc|labelme|cvat``;
 * :mod:`.shapes` -- the synthetic shapes dataset (``yolo-attn make-shapes``); :func:`shapes_yaml` is the
-  copy shipped in the repository's ``data/shapes`` (generated into a cache when ``data/`` is absent).
+  copy shipped in the repository's ``data/shapes`` (generated into a cache when ``data/`` is absent);
+  :func:`shapes_data` the dataset of any task (generated into the cache);
+* :mod:`.tasks` -- what differs per Ultralytics task (label rows, YAML keys, synthetic labels, the classification
+  folder layout), one module per task behind :class:`~.tasks.TaskData`.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from .files import IMG_FORMATS, ListingError, image_files, image_size, label_pat
 from .importers import ImportReport
 from .labelme import import_labelme
 from .shapes import CLASSES, GENERATOR_VERSION, ShapesConfig, render, verify, write_dataset
+from .tasks import TASK_NAMES, task_data
 from .voc import import_voc
 from .yaml import Dataset, DatasetError, cache_dir, class_names, dataset_yaml, load_data_yaml, resolve_dataset
 from .yolo_folder import import_yolo
@@ -36,6 +40,7 @@ __all__ = [
     "IMG_FORMATS",
     "SHAPES_DIR",
     "SHAPES_YAML",
+    "TASK_NAMES",
     "CheckReport",
     "DataCheckFailed",
     "Dataset",
@@ -62,8 +67,10 @@ __all__ = [
     "render",
     "require_dataset",
     "resolve_dataset",
+    "shapes_data",
     "shapes_yaml",
     "split_images",
+    "task_data",
     "verify",
     "write_dataset",
 ]
@@ -79,3 +86,18 @@ def shapes_yaml() -> Path:
     if not yaml_file.is_file():
         write_dataset(out, cfg, yaml_file)
     return dataset_yaml(yaml_file)
+
+
+def shapes_data(task: str = "detect") -> Path:
+    """The synthetic shapes dataset of ``task`` with the default settings: for detection :func:`shapes_yaml`; for
+    segment, pose and obb the absolute-path copy of its dataset YAML; for classify its folder (of class folders).
+    Generated once into the cache (``<cache>/shapes-<task>-seed0-v<version>``)."""
+    t = task_data(task)
+    if t.name == "detect":
+        return shapes_yaml()
+    cfg = ShapesConfig()
+    out = cache_dir() / f"shapes-{t.name}-seed{cfg.seed}-v{GENERATOR_VERSION}"
+    done = out if t.folder_layout else out.with_name(out.name + ".yaml")
+    if not (out / "manifest.json").is_file() or not done.exists():
+        write_dataset(out, cfg, task=t)
+    return out if t.folder_layout else dataset_yaml(done)

@@ -31,6 +31,29 @@ val/test images that look like training ones   warning (perceptual hash, :mod:`.
 a test folder beside val that the YAML omits   warning
 =============================================  =========
 
+The labels are read as the dataset's Ultralytics task (:mod:`.tasks`, one module per task): ``task=`` (``check-data
+--task``), else pose when the YAML has ``kpt_shape``, else detection (which reads polygon rows as their boxes):
+
+=============================================  =========
+segment: a box row, an even column count       fatal (no mask; Ultralytics refuses the dataset or drops the file)
+(odd coordinates), fewer than 3 points,
+a coordinate outside [0, 1]
+pose: kpt_shape not [K, 2|3]                   fatal (no row can be read)
+pose: a row not 5 + K x D columns, box or      fatal
+keypoint x,y outside [0, 1], a visibility
+other than 0, 1, 2
+pose: flip_idx of the wrong length or no       fatal; missing, or not undoing itself: warning
+permutation of 0..K-1
+obb: a row not ``cls`` + 4 corners (9          fatal
+numbers), a corner outside [0, 1]
+detect: a file mixing box and polygon rows     warning (Ultralytics 8.4 drops it as corrupt)
+=============================================  =========
+
+A classification dataset is a folder (``check_data(DIR)``, :mod:`.tasks.classify`): no ``train/`` or no class
+folder in it, no ``val/`` (nor ``test/``), a split without images, an unreadable image are fatal; an empty class
+folder, a file that is no image, an image outside the class folders, a class folder train/ lacks, a hidden folder
+(a class to Ultralytics) are warnings; the split overlaps and near-duplicates are checked as for a YAML.
+
 A file listed in several splits is checked (and its problems reported) once. The summary prints
 :data:`SHOWN_PER_KIND` problems of a repeated kind (empty label files, say) and then their count.
 """
