@@ -210,3 +210,20 @@ def test_compare_refuses_the_same_freeze_before_any_trial(stock_ckpt):
     specs = [{"name": "yolov5n-se-backbone-end", "ref": "yolov5n-se-backbone-end.yaml"}]
     with pytest.raises(ValueError, match="start untrained"):
         check_sweep_settings({"freeze": 25}, str(stock_ckpt), specs, 4)
+
+
+def test_the_runs_scratch_folder_is_removed_after_success_and_failure(tmp_path, monkeypatch):
+    """The init YAML and clean copies live in one temporary folder per run (yolo-attn-model-* folders stayed)."""
+    import tempfile
+
+    from yolo_attn.train import train
+
+    scratch_root = tmp_path / "tmp"
+    scratch_root.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch_root))
+    with pytest.raises(ValueError, match="resume=True"):
+        train(model="yolov5n.yaml", resume=True, project=str(tmp_path / "runs"), **SMALL)
+    assert list(scratch_root.iterdir()) == []
+    result = train(model="yolov5n-se-backbone-end.yaml", attn_init="identity", epochs=1, val=False,
+                   project=str(tmp_path / "runs"), name="run", **SMALL)
+    assert result.last.is_file() and list(scratch_root.iterdir()) == []
