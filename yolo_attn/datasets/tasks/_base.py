@@ -97,6 +97,19 @@ class TaskData:
         return [(out / sub / split, f"{sub}/{split}/") for sub in ("images", "labels") for split in splits]
 
 
+class PolygonRows(TaskData):
+    """A task whose rows are polygons (segment, obb): every coordinate in [0, 1], a box row refused on its own."""
+
+    coordinates = "polygon coordinates"  # what the coordinates are, in messages
+
+    def row_box(self, rep, where, line, vals):
+        coords = np.array(vals[1:])
+        return polygon_corners(coords) if in_unit(rep, where, line, coords, self.coordinates) else None
+
+    def file_problem(self, widths):
+        return None  # a box row is already fatal on its own
+
+
 def in_unit(rep, where: str, line: str, coords: np.ndarray, what: str = "coordinates") -> bool:
     """Fatal problem when a coordinate lies outside [0, 1] (not normalised, or outside the image)."""
     if ((coords < 0) | (coords > 1)).any():

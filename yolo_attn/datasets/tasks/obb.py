@@ -5,29 +5,19 @@ Ultralytics reads the corners as a 4-point polygon and refuses an OBB dataset wi
 
 from __future__ import annotations
 
-import numpy as np
-
-from ._base import TaskData, in_unit, polygon_columns, polygon_corners
+from ._base import PolygonRows, polygon_columns
 
 
-class OBB(TaskData):
+class OBB(PolygonRows):
     name = "obb"
     objects = "rotated boxes"
     suffix = "obb"
+    coordinates = "corner coordinates"
 
     def columns_problem(self, n: int) -> str | None:
         if n == 5:
             return polygon_columns(n, "obb")
         return polygon_columns(n, "obb", points=4)
-
-    def row_box(self, rep, where, line, vals):
-        coords = np.array(vals[1:])
-        if not in_unit(rep, where, line, coords, "corner coordinates"):
-            return None
-        return polygon_corners(coords)
-
-    def file_problem(self, widths):
-        return None
 
     def keep_inside(self, cls, r, c, s):
         from ..shapes import rotated_box_offsets

@@ -8,25 +8,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._base import TaskData, in_unit, polygon_columns, polygon_corners
+from ._base import PolygonRows, polygon_columns
 
 
-class Segment(TaskData):
+class Segment(PolygonRows):
     name = "segment"
     objects = "polygons"
     suffix = "seg"
 
     def columns_problem(self, n: int) -> str | None:
         return polygon_columns(n, "segment")
-
-    def row_box(self, rep, where, line, vals):
-        coords = np.array(vals[1:])
-        if not in_unit(rep, where, line, coords, "polygon coordinates"):
-            return None
-        return polygon_corners(coords)
-
-    def file_problem(self, widths):
-        return None  # a box row is already fatal on its own
 
     def label_text(self, shapes, n: int) -> str:
         from ..shapes import outline
