@@ -223,7 +223,7 @@ def test_the_runs_scratch_folder_is_removed_after_success_and_failure(tmp_path, 
     monkeypatch.setattr(tempfile, "tempdir", str(scratch_root))
     with pytest.raises(ValueError, match="resume=True"):
         train(model="yolov5n.yaml", resume=True, project=str(tmp_path / "runs"), **SMALL)
-    assert list(scratch_root.iterdir()) == []
+    assert list(scratch_root.glob("yolo-attn-run-*")) == []
     result = train(model="yolov5n-se-backbone-end.yaml", attn_init="identity", epochs=1, val=False,
                    project=str(tmp_path / "runs"), name="run", **SMALL)
-    assert result.last.is_file() and list(scratch_root.iterdir()) == []
+    assert result.last.is_file() and list(scratch_root.glob("yolo-attn-run-*")) == []
