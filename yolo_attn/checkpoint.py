@@ -745,7 +745,7 @@ def model_checkpoint_dict(model: torch.nn.Module, half: bool = True, train_args:
     """An Ultralytics-format checkpoint dict for ``model`` (as Ultralytics' ``Model.save`` writes one).
 
     The model is copied (float16 if ``half``, gradients off); ``train_args`` extend ``{"model": yaml_file,
-    "task": "detect"}``; ``yolo_attn`` is stored under the ``"yolo_attn"`` key next to the version.
+    "task": the model's task}`` (``detect``, ``segment``...); ``yolo_attn`` is stored under the ``"yolo_attn"`` key next to the version.
     """
     from copy import deepcopy
     from datetime import datetime
@@ -753,6 +753,7 @@ def model_checkpoint_dict(model: torch.nn.Module, half: bool = True, train_args:
     from ultralytics import __version__ as ul_version
 
     from . import __version__
+    from ._ultralytics.head import model_task
 
     m = deepcopy(model).float()
     m = (m.half() if half else m).to(memory_format=torch.contiguous_format)
@@ -766,7 +767,7 @@ def model_checkpoint_dict(model: torch.nn.Module, half: bool = True, train_args:
         "docs": "https://docs.ultralytics.com",
         "model": m,
         "ema": None,
-        "train_args": {"model": str(yaml_file), "task": "detect", **(train_args or {})},
+        "train_args": {"model": str(yaml_file), "task": model_task(model), **(train_args or {})},
         "yolo_attn": {"version": __version__, **(yolo_attn or {})},
     }
 

@@ -29,14 +29,18 @@ def build_model(
 ):
     """Return an Ultralytics ``DetectionModel`` built from a YAML, or read from a ``.pt`` checkpoint.
 
+    A task model's YAML (a Segment, Pose, OBB or Classify head) builds Ultralytics' model of that task
+    (``SegmentationModel``...), so that its checkpoint trains and predicts as that task.
+
     ``init="identity"`` builds every attention layer as the identity (for starting from stock weights).
     A ``.pt`` is read by yolo_attn's safe reader (no code in the file runs; see :func:`read_model_checkpoint`)
     unless ``trust=True``.
     """
-    from ultralytics.nn.tasks import DetectionModel
+    from ._ultralytics.head import task_model_class
 
     if isinstance(model, dict):
-        return DetectionModel(model_dict(model, init), nc=nc, verbose=verbose)
+        d = model_dict(model, init)
+        return task_model_class(d)(d, nc=nc, verbose=verbose)
     path = Path(model)
     if path.suffix == ".pt":
         if init is not None:
@@ -45,7 +49,7 @@ def build_model(
     if path.suffix not in (".yaml", ".yml"):
         raise ValueError(f"{model}: expected a .yaml, .yml or .pt file")
     cfg = str(path) if init is None else model_dict(str(path), init)
-    return DetectionModel(cfg, nc=nc, verbose=verbose)
+    return task_model_class(cfg if isinstance(cfg, dict) else model_dict(cfg))(cfg, nc=nc, verbose=verbose)
 
 
 def read_model_checkpoint(path: str | Path, trust: bool = False):
@@ -71,8 +75,7 @@ def model_from_checkpoint(ckpt):
     """The float model of a :class:`~yolo_attn.checkpoint.Checkpoint`, rebuilt from the YAML it carries (checked)."""
     import copy
 
-    from ultralytics.nn.tasks import DetectionModel
-
+    from ._ultralytics.head import task_model_class
     from .checkpoint import CheckpointError
 
     path = ckpt.path
@@ -85,7 +88,7 @@ def model_from_checkpoint(ckpt):
     cfg = copy.deepcopy(ckpt.yaml)
     original = cfg.get("yaml_file")
     cfg["yaml_file"] = f"{path} (its model YAML {original or ''})"  # errors of the row check name the file
-    model = DetectionModel(cfg, nc=ckpt.nc, verbose=False)
+    model = task_model_class(cfg)(cfg, nc=ckpt.nc, verbose=False)
     model.yaml["yaml_file"] = original or str(path)
     from .transfer import adapt_class_branch_to
 

@@ -136,3 +136,29 @@ def class_count(head: nn.Module) -> int | None:
     if nc is None and isinstance(getattr(head, "linear", None), nn.Linear):
         return head.linear.out_features
     return nc
+
+
+_TASK_MODELS = {"segment": "SegmentationModel", "pose": "PoseModel", "obb": "OBBModel", "classify": "ClassificationModel"}
+
+
+def model_task(model) -> str:
+    """Ultralytics' task of a built model (from its head's class) or of a model-YAML dict (from its head row):
+    ``segment``, ``pose``, ``obb``, ``classify``, or ``detect`` for everything else."""
+    from ultralytics.nn.modules.head import OBB, Classify, Pose, Segment
+    from ultralytics.nn.tasks import guess_model_task
+
+    if isinstance(model, dict):
+        task = guess_model_task(model) if model.get("head") else None
+        return task if task in _TASK_MODELS else "detect"
+    layers = getattr(model, "model", None)
+    head = layers[-1] if isinstance(layers, nn.Sequential) and len(layers) else None
+    kinds = ((Segment, "segment"), (Pose, "pose"), (OBB, "obb"), (Classify, "classify"))
+    return next((task for cls, task in kinds if isinstance(head, cls)), "detect")
+
+
+def task_model_class(cfg: dict) -> type:
+    """Ultralytics' model class for a model-YAML dict: ``SegmentationModel`` for a Segment head, ``PoseModel``,
+    ``OBBModel``, ``ClassificationModel``; ``DetectionModel`` otherwise."""
+    from ultralytics.nn import tasks
+
+    return getattr(tasks, _TASK_MODELS.get(model_task(cfg), "DetectionModel"))
