@@ -245,6 +245,7 @@ def test_classification_folder_without_train_or_given_as_yaml_is_refused(tmp_pat
     assert not rep.ok and "no train/ folder" in rep.fatal[0].message
     y = _dataset(tmp_path / "d", ["0 0.5 0.5 0.2 0.2"])
     assert "not a dataset YAML" in check_data(y, task="classify").fatal[0].message
+    assert "given by its YAML" in check_data(tmp_path / "d", task="segment").fatal[0].message
 
 
 def test_check_data_cli_task_flag_and_folder(tmp_path, capsys):

@@ -369,6 +369,9 @@ def check_data(data_yaml: str | Path | Dataset, splits=("train", "val", "test"),
     rep = CheckReport(shown(data_yaml.source if isinstance(data_yaml, Dataset) else data_yaml))
     if not isinstance(data_yaml, Dataset) and (task == "classify" and not str(data_yaml).endswith((".yaml", ".yml"))
                                                or Path(data_yaml).is_dir()):
+        if task not in (None, "classify"):
+            rep.add("fatal", data_yaml, f"a folder is a classification dataset; a {task} dataset is given by its YAML")
+            return rep
         return _classification(rep, Path(data_yaml), splits, check_images)
     try:
         ds = data_yaml if isinstance(data_yaml, Dataset) else resolve_dataset(data_yaml)
