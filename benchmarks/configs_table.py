@@ -4,9 +4,12 @@
     python benchmarks/configs_table.py --repeats 9 --warmup 2 --group 8
     python benchmarks/configs_table.py --only cbam --no-latency --out -   # print, don't write
     python benchmarks/configs_table.py --bases yolov8.yaml yolo11.yaml --no-latency   # update those sections only
+    python benchmarks/configs_table.py --bases yolo11-seg.yaml yolo11-cls.yaml   # task models: only when named
 
-``docs/configs.md`` holds one section per base (YOLOv5, YOLOv8, YOLO11, YOLO26, YOLO12) between ``<!-- section BASE -->`` and
-``<!-- end BASE -->`` marks; a run replaces the sections of the bases it measured and keeps the others.
+``docs/configs.md`` holds one section per base (YOLOv5, YOLOv8, YOLO11, YOLO26, YOLO12, then the task models'
+``-seg``/``-pose``/``-obb``/``-cls`` bases) between ``<!-- section BASE -->`` and ``<!-- end BASE -->`` marks; a run
+replaces the sections of the bases it measured and keeps the others. A run without ``--bases`` measures the five
+detection bases.
 
 Every config is built by its scaled name (``yolov5s-cbam-neck.yaml``), exactly as a user would. Latency is
 the median of ``--repeats`` batch-1 inference passes at ``--imgsz`` on the CPU, reported as a ratio to the stock
@@ -27,6 +30,7 @@ import argparse
 import os
 import platform
 import random
+import re
 import statistics
 import sys
 import time
@@ -34,6 +38,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 BASES = ("yolov5.yaml", "yolov8.yaml", "yolo11.yaml", "yolo26.yaml", "yolo12.yaml")
+TASK_BASES = tuple(f"{b[: -len('.yaml')]}-{t}.yaml" for b in BASES[1:] for t in ("seg", "pose", "obb", "cls"))
 INTRO = """# Shipped configs
 
 The configs live in `models/yaml/` (installed as `yolo_attn/cfg/`) and are written by `yolo-attn make-configs`;
@@ -53,6 +58,15 @@ replaces the area attention inside every A2C2f that has it (the backbone's P4 an
 its end-to-end (NMS-free) head with both branches. MHSA is shipped at P5 only (backbone-end, sppf, last backbone C3): self-attention
 cost grows with the square of the token count. `fuse=add` rows are the multiplication-vs-addition ablation (gate
 added instead of multiplied).
+
+Task models (segment, pose, obb, classify): the six light gates (SE, ECA, CBAM, CoordAtt, SimAM, EMA) on the `-seg`,
+`-pose`, `-obb` and `-cls` YAMLs of YOLOv8, YOLO11, YOLO26 and YOLO12, named as Ultralytics names its files, the
+scale after the version (`yolo11n-seg-cbam-neck.yaml`, `yolo26s-pose-se-backbone-end.yaml`,
+`yolov8m-obb-eca-neck.yaml`, `yolo11n-cls-se-backbone.yaml`): `backbone-end` and `neck` for segment, pose and obb;
+`backbone-end` (after the last backbone row, which Classify reads) and `backbone` for classify, which has no neck.
+The task's head (Segment, Pose, OBB, Classify, YOLO26's Segment26/Pose26/OBB26) stays the last row. Any other
+placement of the list above is made with `yolo-attn make-yaml --base yolo11-seg.yaml ...` (on a classifier `neck`,
+`head-in` and the `-neck` scopes are refused: there is no neck).
 """
 
 
@@ -66,9 +80,15 @@ def parse_args(argv=None):
     p.add_argument("--only", help="only configs whose file name contains this text")
     p.add_argument("--no-latency", action="store_true", help="layers, parameters and GFLOPs only")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--bases", nargs="*", default=list(BASES), choices=list(BASES), help="bases whose sections are (re)made")
+    p.add_argument("--bases", nargs="*", default=list(BASES), choices=[*BASES, *TASK_BASES],
+                   help="bases whose sections are (re)made (default: the five detection bases)")
     p.add_argument("--out", default=str(REPO / "docs" / "configs.md"), help="Markdown file, or - for stdout")
     return p.parse_args(argv)
+
+
+def scaled_name(name: str, scale: str) -> str:
+    """The name at ``scale``, the letter after the version digits: ``yolo11-seg-se-neck.yaml`` -> ``yolo11s-seg-se-neck.yaml``."""
+    return re.sub(r"^(yolo(?:v)?\d+)", rf"\g<1>{scale}", name, count=1)
 
 
 def restore_threads():
@@ -118,7 +138,7 @@ def measure(args, configs: list, stock_name: str) -> tuple[dict, dict, list]:
     from ultralytics.utils.torch_utils import get_flops, get_num_params
 
     stem = Path(stock_name).stem
-    scaled = lambda f: f.replace(stem, f"{stem}{args.scale}", 1)
+    scaled = lambda f: scaled_name(f, args.scale)
     x = torch.zeros(1, 3, args.imgsz, args.imgsz)
     rng = random.Random(args.seed)
     stock = build(scaled(stock_name))
@@ -156,6 +176,7 @@ def section(args, argv, stock_name: str, rows: dict, latency: dict, spread: list
     import torch
 
     stem = Path(stock_name).stem
+    example = "-cbam-backbone-end.yaml" if "-" in stem else "-cbam-neck.yaml"  # a classifier has no neck
     lines = [
         f"<!-- section {stock_name} -->",
         f"## {stem} (`{stock_name}`)",
@@ -166,14 +187,14 @@ def section(args, argv, stock_name: str, rows: dict, latency: dict, spread: list
             f" {platform.processor() or platform.machine()}, {os.cpu_count()} CPU threads)."
         ),
         "",
-        f"Scale **{args.scale}** (e.g. `{stem}{args.scale}-cbam-neck.yaml`), input {args.imgsz}x{args.imgsz}, batch 1.",
+        f"Scale **{args.scale}** (e.g. `{scaled_name(stem + example, args.scale)}`), input {args.imgsz}x{args.imgsz}, batch 1.",
         "GFLOPs: Ultralytics' `get_flops` (thop), which counts conv/linear/norm layers only, so parameter-free or",
         "matmul-based attention (SimAM, MHSA, TripletAttention's pooling) is under-counted.",
     ]
     if latency:
         stock_ms = statistics.median(latency[stock_name]) * 1e3
         lines += [
-            f"Latency: CPU inference, median of {args.repeats} passes, as a ratio to stock `{stem}{args.scale}.yaml` timed in the",
+            f"Latency: CPU inference, median of {args.repeats} passes, as a ratio to stock `{scaled_name(stock_name, args.scale)}` timed in the",
             f"same rounds (groups of {args.group}, shuffled order each round); stock median {stock_ms:.0f} ms.",
             (
                 f"Noise gauge: the stock model's own timings varied by up to {max(spread) * 100:.0f}% between rounds"
@@ -187,7 +208,7 @@ def section(args, argv, stock_name: str, rows: dict, latency: dict, spread: list
     for name, r in rows.items():
         dp = (r["params"] - base["params"]) / base["params"] * 100
         lat = ("1.00" if latency else "-") if name == stock_name else (f"{latency[name]:.2f}" if name in latency else "-")
-        label = f"`{stem}{args.scale}.yaml` (stock)" if name == stock_name else f"`{name}`"
+        label = f"`{scaled_name(stock_name, args.scale)}` (stock)" if name == stock_name else f"`{name}`"
         lines.append(
             f"| {label} | {r['layer']} | {r['placement']} | {r['layers']} | {r['params']:,} | {dp:+.1f}% | {r['gflops']:.1f} | {lat} |"
         )
@@ -197,12 +218,12 @@ def section(args, argv, stock_name: str, rows: dict, latency: dict, spread: list
 def merge(old: str, sections: dict[str, str]) -> str:
     """``old`` document with the given sections replaced (or added in base order), under the common intro."""
     kept = {}
-    for base in BASES:
+    for base in (*BASES, *TASK_BASES):
         start, end = f"<!-- section {base} -->", f"<!-- end {base} -->"
         if start in old and end in old:
             kept[base] = old[old.index(start) : old.index(end) + len(end)]
     kept.update(sections)
-    return INTRO + "".join(f"\n{kept[b]}\n" for b in BASES if b in kept)
+    return INTRO + "".join(f"\n{kept[b]}\n" for b in (*BASES, *TASK_BASES) if b in kept)
 
 
 def main(argv=None) -> int:
