@@ -5,9 +5,11 @@
   other in this process.
 * ``ray``: each trial is a Ray task (``pip install 'yolo_attn[ray]'``) asking for 1 GPU where the
   cluster has GPUs, else ``cpus_per_trial`` CPUs, and training with exactly that many CPU threads (so
-  the trials Ray packs onto one node never oversubscribe it); the driver writes every returned record
-  (and the trial's evaluation arrays, shipped back with it, so workers on other machines need no shared
-  disk) into the same store.
+  the trials Ray packs onto one node never oversubscribe it). The driver's yolo_attn travels with the task
+  (``py_modules``), a task of a lost worker or node runs again elsewhere (``max_retries``, never for the
+  trial's own errors), and the driver writes every returned record, the trial's evaluation arrays and, from
+  a node that does not share the sweep folder, its whole trial folder (:mod:`.cluster`) into the same store.
+  ``pair_hardware``: the arms of each seed on one node (a placement group per seed).
 
 Both take ``claim(spec) -> bool``: a trial is run only after the store granted this process its claim
 (another sweep on the same folder may be training it), and ``on_done`` releases it.
@@ -15,14 +17,15 @@ Both take ``claim(spec) -> bool``: a trial is run only after the store granted t
 
 from __future__ import annotations
 
-import os
+import shutil
 import sys
+import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
-from .._io import atomic_write
 from .._threads import openmp_env
+from .cluster import driver_versions, input_files, run_on_node, stage_package, write_home, write_marker
 from .contract import TrialRecord, TrialSpec
 from .trial import run_trial
 from .workers import WorkerPlan, WorkerPool, run_workers
@@ -48,11 +51,13 @@ def run_local(specs: list[TrialSpec], on_done: OnDone, progress=None, claim: Cla
         on_done(spec, run_trial(spec, progress=progress))
 
 
-def _ray_task(spec: TrialSpec) -> tuple[TrialRecord, bytes | None]:
-    """Body of the Ray task: run the trial, return its record and the bytes of its eval.npz."""
-    rec = run_trial(spec, progress=lambda e: print(f"[{spec.trial_id}] epoch {e['epoch']}/{e['epochs']}", flush=True))
-    p = Path(spec.trial_dir) / "eval.npz"
-    return rec, (p.read_bytes() if rec.ok and p.is_file() else None)
+def _ray_task(spec: TrialSpec, token: str, files: dict, expected: dict) -> tuple[TrialRecord, dict, bool]:
+    """Body of the Ray task (:func:`.cluster.run_on_node`): the record, the files for the driver, whether they are
+    the whole trial folder (the node does not share the sweep folder)."""
+    def run(s: TrialSpec) -> TrialRecord:
+        return run_trial(s, progress=lambda e: print(f"[{s.trial_id}] epoch {e['epoch']}/{e['epochs']}", flush=True))
+
+    return run_on_node(spec, token, files, expected, run)
 
 
 def import_ray():
@@ -64,45 +69,87 @@ def import_ray():
     return ray
 
 
+RAY_RETRIES = 3  # a trial whose worker or node is lost runs again elsewhere, up to this many times (never for its own errors)
+
+
 def _ray_init(ray, address: str | None, num_cpus: int | None, log: bool) -> None:
     kw = {"address": address} if address else {"num_cpus": num_cpus, "include_dashboard": False}
-    pkg_root = str(Path(__file__).resolve().parents[2])
-    env = {"PYTHONPATH": os.pathsep.join([pkg_root, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
-    env.update(openmp_env())  # workers start torch with the same OpenMP wait policy as this process
-    ray.init(runtime_env={"env_vars": env}, log_to_driver=log, **kw)
+    ray.init(log_to_driver=log, **kw)
+
+
+def _runtime_env(package: str) -> dict:
+    """Every task's runtime environment: the driver's yolo_attn as ``py_modules`` (Ray uploads it to the cluster once
+    per content; no path of the driver's machine is needed on a node) and the OpenMP wait policy of this process."""
+    return {"py_modules": [package], "env_vars": openmp_env()}
+
+
+def _placement(ray, specs: list[TrialSpec], opts: dict) -> tuple[dict, list]:
+    """``--pair-hardware``: one STRICT_PACK placement group per seed, a bundle per arm, so every arm of a seed runs on
+    one node (one kind of hardware; Ray moves the whole group when its node is lost). Returns the scheduling strategy
+    of each trial id and the groups (removed after the sweep)."""
+    from ray.util.placement_group import placement_group
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    bundle = {"CPU": opts["num_cpus"], **({"GPU": opts["num_gpus"]} if "num_gpus" in opts else {})}
+    by_seed: dict[int, list[TrialSpec]] = {}
+    for s in specs:
+        by_seed.setdefault(s.seed, []).append(s)
+    strategies, groups = {}, []
+    for arms in by_seed.values():
+        pg = placement_group([dict(bundle) for _ in arms], strategy="STRICT_PACK")
+        groups.append(pg)
+        for i, s in enumerate(arms):
+            strategies[s.trial_id] = PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=i)
+    return strategies, groups
 
 
 def run_ray(specs: list[TrialSpec], on_done: OnDone, address: str | None = None, cpus_per_trial: int | None = None,
-            progress=None, num_cpus: int | None = None, claim: Claim | None = None) -> None:
+            progress=None, num_cpus: int | None = None, claim: Claim | None = None, pair_hardware: bool = False) -> None:
+    """Each trial a Ray task, retried by Ray when its worker or node is lost (``max_retries``; an error of the trial
+    itself is its failed record, never retried); the records and returned files written here as they arrive."""
     ray = import_ray()
     started_here = not ray.is_initialized()
     if started_here:
         _ray_init(ray, address, num_cpus, bool(progress))
+    staging = tempfile.mkdtemp(prefix="yolo_attn-ray-")
+    groups: list = []
     try:
         gpus = ray.cluster_resources().get("GPU", 0)
         opts = {"num_cpus": cpus_per_trial or 1, **({"num_gpus": 1} if gpus >= 1 else {})}
-        task = ray.remote(max_retries=0, **opts)(_ray_task)
+        task = ray.remote(max_retries=RAY_RETRIES, retry_exceptions=False, runtime_env=_runtime_env(
+            stage_package(Path(staging))), **opts)(_ray_task)
+        # threads = the CPUs Ray reserved for the task; Ray sets CUDA_VISIBLE_DEVICES to the task's GPU
+        todo = [replace(s, threads=opts["num_cpus"], device=0 if gpus >= 1 and s.device is None else s.device)
+                for s in specs if claim is None or claim(s)]
+        strategies, groups = _placement(ray, todo, opts) if pair_hardware else ({}, [])
+        tokens = {root: write_marker(Path(root)) for root in {s.store_root or s.trial_dir for s in todo}}
+        expected = driver_versions()
         pending = {}
-        for spec in specs:
-            if claim is not None and not claim(spec):
-                continue
-            # threads = the CPUs Ray reserved for the task; Ray sets CUDA_VISIBLE_DEVICES to the task's GPU
-            spec = replace(spec, threads=opts["num_cpus"], device=0 if gpus >= 1 and spec.device is None else spec.device)
-            pending[task.remote(spec)] = spec
+        for spec in todo:
+            extra = {"scheduling_strategy": strategies[spec.trial_id]} if spec.trial_id in strategies else {}
+            ref = task.options(**extra).remote(spec, tokens[spec.store_root or spec.trial_dir], input_files(spec), expected)
+            pending[ref] = spec
             if progress:
                 progress({"event": "trial_submitted", "trial_id": spec.trial_id})
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            for ref in done:
-                spec = pending.pop(ref)
-                try:
-                    rec, data = ray.get(ref)
-                except Exception as exc:  # the task itself died (worker crash, OOM kill)
-                    rec, data = spec.record().fail(f"ray task failed: {type(exc).__name__}: {exc}"), None
-                if data is not None:
-                    atomic_write(Path(spec.trial_dir) / "eval.npz", data)
-                on_done(spec, rec)
+        _collect(ray, pending, on_done)
     finally:
+        for pg in groups:
+            ray.util.remove_placement_group(pg)
         if started_here:
             ray.shutdown()
+        shutil.rmtree(staging, ignore_errors=True)
         sys.stdout.flush()
+
+
+def _collect(ray, pending: dict, on_done: OnDone) -> None:
+    """Hand each finished task's record to ``on_done`` as it arrives, its files written into the trial folder first."""
+    while pending:
+        done, _ = ray.wait(list(pending), num_returns=1)
+        for ref in done:
+            spec = pending.pop(ref)
+            try:
+                rec, files, came_home = ray.get(ref)
+            except Exception as exc:  # the task died RAY_RETRIES + 1 times, or Ray itself failed
+                rec, files, came_home = spec.record().fail(f"ray task failed: {type(exc).__name__}: {exc}"), {}, False
+            write_home(spec, rec, files, came_home)
+            on_done(spec, rec)

@@ -33,6 +33,7 @@ from ..configs import config_dir, scale_free_name
 from ..train import SHORT_RUN, restore_cpu_threads
 from . import cocoeval
 from .contract import TrialRecord, TrialSpec
+from .hardware import hardware
 from .store import mark_trial_folder
 
 # Identical for every trial: the project's short-run CPU settings (yolo_attn.train.SHORT_RUN: SGD instead
@@ -546,6 +547,7 @@ def _run(spec: TrialSpec, rec: TrialRecord, hooks: _Hooks, t_start: float) -> No
     tdir = _fresh_trial_dir(spec)
     hooks.set_threads()
     rec.environment = environment(hooks.threads)
+    rec.hardware = hardware(spec.device)
     model_ref = spec.model_ref
     if spec.pretrained and str(model_ref).endswith(".pt"):
         model_ref, rec.transfer = _make_pretrained(model_ref, spec.pretrained, spec.nc, tdir, spec.seed)
