@@ -66,7 +66,8 @@ scale after the version (`yolo11n-seg-cbam-neck.yaml`, `yolo26s-pose-se-backbone
 `backbone-end` (after the last backbone row, which Classify reads) and `backbone` for classify, which has no neck.
 The task's head (Segment, Pose, OBB, Classify, YOLO26's Segment26/Pose26/OBB26) stays the last row. Any other
 placement of the list above is made with `yolo-attn make-yaml --base yolo11-seg.yaml ...` (on a classifier `neck`,
-`head-in` and the `-neck` scopes are refused: there is no neck).
+`head-in` and the `-neck` scopes are refused: there is no neck). Their tables are made on request
+(`python benchmarks/configs_table.py --bases yolo11-seg.yaml yolo11-cls.yaml`); none is measured here yet.
 """
 
 
