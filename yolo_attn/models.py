@@ -153,3 +153,18 @@ def write_clean_checkpoint(ckpt, dest: str | Path, training: bool = False, train
     out = {**(ckpt.training_state if training else {}), "model": None, "ema": model.half(),
            "train_args": train_args if train_args is not None else (own if isinstance(own, dict) else {})}
     return atomic_save(Path(dest), lambda tmp: torch.save(out, tmp))
+
+
+def model_task_of(model: str | Path, trust: bool = False) -> str:
+    """Ultralytics' task of a model YAML (its head row) or checkpoint (the model it holds), read without running code."""
+    from ._ultralytics.head import model_task
+
+    if str(model).lower().endswith(".pt"):
+        from .checkpoint import load_checkpoint
+
+        ckpt = load_checkpoint(Path(model), trust=trust)
+        if ckpt.yaml is not None:
+            return model_task(ckpt.yaml)
+        task = (ckpt.meta.get("train_args") or {}).get("task")
+        return task if task in ("detect", "segment", "pose", "obb", "classify") else "detect"
+    return model_task(model_dict(model))

@@ -39,7 +39,11 @@ import torch
 
 from . import _ultralytics
 
+from ultralytics.models.yolo.classify import ClassificationTrainer  # noqa: E402
 from ultralytics.models.yolo.detect import DetectionTrainer  # noqa: E402
+from ultralytics.models.yolo.obb import OBBTrainer  # noqa: E402
+from ultralytics.models.yolo.pose import PoseTrainer  # noqa: E402
+from ultralytics.models.yolo.segment import SegmentationTrainer  # noqa: E402
 from ultralytics.utils import DEFAULT_CFG, LOGGER  # noqa: E402
 
 # With ray[tune] installed, Ultralytics' Ray Tune callback asks Ray for a trial id at every epoch even outside a
@@ -94,8 +98,8 @@ def _restore_threads_callback(obj) -> None:  # trainer or validator callback
     restore_cpu_threads(getattr(obj, "device", None), getattr(obj, "threads", None))
 
 
-class AttnDetectionTrainer(DetectionTrainer):
-    """Ultralytics' detection trainer with yolo_attn active, all CPU threads, and offline-safe plots.
+class AttnTrainerMixin:
+    """What yolo_attn adds to Ultralytics' trainer of any task: yolo_attn active, all CPU threads, offline-safe plots.
 
     With ``pretrained=stock.pt`` and a model YAML, the pretrained weights arrive through
     :func:`yolo_attn.transfer_weights` (structure-aware, shape-checked, read without running pickled
@@ -198,7 +202,8 @@ class AttnDetectionTrainer(DetectionTrainer):
     def get_validator(self):
         validator = super().get_validator()
         validator.threads = self.threads  # its on_val_start callback restores the run's count after select_device()
-        self.predictions = _ultralytics.record_predictions(validator, armed=False)
+        if self.args.task == "detect":  # the sweep's scoring of boxes reads them (other tasks: their validator's metric)
+            self.predictions = _ultralytics.record_predictions(validator, armed=False)
         return validator
 
     def validate(self):
@@ -273,7 +278,37 @@ def _validate_transferred_start(trainer) -> None:
     """Epoch 0 of a run from transferred weights: the validation before any training step (``start_metrics``)."""
     if trainer.transfer_report is not None and trainer.args.val:
         trainer.start_metrics = _ultralytics.validate_before_training(trainer)
-        LOGGER.info(f"yolo_attn: before training mAP50-95 {trainer.start_metrics.get('metrics/mAP50-95(B)', float('nan')):.4f}")
+        key = TASK_METRICS.get(getattr(trainer.args, "task", "detect"), "fitness")
+        LOGGER.info(f"yolo_attn: before training {key} {trainer.start_metrics.get(key, float('nan')):.4f}")
+
+
+# One trainer per Ultralytics task, defined at module level: Ultralytics' multi-GPU (DDP) workers import the trainer
+# class by its module and name, and with it yolo_attn and the attention layers.
+class AttnDetectionTrainer(AttnTrainerMixin, DetectionTrainer):
+    """Ultralytics' detection trainer with what :class:`AttnTrainerMixin` adds."""
+
+
+class AttnSegmentationTrainer(AttnTrainerMixin, SegmentationTrainer):
+    """Ultralytics' instance-segmentation trainer with what :class:`AttnTrainerMixin` adds."""
+
+
+class AttnPoseTrainer(AttnTrainerMixin, PoseTrainer):
+    """Ultralytics' pose trainer with what :class:`AttnTrainerMixin` adds."""
+
+
+class AttnOBBTrainer(AttnTrainerMixin, OBBTrainer):
+    """Ultralytics' oriented-box trainer with what :class:`AttnTrainerMixin` adds."""
+
+
+class AttnClassificationTrainer(AttnTrainerMixin, ClassificationTrainer):
+    """Ultralytics' classification trainer with what :class:`AttnTrainerMixin` adds."""
+
+
+TRAINERS = {"detect": AttnDetectionTrainer, "segment": AttnSegmentationTrainer, "pose": AttnPoseTrainer,
+            "obb": AttnOBBTrainer, "classify": AttnClassificationTrainer}
+# The metric each task's validator reports for a run (Ultralytics' keys): what the log and ``TrainResult.score`` show
+TASK_METRICS = {"detect": "metrics/mAP50-95(B)", "segment": "metrics/mAP50-95(M)", "pose": "metrics/mAP50-95(P)",
+                "obb": "metrics/mAP50-95(B)", "classify": "metrics/accuracy_top1"}
 
 
 def attention_parameters(model) -> list[torch.nn.Parameter]:
@@ -339,6 +374,15 @@ class TrainResult:
     final_eval_s: float = 0.0  # wall time of the closing validation (included in ``seconds``)
     scored_by: str | None = None  # the validation ``metrics`` and ``predictions`` are of: "final epoch" or "closing validation"
 
+    task: str = "detect"  # Ultralytics' task of the model (its head): detect, segment, pose, obb or classify
+
+    def summary(self) -> str:
+        """The run's main metrics in words: mAP50 and mAP50-95 of each output (B box, M mask, P pose), or accuracy."""
+        out = {"(B)": "box", "(M)": "mask", "(P)": "pose"}
+        parts = [f"{out.get(k[-3:], '')} {k[len('metrics/'):-3] if k[-3:] in out else k[len('metrics/'):]} {v:.3f}".strip()
+                 for k, v in self.metrics.items() if k.startswith("metrics/") and ("mAP" in k or "accuracy" in k)]
+        return "  ".join(parts) or "no metrics (validation off)"
+
     @property
     def map50(self) -> float:
         return float(self.metrics.get("metrics/mAP50(B)", 0.0))
@@ -395,21 +439,32 @@ def _resolve(overrides: dict[str, Any], trust: bool, scratch: Path) -> dict[str,
     args = file_args.gate_checkpoints(file_args.expand_cfg(overrides), trust, scratch)
     if not args.get("model"):
         raise ValueError("model= is required (a model YAML such as yolov5n-se-neck.yaml, or a .pt)")
+    args["task"] = _task(args)
     if not args.get("data"):
-        from .datasets import shapes_yaml
+        from .datasets import shapes_data
 
-        args["data"] = str(shapes_yaml())
-        LOGGER.info(f"yolo_attn: no data= given, training on the shipped shapes dataset ({args['data']})")
-    from .datasets import require_dataset
+        args["data"] = str(shapes_data(args["task"]))
+        LOGGER.info(f"yolo_attn: no data= given, training on the synthetic shapes dataset of {args['task']} "
+                    f"({args['data']})")
+    from .datasets.check import require_data
 
     # checked as compare checks it; Ultralytics gets the checked copy (absolute paths, the YAML's download:
-    # entry left out: it runs only with --trust)
-    args["data"] = str(require_dataset(args["data"], trust=trust).yaml)
-    args.setdefault("task", "detect")
-    if args["task"] != "detect":
-        raise ValueError(f"task={args['task']}: yolo_attn trains detection models only")
+    # entry left out: it runs only with --trust), or a classification dataset's folder
+    args["data"] = require_data(args["data"], trust=trust, task=args["task"])
     args["mode"] = "train"
     return check_args(args)
+
+
+def _task(args: dict[str, Any]) -> str:
+    """The run's task: the model's own (its head); a ``task=`` that names another is refused."""
+    from .models import model_task_of
+
+    task = model_task_of(args["model"], trust=bool(args.get("trust")))
+    given = args.get("task")
+    if given not in (None, "", task):
+        raise ValueError(f"task={given}: model={args['model']} is a {task} model (its head decides the task; "
+                         f"leave task= out or give task={task})")
+    return task
 
 
 def train(callbacks: dict[str, Callable | list[Callable]] | None = None, final_weights: str = "best",
@@ -450,7 +505,7 @@ def train(callbacks: dict[str, Callable | list[Callable]] | None = None, final_w
         args = _resolve(overrides, trust, scratch)
         args["model"] = _with_attn_init(args, attn_init, scratch)
         t0 = time.perf_counter()
-        trainer = AttnDetectionTrainer(overrides=args, _callbacks=cbs, threads=threads)
+        trainer = TRAINERS[args["task"]](overrides=args, _callbacks=cbs, threads=threads)
         trainer.trust, trainer.attn_lr, trainer.final_weights = trust, attn_lr, final_weights
         trainer.train()
         seconds = time.perf_counter() - t0
@@ -469,6 +524,7 @@ def train(callbacks: dict[str, Callable | list[Callable]] | None = None, final_w
         predictions=trainer.closing_predictions,
         final_eval_s=trainer.final_eval_s,
         scored_by=trainer.scored_by,
+        task=args["task"],
     )
 
 

@@ -158,8 +158,10 @@ def validate_before_training(trainer) -> dict[str, float]:
 
         model = unwrap_model(trainer.model)
         criterion = getattr(model, "criterion", None) or model.init_criterion()
-        # an end-to-end head's criterion (YOLO26's E2ELoss) reports the items of its one-to-one branch
-        names = tuple(getattr(criterion, "loss_names", None) or getattr(criterion, "one2one").loss_names)
+        # an end-to-end head's criterion (YOLO26's E2ELoss) reports the items of its one-to-one branch; a classifier's
+        # one loss has no names
+        names = tuple(getattr(criterion, "loss_names", None) or getattr(getattr(criterion, "one2one", None), "loss_names",
+                                                                        None) or ("loss",))
     had_epoch, best, loss = hasattr(trainer, "epoch"), trainer.best_fitness, getattr(trainer, "loss", None)
     trainer.loss_items = {k: torch.zeros((), device=trainer.device) for k in names}
     trainer.loss = torch.zeros((), device=trainer.device)  # validate() reads it as a fallback fitness

@@ -38,10 +38,5 @@ def run(args) -> int:
     if args.trust:
         overrides["trust"] = True
     result = train(**overrides)
-    m = result.metrics
-    print(
-        f"\n{result.save_dir}: mAP50 {result.map50:.3f}  mAP50-95 {result.map:.3f}  "
-        f"precision {m.get('metrics/precision(B)', 0):.3f}  recall {m.get('metrics/recall(B)', 0):.3f}  "
-        f"({result.seconds:.0f}s); best weights {result.best}"
-    )
+    print(f"\n{result.save_dir}: {result.task} {result.summary()}  ({result.seconds:.0f}s); best weights {result.best}")
     return 0

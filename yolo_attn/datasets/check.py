@@ -481,3 +481,15 @@ def require_dataset(data: str | Path, trust: bool = False, task: str | None = No
         raise DataCheckFailed(f"{ds.source}: dataset check failed ({len(rep.fatal)} fatal problems; "
                               f"run yolo-attn check-data {ds.source}):\n" + "\n".join(str(p) for p in rep.fatal[:20]))
     return ds
+
+
+def require_data(data: str | Path, trust: bool = False, task: str = "detect") -> str:
+    """What Ultralytics is given as ``data=`` for a run of ``task`` once its check passed: the checked copy of the
+    dataset YAML (:func:`require_dataset`), or for classify the dataset folder itself; DataCheckFailed otherwise."""
+    if task != "classify":
+        return str(require_dataset(data, trust=trust, task=task).yaml)
+    rep = check_data(data, task="classify")
+    if not rep.ok:
+        raise DataCheckFailed(f"{data}: dataset check failed ({len(rep.fatal)} fatal problems; run yolo-attn "
+                              f"check-data {data}):\n" + "\n".join(str(p) for p in rep.fatal[:20]))
+    return str(Path(data).resolve())
