@@ -9,6 +9,8 @@ from __future__ import annotations
 
 HELP = "train models x seeds under identical settings; table (mAP both ways, CIs vs baseline), verdicts and plots"
 DEFAULT_SEEDS = 3  # 2 seeds give a t interval with 1 degree of freedom: about 5x wider at the family-wise level
+DEFAULT_MARGIN = 0.01  # yolo_attn.compare.sequential.DEFAULT_MARGIN (a test checks), here without importing scipy
+DEFAULT_MAX_SEEDS = 10  # yolo_attn.compare.rounds.DEFAULT_MAX_SEEDS (the last of the default looks)
 
 
 def _train_args(tokens: list[str]) -> dict:
@@ -69,6 +71,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--backend", choices=("local", "ray"), default="local")
     parser.add_argument("--ray-address", help="address of a running Ray cluster (default: start a local one)")
     parser.add_argument("--cpus-per-trial", type=int, help="Ray: CPUs per trial (default 1)")
+    parser.add_argument("--pair-hardware", action="store_true", help="Ray: run the arms of each seed (the baseline "
+                        "and every model) on one node, so no paired difference carries a hardware difference (the "
+                        "local backend's arms always share this machine); docs/cluster.md")
     parser.add_argument("--control-width", action="store_true",
                         help="add the baseline width-scaled to the parameter count of the largest model")
     parser.add_argument("--baseline", help="baseline model (default: the first)")
@@ -96,6 +101,21 @@ def add_arguments(parser) -> None:
                         "GPU on a GPU machine; 0: one after the other in this process)")
     parser.add_argument("--effect", type=float, default=None,
                         help="difference in mAP50-95 the power analysis and --plan aim at (default 0.005)")
+    parser.add_argument("--until-decided", action="store_true",
+                        help="run the seeds in rounds up to each of --looks and stop training each attention model once "
+                             "the declared rule decides it (better, worse, or equivalent within --margin); the baseline "
+                             "runs while any model runs. The rule is written into config.json before the first trial "
+                             "(docs/decisions.md)")
+    parser.add_argument("--looks", help="with --until-decided: the seed counts at which the rule decides, e.g. "
+                        "2,4,6,8,10 (default 3,5,7 below --max-seeds - 1, then --max-seeds)")
+    parser.add_argument("--max-seeds", type=int, help="with --until-decided: the most seeds per model (default: the "
+                        f"last of --looks, else --seeds, else {DEFAULT_MAX_SEEDS})")
+    parser.add_argument("--margin", type=float, default=None,
+                        help=f"the margin δ of a difference worth having, in mAP50-95 (default {DEFAULT_MARGIN:g}: "
+                             "about what the same ~10%% extra latency buys by widening the model instead, and 3x the "
+                             "validation-image SE of small validation sets, so that 'equivalent' can be shown at all; "
+                             "docs/decisions.md). A model whose interval lies within ±δ is 'equivalent'; without "
+                             "--until-decided it declares a one-look rule at the sweep's seeds")
     parser.add_argument("--plan", action="store_true",
                         help="run the sweep as a pilot (or read the finished one in --out) and print the seeds x "
                              "epochs needed to detect --effect, with the estimated wall time")
@@ -158,7 +178,7 @@ def _run(args) -> int:
     effect = args.effect if args.effect is not None else DEFAULT_EFFECT
     if effect <= 0:
         raise ValueError(f"--effect must be positive, got {effect}")
-    seeds = args.seed_list if args.seed_list else (args.seeds if args.seeds is not None else DEFAULT_SEEDS)
+    decision, seeds = _decision(args)
     epochs = args.epochs if args.epochs is not None else (5 if args.data else 6)
     if args.plan:
         found = finished_pilot(args.out, effect, args.boot)
@@ -172,7 +192,8 @@ def _run(args) -> int:
         allow_changes=args.allow_changes, retry_failed=args.retry_failed, device=args.device, n_boot=args.boot,
         tolerance=args.tolerance if args.tolerance is not None else AGREEMENT_TOL, cpus_per_trial=args.cpus_per_trial,
         progress=not args.quiet, threads=args.threads, workers=args.workers, verbose=args.verbose,
-        max_trials=args.max_trials, effect=effect, eval_split=args.eval_split,
+        max_trials=args.max_trials, effect=effect, eval_split=args.eval_split, decision=decision,
+        pair_hardware=args.pair_hardware,
     )
     print(fmt_summary(summary))
     if args.plan:
@@ -185,6 +206,27 @@ def _run(args) -> int:
     if args.diagnose and summary.n_ok:
         _diagnose(summary, args.quiet)
     return _exit_status(summary)
+
+
+def _decision(args):
+    """The decision options and the sweep's seeds: with --until-decided the most seeds the rule may run (--max-seeds,
+    else the last of --looks, else --seeds, else the default), each given value checked against the others."""
+    from ..compare.rounds import DecisionOptions, parse_looks
+
+    looks = parse_looks(args.looks) if args.looks else None
+    if not args.until_decided:
+        if args.max_seeds is not None:
+            raise ValueError("--max-seeds: the most seeds of --until-decided (add it, or give --seeds)")
+        seeds = args.seed_list if args.seed_list else (args.seeds if args.seeds is not None else DEFAULT_SEEDS)
+        return DecisionOptions(False, args.margin, looks), seeds
+    given = {"--max-seeds": args.max_seeds, "--looks (its last look)": looks[-1] if looks else None,
+             "--seeds": args.seeds, "--seed-list (its length)": len(args.seed_list) if args.seed_list else None}
+    counts = {k: v for k, v in given.items() if v is not None}
+    if len(set(counts.values())) > 1:
+        raise ValueError("--until-decided: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + " name different "
+                         "maximum seed counts; give one")
+    n = next(iter(counts.values()), DEFAULT_MAX_SEEDS)
+    return DecisionOptions(True, args.margin, looks), (args.seed_list or n)
 
 
 def _exit_status(summary) -> int:

@@ -63,6 +63,7 @@ class TrialRecord:
     duration_s: float | None = None
     threads: int | None = None
     environment: dict[str, Any] | None = None  # what bit-reproducibility depends on (see .trial.environment)
+    hardware: dict[str, Any] | None = None  # CPU, GPU and driver, torch/CUDA, host or Ray node (.hardware)
     transfer: str | None = None  # one-line summary of the pretrained weight transfer
     head_start: str | None = None  # pretrained: the head's start (transferred | new class outputs | scratch)
     start: dict[str, float] | None = None  # pretrained: validation before any training step (epoch 0): map50, map, ...
@@ -150,6 +151,10 @@ class SweepConfig:
     threads: int | None = None
     environment: dict[str, Any] = field(default_factory=dict)
     planned_seeds: list[int] = field(default_factory=list)
+    # the decision rule declared before the first trial (.sequential.Rule.to_dict(); None: none declared): compared
+    # on a rerun like a setting, not hashed (the trials do not depend on it); its recorded changes (--allow-changes)
+    rule: dict[str, Any] | None = None
+    rule_changes: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)  # keys of other versions, kept as read
 
     @property
@@ -178,11 +183,14 @@ class SweepConfig:
         return out
 
     def to_json(self) -> dict[str, Any]:
-        """The object written to ``config.json``."""
+        """The object written to ``config.json`` (the rule only where one is declared: files without keep reading)."""
+        rule = {"rule": self.rule} if self.rule is not None else {}
+        changes = {"_rule_changes": self.rule_changes} if self.rule_changes else {}
         return {**self.extra, **self.settings(), "settings_hash": self.settings_hash, "models": self.models,
                 "seeds": self.seeds, "baseline": self.baseline, "_data_yaml": self.data_yaml, "_data": self.data,
                 "_models": self.model_specs, "_pretrained_path": self.pretrained_path, "_pretrained": self.pretrained,
-                "_threads": self.threads, "_environment": self.environment, "_planned_seeds": self.planned_seeds}
+                "_threads": self.threads, "_environment": self.environment, "_planned_seeds": self.planned_seeds,
+                **rule, **changes}
 
     @classmethod
     def from_json(cls, d: dict[str, Any], source: str = "config.json") -> "SweepConfig":
@@ -190,7 +198,8 @@ class SweepConfig:
         if missing:
             raise ValueError(f"{source}: not a sweep's config.json (no {', '.join(missing)})")
         known = set(_SETTINGS) | {"settings_hash", "models", "seeds", "baseline", "_data_yaml", "_data", "_models",
-                                  "_pretrained_path", "_pretrained", "_threads", "_environment", "_planned_seeds"}
+                                  "_pretrained_path", "_pretrained", "_threads", "_environment", "_planned_seeds",
+                                  "rule", "_rule_changes"}
         return cls(
             settings_hash=d["settings_hash"], data_fingerprint=d.get("data") or {}, epochs=int(d.get("epochs") or 0),
             imgsz=int(d.get("imgsz") or 0), models=list(d["models"]), seeds=[int(s) for s in d["seeds"]],
@@ -201,4 +210,5 @@ class SweepConfig:
             pretrained_path=d.get("_pretrained_path"), pretrained=d.get("_pretrained") or d.get("_pretrained_path"),
             threads=d.get("_threads"), environment=d.get("_environment") or {},
             planned_seeds=[int(s) for s in d.get("_planned_seeds") or []],
+            rule=d.get("rule"), rule_changes=list(d.get("_rule_changes") or []),
             extra={k: v for k, v in d.items() if k not in known})

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import cocoeval, plots, stats
+from . import cocoeval, hardware, plots, stats
 from .contract import SweepConfig, TrialRecord
 from .store import Store, atomic_write
 from .summary import AGREEMENT_TOL, DEFAULT_EFFECT, METRICS, SOURCES, MetricDiff, ModelRow, SummarySettings, SweepSummary
@@ -90,11 +90,21 @@ def _replicates(store, ok: list[TrialRecord], n_boot: int, boot_seed: int,
     known = {tid: ahead.known(p, n_boot, boot_seed) for tid, p in paths.items()} if ahead is not None else {}
     out = {tid: v for tid, v in known.items() if v is not None}
     todo = {tid: p for tid, p in paths.items() if tid not in out}
-    W = stats.image_weights(ok[0].n_val_images, n_boot, boot_seed)
+    W = stats.image_weights(ok[0].n_val_images, n_boot, boot_seed) if todo else None
     with ThreadPoolExecutor(max(1, min(len(todo), usable_cpus()))) as pool:
-        done = pool.map(lambda p: cocoeval.weighted_map(cocoeval.EvalArrays.load(p), W), todo.values())
-        out.update(zip(todo, done))
+        done = list(pool.map(lambda p: cocoeval.weighted_map(cocoeval.EvalArrays.load(p), W), todo.values()))
+    out.update(zip(todo, done))
+    if ahead is not None:  # kept for the next call (the rounds of a declared rule ask after each round)
+        ahead.remember({todo[tid]: v for tid, v in zip(todo, done)}, n_boot, boot_seed)
     return {tid: out[tid] for tid in paths}
+
+
+def trial_replicates(store, ok: list[TrialRecord], n_boot: int, boot_seed: int = 0,
+                     ahead: "WorkAhead | None" = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """:func:`_replicates` of the report, or none when the trials were scored on different numbers of images."""
+    if len({r.n_val_images for r in ok}) != 1:
+        return {}
+    return _replicates(store, ok, n_boot, boot_seed, ahead)
 
 
 class WorkAhead:
@@ -119,6 +129,13 @@ class WorkAhead:
 
     def known(self, path: Path, n_boot: int, boot_seed: int) -> tuple[np.ndarray, np.ndarray] | None:
         return self.replicates.get(self._key(path, n_boot, boot_seed))
+
+    def remember(self, by_path: dict, n_boot: int, boot_seed: int) -> None:
+        """Keep replicates computed elsewhere (path -> replicates) for :meth:`known`."""
+        for path, value in by_path.items():
+            key = self._key(path, n_boot, boot_seed)
+            if key is not None:
+                self.replicates[key] = value
 
     def step(self) -> bool:
         """Do one piece (one trial's replicates, or the import); False when nothing is left to do now. Never raises:
@@ -162,6 +179,7 @@ def summarize(store: Store, config: SweepConfig, n_boot: int = 1000, boot_seed: 
     for r in recs:
         if not r.ok:
             warnings.append(f"trial {r.trial_id} failed: {r.error}")
+    warnings += hardware.pairing_warnings(ok, baseline)  # a seed whose arms ran on different hardware
     for r in ok:
         for key, label in (("map50", "mAP50"), ("map", "mAP50-95")):
             gap = abs(r.ultra[key] - r.coco[key])
@@ -183,8 +201,11 @@ def summarize(store: Store, config: SweepConfig, n_boot: int = 1000, boot_seed: 
     base = by_seed(baseline)
     base_ips = stats.mean_std([r.train_images_per_s for r in base.values()])[0]
     base_params = next((m.get("params") for m in config.specs if m["name"] == baseline), None)
-    rows = [_row(spec, by_seed(spec["name"]), [r for r in recs if r.model == spec["name"]], len(config.seeds), baseline,
-                 base, base_params, base_ips, bench or {}, reps, boot_seed) for spec in config.specs]
+    n_images = next(iter(n_images), None) if len(n_images) == 1 else None
+    decision, needed = _decision(config, ok, reps, n_images, warnings)
+    rows = [_row(spec, by_seed(spec["name"]), [r for r in recs if r.model == spec["name"]],
+                 needed.get(spec["name"], len(config.seeds)), baseline, base, base_params, base_ips, bench or {}, reps,
+                 boot_seed) for spec in config.specs]
     planned = config.planned
     extended = sorted(set(config.seeds) - set(planned))
     if extended:
@@ -197,12 +218,35 @@ def summarize(store: Store, config: SweepConfig, n_boot: int = 1000, boot_seed: 
         settings=SummarySettings(config.epochs, config.imgsz, config.seeds, config.train_args, config.pretrained,
                                  config.weights, config.eval_split, config.model_options),
         n_eval_images=next(iter({r.n_val_images for r in ok}), None) if ok else None, n_boot=n_boot,
-        agreement_tolerance=tol, models=rows, warnings=warnings, n_trials=len(config.models) * len(config.seeds),
-        n_ok=len(ok),
+        agreement_tolerance=tol, models=rows, warnings=warnings,
+        n_trials=sum(needed.values()) if needed else len(config.models) * len(config.seeds), n_ok=len(ok),
+        decision=decision,
         ci_method=(f"{int(100 * LEVEL)}% interval of the mean over seeds of (model - baseline) COCOeval mAP: "
                    f"{stats.METHOD}; image bootstrap with {n_boot} replicates (one image sample for every model "
                    "and seed). Family-wise: Holm-adjusted p over the non-baseline models, Bonferroni simultaneous "
                    "intervals. Power: noncentral t, 80%, at the family-wise level (Holm's first step)."))
+
+
+def _decision(config: SweepConfig, ok: list[TrialRecord], reps: dict, n_images: int | None,
+              warnings: list[str]) -> tuple:
+    """The decisions under the sweep's declared rule, or under the default rule at the final look of a fixed-seed
+    sweep (:mod:`.rounds`), and, for a declared rule, the trials it asked for per model (else {})."""
+    from collections import Counter
+
+    from . import rounds
+
+    declared = config.rule is not None
+    rule = None if declared else rounds.implicit_rule(len(config.seeds))
+    if not declared and rule is None:
+        return None, {}
+    rp = rounds.replay_records(config, ok, reps, rule)
+    for change in config.rule_changes:
+        warnings.append(f"the decision rule was changed after {change.get('trials_recorded', '?')} trial(s) were "
+                        f"recorded ({change.get('changed')}; --allow-changes, {change.get('at')}): the decisions are "
+                        "not under a rule declared before the data")
+    report = rounds.decision_report(rp, ok, config.baseline or config.model_names[0], n_images, declared,
+                                    config.rule_changes)
+    return report, (dict(Counter(m for m, _ in rp.needed)) if declared else {})
 
 
 def _row(spec: dict, mine: dict[int, TrialRecord], all_trials: list[TrialRecord], n_seeds: int, baseline: str,
@@ -363,7 +407,7 @@ def markdown(summary: SweepSummary) -> str:
         "trials run at different times, beside other trials or processes, so it measures the machine's load as much "
         "as the model and is not a model property; latency × (measured interleaved) is the speed to read.",
         f"Ultralytics vs COCOeval: same predictions; disagreement tolerance {summary.agreement_tolerance}.",
-    ] + pretrained_lines(summary) + [""] + verdict_lines(summary)
+    ] + pretrained_lines(summary) + [""] + verdict_lines(summary) + decision_lines(summary)
     if summary.diagnosis:  # compare --diagnose (yolo_attn/diagnose)
         lines += ["", f"Why did attention help or hurt? See the [diagnosis]({summary.diagnosis})."]
     if summary.warnings:
@@ -437,7 +481,9 @@ def verdict_lines(summary: SweepSummary) -> list[str]:
              if r.diff["map"].ci.note and r.diff["map"].n_seeds > 1]
     out += [""] + notes if notes else []
     out += ["", "**Verdict per model:**", ""]
-    out += [f"- {r.model}: {r.diff['map'].verdict}" for r in rows]
+    dec = summary.decision if summary.decision is not None and summary.decision.declared else None
+    out += [f"- {r.model}: {dec.model(r.model).text if dec and dec.model(r.model) else r.diff['map'].verdict}"
+            for r in rows]
     better = [r.model for r in rows if r.diff["map"].verdict == "better"]
     out += ["", ("Best placement (family-wise 5%): " + ", ".join(better) + " (better than the baseline)." if better else
                  "No model is shown better than the baseline at family-wise 5%; a larger mean is not evidence.")]
@@ -447,6 +493,34 @@ def verdict_lines(summary: SweepSummary) -> list[str]:
                     f"{summary.seeds_extended}): the interval is not a fixed-design interval. For a confirmatory "
                     "answer, plan the seeds first (`yolo-attn compare --plan`) and run them into a new folder."]
     return out
+
+
+def decision_lines(summary: SweepSummary) -> list[str]:
+    """The 'Decision' section: the rule beside the outcome (declared in config.json before the first trial, or the
+    default rule applied at the final look of a fixed-seed sweep), the looks taken, one line per model."""
+    dec = summary.decision
+    if dec is None:
+        return []
+    r = dec.rule
+    looks = ", ".join(map(str, r["looks"]))
+    rule = (f"margin ±{r['margin']:g} {r['metric']} (a difference worth having), α {r['alpha']:g} family-wise (Holm "
+            f"across the models; equivalence by two one-sided tests at α), looks at {looks} seeds "
+            f"({r['spending']} α spending), at most {r['max_seeds']} seeds")
+    if dec.declared:
+        head = [f"## Decision under the declared rule ({r['metric']}, COCOeval)", "",
+                f"Rule declared in config.json at {r['declared_at']}, before the first trial: {rule}."]
+    else:
+        head = [f"## Decision at the final look under the default rule ({r['metric']}, COCOeval)", "",
+                f"Not declared before the sweep (a fixed-seed sweep; `--until-decided` or `--margin` declare one): the "
+                f"default rule applied at its one look, {rule}."]
+    taken = ", ".join(map(str, dec.looks_taken)) or f"none yet (the first look needs {r['looks'][0]} seeds)"
+    state = "decided" if dec.done and all(m.outcome in ("better", "worse", "equivalent") for m in dec.models) else \
+        "ended at the last look" if dec.done else "still running: rerun the same command to continue"
+    head += ["", f"Looks taken: {taken} ({state}). Trials used: {dec.trials_used} of the fixed design's "
+                 f"{dec.trials_fixed} ({len(dec.models) + 1} models x {r['max_seeds']} seeds).", ""]
+    lines = [f"- {md_text(m.model)}: {m.text}" + (f" (stopped training at {m.stopped_at} seeds)"
+                                                  if dec.declared and m.stopped_at else "") for m in dec.models]
+    return [""] + head + lines
 
 
 def _can_conclude(rows: list[ModelRow], summary: SweepSummary, eff: float) -> str:

@@ -235,6 +235,53 @@ class SummarySettings:
 
 
 @dataclass
+class ModelDecision:
+    """One model's decision under the sweep's rule (:mod:`.rounds`): the outcome, its words, the
+    :class:`.sequential.Decision` and, for an open model, the :class:`.sequential.Lever` as dicts."""
+
+    model: str
+    outcome: str
+    text: str
+    decision: dict[str, Any] = field(default_factory=dict)
+    lever: dict[str, Any] | None = None
+    stopped_at: int | None = None  # seeds at which the model was decided (it trained no more)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "ModelDecision":
+        return cls(d["model"], d["outcome"], d.get("text") or d["outcome"], d.get("decision") or {}, d.get("lever"),
+                   d.get("stopped_at"))
+
+
+@dataclass
+class DecisionReport:
+    """The decisions of a sweep: the rule (``declared`` in config.json before the first trial, or the default rule
+    applied at the final look of a fixed-seed sweep), the looks taken, one :class:`ModelDecision` per model, the
+    trials the decisions used against the fixed design's, and the rule's recorded changes (``deviations``)."""
+
+    rule: dict[str, Any]
+    declared: bool
+    looks_taken: list[int]
+    models: list[ModelDecision]
+    trials_used: int = 0
+    trials_fixed: int = 0
+    done: bool = False
+    deviations: list[dict[str, Any]] = field(default_factory=list)
+
+    def model(self, name: str) -> ModelDecision | None:
+        return next((m for m in self.models if m.model == name), None)
+
+    def to_json(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "models"}
+        return {**out, "models": [{f.name: getattr(m, f.name) for f in fields(m)} for m in self.models]}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "DecisionReport":
+        return cls(d["rule"], bool(d.get("declared")), [int(n) for n in d.get("looks_taken") or []],
+                   [ModelDecision.from_json(m) for m in d.get("models") or []], int(d.get("trials_used") or 0),
+                   int(d.get("trials_fixed") or 0), bool(d.get("done")), list(d.get("deviations") or []))
+
+
+@dataclass
 class SweepSummary:
     """A sweep's ``summary.json``: its table rows, the settings behind them and what the run found along the way."""
 
@@ -256,6 +303,7 @@ class SweepSummary:
     complete: bool = False  # every planned trial has a record
     files: dict[str, str] = field(default_factory=dict)  # what the report wrote: json, csv, md, plot_*
     diagnosis: str | None = None  # compare --diagnose: the diagnosis report, relative to ``out``
+    decision: DecisionReport | None = None  # the decisions under the sweep's rule (declared, or the default one)
     extra: dict[str, Any] = field(default_factory=dict)  # keys of other versions, kept as read
 
     def row(self, model: str) -> ModelRow | None:
@@ -278,6 +326,8 @@ class SweepSummary:
             out["files"] = self.files
         if self.diagnosis:
             out["diagnosis"] = self.diagnosis
+        if self.decision is not None:
+            out["decision"] = self.decision.to_json()
         return {**self.extra, **out}
 
     @classmethod
@@ -298,4 +348,5 @@ class SweepSummary:
             warnings=list(d.get("warnings") or []), n_trials=int(d.get("n_trials") or 0), n_ok=int(d.get("n_ok") or 0),
             ci_method=d.get("ci_method") or "", out=d.get("out"), complete=bool(d.get("complete")),
             files=dict(d.get("files") or {}), diagnosis=d.get("diagnosis"),
+            decision=DecisionReport.from_json(d["decision"]) if d.get("decision") else None,
             extra={k: v for k, v in d.items() if k not in known})

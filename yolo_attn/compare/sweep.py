@@ -17,6 +17,7 @@ from ..datasets import DataCheckFailed, checked_dataset, resolve_dataset, shapes
 from ..train import YOLO_ATTN_ARGS, check_args, cpu_threads
 from . import report
 from .contract import SweepConfig, TrialSpec
+from .rounds import DecisionOptions, run_rounds, settle_rule
 from .checks import check_batch, check_device, check_flags, check_model_names, open_results
 from .store import TRIAL_NAME_MAX, Store, legacy_trial_id, stable_hash, trial_id
 from .summary import SweepSummary
@@ -254,6 +255,8 @@ def compare(
     max_trials: int | None = None,
     effect: float = report.DEFAULT_EFFECT,
     eval_split: str | None = None,
+    decision: DecisionOptions | None = None,
+    pair_hardware: bool = False,
 ) -> SweepSummary:
     """Train every model with every seed under identical settings and write the comparison (see the package docs).
 
@@ -270,10 +273,17 @@ def compare(
     kept in config.json for resumes). ``workers``: trials run at once by the local backend, each in its
     own process (default: sized from the machine, :func:`.workers.plan_workers`; 0: one after the other
     in this process).
+
+    ``decision`` (:class:`.rounds.DecisionOptions`): the decision rule declared in ``config.json`` before the first
+    trial; with ``until_decided`` the seeds run in rounds up to each look and a decided model trains no more
+    (:func:`.rounds.run_rounds`; ``seeds`` is then the most the rule may run).
+    ``pair_hardware``: Ray runs the arms of each seed on one node (one kind of hardware); the local backend's arms
+    always share this machine.
     """
     if backend not in ("local", "ray"):
         raise ValueError(f"unknown backend {backend!r} (local or ray)")
     seed_list = check_flags(seeds, n_boot, threads, workers, max_trials, tolerance)  # before anything is written
+    rule = (decision or DecisionOptions()).rule(len(seed_list))
     check_args({"epochs": epochs, "imgsz": imgsz})  # Ultralytics' type and range rules (epochs >= 1), and imgsz >= 1
     check_batch((train_args or {}).get("batch"))
     if backend == "local":  # a Ray cluster's devices are not this machine's
@@ -301,24 +311,44 @@ def compare(
     choice = require_one_optimizer(t_args, len(ds.images("train")), nc, [int(epochs)])
     log(f"optimizer: {choice.name} (lr {choice.lr:g}, momentum {choice.momentum})")
     config = _init_config(store, data, data_yaml, specs_m, seed_list, base_name, epochs, imgsz, t_args, pretrained,
-                          weights, threads, allow_changes, eval_split)
+                          weights, threads, allow_changes, eval_split, rule)
     shash = config.settings_hash
 
     all_trials, todo = _trial_specs(store, config, specs_m, seed_list, data_yaml, nc, names, out_dir, device, threads,
                                     verbose, retry_failed)
-    n_skip = len(all_trials) - len(todo)
-    log(f"{len(all_trials)} trials ({len(specs_m)} models x {len(seed_list)} seeds): {n_skip} already recorded, "
-        f"{len(todo)} to run; results in {out_dir}")
-    todo = todo[:max_trials] if max_trials is not None else todo
     ahead = report.WorkAhead(store, shash, n_boot)
-    if todo:  # the worker processes start now, after every check passed
-        prog = Progress(len(all_trials), int(epochs), n_done=n_skip, enabled=progress)
-        plan = _plan(backend, threads, device, len(todo), workers, log, warn)
-        run_trials(store, todo, shash, backend, prog, log, retry_failed=retry_failed, ray_address=ray_address,
-                   cpus_per_trial=cpus_per_trial, plan=plan, spare_core=ahead.step)
+
+    def train(specs: list[TrialSpec], n_recorded: int) -> None:  # the worker processes start now, after every check
+        prog = Progress(n_recorded + len(specs), int(epochs), n_done=n_recorded, enabled=progress)
+        plan = _plan(backend, threads, device, len(specs), workers, log, warn)
+        run_trials(store, specs, shash, backend, prog, log, retry_failed=retry_failed, ray_address=ray_address,
+                   cpus_per_trial=cpus_per_trial, plan=plan, spare_core=ahead.step, pair_hardware=pair_hardware)
         _restore_threads(threads)  # trials run in this process (--workers 0) leave their own count
+
+    if config.rule is not None:
+        all_trials = _rounds(store, config, all_trials, todo, train, ahead, max_trials, log)
+    else:
+        log(f"{len(all_trials)} trials ({len(specs_m)} models x {len(seed_list)} seeds): "
+            f"{len(all_trials) - len(todo)} already recorded, {len(todo)} to run; results in {out_dir}")
+        todo = todo[:max_trials] if max_trials is not None else todo
+        if todo:
+            train(todo, len(all_trials) - len(todo))
     bench = _latency(out_dir, shash, specs_m, int(imgsz), nc, threads, log, built)
     return _write_report(store, config, all_trials, bench, n_boot, tolerance, out_dir, log, effect, ahead)
+
+
+def _rounds(store: Store, config: SweepConfig, all_trials: list[str], todo: list[TrialSpec], train, ahead,
+            max_trials: int | None, log) -> list[str]:
+    """The declared rule's rounds (:func:`.rounds.run_rounds`); returns the ids of the trials the rule has asked for
+    so far (all of them recorded once it has decided)."""
+    rule = config.rule
+    log(f"decision rule (declared {rule['declared_at']}): margin ±{rule['margin']:g} {rule['metric']}, alpha "
+        f"{rule['alpha']:g} family-wise, looks at {', '.join(map(str, rule['looks']))} seeds; results in {store.root}")
+    order = sorted(config.model_names, key=lambda m: m != config.baseline)
+    ids = dict(zip([(m, s) for s in config.seeds for m in order], all_trials))  # _trial_specs' order
+    reps = lambda ok: report.trial_replicates(store, ok, ahead.n_boot, ahead=ahead)  # noqa: E731
+    rp = run_rounds(store, config, todo, train, reps, max_trials, log)
+    return [ids[p] for p in rp.needed]
 
 
 def _restore_threads(threads: int) -> None:
@@ -572,9 +602,15 @@ def check_model_options(t_args: dict, pretrained: str | None, specs_m: list[dict
 
 def _init_config(store: Store, data, data_yaml: Path, specs_m: list[dict], seed_list: list[int], base_name: str,
                  epochs: int, imgsz: int, t_args: dict, pretrained, weights: str, threads: int, allow_changes: bool,
-                 eval_split: str = "val") -> SweepConfig:
-    """Store the sweep's settings in config.json (or check them against the stored ones)."""
+                 eval_split: str = "val", rule=None) -> SweepConfig:
+    """Store the sweep's settings in config.json (or check them against the stored ones); ``rule``: the decision rule
+    this run declares (:func:`.rounds.settle_rule`: the stored one kept, another refused or recorded)."""
     prior = store.read_config()
+    rule, change = settle_rule(prior.rule, rule, allow_changes) if prior else (rule, None)
+    changes = list(prior.rule_changes if prior else [])
+    if change:
+        changes.append({**change, "at": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
+                        "trials_recorded": len(store.latest(prior.settings_hash))})
     config = SweepConfig(
         settings_hash="", data_fingerprint=_data_fingerprint(data_yaml, eval_split), epochs=int(epochs),
         imgsz=int(imgsz), train_args=t_args, pretrained_hash=_file_hash(pretrained) if pretrained else None,
@@ -586,7 +622,8 @@ def _init_config(store: Store, data, data_yaml: Path, specs_m: list[dict], seed_
         pretrained_path=str(Path(pretrained).resolve()) if pretrained else None,
         pretrained=str(pretrained) if pretrained else None, threads=threads, environment=environment(threads),
         # the seeds planned when the folder was created: extending them later is named in the report
-        planned_seeds=prior.planned if prior else seed_list)
+        planned_seeds=prior.planned if prior else seed_list, rule=rule.to_dict() if rule else None,
+        rule_changes=changes)
     config.settings_hash = stable_hash(config.settings())
     config = store.init_config(config, allow_changes=allow_changes)
     # this run's own names and specs (a folder continued from another directory keeps its settings, not its paths)
@@ -635,7 +672,7 @@ WAIT_POLL_S = 2.0  # how often a sweep looks at trials another process is traini
 
 def run_trials(store: Store, todo: list[TrialSpec], shash: str, backend: str, prog, log, retry_failed: bool = False,
                ray_address: str | None = None, cpus_per_trial: int | None = None, plan=None, started=None,
-               spare_core=None) -> None:
+               spare_core=None, pair_hardware: bool = False) -> None:
     """Run ``todo`` on the backend, claiming each trial first; then wait for those other processes hold.
 
     A trial another live process is training is skipped; when this process has nothing left, it waits
@@ -647,13 +684,14 @@ def run_trials(store: Store, todo: list[TrialSpec], shash: str, backend: str, pr
     """
     try:
         _run_trials(store, todo, shash, backend, prog, log, retry_failed, ray_address, cpus_per_trial, plan, started,
-                    spare_core)
+                    spare_core, pair_hardware)
     finally:
         store.release_all()
 
 
 def _run_trials(store: Store, todo: list[TrialSpec], shash: str, backend: str, prog, log, retry_failed: bool,
-                ray_address: str | None, cpus_per_trial: int | None, plan, started, spare_core=None) -> None:
+                ray_address: str | None, cpus_per_trial: int | None, plan, started, spare_core=None,
+                pair_hardware: bool = False) -> None:
     from .backends import run_local, run_ray
 
     t0 = time.time()
@@ -671,7 +709,8 @@ def _run_trials(store: Store, todo: list[TrialSpec], shash: str, backend: str, p
     waiting_logged = set()
     while True:
         if backend == "ray":
-            run_ray(todo, on_done, address=ray_address, cpus_per_trial=cpus_per_trial, progress=prog, claim=claim)
+            run_ray(todo, on_done, address=ray_address, cpus_per_trial=cpus_per_trial, progress=prog, claim=claim,
+                    pair_hardware=pair_hardware)
         else:
             run_local(todo, on_done, progress=prog, claim=claim, plan=plan, started=started, spare_core=spare_core)
         done = {r.trial_id for r in store.trial_records(shash) if r.ok or (r.recorded_at or 0) >= t0}
