@@ -24,6 +24,7 @@ import pytest
 import torch
 from conftest import SPECS, default_row, seeded
 from test_layers_bases import check_block, expected_out, out_channels, with_rows_before_sppf
+from test_transfer_bases import tensors
 from ultralytics.nn.tasks import guess_model_task, parse_model, yaml_model_load
 from ultralytics.utils.ops import make_divisible
 
@@ -40,14 +41,6 @@ IMG = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(3))
 
 def _suffix(base: str) -> str:
     return base[: -len(".yaml")].partition("-")[2]
-
-
-def tensors(out) -> list[torch.Tensor]:
-    """Every tensor in a model output (a tensor, or nested tuples/lists/dicts of them)."""
-    if isinstance(out, torch.Tensor):
-        return [out]
-    items = out.values() if isinstance(out, dict) else out if isinstance(out, (list, tuple)) else []
-    return [t for o in items for t in tensors(o)]
 
 
 def check_task_outputs(model, suffix: str) -> None:

@@ -18,8 +18,8 @@ import copy
 import pytest
 import torch
 from test_transfer import arrivals, randomise
-from torch import nn
-from ultralytics.nn.tasks import parse_model, yaml_model_load
+from test_transfer_bases import _Layers, one_thread, tensors  # noqa: F401 (one_thread: a fixture)
+from ultralytics.nn.tasks import yaml_model_load
 
 from yolo_attn._ultralytics.head import task_model_class
 from yolo_attn.checkpoint import load_checkpoint, save_model_checkpoint
@@ -47,22 +47,6 @@ def _dict(name: str, scale: str = "n", **changes) -> dict:
     d["scale"] = scale
     d.update(changes)
     return d
-
-
-class _Layers(nn.Module):
-    """The layers ``parse_model`` builds, as a transfer target (a task model without its stride probe)."""
-
-    def __init__(self, d: dict):
-        super().__init__()
-        self.model, _ = parse_model(d, ch=3, verbose=False)
-
-
-@pytest.fixture(scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
@@ -116,14 +100,6 @@ def test_task_config_by_value(stock, cfg, capsys):
         assert torch.equal(target.state_dict()[k], init[k]), k
     with capsys.disabled():
         print(f"\n{cfg.scaled('n')}: {report.summary()}")
-
-
-def tensors(out) -> list[torch.Tensor]:
-    """Every tensor in a model output (a tensor, or nested tuples/lists/dicts of them)."""
-    if isinstance(out, torch.Tensor):
-        return [out]
-    items = out.values() if isinstance(out, dict) else out if isinstance(out, (list, tuple)) else []
-    return [t for o in items for t in tensors(o)]
 
 
 def _identity_config(base: str) -> str:
