@@ -101,6 +101,18 @@ def add_arguments(parser) -> None:
                         "GPU on a GPU machine; 0: one after the other in this process)")
     parser.add_argument("--effect", type=float, default=None,
                         help="difference in mAP50-95 the power analysis and --plan aim at (default 0.005)")
+    _decision_arguments(parser)
+    parser.add_argument("--plan", action="store_true",
+                        help="run the sweep as a pilot (or read the finished one in --out) and print the seeds x "
+                             "epochs needed to detect --effect, with the estimated wall time")
+    parser.add_argument("--diagnose", action="store_true",
+                        help="after the sweep, run yolo-attn diagnose on its checkpoints (OUT/diagnose; summary.md links it)")
+    parser.add_argument("--quiet", action="store_true", help="no progress line")
+    parser.add_argument("--verbose", action="store_true", help="show Ultralytics' own output")
+
+
+def _decision_arguments(parser) -> None:
+    """The declared decision rule's flags (yolo_attn.compare.rounds.DecisionOptions)."""
     parser.add_argument("--until-decided", action="store_true",
                         help="run the seeds in rounds up to each of --looks and stop training each attention model once "
                              "the declared rule decides it (better, worse, or equivalent within --margin); the baseline "
@@ -116,13 +128,6 @@ def add_arguments(parser) -> None:
                              "validation-image SE of small validation sets, so that 'equivalent' can be shown at all; "
                              "docs/decisions.md). A model whose interval lies within ±δ is 'equivalent'; without "
                              "--until-decided it declares a one-look rule at the sweep's seeds")
-    parser.add_argument("--plan", action="store_true",
-                        help="run the sweep as a pilot (or read the finished one in --out) and print the seeds x "
-                             "epochs needed to detect --effect, with the estimated wall time")
-    parser.add_argument("--diagnose", action="store_true",
-                        help="after the sweep, run yolo-attn diagnose on its checkpoints (OUT/diagnose; summary.md links it)")
-    parser.add_argument("--quiet", action="store_true", help="no progress line")
-    parser.add_argument("--verbose", action="store_true", help="show Ultralytics' own output")
 
 
 def run(args) -> int:
