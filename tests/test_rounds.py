@@ -46,6 +46,10 @@ def test_replay_stops_decided_models_and_asks_for_the_next_round():
     rp = rounds.replay(rule, list(range(10)), "base", models, _points(models, 0))
     assert rp.todo == [(m, s) for s in range(3) for m in models] and not rp.looks_taken and not rp.done
 
+    early = rounds.decision_report(rounds.replay(rule, list(range(10)), "base", models, _points(models, 2)), [], "base",
+                                   8, True)  # before the first look: nothing decided, no lever asked for
+    assert early.models == [] and early.looks_taken == [] and early.trials_fixed == 40 and not early.done
+
     rp = rounds.replay(rule, list(range(10)), "base", models, _points(models, 3))
     assert rp.looks_taken == [3]
     assert rp.decisions["up"].outcome == "better" and rp.decisions["same"].outcome == "equivalent"

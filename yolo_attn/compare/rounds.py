@@ -109,6 +109,7 @@ class Replay:
     ``todo`` (the next round's pairs without a usable record) and ``done`` (every model decided, or the last look)."""
 
     rule: Rule
+    models: list[str] = field(default_factory=list)  # the models compared with the baseline
     decisions: dict[str, Decision] = field(default_factory=dict)
     looks_taken: list[int] = field(default_factory=list)
     stopped: dict[str, int] = field(default_factory=dict)
@@ -121,7 +122,7 @@ def replay(rule: Rule, seeds: list[int], baseline: str, models: list[str], point
     """Walk ``rule``'s looks over ``points`` (model -> list of (metric, replicates or None) of its seeds in seed
     order, a contiguous prefix of ``seeds``). Replicates are used only where every point in use has them."""
     others = [m for m in models if m != baseline]
-    out, prev = Replay(rule), 0
+    out, prev = Replay(rule, others), 0
     for k, n in enumerate(rule.looks):
         running = [m for m in others if m not in out.stopped]
         out.needed += [(m, s) for s in seeds[prev:n] for m in [baseline, *running]]
@@ -228,11 +229,11 @@ def costs(ok_records, model: str, baseline: str, n_seeds: int, n_images: int | N
 def decision_report(rp: Replay, ok_records, baseline: str, n_images: int | None, declared: bool,
                     deviations: list | None = None) -> DecisionReport:
     """The summary's decisions: each model's outcome in words, with the lever for an open model."""
-    k = len(rp.decisions)
+    k = len(rp.models)
     rows = []
     for model, d in rp.decisions.items():
         lever = None
-        if d.outcome in ("continue", "undecided") and d.n_seeds >= 2 and n_images:
+        if d.outcome in ("continue", "undecided") and d.look >= 0 and math.isfinite(d.var_seed) and n_images:
             seed_s, image_s = costs(ok_records, model, baseline, d.n_seeds, n_images)
             lever = which_lever(d, rp.rule, n_images=int(n_images), seed_cost=seed_s, image_cost=image_s, n_models=k)
         rows.append(ModelDecision(model, d.outcome, words(d, lever, baseline, rp.rule.max_seeds), d.to_dict(),
