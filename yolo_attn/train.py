@@ -118,6 +118,7 @@ class AttnTrainerMixin:
     final_weights = "best"  # the checkpoint of the closing validation: best (Ultralytics' choice) or last
     predictions = None  # _ultralytics.PredictionLog of the validator: the latest pass's predictions, in memory
     closing_predictions: dict | None = None  # the scoring validation's predictions (PredictionLog.images), if it ran here
+    closing_extras: dict | None = None  # and its other outputs (PredictionLog.extras: masks of segment models)
     scored_by: str | None = None  # that validation: "final epoch" (its own pass) or "closing validation" (of a checkpoint)
     final_eval_s = 0.0  # wall time of the closing validation
 
@@ -202,8 +203,11 @@ class AttnTrainerMixin:
     def get_validator(self):
         validator = super().get_validator()
         validator.threads = self.threads  # its on_val_start callback restores the run's count after select_device()
-        if self.args.task == "detect":  # the sweep's scoring of boxes reads them (other tasks: their validator's metric)
-            self.predictions = _ultralytics.record_predictions(validator, armed=False)
+        from .scoring import SCORERS
+
+        if self.args.task in SCORERS:  # what the sweep scores: the pass's boxes, and masks for segment
+            encode = SCORERS[self.args.task].encode_masks
+            self.predictions = _ultralytics.record_predictions(validator, armed=False, encode_masks=encode)
         return validator
 
     def validate(self):
@@ -232,7 +236,7 @@ class AttnTrainerMixin:
             with _ultralytics.final_eval_of(self, None):
                 super().final_eval()
             self.metrics = {k: v for k, v in (self.metrics or {}).items() if k.startswith("metrics/")}
-            self.closing_predictions, self.scored_by = log.images, "final epoch"
+            self.closing_predictions, self.closing_extras, self.scored_by = log.images, log.extras, "final epoch"
         else:
             passes = log.passes if log is not None else 0
             if log is not None:
@@ -248,6 +252,7 @@ class AttnTrainerMixin:
                     log.armed = False
             ran = log is not None and log.recorded > passes
             self.closing_predictions, self.scored_by = (log.images, "closing validation") if ran else (None, None)
+            self.closing_extras = log.extras if ran else None
         self.final_eval_s = time.perf_counter() - t0
 
     def _final_epoch_scored(self) -> bool:
@@ -375,6 +380,7 @@ class TrainResult:
     scored_by: str | None = None  # the validation ``metrics`` and ``predictions`` are of: "final epoch" or "closing validation"
 
     task: str = "detect"  # Ultralytics' task of the model (its head): detect, segment, pose, obb or classify
+    extras: dict | None = field(default=None, repr=False)  # the scoring validation's other outputs per image (masks)
 
     def summary(self) -> str:
         """The run's main metrics in words: mAP50 and mAP50-95 of each output (B box, M mask, P pose), or accuracy."""
@@ -525,6 +531,7 @@ def train(callbacks: dict[str, Callable | list[Callable]] | None = None, final_w
         final_eval_s=trainer.final_eval_s,
         scored_by=trainer.scored_by,
         task=args["task"],
+        extras=trainer.closing_extras,
     )
 
 

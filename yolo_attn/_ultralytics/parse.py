@@ -125,7 +125,7 @@ def _known_config(d: dict) -> bool:
         found = name if Path(name).parent != Path(".") else next(
             (f for n in (scale_free_name(name), name) if (f := check_yaml(n, hard=False))), None)
         path = Path(str(found)).resolve() if found else None
-    except (OSError, RuntimeError, ValueError):
+    except Exception:  # Ultralytics' lookup asserts on names that are no YAML file (a checkpoint's rebuilt model)
         return False
     roots = (config_dir().resolve(), Path(ultralytics.__file__).resolve().parent / "cfg" / "models")
     return path is not None and path.is_file() and any(path.is_relative_to(r) for r in roots)

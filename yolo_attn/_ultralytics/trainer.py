@@ -254,22 +254,24 @@ class PredictionLog:
     the number of the pass ``images`` holds (0: none yet) and ``epoch`` the trainer epoch it ran at, if any.
     """
 
-    def __init__(self, armed: bool = True):
+    def __init__(self, armed: bool = True, encode_masks=None):
         self.images: dict[str, Any] = {}
+        self.extras: dict[str, dict] = {}  # per image file: the pass's other outputs (``masks``: encode_masks of them)
+        self.encode_masks = encode_masks  # masks (n, H, W) in original-image pixels -> what ``extras`` keeps of them
         self.armed = armed
         self.passes = 0
         self.recorded = 0
         self.epoch: int | None = None
 
 
-def record_predictions(validator, armed: bool = True) -> PredictionLog:
+def record_predictions(validator, armed: bool = True, encode_masks=None) -> PredictionLog:
     """Make ``validator`` keep the predictions of its latest armed pass in a :class:`PredictionLog`.
 
     Wraps two methods of this validator object: ``init_metrics`` (a pass starts: an armed log empties) and
     ``update_metrics`` (after Ultralytics scored a batch, an armed pass's predictions are copied, scaled to
     each original image).
     """
-    log = PredictionLog(armed)
+    log = PredictionLog(armed, encode_masks)
     init_metrics, update_metrics = validator.init_metrics, validator.update_metrics
     copying = [False]
 
@@ -278,7 +280,7 @@ def record_predictions(validator, armed: bool = True) -> PredictionLog:
         log.passes += 1
         copying[0] = log.armed
         if log.armed:
-            log.images, log.recorded, log.epoch = {}, log.passes, None
+            log.images, log.extras, log.recorded, log.epoch = {}, {}, log.passes, None
 
     def update(preds, batch):
         update_metrics(preds, batch)  # Ultralytics' own scoring first (it may set classes to 0: single_cls)
@@ -286,9 +288,12 @@ def record_predictions(validator, armed: bool = True) -> PredictionLog:
             return
         for si, pred in enumerate(preds):
             pbatch = validator._prepare_batch(si, batch)
-            boxes = validator.scale_preds(pred, pbatch)["bboxes"] if len(pred["cls"]) else pred["bboxes"]
-            rows = torch.cat([boxes.float(), pred["conf"].float()[:, None], pred["cls"].float()[:, None]], 1)
+            scaled = validator.scale_preds(pred, pbatch) if len(pred["cls"]) else pred
+            rows = torch.cat([scaled["bboxes"].float(), pred["conf"].float()[:, None], pred["cls"].float()[:, None]], 1)
             log.images[str(pbatch["im_file"])] = rows.cpu().numpy().astype("float64")
+            if log.encode_masks is not None and "masks" in scaled:
+                masks = scaled["masks"].cpu().numpy() if len(pred["cls"]) else []
+                log.extras[str(pbatch["im_file"])] = {"masks": log.encode_masks(masks) if len(masks) else []}
 
     validator.init_metrics, validator.update_metrics = init, update
     return log

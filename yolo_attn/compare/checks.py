@@ -14,7 +14,6 @@ from pathlib import Path
 
 from .stats import check_n_boot
 from .store import TRIAL_NAME_MAX, Store, trial_name
-from .workers import check_workers
 
 MAX_SEED = 2**32 - 1  # Ultralytics seeds numpy with the trial's seed, which takes 0 .. 2**32 - 1
 MAX_SEEDS = 10_000  # --seeds N: trials per model (a count beyond any sweep; a typo must not plan 10**9 trials)
@@ -56,6 +55,9 @@ def check_flags(seeds, n_boot: int, threads: int | None, workers: int | None, ma
                          "validation images x 8 bytes of memory; the default 1000 estimates the variance within 5%)")
     if threads is not None and not (_whole(threads) and threads >= 1):
         raise ValueError(f"--threads must be 1 or more (CPU threads per trial), got {threads!r}")
+    from .workers import check_workers  # here: the package's import must not load the worker module that
+    # `python -m yolo_attn.compare.workers` runs (runpy warns when it is in sys.modules already)
+
     check_workers(workers)
     if max_trials is not None and not (_whole(max_trials) and max_trials >= 0):
         raise ValueError(f"--max-trials must be 0 or more (0: train nothing now, report what is recorded), "

@@ -41,6 +41,7 @@ class GtImage:
     width: int
     height: int
     labels: np.ndarray  # (n, 5) float
+    segments: list | None = None  # per row: its polygon, x y ... in pixels (instance segmentation), else None
 
 
 def coco_gt(images: Sequence[GtImage], names: dict[int, str] | Sequence[str]) -> dict:
@@ -141,8 +142,9 @@ def _quiet():
     return contextlib.redirect_stdout(io.StringIO())
 
 
-def evaluate(gt: dict, dets: list[dict], max_det: int = 300, dets_reused: bool = True) -> CocoResult:
-    """Score ``dets`` against ``gt`` with pycocotools' COCOeval (bbox, maxDets=[1, 10, max_det]).
+def evaluate(gt: dict, dets: list[dict], max_det: int = 300, dets_reused: bool = True,
+             iou_type: str = "bbox") -> CocoResult:
+    """Score ``dets`` against ``gt`` with pycocotools' COCOeval (``iou_type`` bbox or segm, maxDets=[1, 10, max_det]).
 
     ``max_det`` defaults to Ultralytics' validator limit (300) rather than COCO's 100, so both
     figures are computed from the same set of detections. pycocotools adds keys to the detection records
@@ -167,7 +169,7 @@ def evaluate(gt: dict, dets: list[dict], max_det: int = 300, dets_reused: bool =
         coco.dataset = {k: _records_copy(v) for k, v in gt.items()}  # COCO mutates its dataset; keep the caller's
         coco.createIndex()
         res = coco.loadRes(_records_copy(dets) if dets_reused else dets)
-        ev = COCOeval(coco, res, iouType="bbox")
+        ev = COCOeval(coco, res, iouType=iou_type)
         ev.params.imgIds = img_ids
         ev.params.catIds = cat_ids
         ev.params.maxDets = [1, 10, int(max_det)]

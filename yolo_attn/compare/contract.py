@@ -37,6 +37,7 @@ class TrialSpec:
     device: str | int | None = None
     threads: int | None = None  # CPU threads of this trial
     verbose: bool = False
+    task: str = "detect"  # Ultralytics' task of the sweep's models: how the trial is trained and scored (yolo_attn.scoring)
 
     def record(self, **values) -> "TrialRecord":
         """A record of this trial (identity fields and its folder filled in)."""
@@ -116,7 +117,7 @@ class TrialRecord:
 
 
 # keys of config.json: the settings (compared on a rerun and hashed) and the informative ones ('_' prefix)
-_SETTINGS = ("data", "epochs", "imgsz", "train_args", "pretrained", "weights", "eval_split", "model_options")
+_SETTINGS = ("data", "epochs", "imgsz", "train_args", "pretrained", "weights", "eval_split", "model_options", "task")
 
 
 @dataclass
@@ -155,6 +156,7 @@ class SweepConfig:
     # on a rerun like a setting, not hashed (the trials do not depend on it); its recorded changes (--allow-changes)
     rule: dict[str, Any] | None = None
     rule_changes: list[dict[str, Any]] = field(default_factory=list)
+    task: str = "detect"  # Ultralytics' task of every model: how trials train and are scored (yolo_attn.scoring)
     extra: dict[str, Any] = field(default_factory=dict)  # keys of other versions, kept as read
 
     @property
@@ -180,6 +182,8 @@ class SweepConfig:
             out["eval_split"] = self.eval_split
         if self.model_options:
             out["model_options"] = self.model_options
+        if self.task != "detect":
+            out["task"] = self.task
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -210,5 +214,5 @@ class SweepConfig:
             pretrained_path=d.get("_pretrained_path"), pretrained=d.get("_pretrained") or d.get("_pretrained_path"),
             threads=d.get("_threads"), environment=d.get("_environment") or {},
             planned_seeds=[int(s) for s in d.get("_planned_seeds") or []],
-            rule=d.get("rule"), rule_changes=list(d.get("_rule_changes") or []),
+            rule=d.get("rule"), rule_changes=list(d.get("_rule_changes") or []), task=d.get("task") or "detect",
             extra={k: v for k, v in d.items() if k not in known})

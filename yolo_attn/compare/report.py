@@ -201,8 +201,7 @@ def summarize(store: Store, config: SweepConfig, n_boot: int = 1000, boot_seed: 
     base = by_seed(baseline)
     base_ips = stats.mean_std([r.train_images_per_s for r in base.values()])[0]
     base_params = next((m.get("params") for m in config.specs if m["name"] == baseline), None)
-    n_images = next(iter(n_images), None) if len(n_images) == 1 else None
-    decision, needed = _decision(config, ok, reps, n_images, warnings)
+    decision, needed = _decision(config, ok, reps, warnings)
     rows = [_row(spec, by_seed(spec["name"]), [r for r in recs if r.model == spec["name"]],
                  needed.get(spec["name"], len(config.seeds)), baseline, base, base_params, base_ips, bench or {}, reps,
                  boot_seed) for spec in config.specs]
@@ -216,7 +215,7 @@ def summarize(store: Store, config: SweepConfig, n_boot: int = 1000, boot_seed: 
     return SweepSummary(
         baseline=baseline, effect=effect, planned_seeds=planned, seeds_extended=extended, data=config.data,
         settings=SummarySettings(config.epochs, config.imgsz, config.seeds, config.train_args, config.pretrained,
-                                 config.weights, config.eval_split, config.model_options),
+                                 config.weights, config.eval_split, config.model_options, config.task),
         n_eval_images=next(iter({r.n_val_images for r in ok}), None) if ok else None, n_boot=n_boot,
         agreement_tolerance=tol, models=rows, warnings=warnings,
         n_trials=sum(needed.values()) if needed else len(config.models) * len(config.seeds), n_ok=len(ok),
@@ -227,8 +226,7 @@ def summarize(store: Store, config: SweepConfig, n_boot: int = 1000, boot_seed: 
                    "intervals. Power: noncentral t, 80%, at the family-wise level (Holm's first step)."))
 
 
-def _decision(config: SweepConfig, ok: list[TrialRecord], reps: dict, n_images: int | None,
-              warnings: list[str]) -> tuple:
+def _decision(config: SweepConfig, ok: list[TrialRecord], reps: dict, warnings: list[str]) -> tuple:
     """The decisions under the sweep's declared rule, or under the default rule at the final look of a fixed-seed
     sweep (:mod:`.rounds`), and, for a declared rule, the trials it asked for per model (else {})."""
     from collections import Counter
@@ -244,8 +242,9 @@ def _decision(config: SweepConfig, ok: list[TrialRecord], reps: dict, n_images: 
         warnings.append(f"the decision rule was changed after {change.get('trials_recorded', '?')} trial(s) were "
                         f"recorded ({change.get('changed')}; --allow-changes, {change.get('at')}): the decisions are "
                         "not under a rule declared before the data")
-    report = rounds.decision_report(rp, ok, config.baseline or config.model_names[0], n_images, declared,
-                                    config.rule_changes)
+    n_images = {r.n_val_images for r in ok}
+    report = rounds.decision_report(rp, ok, config.baseline or config.model_names[0],
+                                    next(iter(n_images)) if len(n_images) == 1 else None, declared, config.rule_changes)
     return report, (dict(Counter(m for m, _ in rp.needed)) if declared else {})
 
 
@@ -382,6 +381,8 @@ def markdown(summary: SweepSummary) -> str:
     lines = [
         f"# Attention comparison on {Path(str(summary.data)).name}",
         "",
+        *([f"Task **{s.task}**: every mAP below is the {s.metric}, and Ultralytics' figure of the same output and "
+           "predictions.", ""] if s.task != "detect" else []),
         f"Baseline: **{summary.baseline}**. {summary.n_ok}/{summary.n_trials} trials ok; epochs {s.epochs}, "
         f"imgsz {s.imgsz}, seeds {s.seeds}, weights {s.weights}"
         + (f", pretrained {s.pretrained}" if s.pretrained else "") + ".",

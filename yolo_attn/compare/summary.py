@@ -221,17 +221,26 @@ class SummarySettings:
     weights: str = "last"
     eval_split: str = "val"
     model_options: dict[str, Any] = field(default_factory=dict)
+    task: str = "detect"  # Ultralytics' task of the models: which output the metric scores (yolo_attn.scoring)
 
     def to_json(self) -> dict[str, Any]:
         out = {"epochs": self.epochs, "imgsz": self.imgsz, "seeds": self.seeds, "train_args": self.train_args,
-               "pretrained": self.pretrained, "weights": self.weights, "eval_split": self.eval_split}
+               "pretrained": self.pretrained, "weights": self.weights, "eval_split": self.eval_split, "task": self.task}
         return {**out, "model_options": self.model_options} if self.model_options else out
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> "SummarySettings":
         return cls(int(d.get("epochs") or 0), int(d.get("imgsz") or 0), [int(s) for s in d.get("seeds") or []],
                    d.get("train_args") or {}, d.get("pretrained"), d.get("weights") or "last",
-                   d.get("eval_split") or "val", d.get("model_options") or {})
+                   d.get("eval_split") or "val", d.get("model_options") or {}, d.get("task") or "detect")
+
+    @property
+    def metric(self) -> str:
+        """What every mAP of the summary measures, in words: the task's scored output (boxes, masks)."""
+        from ..scoring import SCORERS
+
+        scorer = SCORERS.get(self.task)
+        return f"{scorer.output} mAP (COCOeval {scorer.iou_type})" if scorer else f"{self.task} metric"
 
 
 @dataclass

@@ -195,8 +195,11 @@ def measure_latency(refs: dict[str, str], imgsz: int, nc: int, threads: int, rou
 # --------------------------------------------------------------------------------------------
 # The sweep
 # --------------------------------------------------------------------------------------------
-def default_data() -> str:
-    return str(shapes_yaml())
+def default_data(task: str = "detect") -> str:
+    """The synthetic shapes dataset of ``task`` (for detection the one shipped in data/)."""
+    from ..datasets import shapes_data
+
+    return str(shapes_yaml() if task == "detect" else shapes_data(task))
 
 
 EVAL_SPLITS = ("val", "test")
@@ -288,6 +291,7 @@ def compare(
     check_batch((train_args or {}).get("batch"))
     if backend == "local":  # a Ray cluster's devices are not this machine's
         check_device(device)
+    task = sweep_task(models)  # a task without a scorer is refused here, before anything is written or trained
     out_dir = Path(out) if out else default_out()
     store = open_results(out_dir)
     if backend == "ray":  # a Ray trial trains with the CPUs Ray reserves for it, never more
@@ -297,8 +301,8 @@ def compare(
     log = (lambda s: print(f"[compare] {s}", file=sys.stderr, flush=True)) if progress else (lambda s: None)
     warn = lambda s: print(f"[compare] WARNING: {s}", file=sys.stderr, flush=True)  # noqa: E731  (also with --quiet)
 
-    data = data or default_data()  # the shipped shapes dataset (named in the report's title)
-    ds = _checked_data(data, out_dir, log)
+    data = data or default_data(task)  # the synthetic shapes dataset of the task (named in the report's title)
+    ds = _checked_data(data, out_dir, log, task)
     data_yaml, names = ds.yaml, ds.names
     eval_split = choose_eval_split(ds, eval_split, weights, log)
     nc = len(names)
@@ -311,7 +315,7 @@ def compare(
     choice = require_one_optimizer(t_args, len(ds.images("train")), nc, [int(epochs)])
     log(f"optimizer: {choice.name} (lr {choice.lr:g}, momentum {choice.momentum})")
     config = _init_config(store, data, data_yaml, specs_m, seed_list, base_name, epochs, imgsz, t_args, pretrained,
-                          weights, threads, allow_changes, eval_split, rule)
+                          weights, threads, allow_changes, eval_split, rule, task)
     shash = config.settings_hash
 
     all_trials, todo = _trial_specs(store, config, specs_m, seed_list, data_yaml, nc, names, out_dir, device, threads,
@@ -419,10 +423,26 @@ def choose_eval_split(ds, eval_split: str | None, weights: str, log) -> str:
     return eval_split
 
 
-def _checked_data(data: str, out_dir: Path, log):
+def sweep_task(models) -> str:
+    """The one Ultralytics task of a sweep's models (their heads), which ``yolo_attn.scoring`` must score: a
+    ``ValueError`` naming the models when they differ or the task has no scorer (before anything trains)."""
+    from ..models import model_task_of
+    from ..scoring import scorer
+
+    refs = list(models or [m for m in DEFAULT_MODELS if _exists(m)])
+    tasks = {ref: model_task_of(resolve_model(ref)) for ref in refs}
+    if len(set(tasks.values())) > 1:
+        raise ValueError("the models of a sweep must share one task: " + ", ".join(f"{Path(str(r)).name} ({t})"
+                                                                                  for r, t in tasks.items()))
+    task = next(iter(tasks.values()), "detect")
+    scorer(task, where="compare")
+    return task
+
+
+def _checked_data(data: str, out_dir: Path, log, task: str = "detect"):
     """The resolved dataset, its checked copy of the YAML (absolute paths, no download:) in the results folder,
-    checked before anything trains."""
-    ds, rep = checked_dataset(data, out_dir)
+    checked (its labels read as ``task``) before anything trains."""
+    ds, rep = checked_dataset(data, out_dir, task=task)
     atomic_write(out_dir / "data_check.json", json.dumps(rep.as_dict(), indent=2))
     if not rep.ok:
         raise DataCheckFailed(f"dataset check failed ({len(rep.fatal)} fatal problems, see {out_dir / 'data_check.json'}):\n"
@@ -602,7 +622,7 @@ def check_model_options(t_args: dict, pretrained: str | None, specs_m: list[dict
 
 def _init_config(store: Store, data, data_yaml: Path, specs_m: list[dict], seed_list: list[int], base_name: str,
                  epochs: int, imgsz: int, t_args: dict, pretrained, weights: str, threads: int, allow_changes: bool,
-                 eval_split: str = "val", rule=None) -> SweepConfig:
+                 eval_split: str = "val", rule=None, task: str = "detect") -> SweepConfig:
     """Store the sweep's settings in config.json (or check them against the stored ones); ``rule``: the decision rule
     this run declares (:func:`.rounds.settle_rule`: the stored one kept, another refused or recorded)."""
     prior = store.read_config()
@@ -623,7 +643,7 @@ def _init_config(store: Store, data, data_yaml: Path, specs_m: list[dict], seed_
         pretrained=str(pretrained) if pretrained else None, threads=threads, environment=environment(threads),
         # the seeds planned when the folder was created: extending them later is named in the report
         planned_seeds=prior.planned if prior else seed_list, rule=rule.to_dict() if rule else None,
-        rule_changes=changes)
+        rule_changes=changes, task=task)
     config.settings_hash = stable_hash(config.settings())
     config = store.init_config(config, allow_changes=allow_changes)
     # this run's own names and specs (a folder continued from another directory keeps its settings, not its paths)
@@ -663,7 +683,7 @@ def _trial_specs(store: Store, config: dict, specs_m: list[dict], seed_list: lis
                 data=str(Path(data_yaml).resolve()), epochs=config.epochs, imgsz=config.imgsz,
                 train_args=config.train_args, pretrained=pretrained, nc=nc, names=names,
                 weights=config.weights, eval_split=config.eval_split, device=device, threads=threads,
-                verbose=verbose))
+                verbose=verbose, task=config.task))
     return all_trials, todo
 
 

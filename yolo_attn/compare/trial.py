@@ -22,7 +22,7 @@ import shutil
 import time
 import traceback
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -136,11 +136,7 @@ def build(ref: str, nc: int | None = None, init: str | None = None):
 
     if str(ref).endswith(".pt"):
         return build_model(ref)
-    if init is not None:
-        return build_model(ref, nc=nc, init=init)
-    from ultralytics.nn.tasks import DetectionModel
-
-    return DetectionModel(str(ref), nc=nc, verbose=False)
+    return build_model(ref, nc=nc, init=init)  # the model class of its task (DetectionModel, SegmentationModel...)
 
 
 def model_cost(ref: str, nc: int | None, imgsz: int = 640, model=None) -> tuple[int, float]:
@@ -232,7 +228,7 @@ def _stat_key(path: Path) -> tuple | None:
     return st.st_size, st.st_mtime_ns
 
 
-def _ground_truth(im_files) -> tuple[list[cocoeval.GtImage], dict[str, str]]:
+def _ground_truth(im_files, task: str = "detect") -> tuple[list[cocoeval.GtImage], dict[str, str]]:
     """GtImages (sorted by key) of the validator's images, read from their label files, and image file -> key.
 
     The key is the image path relative to the images' common folder with '/' replaced by '_' (unique,
@@ -242,23 +238,26 @@ def _ground_truth(im_files) -> tuple[list[cocoeval.GtImage], dict[str, str]]:
     from ..datasets import label_path
 
     files = [str(f) for f in im_files]
-    key = tuple((f, _stat_key(Path(f)), _stat_key(label_path(Path(f)))) for f in files)
+    key = (task, *((f, _stat_key(Path(f)), _stat_key(label_path(Path(f)))) for f in files))
     if key not in _GT_READ:
         _GT_READ.clear()
-        _GT_READ[key] = _read_ground_truth(files)
+        _GT_READ[key] = _read_ground_truth(files, task)
     images, keys = _GT_READ[key]
     return list(images), dict(keys)
 
 
-def _read_ground_truth(files: list[str]) -> tuple[list[cocoeval.GtImage], dict[str, str]]:
-    from ..datasets import image_size, label_path, read_yolo_labels
+def _read_ground_truth(files: list[str], task: str = "detect") -> tuple[list[cocoeval.GtImage], dict[str, str]]:
+    from ..datasets import image_size, label_path
+    from ..scoring import scorer
 
+    read = scorer(task).read_ground_truth
     root = os.path.commonpath([os.path.dirname(f) for f in files])
     images, keys = [], {}
     for f in files:
         keys[f] = key = "_".join(Path(f).relative_to(root).with_suffix("").parts)
         w, h = image_size(Path(f))
-        images.append(cocoeval.GtImage(key, w, h, read_yolo_labels(label_path(Path(f)))))
+        labels, segments = read(label_path(Path(f)), w, h)
+        images.append(cocoeval.GtImage(key, w, h, labels, segments))
     images.sort(key=lambda g: g.key)
     return images, keys
 
@@ -430,10 +429,12 @@ def _validate(spec: TrialSpec, weights: Path, hooks: _Hooks):
 
     from .._ultralytics import end_to_end_val_args, record_predictions
 
-    seen = {}
-    vmodel = YOLO(str(weights), task="detect")
+    from ..scoring import scorer
+
+    seen, encode = {}, scorer(spec.task).encode_masks
+    vmodel = YOLO(str(weights), task=spec.task)
     vmodel.add_callback("on_val_start", hooks.set_threads)
-    vmodel.add_callback("on_val_start", lambda v: seen.setdefault("log", record_predictions(v)))
+    vmodel.add_callback("on_val_start", lambda v: seen.setdefault("log", record_predictions(v, encode_masks=encode)))
     vmodel.add_callback("on_val_end", lambda v: seen.update(validator=v))
     vargs = dict(data=spec.data, imgsz=spec.imgsz, batch=_train_args(spec).get("batch", 16), split=spec.eval_split,
                  plots=False, project=str(Path(spec.trial_dir)), name="val", exist_ok=True, verbose=False, **VAL_ARGS,
@@ -442,7 +443,7 @@ def _validate(spec: TrialSpec, weights: Path, hooks: _Hooks):
         vargs["device"] = spec.device
     vmodel.val(**vargs)
     hooks.set_threads()
-    return Evaluation.of(seen["validator"], seen["log"].images)
+    return Evaluation.of(seen["validator"], seen["log"].images, seen["log"].extras, spec.task)
 
 
 @dataclass
@@ -454,15 +455,14 @@ class Evaluation:
     predictions: dict[str, np.ndarray]
     im_files: list[str]  # the validation images, in the validator's order
     names: dict[int, str]
+    extras: dict[str, dict] = field(default_factory=dict)  # the pass's other outputs per image file (masks)
 
     @classmethod
-    def of(cls, validator, predictions: dict) -> "Evaluation":
-        return cls(_box_metrics(validator.metrics.box), predictions,
-                   [str(f) for f in validator.dataloader.dataset.im_files], dict(validator.names))
+    def of(cls, validator, predictions: dict, extras: dict | None, task: str) -> "Evaluation":
+        from ..scoring import scorer
 
-
-def _box_metrics(box) -> dict[str, float]:
-    return {"map50": float(box.map50), "map": float(box.map), "precision": float(box.mp), "recall": float(box.mr)}
+        return cls(scorer(task).ultra(validator), predictions, [str(f) for f in validator.dataloader.dataset.im_files],
+                   dict(validator.names), extras or {})
 
 
 def _closing_evaluation(spec: TrialSpec, result, weights: Path, hooks: _Hooks) -> tuple[Evaluation, str]:
@@ -476,13 +476,15 @@ def _closing_evaluation(spec: TrialSpec, result, weights: Path, hooks: _Hooks) -
     same_output = all(getattr(result.trainer.args, k, None) == v for k, v in e2e.items())
     if result.predictions is None or validator is None or spec.eval_split != "val" or not same_output:
         return _validate(spec, weights, hooks), "again"
-    return Evaluation.of(validator, result.predictions), result.scored_by
+    return Evaluation.of(validator, result.predictions, result.extras, spec.task), result.scored_by
 
 
 def _score(spec: TrialSpec, rec: TrialRecord, ev: Evaluation) -> None:
     """COCO JSON of ground truth and predictions, their hash, and COCOeval (with the arrays for the bootstrap)."""
-    tdir = Path(spec.trial_dir)
-    gt_images, keys = _ground_truth(ev.im_files)
+    from ..scoring import scorer
+
+    tdir, task = Path(spec.trial_dir), scorer(spec.task)
+    gt_images, keys = _ground_truth(ev.im_files, task.task)
     missing = [f for f in ev.im_files if f not in ev.predictions]
     if missing or len(ev.predictions) != len(ev.im_files):
         raise ValueError(f"the validation pass holds predictions for {len(ev.predictions)} images, the validation set has "
@@ -491,13 +493,15 @@ def _score(spec: TrialSpec, rec: TrialRecord, ev: Evaluation) -> None:
     if over:
         f, n = next(iter(over.items()))
         raise ValueError(f"{len(over)} image(s) have more predictions than max_det={VAL_ARGS['max_det']} ({f}: {n})")
-    gt = cocoeval.coco_gt(gt_images, ev.names)
-    dets = cocoeval.coco_dets_pixels(gt, {keys[f]: rows for f, rows in ev.predictions.items()})
+    gt = task.ground_truth(gt_images, ev.names)
+    dets = task.detections(gt, {keys[f]: rows for f, rows in ev.predictions.items()},
+                           {keys[f]: extra for f, extra in ev.extras.items()})
     cocoeval.write_json(gt, tdir / "gt_coco.json")
     pred_file = cocoeval.write_json(dets, tdir / "predictions_coco.json")
     rec.predictions_sha256 = hashlib.sha256(pred_file.read_bytes()).hexdigest()
     rec.n_detections = len(dets)
-    res = cocoeval.evaluate(gt, dets, max_det=VAL_ARGS["max_det"], dets_reused=False)  # written and hashed above
+    res = cocoeval.evaluate(gt, dets, max_det=VAL_ARGS["max_det"], dets_reused=False,  # written and hashed above
+                            iou_type=task.iou_type)
     res.arrays.save(tdir / "eval.npz")
     rec.coco = {"map50": res.map50, "map": res.map}
     rec.n_val_images = len(gt_images)

@@ -228,6 +228,8 @@ def _autocast_on(device_type: str) -> bool:
         return torch.is_autocast_enabled(device_type)
     except TypeError:  # torch < 2.4 takes no device type
         return torch.is_autocast_enabled() if device_type == "cuda" else torch.is_autocast_cpu_enabled()
+    except RuntimeError:  # a device without autocast (meta: shape-only runs)
+        return False
 
 
 def in_float32(fn, x: torch.Tensor, *others: torch.Tensor) -> torch.Tensor:

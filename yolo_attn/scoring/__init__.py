@@ -1,0 +1,41 @@
+"""Scoring a trial's closing validation, one module per Ultralytics task behind one interface (:class:`Scorer`).
+
+Every scorer turns the predictions of the validation pass that scored a trial (held in memory by the bridge's
+``PredictionLog``) and the ground truth of the same images into COCO records, scores them with pycocotools'
+COCOeval (the computation independent of Ultralytics' own figure) and keeps COCOeval's per-image matching
+(:class:`yolo_attn.compare.cocoeval.EvalArrays`), from which the image bootstrap recomputes the metric on any
+multiset of images. So the sweep, its intervals, Holm, ``--plan`` and the report are the same for every task;
+what differs is here: which output is scored (boxes, masks), how the ground truth is read and how the records
+are written.
+
+A task without a scorer is refused before anything trains (:func:`scorer`), never scored as another task.
+"""
+
+from __future__ import annotations
+
+from .base import Scorer
+
+__all__ = ["Scorer", "SCORERS", "scorer"]
+
+
+def _scorers() -> dict[str, Scorer]:
+    from . import detect, segment
+
+    return {s.task: s for s in (detect.SCORER, segment.SCORER)}
+
+
+SCORERS = _scorers()
+NOT_YET = {  # tasks yolo_attn trains but does not score in a comparison yet, and why
+    "pose": "keypoint mAP (COCOeval keypoints with the dataset's keypoint sigmas) is not built yet",
+    "obb": "rotated-box mAP needs a rotated IoU that pycocotools does not have; not built yet",
+    "classify": "top-1 accuracy with an image bootstrap is not built yet",
+}
+
+
+def scorer(task: str, where: str = "compare") -> Scorer:
+    """The scorer of ``task``; ``ValueError`` naming the task when ``where`` cannot score it (before anything trains)."""
+    if task in SCORERS:
+        return SCORERS[task]
+    why = NOT_YET.get(task, "it is not one of Ultralytics' tasks")
+    raise ValueError(f"{where} scores {', '.join(SCORERS)} models; a {task} model cannot be compared yet ({why}). "
+                     f"yolo-attn train trains it; its own validation reports Ultralytics' {task} metrics")
