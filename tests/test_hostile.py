@@ -384,7 +384,10 @@ def test_trust_flags_reach_training(monkeypatch):
     seen = {}
 
     class Result:
-        metrics, save_dir, map50, map, seconds, best = {}, "run", 0.0, 0.0, 0.0, "best.pt"
+        metrics, save_dir, map50, map, seconds, best, task = {}, "run", 0.0, 0.0, 0.0, "best.pt", "detect"
+
+        def summary(self):
+            return ""
 
     monkeypatch.setattr(train_mod, "train", lambda **kw: seen.update(train=kw) or Result())
     assert main(["train", "model=x.pt", "--trust"]) == 0 and seen["train"]["trust"] is True
