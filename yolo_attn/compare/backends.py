@@ -6,7 +6,7 @@
 * ``ray``: each trial is a Ray task (``pip install 'yolo_attn[ray]'``) asking for 1 GPU where the
   cluster has GPUs, else ``cpus_per_trial`` CPUs, and training with exactly that many CPU threads (so
   the trials Ray packs onto one node never oversubscribe it). The driver's yolo_attn travels with the task
-  (``py_modules``), a task of a lost worker or node runs again elsewhere (``max_retries``, never for the
+  (runtime environment ``working_dir``), a task of a lost worker or node runs again elsewhere (``max_retries``, never for the
   trial's own errors), and the driver writes every returned record, the trial's evaluation arrays and, from
   a node that does not share the sweep folder, its whole trial folder (:mod:`.cluster`) into the same store.
   ``pair_hardware``: the arms of each seed on one node (a placement group per seed).
@@ -72,15 +72,18 @@ def import_ray():
 RAY_RETRIES = 3  # a trial whose worker or node is lost runs again elsewhere, up to this many times (never for its own errors)
 
 
-def _ray_init(ray, address: str | None, num_cpus: int | None, log: bool) -> None:
+def _ray_init(ray, address: str | None, num_cpus: int | None, log: bool, staging: Path) -> dict[str, str]:
+    """Connect to (or start) Ray with the sweep's runtime environment for every task: the driver's yolo_attn as the
+    ``working_dir`` (a folder holding only a copy of the package, :func:`.cluster.stage_package`; Ray uploads it once
+    per content, takes a local folder only here at the job level, and then puts no driver's folder on a worker's
+    ``sys.path``: ``py_modules`` would lose to the driver's current folder, the checkout itself when run from it)
+    and the OpenMP wait policy of this process. Nothing of the driver's paths is needed on a node. Returns the versions
+    of the shipped code (:func:`.cluster.version_problem`)."""
     kw = {"address": address} if address else {"num_cpus": num_cpus, "include_dashboard": False}
-    ray.init(log_to_driver=log, **kw)
-
-
-def _runtime_env(package: str) -> dict:
-    """Every task's runtime environment: the driver's yolo_attn as ``py_modules`` (Ray uploads it to the cluster once
-    per content; no path of the driver's machine is needed on a node) and the OpenMP wait policy of this process."""
-    return {"py_modules": [package], "env_vars": openmp_env()}
+    expected = stage_package(staging)
+    env = {"working_dir": str(staging), "env_vars": openmp_env()}
+    ray.init(log_to_driver=log, runtime_env=env, **kw)
+    return expected
 
 
 def _placement(ray, specs: list[TrialSpec], opts: dict) -> tuple[dict, list]:
@@ -108,22 +111,19 @@ def run_ray(specs: list[TrialSpec], on_done: OnDone, address: str | None = None,
     """Each trial a Ray task, retried by Ray when its worker or node is lost (``max_retries``; an error of the trial
     itself is its failed record, never retried); the records and returned files written here as they arrive."""
     ray = import_ray()
-    started_here = not ray.is_initialized()
-    if started_here:
-        _ray_init(ray, address, num_cpus, bool(progress))
+    started_here = not ray.is_initialized()  # else the caller's runtime environment ships the package
     staging = tempfile.mkdtemp(prefix="yolo_attn-ray-")
     groups: list = []
     try:
+        expected = _ray_init(ray, address, num_cpus, bool(progress), Path(staging)) if started_here else driver_versions()
         gpus = ray.cluster_resources().get("GPU", 0)
         opts = {"num_cpus": cpus_per_trial or 1, **({"num_gpus": 1} if gpus >= 1 else {})}
-        task = ray.remote(max_retries=RAY_RETRIES, retry_exceptions=False, runtime_env=_runtime_env(
-            stage_package(Path(staging))), **opts)(_ray_task)
+        task = ray.remote(max_retries=RAY_RETRIES, retry_exceptions=False, **opts)(_ray_task)
         # threads = the CPUs Ray reserved for the task; Ray sets CUDA_VISIBLE_DEVICES to the task's GPU
         todo = [replace(s, threads=opts["num_cpus"], device=0 if gpus >= 1 and s.device is None else s.device)
                 for s in specs if claim is None or claim(s)]
         strategies, groups = _placement(ray, todo, opts) if pair_hardware else ({}, [])
         tokens = {root: write_marker(Path(root)) for root in {s.store_root or s.trial_dir for s in todo}}
-        expected = driver_versions()
         pending = {}
         for spec in todo:
             extra = {"scheduling_strategy": strategies[spec.trial_id]} if spec.trial_id in strategies else {}
@@ -135,7 +135,7 @@ def run_ray(specs: list[TrialSpec], on_done: OnDone, address: str | None = None,
     finally:
         for pg in groups:
             ray.util.remove_placement_group(pg)
-        if started_here:
+        if started_here and ray.is_initialized():
             ray.shutdown()
         shutil.rmtree(staging, ignore_errors=True)
         sys.stdout.flush()

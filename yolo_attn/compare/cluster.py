@@ -1,11 +1,11 @@
 """What a Ray task of a sweep needs on a node that is not the driver's machine (the Ray backend, :mod:`.backends`).
 
 * **The package, by Ray's own mechanism.** :func:`stage_package` copies the driver's ``yolo_attn`` (with its shipped
-  configs, which an editable install keeps outside the package) into a folder that the task's runtime environment
-  ships as ``py_modules``: every node imports the driver's code, whatever it has installed. The copy carries
-  ``_shipped.json`` (the driver's version and Ultralytics'); :func:`version_problem`, run first in every task,
-  fails the trial with a message naming the node and the versions when the node imported another ``yolo_attn``
-  (a node-local install shadowing the shipped one) or has another Ultralytics.
+  configs, which an editable install keeps outside the package) into a folder that the job's runtime environment
+  ships as its ``working_dir`` (:func:`.backends._ray_init`): a node imports the driver's code, whatever it has
+  installed. :func:`version_problem`, run first in every task, compares the imported code's hash and Ultralytics'
+  version with the driver's and fails the trial with a message naming the node and the versions when they differ (a
+  node-local install shadowing the shipped one, another Ultralytics).
 * **The sweep folder, shared or not.** The driver writes :data:`MARKER` (a token new for every run) into the sweep
   folder; a task that finds the same token there writes into the folder as the local backend does. A task that does
   not (the folder is not on a filesystem its node shares) runs the trial in a temporary folder of its node, from
@@ -33,57 +33,88 @@ MARKER = ".yolo_attn-driver"  # in the sweep folder: the driver's token of this 
 SHIPPED = "_shipped.json"  # in the staged package: what the driver runs
 
 
-def driver_versions() -> dict[str, str]:
+def _package_files(pkg: Path) -> dict[str, Path]:
+    """The files of package folder ``pkg`` by their path in it, the shipped configs as ``cfg/...`` wherever they are
+    (an editable install keeps them in the source tree), caches and :data:`SHIPPED` left out."""
+    from ..configs import config_dir
+
+    def walk(root: Path, prefix: str) -> dict[str, Path]:
+        return {prefix + str(f.relative_to(root)): f for f in root.rglob("*")
+                if f.is_file() and "__pycache__" not in f.parts and f.suffix != ".pyc" and f.name != SHIPPED}
+
+    files = walk(pkg, "")
+    if not (pkg / "cfg").is_dir():
+        files.update(walk(config_dir(), "cfg/"))
+    return files
+
+
+def package_hash(pkg: Path | None = None) -> str:
+    """A hash of the yolo_attn code in ``pkg`` (default: the imported package): two nodes with one hash run one code."""
+    import yolo_attn
+
+    pkg = Path(pkg or Path(yolo_attn.__file__).resolve().parent)
+    digest = hashlib.sha256()
+    for rel, f in sorted(_package_files(pkg).items()):
+        digest.update(rel.encode() + b"\0" + f.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def driver_versions(pkg: Path | None = None) -> dict[str, str]:
+    """What every node must run: the yolo_attn code (version, and the hash of ``pkg``: default the imported package)
+    and the Ultralytics version of the driver."""
     import ultralytics
 
     import yolo_attn
 
-    return {"yolo_attn": yolo_attn.__version__, "ultralytics": ultralytics.__version__}
+    return {"yolo_attn": f"{yolo_attn.__version__} (code {package_hash(pkg)})", "ultralytics": ultralytics.__version__}
 
 
-def stage_package(dest: Path) -> str:
-    """A copy of the imported ``yolo_attn`` package under ``dest`` (configs included, caches left out) with the
-    driver's versions and the copy's hash in ``_shipped.json``; returns the package folder for ``py_modules``."""
+def stage_package(dest: Path) -> dict[str, str]:
+    """A copy of the imported ``yolo_attn`` package under ``dest`` (configs included, caches left out); returns (and
+    writes into the copy's ``_shipped.json``) the versions every node must run: the copy's, not the checkout's, which
+    may change while the sweep runs."""
     import yolo_attn
 
-    from ..configs import config_dir
-
-    src = Path(yolo_attn.__file__).resolve().parent
     pkg = Path(dest) / "yolo_attn"
-    shutil.copytree(src, pkg, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    if not (pkg / "cfg").is_dir():  # an editable install: the shipped configs live in the source tree
-        shutil.copytree(config_dir(), pkg / "cfg", ignore=shutil.ignore_patterns("__pycache__"))
-    digest = hashlib.sha256()
-    for f in sorted(p for p in pkg.rglob("*") if p.is_file()):
-        digest.update(str(f.relative_to(pkg)).encode() + b"\0" + f.read_bytes())
-    (pkg / SHIPPED).write_text(json.dumps({**driver_versions(), "sha256": digest.hexdigest()[:16]}))
-    return str(pkg)
+    for rel, f in _package_files(Path(yolo_attn.__file__).resolve().parent).items():
+        (pkg / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(f, pkg / rel)
+    expected = driver_versions(pkg)
+    (pkg / SHIPPED).write_text(json.dumps(expected))
+    return expected
+
+
+_RAY_OWN = ("CPU", "GPU", "memory", "object_store_memory", "node:", "accelerator_type:")
 
 
 def node_name() -> str:
-    """This node as a user finds it in ``ray status``: Ray's node id (short), address and host name."""
+    """This node as a user finds it in ``ray status``: Ray's node id (short), address, host name and the custom
+    resources it was started with (``ray start --resources``)."""
     try:
         import ray
 
-        node, ip = ray.get_runtime_context().get_node_id(), ray.util.get_node_ip_address()
+        if not ray.is_initialized():  # not in a Ray worker (ray.nodes() would start Ray)
+            raise RuntimeError
+        node = ray.get_runtime_context().get_node_id()
+        info = next((n for n in ray.nodes() if n.get("NodeID") == node), {})
+        ip, res = info.get("NodeManagerAddress", "?"), info.get("Resources") or {}
     except Exception:  # not in a Ray worker
-        node, ip = "?", "?"
-    return f"node {node[:12]} ({ip}, host {socket.gethostname()})"
+        node, ip, res = "?", "?", {}
+    own = sorted(k for k in res if not k.startswith(_RAY_OWN))
+    return f"node {node[:12]} ({ip}, host {socket.gethostname()}" + (f", resources {', '.join(own)})" if own else ")")
 
 
 def version_problem(expected: dict[str, str], where: str) -> str | None:
-    """Why this node cannot run the driver's trials (another yolo_attn imported, or another Ultralytics), or None."""
+    """Why this node cannot run the driver's trials (another yolo_attn code imported: a node-local install shadowing
+    the shipped one; or another Ultralytics), or None. ``expected``: :func:`driver_versions` of the driver."""
     import ultralytics
 
     import yolo_attn
 
-    shipped_file = Path(yolo_attn.__file__).resolve().parent / SHIPPED
-    shipped = json.loads(shipped_file.read_text()) if shipped_file.is_file() else None
-    mine = {"yolo_attn": (shipped or {}).get("yolo_attn", f"{yolo_attn.__version__} at {Path(yolo_attn.__file__).parent}"),
-            "ultralytics": ultralytics.__version__}
+    mine = {"yolo_attn": f"{yolo_attn.__version__} (code {package_hash()})", "ultralytics": ultralytics.__version__}
     wrong = [k for k in ("yolo_attn", "ultralytics") if mine[k] != expected.get(k)]
-    if shipped is None and "yolo_attn" not in wrong:
-        wrong.insert(0, "yolo_attn")  # the version agrees but the code is the node's own install, not the driver's
+    if "yolo_attn" in wrong:
+        mine["yolo_attn"] += f" imported from {Path(yolo_attn.__file__).parent}"
     if not wrong:
         return None
     have = ", ".join(f"{k} {mine[k]}" for k in wrong)
@@ -175,7 +206,7 @@ def _mark_node(rec: TrialRecord, where: str) -> None:
     try:
         import ray
 
-        node = ray.get_runtime_context().get_node_id()
+        node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
     except Exception:
         node = None
     rec.hardware = {**(rec.hardware or {}), "ray_node": node, "node": where}
