@@ -42,6 +42,7 @@ from .export import detections, exported_model
 from .fonts import fallback_font, install_offline_font, offline_check_font
 from .frames import FRAME_LOCALS_PROXY, write_frame_local
 from .head import detect_class_branches, detection_head, detection_loss
+from .integrations import integration_enabled
 from .parse import _entry_class, parse_model, scale_block_options
 from .safe_load import (MissingLayerModuleError, _guard_check_requirements, _module_classes, check_checkpoint_modules,
                         torch_safe_load)
@@ -57,7 +58,7 @@ __all__ = [
     "check_yaml",
     "datasets_dir", "detect_class_branches", "detection_head", "detection_loss", "detections", "end_to_end_val_args",
     "exported_model", "fallback_font", "final_eval_of", "find_config", "find_packaged_file", "freeze_in_trainer",
-    "install",
+    "install", "integration_enabled",
     "install_config_lookup", "install_offline_font", "intersect_dicts", "layer_roles", "layer_seed", "load_model_yaml",
     "messages_to_stderr",
     "offline_check_font", "optimizer_choice", "parse_cli_tokens", "parse_model", "pil_open", "record_predictions",

@@ -773,7 +773,21 @@ def _write_report(store: Store, config: SweepConfig, all_trials: list[str], benc
     summary.files = {k: str(v) for k, v in files.items()}
     for w in summary.warnings:
         log(f"WARNING: {w}")
+    _log_to_trackers(out_dir, summary, log)
     return summary
+
+
+def _log_to_trackers(out_dir: Path, summary: SweepSummary, log) -> None:
+    """The summary once to the experiment trackers Ultralytics logs trials to (:mod:`.trackers`); never fatal."""
+    from .trackers import log_summary
+
+    try:
+        run = log_summary(out_dir, summary)
+    except Exception as exc:  # the sweep's own files are the record; a tracker that fails is said
+        log(f"WARNING: the summary was not logged to MLflow ({type(exc).__name__}: {exc})")
+    else:
+        if run:
+            log(f"summary logged to MLflow (run {run})")
 
 
 def _trial_id(latest: dict, name: str, seed: int) -> str:

@@ -411,9 +411,11 @@ def _end_to_end_yaml(ref) -> bool:
 def _train(spec: TrialSpec, model_ref: str, hooks: _Hooks):
     """Train with yolo_attn's trainer; return the weights to evaluate and the :class:`~yolo_attn.train.TrainResult`."""
     from ..train import train
+    from .trackers import named_trial
 
-    result = train(callbacks=hooks.callbacks(), model=model_ref, final_weights=spec.weights, threads=hooks.threads,
-                   **_train_args(spec, model_ref))
+    with named_trial(spec.store_root, spec.model, spec.seed):  # the trackers' names of this trial (Ultralytics' own)
+        result = train(callbacks=hooks.callbacks(), model=model_ref, final_weights=spec.weights, threads=hooks.threads,
+                       **_train_args(spec, model_ref))
     hooks.set_threads()
     run_dir = Path(spec.trial_dir) / "train"
     return run_dir / "weights" / ("best.pt" if spec.weights == "best" else "last.pt"), result
