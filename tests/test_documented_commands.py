@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
 SHELL_FENCES = {"", "bash", "sh", "shell", "console"}
-SUBCOMMANDS_THAT_TRAIN = {"compare", "study", "search", "train"}
+SUBCOMMANDS_THAT_TRAIN = {"compare", "study", "search", "train", "make-stock"}
 # documented files the stand-in folder provides (model checkpoints: randomly initialised, Ultralytics format)
 CHECKPOINTS = {"yolov5n.pt": "yolov5n.yaml", "yolov5s.pt": "yolov5s.yaml", "stock.pt": "yolov5n.yaml",
                "se.pt": "yolov5n-se-backbone-end.yaml", "cbam.pt": "yolov5n-cbam-neck.yaml"}
@@ -40,6 +40,7 @@ REDUCED = {
     "search": {"--budget": "0.01", "--max-epochs": "2", "--min-epochs": "1", "--imgsz": "64", "--threads": "1",
                "--confirm-seeds": "2"},
     "diagnose": {"--imgsz": "64", "--boot": "50"},
+    "make-stock": {"--epochs": "1"},
 }
 REDUCED_KEYS = {"train": {"epochs": "1", "imgsz": "64", "workers": "0"}}
 
