@@ -1,5 +1,6 @@
-"""compare for the other Ultralytics tasks: a task is scored by its own output (masks for segment) through
-``yolo_attn.scoring``, and a task without a scorer is refused before anything is written or trained."""
+"""compare for the other Ultralytics tasks: a task is scored by its own output (masks for segment; keypoints and
+rotated boxes in tests/test_scoring_tasks.py) through ``yolo_attn.scoring``, and a task without a scorer is refused
+before anything is written or trained."""
 
 from __future__ import annotations
 
@@ -16,8 +17,6 @@ from yolo_attn.scoring.segment import encode_masks, read_polygons
 
 
 @pytest.mark.parametrize("models, message", [
-    (["yolo11n-pose.yaml", "yolo11n-pose-se-neck.yaml"], r"a pose model cannot be compared yet"),
-    (["yolo11n-obb.yaml", "yolo11n-obb-se-neck.yaml"], r"a obb model cannot be compared yet \(rotated-box mAP"),
     (["yolo11n-cls.yaml", "yolo11n-cls-se-backbone-end.yaml"], r"a classify model cannot be compared yet"),
     (["yolo11n.yaml", "yolo11n-seg-se-neck.yaml"], r"must share one task: yolo11n.yaml \(detect\), "
                                                    r"yolo11n-seg-se-neck.yaml \(segment\)"),
@@ -31,7 +30,8 @@ def test_a_task_compare_cannot_score_is_refused_before_anything_is_written(tmp_p
 
 def test_the_sweep_task_is_the_models_own():
     assert sweep_task(["yolo11n-seg.yaml", "yolo11n-seg-se-neck.yaml"]) == "segment"
-    assert sweep_task(["yolov5n.yaml"]) == "detect" and set(SCORERS) >= {"detect", "segment"}
+    assert sweep_task(["yolov5n.yaml"]) == "detect" and set(SCORERS) >= {"detect", "segment", "pose", "obb"}
+    assert sweep_task(["yolo11n-obb.yaml", "yolo11n-obb-se-neck.yaml"]) == "obb"
     assert scorer("segment").metric == "mask mAP50-95"
 
 

@@ -249,29 +249,35 @@ class PredictionLog:
 
     ``images[im_file]`` is an ``(n, 6)`` float array ``x1 y1 x2 y2 conf cls`` in pixels of the original
     image: the boxes Ultralytics' validator scored, scaled back by the validator itself (``scale_preds``,
-    what ``save_txt`` and ``save_json`` write). Only passes that start while ``armed`` is true are copied
-    (copying costs about as much as a tenth of the pass); ``passes`` counts every pass seen, ``recorded`` is
-    the number of the pass ``images`` holds (0: none yet) and ``epoch`` the trainer epoch it ran at, if any.
+    what ``save_txt`` and ``save_json`` write); for rotated boxes ``(n, 7)``, ``xc yc w h angle conf cls``. Only
+    passes that start while ``armed`` is true are copied (copying costs about as much as a tenth of the pass);
+    ``passes`` counts every pass seen, ``recorded`` is the number of the pass ``images`` holds (0: none yet) and
+    ``epoch`` the trainer epoch it ran at, if any.
     """
 
-    def __init__(self, armed: bool = True, encode_masks=None):
+    def __init__(self, armed: bool = True, log_extras=None):
         self.images: dict[str, Any] = {}
-        self.extras: dict[str, dict] = {}  # per image file: the pass's other outputs (``masks``: encode_masks of them)
-        self.encode_masks = encode_masks  # masks (n, H, W) in original-image pixels -> what ``extras`` keeps of them
+        self.extras: dict[str, dict] = {}  # per image file: what ``log_extras`` keeps of the pass's other outputs
+        self.log_extras = log_extras  # (outputs besides boxes as numpy arrays, the dataset dict) -> ``extras`` entry
         self.armed = armed
         self.passes = 0
         self.recorded = 0
         self.epoch: int | None = None
 
 
-def record_predictions(validator, armed: bool = True, encode_masks=None) -> PredictionLog:
+_ROW_KEYS = ("bboxes", "conf", "cls")  # what ``PredictionLog.images`` holds of a prediction
+
+
+def record_predictions(validator, armed: bool = True, log_extras=None, encode_masks=None) -> PredictionLog:
     """Make ``validator`` keep the predictions of its latest armed pass in a :class:`PredictionLog`.
 
     Wraps two methods of this validator object: ``init_metrics`` (a pass starts: an armed log empties) and
     ``update_metrics`` (after Ultralytics scored a batch, an armed pass's predictions are copied, scaled to
-    each original image).
+    each original image). ``log_extras(outputs, data)`` (``encode_masks``: the same, its older name) is given each
+    image's other scaled outputs (masks, keypoints) as numpy arrays and ``validator.data``; what it returns is kept
+    in ``extras``.
     """
-    log = PredictionLog(armed, encode_masks)
+    log = PredictionLog(armed, log_extras or encode_masks)
     init_metrics, update_metrics = validator.init_metrics, validator.update_metrics
     copying = [False]
 
@@ -281,6 +287,13 @@ def record_predictions(validator, armed: bool = True, encode_masks=None) -> Pred
         copying[0] = log.armed
         if log.armed:
             log.images, log.extras, log.recorded, log.epoch = {}, {}, log.passes, None
+        if log.armed and log.log_extras is not None and getattr(validator, "process", None) is not None:
+            from ultralytics.utils import ops
+
+            # masks at the input's resolution, as Ultralytics computes them for save_json: scale_preds maps those to
+            # the original image (the default, a quarter of it, would be mapped wrongly); its own mask mAP of the
+            # pass is then of these masks too
+            validator.process = ops.process_mask_native
 
     def update(preds, batch):
         update_metrics(preds, batch)  # Ultralytics' own scoring first (it may set classes to 0: single_cls)
@@ -291,9 +304,9 @@ def record_predictions(validator, armed: bool = True, encode_masks=None) -> Pred
             scaled = validator.scale_preds(pred, pbatch) if len(pred["cls"]) else pred
             rows = torch.cat([scaled["bboxes"].float(), pred["conf"].float()[:, None], pred["cls"].float()[:, None]], 1)
             log.images[str(pbatch["im_file"])] = rows.cpu().numpy().astype("float64")
-            if log.encode_masks is not None and "masks" in scaled:
-                masks = scaled["masks"].cpu().numpy() if len(pred["cls"]) else []
-                log.extras[str(pbatch["im_file"])] = {"masks": log.encode_masks(masks) if len(masks) else []}
+            if log.log_extras is not None:
+                outputs = {k: v.cpu().numpy() for k, v in scaled.items() if k not in _ROW_KEYS and torch.is_tensor(v)}
+                log.extras[str(pbatch["im_file"])] = log.log_extras(outputs, validator.data)
 
     validator.init_metrics, validator.update_metrics = init, update
     return log

@@ -142,24 +142,35 @@ def _quiet():
     return contextlib.redirect_stdout(io.StringIO())
 
 
+COCOEVAL_IOU_TYPES = ("bbox", "segm", "keypoints")  # what pycocotools compares; any other is matched here
+
+
 def evaluate(gt: dict, dets: list[dict], max_det: int = 300, dets_reused: bool = True,
              iou_type: str = "bbox") -> CocoResult:
-    """Score ``dets`` against ``gt`` with pycocotools' COCOeval (``iou_type`` bbox or segm, maxDets=[1, 10, max_det]).
+    """Score ``dets`` against ``gt`` with pycocotools' COCOeval (``iou_type`` bbox, segm or keypoints,
+    maxDets=[1, 10, max_det]); another ``iou_type`` (rotated boxes' ``probiou``) is the IoU of the scorer that names
+    it, and the evaluation COCO's, done here (:func:`evaluate_matched`).
 
     ``max_det`` defaults to Ultralytics' validator limit (300) rather than COCO's 100, so both
     figures are computed from the same set of detections. pycocotools adds keys to the detection records
     it is given: they are copied first unless ``dets_reused`` is False (the caller is done with them).
+    Keypoints are compared with the OKS sigmas the ground truth states (``gt["info"]["kpt_oks_sigmas"]``, one per
+    keypoint; COCO's 17 when it states none).
     """
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
+    if iou_type not in COCOEVAL_IOU_TYPES:
+        from ..scoring import iou_of
+
+        return evaluate_matched(gt, dets, iou_of(iou_type), max_det)
     cat_ids = [c["id"] for c in gt["categories"]]
     img_ids = [im["id"] for im in gt["images"]]
     n_gt = np.zeros((len(cat_ids), len(img_ids)), dtype=np.int64)
     if not dets:  # COCO.loadRes cannot take an empty list; nothing detected scores 0
         cpos = {c: k for k, c in enumerate(cat_ids)}
-        for a in gt["annotations"]:
-            if not a.get("iscrowd", 0):
+        for a in gt["annotations"]:  # as COCOeval counts: no crowd, no keypoint object without a labelled keypoint
+            if not a.get("iscrowd", 0) and (iou_type != "keypoints" or a.get("num_keypoints", 0) > 0):
                 n_gt[cpos[a["category_id"]], a["image_id"] - 1] += 1
         empty = EvalArrays(len(img_ids), np.zeros(0, int), np.zeros(0, int), np.zeros(0), np.zeros((10, 0), bool),
                            np.zeros((10, 0), bool), n_gt)
@@ -174,6 +185,9 @@ def evaluate(gt: dict, dets: list[dict], max_det: int = 300, dets_reused: bool =
         ev.params.catIds = cat_ids
         ev.params.maxDets = [1, 10, int(max_det)]
         ev.params.areaRng, ev.params.areaRngLbl = ev.params.areaRng[:1], ev.params.areaRngLbl[:1]  # 'all' only
+        sigmas = (gt.get("info") or {}).get("kpt_oks_sigmas")
+        if iou_type == "keypoints" and sigmas is not None:
+            ev.params.kpt_oks_sigmas = np.asarray(sigmas, dtype=np.float64)
         ev.evaluate()
         ev.accumulate()
     arrays = _arrays_from(ev, cat_ids, img_ids)
@@ -222,6 +236,78 @@ def _arrays_from(ev, cat_ids: list[int], img_ids: list[int]) -> EvalArrays:
         np.concatenate(igns, axis=1) if igns else np.zeros((T, 0), bool),
         n_gt,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# COCO's evaluation with an IoU pycocotools does not have (rotated boxes)
+# --------------------------------------------------------------------------------------------
+def match_by_score(iou: np.ndarray) -> np.ndarray:
+    """``(T, D)``: which detections (the rows of ``iou``, highest score first) are true positives at each of the
+    thresholds ``IOU_THRESHOLDS``, COCO's way.
+
+    Taking the detections in order, each claims, among the ground-truth objects no earlier detection claimed at
+    that threshold, the one it overlaps most (the last of equal overlaps, as COCOeval's scan keeps it), provided
+    the overlap is at least the threshold; otherwise it is a false positive there.
+    """
+    n_det, n_gt = iou.shape
+    n_thr = len(IOU_THRESHOLDS)
+    tp = np.zeros((n_thr, n_det), dtype=bool)
+    if not n_gt:
+        return tp
+    claimed = np.zeros((n_thr, n_gt), dtype=bool)
+    rows = np.arange(n_thr)
+    reach = np.minimum(IOU_THRESHOLDS, 1 - 1e-10)
+    for d in np.flatnonzero(iou.max(1) >= reach[0]):  # a detection below the lowest threshold matches nothing
+        free = np.where(claimed, -1.0, iou[d][None, :])  # (T, G)
+        best = n_gt - 1 - np.argmax(free[:, ::-1], axis=1)  # the last maximum of each row
+        hit = free[rows, best] >= reach
+        tp[:, d] = hit
+        claimed[rows[hit], best[hit]] = True
+    return tp
+
+
+def _by_cell(records: list[dict], cpos: dict, ipos: dict) -> dict[tuple[int, int], list[dict]]:
+    cells: dict[tuple[int, int], list[dict]] = {}
+    for r in records:
+        cells.setdefault((cpos[r["category_id"]], ipos[r["image_id"]]), []).append(r)
+    return cells
+
+
+def evaluate_matched(gt: dict, dets: list[dict], iou, max_det: int = 300) -> CocoResult:
+    """COCO's mAP50 and mAP50-95 of ``dets`` against ``gt`` with the overlap ``iou(detections, annotations)`` ->
+    ``(D, G)``, and the per-image matching (:class:`EvalArrays`) as :func:`evaluate` keeps it.
+
+    COCO's definition for area range 'all': per image and category, the ``max_det`` highest-scoring detections
+    (stable order on ties) are matched by :func:`match_by_score`; the precision-recall curve and its 101-point
+    average are then :func:`weighted_map`'s with every image once. Crowd annotations are not supported (yolo_attn's
+    ground truth has none).
+    """
+    if any(a.get("iscrowd", 0) for a in gt["annotations"]):
+        raise ValueError("crowd annotations are not supported by this evaluation")
+    cpos = {c["id"]: k for k, c in enumerate(gt["categories"])}
+    ipos = {im["id"]: i for i, im in enumerate(gt["images"])}
+    gts, dts = _by_cell(gt["annotations"], cpos, ipos), _by_cell(dets, cpos, ipos)
+    n_gt = np.zeros((len(cpos), len(ipos)), dtype=np.int64)
+    for (k, i), objs in gts.items():
+        n_gt[k, i] = len(objs)
+    cats, imgs, scores, tps = [], [], [], []
+    for k, i in sorted(dts):  # category by category, image by image (COCOeval's order)
+        found = dts[(k, i)]
+        found = [found[j] for j in np.argsort([-d["score"] for d in found], kind="mergesort")[:max_det]]
+        objs = gts.get((k, i), [])
+        overlap = np.asarray(iou(found, objs) if objs else (), dtype=np.float64).reshape(len(found), len(objs))
+        tps.append(match_by_score(overlap))
+        cats.append(np.full(len(found), k))
+        imgs.append(np.full(len(found), i))
+        scores.append(np.array([d["score"] for d in found], dtype=np.float64))
+    tp = np.concatenate(tps, axis=1) if tps else np.zeros((len(IOU_THRESHOLDS), 0), dtype=bool)
+    arrays = EvalArrays(len(ipos), np.concatenate(cats).astype(np.int32) if cats else np.zeros(0, np.int32),
+                        np.concatenate(imgs).astype(np.int32) if imgs else np.zeros(0, np.int32),
+                        np.concatenate(scores) if scores else np.zeros(0), tp, np.zeros_like(tp), n_gt)
+    if not n_gt.any():
+        return CocoResult(0.0, 0.0, arrays)
+    map50, mapall = weighted_map(arrays, np.ones((1, len(ipos))))
+    return CocoResult(float(map50[0]), float(mapall[0]), arrays)
 
 
 # --------------------------------------------------------------------------------------------

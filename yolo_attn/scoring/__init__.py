@@ -5,8 +5,9 @@ Every scorer turns the predictions of the validation pass that scored a trial (h
 COCOeval (the computation independent of Ultralytics' own figure) and keeps COCOeval's per-image matching
 (:class:`yolo_attn.compare.cocoeval.EvalArrays`), from which the image bootstrap recomputes the metric on any
 multiset of images. So the sweep, its intervals, Holm, ``--plan`` and the report are the same for every task;
-what differs is here: which output is scored (boxes, masks), how the ground truth is read and how the records
-are written.
+what differs is here: which output is scored (boxes, masks, keypoints, rotated boxes), how the ground truth is read
+and how the records are written. Rotated boxes have no pycocotools IoU: their scorer names its own (Ultralytics'
+probiou) and :func:`yolo_attn.compare.cocoeval.evaluate_matched` evaluates them by COCO's definition.
 
 A task without a scorer is refused before anything trains (:func:`scorer`), never scored as another task.
 """
@@ -15,19 +16,17 @@ from __future__ import annotations
 
 from .base import Scorer
 
-__all__ = ["Scorer", "SCORERS", "scorer"]
+__all__ = ["Scorer", "SCORERS", "iou_of", "scorer"]
 
 
 def _scorers() -> dict[str, Scorer]:
-    from . import detect, segment
+    from . import detect, obb, pose, segment
 
-    return {s.task: s for s in (detect.SCORER, segment.SCORER)}
+    return {s.task: s for s in (detect.SCORER, segment.SCORER, pose.SCORER, obb.SCORER)}
 
 
 SCORERS = _scorers()
 NOT_YET = {  # tasks yolo_attn trains but does not score in a comparison yet, and why
-    "pose": "keypoint mAP (COCOeval keypoints with the dataset's keypoint sigmas) is not built yet",
-    "obb": "rotated-box mAP needs a rotated IoU that pycocotools does not have; not built yet",
     "classify": "top-1 accuracy with an image bootstrap is not built yet",
 }
 
@@ -39,3 +38,11 @@ def scorer(task: str, where: str = "compare") -> Scorer:
     why = NOT_YET.get(task, "it is not one of Ultralytics' tasks")
     raise ValueError(f"{where} scores {', '.join(SCORERS)} models; a {task} model cannot be compared yet ({why}). "
                      f"yolo-attn train trains it; its own validation reports Ultralytics' {task} metrics")
+
+
+def iou_of(iou_type: str):
+    """The IoU function of the scorer whose own ``iou_type`` it is (one pycocotools does not compute)."""
+    for s in SCORERS.values():
+        if s.iou_type == iou_type and s.iou is not None:
+            return s.iou
+    raise ValueError(f"no scorer computes the IoU {iou_type!r}")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import Scorer
+from .base import Scorer, coco_gt_with_rows
 
 
 def mask_metrics(validator) -> dict[str, float]:
@@ -39,12 +39,7 @@ def read_polygons(label_file, width: int, height: int) -> tuple[np.ndarray, list
 
 
 def _ground_truth(images, names) -> dict:
-    from ..compare import cocoeval
-
-    gt = cocoeval.coco_gt(images, names)  # annotations in image order, rows in order
-    polygons = [p for im in images for p in (im.segments or [])]
-    if len(polygons) != len(gt["annotations"]):
-        raise ValueError(f"{len(gt['annotations'])} ground-truth objects but {len(polygons)} polygons")
+    gt, polygons = coco_gt_with_rows(images, names, "polygons")
     for ann, poly in zip(gt["annotations"], polygons):
         xs, ys = np.asarray(poly[0::2]), np.asarray(poly[1::2])
         ann["segmentation"] = [poly]
@@ -73,5 +68,11 @@ def encode_masks(masks) -> list[dict]:
     return [{"size": [int(r["size"][0]), int(r["size"][1])], "counts": r["counts"].decode("ascii")} for r in out]
 
 
+def log_masks(outputs: dict, data: dict | None = None) -> dict:
+    """What the prediction log keeps of an image's masks ``(n, H, W)``: their run-length encodings."""
+    masks = outputs.get("masks")
+    return {"masks": encode_masks(masks) if masks is not None and len(masks) else []}
+
+
 SCORER = Scorer(task="segment", output="mask", iou_type="segm", ultra=mask_metrics, read_ground_truth=read_polygons,
-                ground_truth=_ground_truth, detections=_detections, encode_masks=encode_masks)
+                ground_truth=_ground_truth, detections=_detections, log_extras=log_masks)
