@@ -240,7 +240,7 @@ class SummarySettings:
         from ..scoring import SCORERS
 
         scorer = SCORERS.get(self.task)
-        return f"{scorer.output} mAP (COCOeval {scorer.iou_type})" if scorer else f"{self.task} metric"
+        return f"{scorer.output} mAP ({scorer.independent})" if scorer else f"{self.task} metric"
 
 
 @dataclass

@@ -187,17 +187,20 @@ def head_start(report) -> str:
     return "new class outputs" if report.class_dependent else "transferred"
 
 
-def _start_metrics(metrics: dict | None) -> dict[str, float] | None:
+_COLUMNS = {"map50": "metrics/mAP50", "map": "metrics/mAP50-95", "precision": "metrics/precision",
+            "recall": "metrics/recall"}  # + the scored output's suffix: (B) boxes, (M) masks, (P) keypoints
+
+
+def _start_metrics(metrics: dict | None, column: str = "(B)") -> dict[str, float] | None:
     if not metrics:
         return None
-    keys = {"map50": "metrics/mAP50(B)", "map": "metrics/mAP50-95(B)", "precision": "metrics/precision(B)",
-            "recall": "metrics/recall(B)"}
+    keys = {k: v + column for k, v in _COLUMNS.items()}
     out = {k: float(metrics[v]) for k, v in keys.items() if v in metrics}
     out["loss"] = {k.split("/", 1)[1]: float(v) for k, v in metrics.items() if k.startswith("val/")}
     return out
 
 
-def _results_curve(csv_path: Path) -> list[dict]:
+def _results_curve(csv_path: Path, column: str = "(B)") -> list[dict]:
     if not csv_path.is_file():
         return []
     rows = list(csv.DictReader(io.StringIO(csv_path.read_text())))
@@ -211,9 +214,8 @@ def _results_curve(csv_path: Path) -> list[dict]:
             except (KeyError, TypeError, ValueError):
                 return math.nan
 
-        out.append({"epoch": int(float(r.get("epoch", len(out) + 1))), "map50": f("metrics/mAP50(B)"),
-                    "map": f("metrics/mAP50-95(B)"), "precision": f("metrics/precision(B)"),
-                    "recall": f("metrics/recall(B)")})
+        out.append({"epoch": int(float(r.get("epoch", len(out) + 1))),
+                    **{k: f(v + column) for k, v in _COLUMNS.items()}})
     return out
 
 
@@ -549,6 +551,7 @@ def run_trial(spec: TrialSpec, progress: Callable[[dict], None] | None = None) -
 
 def _run(spec: TrialSpec, rec: TrialRecord, hooks: _Hooks, t_start: float) -> None:
     from .. import _ultralytics  # noqa: F401  (registers the attention layers in this process)
+    from ..scoring import scorer
 
     tdir = _fresh_trial_dir(spec)
     hooks.set_threads()
@@ -566,8 +569,9 @@ def _run(spec: TrialSpec, rec: TrialRecord, hooks: _Hooks, t_start: float) -> No
         rec.optimizer = choice.as_dict() if choice is not None else None
         if report is not None:
             rec.transfer, rec.head_start = report.summary(), head_start(report)
-        rec.start = _start_metrics(result.start_metrics)
-        rec.curve = _results_curve(weights.parents[1] / "results.csv")
+        column = scorer(spec.task).column  # the scored output's columns (boxes, masks, keypoints)
+        rec.start = _start_metrics(result.start_metrics, column)
+        rec.curve = _results_curve(weights.parents[1] / "results.csv", column)
         ev, rec.scored_by = _closing_evaluation(spec, result, weights, hooks)
         eval_s = result.final_eval_s if rec.scored_by != "again" else time.perf_counter() - t_eval
     rec.ultra = ev.ultra

@@ -50,6 +50,18 @@ class Scorer:
         return self.log_extras
 
     @property
+    def column(self) -> str:
+        """The suffix of the scored output in Ultralytics' metric names (``metrics/mAP50-95(M)``, results.csv)."""
+        return {"mask": "(M)", "keypoint": "(P)"}.get(self.output, "(B)")
+
+    @property
+    def independent(self) -> str:
+        """The computation beside Ultralytics' figure, in words."""
+        if self.iou_type in ("bbox", "segm", "keypoints"):
+            return f"pycocotools COCOeval {self.iou_type}"
+        return f"COCO's matching and AP with Ultralytics' {self.iou_type} IoU"
+
+    @property
     def metric(self) -> str:
         """The sweep's metric in words: ``mAP50-95`` for boxes, ``mask mAP50-95`` for masks and so on."""
         return "mAP50-95" if self.output == "box" else f"{self.output} mAP50-95"
