@@ -195,3 +195,13 @@ def test_which_lever():
     assert sq.which_lever(replace(dec, var_seed=1e-5), r, n_images=500).images is None
     with pytest.raises(ValueError, match="n_images"):
         sq.which_lever(dec, r, n_images=0)
+
+
+def test_trials_that_all_scored_zero_decide_nothing():
+    """Untrained models score 0 in every seed: the interval has zero width, which is no evidence of equivalence."""
+    from yolo_attn.compare.sequential import Rule, decide
+
+    rule = Rule.declare(looks=(2,))
+    d = decide([0.0, 0.0], [0.0, 0.0], rule=rule)
+    assert d.outcome == "undecided"
+    assert decide([0.30, 0.31], [0.30, 0.31], rule=rule).outcome == "equivalent"  # the same scores, not zero: decided

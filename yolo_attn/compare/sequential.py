@@ -420,6 +420,13 @@ def decide(model_points, base_points, model_reps=None, base_reps=None, *, rule: 
     return _decide(models, base_points, base_reps, rule, look, (_alpha(rule) / n_models,))["model"]
 
 
+def _no_signal(model_points, base_points) -> bool:
+    """Every trial of the model and of the baseline scored exactly 0 (untrained models): a zero-width interval there
+    says nothing about the models, so no look decides (the model stays open; at the last look, undecided)."""
+    m = np.asarray(model_points, float)
+    return bool(m.size) and not np.any(m) and not np.any(np.asarray(base_points, float)[: m.size])
+
+
 def _alpha(rule) -> float:
     if not isinstance(rule, Rule):
         raise ValueError(f"rule: a declared Rule is needed, got {type(rule).__name__}")
@@ -441,6 +448,8 @@ def _decide(models: dict, base_points, base_reps, rule: Rule, look, alphas: tupl
         n_seen.append(d.size)
         keep = rule.looks[avail[i] - 1] if avail[i] else 0
         one = look_arrays(d[:keep], None if boot is None else boot[:keep], rule, alphas)
+        if _no_signal(pair[0], base_points):
+            one["h"], one["heq"] = np.full_like(one["h"], np.inf), np.full_like(one["heq"], np.inf)
         for key in ("diff", "a", "b", "h", "heq"):
             arr[key][i, : avail[i]] = one[key]
     code, _, dlook, dstep = run_looks(arr["diff"], arr["h"], arr["heq"], avail, rule.margin)
