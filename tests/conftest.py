@@ -220,9 +220,12 @@ def _no_network(monkeypatch):
 
 
 def subprocess_env(**extra) -> dict:
-    """Environment for a fresh Python process: offline, the checkout importable, TEST_THREADS threads."""
+    """Environment for a fresh Python process: offline, the checkout importable, TEST_THREADS threads, and the
+    activation without an import (yolo_attn-autoload.pth) off: these processes show what happens where yolo_attn is
+    not imported (tests/test_autoload.py switches it on, with ``YOLO_ATTN_AUTOLOAD=1``)."""
     env = dict(os.environ)
-    env.update({"YOLO_OFFLINE": "1", "OMP_NUM_THREADS": str(TEST_THREADS), "PYTHONPATH": str(REPO)})
+    env.update({"YOLO_OFFLINE": "1", "OMP_NUM_THREADS": str(TEST_THREADS), "PYTHONPATH": str(REPO),
+                "YOLO_ATTN_AUTOLOAD": "0"})
     env.pop("ULTRALYTICS_SAFE_LOAD", None)
     env.update({k: str(v) for k, v in extra.items()})
     return env

@@ -40,8 +40,8 @@ def activated_python(tmp_path_factory) -> Path:
 
 
 def run_python(python: Path, code: str, cwd: Path, **env) -> subprocess.CompletedProcess:
-    return subprocess.run([str(python), "-c", code], cwd=cwd, env=subprocess_env(**env), capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run([str(python), "-c", code], cwd=cwd, env=subprocess_env(**{"YOLO_ATTN_AUTOLOAD": "1", **env}),
+                          capture_output=True, text=True, timeout=600)
 
 
 def last_json(proc: subprocess.CompletedProcess):
@@ -181,7 +181,8 @@ def test_ultralytics_ddp_worker_script_trains_the_attention_model(activated_pyth
     before = set(ddp_dir.glob("*")) if ddp_dir.is_dir() else set()
     try:
         script = Path(dist.generate_ddp_file(trainer))
-        proc = subprocess.run([str(activated_python), str(script)], cwd=tmp_path, env=subprocess_env(),
+        proc = subprocess.run([str(activated_python), str(script)], cwd=tmp_path,
+                              env=subprocess_env(YOLO_ATTN_AUTOLOAD="1"),
                               capture_output=True, text=True, timeout=900)
     finally:
         for path in set(ddp_dir.glob("*")) - before:
