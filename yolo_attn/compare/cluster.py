@@ -91,8 +91,9 @@ def node_name() -> str:
     """This node as a user finds it in ``ray status``: Ray's node id (short), address, host name and the custom
     resources it was started with (``ray start --resources``)."""
     try:
-        import ray
+        from .backends import import_ray
 
+        ray = import_ray()
         if not ray.is_initialized():  # not in a Ray worker (ray.nodes() would start Ray)
             raise RuntimeError
         node = ray.get_runtime_context().get_node_id()
@@ -204,8 +205,9 @@ def run_on_node(spec: TrialSpec, token: str, files: dict[str, bytes], expected: 
 
 def _mark_node(rec: TrialRecord, where: str) -> None:
     try:
-        import ray
+        from .backends import import_ray
 
+        ray = import_ray()
         node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
     except Exception:
         node = None

@@ -11,7 +11,8 @@ which the sweep needs for its folders: their runs keep Ultralytics' names.
 
 :func:`log_summary` logs the sweep's summary once to MLflow when Ultralytics' MLflow integration is active: one run
 ``summary`` in the sweep's experiment, with each model's mean metric and difference to the baseline, and
-``summary.md``/``summary.json`` as artifacts.
+``summary.md``/``summary.json`` as artifacts. Without MLflow installed nothing is logged (it is Ultralytics' choice to
+log, not the sweep's); ``pip install 'yolo_attn[track]'`` installs it.
 """
 
 from __future__ import annotations
