@@ -86,4 +86,5 @@ def test_a_segment_sweep_scores_masks_end_to_end(tmp_path):
     assert config["task"] == "segment"
     preds = json.loads(next(out.glob("trials/*/predictions_coco.json")).read_text())
     assert preds and "segmentation" in preds[0] and preds[0]["segmentation"]["counts"]
-    assert "Task **segment**: every mAP below is the mask mAP (COCOeval segm)" in (out / "summary.md").read_text()
+    text = (out / "summary.md").read_text()
+    assert "Task **segment**: every mAP below is the mask mAP (pycocotools COCOeval segm)" in text

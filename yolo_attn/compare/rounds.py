@@ -233,7 +233,8 @@ def decision_report(rp: Replay, ok_records, baseline: str, n_images: int | None,
     rows = []
     for model, d in rp.decisions.items():
         lever = None
-        if d.outcome in ("continue", "undecided") and d.look >= 0 and math.isfinite(d.var_seed) and n_images:
+        if (d.outcome in ("continue", "undecided") and d.look >= 0 and math.isfinite(d.var_seed) and math.isfinite(d.hi)
+                and n_images):
             seed_s, image_s = costs(ok_records, model, baseline, d.n_seeds, n_images)
             lever = which_lever(d, rp.rule, n_images=int(n_images), seed_cost=seed_s, image_cost=image_s, n_models=k)
         rows.append(ModelDecision(model, d.outcome, words(d, lever, baseline, rp.rule.max_seeds), d.to_dict(),

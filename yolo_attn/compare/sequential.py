@@ -535,6 +535,9 @@ def describe(decision: Decision, lever: Lever | None = None, digits: int = 3) ->
     f = lambda x: f"{x:+.{digits}f}"  # noqa: E731
     if decision.outcome == "continue" and decision.look < 0:
         return f"continue: {decision.n_seeds} seeds, fewer than the first look"
+    if not (np.isfinite(decision.lo) and np.isfinite(decision.hi)):  # _no_signal: nothing was measured
+        return (f"{decision.outcome} after {decision.n_seeds} seeds: every trial of the model and the baseline scored "
+                "exactly 0, so the seeds say nothing about either (untrained models? train longer)")
     iv = f"{f(decision.diff)} [{f(decision.lo)}, {f(decision.hi)}]"
     if decision.outcome in ("better", "worse"):
         tail = f", within the margin ±{decision.margin:g}" if decision.within_margin else ""
