@@ -11,7 +11,9 @@ def polygons_to_xywhr(polygons) -> np.ndarray:
     ``xyxyxyxy2xywhr`` (the minimum-area rectangle, as its dataset turns an 8-value label row into a box)."""
     from ultralytics.utils.ops import xyxyxyxy2xywhr
 
-    arr = np.asarray(polygons, dtype=np.float64).reshape(-1, 8)
+    # float32, as Ultralytics' dataset holds label rows (OpenCV's minAreaRect, which older releases call with the
+    # array as given, takes no float64)
+    arr = np.asarray(polygons, dtype=np.float32).reshape(-1, 8)
     return np.asarray(xyxyxyxy2xywhr(arr), dtype=np.float64).reshape(-1, 5) if len(arr) else np.zeros((0, 5))
 
 

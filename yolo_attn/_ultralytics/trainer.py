@@ -153,6 +153,7 @@ def validate_before_training(trainer) -> dict[str, float]:
     ``results.csv``; the trainer's best fitness is left as it was (epoch 0 never becomes ``best.pt``).
     """
     names = tuple(getattr(trainer, "loss_names", None) or ())
+    as_dict = not names  # newer Ultralytics: loss items are a dict whose names come from the first batch's loss
     if not names:  # set by Ultralytics from the first training batch's loss; before it, from the model's criterion
         from ultralytics.utils.torch_utils import unwrap_model
 
@@ -163,7 +164,8 @@ def validate_before_training(trainer) -> dict[str, float]:
         names = tuple(getattr(criterion, "loss_names", None) or getattr(getattr(criterion, "one2one", None), "loss_names",
                                                                         None) or ("loss",))
     had_epoch, best, loss = hasattr(trainer, "epoch"), trainer.best_fitness, getattr(trainer, "loss", None)
-    trainer.loss_items = {k: torch.zeros((), device=trainer.device) for k in names}
+    trainer.loss_items = ({k: torch.zeros((), device=trainer.device) for k in names} if as_dict
+                          else torch.zeros(len(names), device=trainer.device))  # older: one tensor (8.4.0)
     trainer.loss = torch.zeros((), device=trainer.device)  # validate() reads it as a fallback fitness
     trainer.epoch = trainer.start_epoch - 1
     try:
