@@ -329,8 +329,22 @@ def needs_deploy_extra(block: DocBlock) -> bool:
     return any(c.argv[1] == "export-check" and "--int8" in c.argv for c in block.commands)
 
 
+def runs_on_a_cluster(block: DocBlock) -> bool:
+    """The cluster block of docs/cluster.md (``--ray-address``): tests/test_cluster.py runs it, as written, against
+    a real two-node Ray cluster it starts (``pytest -m ray``, CI's Ray step)."""
+    return any("--ray-address" in c.argv for c in block.commands)
+
+
 def _block_params():
-    return [pytest.param(b, id=b.where, marks=[pytest.mark.deploy] if needs_deploy_extra(b) else []) for b in BLOCKS]
+    return [pytest.param(b, id=b.where, marks=[pytest.mark.deploy] if needs_deploy_extra(b) else []) for b in BLOCKS
+            if not runs_on_a_cluster(b)]
+
+
+def test_the_cluster_block_is_the_one_the_cluster_test_runs():
+    """Left out above only because tests/test_cluster.py runs exactly that block (read from the same markers)."""
+    blocks = [b for b in BLOCKS if runs_on_a_cluster(b)]
+    assert [b.where.split(":")[0] for b in blocks] == ["docs/cluster.md"]
+    assert "cluster-commands" in (REPO / "tests" / "test_cluster.py").read_text()
 
 
 @pytest.mark.parametrize("block", _block_params())
