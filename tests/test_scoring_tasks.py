@@ -240,8 +240,10 @@ def test_pose_sigmas_and_visibility_are_ultralytics():
 # --------------------------------------------------------------------------------------------
 @pytest.mark.slow
 @pytest.mark.parametrize("task, models, key, phrase", [
-    ("pose", ["yolo11n-pose.yaml", "yolo11n-pose-se-neck.yaml"], "keypoints", "keypoint mAP (COCOeval keypoints)"),
-    ("obb", ["yolo11n-obb.yaml", "yolo11n-obb-se-neck.yaml"], "rbox", "rotated-box mAP (COCOeval probiou)"),
+    ("pose", ["yolo11n-pose.yaml", "yolo11n-pose-se-neck.yaml"], "keypoints",
+     "keypoint mAP (pycocotools COCOeval keypoints)"),
+    ("obb", ["yolo11n-obb.yaml", "yolo11n-obb-se-neck.yaml"], "rbox",
+     "rotated-box mAP (COCO's matching and AP with Ultralytics' probiou IoU)"),
 ])
 def test_a_sweep_of_the_task_scores_its_output_end_to_end(tmp_path, task, models, key, phrase):
     out = tmp_path / task
