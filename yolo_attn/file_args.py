@@ -21,7 +21,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-FILE_ARGS = ("model", "data", "pretrained", "resume", "distill_model", "cfg")
 MAX_CFG_BYTES = 1 << 20  # a cfg= file of training arguments is a few hundred bytes; a larger one is refused
 
 

@@ -206,8 +206,8 @@ class AttnTrainerMixin:
         from .scoring import SCORERS
 
         if self.args.task in SCORERS:  # what the sweep scores: the pass's boxes, and masks for segment
-            encode = SCORERS[self.args.task].encode_masks
-            self.predictions = _ultralytics.record_predictions(validator, armed=False, encode_masks=encode)
+            extras = SCORERS[self.args.task].log_extras
+            self.predictions = _ultralytics.record_predictions(validator, armed=False, log_extras=extras)
         return validator
 
     def validate(self):

@@ -270,16 +270,16 @@ class PredictionLog:
 _ROW_KEYS = ("bboxes", "conf", "cls")  # what ``PredictionLog.images`` holds of a prediction
 
 
-def record_predictions(validator, armed: bool = True, log_extras=None, encode_masks=None) -> PredictionLog:
+def record_predictions(validator, armed: bool = True, log_extras=None) -> PredictionLog:
     """Make ``validator`` keep the predictions of its latest armed pass in a :class:`PredictionLog`.
 
     Wraps two methods of this validator object: ``init_metrics`` (a pass starts: an armed log empties) and
     ``update_metrics`` (after Ultralytics scored a batch, an armed pass's predictions are copied, scaled to
-    each original image). ``log_extras(outputs, data)`` (``encode_masks``: the same, its older name) is given each
+    each original image). ``log_extras(outputs, data)`` is given each
     image's other scaled outputs (masks, keypoints) as numpy arrays and ``validator.data``; what it returns is kept
     in ``extras``.
     """
-    log = PredictionLog(armed, log_extras or encode_masks)
+    log = PredictionLog(armed, log_extras)
     init_metrics, update_metrics = validator.init_metrics, validator.update_metrics
     copying = [False]
 

@@ -435,10 +435,10 @@ def _validate(spec: TrialSpec, weights: Path, hooks: _Hooks):
 
     from ..scoring import scorer
 
-    seen, encode = {}, scorer(spec.task).encode_masks
+    seen, extras = {}, scorer(spec.task).log_extras
     vmodel = YOLO(str(weights), task=spec.task)
     vmodel.add_callback("on_val_start", hooks.set_threads)
-    vmodel.add_callback("on_val_start", lambda v: seen.setdefault("log", record_predictions(v, encode_masks=encode)))
+    vmodel.add_callback("on_val_start", lambda v: seen.setdefault("log", record_predictions(v, log_extras=extras)))
     vmodel.add_callback("on_val_end", lambda v: seen.update(validator=v))
     vargs = dict(data=spec.data, imgsz=spec.imgsz, batch=_train_args(spec).get("batch", 16), split=spec.eval_split,
                  plots=False, project=str(Path(spec.trial_dir)), name="val", exist_ok=True, verbose=False, **VAL_ARGS,

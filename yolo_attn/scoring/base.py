@@ -44,12 +44,6 @@ class Scorer:
     iou: Optional[Callable[[list, list], Any]] = None
 
     @property
-    def encode_masks(self) -> Optional[Callable[[dict, dict], dict]]:
-        """``log_extras`` under the name the sweep's trial and the trainer hand it to the bridge
-        (``record_predictions(..., encode_masks=...)``, from when masks were the only extras)."""
-        return self.log_extras
-
-    @property
     def column(self) -> str:
         """The suffix of the scored output in Ultralytics' metric names (``metrics/mAP50-95(M)``, results.csv)."""
         return {"mask": "(M)", "keypoint": "(P)"}.get(self.output, "(B)")
