@@ -38,7 +38,7 @@ def test_mlflow_store_holds_one_experiment_with_the_trials_named_and_the_summary
     monkeypatch.setitem(SETTINGS, "mlflow", True)
     out = tmp_path / "sweep-mlflow"
     compare(models=["yolov5n.yaml", "yolov5n-se-backbone-end.yaml"], data=str(tiny_sweep_data(tmp_path)), seeds=2, epochs=1,
-            imgsz=64, out=str(out), progress=False, workers=0)
+            imgsz=64, out=str(out), progress=False, workers=2, threads=1)  # trials start side by side: one store
     client = mlflow.MlflowClient(tracking_uri=uri)
     experiments = [e for e in client.search_experiments() if e.name != "Default"]
     assert [e.name for e in experiments] == ["yolo-attn/sweep-mlflow"]

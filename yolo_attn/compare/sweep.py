@@ -702,6 +702,7 @@ def run_trials(store: Store, todo: list[TrialSpec], shash: str, backend: str, pr
     last trials leave free (the report's, :class:`.report.WorkAhead`). Interrupted (Ctrl-C), the claims of the trials
     it was running are released.
     """
+    _prepare_trackers(store.root, log)
     try:
         _run_trials(store, todo, shash, backend, prog, log, retry_failed, ray_address, cpus_per_trial, plan, started,
                     spare_core, pair_hardware)
@@ -775,6 +776,16 @@ def _write_report(store: Store, config: SweepConfig, all_trials: list[str], benc
         log(f"WARNING: {w}")
     _log_to_trackers(out_dir, summary, log)
     return summary
+
+
+def _prepare_trackers(out_dir: Path, log) -> None:
+    """The experiment trackers' store made once here, before trials start side by side (:mod:`.trackers`)."""
+    from .trackers import prepare_store
+
+    try:
+        prepare_store(out_dir)
+    except Exception as e:  # noqa: BLE001 - a tracker never stops a sweep; its own files are the record
+        log(f"WARNING experiment tracker not prepared ({type(e).__name__}: {e}); trials may fail to log to it")
 
 
 def _log_to_trackers(out_dir: Path, summary: SweepSummary, log) -> None:

@@ -61,6 +61,19 @@ def mlflow_active() -> bool:
     return integration_enabled("mlflow")
 
 
+def prepare_store(out_dir: str | Path) -> str | None:
+    """Create the MLflow store and the sweep's experiment once, in the driver, before trials start.
+
+    Trials that start together in worker processes would otherwise each create the store's tables and the
+    experiment at the same moment, and SQLite lets only one win: the other trial logged nothing ("duplicate column
+    name", measured with 2 workers). The experiment's id, or None when MLflow is not active. Never fatal."""
+    if not mlflow_active():
+        return None
+    import mlflow
+
+    return mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME") or sweep_name(out_dir)).experiment_id
+
+
 def log_summary(out_dir: str | Path, summary) -> str | None:
     """Log the sweep's summary once as the run ``summary`` of its MLflow experiment; its run id, or None when
     MLflow is not active. A tracker that fails is said, never fatal: the sweep's own files are the record."""
