@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from yolo_attn.compare import cocoeval, stats
+from yolo_attn.compare import stats
 from yolo_attn.compare.report import AGREEMENT_TOL
+from yolo_attn.scoring import bootstrap, cocoeval
 
 
 def _one_box_per_image(n: int, cls=None):
@@ -140,9 +141,9 @@ def test_mean_std():
 
 
 def test_image_weights_are_multinomial():
-    W = stats.image_weights(50, 200, seed=1)
+    W = bootstrap.image_weights(50, 200, seed=1)
     assert W.shape == (200, 50) and (W.sum(1) == 50).all()
-    np.testing.assert_array_equal(W, stats.image_weights(50, 200, seed=1))
+    np.testing.assert_array_equal(W, bootstrap.image_weights(50, 200, seed=1))
 
 
 def test_constant_difference_has_zero_width_ci():
@@ -164,7 +165,7 @@ def test_image_bootstrap_ci_matches_normal_theory():
     n = 2000
     base = rng.uniform(0.2, 0.8, n)
     model = base + rng.normal(0.02, 0.1, n)
-    W = stats.image_weights(n, 4000, seed=2)
+    W = bootstrap.image_weights(n, 4000, seed=2)
     reps_m, reps_b = np.repeat((W @ model / n)[None], 3, 0), np.repeat((W @ base / n)[None], 3, 0)
     ci = stats.paired_diff_ci([model.mean()] * 3, [base.mean()] * 3, reps_m, reps_b)
     half = 1.96 * (model - base).std(ddof=1) / np.sqrt(n)
@@ -222,7 +223,7 @@ def test_bootstrap_when_a_model_predicts_nothing_on_some_images():
     ref = cocoeval.evaluate(gt2, cocoeval.coco_dets(gt2, preds2))
     m50, m = cocoeval.weighted_map(half.arrays, w[None])
     assert m50[0] == pytest.approx(ref.map50, abs=1e-12) and m[0] == pytest.approx(ref.map, abs=1e-12)
-    W = stats.image_weights(12, 300, seed=0)
+    W = bootstrap.image_weights(12, 300, seed=0)
     z50, z = cocoeval.weighted_map(none.arrays, W)
     assert np.all(z50 == 0) and np.all(z == 0)
     h50, h = cocoeval.weighted_map(half.arrays, W)

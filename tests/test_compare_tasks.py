@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from yolo_attn.compare import cocoeval
+from yolo_attn.scoring import cocoeval
 from yolo_attn.compare.sweep import compare, sweep_task
 from yolo_attn.scoring import SCORERS, scorer
 from yolo_attn.scoring.segment import encode_masks, read_polygons

@@ -390,7 +390,7 @@ def test_bridge_detection_head_reads_the_built_head():
 
 
 def test_intervals_identical_runs_and_seed_t_coverage():
-    from yolo_attn.compare import cocoeval
+    from yolo_attn.scoring import cocoeval
     from yolo_attn.diagnose.stats import paired_diff, seed_interval
 
     gt = cocoeval.coco_gt([cocoeval.GtImage(f"i{k}", 50, 50, np.array([[0, 0.5, 0.5, 0.4, 0.4]])) for k in range(6)], ["a"])

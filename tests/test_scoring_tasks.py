@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from yolo_attn.compare import cocoeval
+from yolo_attn.scoring import cocoeval
 from yolo_attn.compare.sweep import compare
 from yolo_attn.scoring import iou_of, scorer
 

@@ -201,7 +201,7 @@ def test_adjust_and_verdicts():
 def _synthetic_sweep(root, seeds=(0, 1, 2, 3), planned=None, images_per_s=None):
     """A store with 3 models x seeds: 'good' detects every box, 'same' and the baseline ~half (seed-dependent).
     ``images_per_s``: model -> the training throughput its trials record (default: none recorded)."""
-    from yolo_attn.compare import cocoeval
+    from yolo_attn.scoring import cocoeval
     from yolo_attn.compare.contract import SweepConfig
     from yolo_attn.compare.store import Store
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import cocoeval, hardware, plots, stats
+from ..scoring import bootstrap, cocoeval
+from . import hardware, plots, stats
 from .contract import SweepConfig, TrialRecord
 from .store import Store, atomic_write
 from .summary import AGREEMENT_TOL, DEFAULT_EFFECT, METRICS, SOURCES, MetricDiff, ModelRow, SummarySettings, SweepSummary
@@ -90,7 +91,7 @@ def _replicates(store, ok: list[TrialRecord], n_boot: int, boot_seed: int,
     known = {tid: ahead.known(p, n_boot, boot_seed) for tid, p in paths.items()} if ahead is not None else {}
     out = {tid: v for tid, v in known.items() if v is not None}
     todo = {tid: p for tid, p in paths.items() if tid not in out}
-    W = stats.image_weights(ok[0].n_val_images, n_boot, boot_seed) if todo else None
+    W = bootstrap.image_weights(ok[0].n_val_images, n_boot, boot_seed) if todo else None
     with ThreadPoolExecutor(max(1, min(len(todo), usable_cpus()))) as pool:
         done = list(pool.map(lambda p: cocoeval.weighted_map(cocoeval.EvalArrays.load(p), W), todo.values()))
     out.update(zip(todo, done))
@@ -156,7 +157,7 @@ class WorkAhead:
                 continue
             try:
                 if rec.n_val_images not in self._weights:
-                    self._weights[rec.n_val_images] = stats.image_weights(rec.n_val_images, self.n_boot, self.boot_seed)
+                    self._weights[rec.n_val_images] = bootstrap.image_weights(rec.n_val_images, self.n_boot, self.boot_seed)
                 arrays = cocoeval.EvalArrays.load(path)
                 self.replicates[key] = cocoeval.weighted_map(arrays, self._weights[rec.n_val_images])
             except Exception:

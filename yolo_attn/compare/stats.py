@@ -18,8 +18,9 @@ The interval (``paired_diff_ci``)
 * ``a = s_d^2 / S`` with ``s_d^2`` the sample variance of the S per-seed differences (it estimates
   ``var(e) + var(u)``; ``S - 1`` degrees of freedom);
 * ``b = var(c)`` from the image bootstrap (one shared set of image samples for every model and
-  seed, ``image_weights``): with ``V`` the bootstrap variance of ``mean_s d_s`` and ``v`` the mean
-  over seeds of the bootstrap variance of ``d_s``, ``V = var(c) + var(u)/S`` and ``v = var(c) + var(u)``,
+  seed, :func:`yolo_attn.scoring.bootstrap.image_weights`): with ``V`` the bootstrap variance of
+  ``mean_s d_s`` and ``v`` the mean over seeds of the bootstrap variance of ``d_s``,
+  ``V = var(c) + var(u)/S`` and ``v = var(c) + var(u)``,
   so ``b = (S V - v) / (S - 1)`` (clipped at 0; ``u`` is already in ``s_d^2`` and is not counted twice);
 * half-width ``h = sqrt(t_{S-1}^2 a + t_{B-1}^2 b)`` with ``t_n`` the two-sided ``level`` quantile of
   Student's t with n degrees of freedom (B = number of bootstrap replicates). Each variance part is
@@ -70,14 +71,6 @@ POWER = 0.80
 MIN_BOOT = 50
 METHOD = ("paired t over seeds, per-seed variance plus the shared validation-image variance from the image "
           "bootstrap, each scaled by its own t critical value (Banerjee)")
-
-
-def image_weights(n_images: int, n_boot: int, seed: int = 0) -> np.ndarray:
-    """Bootstrap weights (n_boot x n_images): how often each image is drawn in each replicate."""
-    rng = np.random.default_rng(seed)
-    if n_images == 0:
-        return np.zeros((n_boot, 0))
-    return rng.multinomial(n_images, np.full(n_images, 1.0 / n_images), size=n_boot).astype(float)
 
 
 def check_n_boot(n_boot: int) -> int:

@@ -30,8 +30,8 @@ import numpy as np
 
 from .._io import atomic_write
 from ..configs import config_dir, scale_free_name
+from ..scoring import cocoeval
 from ..train import SHORT_RUN, restore_cpu_threads
-from . import cocoeval
 from .contract import TrialRecord, TrialSpec
 from .hardware import hardware
 from .store import mark_trial_folder

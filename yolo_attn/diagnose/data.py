@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..compare import cocoeval
+from ..scoring import cocoeval
 from ..datasets import Dataset, ListingError, label_path, read_yolo_labels, resolve_dataset
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..compare import cocoeval
+from ..scoring import cocoeval
 from .data import Split
 
 CONF, IOU, MAX_DET = 0.001, 0.7, 100  # COCO's own limit of 100 detections per image

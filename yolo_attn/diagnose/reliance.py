@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..compare.cocoeval import EvalArrays
+from ..scoring.cocoeval import EvalArrays
 
 from .data import DiagData
 from .evaluate import Evaluation, evaluate

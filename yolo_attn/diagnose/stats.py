@@ -6,9 +6,10 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.special import stdtrit
 
-from ..compare import cocoeval
-from ..compare.stats import image_weights, t_quantile
+from ..scoring import cocoeval
+from ..scoring.bootstrap import image_weights
 
 
 @dataclass
@@ -56,5 +57,5 @@ def seed_interval(values: list[float]) -> Interval:
         return Interval(float("nan"))
     if v.size < 2:
         return Interval(float(v.mean()))
-    half = t_quantile(0.975, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size)
+    half = float(stdtrit(v.size - 1, 0.975)) * v.std(ddof=1) / math.sqrt(v.size)
     return Interval(float(v.mean()), float(v.mean() - half), float(v.mean() + half))

@@ -3,11 +3,11 @@
 Every scorer turns the predictions of the validation pass that scored a trial (held in memory by the bridge's
 ``PredictionLog``) and the ground truth of the same images into COCO records, scores them with pycocotools'
 COCOeval (the computation independent of Ultralytics' own figure) and keeps COCOeval's per-image matching
-(:class:`yolo_attn.compare.cocoeval.EvalArrays`), from which the image bootstrap recomputes the metric on any
+(:class:`yolo_attn.scoring.cocoeval.EvalArrays`), from which the image bootstrap recomputes the metric on any
 multiset of images. So the sweep, its intervals, Holm, ``--plan`` and the report are the same for every task;
 what differs is here: which output is scored (boxes, masks, keypoints, rotated boxes), how the ground truth is read
 and how the records are written. Rotated boxes have no pycocotools IoU: their scorer names its own (Ultralytics'
-probiou) and :func:`yolo_attn.compare.cocoeval.evaluate_matched` evaluates them by COCO's definition.
+probiou) and :func:`yolo_attn.scoring.cocoeval.evaluate_matched` evaluates them by COCO's definition.
 
 A task without a scorer is refused before anything trains (:func:`scorer`), never scored as another task.
 """

@@ -16,7 +16,7 @@ class Scorer:
             names the metric by it.
         iou_type: the IoU of that output: pycocotools' COCOeval ``iouType`` (``bbox``, ``segm``, ``keypoints``), or
             the name of the scorer's own ``iou`` for an output pycocotools cannot compare (``probiou``), which
-            :func:`yolo_attn.compare.cocoeval.evaluate` matches the COCO way.
+            :func:`yolo_attn.scoring.cocoeval.evaluate` matches the COCO way.
         ultra: ``ultra(validator)`` -> Ultralytics' own figures of that output: ``map``, ``map50``, ``precision``,
             ``recall``.
         read_ground_truth: ``read_ground_truth(label_file, width, height)`` -> the image's labels as the scorer keeps
@@ -62,10 +62,10 @@ class Scorer:
 
 
 def coco_gt_with_rows(images, names, what: str) -> tuple[dict, list]:
-    """The COCO ground truth of ``images`` (:func:`yolo_attn.compare.cocoeval.coco_gt`: annotations in image order,
+    """The COCO ground truth of ``images`` (:func:`yolo_attn.scoring.cocoeval.coco_gt`: annotations in image order,
     rows in order) and, in the same order, each object's own geometry (``GtImage.segments``, named ``what`` in the
     error when the two counts differ)."""
-    from ..compare import cocoeval
+    from . import cocoeval
 
     gt = cocoeval.coco_gt(images, names)
     rows = [r for im in images for r in (im.segments or [])]

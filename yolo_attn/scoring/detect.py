@@ -1,4 +1,4 @@
-"""Detection: boxes, scored by COCOeval ``bbox`` (:mod:`yolo_attn.compare.cocoeval`)."""
+"""Detection: boxes, scored by COCOeval ``bbox`` (:mod:`yolo_attn.scoring.cocoeval`)."""
 
 from __future__ import annotations
 
@@ -18,13 +18,13 @@ def read_boxes(label_file, width: int, height: int) -> tuple:
 
 
 def _ground_truth(images, names) -> dict:
-    from ..compare import cocoeval
+    from . import cocoeval
 
     return cocoeval.coco_gt(images, names)
 
 
 def _detections(gt: dict, boxes: dict, extras: dict | None = None) -> list[dict]:
-    from ..compare import cocoeval
+    from . import cocoeval
 
     return cocoeval.coco_dets_pixels(gt, boxes)
 

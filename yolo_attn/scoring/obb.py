@@ -1,9 +1,9 @@
 """Oriented boxes: rotated boxes, scored by COCO's evaluation with the rotated IoU Ultralytics' OBB validator uses.
 
 pycocotools has no rotated IoU, so the independent figure is COCO's definition computed here
-(:func:`yolo_attn.compare.cocoeval.evaluate_matched`: per image and class the detections by score, each claiming
+(:func:`yolo_attn.scoring.cocoeval.evaluate_matched`: per image and class the detections by score, each claiming
 the unclaimed object it overlaps most at each of the 10 thresholds, then the 101-point interpolated AP of
-:func:`~yolo_attn.compare.cocoeval.weighted_map`), with the overlap Ultralytics matches rotated boxes by, its
+:func:`~yolo_attn.scoring.cocoeval.weighted_map`), with the overlap Ultralytics matches rotated boxes by, its
 probabilistic IoU (``probiou``, through the bridge). The ground truth is the 8-value label rows, each polygon made a
 rotated box as Ultralytics' dataset makes it; the predictions are the rows the validator scored, ``xc yc w h angle
 conf cls`` in original-image pixels. The sweep's metric is the rotated-box mAP50-95, Ultralytics' ``OBBMetrics.box``.

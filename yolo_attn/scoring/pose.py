@@ -89,7 +89,7 @@ def lay_out_ground_truth(gt: dict, kpt_shape, given_sigmas=None) -> None:
 
 
 def _detections(gt: dict, boxes: dict, extras: dict | None = None) -> list[dict]:
-    from ..compare import cocoeval
+    from . import cocoeval
 
     logged = [(extras or {}).get(im["file_name"]) or {} for im in gt["images"]]
     layouts = {(tuple(e["kpt_shape"]), repr(e.get("kpt_oks_sigmas"))) for e in logged if "kpt_shape" in e}

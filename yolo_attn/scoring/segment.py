@@ -48,7 +48,7 @@ def _ground_truth(images, names) -> dict:
 
 
 def _detections(gt: dict, boxes: dict, extras: dict | None = None) -> list[dict]:
-    from ..compare import cocoeval
+    from . import cocoeval
 
     dets = cocoeval.coco_dets_pixels(gt, boxes)  # image by image, rows in order
     masks = [m for im in gt["images"] for m in ((extras or {}).get(im["file_name"]) or {}).get("masks", [])]
