@@ -3,8 +3,8 @@
 Builds the stock yolov5x from Ultralytics' yolov5.yaml, fills it with random values, saves it as an
 Ultralytics checkpoint (float16, as the trainer saves), then times, over several repeats:
 
-* ``read``: :func:`yolo_attn.checkpoint.load_checkpoint` (the safe, placeholder-based reader);
-* ``match+copy``: :func:`yolo_attn.transfer.transfer_weights` from the already-read checkpoint;
+* ``read``: :func:`yolo_attn.weights.load_checkpoint` (the safe, placeholder-based reader);
+* ``match+copy``: :func:`yolo_attn.weights.transfer_weights` from the already-read checkpoint;
 * ``total``: ``transfer_weights(path, model)`` (read + match + copy), the number to compare with 2 s;
 * for reference, Ultralytics' ``torch_safe_load`` + ``model.load`` on the same file (full unpickling).
 
@@ -36,8 +36,8 @@ def main() -> None:
     import ultralytics
     import yolo_attn  # noqa: F401
     from ultralytics.nn.tasks import DetectionModel, torch_safe_load
-    from yolo_attn.checkpoint import load_checkpoint
-    from yolo_attn.transfer import transfer_weights
+    from yolo_attn.weights import load_checkpoint
+    from yolo_attn.weights import transfer_weights
 
     if args.threads:
         torch.set_num_threads(args.threads)

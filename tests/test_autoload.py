@@ -189,7 +189,7 @@ def test_ultralytics_ddp_worker_script_trains_the_attention_model(activated_pyth
             path.unlink()
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "YOLOv5n-cbam-neck summary" in proc.stdout + proc.stderr  # the closing validation of its best.pt
-    from yolo_attn.checkpoint import load_checkpoint
+    from yolo_attn.weights import load_checkpoint
 
     layers = load_checkpoint(tmp_path / "ddp" / "weights" / "last.pt").layers
     assert any(layer.type.endswith("CBAM") for layer in layers)

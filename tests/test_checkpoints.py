@@ -242,9 +242,9 @@ def test_safe_read_keeps_a_class_branch_widened_by_transfer(tmp_path):
     (safe reader, as `train model=X.pt` and `compare --pretrained` do) must rebuild that width, not fail or drop it."""
     from ultralytics.nn.tasks import DetectionModel
 
-    from yolo_attn.checkpoint import save_model_checkpoint
+    from yolo_attn.weights import save_model_checkpoint
     from yolo_attn.models import read_model_checkpoint
-    from yolo_attn.transfer import transfer_weights
+    from yolo_attn.weights import transfer_weights
 
     stock = DetectionModel("yolov5n.yaml", nc=80, verbose=False)
     target = DetectionModel("yolov5n.yaml", nc=4, verbose=False)

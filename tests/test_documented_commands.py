@@ -222,7 +222,7 @@ class Workspace:
 def workspace(tmp_path_factory) -> Workspace:
     from ultralytics.nn.tasks import yaml_model_load
 
-    from yolo_attn.checkpoint import save_model_checkpoint
+    from yolo_attn.weights import save_model_checkpoint
     from yolo_attn.models import build_model
 
     folder = tmp_path_factory.mktemp("documented")

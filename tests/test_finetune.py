@@ -7,7 +7,7 @@ import torch
 
 from yolo_attn._ultralytics import layer_roles, seeded_layers
 from yolo_attn.models import build_model, read_model_checkpoint
-from yolo_attn.transfer import transfer_weights
+from yolo_attn.weights import transfer_weights
 
 from conftest import model_output
 
@@ -153,7 +153,7 @@ def test_pretrained_sweep_identity_start_seeded_in_any_order(tiny, stock_ckpt, t
 def test_pretrained_sweep_freezes_the_backbone_and_scales_the_attention_lr(tiny, stock_ckpt, tmp_path, capsys):
     from conftest import cli_output
 
-    from yolo_attn.checkpoint import load_checkpoint
+    from yolo_attn.weights import load_checkpoint
 
     rc, text = cli_output(capsys, "compare", "--models", SE_MODEL, "--data", tiny, "--seed-list", "0", "--epochs", "1",
                           "--imgsz", "64", "--boot", "50", "--threads", "1", "--pretrained", stock_ckpt, "--quiet",

@@ -26,7 +26,7 @@ import torch
 from ultralytics.nn.tasks import DetectionModel
 
 import yolo_attn  # noqa: F401  (registers the layers)
-from yolo_attn.checkpoint import CheckpointError, load_checkpoint, save_model_checkpoint
+from yolo_attn.weights import CheckpointError, load_checkpoint, save_model_checkpoint
 from yolo_attn.cli import main
 from yolo_attn.models import build_model
 

@@ -14,7 +14,7 @@ from ultralytics.utils import SETTINGS, downloads
 
 from conftest import cli_output
 from yolo_attn._ultralytics import stock_weights
-from yolo_attn.checkpoint import load_checkpoint
+from yolo_attn.weights import load_checkpoint
 
 
 @pytest.fixture

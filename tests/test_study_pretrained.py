@@ -12,10 +12,10 @@ import pytest
 import torch
 import yaml
 
-from yolo_attn.model_options import ModelOptions, ModelOptionsError, parse_model_options, read_model_options
+from yolo_attn.weights import ModelOptions, ModelOptionsError, parse_model_options, read_model_options
 from yolo_attn.models import build_model, read_model_checkpoint
 from yolo_attn.studies import StudyOptions, get, run_study
-from yolo_attn.transfer import load_by_name, transfer_weights
+from yolo_attn.weights import load_by_name, transfer_weights
 
 from conftest import fake_summary, model_output, record_fake_trials
 
@@ -140,7 +140,7 @@ def test_names_load_copies_a_shifted_layer_of_equal_shape_into_the_wrong_place(t
     (what structure transfer gives row 4), while structure transfer gives it the source's row 2, its real counterpart."""
     from ultralytics.nn.tasks import DetectionModel
 
-    from yolo_attn.checkpoint import save_model_checkpoint
+    from yolo_attn.weights import save_model_checkpoint
 
     conv = [-1, 1, "Conv", [16, 3, 1]]
     stock_rows = [[-1, 1, "Conv", [16, 3, 2]], conv, conv, conv, [-1, 1, "Conv", [32, 3, 2]]]
@@ -378,7 +378,7 @@ def test_tiny_real_pretrained_study_end_to_end(tiny, stock_ckpt, tmp_path):
     assert config["model_options"]["se-backbone-end-structure-identity-frozen"] == {
         "attn_init": "identity", "load": "structure", "freeze": "backbone"}
     # (e) really froze the backbone: its first conv is still the checkpoint's after training
-    from yolo_attn.checkpoint import load_checkpoint
+    from yolo_attn.weights import load_checkpoint
 
     src = load_checkpoint(stock_ckpt).state_dict
     last = load_checkpoint(Path(e.run_dir) / "weights" / "last.pt").state_dict

@@ -8,7 +8,7 @@ import pytest
 import torch
 from ultralytics.nn.tasks import DetectionModel
 
-from yolo_attn.checkpoint import load_checkpoint
+from yolo_attn.weights import load_checkpoint
 from yolo_attn.datasets import shapes_yaml
 from yolo_attn.train import SHORT_RUN, train
 
@@ -69,7 +69,7 @@ def test_pretrained_without_yolo_attn_matching_would_lose_the_neck(stock_ckpt):
 def test_yolo26_fine_tunes_from_its_stock_checkpoint(tmp_path):
     """YOLO26's end-to-end criterion (E2ELoss) names its loss items through its one-to-one branch; the epoch-0
     validation of a transferred start read ``loss_names`` from the criterion itself and failed every run."""
-    from yolo_attn.checkpoint import save_model_checkpoint
+    from yolo_attn.weights import save_model_checkpoint
 
     torch.manual_seed(0)
     stock = save_model_checkpoint(DetectionModel("yolo26n.yaml", nc=4, verbose=False), tmp_path / "yolo26n-stock.pt")

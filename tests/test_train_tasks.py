@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from yolo_attn.checkpoint import save_model_checkpoint
+from yolo_attn.weights import save_model_checkpoint
 from yolo_attn.models import build_model
 from yolo_attn.train import TASK_METRICS, train
 

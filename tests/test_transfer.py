@@ -23,8 +23,8 @@ import yaml
 
 import yolo_attn  # noqa: F401  (registers the layers)
 from yolo_attn import LAYERS
-from yolo_attn.checkpoint import CheckpointError, load_checkpoint
-from yolo_attn.transfer import ForeignCheckpointError, freeze_prefixes, transfer_weights, translate_freeze
+from yolo_attn.weights import CheckpointError, load_checkpoint
+from yolo_attn.weights import ForeignCheckpointError, freeze_prefixes, transfer_weights, translate_freeze
 
 import ultralytics
 from ultralytics.nn.tasks import DetectionModel
@@ -757,10 +757,10 @@ def test_freeze_in_base_indices(files_n):
 # A source with NaN / inf weights is refused by every transfer path, before anything is written
 # --------------------------------------------------------------------------------------------
 def test_non_finite_source_is_refused_everywhere(stock_n, tmp_path, capsys):
-    from yolo_attn.checkpoint import save_model_checkpoint
+    from yolo_attn.weights import save_model_checkpoint
     from yolo_attn.cli import main
     from yolo_attn.compare.sweep import check_sweep_settings
-    from yolo_attn.transfer import NonFiniteWeightsError
+    from yolo_attn.weights import NonFiniteWeightsError
 
     broken = copy.deepcopy(stock_n)
     with torch.no_grad():
@@ -785,9 +785,9 @@ def test_non_finite_source_is_refused_everywhere(stock_n, tmp_path, capsys):
 
 
 def test_train_refuses_a_non_finite_pretrained_source(stock_n, tmp_path):
-    from yolo_attn.checkpoint import save_model_checkpoint
+    from yolo_attn.weights import save_model_checkpoint
     from yolo_attn.train import train
-    from yolo_attn.transfer import NonFiniteWeightsError
+    from yolo_attn.weights import NonFiniteWeightsError
 
     broken = copy.deepcopy(stock_n)
     with torch.no_grad():

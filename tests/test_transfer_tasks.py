@@ -3,7 +3,7 @@
 The stock checkpoints are made here, nothing is downloaded: Ultralytics' ``-seg``, ``-pose``, ``-obb`` and ``-cls``
 YAMLs of YOLOv8, YOLO11, YOLO26 and YOLO12 built at n by the task's own model class, every tensor filled with seeded
 random values (each tensor unique, so it can be found by value), saved as Ultralytics does (``torch.save`` of the
-pickled model) or by ``yolo_attn.checkpoint.save_model_checkpoint``, alternately. For the shipped task configs the
+pickled model) or by ``yolo_attn.weights.save_model_checkpoint``, alternately. For the shipped task configs the
 generator's index map says where each stock layer must land: every stock tensor arrives there and nowhere else, the
 task head's own tensors included (mask prototypes and coefficients, YOLO26's semantic branch, keypoint branches,
 the angle branch, the classifier), and new tensors keep their initialisation. With ``init=identity`` the config
@@ -22,12 +22,12 @@ from test_transfer_bases import _Layers, one_thread, tensors  # noqa: F401 (one_
 from ultralytics.nn.tasks import yaml_model_load
 
 from yolo_attn._ultralytics.head import task_model_class
-from yolo_attn.checkpoint import load_checkpoint, save_model_checkpoint
+from yolo_attn.weights import load_checkpoint, save_model_checkpoint
 from yolo_attn.cli import main
 from yolo_attn.configs import LIGHT_GATES, TASK_PLACEMENTS, shipped_configs, task_bases
 from yolo_attn.models import build_model
 from yolo_attn.placement import make_yaml
-from yolo_attn.transfer import transfer_weights
+from yolo_attn.weights import transfer_weights
 
 TASK_BASES = task_bases()
 SEEDS = {base: 40 + i for i, base in enumerate(TASK_BASES)}

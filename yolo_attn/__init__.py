@@ -53,8 +53,8 @@ _LAZY = {
     "YamlLayerError": "yolo_attn._ultralytics",
     "install": "yolo_attn._ultralytics",
     "make_yaml": "yolo_attn.placement",
-    "transfer_weights": "yolo_attn.transfer",
-    "load_checkpoint": "yolo_attn.checkpoint",
+    "transfer_weights": "yolo_attn.weights",
+    "load_checkpoint": "yolo_attn.weights",
     "validate": "yolo_attn.train",
     "build_model": "yolo_attn.models",
 }

@@ -80,7 +80,7 @@ def gate_checkpoints(args: dict[str, Any], trust: bool, scratch: Path) -> dict[s
         if source is not None:
             args["resume"] = str(source)  # never Ultralytics' search for the newest last*.pt
         return args
-    from .checkpoint import load_checkpoint
+    from .weights import load_checkpoint
     from .models import write_clean_checkpoint
 
     ckpt = load_checkpoint(source)
@@ -102,7 +102,7 @@ def _teacher(teacher, trust: bool, scratch: Path) -> str:
         raise ValueError(f"distill_model={teacher}: no such checkpoint file")
     if trust or path.suffix.lower() != ".pt":
         return str(path)  # a model YAML holds no pickle; Ultralytics refuses anything but .pt and YAML
-    from .checkpoint import load_checkpoint
+    from .weights import load_checkpoint
     from .models import write_clean_checkpoint
 
     return str(write_clean_checkpoint(load_checkpoint(path), _unique(scratch, "teacher", path.name)))
@@ -126,7 +126,7 @@ def check_sweep_file_args(train_args: dict[str, Any]) -> None:
     if not path.is_file():
         raise ValueError(f"--train-arg distill_model={teacher}: no such checkpoint file")
     if path.suffix.lower() == ".pt":
-        from .checkpoint import load_checkpoint
+        from .weights import load_checkpoint
         from .models import model_from_checkpoint
 
         model_from_checkpoint(load_checkpoint(path))  # CheckpointError naming the file when it is not a usable model

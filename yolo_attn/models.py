@@ -55,7 +55,7 @@ def build_model(
 def read_model_checkpoint(path: str | Path, trust: bool = False):
     """The float ``DetectionModel`` of an Ultralytics checkpoint, without running code from the file.
 
-    By default the file is read by :func:`yolo_attn.checkpoint.load_checkpoint` (no pickled code runs, no size
+    By default the file is read by :func:`yolo_attn.weights.load_checkpoint` (no pickled code runs, no size
     or cycle in the file can exhaust memory), the model is rebuilt from the YAML it carries (checked like any
     model YAML: only layer classes, no code) and its weights are loaded, every tensor shape-checked. The path
     is used as given: Ultralytics' name rewriting (``yolov5n.pt`` -> ``yolov5nu.pt``) and download fallback are
@@ -63,7 +63,7 @@ def read_model_checkpoint(path: str | Path, trust: bool = False):
     """
     from torch import nn
 
-    from .checkpoint import load_checkpoint
+    from .weights import load_checkpoint
 
     ckpt = load_checkpoint(Path(path), trust=trust)
     if trust and isinstance(ckpt.model, nn.Module) and hasattr(ckpt.model, "model"):
@@ -72,11 +72,11 @@ def read_model_checkpoint(path: str | Path, trust: bool = False):
 
 
 def model_from_checkpoint(ckpt):
-    """The float model of a :class:`~yolo_attn.checkpoint.Checkpoint`, rebuilt from the YAML it carries (checked)."""
+    """The float model of a :class:`~yolo_attn.weights.Checkpoint`, rebuilt from the YAML it carries (checked)."""
     import copy
 
     from ._ultralytics.head import task_model_class
-    from .checkpoint import CheckpointError
+    from .weights import CheckpointError
 
     path = ckpt.path
     if ckpt.format == "yolov5":
@@ -90,7 +90,7 @@ def model_from_checkpoint(ckpt):
     cfg["yaml_file"] = f"{path} (its model YAML {original or ''})"  # errors of the row check name the file
     model = task_model_class(cfg)(cfg, nc=ckpt.nc, verbose=False)
     model.yaml["yaml_file"] = original or str(path)
-    from .transfer import adapt_class_branch_to
+    from .weights import adapt_class_branch_to
 
     adapt_class_branch_to(model, ckpt.state_dict)  # a class branch widened by a transfer between class counts
     load_exact_state_dict(model, ckpt.state_dict, path)
@@ -104,7 +104,7 @@ def model_from_checkpoint(ckpt):
 
 def load_exact_state_dict(model, state_dict: dict, path) -> None:
     """Load ``state_dict`` into ``model``; every key must exist on both sides with the same shape."""
-    from .checkpoint import CheckpointError
+    from .weights import CheckpointError
 
     own = model.state_dict()
     missing = [k for k in own if k not in state_dict]
@@ -160,7 +160,7 @@ def model_task_of(model: str | Path, trust: bool = False) -> str:
     from ._ultralytics.head import model_task
 
     if str(model).lower().endswith(".pt"):
-        from .checkpoint import load_checkpoint
+        from .weights import load_checkpoint
 
         ckpt = load_checkpoint(Path(model), trust=trust)
         if ckpt.yaml is not None:

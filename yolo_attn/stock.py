@@ -29,7 +29,7 @@ def stock_path() -> Path:
 
 def train_stock(out: str | Path, epochs: int = STOCK_EPOCHS, threads: int = STOCK_THREADS) -> Path:
     """Train the stock model from scratch on draw ``STOCK_DRAW`` and write its weights (half precision) to ``out``."""
-    from .checkpoint import save_model_checkpoint
+    from .weights import save_model_checkpoint
     from .datasets.shapes import ShapesConfig, write_dataset
     from .train import SHORT_RUN, train
 
@@ -49,7 +49,7 @@ def same_weights(a: str | Path, b: str | Path) -> list[str]:
     """The tensors that differ between two checkpoints (read safely); empty when every tensor is equal."""
     import torch
 
-    from .checkpoint import load_checkpoint
+    from .weights import load_checkpoint
 
     sa, sb = load_checkpoint(Path(a)).state_dict, load_checkpoint(Path(b)).state_dict
     keys = sorted(set(sa) | set(sb))

@@ -160,14 +160,14 @@ class AttnTrainerMixin:
         if source is None:
             ckpt = super().setup_model()
             if weights is not None:
-                from .transfer import adapt_class_branch_to
+                from .weights import adapt_class_branch_to
 
                 adapt_class_branch_to(self.model, weights.state_dict())  # keep a transfer's widened class branch
                 self.model.load(weights)  # Ultralytics' own name/shape load, as for model=*.pt
             return ckpt
-        from .checkpoint import load_checkpoint
-        from .model_options import effective, read_model_options
-        from .transfer import (backbone_length, base_layer_count, check_freeze, freeze_prefixes, load_by_name,
+        from .weights import load_checkpoint
+        from .weights import effective, read_model_options
+        from .weights import (backbone_length, base_layer_count, check_freeze, freeze_prefixes, load_by_name,
                                transfer_weights)
 
         options = read_model_options(self.model)  # the model YAML's own yolo_attn: key (overrides the run's values)
@@ -554,7 +554,7 @@ def _with_attn_init(args: dict, attn_init, scratch: Path) -> str:
 def _model_options(args: dict, attn_init):
     """Check the model YAML's ``yolo_attn:`` options (:mod:`yolo_attn.model_options`) against ``args``; return the
     model's attn_init (its own, else the run's). ``load`` and ``freeze`` are applied by the trainer's set-up."""
-    from .model_options import check_with_pretrained, effective, read_model_options
+    from .weights import check_with_pretrained, effective, read_model_options
 
     model = args["model"]
     options = read_model_options(model)

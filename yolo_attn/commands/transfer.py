@@ -47,7 +47,7 @@ def build_target(target: str | Path, nc: int | None = None, trust: bool = False,
 
 def save_checkpoint(model, path: str | Path, report=None, half: bool = True, train_args: dict | None = None) -> Path:
     """Write ``model`` as an Ultralytics checkpoint that ``YOLO(path)`` loads (atomically), with the transfer report."""
-    from ..checkpoint import save_model_checkpoint
+    from ..weights import save_model_checkpoint
 
     transfer = {"transfer": report.as_dict() if report is not None else None}
     return save_model_checkpoint(model, path, half=half, train_args=train_args, yolo_attn=transfer)
@@ -70,8 +70,8 @@ def check_outputs(paths: dict, force: bool, inputs) -> None:
 
 def run(args) -> int:
     from .._io import atomic_write_json
-    from ..checkpoint import load_checkpoint
-    from ..transfer import transfer_weights
+    from ..weights import load_checkpoint
+    from ..weights import transfer_weights
 
     out = Path(args.output)
     if out.suffix != ".pt":

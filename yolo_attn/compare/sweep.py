@@ -457,7 +457,7 @@ def _checked_data(data: str, out_dir: Path, log, task: str = "detect"):
 def _model_spec(ref: str, nc: int, out_dir: Path, built: dict) -> dict:
     """Resolved, copied and built model reference: name, path, YAML hash, parameters and GFLOPs (the built model
     kept in ``built`` under its path, for the sweep's other checks)."""
-    from ..model_options import read_model_options
+    from ..weights import read_model_options
 
     resolved = resolve_model(ref)
     options = read_model_options(resolved)  # the YAML's own yolo_attn: key; errors name the user's file
@@ -559,9 +559,9 @@ def check_sweep_settings(train_args: dict | None, pretrained: str | None, specs_
     check_pretrained_options(t_args, pretrained, [m["ref"] for m in specs_m])
     options = check_model_options(t_args, pretrained, specs_m)
     if pretrained:
-        from ..checkpoint import load_checkpoint
-        from ..model_options import effective
-        from ..transfer import ForeignCheckpointError, load_by_name, transfer_weights
+        from ..weights import load_checkpoint
+        from ..weights import effective
+        from ..weights import ForeignCheckpointError, load_by_name, transfer_weights
 
         if not Path(pretrained).is_file():
             raise FileNotFoundError(f"--pretrained {pretrained}: no such file")
@@ -584,10 +584,10 @@ def check_sweep_settings(train_args: dict | None, pretrained: str | None, specs_
 
 
 def _check_freeze(freeze, model, report, ckpt) -> None:
-    """The trainer's freeze check (:func:`yolo_attn.transfer.check_freeze`), before any trial."""
+    """The trainer's freeze check (:func:`yolo_attn.weights.check_freeze`), before any trial."""
     if freeze in (None, [], 0, False) or report.method == "names":
         return
-    from ..transfer import backbone_length, base_layer_count, check_freeze, freeze_prefixes
+    from ..weights import backbone_length, base_layer_count, check_freeze, freeze_prefixes
 
     prefixes = freeze_prefixes(model, freeze, report.mapping, backbone_length(ckpt))
     check_freeze(freeze, prefixes, report, base_layer_count(ckpt), backbone_length(ckpt))
@@ -603,9 +603,9 @@ def _foreign(pretrained: str, name: str, fit) -> str:
 
 
 def check_model_options(t_args: dict, pretrained: str | None, specs_m: list[dict]) -> dict:
-    """Model name -> :class:`~yolo_attn.model_options.ModelOptions` (each YAML's ``yolo_attn:`` key), checked against
+    """Model name -> :class:`~yolo_attn.weights.ModelOptions` (each YAML's ``yolo_attn:`` key), checked against
     the sweep: per-model ``freeze``/``load: names`` need ``--pretrained``; ``load: names`` takes no freeze."""
-    from ..model_options import ModelOptions, check_with_pretrained, effective, parse_model_options
+    from ..weights import ModelOptions, check_with_pretrained, effective, parse_model_options
 
     out = {}
     for m in specs_m:

@@ -169,8 +169,8 @@ def _make_pretrained(ref: str, source: str, nc: int, out: Path, seed: int) -> tu
     freezes in base indices and validates before training). ``source`` is read by yolo_attn's safe reader.
     """
     from .._ultralytics import seeded_layers
-    from ..checkpoint import save_model_checkpoint
-    from ..transfer import transfer_weights
+    from ..weights import save_model_checkpoint
+    from ..weights import transfer_weights
 
     with seeded_layers(seed):
         model = build(ref, nc)

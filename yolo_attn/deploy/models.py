@@ -149,7 +149,7 @@ def spread_class_scores(model: torch.nn.Module, images: torch.Tensor) -> None:
 def _open(model: torch.nn.Module, path: Path):
     from ultralytics import YOLO
 
-    from ..checkpoint import save_model_checkpoint
+    from ..weights import save_model_checkpoint
 
     save_model_checkpoint(model, path, half=False)
     return YOLO(str(path), task="detect")

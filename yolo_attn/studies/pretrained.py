@@ -153,7 +153,7 @@ def _f(v, nd: int = 3) -> str:
 
 def _checkpoint_format(path) -> str | None:
     try:
-        from ..checkpoint import load_checkpoint
+        from ..weights import load_checkpoint
 
         return load_checkpoint(path).format
     except Exception:  # the report must not fail on it: the sweeps already read the file

@@ -696,7 +696,7 @@ def load_checkpoint(path: str | Path, trust: bool = False) -> Checkpoint:
     """
     path = Path(path)
     if not path.is_file():  # or one of Ultralytics' weight names (yolo11n.pt): found or downloaded as Ultralytics does
-        from ._ultralytics import stock_weights
+        from .._ultralytics import stock_weights
 
         path = stock_weights(path)
     if path.stat().st_size == 0:
@@ -752,8 +752,8 @@ def model_checkpoint_dict(model: torch.nn.Module, half: bool = True, train_args:
 
     from ultralytics import __version__ as ul_version
 
-    from . import __version__
-    from ._ultralytics.head import model_task
+    from .. import __version__
+    from .._ultralytics.head import model_task
 
     m = deepcopy(model).float()
     m = (m.half() if half else m).to(memory_format=torch.contiguous_format)
@@ -775,7 +775,7 @@ def model_checkpoint_dict(model: torch.nn.Module, half: bool = True, train_args:
 def save_model_checkpoint(model: torch.nn.Module, path: str | Path, half: bool = True, train_args: dict | None = None,
                           yolo_attn: dict | None = None) -> Path:  # fmt: skip
     """Write ``model`` as an Ultralytics checkpoint that ``YOLO(path)`` loads, atomically (no half-written file)."""
-    from ._io import atomic_save
+    from .._io import atomic_save
 
     ckpt = model_checkpoint_dict(model, half=half, train_args=train_args, yolo_attn=yolo_attn)
     return atomic_save(path, lambda tmp: torch.save(ckpt, tmp))

@@ -45,8 +45,8 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
-from .checkpoint import Checkpoint, load_checkpoint
-from .registry import LAYERS
+from .unpickle import Checkpoint, load_checkpoint
+from ..registry import LAYERS
 
 __all__ = [
     "ForeignCheckpointError",
@@ -399,7 +399,7 @@ _TASK_HEADS = frozenset({"Detect", "Segment", "Pose", "OBB", "Segment26", "Pose2
 
 def _class_output_keys(head: nn.Module) -> dict[str, str]:
     """Relative key -> ``"classes"`` / ``"keypoints"`` of every output tensor set by the class count or keypoint shape."""
-    from ._ultralytics.head import task_output_branches
+    from .._ultralytics.head import task_output_branches
 
     keys = {}
     for branch in task_output_branches(head):
@@ -450,7 +450,7 @@ def _resized(mod: nn.Module, src: tuple, first: bool, last: bool):
 
 def _class_branch_plan(head: nn.Module, src_shapes: dict[str, tuple]) -> list | None:
     """``[(name, new module, old module)]`` rebuilding the output branches at the source width; None if they cannot be."""
-    from ._ultralytics.head import task_output_branches
+    from .._ultralytics.head import task_output_branches
 
     plan = []
     for branch in task_output_branches(head):
@@ -512,11 +512,11 @@ def _as_checkpoint(source: Any, trust: bool) -> Checkpoint:
     if isinstance(source, (str, Path)):
         return load_checkpoint(source, trust=trust)
     if isinstance(source, nn.Module):
-        from .checkpoint import checkpoint_from_module
+        from .unpickle import checkpoint_from_module
 
         return checkpoint_from_module(source)
     if isinstance(source, dict):
-        from .checkpoint import checkpoint_from_object
+        from .unpickle import checkpoint_from_object
 
         return checkpoint_from_object(source)
     raise TypeError(f"source must be a path, Checkpoint, nn.Module or state dict, got {type(source).__name__}")
@@ -579,7 +579,7 @@ class _Transfer:
         self.paired_t = set(self.t2s)
         self.tgt_sd = self.net.state_dict()
         self.src_nc = self.ckpt.nc
-        from ._ultralytics.head import class_count
+        from .._ultralytics.head import class_count
 
         self.tgt_nc = class_count(self.net.model[-1])
 
@@ -764,7 +764,7 @@ def transfer_weights(
 
     Args:
         source: checkpoint path (Ultralytics ``.pt``, state dict ``.pt``/``.pth``/``.safetensors``,
-            original-YOLOv5 ``.pt``), a :class:`~yolo_attn.checkpoint.Checkpoint`, a model or a state dict.
+            original-YOLOv5 ``.pt``), a :class:`~yolo_attn.weights.Checkpoint`, a model or a state dict.
         model: the target ``DetectionModel`` (or ``YOLO`` object); changed in place.
         index_map: optional ``{base index: target index}`` (dict, ``{"map": ...}`` dict, or JSON path)
             used instead of the alignment.
@@ -818,7 +818,7 @@ def transfer_weights(
 def load_by_name(source: Any, model: Any, *, trust: bool = False) -> TransferReport:
     """Load ``source`` into ``model`` the way Ultralytics' ``YOLO(yaml).load(pt)`` does: by name and shape.
 
-    The checkpoint is read by yolo_attn's safe reader (:func:`yolo_attn.checkpoint.load_checkpoint`; no
+    The checkpoint is read by yolo_attn's safe reader (:func:`yolo_attn.weights.load_checkpoint`; no
     pickled code runs); the tensors to copy are chosen by Ultralytics' own ``intersect_dicts`` (a tensor is
     copied when a tensor of the same name and shape exists in ``model``), then loaded non-strictly. Nothing
     is aligned: after a layer inserted into the target every index is shifted, so those layers mostly keep
@@ -826,7 +826,7 @@ def load_by_name(source: Any, model: Any, *, trust: bool = False) -> TransferRep
     carries that index. This is the comparison arm for :func:`transfer_weights`; the report says per target
     layer what arrived (``method`` ``names``).
     """
-    from ._ultralytics import intersect_dicts
+    from .._ultralytics import intersect_dicts
 
     t0 = time.perf_counter()
     ckpt = _as_checkpoint(source, trust)
@@ -880,7 +880,7 @@ def load_by_name(source: Any, model: Any, *, trust: bool = False) -> TransferRep
         params=sum(own[k].numel() for k in matched if k in tgt_param_names), class_dependent=class_dependent,
         transferred_keys={k: k for k in matched}, method="names",
     )  # fmt: skip
-    from ._ultralytics.head import class_count
+    from .._ultralytics.head import class_count
 
     _adopt_class_names(ckpt, net, class_count(head))
     report.seconds = time.perf_counter() - t0

@@ -9,8 +9,8 @@ the model YAML itself, so that models started differently are compared in one sw
 * ``attn_init`` -- ``paper`` or ``identity``: initialisation of every attention layer of this model
   (as ``--attn-init`` / ``attn_init=``);
 * ``load`` -- how ``pretrained=`` weights arrive: ``structure`` (default; yolo_attn's structure-aware
-  transfer, :func:`yolo_attn.transfer.transfer_weights`) or ``names`` (Ultralytics' own name-and-shape
-  matching, as ``YOLO(yaml).load(pt)`` does: :func:`yolo_attn.transfer.load_by_name`);
+  transfer, :func:`yolo_attn.weights.transfer_weights`) or ``names`` (Ultralytics' own name-and-shape
+  matching, as ``YOLO(yaml).load(pt)`` does: :func:`yolo_attn.weights.load_by_name`);
 * ``freeze`` -- ``backbone``, a layer count or a list of base-model layer indices (as ``--freeze``).
 
 A value given here overrides the sweep-level (or ``yolo-attn train``) value for this model only;
@@ -79,7 +79,7 @@ def _check_freeze(value, where: str):
 
 def parse_model_options(raw: Any, source: str = "<model dict>") -> ModelOptions:
     """:class:`ModelOptions` of the value of a YAML's ``yolo_attn:`` key (None or missing: no options)."""
-    from .registry import INITS
+    from ..registry import INITS
 
     where = f"{source}: {KEY}"
     if raw is None:
@@ -123,7 +123,7 @@ def read_model_options(model) -> ModelOptions:
         except yaml.YAMLError:
             return ModelOptions()  # not YAML: the model build reports it, naming the file
         return parse_model_options(d.get(KEY) if isinstance(d, dict) else None, str(path))
-    from ._ultralytics import load_model_yaml
+    from .._ultralytics import load_model_yaml
 
     try:
         d = load_model_yaml(str(model))  # a shipped or Ultralytics config by name
