@@ -58,10 +58,13 @@ class Plan:
     options: list[EpochOption]
     pilot_epochs: int
     s_per_epoch: float  # mean over trials of (trial wall time / epochs)
+    forecast: object = None  # a .forecast.Forecast of --until-decided's rule, when it was asked for
 
 
-def make_plan(summary: SweepSummary, records: list[TrialRecord], effect: float, target: float = stats.POWER) -> Plan:
-    """Plan from a finished pilot's summary (report.summarize) and its ok trial records."""
+def make_plan(summary: SweepSummary, records: list[TrialRecord], effect: float, target: float = stats.POWER,
+              rule=None) -> Plan:
+    """Plan from a finished pilot's summary (report.summarize) and its ok trial records; with ``rule`` (a
+    :class:`.sequential.Rule`) also the forecast of what ``--until-decided`` under it would decide."""
     rows = summary.compared
     k = max(1, len(rows))
     alpha = 0.05 / k
@@ -87,7 +90,13 @@ def make_plan(summary: SweepSummary, records: list[TrialRecord], effect: float, 
                   if p.get("epoch") == e]
         options.append(_option(e, needs, s_epoch, n_models, "validation curve at this epoch (approximate)",
                                float(np.mean(base_e)) if base_e else math.nan))
-    return Plan(effect, k, alpha, models, sorted(options, key=lambda o: o.epochs), E, s_epoch)
+    fc = None
+    if rule is not None and rows:
+        from .forecast import forecast
+
+        fc = forecast(rule, [m.model for m in models], [m.sd_seed for m in models], [m.image_sd for m in models],
+                      [r.diff["map"].ci.delta for r in rows])
+    return Plan(effect, k, alpha, models, sorted(options, key=lambda o: o.epochs), E, s_epoch, fc)
 
 
 def _option(epochs: int, needs: list, s_epoch: float, n_models: int, source: str, base_map: float) -> EpochOption:
@@ -160,6 +169,10 @@ def format_plan(plan: Plan, pilot_dir: str) -> str:
         "Run the planned seeds into a NEW folder (--out): adding seeds to the pilot after looking at it is optional "
         "stopping, and that folder's report would say so.",
     ]
+    if plan.forecast is not None:
+        from .forecast import format_forecast
+
+        lines += ["", format_forecast(plan.forecast).rstrip("\n")]
     return "\n".join(lines) + "\n"
 
 
