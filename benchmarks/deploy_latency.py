@@ -66,7 +66,7 @@ def _runners(name: str, cfg: str, imgsz: int, work: Path, threads: int):
 def measure(scale: str, imgsz: int, rounds: int, iters: int, threads: int, work: Path) -> dict[tuple[str, str], float]:
     import torch
 
-    from yolo_attn.compare.trial import quiet_ultralytics
+    from yolo_attn._ultralytics import quiet_ultralytics
 
     torch.set_num_threads(threads)
     fns = {}

@@ -36,7 +36,7 @@ from .assets import stock_weights
 from ._core import _ULTRALYTICS_NAMES, PARSE_MODEL_LOCALS, ULTRALYTICS_VERSION, YamlLayerError, _tasks, ultralytics_names
 from .config_lookup import (check_yaml, find_config, install_config_lookup, load_model_yaml, shipped_config,
                             ultralytics_config_file, yaml_model_load)
-from .console import messages_to_stderr
+from .console import messages_to_stderr, quiet_ultralytics
 from .data import check_dataset_yaml, datasets_dir, find_packaged_file, pil_open, ultralytics_image_files
 from .export import detections, exported_model
 from .fonts import fallback_font, install_offline_font, offline_check_font
@@ -61,7 +61,8 @@ __all__ = [
     "install", "integration_enabled",
     "install_config_lookup", "install_offline_font", "intersect_dicts", "layer_roles", "layer_seed", "load_model_yaml",
     "messages_to_stderr",
-    "offline_check_font", "optimizer_choice", "parse_cli_tokens", "parse_model", "pil_open", "record_predictions",
+    "offline_check_font", "optimizer_choice", "parse_cli_tokens", "parse_model", "pil_open", "quiet_ultralytics",
+    "record_predictions",
     "resolve_layer",
     "resolve_optimizer", "scale_block_options", "seeded_layers", "shipped_config", "stock_weights", "torch_safe_load",
     "train_imgsz",

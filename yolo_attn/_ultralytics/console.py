@@ -28,3 +28,17 @@ def messages_to_stderr():
     finally:
         for handler in moved:
             handler.setStream(out)
+
+
+@contextlib.contextmanager
+def quiet_ultralytics(enabled: bool = True):
+    """Raise Ultralytics' logger to WARNING (which also disables its progress bars) while inside."""
+    from ultralytics.utils import LOGGER
+
+    old = LOGGER.level
+    if enabled:
+        LOGGER.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        LOGGER.setLevel(old)

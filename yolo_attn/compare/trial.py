@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import logging
 import math
 import os
 import platform
@@ -21,7 +20,6 @@ import re
 import shutil
 import time
 import traceback
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -29,8 +27,9 @@ from typing import Callable
 import numpy as np
 
 from .._io import atomic_write
+from .._ultralytics import quiet_ultralytics
 from ..configs import config_dir, scale_free_name
-from ..scoring import cocoeval
+from ..scoring import VAL_ARGS, cocoeval
 from ..train import SHORT_RUN, restore_cpu_threads
 from .contract import TrialRecord, TrialSpec
 from .hardware import hardware
@@ -56,7 +55,6 @@ FINE_TUNE_ARGS = {
     "attn_init": "identity",
 }
 # Set by the sweep itself for every trial: not allowed in --train-arg.
-VAL_ARGS = {"conf": 0.001, "iou": 0.7, "max_det": 300}  # Ultralytics' mAP settings, stated explicitly
 SWEEP_ARGS = ("model", "data", "epochs", "imgsz", "seed", "deterministic", "plots", "val", "project", "name",
               "exist_ok", "verbose", "device", "pretrained", "mode", "task", "resume", *VAL_ARGS)
 
@@ -146,20 +144,6 @@ def model_cost(ref: str, nc: int | None, imgsz: int = 640, model=None) -> tuple[
     with quiet_ultralytics():
         m = model if model is not None else build(ref, nc)
         return int(get_num_params(m)), float(get_flops(m, imgsz))  # get_flops profiles a copy: m stays as it was
-
-
-@contextmanager
-def quiet_ultralytics(enabled: bool = True):
-    """Raise Ultralytics' logger to WARNING (which also disables its progress bars) while inside."""
-    from ultralytics.utils import LOGGER
-
-    old = LOGGER.level
-    if enabled:
-        LOGGER.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        LOGGER.setLevel(old)
 
 
 def _make_pretrained(ref: str, source: str, nc: int, out: Path, seed: int) -> tuple[str, str]:

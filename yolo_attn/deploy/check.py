@@ -261,7 +261,7 @@ def export_args(fmt: Format, settings: CheckSettings) -> dict:
 
 def export(cm: CheckModel, fmt: Format, settings: CheckSettings, workdir: Path) -> Path:
     """Export ``cm`` to ``fmt`` with Ultralytics' exporter; the result is moved to ``workdir/<format>/``."""
-    from ..compare.trial import quiet_ultralytics
+    from .._ultralytics import quiet_ultralytics
 
     with _no_installs(), quiet_ultralytics():
         f = cm.yolo.export(**export_args(fmt, settings))
@@ -297,7 +297,7 @@ def openvino_f32(path: Path):
 
 def _compare(cm: CheckModel, fmt: Format, path: Path, settings: CheckSettings, res: FormatResult) -> str:
     from .._ultralytics import exported_model
-    from ..compare.trial import quiet_ultralytics
+    from .._ultralytics import quiet_ultralytics
 
     try:
         with quiet_ultralytics():

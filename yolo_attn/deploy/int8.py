@@ -48,7 +48,8 @@ def _weights(rec, config: SweepConfig) -> Path:
 def _val(yolo_or_path, data: str, imgsz: int, out: Path, name: str) -> tuple[float, float]:
     from ultralytics import YOLO
 
-    from ..compare.trial import VAL_ARGS, quiet_ultralytics
+    from .._ultralytics import quiet_ultralytics
+    from ..scoring import VAL_ARGS
 
     model = YOLO(str(yolo_or_path), task="detect") if isinstance(yolo_or_path, (str, Path)) else yolo_or_path
     with quiet_ultralytics():

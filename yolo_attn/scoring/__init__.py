@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from .base import Scorer
 
-__all__ = ["Scorer", "SCORERS", "iou_of", "scorer"]
+__all__ = ["Scorer", "SCORERS", "VAL_ARGS", "iou_of", "scorer"]
 
 
 def _scorers() -> dict[str, Scorer]:
@@ -26,6 +26,9 @@ def _scorers() -> dict[str, Scorer]:
 
 
 SCORERS = _scorers()
+# The settings of the validation pass whose predictions are scored: Ultralytics' own mAP settings, stated
+# explicitly (every trial of a sweep, and export-check's validations, run with them).
+VAL_ARGS = {"conf": 0.001, "iou": 0.7, "max_det": 300}
 NOT_YET = {  # tasks yolo_attn trains but does not score in a comparison yet, and why
     "classify": "top-1 accuracy with an image bootstrap is not built yet",
 }
