@@ -357,3 +357,91 @@ def test_import_data_cli_task(tmp_path, capsys):
     assert "1 polygons" in out and "0 fatal" in out
     with pytest.raises(SystemExit):  # VOC XML holds boxes only: no --task
         main(["import-data", "voc", str(tmp_path), str(tmp_path / "o2"), "--task", "segment"])
+
+
+# ------------------------------------------------------------------------------------------------ LabelMe / CVAT pose, obb
+def _label_rows(out: Path) -> list[str]:
+    return [r for f in sorted((out / "labels").rglob("*.txt")) for r in f.read_text().splitlines()]
+
+
+def _labelme(folder: Path, shapes: list, stems=("a", "b", "c")) -> Path:
+    for stem in stems:
+        write_image(folder / f"{stem}.jpg", 100, 50)
+        (folder / f"{stem}.json").write_text(json.dumps(
+            {"shapes": shapes, "imagePath": f"{stem}.jpg", "imageWidth": 100, "imageHeight": 50}))
+    return folder
+
+
+def test_import_labelme_keypoints_by_group_id_and_oriented_polygons(tmp_path):
+    def pt(name, x, y, gid):
+        return {"label": name, "points": [[x, y]], "shape_type": "point", "group_id": gid}
+
+    shapes = [{"label": "person", "points": [[10, 5], [50, 45]], "shape_type": "rectangle", "group_id": 1},
+              pt("nose", 30, 10, 1), pt("left_eye", 25, 8, 1), pt("right_eye", 35, 8, 1),
+              {"label": "person", "points": [[60, 5], [90, 45]], "shape_type": "rectangle", "group_id": 2},
+              pt("nose", 75, 10, 2), pt("nose", 76, 11, 2),  # drawn twice: the second is skipped
+              pt("tail", 80, 40, 2), pt("nose", 5, 5, 3), pt("nose", 1, 1, None)]
+    src = _labelme(tmp_path / "lm", shapes)
+    with pytest.raises(ValueError, match="--keypoints"):  # LabelMe holds no keypoint list: the order must be given
+        import_labelme(src, tmp_path / "o0", task="pose")
+    rep = import_labelme(src, tmp_path / "out", task="pose", keypoints=["nose", "left_eye", "right_eye"],
+                         val_fraction=0.34)
+    data = yaml.safe_load(rep.yaml.read_text())
+    assert data["kpt_shape"] == [3, 3] and data["flip_idx"] == [0, 2, 1] and data["names"] == {0: "person"}
+    rows = _label_rows(tmp_path / "out")
+    assert len(rows) == 6 and rows[0] == ("0 0.300000 0.500000 0.400000 0.800000 0.300000 0.200000 2 "
+                                          "0.250000 0.160000 2 0.350000 0.160000 2")
+    assert rows[1].endswith("0.750000 0.200000 2 0.000000 0.000000 0 0.000000 0.000000 0")  # eyes not drawn
+    assert rep.skipped == {"keypoint repeated in its object": 3, "unknown keypoint": 3, "keypoint without its object": 6}
+    assert any("shape 9 (group_id 3)" in p for p in rep.problems)  # the file and the shape named
+    assert check_data(rep.yaml).ok  # read as pose (kpt_shape)
+
+    shapes = [{"label": "ship", "points": [[10, 10], [40, 5], [45, 20], [15, 25]], "shape_type": "polygon"},
+              {"label": "ship", "points": [[60, 10], [80, 30]], "shape_type": "rectangle"},
+              {"label": "ship", "points": [[10, 10], [50, 10], [30, 40]], "shape_type": "polygon"}]
+    rep = import_labelme(_labelme(tmp_path / "lm2", shapes), tmp_path / "out2", task="obb", val_fraction=0.34)
+    rows = _label_rows(tmp_path / "out2")
+    assert rows[:2] == ["0 0.100000 0.200000 0.400000 0.100000 0.450000 0.400000 0.150000 0.500000",
+                        "0 0.600000 0.200000 0.800000 0.200000 0.800000 0.600000 0.600000 0.600000"]
+    assert rep.skipped == {"polygon of 3 point(s) (an oriented box is a polygon of 4 corners)": 3}
+    assert check_data(rep.yaml, task="obb").ok
+
+
+_CVAT_META = ("<meta><task><labels><label><name>person</name><type>skeleton</type></label>"
+              + "".join(f"<label><name>{n}</name><type>points</type><parent>person</parent></label>"
+                        for n in ("nose", "left_eye", "right_eye"))
+              + "<label><name>ship</name><type>rectangle</type></label></labels></task></meta>")
+
+
+def test_import_cvat_skeletons_and_rotated_boxes(tmp_path, capsys):
+    def kp(name, x, y, outside="0", occluded="0"):
+        return f'<points label="{name}" outside="{outside}" occluded="{occluded}" points="{x},{y}"></points>'
+
+    skeleton = ('<skeleton label="person" z_order="0">' + kp("nose", 30, 10) + kp("left_eye", 20, 40, occluded="1")
+                + kp("right_eye", 0, 0, outside="1") + "</skeleton>")
+    rotated = '<box label="ship" xtl="40" ytl="20" xbr="60" ybr="30" rotation="90.00" z_order="0"></box>'
+    quad = '<polygon label="ship" points="10,10;40,5;45,20;15,25" z_order="0"></polygon>'
+    tri = '<polygon label="ship" points="10,10;40,5;45,20" z_order="0"></polygon>'
+    for stem in ("x", "y", "z"):
+        write_image(tmp_path / "cv" / "images" / f"{stem}.jpg", 100, 50)
+    body = "".join(f'<image id="{i}" name="{n}.jpg" width="100" height="50">{skeleton}{rotated}{quad}{tri}</image>'
+                   for i, n in enumerate("xyz"))
+    (tmp_path / "cv" / "annotations.xml").write_text(f"<annotations><version>1.1</version>{_CVAT_META}{body}</annotations>")
+    rep = import_cvat(tmp_path / "cv", tmp_path / "pose", task="pose", val_fraction=0.34)
+    data = yaml.safe_load(rep.yaml.read_text())
+    assert data["kpt_shape"] == [3, 3] and data["flip_idx"] == [0, 2, 1] and data["names"] == {0: "person", 1: "ship"}
+    rows = _label_rows(tmp_path / "pose")
+    assert rows[0] == ("0 0.250000 0.500000 0.100000 0.600000 0.300000 0.200000 2 0.200000 0.800000 1 "
+                       "0.000000 0.000000 0")  # box: the labelled keypoints' extent; occluded 1, outside 0 0 0
+    assert rep.skipped.get("box (only skeletons and points are imported for pose)") == 3
+    assert check_data(rep.yaml).ok
+
+    assert main(["import-data", "cvat", str(tmp_path / "cv"), str(tmp_path / "obb"), "--task", "obb",
+                 "--classes", "ship", "--val-fraction", "0.34"]) == 0
+    assert "0 fatal" in capsys.readouterr().out
+    rows = _label_rows(tmp_path / "obb")
+    assert rows[0] == "0 0.550000 0.300000 0.550000 0.700000 0.450000 0.700000 0.450000 0.300000"  # turned 90 degrees
+    assert rows[1] == "0 0.100000 0.200000 0.400000 0.100000 0.450000 0.400000 0.150000 0.500000"
+    report = (tmp_path / "obb" / "import-report.txt").read_text()
+    assert "image id 0, polygon 4 (ship): polygon of 3 point(s) (an oriented box is a polygon of 4 corners)" in report
+    assert "image id 0, skeleton 1 (person): skeleton (only boxes and 4-point polygons are imported for obb)" in report

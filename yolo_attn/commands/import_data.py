@@ -41,12 +41,14 @@ def add_arguments(parser) -> None:
                                     "or the XML folder itself)")
     v.add_argument("--include-difficult", action="store_true", help="keep objects marked difficult")
     m = sub.add_parser("labelme", help="folder of LabelMe JSON files (rectangles imported, or polygons with --task "
-                                       "segment; other shapes skipped)")
+                                       "segment, 4-point polygons with --task obb, rectangles and their grouped points "
+                                       "with --task pose; other shapes skipped)")
     m.add_argument("src", help="folder of LabelMe .json files (searched recursively)")
     m.add_argument("out", help="output dataset folder")
     m.add_argument("--images", help="another folder to look for the images in (default: where imagePath points, "
                                     "beside the JSON)")
-    t = sub.add_parser("cvat", help="CVAT for images 1.1 XML export (boxes imported, or polygons with --task segment; "
+    t = sub.add_parser("cvat", help="CVAT for images 1.1 XML export (boxes imported, or polygons with --task segment, "
+                                    "rotated boxes and 4-point polygons with --task obb, skeletons with --task pose; "
                                     "other shapes skipped)")
     t.add_argument("src", help="annotations.xml, or the folder the export was unzipped into")
     t.add_argument("out", help="output dataset folder")
@@ -55,10 +57,7 @@ def add_arguments(parser) -> None:
                    help="detect: the bbox of each annotation; segment: its segmentation polygons (run-length masks "
                         "skipped with the reason); pose: its bbox and keypoints (kpt_shape from the categories' "
                         "keypoints, flip_idx from their left/right names) (default detect)")
-    for p in (m, t):
-        p.add_argument("--task", choices=("detect", "segment"), default="detect",
-                       help="detect: rectangles/boxes; segment: polygons (and boxes as their four corners) "
-                            "(default detect)")
+    _task_options(m, t)
     for p in (v, m, t):
         p.add_argument("--classes", nargs="+", help="class names in order (default: the export's labels; "
                                                     "VOC, LabelMe: every name found, sorted)")
@@ -71,6 +70,20 @@ def add_arguments(parser) -> None:
         p.add_argument("--link", action="store_true", help="symlink images instead of copying")
         p.add_argument("--force", action="store_true", help="replace a non-empty output folder")
         p.add_argument("--no-check", action="store_true", help="skip the dataset check after importing")
+
+
+def _task_options(*parsers) -> None:
+    """LabelMe's and CVAT's --task and --keypoints."""
+    for p in parsers:
+        p.add_argument("--task", choices=("detect", "segment", "obb", "pose"), default="detect",
+                       help="detect: rectangles/boxes; segment: polygons (and boxes as their four corners); obb: "
+                            "4-point polygons and (rotated) boxes as 8-value rows; pose: objects with their keypoints "
+                            "(LabelMe: a rectangle and the point shapes of its group_id; CVAT: skeletons) "
+                            "(default detect)")
+        p.add_argument("--keypoints", nargs="+", metavar="NAME",
+                       help="--task pose: the keypoint names in the model's order (LabelMe: needed, the point "
+                            "shapes' labels; CVAT: default the skeleton's points in the XML); flip_idx is written "
+                            "when every left/right name has its mirror")
 
 
 def _coco(args, common: dict):
@@ -103,9 +116,11 @@ def _import(args):
         return import_voc(args.voc, args.out, classes=args.classes, include_difficult=args.include_difficult,
                           images=args.images, **common)
     if args.format == "labelme":
-        return import_labelme(args.src, args.out, classes=args.classes, images=args.images, task=args.task, **common)
+        return import_labelme(args.src, args.out, classes=args.classes, images=args.images, task=args.task,
+                              keypoints=args.keypoints, **common)
     if args.format == "cvat":
-        return import_cvat(args.src, args.out, classes=args.classes, images=args.images, task=args.task, **common)
+        return import_cvat(args.src, args.out, classes=args.classes, images=args.images, task=args.task,
+                           keypoints=args.keypoints, **common)
     return import_yolo(args.src, args.out, names=args.names, **common)
 
 

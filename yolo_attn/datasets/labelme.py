@@ -19,6 +19,16 @@ LabelMe writes one JSON per image: ``shapes`` (each ``{label, points, shape_type
 * ``task="segment"`` (``--task segment``): ``polygon`` shapes (and untyped ones, LabelMe's old polygons) become
   segment rows, a ``rectangle`` its four corners; the other shape types are skipped, listed with their type, and
   a polygon of fewer than 3 points too.
+* ``task="obb"`` (``--task obb``): ``polygon`` shapes of exactly 4 points (the corners, in drawing order) become
+  oriented-box rows, a ``rectangle`` its four corners (angle 0); other polygons and shape types are skipped with the
+  reason. Corners outside the image are clipped to it.
+* ``task="pose"`` (``--task pose``, with ``--keypoints NAME ...`` in the model's keypoint order): an object is a
+  ``rectangle`` (or a polygon: its extent) giving its box and class, and the ``point`` shapes with the same
+  ``group_id`` whose labels are keypoint names; a keypoint drawn is visible (2), one not drawn is ``0 0 0``
+  (LabelMe records no visibility). Points without a ``group_id`` belong to the file's only rectangle without one
+  (with several, they are skipped: which object is theirs is unknown). ``kpt_shape`` is ``[K, 3]``; ``flip_idx`` is
+  written when every left/right name has its mirror (``left_eye``/``right_eye``), else left out with a warning
+  (Ultralytics then trains without flips).
 * Classes: ``--classes`` in that order (other labels skipped as unknown), else every rectangle label
   of the imported files, sorted: a skipped file adds no class, and a shape without a label (``label: null``,
   empty) is skipped. Splits: from ``train``/``val``/``test`` folders when there are a train and a val folder,
@@ -37,9 +47,10 @@ from pathlib import Path
 from .files import IMG_FORMATS, ImageTooLarge, open_image
 from .importers import (ImportOptions, ImportReport, Item, Skips, check_fractions, inside, keep_fixed_splits, number,
                         prepare_output, split_of, write_dataset, yolo_row)
+from .task_rows import keypoint_names, obb_row, pose_classes, pose_row
 from .tasks.segment import polygon_row
 
-IMPORT_TASKS = ("detect", "segment")
+IMPORT_TASKS = ("detect", "segment", "obb", "pose")
 
 
 MAX_JSON_BYTES = 256 * 2**20  # a larger LabelMe JSON (its embedded image, base64) is skipped, never read
@@ -126,6 +137,29 @@ def _polygon(shape) -> tuple[str, list[float]] | str:
         return f"polygon of {len(flat) // 2} point(s) (a mask needs 3)"
     label = _label(shape)
     return "shape without a label" if label is None else (label, flat)
+
+
+def _oriented(shape) -> tuple[str, list[float]] | str:
+    """(label, the 4 corners x1, y1, ... x4, y4) of a 4-point polygon or a rectangle, else the reason it is skipped."""
+    got = _points(shape)
+    if isinstance(got, str):
+        return got
+    kind, flat = got
+    if kind == "rectangle" and len(flat) == 4:
+        x1, y1, x2, y2 = flat
+        flat = [x1, y1, x2, y1, x2, y2, x1, y2]
+    elif kind != "polygon":
+        return f"{kind} shape (only 4-point polygons and rectangles are imported for obb)"
+    if None in flat:
+        return f"malformed {kind}"
+    if len(flat) != 8:
+        return f"polygon of {len(flat) // 2} point(s) (an oriented box is a polygon of 4 corners)"
+    label = _label(shape)
+    return "shape without a label" if label is None else (label, flat)
+
+
+def _obb_text(c: int, flat: list[float], w: float, h: float) -> str | None:
+    return obb_row(c, list(zip(flat[0::2], flat[1::2])), w, h)
 
 
 def _polygon_text(c: int, flat: list[float], w: float, h: float) -> str | None:
@@ -242,8 +276,9 @@ def _imported(parsed: list[LabelmeFile], root: Path, finder: _Finder, skips: Ski
     return kept
 
 
-def _add_rows(lm: LabelmeFile, item: Item, wh: tuple, rects: list, cmap: dict, skips: Skips) -> None:
-    """The rows of one JSON's shapes (boxes, or polygons of 3 points or more)."""
+def _add_rows(lm: LabelmeFile, item: Item, wh: tuple, rects: list, cmap: dict, skips: Skips, obb: bool = False) -> None:
+    """The rows of one JSON's shapes (boxes, polygons of 3 points or more, or ``obb``: oriented boxes)."""
+    polygon_text = _obb_text if obb else _polygon_text
     for k, r in enumerate(rects, 1):
         where = f"{lm.path}: shape {k}"
         if isinstance(r, str):
@@ -251,20 +286,105 @@ def _add_rows(lm: LabelmeFile, item: Item, wh: tuple, rects: list, cmap: dict, s
             skips.add(r, where, str(shape.get("label", "")) if isinstance(shape, dict) else "")
         elif r[0] not in cmap:
             skips.add("unknown class", where, repr(r[0]))
-        elif (row := yolo_row(cmap[r[0]], *r[1], *wh) if len(r[1]) == 4 else _polygon_text(cmap[r[0]], r[1], *wh)) is None:
+        elif (row := yolo_row(cmap[r[0]], *r[1], *wh) if len(r[1]) == 4 else polygon_text(cmap[r[0]], r[1], *wh)) is None:
             skips.add("degenerate box" if len(r[1]) == 4 else "degenerate polygon", where,
                       f"points {r[1]} have no area inside the image")
         else:
             item.rows.append(row)
 
 
+class _Object:
+    """One pose object of a LabelMe file: its class and box (a rectangle or polygon) and its keypoints by name."""
+
+    def __init__(self, label: str, box: list[float], where: str):
+        self.label, self.box, self.where = label, box, where
+        self.points: dict[str, tuple[float, float, int]] = {}
+
+
+def _pose_shape(shape, where: str, kpts: list[str], skips: Skips):
+    """``("box", label, xyxy)``, ``("point", name, (x, y))`` or None (the reason in ``skips``)."""
+    got = _points(shape)
+    if isinstance(got, str):
+        skips.add(got, where)
+        return None
+    kind, flat = got
+    label = _label(shape)
+    if kind not in ("rectangle", "polygon", "point"):
+        skips.add(f"{kind} shape (pose imports rectangles and their point shapes)", where, label or "")
+    elif label is None:
+        skips.add("shape without a label", where)
+    elif None in flat or len(flat) < (2 if kind == "point" else 4) or kind == "point" and len(flat) != 2:
+        skips.add(f"malformed {kind}", where, f"points {shape.get('points')!r:.60}")
+    elif kind != "point":
+        return "box", label, [min(flat[0::2]), min(flat[1::2]), max(flat[0::2]), max(flat[1::2])]
+    elif label not in kpts:
+        skips.add("unknown keypoint", where, f"{label!r} is not among --keypoints")
+    else:
+        return "point", label, tuple(flat)
+    return None
+
+
+def _pose_objects(lm: LabelmeFile, kpts: list[str], skips: Skips) -> list[_Object]:
+    """The objects of one file: boxes by ``group_id`` with the point shapes of their group (module docstring)."""
+    objects: dict = {}
+    loose: list[_Object] = []  # boxes without a group_id
+    points: list[tuple] = []
+    for k, shape in enumerate(lm.shapes, 1):
+        gid = shape.get("group_id") if isinstance(shape, dict) else None
+        gid = gid if gid is None or isinstance(gid, (int, str)) else repr(gid)  # a hashable key, whatever was written
+        where = f"{lm.path}: shape {k}" + (f" (group_id {gid})" if gid is not None else "")
+        got = _pose_shape(shape, where, kpts, skips)
+        if got is None:
+            continue
+        if got[0] == "point":
+            points.append((gid, got[1], got[2], where))
+        elif gid is None:
+            loose.append(_Object(got[1], got[2], where))
+        elif gid in objects:
+            skips.add("second box in one group", where, f"group_id {gid} already has {objects[gid].where}")
+        else:
+            objects[gid] = _Object(got[1], got[2], where)
+    for gid, name, (x, y), where in points:
+        obj = objects.get(gid) if gid is not None else (loose[0] if len(loose) == 1 else None)
+        if obj is None:
+            skips.add("keypoint without its object", where,
+                      f"no rectangle with group_id {gid}" if gid is not None else
+                      f"no group_id, and the file has {len(loose)} rectangles without one")
+        elif name in obj.points:
+            skips.add("keypoint repeated in its object", where, repr(name))
+        else:
+            obj.points[name] = (x, y, 2)
+    return list(objects.values()) + loose
+
+
+def _pose_import(kept: list, classes: list[str] | None, kpts: list[str], skips: Skips):
+    """Every kept file's pose rows; returns the :class:`Classes` with the keypoint keys."""
+    objects = {lm.path: _pose_objects(lm, kpts, skips) for lm, *_ in kept}
+    if classes is None:
+        classes = sorted({o.label for objs in objects.values() for o in objs})
+    cmap = {c: i for i, c in enumerate(classes)}
+    for lm, item, w, h in kept:
+        for o in objects[lm.path]:
+            if o.label not in cmap:
+                skips.add("unknown class", o.where, repr(o.label))
+            elif (row := pose_row(cmap[o.label], o.box, o.points, kpts, (w, h))) is None:
+                skips.add("degenerate box", o.where, f"box {o.box} has no area inside the image")
+            else:
+                item.rows.append(row)
+    return pose_classes(dict(enumerate(classes)), kpts, skips)
+
+
 def import_labelme(src_dir: str | Path, out: str | Path, classes: list[str] | None = None, images: str | Path | None = None,
-                   task: str = "detect", **options) -> ImportReport:
-    """A folder of LabelMe JSON files -> Ultralytics layout (see the module docstring). ``options``: those of
-    :class:`~yolo_attn.datasets.importers.ImportOptions` (``val_fraction``, ``link``, ``force``, ``test_fraction``)."""
+                   task: str = "detect", keypoints: list[str] | None = None, **options) -> ImportReport:
+    """A folder of LabelMe JSON files -> Ultralytics layout (see the module docstring); ``keypoints``: the keypoint
+    names in order (``task="pose"``). ``options``: those of :class:`~yolo_attn.datasets.importers.ImportOptions`
+    (``val_fraction``, ``link``, ``force``, ``test_fraction``)."""
     opt = ImportOptions.of(options)
     if task not in IMPORT_TASKS:
         raise ValueError(f"import-data labelme reads the tasks {', '.join(IMPORT_TASKS)}, not {task!r}")
+    kpts = keypoint_names(keypoints, str(src_dir)) if task == "pose" else None
+    if keypoints and task != "pose":
+        raise ValueError(f"--keypoints goes with --task pose (not {task})")
     root = Path(src_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: not a folder")
@@ -280,14 +400,22 @@ def import_labelme(src_dir: str | Path, out: str | Path, classes: list[str] | No
     if not parsed:
         raise FileNotFoundError(f"{root}: no LabelMe JSON (a .json with 'shapes') in the folder or its sub-folders")
     kept = _imported(parsed, root, _Finder(root, images_dir), skips)
-    shape = _polygon if task == "segment" else _rectangle
+    items = [item for _, item, _, _ in kept]
+    if task == "pose":
+        names = _pose_import(kept, classes, kpts, skips)
+    else:
+        names = dict(enumerate(_shape_rows(kept, classes, task, skips)))
+    keep_fixed_splits(items)
+    return write_dataset(items, out, names, skips, str(root), opt.val_fraction, opt.link, opt.test_fraction)
+
+
+def _shape_rows(kept: list, classes: list[str] | None, task: str, skips: Skips) -> list[str]:
+    """The detect, segment or obb rows of every kept file (one shape, one row); returns the classes."""
+    shape = {"segment": _polygon, "obb": _oriented}.get(task, _rectangle)
     rects = {lm.path: [shape(s) for s in lm.shapes] for lm, *_ in kept}
     if classes is None:  # the labels of the imported files only: a skipped file adds no class
         classes = sorted({r[0] for rs in rects.values() for r in rs if isinstance(r, tuple)})
     cmap = {c: i for i, c in enumerate(classes)}
     for lm, item, w, h in kept:
-        _add_rows(lm, item, (w, h), rects[lm.path], cmap, skips)
-    items = [item for _, item, _, _ in kept]
-    keep_fixed_splits(items)
-    return write_dataset(items, out, dict(enumerate(classes)), skips, str(root), opt.val_fraction, opt.link,
-                         opt.test_fraction)
+        _add_rows(lm, item, (w, h), rects[lm.path], cmap, skips, obb=task == "obb")
+    return classes
