@@ -421,7 +421,7 @@ def record_fake_trials(out, models, seeds, epochs: int, baseline: str, fields, a
 def fake_summary(out, baseline: str, maps: dict, seeds, epochs: int, row_fields=None):
     """For stand-ins of ``compare``: the summary of a sweep whose models scored ``maps`` (label -> COCOeval mAP50-95
     per seed), built through the real contract (ModelRow, MetricDiff, SweepSummary) and read back from its JSON as
-    ``Store.read_summary`` reads summary.json. The differences are the paired intervals of ``stats.paired_diff_ci``
+    ``SweepSummary.from_json`` reads summary.json. The differences are the paired intervals of ``stats.paired_diff_ci``
     without the report's family-wise part. ``row_fields(label)``: more values of a row."""
     import json
 

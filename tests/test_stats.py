@@ -247,7 +247,7 @@ def test_report_verdicts_from_a_synthetic_sweep(tmp_path):
 
 
 def test_summary_json_reads_back_as_the_report_wrote_it(tmp_path):
-    """summary.json is the summary's one serialisation: read back by the store it gives the same object (same table,
+    """summary.json is the summary's one serialisation: read back (SweepSummary.from_json) it gives the same object (same table,
     same verdicts), and a file of an older version (no family-wise part, keys since renamed or added) still reads."""
     from yolo_attn.compare import report
     from yolo_attn.compare.summary import SweepSummary
@@ -256,7 +256,7 @@ def test_summary_json_reads_back_as_the_report_wrote_it(tmp_path):
     summary = report.summarize(store, config, n_boot=100)
     summary.out, summary.complete = str(store.root), True
     report.write_outputs(store, store.trial_records(), summary)
-    back = store.read_summary()
+    back = SweepSummary.from_json(json.loads((store.root / "summary.json").read_text()))
     assert json.dumps(back.to_json(), default=str) == json.dumps(summary.to_json(), default=str)
     assert report.markdown(back) == report.markdown(summary)
     assert back.row("good").diff["map"].verdict == "better" == summary.row("good").diff["map"].adjusted.verdict
@@ -274,7 +274,7 @@ def test_summary_json_reads_back_as_the_report_wrote_it(tmp_path):
     assert good.verdict == "better" and older.row("good").n_failed == 0 and older.to_json()["legacy"] == 1
     (store.root / "summary.json").write_text('{"baseline": "base"}')
     with pytest.raises(ValueError, match="summary.json: not a sweep's summary .no models"):
-        store.read_summary()
+        SweepSummary.from_json(json.loads((store.root / "summary.json").read_text()))
 
 
 def test_report_labels_training_throughput_as_not_interleaved(tmp_path):

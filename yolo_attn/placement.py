@@ -54,7 +54,7 @@ A removal placement deletes rows; readers of a removed row read its input instea
     ``removed``).
 
 A named placement that has nothing to act on in the base (``c3`` on YOLO11, ``psa`` on YOLOv8) fails
-naming the base and the placements it has (:func:`available_placements`).
+naming the base and the placements it has.
 
 The task models (Ultralytics' ``-seg``, ``-pose``, ``-obb`` and ``-cls`` YAMLs) take the same placements: their
 head (Segment, Pose, OBB, YOLO26's Segment26/Pose26/OBB26, Classify) is the last row like Detect, never a
@@ -109,7 +109,6 @@ __all__ = [
     "REPLACE_PLACEMENTS",
     "IndexMap",
     "PlacementError",
-    "available_placements",
     "dump_yaml",
     "generate_configs",
     "load_yaml",
@@ -643,12 +642,6 @@ def _available(g: _Graph) -> list[str]:
         if ok:
             out.append(p)
     return out
-
-
-def available_placements(base: str | Path | dict | None = None) -> list[str]:
-    """The named placements that exist on ``base`` (``backbone``, ``c2f-neck``, ``no-psa``...)."""
-    d, base_name = load_yaml(base)
-    return _available(_base_graph(d, f"base {base_name}"))
 
 
 # ---- applying the plan and writing the rows -------------------------------------------------

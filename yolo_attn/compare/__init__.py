@@ -1,7 +1,7 @@
 """Train and compare attention placements: resumable sweeps, honest statistics, optional Ray scale-out.
 
-Entry points: :func:`compare` (``yolo-attn compare``), :func:`check_data` (``yolo-attn check-data``),
-:func:`import_coco` / :func:`import_voc` (``yolo-attn import-data``).
+Entry point: :func:`compare` (``yolo-attn compare``); the datasets it reads are checked and imported by
+:mod:`yolo_attn.datasets` (``yolo-attn check-data``, ``yolo-attn import-data``).
 
 Method, in short (details in the module docstrings):
 
@@ -18,9 +18,7 @@ Method, in short (details in the module docstrings):
   -- :mod:`yolo_attn.compare.store`.
 """
 
-from ..datasets import CheckReport, check_data, import_coco, import_voc
 from .store import ConfigMismatch, Store
 from .sweep import DataCheckFailed, compare, fmt_summary
 
-__all__ = ["compare", "fmt_summary", "check_data", "CheckReport", "import_coco", "import_voc", "Store",
-           "ConfigMismatch", "DataCheckFailed"]
+__all__ = ["compare", "fmt_summary", "Store", "ConfigMismatch", "DataCheckFailed"]

@@ -144,12 +144,6 @@ class Store:
         return None if d is None else SweepConfig.from_json(d, str(self.config_path))
 
     # ---------------------------------------------------------------- summary
-    def read_summary(self) -> SweepSummary | None:
-        """The sweep's table as the last report wrote it (None before the first report); files of older versions
-        are read too, a damaged one names itself."""
-        d = self._read_object(self.root / SUMMARY, SUMMARY)
-        return None if d is None else SweepSummary.from_json(d, str(self.root / SUMMARY))
-
     def write_summary(self, summary: SweepSummary) -> Path:
         return atomic_write(self.root / SUMMARY, json.dumps(summary.to_json(), indent=2, default=str))
 

@@ -1,9 +1,9 @@
 """The sweep's result contract: :class:`SweepSummary` (``summary.json``), a :class:`ModelRow` per model and a
 :class:`MetricDiff` per metric of a model against the baseline.
 
-:func:`.report.summarize` builds them from the store, :func:`.report.write_outputs` writes them and
-:meth:`.store.Store.read_summary` reads them back (:meth:`SweepSummary.from_json`, which accepts files of older
-versions: missing keys take their defaults, unknown ones are kept in ``extra``). The report's tables and plots,
+:func:`.report.summarize` builds them from the store, :func:`.report.write_outputs` writes them (through
+:meth:`.store.Store.write_summary`) and :meth:`SweepSummary.from_json` reads them back (files of older versions
+too: missing keys take their defaults, unknown ones are kept in ``extra``). The report's tables and plots,
 the pilot's plan (:mod:`.plan`) and the studies (:mod:`yolo_attn.studies._verdicts`) read these objects, never
 the JSON keys, so a field means one thing wherever it is read.
 
