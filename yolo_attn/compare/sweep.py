@@ -767,10 +767,11 @@ def _latency(out_dir: Path, shash: str, specs_m: list[dict], imgsz: int, nc: int
 def _write_report(store: Store, config: SweepConfig, all_trials: list[str], bench: dict, n_boot: int, tolerance: float,
                   out_dir: Path, log, effect: float = report.DEFAULT_EFFECT, ahead=None) -> SweepSummary:
     shash = config.settings_hash
-    records = list(store.latest(shash).values())
+    latest = store.latest(shash)  # trials.jsonl read once
+    records = list(latest.values())
     summary = report.summarize(store, config, n_boot=n_boot, tol=tolerance, bench=bench["ms"], effect=effect, ahead=ahead)
     summary.out = str(out_dir)
-    summary.complete = all(t in store.latest(shash) for t in all_trials)
+    summary.complete = all(t in latest for t in all_trials)
     files = report.write_outputs(store, records, summary)
     summary.files = {k: str(v) for k, v in files.items()}
     for w in summary.warnings:
