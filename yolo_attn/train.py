@@ -125,13 +125,30 @@ class AttnTrainerMixin:
     def __init__(self, cfg=DEFAULT_CFG, overrides: dict | None = None, _callbacks: dict | None = None,
                  threads: int | None = None):
         super().__init__(cfg, overrides, _callbacks)
+        _ultralytics.ddp.enable_cpu_ddp(self)  # YOLO_ATTN_CPU_DDP=N: a CPU run through the DDP path (tests)
+        parent = _ultralytics.ddp.parent_settings()  # in a DDP worker: the settings of the trainer that launched it
+        for key in ("trust", "attn_lr", "final_weights"):
+            if key in parent:
+                setattr(self, key, parent[key])
         # select_device() in BaseTrainer.__init__ set cpu_count - 1 threads; ``threads`` (default cpu_threads()) instead
-        self.threads = restore_cpu_threads(self.device, threads)
-        for event in ("on_pretrain_routine_end", "on_val_start"):  # validators call select_device() again
-            if _restore_threads_callback not in self.callbacks.setdefault(event, []):
-                self.callbacks[event].append(_restore_threads_callback)
-        self.add_callback("on_pretrain_routine_end", _apply_translated_freeze)
-        self.add_callback("on_pretrain_routine_end", _validate_transferred_start)
+        self.threads = restore_cpu_threads(self.device, threads or parent.get("threads"))
+        # (newer Ultralytics hands a DDP worker the launching trainer's callbacks: each is added once)
+        for event, fn in (("on_pretrain_routine_end", _restore_threads_callback), ("on_val_start", _restore_threads_callback),
+                          ("on_pretrain_routine_end", _apply_translated_freeze),
+                          ("on_pretrain_routine_end", _validate_transferred_start)):  # validators call select_device()
+            if fn not in self.callbacks.setdefault(event, []):
+                self.callbacks[event].append(fn)
+
+    def train(self):
+        """Ultralytics' training; with several devices (DDP) its worker processes get this trainer's yolo_attn
+        settings (:func:`yolo_attn._ultralytics.ddp.settings_for_workers`), and nothing of the closing validation is
+        held here (every rank validated a share of the images): ``predictions`` stay None."""
+        if not _ultralytics.ddp.launches_ddp(self):
+            return super().train()
+        settings = {"trust": self.trust, "attn_lr": self.attn_lr, "final_weights": self.final_weights,
+                    "threads": self.threads}
+        with _ultralytics.ddp.settings_for_workers(settings):
+            return super().train()
 
     def _transfer_source(self):
         src = self.args.pretrained

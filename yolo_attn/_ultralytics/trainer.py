@@ -334,9 +334,10 @@ class final_eval_of:  # noqa: N801 - a context manager, like seeded_layers
         return self
 
     def __exit__(self, *exc):
+        from ultralytics.utils import RANK
         from ultralytics.utils.torch_utils import strip_optimizer
 
         self.trainer.best = self.best
-        if exc[0] is None and self.best.exists() and self.best.resolve() != self.target.resolve():
-            strip_optimizer(self.best)
+        if exc[0] is None and RANK in (-1, 0) and self.best.exists() and self.best.resolve() != self.target.resolve():
+            strip_optimizer(self.best)  # rank 0's file (DDP): another rank would read it while it is written
         return False

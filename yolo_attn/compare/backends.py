@@ -106,6 +106,24 @@ def _placement(ray, specs: list[TrialSpec], opts: dict) -> tuple[dict, list]:
     return strategies, groups
 
 
+def _task_gpus(ray, device) -> tuple[int, str | int | None]:
+    """The GPUs each trial's task reserves and the device it trains on there (Ray shows a task only its own GPUs,
+    numbered from 0): one GPU where the cluster has any; with a ``device`` naming several (``0,1``) that many of one
+    node, trained with DDP, refused here (before any trial) when no node has as many."""
+    from .._ultralytics.ddp import device_count
+
+    n = device_count(device) if device is not None else 1
+    if n > 1:
+        most = max((node.get("Resources", {}).get("GPU", 0) for node in ray.nodes() if node.get("Alive")), default=0)
+        if most < n:
+            raise ValueError(f"--device {device}: each trial trains on {n} GPUs of one node (DDP), and the largest node "
+                             f"of the Ray cluster has {most:g}")
+        return n, ",".join(str(i) for i in range(n))
+    if ray.cluster_resources().get("GPU", 0) >= 1:
+        return 1, 0 if device is None else device
+    return 0, device
+
+
 def run_ray(specs: list[TrialSpec], on_done: OnDone, address: str | None = None, cpus_per_trial: int | None = None,
             progress=None, num_cpus: int | None = None, claim: Claim | None = None, pair_hardware: bool = False) -> None:
     """Each trial a Ray task, retried by Ray when its worker or node is lost (``max_retries``; an error of the trial
@@ -116,12 +134,11 @@ def run_ray(specs: list[TrialSpec], on_done: OnDone, address: str | None = None,
     groups: list = []
     try:
         expected = _ray_init(ray, address, num_cpus, bool(progress), Path(staging)) if started_here else driver_versions()
-        gpus = ray.cluster_resources().get("GPU", 0)
-        opts = {"num_cpus": cpus_per_trial or 1, **({"num_gpus": 1} if gpus >= 1 else {})}
+        n_gpus, device = _task_gpus(ray, specs[0].device if specs else None)
+        opts = {"num_cpus": cpus_per_trial or 1, **({"num_gpus": n_gpus} if n_gpus else {})}
         task = ray.remote(max_retries=RAY_RETRIES, retry_exceptions=False, **opts)(_ray_task)
-        # threads = the CPUs Ray reserved for the task; Ray sets CUDA_VISIBLE_DEVICES to the task's GPU
-        todo = [replace(s, threads=opts["num_cpus"], device=0 if gpus >= 1 and s.device is None else s.device)
-                for s in specs if claim is None or claim(s)]
+        # threads = the CPUs Ray reserved for the task; Ray sets CUDA_VISIBLE_DEVICES to the task's GPUs
+        todo = [replace(s, threads=opts["num_cpus"], device=device) for s in specs if claim is None or claim(s)]
         strategies, groups = _placement(ray, todo, opts) if pair_hardware else ({}, [])
         tokens = {root: write_marker(Path(root)) for root in {s.store_root or s.trial_dir for s in todo}}
         pending = {}

@@ -100,6 +100,33 @@ def check_device(device) -> None:
         torch.set_num_threads(threads)
 
 
+def check_ddp(device, workers: int | None, batch, backend: str = "local") -> int:
+    """A ``--device`` naming several GPUs (``0,1``) trains each trial on all of them with Ultralytics' DDP; refused
+    before anything trains where that cannot work: several local worker processes (each would train on the same
+    GPUs at once), a batch size the GPUs cannot share evenly, a machine with fewer GPUs (the local backend; a Ray
+    cluster's nodes are checked when the sweep connects). Returns the devices per trial (1: no DDP)."""
+    from .._ultralytics.ddp import device_count
+
+    n = device_count(device)
+    if n < 2:
+        return n
+    if backend == "local" and workers is not None and workers > 1:
+        raise ValueError(f"--device {device} trains each trial on {n} GPUs at once (DDP); --workers {workers} would run "
+                         f"{workers} such trials on the same GPUs together. Use --workers 1 (or 0), or give each trial "
+                         "one GPU (leave --device out: one worker per GPU)")
+    if isinstance(batch, int) and not isinstance(batch, bool) and batch % n:
+        raise ValueError(f"--batch {batch} with --device {device}: each of the {n} GPUs trains on batch/{n} images, so "
+                         f"the batch must be a multiple of {n} (e.g. --batch {max(n, batch - batch % n)})")
+    if backend == "local":
+        import torch
+
+        have = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if have < n:
+            raise ValueError(f"--device {device}: DDP across {n} GPUs, and this machine has {have} CUDA GPU(s) "
+                             "(Ultralytics trains with several devices on CUDA only)")
+    return n
+
+
 def open_results(out_dir: Path) -> Store:
     """The results folder's store, once the folder is known to take files; ``ValueError`` naming ``--out`` for a
     read-only folder, a file in the way or a path that cannot be made."""

@@ -302,6 +302,11 @@ class _Hooks:
         self.train_s, self.images, self.epochs, self.t0, self.loss = 0.0, 0, 0, None, None
         self.train_started: float | None = None  # perf_counter() when the first epoch began (model and data ready)
 
+    def __getstate__(self) -> dict:
+        """Newer Ultralytics hands a DDP run's callbacks to its worker processes (pickled): there the trial's checks
+        run, its progress messages (this process's own stream) do not."""
+        return {**self.__dict__, "progress": None}
+
     def set_threads(self, _obj=None) -> None:
         restore_cpu_threads(None, self.threads)
 
@@ -428,10 +433,17 @@ def _validate(spec: TrialSpec, weights: Path, hooks: _Hooks):
                  plots=False, project=str(Path(spec.trial_dir)), name="val", exist_ok=True, verbose=False, **VAL_ARGS,
                  **end_to_end_val_args(vmodel))
     if spec.device is not None:
-        vargs["device"] = spec.device
+        vargs["device"] = scoring_device(spec.device)
     vmodel.val(**vargs)
     hooks.set_threads()
     return Evaluation.of(seen["validator"], seen["log"].images, seen["log"].extras, spec.task)
+
+
+def scoring_device(device):
+    """The one device a trial is scored on: the first of several (``0,1``: DDP trained on both, one process scores)."""
+    from .._ultralytics import ddp
+
+    return str(device).split(",")[0].strip("[] ") if ddp.device_count(device) > 1 else device
 
 
 @dataclass
@@ -567,6 +579,8 @@ def _run(spec: TrialSpec, rec: TrialRecord, hooks: _Hooks, t_start: float) -> No
                                                 ("train", t_eval - built - result.final_eval_s),
                                                 ("eval", eval_s), ("score", time.perf_counter() - t_score))}
     rec.train_time_s, rec.train_images, rec.epochs_done = hooks.train_s, hooks.images, hooks.epochs
+    if not hooks.epochs and rec.curve:  # trained by DDP worker processes: the epochs their results.csv holds
+        rec.epochs_done = len(rec.curve)
     rec.train_images_per_s = hooks.images / hooks.train_s if hooks.train_s > 0 else None
     rec.run_dir = str(weights.parents[1])
     rec.status = "ok"

@@ -9,7 +9,8 @@ stderr. Every worker trains with the sweep's thread count (set before torch load
 numbers do not depend on how many run at once.
 
 * Sizing (:func:`plan_workers`): on CPU one worker per ``threads`` usable cores; with GPUs (and no
-  ``--device``) one worker per GPU, each seeing only its own (``CUDA_VISIBLE_DEVICES``). Whether sized so or
+  ``--device``) one worker per GPU, each seeing only its own (``CUDA_VISIBLE_DEVICES``); with a ``--device``
+  naming several GPUs one worker, each trial trained on all of them (Ultralytics' DDP). Whether sized so or
   asked for (``--workers``), never more than the trials to run, the usable cores over ``threads``, or the
   memory available over :data:`MEMORY_PER_TRIAL` (:func:`worker_limits`); a capped request is named.
 * A worker that dies (killed, out of memory) has its trial run again in a new worker, once
@@ -54,6 +55,12 @@ def _gpus(device) -> list[str]:
         return []
     visible = [v for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
     return (visible or [str(i) for i in range(n)])[:n]
+
+
+def _several_devices(device) -> bool:
+    from .._ultralytics.ddp import device_count  # (no Ultralytics import: it reads the device string)
+
+    return device is not None and device_count(device) > 1
 
 
 def default_threads(device=None) -> int:
@@ -116,6 +123,8 @@ def plan_workers(threads: int, device=None, n_trials: int = 1, workers: int | No
     gpus = _gpus(device)
     if workers == 0:
         return WorkerPlan(0, threads, gpus)
+    if _several_devices(device):  # each trial trains on all of them (DDP): one at a time (compare refuses more)
+        return WorkerPlan(1, threads, gpus)
     limits = worker_limits(threads, n_trials)
     n = min(limits.values())
     if workers is None or workers <= n:
