@@ -1,4 +1,7 @@
-"""yolo_attn: attention modules as first-class YOLOv5 model-YAML layers for Ultralytics.
+"""yolo_attn: attention modules as first-class model-YAML layers for Ultralytics YOLO.
+
+The layers, the placement generator and the comparison serve YOLOv5, YOLOv8, YOLO11, YOLO12 and YOLO26 models
+of every Ultralytics task (detect, segment, pose, obb, classify).
 
 ``import yolo_attn`` registers every layer of :data:`yolo_attn.LAYERS` with Ultralytics: at once when
 Ultralytics is loaded already, else as soon as it is (``import ultralytics``, ``from ultralytics import

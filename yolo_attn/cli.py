@@ -30,7 +30,7 @@ def _command_modules() -> dict[str, str]:
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="yolo-attn", description="Attention layers for Ultralytics YOLOv5 models.")
+    parser = argparse.ArgumentParser(prog="yolo-attn", description="Attention layers for Ultralytics YOLO models (YOLOv5, YOLOv8, YOLO11, YOLO12, YOLO26; every task).")
     parser.add_argument("--version", action="version", version=f"yolo_attn {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name in _command_modules().items():

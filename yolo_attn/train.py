@@ -4,8 +4,9 @@ Arguments are Ultralytics' own training arguments (``model=``, ``data=``, ``epoc
 ``device=``, ...), validated by Ultralytics (an unknown key fails with the closest valid ones). On top
 of plain Ultralytics training this module
 
-* trains with :class:`AttnDetectionTrainer`, a ``DetectionTrainer`` defined in yolo_attn: Ultralytics'
-  multi-GPU DDP workers unpickle the trainer class by module, so they import yolo_attn (and with it the
+* trains with the trainer of the model's task (:data:`TRAINERS`: :class:`AttnTrainerMixin` over Ultralytics'
+  detection, segmentation, pose, OBB and classification trainers, defined at module level in yolo_attn):
+  Ultralytics' multi-GPU DDP workers unpickle the trainer class by module, so they import yolo_attn (and with it the
   attention layers) before the model YAML is built there;
 * gives CPU training every core: Ultralytics' ``select_device`` sets torch to ``cpu_count - 1``
   threads (1 on a 2-core machine, half the speed) for the whole process; the trainer sets the count
@@ -18,12 +19,13 @@ of plain Ultralytics training this module
 * returns a :class:`TrainResult` (final metrics of ``best.pt``, paths, wall time).
 
 A model YAML may carry its own ``attn_init``, ``load`` (``structure`` or ``names``) and ``freeze`` under a
-top-level ``yolo_attn:`` key (:mod:`yolo_attn.model_options`); they override the run's values for that model.
+top-level ``yolo_attn:`` key (:mod:`yolo_attn.weights.options`); they override the run's values for that model.
 
 Weight transfer (``pretrained=`` through :func:`yolo_attn.transfer_weights`) and the comparison sweep
-(:mod:`yolo_attn.compare`) are built on this module. To customise: override
-:meth:`AttnDetectionTrainer.get_model` for another weight transfer; pass ``callbacks={event: fn}`` to
-:func:`train` for progress reporting.
+(:mod:`yolo_attn.compare`) are built on this module. The weights reach the model in
+:meth:`AttnTrainerMixin.setup_model` (a checkpoint read by the safe reader, the transfer of ``pretrained=``, a
+model YAML's ``load`` and ``freeze``): override it for another way of loading weights. Pass
+``callbacks={event: fn}`` to :func:`train` for progress reporting.
 """
 
 from __future__ import annotations
