@@ -11,20 +11,20 @@ import numpy as np
 import pytest
 
 from yolo_attn.scoring import cocoeval
-from yolo_attn.compare.sweep import compare, sweep_task
+from yolo_attn.compare.sweep import sweep_task
+from conftest import run_compare
 from yolo_attn.scoring import SCORERS, scorer
 from yolo_attn.scoring.segment import encode_masks, read_polygons
 
 
 @pytest.mark.parametrize("models, message", [
-    (["yolo11n-cls.yaml", "yolo11n-cls-se-backbone-end.yaml"], r"a classify model cannot be compared yet"),
     (["yolo11n.yaml", "yolo11n-seg-se-neck.yaml"], r"must share one task: yolo11n.yaml \(detect\), "
                                                    r"yolo11n-seg-se-neck.yaml \(segment\)"),
 ])
 def test_a_task_compare_cannot_score_is_refused_before_anything_is_written(tmp_path, models, message):
     """An oriented-box sweep was trained and scored as detection: '2/2 trials ok' at mAP 0.000."""
     with pytest.raises(ValueError, match=message):
-        compare(models=models, seeds=1, epochs=1, imgsz=64, out=str(tmp_path / "out"), progress=False)
+        run_compare(models=models, seeds=1, epochs=1, imgsz=64, out=str(tmp_path / "out"), progress=False)
     assert not (tmp_path / "out").exists()
 
 
@@ -32,6 +32,7 @@ def test_the_sweep_task_is_the_models_own():
     assert sweep_task(["yolo11n-seg.yaml", "yolo11n-seg-se-neck.yaml"]) == "segment"
     assert sweep_task(["yolov5n.yaml"]) == "detect" and set(SCORERS) >= {"detect", "segment", "pose", "obb"}
     assert sweep_task(["yolo11n-obb.yaml", "yolo11n-obb-se-neck.yaml"]) == "obb"
+    assert sweep_task(["yolo11n-cls.yaml", "yolo11n-cls-se-backbone-end.yaml"]) == "classify"
     assert scorer("segment").metric == "mask mAP50-95"
 
 
@@ -79,7 +80,7 @@ def test_segment_scoring_is_cocoeval_segm_of_the_masks():
 @pytest.mark.slow
 def test_a_segment_sweep_scores_masks_end_to_end(tmp_path):
     out = tmp_path / "seg"
-    summary = compare(models=["yolo11n-seg.yaml", "yolo11n-seg-se-neck.yaml"], seeds=2, epochs=1, imgsz=64,
+    summary = run_compare(models=["yolo11n-seg.yaml", "yolo11n-seg-se-neck.yaml"], seeds=2, epochs=1, imgsz=64,
                       out=str(out), progress=False, workers=0, train_args={"fraction": 0.25})
     assert summary.n_ok == 4 and summary.settings.task == "segment"
     config = json.loads((out / "config.json").read_text())
@@ -88,3 +89,74 @@ def test_a_segment_sweep_scores_masks_end_to_end(tmp_path):
     assert preds and "segmentation" in preds[0] and preds[0]["segmentation"]["counts"]
     text = (out / "summary.md").read_text()
     assert "Task **segment**: every mAP below is the mask mAP (pycocotools COCOeval segm)" in text
+
+
+# --------------------------------------------------------------------------------------------
+# Classification: top-1 / top-5 of the logged class probabilities against the class folders
+# --------------------------------------------------------------------------------------------
+def _classify_gt(folders):
+    from yolo_attn.scoring.classify import read_class_folder
+
+    images = [cocoeval.GtImage(f"im{i}", 32, 32, *read_class_folder(f"/d/val/{c}/im{i}.jpg", 32, 32))
+              for i, c in enumerate(folders)]
+    return scorer("classify").ground_truth(images, {0: "circle", 1: "cross", 2: "square"})
+
+
+def test_classify_scoring_counts_top1_and_top5_per_image_and_resamples_them():
+    """Known answers: the class folder is the truth; ties rank the lower class first; the bootstrap's replicates
+    are the accuracy of each image multiset (all weights 1: the figure itself)."""
+    from yolo_attn.scoring.classify import ClassArrays
+
+    s = scorer("classify")
+    gt = _classify_gt(["circle", "square", "cross", "square"])
+    rows = {"im0": [[0.7, 0.2, 0.1]], "im1": [[0.5, 0.1, 0.4]], "im2": [[0.3, 0.3, 0.4]], "im3": [[0.2, 0.2, 0.6]]}
+    dets = s.detections(gt, {k: np.array(v) for k, v in rows.items()})
+    assert dets[2]["category_ids"] == [3, 1, 2]  # 0.3 = 0.3: class 0 before class 1
+    res = s.score(gt, dets, max_det=300)
+    assert (res.map, res.map50) == (0.5, 1.0) and res.arrays.top1.tolist() == [True, False, False, True]
+    w = np.array([[1, 1, 1, 1], [2, 0, 0, 2], [0, 1, 1, 0]], dtype=float)
+    top5, top1 = res.arrays.replicates(w)
+    assert top1.tolist() == [0.5, 1.0, 0.0] and top5.tolist() == [1.0, 1.0, 1.0]
+    with pytest.raises(ValueError, match="im0: its class folder 'dog' is none of the model's classes"):
+        _classify_gt(["dog"])
+    with pytest.raises(ValueError, match=r"logged class probabilities of shape \(1, 2\), expected \(1, 3\)"):
+        s.detections(gt, {"im0": np.zeros((1, 2))})
+    assert isinstance(res.arrays, ClassArrays) and s.metric == "top-1 accuracy" and s.figures == ("top-1", "top-5")
+
+
+@pytest.fixture(scope="module")
+def classify_sweep(tmp_path_factory):
+    """A 2-model x 2-seed classify sweep (1 epoch at imgsz 32) on a small synthetic class-folder dataset (48 train,
+    24 val images): its results folder and summary (read by the diagnose test too)."""
+    from yolo_attn.datasets.shapes import ShapesConfig, write_dataset
+
+    root = tmp_path_factory.mktemp("classify")
+    write_dataset(root / "shapes", ShapesConfig(n_train=48, n_val=24, imgsz=64, min_size=14, max_size=40),
+                  task="classify")
+    summary = run_compare(models=["yolo11n-cls.yaml", "yolo11n-cls-se-backbone-end.yaml"], seeds=2, epochs=1,
+                          imgsz=32, data=str(root / "shapes"), out=str(root / "sweep"), progress=False, workers=0)
+    return root / "sweep", summary
+
+
+def test_a_classify_sweep_scores_top1_with_intervals_and_agrees_with_ultralytics(classify_sweep):
+    """The summary names top-1 accuracy and its recount, every trial's recount of top-1 and top-5 from the logged
+    probabilities equals Ultralytics' ClassifyMetrics of the same pass (the report's tolerance: no warning), and the
+    difference has a paired interval with the image bootstrap's part (each trial's per-image outcomes saved for it)."""
+    from yolo_attn.scoring import image_replicates
+
+    out, summary = classify_sweep
+    assert summary.n_ok == 4 and summary.settings.task == "classify" and summary.n_eval_images == 24
+    text = (out / "summary.md").read_text()
+    assert "Task **classify**: top-1 and top-5 below are the top-1 accuracy (top-1 and top-5 recounted" in text
+    assert "| top-1 (Ultralytics) | top-1 (recount) |" in text and "Ultralytics vs recount: same predictions" in text
+    records = {r["trial_id"]: r for r in map(json.loads, (out / "trials.jsonl").read_text().splitlines())}
+    pairs = [(r["ultra"][k], r["coco"][k]) for r in records.values() if r["status"] == "ok" for k in ("map", "map50")]
+    print("classify: Ultralytics vs recount (top-1, top-5) per trial:", pairs)
+    assert len(pairs) == 8 and all(abs(u - c) < 1e-6 for u, c in pairs)
+    assert not [w for w in summary.warnings if "differ by" in w]
+    d = next(r for r in summary.models if not r.is_baseline).diff["map"]
+    assert d.n_seeds == 2 and np.isfinite([d.lo, d.hi]).all() and d.lo <= d.delta <= d.hi
+    assert d.ci.n_boot == 1000 and not d.ci.note  # the image bootstrap took part
+    for tid, r in records.items():
+        top5, top1 = image_replicates(out / r["eval"], np.ones((1, 24)))
+        assert (top1[0], top5[0]) == pytest.approx((r["coco"]["map"], r["coco"]["map50"]))

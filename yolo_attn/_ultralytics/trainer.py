@@ -282,6 +282,8 @@ def record_predictions(validator, armed: bool = True, log_extras=None) -> Predic
     log = PredictionLog(armed, log_extras)
     init_metrics, update_metrics = validator.init_metrics, validator.update_metrics
     copying = [False]
+    if _is_classification(validator):
+        return _record_classes(validator, log)
 
     def init(model):
         init_metrics(model)
@@ -309,6 +311,69 @@ def record_predictions(validator, armed: bool = True, log_extras=None) -> Predic
             if log.log_extras is not None:
                 outputs = {k: v.cpu().numpy() for k, v in scaled.items() if k not in _ROW_KEYS and torch.is_tensor(v)}
                 log.extras[str(pbatch["im_file"])] = log.log_extras(outputs, validator.data)
+
+    validator.init_metrics, validator.update_metrics = init, update
+    return log
+
+
+def _is_classification(validator) -> bool:
+    from ultralytics.models.yolo.classify import ClassificationValidator
+
+    return isinstance(validator, ClassificationValidator)
+
+
+class SampleIds(torch.utils.data.Dataset):
+    """A classification dataset whose items also carry their position (``sample``), and its image files in that
+    order (``im_files``): a validation batch then says which image each row of class probabilities is of, whatever
+    order the loader draws the images in (Ultralytics' classification loaders shuffle validation too)."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+        self.im_files = [str(s[0]) for s in dataset.samples]
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> dict:
+        return {**self.dataset[i], "sample": i}
+
+    def __getattr__(self, name: str):  # the wrapped dataset's own attributes (torch_transforms, samples, ...)
+        if name in ("dataset", "im_files"):  # not set yet (while unpickling in a loader's worker)
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+
+def _record_classes(validator, log: PredictionLog) -> PredictionLog:
+    """:func:`record_predictions` of a classification validator: ``images[im_file]`` is the image's ``(1, nc)`` row of
+    class probabilities (the scores Ultralytics ranks for its top-1 and top-5). The validator reads a loader of the
+    same dataset whose batches name their images (:class:`SampleIds`), in order."""
+    from ultralytics.data import build_dataloader
+
+    loader = validator.dataloader
+    if loader is not None and not isinstance(loader.dataset, SampleIds):
+        validator.dataloader = build_dataloader(SampleIds(loader.dataset), loader.batch_size,
+                                                getattr(loader, "num_workers", 0), shuffle=False, rank=-1)
+    init_metrics, update_metrics = validator.init_metrics, validator.update_metrics
+    copying = [False]
+
+    def init(model):
+        init_metrics(model)
+        log.passes += 1
+        copying[0] = log.armed
+        if log.armed:
+            log.images, log.extras, log.recorded, log.epoch = {}, {}, log.passes, None
+
+    def update(preds, batch):
+        update_metrics(preds, batch)
+        if not copying[0]:
+            return
+        if "sample" not in batch:
+            raise RuntimeError("the classification validator's batches do not name their images (its loader was "
+                               "replaced after yolo_attn's): the predictions cannot be scored image by image")
+        files = validator.dataloader.dataset.im_files
+        probs = preds.float().cpu().numpy().astype("float64")
+        for i, row in zip(batch["sample"].tolist(), probs):
+            log.images[files[int(i)]] = row[None, :]
 
     validator.init_metrics, validator.update_metrics = init, update
     return log

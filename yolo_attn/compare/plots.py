@@ -32,7 +32,8 @@ def diff_plot(summary: SweepSummary, path: Path) -> Path:
     plt = _plt()
     rows = [m for m in summary.models if not m.is_baseline and m.diff]
     fig, axes = plt.subplots(1, 2, figsize=(10, 1.4 + 0.45 * max(1, len(rows))), sharey=True)
-    for ax, key, title in ((axes[0], "map", "mAP50-95"), (axes[1], "map50", "mAP50")):
+    first, second, independent = summary.settings.figures
+    for ax, key, title in ((axes[0], "map", first), (axes[1], "map50", second)):
         for i, m in enumerate(rows):
             d = m.diff[key]
             colour = "tab:gray" if not d.significant else "tab:green" if d.delta > 0 else "tab:red"
@@ -48,7 +49,7 @@ def diff_plot(summary: SweepSummary, path: Path) -> Path:
                 ax.plot(v, i, "x", color=colour, alpha=0.5, ms=4)
         ax.axvline(0, color="k", lw=0.8)
         ax.set_title(f"{title} difference to {summary.baseline}")
-        ax.set_xlabel(f"{title} (COCOeval), model - baseline")
+        ax.set_xlabel(f"{title} ({independent}), model - baseline")
         ax.grid(axis="x", alpha=0.3)
     axes[0].set_yticks(range(len(rows)), [m.model for m in rows])
     axes[0].invert_yaxis()
@@ -79,7 +80,7 @@ def epochs_plot(summary: SweepSummary, records: list[TrialRecord], path: Path) -
             with np.errstate(all="ignore"):
                 mean = np.nanmean(mat, axis=0)
             ax.plot(range(1, n + 1), mean, color=c, lw=2, label=m.model, marker="o" if n < 15 else None, ms=3)
-    for ax, t in ((axes[0], "mAP50-95"), (axes[1], "mAP50")):
+    for ax, t in zip(axes, summary.settings.figures[:2]):
         ax.set_xlabel("epoch")
         ax.set_ylabel(f"val {t} (Ultralytics)")
         ax.grid(alpha=0.3)
@@ -99,7 +100,8 @@ def pr_plot(summary: SweepSummary, records: list[TrialRecord], path: Path) -> Pa
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, m in enumerate(summary.models):
         c = colours[i % len(colours)]
-        pts = [(r.ultra["recall"], r.ultra["precision"]) for r in records if r.model == m.model and r.ok]
+        pts = [(r.ultra["recall"], r.ultra["precision"]) for r in records
+               if r.model == m.model and r.ok and "precision" in r.ultra]  # classify has neither
         if not pts:
             continue
         xs, ys = zip(*pts)

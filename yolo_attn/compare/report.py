@@ -15,7 +15,9 @@ import numpy as np
 from ..scoring import bootstrap, cocoeval
 from . import hardware, plots, stats
 from .contract import SweepConfig, TrialRecord
+from .request import ModelSpec
 from .store import Store, atomic_write
+from ..scoring import image_replicates
 from .summary import AGREEMENT_TOL, DEFAULT_EFFECT, METRICS, SOURCES, MetricDiff, ModelRow, SummarySettings, SweepSummary
 
 # AGREEMENT_TOL: Ultralytics integrates its precision envelope with the trapezoidal rule on 101 points and keeps
@@ -93,7 +95,7 @@ def _replicates(store, ok: list[TrialRecord], n_boot: int, boot_seed: int,
     todo = {tid: p for tid, p in paths.items() if tid not in out}
     W = bootstrap.image_weights(ok[0].n_val_images, n_boot, boot_seed) if todo else None
     with ThreadPoolExecutor(max(1, min(len(todo), usable_cpus()))) as pool:
-        done = list(pool.map(lambda p: cocoeval.weighted_map(cocoeval.EvalArrays.load(p), W), todo.values()))
+        done = list(pool.map(lambda p: image_replicates(p, W), todo.values()))
     out.update(zip(todo, done))
     if ahead is not None:  # kept for the next call (the rounds of a declared rule ask after each round)
         ahead.remember({todo[tid]: v for tid, v in zip(todo, done)}, n_boot, boot_seed)
@@ -158,8 +160,7 @@ class WorkAhead:
             try:
                 if rec.n_val_images not in self._weights:
                     self._weights[rec.n_val_images] = bootstrap.image_weights(rec.n_val_images, self.n_boot, self.boot_seed)
-                arrays = cocoeval.EvalArrays.load(path)
-                self.replicates[key] = cocoeval.weighted_map(arrays, self._weights[rec.n_val_images])
+                self.replicates[key] = image_replicates(path, self._weights[rec.n_val_images])
             except Exception:
                 self._failed.add(key)
             return True
@@ -181,11 +182,12 @@ def summarize(store: Store, config: SweepConfig, n_boot: int = 1000, boot_seed: 
         if not r.ok:
             warnings.append(f"trial {r.trial_id} failed: {r.error}")
     warnings += hardware.pairing_warnings(ok, baseline)  # a seed whose arms ran on different hardware
+    first, second, independent = SummarySettings(0, 0, [], task=config.task).figures
     for r in ok:
-        for key, label in (("map50", "mAP50"), ("map", "mAP50-95")):
+        for key, label in (("map50", second), ("map", first)):
             gap = abs(r.ultra[key] - r.coco[key])
             if gap > tol:
-                warnings.append(f"trial {r.trial_id}: {label} Ultralytics {r.ultra[key]:.4f} vs COCOeval "
+                warnings.append(f"trial {r.trial_id}: {label} Ultralytics {r.ultra[key]:.4f} vs {independent} "
                                 f"{r.coco[key]:.4f} differ by {gap:.4f} (> tolerance {tol})")
 
     # per-image bootstrap replicates of every ok trial, on one shared set of image samples
@@ -201,10 +203,10 @@ def summarize(store: Store, config: SweepConfig, n_boot: int = 1000, boot_seed: 
 
     base = by_seed(baseline)
     base_ips = stats.mean_std([r.train_images_per_s for r in base.values()])[0]
-    base_params = next((m.get("params") for m in config.specs if m["name"] == baseline), None)
+    base_params = next((m.params for m in config.specs if m.name == baseline), None)
     decision, needed = _decision(config, ok, reps, warnings)
-    rows = [_row(spec, by_seed(spec["name"]), [r for r in recs if r.model == spec["name"]],
-                 needed.get(spec["name"], len(config.seeds)), baseline, base, base_params, base_ips, bench or {}, reps,
+    rows = [_row(spec, by_seed(spec.name), [r for r in recs if r.model == spec.name],
+                 needed.get(spec.name, len(config.seeds)), baseline, base, base_params, base_ips, bench or {}, reps,
                  boot_seed) for spec in config.specs]
     planned = config.planned
     extended = sorted(set(config.seeds) - set(planned))
@@ -216,12 +218,12 @@ def summarize(store: Store, config: SweepConfig, n_boot: int = 1000, boot_seed: 
     return SweepSummary(
         baseline=baseline, effect=effect, planned_seeds=planned, seeds_extended=extended, data=config.data,
         settings=SummarySettings(config.epochs, config.imgsz, config.seeds, config.train_args, config.pretrained,
-                                 config.weights, config.eval_split, config.model_options, config.task),
+                                 config.weights, config.eval_split, config.settings().get("model_options", {}), config.task),
         n_eval_images=next(iter({r.n_val_images for r in ok}), None) if ok else None, n_boot=n_boot,
         agreement_tolerance=tol, models=rows, warnings=warnings,
         n_trials=sum(needed.values()) if needed else len(config.models) * len(config.seeds), n_ok=len(ok),
         decision=decision,
-        ci_method=(f"{int(100 * LEVEL)}% interval of the mean over seeds of (model - baseline) COCOeval mAP: "
+        ci_method=(f"{int(100 * LEVEL)}% interval of the mean over seeds of (model - baseline) {independent} {first}: "
                    f"{stats.METHOD}; image bootstrap with {n_boot} replicates (one image sample for every model "
                    "and seed). Family-wise: Holm-adjusted p over the non-baseline models, Bonferroni simultaneous "
                    "intervals. Power: noncentral t, 80%, at the family-wise level (Holm's first step)."))
@@ -249,22 +251,23 @@ def _decision(config: SweepConfig, ok: list[TrialRecord], reps: dict, warnings: 
     return report, (dict(Counter(m for m, _ in rp.needed)) if declared else {})
 
 
-def _row(spec: dict, mine: dict[int, TrialRecord], all_trials: list[TrialRecord], n_seeds: int, baseline: str,
+def _row(spec: ModelSpec, mine: dict[int, TrialRecord], all_trials: list[TrialRecord], n_seeds: int, baseline: str,
          base: dict[int, TrialRecord], base_params, base_ips: float, bench: dict, reps: dict, boot_seed: int) -> ModelRow:
     """One model's row: its figures over seeds, cost, speed and (not for the baseline) its differences."""
-    name = spec["name"]
-    row = ModelRow(name, spec.get("ref"), name == baseline, spec.get("control", False), len(mine), n_seeds,
+    name = spec.name
+    row = ModelRow(name, spec.ref, name == baseline, spec.control, len(mine), n_seeds,
                    sum(not r.ok for r in all_trials))
     for src in SOURCES:
         for key in METRICS:
             mean, sd = stats.mean_std([getattr(r, src)[key] for r in mine.values()])
             setattr(row, f"{src}_{key}_mean", mean)
             setattr(row, f"{src}_{key}_std", sd)
-    row.precision = stats.mean_std([r.ultra["precision"] for r in mine.values()])[0]
-    row.recall = stats.mean_std([r.ultra["recall"] for r in mine.values()])[0]
+    if all("precision" in r.ultra for r in mine.values()):  # not for classify (top-1 and top-5 only)
+        row.precision = stats.mean_std([r.ultra["precision"] for r in mine.values()])[0]
+        row.recall = stats.mean_std([r.ultra["recall"] for r in mine.values()])[0]
     any_rec = next(iter(mine.values()), None)
-    row.params = spec.get("params") or (any_rec.params if any_rec else None)
-    row.gflops_640 = spec.get("gflops_640") or (any_rec.gflops_640 if any_rec else None)
+    row.params = spec.params or (any_rec.params if any_rec else None)
+    row.gflops_640 = spec.gflops_640 or (any_rec.gflops_640 if any_rec else None)
     row.params_ratio = row.params / base_params if row.params and base_params else None
     lat, base_lat = bench.get(name), bench.get(baseline)
     row.latency_ms = lat
@@ -307,6 +310,11 @@ def _flat(row: ModelRow) -> dict:
     return out
 
 
+def _head_starts(row: ModelRow) -> set[str]:
+    """How the head of a row's trials started (:func:`.trial.head_start`'s words, joined by ", " in the row)."""
+    return set((row.head_start or "").split(", ")) - {""}
+
+
 def pretrained_lines(summary: SweepSummary) -> list[str]:
     """What a sweep from --pretrained weights started from: attention init, fine-tuning settings, the head."""
     s = summary.settings
@@ -331,8 +339,8 @@ def pretrained_lines(summary: SweepSummary) -> list[str]:
                    + "; ".join(f"{name}: " + ", ".join(f"{k} {v}" for k, v in o.items()) for name, o in own.items())
                    + (". load names: Ultralytics' name-and-shape matching (as `YOLO(yaml).load(pt)`) instead of the "
                       "structure-aware transfer" if any(o.get("load") == "names" for o in own.values()) else "") + ".")
-    scratch = [r.model for r in summary.models if "scratch" in (r.head_start or "")]
-    new_cls = [r.model for r in summary.models if "new class outputs" in (r.head_start or "")]
+    scratch = [r.model for r in summary.models if "scratch" in _head_starts(r)]
+    new_cls = [r.model for r in summary.models if "new class outputs" in _head_starts(r)]
     by_name = [m for m in scratch if (own.get(m) or {}).get("load") == "names"]
     scratch = [m for m in scratch if m not in by_name]
     if scratch:
@@ -379,27 +387,27 @@ def markdown(summary: SweepSummary) -> str:
     summary = _md_names(summary)
     s = summary.settings
     start = any(r.start_map_mean is not None for r in summary.models)
+    first, second, independent = s.figures
     lines = [
         f"# Attention comparison on {Path(str(summary.data)).name}",
         "",
-        *([f"Task **{s.task}**: every mAP below is the {s.metric}, and Ultralytics' figure of the same output and "
-           "predictions.", ""] if s.task != "detect" else []),
+        *([_task_line(s), ""] if s.task != "detect" else []),
         f"Baseline: **{summary.baseline}**. {summary.n_ok}/{summary.n_trials} trials ok; epochs {s.epochs}, "
         f"imgsz {s.imgsz}, seeds {s.seeds}, weights {s.weights}"
         + (f", pretrained {s.pretrained}" if s.pretrained else "") + ".",
         "",
         eval_line(summary),
         "",
-        "| model | ok | " + ("mAP50-95 epoch 0 | " if start else "") + "mAP50-95 (Ultralytics) | mAP50-95 (COCOeval) "
-        "| mAP50 (Ultralytics) | mAP50 (COCOeval) "
-        "| P | R | ΔmAP50-95 [95% CI] | ΔmAP50 [95% CI] | params | GFLOPs@640 | latency × | train img/s × (not interleaved) |",
+        "| model | ok | " + (f"{first} epoch 0 | " if start else "") + f"{first} (Ultralytics) | {first} ({independent}) "
+        f"| {second} (Ultralytics) | {second} ({independent}) "
+        f"| P | R | Δ{first} [95% CI] | Δ{second} [95% CI] | params | GFLOPs@640 | latency × | train img/s × (not interleaved) |",
         "|---" * (15 if start else 14) + "|",
     ]
     for r in summary.models:
         lines.append(_table_line(r, start))
     lines += [
         "",
-        "mean ± std over seeds. Δ: COCOeval mAP, model − baseline, mean over paired seeds, with its 95% interval "
+        f"mean ± std over seeds. Δ: {independent} {first}, model − baseline, mean over paired seeds, with its 95% interval "
         "for "
         "that model alone; * = different from the baseline after the family-wise (Holm) adjustment over the "
         f"{_family_size(summary)} non-baseline models (not: 'this interval excludes 0').",
@@ -408,13 +416,23 @@ def markdown(summary: SweepSummary) -> str:
         "train img/s × (not interleaved): training throughput ratio to the baseline (mean over seeds). It compares "
         "trials run at different times, beside other trials or processes, so it measures the machine's load as much "
         "as the model and is not a model property; latency × (measured interleaved) is the speed to read.",
-        f"Ultralytics vs COCOeval: same predictions; disagreement tolerance {summary.agreement_tolerance}.",
+        f"Ultralytics vs {independent}: same predictions; disagreement tolerance {summary.agreement_tolerance}.",
     ] + pretrained_lines(summary) + [""] + verdict_lines(summary) + decision_lines(summary)
     if summary.diagnosis:  # compare --diagnose (yolo_attn/diagnose)
         lines += ["", f"Why did attention help or hurt? See the [diagnosis]({summary.diagnosis})."]
     if summary.warnings:
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in summary.warnings]
     return "\n".join(lines) + "\n"
+
+
+def _task_line(s: SummarySettings) -> str:
+    """What the figures of a sweep of another task than detect are."""
+    first, second, _ = s.figures
+    if (first, second) == ("mAP50-95", "mAP50"):
+        return (f"Task **{s.task}**: every mAP below is the {s.metric}, and Ultralytics' figure of the same output and "
+                "predictions.")
+    return (f"Task **{s.task}**: {first} and {second} below are the {s.metric}, and Ultralytics' figures of the same "
+            "predictions.")
 
 
 def _table_line(r: ModelRow, start: bool) -> str:
@@ -459,8 +477,9 @@ def verdict_lines(summary: SweepSummary) -> list[str]:
     k = len(rows)
     x0 = rows[0].diff["map"].adjusted
     sim = f"{100 * (x0.sim_level if x0 else 1 - (1 - LEVEL) / k):.1f}%"
+    first, _, independent = summary.settings.figures
     out = [
-        f"## Verdicts (mAP50-95, COCOeval; {k} models against {summary.baseline}, family-wise 5%)",
+        f"## Verdicts ({first}, {independent}; {k} models against {summary.baseline}, family-wise 5%)",
         "",
         f"| model | seeds | Δ | simultaneous 95% CI (Bonferroni: each at {sim}) | p (Holm) | SD of Δ over seeds "
         f"| image SD | detectable at 80% power | seeds for Δ = {eff:g} | verdict |",
@@ -504,15 +523,17 @@ def decision_lines(summary: SweepSummary) -> list[str]:
     if dec is None:
         return []
     r = dec.rule
+    first, second, independent = summary.settings.figures
+    metric = {"mAP50-95": first, "mAP50": second}.get(r["metric"], r["metric"])  # the rule names the box figures
     looks = ", ".join(map(str, r["looks"]))
-    rule = (f"margin ±{r['margin']:g} {r['metric']} (a difference worth having), α {r['alpha']:g} family-wise (Holm "
+    rule = (f"margin ±{r['margin']:g} {metric} (a difference worth having), α {r['alpha']:g} family-wise (Holm "
             f"across the models; equivalence by two one-sided tests at α), looks at {looks} seeds "
             f"({r['spending']} α spending), at most {r['max_seeds']} seeds")
     if dec.declared:
-        head = [f"## Decision under the declared rule ({r['metric']}, COCOeval)", "",
+        head = [f"## Decision under the declared rule ({metric}, {independent})", "",
                 f"Rule declared in config.json at {r['declared_at']}, before the first trial: {rule}."]
     else:
-        head = [f"## Decision at the final look under the default rule ({r['metric']}, COCOeval)", "",
+        head = [f"## Decision at the final look under the default rule ({metric}, {independent})", "",
                 f"Not declared before the sweep (a fixed-seed sweep; `--until-decided` or `--margin` declare one): the "
                 f"default rule applied at its one look, {rule}."]
     taken = ", ".join(map(str, dec.looks_taken)) or f"none yet (the first look needs {r['looks'][0]} seeds)"
@@ -534,7 +555,8 @@ def _can_conclude(rows: list[ModelRow], summary: SweepSummary, eff: float) -> st
     need_txt = (f"detecting Δ = {eff:g} would take {max(needs)} seeds per model (80% power, family-wise 5%)"
                 if all(needs) else f"Δ = {eff:g} is out of reach for at least one model with this validation set "
                 "at any number of seeds (more validation images are needed)")
-    return (f"What this sweep can conclude: differences of about {min(mdds):.3f}-{max(mdds):.3f} mAP50-95 or more "
+    return (f"What this sweep can conclude: differences of about {min(mdds):.3f}-{max(mdds):.3f} "
+            f"{summary.settings.figures[0]} or more "
             f"would be detected 80% of the time; smaller ones would mostly go unseen, and {need_txt}.")
 
 

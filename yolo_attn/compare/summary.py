@@ -240,7 +240,16 @@ class SummarySettings:
         from ..scoring import SCORERS
 
         scorer = SCORERS.get(self.task)
-        return f"{scorer.output} mAP ({scorer.independent})" if scorer else f"{self.task} metric"
+        return scorer.described if scorer else f"{self.task} metric"
+
+    @property
+    def figures(self) -> tuple[str, str, str]:
+        """The table's names of the two figures (``map``, ``map50``) and of the independent computation:
+        ``mAP50-95``, ``mAP50``, ``COCOeval`` (``top-1``, ``top-5``, ``recount`` for classify)."""
+        from ..scoring import SCORERS
+
+        scorer = SCORERS.get(self.task)
+        return (*scorer.figures, scorer.independent_short) if scorer else ("mAP50-95", "mAP50", "COCOeval")
 
 
 @dataclass

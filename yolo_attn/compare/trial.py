@@ -171,20 +171,16 @@ def head_start(report) -> str:
     return "new class outputs" if report.class_dependent else "transferred"
 
 
-_COLUMNS = {"map50": "metrics/mAP50", "map": "metrics/mAP50-95", "precision": "metrics/precision",
-            "recall": "metrics/recall"}  # + the scored output's suffix: (B) boxes, (M) masks, (P) keypoints
-
-
-def _start_metrics(metrics: dict | None, column: str = "(B)") -> dict[str, float] | None:
+def _start_metrics(metrics: dict | None, columns: dict[str, str]) -> dict[str, float] | None:
+    """The epoch-0 figures by Ultralytics' names ``columns`` (``Scorer.ultra_columns``), and its validation losses."""
     if not metrics:
         return None
-    keys = {k: v + column for k, v in _COLUMNS.items()}
-    out = {k: float(metrics[v]) for k, v in keys.items() if v in metrics}
+    out = {k: float(metrics[v]) for k, v in columns.items() if v in metrics}
     out["loss"] = {k.split("/", 1)[1]: float(v) for k, v in metrics.items() if k.startswith("val/")}
     return out
 
 
-def _results_curve(csv_path: Path, column: str = "(B)") -> list[dict]:
+def _results_curve(csv_path: Path, columns: dict[str, str]) -> list[dict]:
     if not csv_path.is_file():
         return []
     rows = list(csv.DictReader(io.StringIO(csv_path.read_text())))
@@ -198,8 +194,7 @@ def _results_curve(csv_path: Path, column: str = "(B)") -> list[dict]:
             except (KeyError, TypeError, ValueError):
                 return math.nan
 
-        out.append({"epoch": int(float(r.get("epoch", len(out) + 1))),
-                    **{k: f(v + column) for k, v in _COLUMNS.items()}})
+        out.append({"epoch": int(float(r.get("epoch", len(out) + 1))), **{k: f(v) for k, v in columns.items()}})
     return out
 
 
@@ -236,13 +231,14 @@ def _read_ground_truth(files: list[str], task: str = "detect") -> tuple[list[coc
     from ..datasets import image_size, label_path
     from ..scoring import scorer
 
-    read = scorer(task).read_ground_truth
+    s = scorer(task)
+    read, label_of = s.read_ground_truth, s.label_of or label_path
     root = os.path.commonpath([os.path.dirname(f) for f in files])
     images, keys = [], {}
     for f in files:
         keys[f] = key = "_".join(Path(f).relative_to(root).with_suffix("").parts)
         w, h = image_size(Path(f))
-        labels, segments = read(label_path(Path(f)), w, h)
+        labels, segments = read(label_of(Path(f)), w, h)
         images.append(cocoeval.GtImage(key, w, h, labels, segments))
     images.sort(key=lambda g: g.key)
     return images, keys
@@ -381,6 +377,8 @@ def check_pretrained_options(t_args: dict, pretrained: str | None, refs: list[st
 
 def _train_args(spec: TrialSpec, model_ref: str | None = None) -> dict:
     args = {**DEFAULT_TRAIN_ARGS, **(spec.train_args or {})}
+    if spec.trust:
+        args["trust"] = True  # read by yolo_attn.train.train (model=*.pt), not passed to Ultralytics
     if spec.pretrained and not str(model_ref or spec.model_ref).endswith(".pt"):
         args["pretrained"] = spec.pretrained  # the trainer transfers it (yolo_attn.train.AttnDetectionTrainer)
     args.update(data=spec.data, epochs=spec.epochs, imgsz=spec.imgsz, seed=spec.seed, deterministic=True, plots=False,
@@ -500,8 +498,7 @@ def _score(spec: TrialSpec, rec: TrialRecord, ev: Evaluation) -> None:
     pred_file = cocoeval.write_json(dets, tdir / "predictions_coco.json")
     rec.predictions_sha256 = hashlib.sha256(pred_file.read_bytes()).hexdigest()
     rec.n_detections = len(dets)
-    res = cocoeval.evaluate(gt, dets, max_det=VAL_ARGS["max_det"], dets_reused=False,  # written and hashed above
-                            iou_type=task.iou_type)
+    res = task.score(gt, dets, max_det=VAL_ARGS["max_det"])  # the records were written and hashed above
     res.arrays.save(tdir / "eval.npz")
     rec.coco = {"map50": res.map50, "map": res.map}
     rec.n_val_images = len(gt_images)
@@ -565,9 +562,9 @@ def _run(spec: TrialSpec, rec: TrialRecord, hooks: _Hooks, t_start: float) -> No
         rec.optimizer = choice.as_dict() if choice is not None else None
         if report is not None:
             rec.transfer, rec.head_start = report.summary(), head_start(report)
-        column = scorer(spec.task).column  # the scored output's columns (boxes, masks, keypoints)
-        rec.start = _start_metrics(result.start_metrics, column)
-        rec.curve = _results_curve(weights.parents[1] / "results.csv", column)
+        columns = scorer(spec.task).ultra_columns()  # the scored output's columns (boxes, masks, keypoints, classes)
+        rec.start = _start_metrics(result.start_metrics, columns)
+        rec.curve = _results_curve(weights.parents[1] / "results.csv", columns)
         ev, rec.scored_by = _closing_evaluation(spec, result, weights, hooks)
         eval_s = result.final_eval_s if rec.scored_by != "again" else time.perf_counter() - t_eval
     rec.ultra = ev.ultra

@@ -463,6 +463,8 @@ def checked_dataset(data: str | Path, out_dir: str | Path | None = None, trust: 
     repeated (the report is then None) -- each trial of a sweep trains through ``train()``, which checks.
     """
     ds = resolve_dataset(data, out_dir, trust)
+    if ds.yaml.is_dir():  # a classification dataset folder: checked every time (no copy to keep a stamp beside)
+        return ds, check_data(ds.yaml, task=task)
     stamp = ds.yaml.with_name(ds.yaml.name + ".checked")
     state = None if recheck else _file_state(ds, task)
     if state is not None and stamp.is_file() and stamp.read_text() == state:

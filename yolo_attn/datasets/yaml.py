@@ -243,7 +243,12 @@ def resolve_dataset(path: str | Path, out_dir: str | Path | None = None, trust: 
     repeated calls reuse one file. Missing split folders are not an error here (``check-data`` reports
     them; :meth:`Dataset.missing_message` says why); a YAML Ultralytics would refuse is a :class:`DatasetError`.
     ``trust``: when a train/val entry is missing and the YAML has a ``download:``, Ultralytics runs it first.
+    A folder is a classification dataset (:func:`yolo_attn.datasets.tasks.classify.folder_dataset`: no copy).
     """
+    if Path(str(path)).expanduser().is_dir():
+        from .tasks.classify import folder_dataset
+
+        return folder_dataset(path)
     src = locate_yaml(path)
     if not_utf8(src):
         raise DatasetError(f"{shown(src)}: the path of this YAML is not UTF-8; Ultralytics cannot train on it: "

@@ -8,6 +8,9 @@ multiset of images. So the sweep, its intervals, Holm, ``--plan`` and the report
 what differs is here: which output is scored (boxes, masks, keypoints, rotated boxes), how the ground truth is read
 and how the records are written. Rotated boxes have no pycocotools IoU: their scorer names its own (Ultralytics'
 probiou) and :func:`yolo_attn.scoring.cocoeval.evaluate_matched` evaluates them by COCO's definition.
+Classification is no matching at all: its scorer (:mod:`.classify`) brings its own evaluation (top-1 and top-5
+counted from the logged class probabilities against the class folders) and per-image outcomes, which its own
+``replicates`` resamples; a trial's arrays file says which scorer wrote it (:func:`image_replicates`).
 
 A task without a scorer is refused before anything trains (:func:`scorer`), never scored as another task.
 """
@@ -16,22 +19,20 @@ from __future__ import annotations
 
 from .base import Scorer
 
-__all__ = ["Scorer", "SCORERS", "VAL_ARGS", "iou_of", "scorer"]
+__all__ = ["Scorer", "SCORERS", "VAL_ARGS", "image_replicates", "iou_of", "scorer"]
 
 
 def _scorers() -> dict[str, Scorer]:
-    from . import detect, obb, pose, segment
+    from . import classify, detect, obb, pose, segment
 
-    return {s.task: s for s in (detect.SCORER, segment.SCORER, pose.SCORER, obb.SCORER)}
+    return {s.task: s for s in (detect.SCORER, segment.SCORER, pose.SCORER, obb.SCORER, classify.SCORER)}
 
 
 SCORERS = _scorers()
 # The settings of the validation pass whose predictions are scored: Ultralytics' own mAP settings, stated
 # explicitly (every trial of a sweep, and export-check's validations, run with them).
 VAL_ARGS = {"conf": 0.001, "iou": 0.7, "max_det": 300}
-NOT_YET = {  # tasks yolo_attn trains but does not score in a comparison yet, and why
-    "classify": "top-1 accuracy with an image bootstrap is not built yet",
-}
+NOT_YET: dict[str, str] = {}  # tasks yolo_attn trains but does not score in a comparison yet, and why
 
 
 def scorer(task: str, where: str = "compare") -> Scorer:
@@ -49,3 +50,14 @@ def iou_of(iou_type: str):
         if s.iou_type == iou_type and s.iou is not None:
             return s.iou
     raise ValueError(f"no scorer computes the IoU {iou_type!r}")
+
+
+def image_replicates(path, weights):
+    """A trial's two figures (``map50``, ``map``) on each image multiset (rows of ``weights``), from its arrays file
+    (``eval.npz``) by the scorer that wrote it: the file names its task where it is not COCO's ``EvalArrays`` (every
+    file of the box, mask, keypoint and rotated-box tasks)."""
+    import numpy as np
+
+    with np.load(path) as z:
+        task = str(z["task"]) if "task" in z.files else "detect"
+    return scorer(task, where="the image bootstrap").image_replicates(path, weights)

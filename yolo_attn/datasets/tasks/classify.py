@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..files import IMG_FORMATS, NOT_UTF8, not_utf8
+from ..yaml import Dataset, DatasetError
 from ._base import TaskData
 
 SPLIT_FOLDERS = {"train": ("train",), "val": ("val", "validation", "valid"), "test": ("test",)}  # Ultralytics' order
@@ -46,6 +47,28 @@ class Classify(TaskData):
     def sample_folders(self, out, splits):
         return [(d, f"{split}/{d.name}/") for split in splits if (out / split).is_dir()
                 for d in sorted((out / split).iterdir()) if d.is_dir()]
+
+
+class FolderDataset(Dataset):
+    """A classification dataset folder (:func:`folder_dataset`)."""
+
+    def images(self, split: str) -> list[str]:
+        """The images of ``split`` as Ultralytics' ImageFolder takes them: those in its class folders."""
+        if split not in self.splits:
+            raise DatasetError(f"{self.source}: no {split}/ folder (it has {', '.join(self.splits) or 'none'})")
+        return [str(f) for folder in self.splits[split] for d in sorted(folder.iterdir()) if d.is_dir()
+                for f in _files(d) if is_image(f)]
+
+
+def folder_dataset(root) -> FolderDataset:
+    """A classification dataset folder as the sweep reads a dataset (:class:`~yolo_attn.datasets.yaml.Dataset`): no
+    YAML, Ultralytics is given the folder itself (``yaml``); the splits are its split folders, the classes the
+    folders of ``train/`` in sorted order (Ultralytics' class indices)."""
+    root = Path(os.path.abspath(Path(root).expanduser()))
+    found = split_folders(root)
+    train = found.get("train")
+    classes = sorted(d.name for d in train.iterdir() if d.is_dir()) if train is not None else []
+    return FolderDataset(root, root, root, {k: (v,) for k, v in found.items()}, dict(enumerate(classes)))
 
 
 def split_folders(root: Path) -> dict[str, Path]:
