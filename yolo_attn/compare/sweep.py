@@ -19,7 +19,7 @@ from ..train import YOLO_ATTN_ARGS, check_args, cpu_threads
 from . import report
 from .contract import SweepConfig, TrialSpec
 from .rounds import DecisionOptions, run_rounds, settle_rule
-from .checks import check_batch, check_device, check_flags, check_model_names, open_results
+from .checks import check_batch, check_ddp, check_device, check_flags, check_model_names, open_results
 from .store import TRIAL_NAME_MAX, Store, legacy_trial_id, stable_hash, trial_id
 from .summary import SweepSummary
 from .trial import (SWEEP_ARGS, build, check_pretrained_options, environment, sweep_train_args, materialize, model_cost, model_label,
@@ -290,6 +290,7 @@ def compare(
     rule = (decision or DecisionOptions()).rule(len(seed_list))
     check_args({"epochs": epochs, "imgsz": imgsz})  # Ultralytics' type and range rules (epochs >= 1), and imgsz >= 1
     check_batch((train_args or {}).get("batch"))
+    check_ddp(device, workers, (train_args or {}).get("batch"), backend)  # --device 0,1: DDP per trial
     if backend == "local":  # a Ray cluster's devices are not this machine's
         check_device(device)
     task = sweep_task(models)  # a task without a scorer is refused here, before anything is written or trained
