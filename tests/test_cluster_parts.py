@@ -86,3 +86,23 @@ def test_a_trial_on_a_node_without_the_sweep_folder_comes_home(tmp_path):
     token = cluster.write_marker(root)
     shared = cluster.run_on_node(spec, token, files, expected, lambda s: fake_run(s, elsewhere=False))
     assert shared[2] is False and set(shared[1]) == {"eval.npz"}
+
+
+def test_pair_hardware_frees_a_seeds_placement_group_once_its_arms_are_recorded():
+    """A group holds its node's resources until removed: kept to the end of the sweep, a later seed's group (or the
+    group of a seed whose node was lost) would wait for them forever."""
+    from types import SimpleNamespace
+
+    from yolo_attn.compare.backends import _Groups
+
+    removed = []
+    groups = _Groups(SimpleNamespace(util=SimpleNamespace(remove_placement_group=removed.append)))
+    seed0, seed1 = object(), object()
+    groups.of.update({"a__seed0": seed0, "b__seed0": seed0, "a__seed1": seed1, "b__seed1": seed1})
+    groups.recorded("a__seed0")
+    assert removed == []  # b of seed 0 may still be running in it
+    groups.recorded("b__seed0")
+    assert removed == [seed0]
+    groups.recorded("a__seed1")
+    groups.remove_all()  # the sweep ends (or fails) with seed 1 unfinished
+    assert removed == [seed0, seed1] and groups.of == {}

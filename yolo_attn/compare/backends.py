@@ -86,10 +86,10 @@ def _ray_init(ray, address: str | None, num_cpus: int | None, log: bool, staging
     return expected
 
 
-def _placement(ray, specs: list[TrialSpec], opts: dict) -> tuple[dict, list]:
+def _placement(ray, specs: list[TrialSpec], opts: dict) -> tuple[dict, "_Groups"]:
     """``--pair-hardware``: one STRICT_PACK placement group per seed, a bundle per arm, so every arm of a seed runs on
     one node (one kind of hardware; Ray moves the whole group when its node is lost). Returns the scheduling strategy
-    of each trial id and the groups (removed after the sweep)."""
+    of each trial id and the groups (:class:`_Groups`: each removed once its seed's arms are recorded)."""
     from ray.util.placement_group import placement_group
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
@@ -97,13 +97,33 @@ def _placement(ray, specs: list[TrialSpec], opts: dict) -> tuple[dict, list]:
     by_seed: dict[int, list[TrialSpec]] = {}
     for s in specs:
         by_seed.setdefault(s.seed, []).append(s)
-    strategies, groups = {}, []
+    strategies, groups = {}, _Groups(ray)
     for arms in by_seed.values():
         pg = placement_group([dict(bundle) for _ in arms], strategy="STRICT_PACK")
-        groups.append(pg)
         for i, s in enumerate(arms):
             strategies[s.trial_id] = PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=i)
+            groups.of[s.trial_id] = pg
     return strategies, groups
+
+
+class _Groups:
+    """The placement groups of ``--pair-hardware`` by trial id. A group holds its bundles' resources on its node until
+    it is removed, so each is removed as soon as every arm of its seed is recorded: kept to the end of the sweep, they
+    would leave the groups of later seeds (more seeds than room) or of a seed whose node was lost (Ray places that
+    group again, whole) waiting for resources forever."""
+
+    def __init__(self, ray):
+        self.ray, self.of = ray, {}
+
+    def recorded(self, trial_id: str) -> None:
+        pg = self.of.pop(trial_id, None)
+        if pg is not None and all(other is not pg for other in self.of.values()):
+            self.ray.util.remove_placement_group(pg)
+
+    def remove_all(self) -> None:
+        for pg in {id(pg): pg for pg in self.of.values()}.values():
+            self.ray.util.remove_placement_group(pg)
+        self.of = {}
 
 
 def _task_gpus(ray, device) -> tuple[int, str | int | None]:
@@ -131,7 +151,7 @@ def run_ray(specs: list[TrialSpec], on_done: OnDone, address: str | None = None,
     ray = import_ray()
     started_here = not ray.is_initialized()  # else the caller's runtime environment ships the package
     staging = tempfile.mkdtemp(prefix="yolo_attn-ray-")
-    groups: list = []
+    groups = None
     try:
         expected = _ray_init(ray, address, num_cpus, bool(progress), Path(staging)) if started_here else driver_versions()
         n_gpus, device = _task_gpus(ray, specs[0].device if specs else None)
@@ -139,7 +159,7 @@ def run_ray(specs: list[TrialSpec], on_done: OnDone, address: str | None = None,
         task = ray.remote(max_retries=RAY_RETRIES, retry_exceptions=False, **opts)(_ray_task)
         # threads = the CPUs Ray reserved for the task; Ray sets CUDA_VISIBLE_DEVICES to the task's GPUs
         todo = [replace(s, threads=opts["num_cpus"], device=device) for s in specs if claim is None or claim(s)]
-        strategies, groups = _placement(ray, todo, opts) if pair_hardware else ({}, [])
+        strategies, groups = _placement(ray, todo, opts) if pair_hardware else ({}, None)
         tokens = {root: write_marker(Path(root)) for root in {s.store_root or s.trial_dir for s in todo}}
         pending = {}
         for spec in todo:
@@ -148,18 +168,19 @@ def run_ray(specs: list[TrialSpec], on_done: OnDone, address: str | None = None,
             pending[ref] = spec
             if progress:
                 progress({"event": "trial_submitted", "trial_id": spec.trial_id})
-        _collect(ray, pending, on_done)
+        _collect(ray, pending, on_done, groups.recorded if groups else None)
     finally:
-        for pg in groups:
-            ray.util.remove_placement_group(pg)
+        if groups is not None:
+            groups.remove_all()
         if started_here and ray.is_initialized():
             ray.shutdown()
         shutil.rmtree(staging, ignore_errors=True)
         sys.stdout.flush()
 
 
-def _collect(ray, pending: dict, on_done: OnDone) -> None:
-    """Hand each finished task's record to ``on_done`` as it arrives, its files written into the trial folder first."""
+def _collect(ray, pending: dict, on_done: OnDone, recorded: Callable[[str], None] | None = None) -> None:
+    """Hand each finished task's record to ``on_done`` as it arrives, its files written into the trial folder first;
+    then ``recorded(trial_id)``."""
     while pending:
         done, _ = ray.wait(list(pending), num_returns=1)
         for ref in done:
@@ -170,3 +191,5 @@ def _collect(ray, pending: dict, on_done: OnDone) -> None:
                 rec, files, came_home = spec.record().fail(f"ray task failed: {type(exc).__name__}: {exc}"), {}, False
             write_home(spec, rec, files, came_home)
             on_done(spec, rec)
+            if recorded is not None:
+                recorded(spec.trial_id)
