@@ -84,12 +84,19 @@ def test_sweep_with_run_time_batch_and_auto_is_refused_before_config(tiny, tmp_p
     assert not (tmp_path / "o" / "config.json").exists()
 
 
-def test_search_checks_its_rungs_optimizer(tiny, tmp_path):
+def test_search_checks_its_rungs_optimizer(tiny, tmp_path, monkeypatch):
+    """The search refuses, before training, rungs whose lengths would make optimizer=auto pick different optimizers
+    (24 images: 1 iteration per epoch, 20,000 at the last length); with the sweep's pinned SGD the same rungs pass."""
+    from yolo_attn.compare import trial
     from yolo_attn.studies.search import Search, SearchOptions
 
-    opts = SearchOptions(layers=["SE", "ECA"], placements=["backbone-end"], data=str(tiny), min_epochs=1, max_epochs=4,
-                         out=str(tmp_path / "s"), progress=False)
+    opts = SearchOptions(layers=["SE", "ECA"], placements=["backbone-end"], data=str(tiny), min_epochs=1,
+                         max_epochs=20000, keep=1, out=str(tmp_path / "s"), progress=False)  # rungs: 1, 20000 epochs
     Search(opts).check_optimizer()  # SGD pinned: every rung the same (no exception)
+    pinned = trial.sweep_train_args
+    monkeypatch.setattr(trial, "sweep_train_args", lambda *a: {**pinned(*a), "optimizer": "auto"})
+    with pytest.raises(OptimizerDiffers, match=r"different optimizers .*20000 epochs"):
+        Search(opts).check_optimizer()
 
 
 def test_trial_record_optimizer_field_reads_old_and_new_lines():

@@ -184,8 +184,13 @@ def test_bad_options_raise_naming_the_class(name, c1, args, kw, what):
 # ------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", NAMES)
 def test_default_options_build_for_every_yolo_width(name):
+    """Built with its default options at every channel count a YOLO scale gives a layer, it runs and keeps the shape."""
     for c in YOLO_CHANNELS:
-        yolo_attn.build(name, c)
+        m = yolo_attn.build(name, c).eval()
+        x = rand(1, c, 3, 2)
+        with torch.no_grad():
+            y = m(x)
+        assert y.shape == x.shape and torch.isfinite(y).all(), f"{name} at {c} channels"
 
 
 @pytest.mark.parametrize("name", NAMES)
