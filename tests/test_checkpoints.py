@@ -243,7 +243,7 @@ def test_safe_read_keeps_a_class_branch_widened_by_transfer(tmp_path):
     from ultralytics.nn.tasks import DetectionModel
 
     from yolo_attn.weights import save_model_checkpoint
-    from yolo_attn.models import read_model_checkpoint
+    from yolo_attn.weights import read_model_checkpoint
     from yolo_attn.weights import transfer_weights
 
     stock = DetectionModel("yolov5n.yaml", nc=80, verbose=False)

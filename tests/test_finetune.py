@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from yolo_attn._ultralytics import layer_roles, seeded_layers
-from yolo_attn.models import build_model, read_model_checkpoint
-from yolo_attn.weights import transfer_weights
+from yolo_attn.models import build_model
+from yolo_attn.weights import read_model_checkpoint, transfer_weights
 
 from conftest import model_output
 

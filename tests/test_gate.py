@@ -112,7 +112,8 @@ def test_fmm_switch_turns_multiplication_into_addition():
 
 def test_old_detection_checkpoint_loads_through_the_safe_loader(tmp_path):
     """A whole model saved before gates were modules reads weights-only and predicts the same."""
-    from yolo_attn.models import build_model, read_model_checkpoint
+    from yolo_attn.models import build_model
+    from yolo_attn.weights import read_model_checkpoint
 
     torch.manual_seed(0)
     model = build_model("yolov5n-cbam-neck.yaml", nc=3).eval()

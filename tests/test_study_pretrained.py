@@ -12,10 +12,10 @@ import pytest
 import torch
 import yaml
 
-from yolo_attn.weights import ModelOptions, ModelOptionsError, parse_model_options, read_model_options
-from yolo_attn.models import build_model, read_model_checkpoint
+from yolo_attn.models import build_model
 from yolo_attn.studies import StudyOptions, get, run_study
-from yolo_attn.weights import load_by_name, transfer_weights
+from yolo_attn.weights import (ModelOptions, ModelOptionsError, load_by_name, parse_model_options, read_model_options,
+                               transfer_weights)
 
 from conftest import fake_summary, model_output, record_fake_trials
 

@@ -23,8 +23,8 @@ import yaml
 
 import yolo_attn  # noqa: F401  (registers the layers)
 from yolo_attn import LAYERS
-from yolo_attn.weights import CheckpointError, load_checkpoint
-from yolo_attn.weights import ForeignCheckpointError, freeze_prefixes, transfer_weights, translate_freeze
+from yolo_attn.weights import (CheckpointError, ForeignCheckpointError, freeze_prefixes, load_checkpoint, transfer_weights,
+                               translate_freeze)
 
 import ultralytics
 from ultralytics.nn.tasks import DetectionModel

@@ -20,11 +20,10 @@ from torch import nn
 from ultralytics.nn.tasks import DetectionModel, parse_model, yaml_model_load
 
 import yolo_attn
-from yolo_attn.weights import load_checkpoint
 from yolo_attn.models import build_model
 from yolo_attn.configs import NEW_BASES, config_dir, shipped_configs
 from yolo_attn.placement import make_yaml
-from yolo_attn.weights import ForeignCheckpointError, transfer_weights
+from yolo_attn.weights import ForeignCheckpointError, load_checkpoint, transfer_weights
 
 from conftest import run_layers as forward
 

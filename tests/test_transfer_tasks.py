@@ -22,12 +22,11 @@ from test_transfer_bases import _Layers, one_thread, tensors  # noqa: F401 (one_
 from ultralytics.nn.tasks import yaml_model_load
 
 from yolo_attn._ultralytics.head import task_model_class
-from yolo_attn.weights import load_checkpoint, save_model_checkpoint
 from yolo_attn.cli import main
 from yolo_attn.configs import LIGHT_GATES, TASK_PLACEMENTS, shipped_configs, task_bases
 from yolo_attn.models import build_model
 from yolo_attn.placement import make_yaml
-from yolo_attn.weights import transfer_weights
+from yolo_attn.weights import load_checkpoint, save_model_checkpoint, transfer_weights
 
 TASK_BASES = task_bases()
 SEEDS = {base: 40 + i for i, base in enumerate(TASK_BASES)}

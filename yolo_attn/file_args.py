@@ -6,7 +6,7 @@ and it unpickles ``.pt`` files with its full reader, which runs any code the fil
 - ``model=X.pt`` and ``pretrained=X.pt`` are read by yolo_attn's safe reader (the trainer's set-up, the transfer);
 - ``data=`` is checked and handed over as a copy without its ``download:`` entry (``datasets.require_dataset``);
 - ``resume=`` and ``distill_model=`` are read by the safe reader and handed to Ultralytics as a clean copy
-  (:func:`yolo_attn.models.write_clean_checkpoint`: the same weights and training state, nothing else), so the
+  (:func:`yolo_attn.weights.write_clean_checkpoint`: the same weights and training state, nothing else), so the
   run resumes, or the teacher loads, exactly as from the original, without running code from it;
 - ``cfg=`` is read as plain YAML, and its entries pass the same gate as arguments typed on the command line
   (a ``cfg:`` inside it is refused).
@@ -80,8 +80,7 @@ def gate_checkpoints(args: dict[str, Any], trust: bool, scratch: Path) -> dict[s
         if source is not None:
             args["resume"] = str(source)  # never Ultralytics' search for the newest last*.pt
         return args
-    from .weights import load_checkpoint
-    from .models import write_clean_checkpoint
+    from .weights import load_checkpoint, write_clean_checkpoint
 
     ckpt = load_checkpoint(source)
     run_args = dict(ckpt.meta.get("train_args") or {})
@@ -102,8 +101,7 @@ def _teacher(teacher, trust: bool, scratch: Path) -> str:
         raise ValueError(f"distill_model={teacher}: no such checkpoint file")
     if trust or path.suffix.lower() != ".pt":
         return str(path)  # a model YAML holds no pickle; Ultralytics refuses anything but .pt and YAML
-    from .weights import load_checkpoint
-    from .models import write_clean_checkpoint
+    from .weights import load_checkpoint, write_clean_checkpoint
 
     return str(write_clean_checkpoint(load_checkpoint(path), _unique(scratch, "teacher", path.name)))
 
@@ -126,7 +124,6 @@ def check_sweep_file_args(train_args: dict[str, Any]) -> None:
     if not path.is_file():
         raise ValueError(f"--train-arg distill_model={teacher}: no such checkpoint file")
     if path.suffix.lower() == ".pt":
-        from .weights import load_checkpoint
-        from .models import model_from_checkpoint
+        from .weights import load_checkpoint, model_from_checkpoint
 
         model_from_checkpoint(load_checkpoint(path))  # CheckpointError naming the file when it is not a usable model

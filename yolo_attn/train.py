@@ -166,7 +166,7 @@ class AttnTrainerMixin:
             return None  # resume: Ultralytics reads the run's own last.pt
         import copy
 
-        from .models import read_model_checkpoint
+        from .weights import read_model_checkpoint
 
         weights = read_model_checkpoint(self.model)
         self.model = copy.deepcopy(weights.yaml)  # built like a YAML below; no pickled code runs

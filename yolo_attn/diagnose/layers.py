@@ -67,7 +67,7 @@ def attention_layers(model: nn.Module) -> list[AttnLayer]:
 
 def load(ref: ModelRef, trust: bool = False) -> LoadedModel:
     """Read a checkpoint through the safe loader; it must be a detection model."""
-    from ..models import read_model_checkpoint
+    from ..weights import read_model_checkpoint
 
     try:
         model = read_model_checkpoint(ref.path, trust=trust)

@@ -9,17 +9,23 @@ from importlib import import_module
 
 _API = {
     # reading a checkpoint, bounded, without running code from it
-    "Checkpoint": "unpickle", "CheckpointError": "unpickle", "LayerInfo": "unpickle", "Placeholder": "unpickle",
-    "SafeUnpickler": "unpickle", "checkpoint_from_module": "unpickle", "checkpoint_from_object": "unpickle",
-    "load_checkpoint": "unpickle", "module_state_dict": "unpickle",
+    "CheckpointError": "unpickle", "Placeholder": "unpickle", "SafeUnpickler": "unpickle",
+    "Checkpoint": "checkpoint", "LayerInfo": "checkpoint", "NonFiniteWeightsError": "checkpoint",
+    "check_finite": "checkpoint", "checkpoint_from_module": "checkpoint", "checkpoint_from_object": "checkpoint",
+    "module_state_dict": "checkpoint",
+    "as_checkpoint": "read", "load_checkpoint": "read",
+    "load_exact_state_dict": "rebuild", "model_from_checkpoint": "rebuild", "read_model_checkpoint": "rebuild",
     # writing one
-    "model_checkpoint_dict": "unpickle", "save_model_checkpoint": "unpickle",
-    # the transfer, its report, the name-matched arm, freezing in base indices
-    "ForeignCheckpointError": "transfer", "NonFiniteWeightsError": "transfer", "LayerResult": "transfer",
-    "TransferReport": "transfer", "adapt_class_branch_to": "transfer", "align_layers": "transfer",
-    "backbone_length": "transfer", "base_layer_count": "transfer", "check_finite": "transfer",
-    "check_freeze": "transfer", "freeze_prefixes": "transfer", "load_by_name": "transfer", "load_index_map": "transfer",
-    "transfer_weights": "transfer", "translate_freeze": "transfer",
+    "model_checkpoint_dict": "write", "save_model_checkpoint": "write", "write_clean_checkpoint": "write",
+    # the transfer: layers aligned, tensors copied, class branches resized, the report; the name-matched arm
+    "align_layers": "align", "load_index_map": "align",
+    "adapt_class_branch_to": "heads",
+    "ForeignCheckpointError": "transfer", "transfer_weights": "transfer",
+    "LayerResult": "report", "TransferReport": "report",
+    "load_by_name": "by_name",
+    # freezing in base-model indices
+    "backbone_length": "freeze", "base_layer_count": "freeze", "check_freeze": "freeze", "freeze_prefixes": "freeze",
+    "translate_freeze": "freeze",
     # a model YAML's own yolo_attn: key
     "KEY": "options", "LOADS": "options", "ModelOptions": "options", "ModelOptionsError": "options",
     "check_with_pretrained": "options", "effective": "options", "parse_model_options": "options",

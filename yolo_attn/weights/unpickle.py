@@ -43,30 +43,24 @@ import collections
 import io
 import pickle
 import zipfile
-from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 import torch
 
-__all__ = [
-    "Checkpoint",
-    "CheckpointError",
-    "LayerInfo",
-    "Placeholder",
-    "SafeUnpickler",
-    "checkpoint_from_module",
-    "checkpoint_from_object",
-    "load_checkpoint",
-    "module_state_dict",
-    "model_checkpoint_dict",
-    "save_model_checkpoint",
-]
 
 MAX_PICKLE_BYTES = 64 << 20  # data.pkl of a large detection model is a few MB
+
+
 MAX_EXPANSION = 4  # storages may unpack to at most this many times the file size (+ MAX_PICKLE_BYTES)
+
+
 MAX_BYTEARRAY = 16 << 20  # bytearray(n) from a pickle
+
+
 MAX_DEPTH = 64  # nesting of modules / metadata containers
+
+
 MAX_NODES = 200_000  # objects visited when walking the unpickled graph (a YOLO model has a few thousand)
 
 
@@ -92,9 +86,6 @@ class _Budget:
             raise _GraphTooLarge(f"objects are nested more than {MAX_DEPTH} levels deep")
 
 
-# --------------------------------------------------------------------------------------------
-# Inert placeholders for classes and functions the safe reader will not import
-# --------------------------------------------------------------------------------------------
 class Placeholder:
     """Stands in for a pickled global that is not on the allow-list.
 
@@ -173,9 +164,6 @@ def qualified_type(obj: Any) -> str:
     return f"{t.__module__}.{t.__qualname__}"
 
 
-# --------------------------------------------------------------------------------------------
-# The allow-list: reconstructors written here, never the originals
-# --------------------------------------------------------------------------------------------
 class _StorageType:
     """What a pickled storage class (``torch.FloatStorage``...) resolves to: just its dtype."""
 
@@ -288,6 +276,8 @@ _ALLOWED: dict[tuple[str, str], Any] = {
     ("pathlib", "WindowsPath"): _windows_path,
     ("pathlib", "PureWindowsPath"): _windows_path,
 }
+
+
 _BUILTIN_ALIASES = {"__builtin__": "builtins", "copy_reg": "copyreg"}
 
 
@@ -336,20 +326,6 @@ def _device(spec="cpu", index=None):
     if not isinstance(spec, str):
         raise pickle.UnpicklingError("bad torch.device argument")
     return "cpu"  # everything is read onto the CPU
-
-
-# --------------------------------------------------------------------------------------------
-# Reading files
-# --------------------------------------------------------------------------------------------
-def _is_zip(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        return fh.read(4) == b"PK\x03\x04"
-
-
-def _looks_like_safetensors(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        head = fh.read(9)
-    return len(head) == 9 and int.from_bytes(head[:8], "little") < (1 << 28) and head[8:9] == b"{"
 
 
 def safe_unpickle_zip(path: Path) -> tuple[Any, set[str]]:
@@ -407,375 +383,3 @@ def safe_unpickle_zip(path: Path) -> tuple[Any, set[str]]:
                 IndexError, AttributeError, RuntimeError, OSError, MemoryError, RecursionError) as exc:  # fmt: skip
             raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from exc
     return obj, unpickler.placeholders
-
-
-def _read_safetensors(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        from safetensors.torch import load_file
-    except ImportError as exc:  # pragma: no cover
-        raise CheckpointError(f"{path}: reading .safetensors needs the 'safetensors' package") from exc
-    try:
-        return dict(load_file(str(path), device="cpu"))
-    except Exception as exc:  # safetensors raises its own SafetensorError for damaged files
-        raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from exc
-
-
-# --------------------------------------------------------------------------------------------
-# From loaded objects to state dicts and layer tables
-# --------------------------------------------------------------------------------------------
-def _attrs(obj: Any) -> dict:
-    if isinstance(obj, Placeholder):
-        return object.__getattribute__(obj, "__dict__")
-    return getattr(obj, "__dict__", {}) if obj is not None else {}
-
-
-def _is_module_like(obj: Any) -> bool:
-    if isinstance(obj, torch.nn.Module):
-        return True
-    return isinstance(obj, Placeholder) and "_modules" in _attrs(obj) and "_parameters" in _attrs(obj)
-
-
-def module_state_dict(obj: Any, prefix: str = "") -> tuple[dict[str, torch.Tensor], set[str]]:
-    """State dict (and the set of its buffer keys) of a real or placeholder ``nn.Module`` tree."""
-    out: dict[str, torch.Tensor] = {}
-    buffers: set[str] = set()
-    if isinstance(obj, torch.nn.Module):
-        names = {n for n, _ in obj.named_buffers()}
-        for k, v in obj.state_dict().items():
-            out[prefix + k] = v
-            if k in names:
-                buffers.add(prefix + k)
-        return out, buffers
-    stack = [(obj, prefix, 0)]
-    budget = _Budget()
-    while stack:
-        node, pre, depth = stack.pop()
-        budget.spend(depth)
-        d = _attrs(node)
-        for k, v in (d.get("_parameters") or {}).items():
-            if isinstance(v, torch.Tensor):
-                out[pre + k] = v
-        skip = d.get("_non_persistent_buffers_set") or set()
-        for k, v in (d.get("_buffers") or {}).items():
-            if isinstance(v, torch.Tensor) and k not in skip:
-                out[pre + k] = v
-                buffers.add(pre + k)
-        children = [(pre + k + ".", m) for k, m in (d.get("_modules") or {}).items() if m is not None]
-        for child_prefix, m in reversed(children):
-            if isinstance(m, torch.nn.Module):
-                sd, bk = module_state_dict(m, child_prefix)
-                out.update(sd)
-                buffers |= bk
-            else:
-                stack.append((m, child_prefix, depth + 1))
-    # keep the module's own ordering (parameters, buffers, then children depth-first)
-    return out, buffers
-
-
-@dataclass
-class LayerInfo:
-    """One top-level layer of a pickled YOLO model: index, class (``module.Name``) and inputs."""
-
-    index: int
-    type: str
-    f: Any = -1
-
-
-@dataclass
-class Checkpoint:
-    """What a source file holds, as far as weight transfer needs it.
-
-    Attributes:
-        path: the file.
-        format: ``"ultralytics"``, ``"yolov5"`` (original repository), ``"state_dict"`` or ``"safetensors"``.
-        state_dict: tensors keyed ``model.<layer>.<path>`` (as ``DetectionModel.state_dict()``).
-        buffer_keys: keys that are buffers rather than parameters, where known.
-        layers: the layer table of a pickled model, or None for bare state dicts.
-        yaml: the model YAML dict a pickled model carries, if any.
-        names: class names, if known.
-        nc: number of classes, if known.
-        placeholders: globals the safe reader replaced by placeholders.
-        trusted: True when read by a full unpickle.
-        meta: other top-level entries (``train_args``, ``date``, ``version``...) that are plain values.
-    """
-
-    path: Path
-    format: str
-    state_dict: dict[str, torch.Tensor]
-    buffer_keys: set[str] = field(default_factory=set)
-    layers: list[LayerInfo] | None = None
-    yaml: dict | None = None
-    names: dict | None = None
-    nc: int | None = None
-    placeholders: set[str] = field(default_factory=set)
-    trusted: bool = False
-    meta: dict = field(default_factory=dict)
-    model: Any = None  # the real nn.Module (trusted or weights-only loads) or placeholder tree
-    training_state: dict = field(default_factory=dict)  # every other top-level entry as plain data and tensors
-    # (epoch, optimizer and scaler state...: what resuming a run needs beyond the weights); objects left out
-
-    @property
-    def half(self) -> bool:
-        """True when the file stores its floating-point tensors as float16 (Ultralytics' default)."""
-        return any(v.dtype == torch.float16 for v in self.state_dict.values())
-
-
-_WRAPPER_KEYS = ("ema", "model", "state_dict", "model_state_dict", "model_state", "weights", "net")
-
-
-def _tensor_dict(obj: Any) -> dict[str, torch.Tensor] | None:
-    if isinstance(obj, Placeholder) and obj.ph_name == "OrderedDict":
-        obj = dict(obj._ph_items)
-    if isinstance(obj, dict) and obj and all(isinstance(k, str) for k in obj):
-        tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
-        if tensors and len(tensors) >= 0.9 * len(obj):
-            return tensors
-    return None
-
-
-def _normalise_keys(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """``module.`` (DDP) prefixes stripped; ``0.conv.weight`` (a bare Sequential) becomes ``model.0.conv.weight``."""
-    if sd and all(k.startswith("module.") for k in sd):
-        sd = {k[len("module.") :]: v for k, v in sd.items()}
-    if sd and all(k.split(".", 1)[0].isdigit() for k in sd):
-        sd = {f"model.{k}": v for k, v in sd.items()}
-    return sd
-
-
-def _plain(value: Any, budget: _Budget | None = None, depth: int = 0, tensors: bool = False) -> Any:
-    """Plain data (no placeholders; tensors only with ``tensors``) for metadata, or None. Bounded: see :class:`_Budget`."""
-    budget = budget or _Budget()
-    budget.spend(depth)
-    if isinstance(value, (str, int, float, bool)) or value is None or (tensors and isinstance(value, torch.Tensor)):
-        return value
-    if isinstance(value, (list, tuple)):
-        items = [_plain(v, budget, depth + 1, tensors) for v in value]
-        return items if all(v is not None or o is None for v, o in zip(items, value)) else None
-    if isinstance(value, dict):
-        out = {k: _plain(v, budget, depth + 1, tensors) for k, v in value.items() if isinstance(k, (str, int))}
-        return {k: v for k, v in out.items() if v is not None or value[k] is None}
-    return None
-
-
-def _layer_index(value: Any, name: Any, pos: int) -> int:
-    """The ``i`` a layer carries, else its name in the Sequential, else its position; must be an integer."""
-    if value is None:
-        value = int(name) if str(name).isdigit() else pos
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _GraphTooLarge(f"layer {name!r} has a non-integer layer index i={value!r:.40}")
-    return value
-
-
-def _layer_table(model: Any) -> list[LayerInfo] | None:
-    seq = _attrs(model).get("_modules", {}).get("model") if not isinstance(model, torch.nn.Module) else getattr(model, "model", None)
-    if seq is None:
-        return None
-    children = _attrs(seq).get("_modules") if not isinstance(seq, torch.nn.Module) else dict(seq.named_children())
-    if not children:
-        return None
-    table = []
-    for pos, (name, layer) in enumerate(children.items()):
-        a = _attrs(layer)
-        t = a.get("type") if isinstance(a.get("type"), str) else qualified_type(layer)
-        table.append(LayerInfo(index=_layer_index(a.get("i"), name, pos), type=t, f=_plain(a.get("f", -1))))
-    return table
-
-
-def _from_model(path: Path, model: Any, top: dict, placeholders: set[str], trusted: bool) -> Checkpoint:
-    sd, buffers = module_state_dict(model)
-    sd = _normalise_keys(sd)
-    a = _attrs(model)
-    yaml = _plain(a.get("yaml")) if isinstance(a.get("yaml"), dict) else None
-    names = a.get("names")
-    if isinstance(names, (list, tuple)):
-        names = dict(enumerate(names))
-    names = _plain(names) if isinstance(names, dict) else None
-    nc = a.get("nc") if isinstance(a.get("nc"), int) else (yaml or {}).get("nc")
-    kind = qualified_type(model)
-    fmt = "yolov5" if kind.startswith("models.") else "ultralytics"
-    meta = {k: _plain(v) for k, v in top.items() if k not in ("model", "ema", "optimizer") and _plain(v) is not None}
-    state = {k: _plain(v, tensors=True) for k, v in top.items() if k not in ("model", "ema")}
-    return Checkpoint(
-        path=path,
-        format=fmt,
-        state_dict=sd,
-        buffer_keys=buffers,
-        layers=_layer_table(model),
-        yaml=yaml,
-        names=names,
-        nc=nc if isinstance(nc, int) else None,
-        placeholders=placeholders,
-        trusted=trusted,
-        meta=meta,
-        model=model,
-        training_state={k: v for k, v in state.items() if v is not None},
-    )
-
-
-def _interpret(path: Path, obj: Any, placeholders: set[str], trusted: bool) -> Checkpoint:
-    if _is_module_like(obj):  # torch.save(model)
-        return _from_model(path, obj, {}, placeholders, trusted)
-    if isinstance(obj, dict):
-        for key in ("ema", "model"):
-            if _is_module_like(obj.get(key)):
-                return _from_model(path, obj[key], obj, placeholders, trusted)
-        sd = _tensor_dict(obj)
-        if sd is None:
-            for key in _WRAPPER_KEYS:
-                sd = _tensor_dict(obj.get(key))
-                if sd is not None:
-                    break
-        if sd is not None:
-            return Checkpoint(path=path, format="state_dict", state_dict=_normalise_keys(sd), placeholders=placeholders,
-                              trusted=trusted)  # fmt: skip
-    what = qualified_type(obj)
-    if isinstance(obj, dict):
-        what = f"a dict with keys {sorted(map(str, obj))[:8]}"
-    raise CheckpointError(f"{path}: not a model checkpoint (it holds {what}; expected a model or a state dict)")
-
-
-def checkpoint_from_module(module: torch.nn.Module, path: str | Path = "<module>") -> Checkpoint:
-    """A :class:`Checkpoint` view of a model already in memory (``trusted``: nothing is unpickled)."""
-    return _from_model(Path(path), module, {}, set(), True)
-
-
-def checkpoint_from_object(obj: Any, path: str | Path = "<dict>") -> Checkpoint:
-    """A :class:`Checkpoint` view of an in-memory checkpoint object (a state dict or ``{"model": ...}`` dict)."""
-    return _interpret(Path(path), obj, set(), True)
-
-
-def _interpret_bounded(path: Path, obj: Any, placeholders: set[str], trusted: bool) -> Checkpoint:
-    """:func:`_interpret`, with a hostile object graph (cycles, deep nesting, odd attribute types) as CheckpointError."""
-    try:
-        return _interpret(path, obj, placeholders, trusted)
-    except CheckpointError:
-        raise
-    except _GraphTooLarge as exc:
-        raise CheckpointError(f"{path}: not a usable checkpoint: {exc}") from None
-    except (RecursionError, MemoryError, AttributeError, TypeError, ValueError, KeyError) as exc:
-        raise CheckpointError(f"{path}: not a usable checkpoint ({type(exc).__name__}: {exc})") from None
-
-
-def _load_legacy_weights_only(path: Path) -> Any:
-    """A pre-1.6 (non-zip) file through torch's weights-only reader, after a scan that bounds what it can allocate.
-
-    torch's weights-only reader allows ``bytearray`` and allocates each storage at its declared size before
-    reading it, so a 2 KB file can ask for gigabytes. The scan refuses a ``bytearray`` global and any integer
-    larger than the file (a storage size, a bytearray length) before torch sees the file.
-    """
-    import pickletools
-
-    limit = max(path.stat().st_size, 1 << 20)
-    found = None
-    with open(path, "rb") as fh:
-        try:
-            for k in range(4):  # magic number, protocol, sys info, then the object itself
-                for _op, arg, _pos in pickletools.genops(fh):
-                    if isinstance(arg, str) and "bytearray" in arg:
-                        found = "a bytearray"
-                    elif k > 0 and isinstance(arg, int) and arg > limit:  # k == 0: the magic number
-                        found = f"the size {arg} (larger than the file)"
-                    if found:
-                        break
-                if found:
-                    break
-        except (ValueError, EOFError) as exc:
-            raise CheckpointError(f"{path}: not a readable checkpoint ({exc})") from None
-    if found:
-        raise CheckpointError(f"{path}: legacy-format file declares {found}; refusing to read it "
-                              "(pass trust=True / --trust for a file you made)")
-    return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def load_checkpoint(path: str | Path, trust: bool = False) -> Checkpoint:
-    """Read ``path`` as a :class:`Checkpoint` without running code from it (unless ``trust=True``).
-
-    Raises:
-        FileNotFoundError: ``path`` does not exist.
-        CheckpointError: the file is truncated, corrupt, a TorchScript archive or not a checkpoint.
-    """
-    path = Path(path)
-    if not path.is_file():  # or one of Ultralytics' weight names (yolo11n.pt): found or downloaded as Ultralytics does
-        from .._ultralytics import stock_weights
-
-        path = stock_weights(path)
-    if path.stat().st_size == 0:
-        raise CheckpointError(f"{path}: the file is empty")
-    if path.suffix == ".safetensors" or (not _is_zip(path) and _looks_like_safetensors(path)):
-        sd = _read_safetensors(path)
-        return Checkpoint(path=path, format="safetensors", state_dict=_normalise_keys(sd))
-    if trust:
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=False)
-        except ModuleNotFoundError as exc:
-            raise CheckpointError(
-                f"{path}: full unpickling needs module '{exc.name}', which is not installed "
-                "(read it without --trust: the safe reader does not need the original code)"
-            ) from exc
-        except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
-            raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from exc
-        if isinstance(obj, torch.jit.ScriptModule):
-            raise CheckpointError(f"{path}: is a TorchScript archive, not a PyTorch checkpoint")
-        return _interpret_bounded(path, obj, set(), True)
-    if not _is_zip(path):
-        # legacy (pre-1.6) serialisation or something else: only torch's weights-only reader is allowed
-        try:
-            obj = _load_legacy_weights_only(path)
-        except CheckpointError:
-            raise
-        except pickle.UnpicklingError as exc:
-            raise CheckpointError(
-                f"{path}: not a zip checkpoint and not readable weights-only ({exc}). "
-                "If it is a legacy-format file you trust, pass trust=True / --trust."
-            ) from exc
-        except Exception as exc:
-            raise CheckpointError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from exc
-        return _interpret_bounded(path, obj, set(), False)
-    # a zip archive: always the placeholder reader (bounded), never torch.load, whose weights-only allow-list
-    # includes bytearray and whose allocations follow the sizes the file declares
-    obj, placeholders = safe_unpickle_zip(path)
-    return _interpret_bounded(path, obj, placeholders, False)
-
-
-# --------------------------------------------------------------------------------------------
-# Writing checkpoints (the one writer: `yolo-attn transfer`, compare's pretrained start points)
-# --------------------------------------------------------------------------------------------
-def model_checkpoint_dict(model: torch.nn.Module, half: bool = True, train_args: dict | None = None,
-                          yolo_attn: dict | None = None) -> dict:  # fmt: skip
-    """An Ultralytics-format checkpoint dict for ``model`` (as Ultralytics' ``Model.save`` writes one).
-
-    The model is copied (float16 if ``half``, gradients off); ``train_args`` extend ``{"model": yaml_file,
-    "task": the model's task}`` (``detect``, ``segment``...); ``yolo_attn`` is stored under the ``"yolo_attn"`` key next to the version.
-    """
-    from copy import deepcopy
-    from datetime import datetime
-
-    from ultralytics import __version__ as ul_version
-
-    from .. import __version__
-    from .._ultralytics.head import model_task
-
-    m = deepcopy(model).float()
-    m = (m.half() if half else m).to(memory_format=torch.contiguous_format)
-    for p in m.parameters():
-        p.requires_grad_(False)
-    yaml_file = (getattr(model, "yaml", None) or {}).get("yaml_file", "")
-    return {
-        "date": datetime.now().astimezone().isoformat(),
-        "version": ul_version,
-        "license": "AGPL-3.0 License (https://ultralytics.com/license)",
-        "docs": "https://docs.ultralytics.com",
-        "model": m,
-        "ema": None,
-        "train_args": {"model": str(yaml_file), "task": model_task(model), **(train_args or {})},
-        "yolo_attn": {"version": __version__, **(yolo_attn or {})},
-    }
-
-
-def save_model_checkpoint(model: torch.nn.Module, path: str | Path, half: bool = True, train_args: dict | None = None,
-                          yolo_attn: dict | None = None) -> Path:  # fmt: skip
-    """Write ``model`` as an Ultralytics checkpoint that ``YOLO(path)`` loads, atomically (no half-written file)."""
-    from .._io import atomic_save
-
-    ckpt = model_checkpoint_dict(model, half=half, train_args=train_args, yolo_attn=yolo_attn)
-    return atomic_save(path, lambda tmp: torch.save(ckpt, tmp))
