@@ -244,12 +244,13 @@ def test_placement_names_effects_that_fail_the_family_adjustment(tmp_path):
 
 
 def test_plot_colours_follow_the_verdict():
-    from yolo_attn.studies.plots import _colour
+    """The one colour rule of every effect plot (the sweep's diff_to_baseline.png, the studies' forests and points)."""
+    from yolo_attn.compare.plots import colour
 
-    assert _colour(0.01, 0.05, "better") == "tab:green" and _colour(-0.05, -0.01, "worse") == "tab:red"
-    assert _colour(0.01, 0.05, "no detectable difference (could detect ≥ 0.1)") == "tab:olive"
-    assert _colour(-0.01, 0.05, "no detectable difference (could detect ≥ 0.1)") == "tab:gray"
-    assert _colour(0.01, 0.05) == "tab:green" and _colour(-0.01, 0.05) == "tab:gray"  # no verdict: the interval
+    assert colour(0.01, 0.05, "better") == "tab:green" and colour(-0.05, -0.01, "worse") == "tab:red"
+    assert colour(0.01, 0.05, "no detectable difference (could detect ≥ 0.1)") == "tab:olive"
+    assert colour(-0.01, 0.05, "no detectable difference (could detect ≥ 0.1)") == "tab:gray"
+    assert colour(0.01, 0.05) == "tab:green" and colour(-0.01, 0.05) == "tab:gray"  # no verdict: the interval
 
 
 def test_finished_study_prints_its_report_without_running(tmp_path, capsys):

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .._io import atomic_save
-from ..compare.plots import _plt
+from .._plots import pyplot
 
 
 def _first_per_label(d):
@@ -19,7 +19,7 @@ def _first_per_label(d):
 
 def erf_plot(d, path: Path) -> Path:
     """One row per model (its first seed), one column per head input: the mean ERF map (log scale)."""
-    plt = _plt()
+    plt = pyplot()
     rows = _first_per_label(d)
     cols = max(len(r.erf) for r in rows)
     fig, axes = plt.subplots(len(rows), cols, figsize=(2.3 * cols, 2.3 * len(rows)), squeeze=False)
@@ -41,7 +41,7 @@ def erf_plot(d, path: Path) -> Path:
 
 def path_plot(d, path: Path) -> Path:
     """Score of image a's class along a -> b, same-class and cross-class pairs, every model's first seed."""
-    plt = _plt()
+    plt = pyplot()
     rows = _first_per_label(d)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.4), sharey=True)
     for ax, kind in zip(axes, ("same", "cross")):

@@ -57,9 +57,9 @@ def forest_plot(rows: list[dict], title: str):
         return None
 
     def plot(path):
-        from .plots import forest
+        from ..compare.plots import forest
 
-        forest(rows, path, title)
+        forest([("ΔmAP50-95 (COCOeval) to the baseline", rows)], path, title)
 
     return plot
 
