@@ -203,6 +203,118 @@ def test_export_check_refuses_unclear_requests():
 
 
 # ------------------------------------------------------------------------------------------------
+# Each task's outputs (issue 39): tiny task models with SE, random weights, at imgsz 32
+# ------------------------------------------------------------------------------------------------
+TASK_CONFIGS = {"segment": "yolo11-seg-se-neck.yaml", "pose": "yolo11-pose-se-neck.yaml",
+                "obb": "yolo11-obb-se-neck.yaml", "classify": "yolo11-cls-se-backbone-end.yaml"}
+TASK_PARTS = {"segment": {"boxes", "scores", "mask coefficients", "prototypes"},
+              "pose": {"boxes", "scores", "keypoints", "keypoint visibility"},
+              "obb": {"boxes", "scores", "angle"}, "classify": {"probabilities"}}
+
+
+def _task_model(task: str, folder: Path) -> Path:
+    """The shipped SE config of ``task`` at scale n with 3 classes (pose: 4 keypoints with visibility)."""
+    import yaml
+    from ultralytics.nn.tasks import yaml_model_load
+
+    d = yaml_model_load(TASK_CONFIGS[task])
+    d.update(scale="n", nc=3, **({"kpt_shape": [4, 3]} if task == "pose" else {}))
+    path = folder / f"yolo11n-{task}-se.yaml"
+    path.write_text(yaml.safe_dump(d, sort_keys=False))
+    return path
+
+
+def _check_task(task: str, formats: list[str], tmp_path: Path, imgsz: int = 32):
+    from yolo_attn.deploy.check import CheckSettings, check_model, default_images, load_images
+    from yolo_attn.deploy.formats import get_format
+    from yolo_attn.deploy.models import model_from_file
+
+    images = default_images(2)
+    cm = model_from_file(str(_task_model(task, tmp_path)), tmp_path, load_images(images, imgsz, imgsz))
+    assert cm.task == task and cm.layers == ("SE",)
+    return check_model(cm, [get_format(f) for f in formats], CheckSettings(images=images, imgsz=imgsz), tmp_path)
+
+
+def _assert_task_passed(task: str, results) -> None:
+    from yolo_attn.deploy.check import PASSED
+
+    for r in results:
+        assert r.task == task and r.status == PASSED, f"{task} {r.format}: {r.status}: {r.reason}"
+        assert set(r.max_diff) == TASK_PARTS[task], (r.format, r.max_diff)  # every output of the head compared
+        if task == "classify":
+            assert r.boxes is None and r.top1["images"] >= 2 and r.top1["same"] == r.top1["images"], r.top1
+        else:
+            assert r.boxes.reference > 0 and r.boxes.matched == r.boxes.reference, (r.format, r.boxes)
+
+
+# one cheap format each, both runners among them, to keep the default suite short (every task through OpenVINO and
+# the others: pytest -m deploy)
+TASK_FORMATS = {"segment": ["onnx"], "pose": ["torchscript"], "obb": ["onnx"], "classify": ["torchscript"]}
+
+
+@pytest.mark.parametrize("task", list(TASK_CONFIGS))
+def test_each_task_exports_and_matches_pytorch(task, tmp_path, monkeypatch):
+    """TorchScript and ONNX (ONNX Runtime is in the dev extra) of each task's model agree with PyTorch on every
+    output of its head: masks' coefficients and prototypes, keypoints, angles, class probabilities."""
+    monkeypatch.chdir(tmp_path)
+    results = _check_task(task, TASK_FORMATS[task], tmp_path)
+    _assert_task_passed(task, results)
+    from yolo_attn.deploy.matrix import result_table
+
+    assert task in result_table(results)  # the report names the task
+
+
+def _part_pred(task: str, nc: int = 2) -> tuple:
+    from yolo_attn.deploy.tasks import Head
+
+    g = torch.Generator().manual_seed(1)
+    extra = {"segment": 4, "pose": 6, "obb": 1}.get(task, 0)
+    head = Head(task, "X", nc, kpt_shape=(2, 3) if task == "pose" else None)
+    if task == "classify":
+        return head, [torch.softmax(torch.randn(2, nc, generator=g) * 3, 1)]
+    y = torch.cat([torch.rand(1, 4, 84, generator=g) * 64, torch.rand(1, nc, 84, generator=g),
+                   torch.rand(1, extra, 84, generator=g)], 1)
+    return head, [y, torch.randn(1, 4, 8, 8, generator=g)] if task == "segment" else [y]
+
+
+@pytest.mark.parametrize("task,part,spoil", [
+    ("segment", "prototypes", lambda y: [y[0], y[1] * 1.5]),
+    ("segment", "mask coefficients", lambda y: [torch.cat([y[0][:, :6], y[0][:, 6:] + 0.5], 1), y[1]]),
+    ("pose", "keypoints", lambda y: [torch.cat([y[0][:, :6], y[0][:, 6:7] + 5, y[0][:, 7:]], 1)]),
+    ("obb", "angle", lambda y: [torch.cat([y[0][:, :6], y[0][:, 6:] + 0.1], 1)]),
+    ("classify", "probabilities", lambda y: [y[0].flip(1)]),
+])
+def test_a_task_output_that_differs_fails_naming_it(task, part, spoil):
+    from yolo_attn.deploy.check import CheckSettings, _Diff, _verdict, compare_outputs
+    from yolo_attn.deploy.formats import get_format
+
+    head, y = _part_pred(task)
+    s = CheckSettings(images=[], imgsz=64)
+    same = _Diff()
+    assert compare_outputs(y, [t + 1e-7 for t in y], s, 2e-3, same, head) == ""
+    assert _verdict(get_format("onnx"), s, same) == ""
+    bad = _Diff()
+    assert compare_outputs(y, spoil(y), s, 2e-3, bad, head) == ""
+    assert part in _verdict(get_format("onnx"), s, bad)
+    if task == "segment":  # an export that lost the prototypes is no comparison of the wrong tensors
+        assert "mask prototypes" in compare_outputs(y, y[:1], s, 2e-3, _Diff(), head)
+
+
+def test_export_check_refuses_a_head_and_an_int8_calibration_it_cannot_check(tmp_path):
+    from yolo_attn.deploy.check import NOT_CHECKED, CheckSettings, check_format
+    from yolo_attn.deploy.formats import Format
+    from yolo_attn.deploy.models import CheckModel
+    from yolo_attn.deploy.tasks import head_of
+
+    with pytest.raises(ValueError, match="this model's head is Identity"):
+        head_of(SimpleNamespace(model=torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1), torch.nn.Identity())), "m.yaml")
+    int8 = Format("int8-here", {"format": "onnx"}, int8=True)  # no packages to miss: the refusal comes first
+    cm = CheckModel("seg", ("SE",), None, tmp_path / "seg.pt", synthetic=True, task="segment")
+    res = check_format(cm, int8, CheckSettings(images=[]), tmp_path)
+    assert res.status == NOT_CHECKED and res.task == "segment" and "--data" in res.reason, res.reason
+
+
+# ------------------------------------------------------------------------------------------------
 # The cheap formats for every layer (CI: pip install 'yolo_attn[deploy]' && pytest -m deploy)
 # ------------------------------------------------------------------------------------------------
 @pytest.mark.deploy
@@ -231,6 +343,19 @@ def test_layer_exports_and_matches_pytorch(spec, tmp_path, monkeypatch):
         assert r.boxes.reference > 0 and r.boxes.matched == r.boxes.reference, (r.format, r.boxes)
     dyn = next(r for r in results if r.format == "onnx-dynamic")
     assert dyn.sizes == [[1, 64, 64], [2, 64, 128]]  # the dynamic model also ran a batch at another size
+
+
+@pytest.mark.deploy
+@pytest.mark.parametrize("task", list(TASK_CONFIGS))
+def test_each_task_matches_pytorch_in_every_cheap_format(task, tmp_path, monkeypatch):
+    if importlib.util.find_spec("openvino") is None or importlib.util.find_spec("onnxruntime") is None:
+        pytest.skip("needs the deploy extra (OpenVINO, ONNX Runtime): pip install 'yolo_attn[deploy]'")
+    from yolo_attn.deploy.formats import QUICK_FORMATS
+
+    monkeypatch.chdir(tmp_path)
+    results = _check_task(task, ["torchscript", "onnx", *QUICK_FORMATS[1:]], tmp_path)
+    _assert_task_passed(task, results)
+    assert next(r for r in results if r.format == "onnx-dynamic").sizes == [[1, 32, 32], [2, 32, 64]]
 
 
 def test_missing_openvino_says_which_extra_to_install(monkeypatch):

@@ -21,8 +21,55 @@ def exported_model(path, device: str = "cpu"):
     return AutoBackend(str(path), device=torch.device(device), fuse=False, verbose=False)
 
 
-def detections(pred: torch.Tensor, conf: float, iou: float, max_det: int = 300) -> list[torch.Tensor]:
-    """Ultralytics' NMS of a raw detection output ``(B, 4 + nc, anchors)``: per image ``(n, 6)`` xyxy, conf, cls."""
+def detections(pred: torch.Tensor, conf: float, iou: float, max_det: int = 300, nc: int = 0, rotated: bool = False,
+               end2end: bool = False) -> list[torch.Tensor]:
+    """Ultralytics' NMS of a raw detection output ``(B, 4 + nc + extra, anchors)``: per image ``(n, 6 + extra)`` xyxy
+    (``rotated``: xywh, the angle last), conf, cls, then the task's channels (mask coefficients, keypoints, angle);
+    ``end2end``: an end-to-end head's rows ``(B, max_det, 6 + extra)``, only filtered by ``conf``. ``pred`` is left
+    as it was (older releases convert its boxes in place)."""
     from ultralytics.utils.nms import non_max_suppression
 
-    return non_max_suppression(pred, conf_thres=conf, iou_thres=iou, max_det=max_det)
+    return non_max_suppression(pred.clone(), conf_thres=conf, iou_thres=iou, max_det=max_det, nc=nc, rotated=rotated,
+                               end2end=end2end)
+
+
+# Ultralytics' heads whose outputs export-check knows (their YOLO26 forms are subclasses)
+_HEADS = (("Segment", "segment"), ("Pose", "pose"), ("OBB", "obb"), ("Classify", "classify"), ("Detect", "detect"))
+
+
+def export_head(model) -> dict | None:
+    """What the outputs of a built model's head hold: ``{"task", "head", "nc", "end2end", "kpt_shape"}``, or None
+    when its head is none of Detect, Segment, Pose, OBB, Classify (and their YOLO26 forms) or a subclass with
+    other inputs (YOLOE's and YOLO-World's prompt heads; RT-DETR's decoder is no Detect)."""
+    from ultralytics.nn.modules import head as heads
+
+    layers = getattr(model, "model", None)
+    head = layers[-1] if isinstance(layers, torch.nn.Sequential) and len(layers) else None
+    if head is None or type(head).__name__.startswith(("YOLOE", "World")):
+        return None
+    task = next((t for name, t in _HEADS if isinstance(head, getattr(heads, name))), None)
+    if task is None:
+        return None
+    nc = getattr(head, "nc", None)
+    if task == "classify":
+        nc = head.linear.out_features
+    kpt = getattr(head, "kpt_shape", None)
+    return {"task": task, "head": type(head).__name__, "nc": int(nc), "end2end": bool(getattr(head, "end2end", False)),
+            "kpt_shape": tuple(int(k) for k in kpt) if kpt is not None else None}
+
+
+def task_outputs(raw, task: str) -> list[torch.Tensor]:
+    """The outputs that matter of a model's forward pass, PyTorch's (``(y, extras)``, a segment model's
+    ``((y, prototypes), extras)``) or an exported model's (``y``, a segment model's ``[y, prototypes]``):
+    ``[y]``, or ``[y, prototypes]`` for ``segment`` — as Ultralytics' segmentation predictor reads them."""
+
+    def t(x):
+        return torch.as_tensor(x).detach().float().cpu()
+
+    if task == "segment" and isinstance(raw, (list, tuple)) and len(raw) >= 2:
+        if isinstance(raw[0], (list, tuple)):  # PyTorch: ((y, prototypes), extras)
+            return [t(raw[0][0]), t(raw[0][-1])]
+        return [t(raw[0]), t(raw[-1])]
+    while isinstance(raw, (list, tuple)):
+        raw = raw[0]
+    return [t(raw)]

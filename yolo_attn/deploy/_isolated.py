@@ -27,7 +27,8 @@ def main(job_file: str) -> int:
     settings = CheckSettings(images=[Path(p) for p in s["images"]], imgsz=s["imgsz"], conf=s["conf"], iou=s["iou"],
                              data=s["data"], calib_fraction=s["calib_fraction"])
     ckpt = Path(job["checkpoint"])
-    cm = CheckModel(job["name"], tuple(job["layers"]), YOLO(str(ckpt), task="detect"), ckpt, job["synthetic"])
+    task = job.get("task", "detect")
+    cm = CheckModel(job["name"], tuple(job["layers"]), YOLO(str(ckpt), task=task), ckpt, job["synthetic"], task)
     res = check_format(cm, get_format(job["format"]), settings, Path(job["workdir"]))
     atomic_write_json(job["out"], res.as_dict())
     return 0

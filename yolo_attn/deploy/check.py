@@ -1,5 +1,7 @@
 """Export a model through Ultralytics' exporter to each deployment format and compare the exported model with
-PyTorch on the same real images: the raw head output (boxes in pixels, class scores) and the boxes after NMS.
+PyTorch on the same real images: the raw head output (boxes in pixels, class scores, and the task's own outputs:
+mask coefficients and prototypes, keypoints, angles, class probabilities; :mod:`yolo_attn.deploy.tasks`) and the
+boxes after NMS (rotated boxes for obb; the top-1 class for classify).
 
 A format passes when its outputs agree with PyTorch within float tolerance and every confident PyTorch box is
 found again (same class, IoU >= :data:`MATCH_IOU`) with no extra confident box. An INT8 format passes when it
@@ -23,11 +25,10 @@ import torch
 
 from .formats import DEPLOY_HINT, Format
 from .models import CheckModel
+from .tasks import BOX_TOL, SCORE_TOL, Agreement, Diffs, Head, head_of, pair_rows, raw_parts, row_parts, top1_agreement  # noqa: F401
 
 PASSED, FAILED, NOT_CHECKED, CONVERTED = "passed", "failed", "not checked", "converted only"
 STATUSES = (PASSED, FAILED, NOT_CHECKED, CONVERTED)
-SCORE_TOL = 2e-3  # class scores (probabilities): FP32 formats
-BOX_TOL = 1e-3  # boxes: a fraction of the image size or of the largest box coordinate, whichever is larger
 INT8_MARGIN = 0.1  # INT8: boxes this far above the threshold count as missed/extra (reported, not held to)
 MATCH_IOU = 0.5
 
@@ -40,7 +41,7 @@ class CheckSettings:
     imgsz: int = 64
     conf: float = 0.25
     iou: float = 0.7
-    data: str | None = None  # dataset YAML for INT8 calibration (its training images)
+    data: str | None = None  # dataset YAML for INT8 calibration (its training images); detect: the shapes by default
     calib_fraction: float = 0.2
 
 
@@ -72,17 +73,25 @@ class FormatResult:
     format: str
     status: str
     reason: str = ""
+    task: str = "detect"  # Ultralytics' task of the model's head: which outputs were compared
     op: str = ""  # the operator named in a converter or runtime message
     sizes: list[list[int]] = field(default_factory=list)  # (batch, height, width) inputs compared
     max_diff_boxes: float | None = None  # pixels
     max_diff_scores: float | None = None
     boxes: BoxAgreement | None = None
     seconds: float | None = None  # export and comparison
+    max_diff: dict[str, float] = field(default_factory=dict)  # every compared part (tasks.PARTS) -> max |diff|
+    top1: dict | None = None  # classify: {"images", "same"} (the top-1 class agreement)
 
     def as_dict(self) -> dict:
         d = asdict(self)
         d["boxes"] = asdict(self.boxes) if self.boxes else None
         return d
+
+    def diffs_text(self) -> str:
+        """The task's own parts' differences (boxes and scores have their columns), for the table."""
+        other = {k: v for k, v in self.max_diff.items() if k not in ("boxes", "scores")}
+        return ", ".join(f"{k} {v:.2g}" for k, v in other.items())
 
     @classmethod
     def from_dict(cls, d: dict) -> "FormatResult":
@@ -137,13 +146,19 @@ def input_sizes(fmt: Format, imgsz: int, n_images: int) -> list[tuple[int, int, 
 # --------------------------------------------------------------------------------------------
 # Comparison
 # --------------------------------------------------------------------------------------------
-def _first(y) -> torch.Tensor:
-    while isinstance(y, (list, tuple)):
-        y = y[0]
-    return torch.as_tensor(y).detach().float().cpu()
+def _iou(a: torch.Tensor, b: torch.Tensor, rotated: bool = False) -> torch.Tensor:
+    if rotated:  # rows xc yc w h ... angle (the angle last): Ultralytics' probabilistic IoU
+        from .._ultralytics.rotated import rotated_iou
 
+        def xywhr(x):
+            return torch.cat([x[:, :4], x[:, -1:]], 1).double().numpy()
 
-def _iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(rotated_iou(xywhr(a), xywhr(b))).float()
+
+    def ordered(x):  # an untrained head (YOLO26's, no DFL) may give x2 < x1: the same box either way round
+        return torch.cat([torch.minimum(x[:, :2], x[:, 2:4]), torch.maximum(x[:, :2], x[:, 2:4])], 1)
+
+    a, b = ordered(a), ordered(b)
     lt = torch.maximum(a[:, None, :2], b[None, :, :2])
     rb = torch.minimum(a[:, None, 2:4], b[None, :, 2:4])
     inter = (rb - lt).clamp(min=0).prod(-1)
@@ -151,9 +166,9 @@ def _iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return inter / (area(a)[:, None] + area(b)[None, :] - inter).clamp(min=1e-9)
 
 
-def match_boxes(ref: torch.Tensor, exp: torch.Tensor, conf: float, margin: float) -> BoxAgreement:
-    """Agreement of two images' detections ``(n, 6)`` (xyxy, conf, cls): a box is matched when the other set has a
-    box of its class with IoU >= :data:`MATCH_IOU`. Not one-to-one, so that NMS keeping a different one of two
+def match_boxes(ref: torch.Tensor, exp: torch.Tensor, conf: float, margin: float, rotated: bool = False) -> BoxAgreement:
+    """Agreement of two images' detections ``(n, 6 + extra)`` (xyxy, conf, cls; ``rotated``: xywh, conf, cls, ...,
+    angle): a box is matched when the other set has a box of its class with IoU >= :data:`MATCH_IOU`. Not one-to-one, so that NMS keeping a different one of two
     overlapping boxes (scores a rounding error apart) is no disagreement; a model that detects nothing, or
     elsewhere, still misses every box."""
     agree = BoxAgreement(reference=len(ref), exported=len(exp))
@@ -163,7 +178,7 @@ def match_boxes(ref: torch.Tensor, exp: torch.Tensor, conf: float, margin: float
         return agree
     # a box whose score is saturated (1.0 to within the margin) may carry several classes at that score: a tie
     tie = (ref[:, None, 4] >= 1 - margin) & (exp[None, :, 4] >= 1 - margin)
-    hit = (_iou(ref, exp) >= MATCH_IOU) & ((ref[:, None, 5] == exp[None, :, 5]) | tie)
+    hit = (_iou(ref, exp, rotated) >= MATCH_IOU) & ((ref[:, None, 5] == exp[None, :, 5]) | tie)
     ref_hit, exp_hit = hit.any(1), hit.any(0)
     agree.matched = int(ref_hit.sum())
     agree.missed = int((~ref_hit & (ref[:, 4] > conf + margin)).sum())
@@ -173,26 +188,62 @@ def match_boxes(ref: torch.Tensor, exp: torch.Tensor, conf: float, margin: float
 
 @dataclass
 class _Diff:
-    boxes: float = 0.0
-    scores: float = 0.0
-    box_scale: float = 0.0  # the largest box coordinate of PyTorch's output (pixels)
+    parts: Diffs = field(default_factory=Diffs)
     agreement: BoxAgreement = field(default_factory=BoxAgreement)
+    top1: Agreement | None = None  # classify
+
+    @property
+    def boxes(self) -> float:
+        return self.parts.diff.get("boxes", 0.0)
+
+    @property
+    def scores(self) -> float:
+        return self.parts.diff.get("scores", self.parts.diff.get("probabilities", 0.0))
 
 
-def compare_outputs(y_ref: torch.Tensor, y_exp: torch.Tensor, settings: CheckSettings, margin: float, diff: _Diff) -> str:
-    """Accumulate the differences of one output pair into ``diff``; return a failure reason or ''."""
-    from .._ultralytics import detections
+def _check_shapes(refs: list[torch.Tensor], exps: list[torch.Tensor], head: Head) -> str:
+    if len(exps) != len(refs):
+        return (f"the exported model returns {len(exps)} output(s) where PyTorch's {head.task} model returns "
+                f"{len(refs)}" + (" (detections with mask coefficients, and the mask prototypes)" if head.task == "segment" else ""))
+    for i, (r, e) in enumerate(zip(refs, exps)):
+        which = f"output {i} " if len(refs) > 1 else "output "
+        if tuple(r.shape) != tuple(e.shape):
+            return f"{which}shape {tuple(e.shape)} != PyTorch's {tuple(r.shape)}"
+        if not torch.isfinite(e).all():
+            return f"{int((~torch.isfinite(e)).sum())} non-finite {which}values"
+    return ""
 
-    if tuple(y_ref.shape) != tuple(y_exp.shape):
-        return f"output shape {tuple(y_exp.shape)} != PyTorch's {tuple(y_ref.shape)}"
-    if not torch.isfinite(y_exp).all():
-        return f"{int((~torch.isfinite(y_exp)).sum())} non-finite output values"
-    d = (y_exp - y_ref).abs()
-    diff.boxes = max(diff.boxes, float(d[:, :4].max()))
-    diff.box_scale = max(diff.box_scale, float(y_ref[:, :4].abs().max()))
-    diff.scores = max(diff.scores, float(d[:, 4:].max()))
-    for r, e in zip(detections(y_ref, settings.conf, settings.iou), detections(y_exp, settings.conf, settings.iou)):
-        diff.agreement.add(match_boxes(r, e, settings.conf, margin))
+
+def compare_outputs(y_ref, y_exp, settings: CheckSettings, margin: float, diff: _Diff, head: Head = Head()) -> str:
+    """Accumulate the differences of one output pair (a tensor, or the list :func:`task_outputs` gives) into ``diff``:
+    every part of the ``head``'s outputs, and the detections after NMS (the top-1 class for classify); return a
+    failure reason or ''."""
+    from .._ultralytics.export import detections
+
+    refs = list(y_ref) if isinstance(y_ref, (list, tuple)) else [y_ref]
+    exps = list(y_exp) if isinstance(y_exp, (list, tuple)) else [y_exp]
+    bad = _check_shapes(refs, exps, head)
+    if bad:
+        return bad
+    if head.task == "classify":
+        diff.parts.add("probabilities", refs[0], exps[0])
+        a = top1_agreement(refs[0], exps[0], margin)
+        diff.top1 = Agreement(a.images + (diff.top1.images if diff.top1 else 0), a.same + (diff.top1.same if diff.top1 else 0))
+        return ""
+    if head.task == "segment":
+        diff.parts.add("prototypes", refs[1], exps[1])
+    nms = {"nc": head.nc, "rotated": head.rotated, "end2end": head.end2end}
+    ref_dets = detections(refs[0], settings.conf, settings.iou, **nms)
+    exp_dets = detections(exps[0], settings.conf, settings.iou, **nms)
+    for r, e in zip(ref_dets, exp_dets):
+        if head.end2end:  # rows ranked by score: compared on the pairs of the same detection
+            pr, pe = pair_rows(r, e, settings.conf + margin)
+            for (name, a), b in zip(row_parts(pr, head).items(), row_parts(pe, head).values()):
+                diff.parts.add(name, a, b)
+        diff.agreement.add(match_boxes(r, e, settings.conf, margin, rotated=head.rotated))
+    if not head.end2end:
+        for (name, a), b in zip(raw_parts(refs[0], head).items(), raw_parts(exps[0], head).values()):
+            diff.parts.add(name, a, b)
     return ""
 
 
@@ -250,12 +301,25 @@ def _no_installs():
             os.environ["ULTRALYTICS_SKIP_REQUIREMENTS_CHECKS"] = old
 
 
-def export_args(fmt: Format, settings: CheckSettings) -> dict:
+def calibration_data(fmt: Format, settings: CheckSettings, task: str = "detect") -> str | None:
+    """The dataset an INT8 format calibrates on: the one given, else (a detection model) the shipped shapes
+    dataset; None where there is none to use (a model of another task calibrates on data of its own task)."""
+    if settings.data or not fmt.int8:
+        return str(settings.data) if settings.data else None
+    if task != "detect":
+        return None
+    from ..datasets import shapes_yaml
+
+    return str(shapes_yaml())
+
+
+def export_args(fmt: Format, settings: CheckSettings, task: str = "detect") -> dict:
     args = {**fmt.export, "imgsz": settings.imgsz, "batch": 1, "device": "cpu", "verbose": False}
     if fmt.int8:
-        if not settings.data:
-            raise ValueError(f"{fmt.name}: INT8 calibration needs a dataset YAML (data=)")
-        args.update(data=str(settings.data), split="train", fraction=settings.calib_fraction)
+        data = calibration_data(fmt, settings, task)
+        if not data:
+            raise ValueError(f"{fmt.name}: INT8 calibration of a {task} model needs a {task} dataset YAML (--data)")
+        args.update(data=data, split="train", fraction=settings.calib_fraction)
     return args
 
 
@@ -264,7 +328,7 @@ def export(cm: CheckModel, fmt: Format, settings: CheckSettings, workdir: Path) 
     from .._ultralytics import quiet_ultralytics
 
     with _no_installs(), quiet_ultralytics():
-        f = cm.yolo.export(**export_args(fmt, settings))
+        f = cm.yolo.export(**export_args(fmt, settings, getattr(cm, "task", "detect")))
     if not f or not Path(str(f)).exists():
         raise RuntimeError(f"Ultralytics' exporter returned no file ({f!r})")
     dest_dir = Path(workdir) / fmt.name
@@ -277,7 +341,8 @@ def export(cm: CheckModel, fmt: Format, settings: CheckSettings, workdir: Path) 
 
 
 def openvino_f32(path: Path):
-    """An OpenVINO model folder compiled for the CPU with FP32 inference precision: ``runner(im) -> output``.
+    """An OpenVINO model folder compiled for the CPU with FP32 inference precision: ``runner(im) -> outputs``
+    (one tensor, or the list of a model with several outputs: a segment model's detections and prototypes).
 
     OpenVINO's CPU plugin runs FP32 models in bfloat16 on processors with bf16 instructions (its default
     ``INFERENCE_PRECISION_HINT``; Ultralytics' predictor keeps it), which is a precision choice of the runtime,
@@ -289,8 +354,10 @@ def openvino_f32(path: Path):
     xml = next(Path(path).glob("*.xml"))
     compiled = ov.Core().compile_model(str(xml), "CPU", {"INFERENCE_PRECISION_HINT": ov.Type.f32})
 
-    def run(im: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(compiled(im.numpy())[0].copy())
+    def run(im: torch.Tensor):
+        res = compiled(im.numpy())
+        outs = [torch.from_numpy(res[o].copy()) for o in compiled.outputs]
+        return outs[0] if len(outs) == 1 else outs
 
     return run
 
@@ -305,7 +372,10 @@ def _compare(cm: CheckModel, fmt: Format, path: Path, settings: CheckSettings, r
     except Exception as exc:
         reason, res.op = failure_reason("load", exc)
         return reason
+    from .._ultralytics.export import task_outputs
+
     model = cm.yolo.model.float().eval()
+    head = head_of(model, cm.name)
     margin = INT8_MARGIN if fmt.int8 else SCORE_TOL
     diff = _Diff()
     for batch, h, w in input_sizes(fmt, settings.imgsz, len(settings.images)):
@@ -316,16 +386,19 @@ def _compare(cm: CheckModel, fmt: Format, path: Path, settings: CheckSettings, r
         res.sizes.append([batch, h, w])
         for xi in chunks:
             with torch.no_grad():
-                y_ref = _first(model(xi))
+                y_ref = task_outputs(model(xi), head.task)
             try:
-                y_exp = _first(runner(xi))
+                y_exp = task_outputs(runner(xi), head.task)
             except Exception as exc:
                 reason, res.op = failure_reason(f"inference at {tuple(xi.shape)}", exc)
                 return reason
-            bad = compare_outputs(y_ref, y_exp, settings, margin, diff)
+            bad = compare_outputs(y_ref, y_exp, settings, margin, diff, head)
             if bad:
                 return f"at input {tuple(xi.shape)}: {bad}"
-    res.max_diff_boxes, res.max_diff_scores, res.boxes = diff.boxes, diff.scores, diff.agreement
+    res.max_diff = dict(diff.parts.diff)
+    res.max_diff_boxes, res.max_diff_scores = res.max_diff.get("boxes"), diff.scores
+    res.boxes = None if head.task == "classify" else diff.agreement
+    res.top1 = {"images": diff.top1.images, "same": diff.top1.same} if diff.top1 else None
     return _verdict(fmt, settings, diff)
 
 
@@ -334,10 +407,11 @@ def _verdict(fmt: Format, settings: CheckSettings, diff: _Diff) -> str:
     accuracy is the mAP table's: a per-anchor tolerance says nothing about an INT8 model's detections)."""
     if fmt.int8:
         return ""
-    box_px = BOX_TOL * max(settings.imgsz, diff.box_scale)
-    if diff.scores > SCORE_TOL or diff.boxes > box_px:
-        return (f"output differs from PyTorch: max |diff| boxes {diff.boxes:.3g} px (tolerance {box_px:.3g}), "
-                f"scores {diff.scores:.3g} (tolerance {SCORE_TOL:g})")
+    over = diff.parts.over(settings.imgsz)
+    if over:
+        return f"output differs from PyTorch: max |diff| {', '.join(over)}"
+    if diff.top1 is not None:
+        return "" if diff.top1.same == diff.top1.images else f"top-1 classes differ from PyTorch's: {diff.top1}"
     a = diff.agreement
     if a.missed or a.extra:
         return f"boxes after NMS differ from PyTorch's: {a}"
@@ -346,10 +420,15 @@ def _verdict(fmt: Format, settings: CheckSettings, diff: _Diff) -> str:
 
 def check_format(cm: CheckModel, fmt: Format, settings: CheckSettings, workdir: Path) -> FormatResult:
     """Export ``cm`` to ``fmt`` and compare it with PyTorch; never raises for a failing export."""
-    res = FormatResult(cm.name, list(cm.layers), fmt.name, NOT_CHECKED)
+    task = getattr(cm, "task", "detect")
+    res = FormatResult(cm.name, list(cm.layers), fmt.name, NOT_CHECKED, task=task)
     missing = fmt.missing()
     if missing:
         res.reason = f"needs {', '.join(missing)}: {DEPLOY_HINT}"
+        return res
+    if fmt.int8 and not calibration_data(fmt, settings, task):
+        res.reason = (f"INT8 calibration of a {task} model needs its own dataset: give --data {task.upper()}.yaml "
+                      "(the default shapes dataset has box labels only)")
         return res
     t0 = time.perf_counter()
     try:
@@ -392,6 +471,7 @@ def check_format_isolated(cm: CheckModel, fmt: Format, settings: CheckSettings, 
     out.unlink(missing_ok=True)
     atomic_write_json(job, {
         "checkpoint": str(cm.checkpoint), "name": cm.name, "layers": list(cm.layers), "synthetic": cm.synthetic,
+        "task": getattr(cm, "task", "detect"),
         "format": fmt.name, "workdir": str(workdir), "out": str(out),
         "settings": {**asdict(settings), "images": [str(p) for p in settings.images]}})
     t0 = time.perf_counter()

@@ -33,6 +33,7 @@ class CheckModel:
     yolo: Any
     checkpoint: Path
     synthetic: bool  # untrained weights (a model YAML): the head's class scores are spread (spread_class_scores)
+    task: str = "detect"  # Ultralytics' task of its head (yolo_attn.deploy.tasks): the outputs compared
 
     @property
     def imgsz(self) -> int | None:
@@ -146,13 +147,13 @@ def spread_class_scores(model: torch.nn.Module, images: torch.Tensor) -> None:
             conv.bias.fill_(LOGIT_MEAN - float(out.mean()) * scale)
 
 
-def _open(model: torch.nn.Module, path: Path):
+def _open(model: torch.nn.Module, path: Path, task: str = "detect"):
     from ultralytics import YOLO
 
     from ..weights import save_model_checkpoint
 
     save_model_checkpoint(model, path, half=False)
-    return YOLO(str(path), task="detect")
+    return YOLO(str(path), task=task)
 
 
 def copy_path(workdir: Path, stem: str) -> Path:
@@ -185,10 +186,12 @@ def model_from_file(ref: str, workdir: Path, images: torch.Tensor | None, trust:
     """A user's model YAML (seeded untrained weights, class scores spread on ``images``) or trained ``.pt``
     (read safely, weights as trained), written into ``workdir``."""
     from ..models import build_model
+    from .tasks import head_of
 
     synthetic = not str(ref).endswith(".pt")
     torch.manual_seed(seed)
     model = build_model(str(ref), trust=trust).eval()
+    task = head_of(model, str(ref)).task  # a head whose outputs the check does not know is refused here
     if synthetic:
         calibrate_batchnorm(model, images)
         spread_class_scores(model, images)
@@ -196,4 +199,4 @@ def model_from_file(ref: str, workdir: Path, images: torch.Tensor | None, trust:
     ckpt = copy_path(workdir, stem)
     if Path(str(ref)).resolve() == ckpt.resolve():
         raise ValueError(f"{ref}: the check writes its copy of the model to this path; give another --out")
-    return CheckModel(stem, attention_layers(model), _open(model, ckpt), ckpt, synthetic=synthetic)
+    return CheckModel(stem, attention_layers(model), _open(model, ckpt, task), ckpt, synthetic=synthetic, task=task)
