@@ -1,7 +1,7 @@
 """A real two-node Ray cluster on this machine, started by the commands of docs/cluster.md (token authentication as Ray
 2.60 does it, every address on the loopback): a 2-model x 2-seed sweep with ``--backend ray --ray-address``, the
 second node's raylet killed while a trial trains there. The trial runs again on the head by itself, no finished trial
-is lost, the prediction hashes equal the local backend's on this machine (same threads), and ``yolo-attn diagnose``
+is lost, ``--pair-hardware`` keeps both arms of each seed on one node (the killed seed's group moves as a whole), the prediction hashes equal the local backend's on this machine (same threads), and ``yolo-attn diagnose``
 of the sweep works from the driver. Where this machine allows a mount namespace (``unshare -m``, root), the second
 node does not see the sweep folder (a tmpfs over it): its trials send their folders home.
 
@@ -166,6 +166,15 @@ def test_two_node_cluster_loses_a_node_mid_trial(cluster, tmp_path):
     recs = {r.trial_id: r for r in Store(out).trial_records()}
     assert len(recs) == 4 and all(r.ok for r in recs.values()), {t: r.error for t, r in recs.items()}
     assert recs[tid].hardware["ray_node"][:12] == again[-1][0]
+    # --pair-hardware (the docs' line): a placement group per seed, so both arms of a seed ran on one node, the killed
+    # seed's too (Ray moved its group to the head with the arms still to run)
+    pairs, first = {}, {}
+    for r in recs.values():
+        pairs.setdefault(r.seed, {})[r.model] = r.hardware["ray_node"][:12]
+    for m in re.finditer(r"\[(\S+)\] running on node (\w+)", log):
+        first.setdefault(m.group(1), m.group(2))  # where each trial started, before the node was lost
+    assert all(len(set(arms.values())) == 1 for arms in pairs.values()), pairs
+    assert all(len({first[r.trial_id] for r in recs.values() if r.seed == seed}) == 1 for seed in pairs), first
     came_home = [t for t, r in recs.items() if r.hardware["ray_node"][:12] == node2]  # usually none: node 2's
     # first trial is the one killed (test_cluster_parts.py sends a trial folder home without a cluster)
     for r in recs.values():  # every checkpoint in the driver's folder, wherever the trial ran
@@ -177,6 +186,7 @@ def test_two_node_cluster_loses_a_node_mid_trial(cluster, tmp_path):
     print(json.dumps({"trial": tid, "first": f"node {node2} (resources node2)", "killed_at_s": round(killed_at, 1),
                       "again": again[-1], "came_home_from_node2": came_home, "node2_saw_no_sweep_folder": hidden,
                       "hashes": {t: (r.predictions_sha256[:16], local[t][:16]) for t, r in sorted(recs.items())},
+                      "arms_by_seed": pairs, "arms_started_on": first,
                       "wall_s": round(time.time() - t0, 1)}, indent=1))
 
 

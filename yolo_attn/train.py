@@ -400,12 +400,15 @@ class TrainResult:
 
     task: str = "detect"  # Ultralytics' task of the model (its head): detect, segment, pose, obb or classify
     extras: dict | None = field(default=None, repr=False)  # the scoring validation's other outputs per image (masks)
+    ddp: bool = False  # trained by Ultralytics' DDP worker processes (several devices): no metrics held here
 
     def summary(self) -> str:
         """The run's main metrics in words: mAP50 and mAP50-95 of each output (B box, M mask, P pose), or accuracy."""
         out = {"(B)": "box", "(M)": "mask", "(P)": "pose"}
         parts = [f"{out.get(k[-3:], '')} {k[len('metrics/'):-3] if k[-3:] in out else k[len('metrics/'):]} {v:.3f}".strip()
                  for k, v in self.metrics.items() if k.startswith("metrics/") and ("mAP" in k or "accuracy" in k)]
+        if not parts and self.ddp:
+            return "trained on several devices (DDP): each epoch's validation is in results.csv"
         return "  ".join(parts) or "no metrics (validation off)"
 
     @property
@@ -551,6 +554,7 @@ def train(callbacks: dict[str, Callable | list[Callable]] | None = None, final_w
         scored_by=trainer.scored_by,
         task=args["task"],
         extras=trainer.closing_extras,
+        ddp=_ultralytics.ddp.launches_ddp(trainer),
     )
 
 
