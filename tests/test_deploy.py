@@ -261,7 +261,8 @@ def test_each_task_exports_and_matches_pytorch(task, tmp_path, monkeypatch):
     _assert_task_passed(task, results)
     from yolo_attn.deploy.matrix import result_table
 
-    assert task in result_table(results)  # the report names the task
+    row = result_table(results).splitlines()[2].split()
+    assert row[1] == task and row[3] == "passed", row  # the report names the task
 
 
 def _part_pred(task: str, nc: int = 2) -> tuple:

@@ -110,12 +110,12 @@ def markdown_matrix(res: Results) -> str:
 
 def result_table(results: list[FormatResult]) -> str:
     """Plain-text table of a check's results (one row per model x format), for the terminal."""
-    head = f"{'model':<34}{'format':<15}{'status':<15}{'max|d| box':>11}{'max|d| score':>13}  boxes / reason"
+    head = (f"{'model':<34}{'task':<9}{'format':<15}{'status':<15}{'max|d| box':>11}{'max|d| score':>13}  "
+            "boxes (top-1) / the task's outputs' max|d| / reason")
     lines = [head, "-" * len(head)]
     for r in results:
-        tail = r.reason or (str(r.boxes) if r.boxes else "")
-        if r.status == PASSED and r.boxes and r.reason == "":
-            tail = str(r.boxes)
-        lines.append(f"{r.model[:33]:<34}{r.format:<15}{r.status:<15}{_fmt(r.max_diff_boxes):>11}"
+        agree = str(r.boxes) if r.boxes else (f"top-1 same {r.top1['same']}/{r.top1['images']}" if r.top1 else "")
+        tail = r.reason or "; ".join(t for t in (agree, r.diffs_text()) if t)
+        lines.append(f"{r.model[:33]:<34}{r.task:<9}{r.format:<15}{r.status:<15}{_fmt(r.max_diff_boxes):>11}"
                      f"{_fmt(r.max_diff_scores):>13}  {tail}")
     return "\n".join(lines)
