@@ -111,7 +111,8 @@ def run_yolo_attn(args, out: Path, repo: Path) -> dict:
 def plain_jobs(args, out: Path) -> list[dict]:
     sys.path.insert(0, str(REPO))
     from yolo_attn.compare.sweep import DEFAULT_MODELS
-    from yolo_attn.compare.trial import DEFAULT_TRAIN_ARGS, resolve_model
+    from yolo_attn.compare.trial import DEFAULT_TRAIN_ARGS
+    from yolo_attn.models import resolve_model
     from yolo_attn.datasets import checked_dataset, shapes_yaml
 
     ds, _ = checked_dataset(str(shapes_yaml()), out)

@@ -477,7 +477,7 @@ def test_image_size_is_recorded_as_ultralytics_trains_it(tiny, tmp_path, capsys)
         capsys.readouterr().err)
     assert json.loads((tmp_path / "o" / "config.json").read_text())["imgsz"] == 64 and not s.complete
     from yolo_attn._ultralytics import train_imgsz
-    from yolo_attn.compare.trial import build
+    from yolo_attn.models import build
 
     p6 = build("yolov5n6.yaml", 2)
     assert [train_imgsz(v, p6) for v in (1, 63, 64, 65, 128)] == [64, 64, 64, 128, 128]
@@ -526,7 +526,7 @@ def test_pretrained_sweep_records_the_transfer_summary(tiny, tmp_path):
 
 def test_width_control_matches_parameter_count(tmp_path, se_yaml):
     from yolo_attn.compare.sweep import width_control
-    from yolo_attn.compare.trial import model_cost
+    from yolo_attn.models import model_cost
 
     # an attention model ~20% larger than yolov5n (channel counts are multiples of 8, so the parameter
     # count moves in steps of a few percent: a +0.4% model like SE before SPPF gets width 0.25 itself)
@@ -593,7 +593,8 @@ def test_one_and_two_workers_give_the_same_results(tiny, se_yaml, tmp_path):
 
 
 def _specs(tiny, tmp_path, n: int, epochs: int = 2) -> list[TrialSpec]:
-    from yolo_attn.compare.trial import resolve_model, sweep_train_args
+    from yolo_attn.compare.trial import sweep_train_args
+    from yolo_attn.models import resolve_model
 
     names = yaml.safe_load(Path(tiny).read_text())["names"]
     return [TrialSpec(trial_id=f"t{i}", model="yolov5n", model_ref=resolve_model("yolov5n.yaml"), seed=i,
@@ -737,7 +738,7 @@ def test_sweep_config_reads_files_of_older_versions_and_names_a_damaged_one(tmp_
 def test_one_lookup_finds_every_kind_of_model_reference(tmp_path, monkeypatch):
     """resolve_model (what to build) and materialize (the text the sweep keeps) go through find_model_yaml: a file,
     a shipped config under its scaled name, a scale-free file beside a scaled reference, an Ultralytics config."""
-    from yolo_attn.compare.trial import find_model_yaml, materialize, resolve_model
+    from yolo_attn.models import find_model_yaml, materialize, resolve_model
     from yolo_attn.configs import config_dir
 
     monkeypatch.chdir(tmp_path)

@@ -121,13 +121,14 @@ def evil_files(tmp_path_factory, stock):
 @pytest.mark.parametrize("kind", EVIL_KINDS)
 def test_malicious_checkpoint_runs_nothing_anywhere(kind, evil_files, tmp_path, capsys, monkeypatch):
     from yolo_attn.compare import trial
+    from yolo_attn.models import model_cost
 
     path, marker = evil_files[kind]
     monkeypatch.chdir(tmp_path)
     attempts = [
         lambda: load_checkpoint(path),
         lambda: build_model(path),  # yolo-attn info, compare's model checkpoints, train model=*.pt
-        lambda: trial.model_cost(str(path), None, 64),
+        lambda: model_cost(str(path), None, 64),
         lambda: trial._make_pretrained("yolov5n.yaml", str(path), 2, tmp_path, 0),
     ]
     for attempt in attempts:

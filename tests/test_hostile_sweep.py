@@ -126,7 +126,7 @@ def test_trial_names_are_one_to_one_and_safe_for_folders():
 
 
 def _model_file(folder: Path, name: str) -> Path:
-    from yolo_attn.compare.trial import find_model_yaml
+    from yolo_attn.models import find_model_yaml
 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.yaml"

@@ -376,7 +376,8 @@ def test_same_seed_gives_both_models_the_same_batches(tmp_path, monkeypatch):
     from ultralytics.data.dataset import YOLODataset
 
     from yolo_attn.compare.contract import TrialSpec
-    from yolo_attn.compare.trial import materialize, resolve_model, run_trial
+    from yolo_attn.compare.trial import run_trial
+    from yolo_attn.models import materialize, resolve_model
     from yolo_attn.datasets.shapes import ShapesConfig, write_dataset
 
     data = tmp_path / "tiny.yaml"

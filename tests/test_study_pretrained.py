@@ -14,8 +14,8 @@ import yaml
 
 from yolo_attn.models import build_model
 from yolo_attn.studies import StudyOptions, get, run_study
-from yolo_attn.weights import (ModelOptions, ModelOptionsError, load_by_name, parse_model_options, read_model_options,
-                               transfer_weights)
+from yolo_attn.weights import (ModelOptions, ModelOptionsError, load_by_name, parse_model_options, read_model_checkpoint,
+                               read_model_options, transfer_weights)
 
 from conftest import fake_summary, model_output, record_fake_trials
 
@@ -114,9 +114,7 @@ def test_names_load_is_ultralytics_own_load(stock_ckpt):
     assert not torch.equal(so[w], src["model.9.cv2.conv.weight"])
     assert report.method == "names" and "by name and shape" in report.summary()
     assert report.tensors == len([k for k in so if int(k.split(".")[1]) < 9])  # nothing after the insertion fits
-    from yolo_attn.compare.trial import head_start
-
-    assert head_start(report) == "scratch"  # the head moved to index 25: nothing of it arrives by name
+    assert report.head_start() == "scratch"  # the head moved to index 25: nothing of it arrives by name
 
 
 def test_bridge_intersect_dicts_is_the_name_and_shape_rule():

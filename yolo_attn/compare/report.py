@@ -311,7 +311,8 @@ def _flat(row: ModelRow) -> dict:
 
 
 def _head_starts(row: ModelRow) -> set[str]:
-    """How the head of a row's trials started (:func:`.trial.head_start`'s words, joined by ", " in the row)."""
+    """How the head of a row's trials started (:meth:`yolo_attn.weights.TransferReport.head_start`'s words, joined by ", "
+    in the row)."""
     return set((row.head_start or "").split(", ")) - {""}
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from .._io import atomic_write
 from .._ultralytics import quiet_ultralytics
 from ..configs import scale_free_name
+from ..models import build, materialize, model_cost, model_label, resolve_model
 from ..datasets import DataCheckFailed, checked_dataset, resolve_dataset, shapes_yaml
 from ..train import YOLO_ATTN_ARGS, check_args, cpu_threads
 from . import report
@@ -22,8 +23,7 @@ from .rounds import DecisionOptions, run_rounds, settle_rule
 from .checks import check_batch, check_ddp, check_device, check_flags, check_model_names, open_results
 from .store import TRIAL_NAME_MAX, Store, legacy_trial_id, stable_hash, trial_id
 from .summary import SweepSummary
-from .trial import (SWEEP_ARGS, build, check_pretrained_options, environment, sweep_train_args, materialize, model_cost, model_label,
-                    resolve_model)
+from .trial import SWEEP_ARGS, check_pretrained_options, environment, sweep_train_args
 
 DEFAULT_MODELS = ["yolov5n.yaml", "yolov5n-se-backbone-end.yaml", "yolov5n-cbam-neck.yaml", "yolov5n-eca-backbone.yaml"]
 

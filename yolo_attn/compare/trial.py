@@ -26,9 +26,8 @@ from typing import Callable
 
 import numpy as np
 
-from .._io import atomic_write
 from .._ultralytics import quiet_ultralytics
-from ..configs import config_dir, scale_free_name
+from ..models import build
 from ..scoring import VAL_ARGS, cocoeval
 from ..train import SHORT_RUN, restore_cpu_threads
 from .contract import TrialRecord, TrialSpec
@@ -63,87 +62,9 @@ class NonFiniteLoss(FloatingPointError):
     pass
 
 
-def _model_dirs() -> list[Path]:
-
-    return [config_dir()]
 
 
-def find_model_yaml(ref: str) -> tuple[str, Path]:
-    """The one lookup of a model reference: (what to build it from, the file holding its YAML text).
 
-    In order: an existing file; a shipped config (``yolov5n-se-backbone-end.yaml`` is the scale-free
-    ``yolov5-se-backbone-end.yaml`` built at scale n, Ultralytics' naming: the name to build keeps the scale
-    letter); the scale-free file beside the reference; an Ultralytics config such as ``yolov5n.yaml`` (found by
-    Ultralytics' own ``check_yaml``, scale-free name first as Ultralytics builds it).
-    """
-    p = Path(str(ref)).expanduser()
-    if p.is_file():
-        return str(p.resolve()), p.resolve()
-    if p.suffix == ".pt":
-        raise FileNotFoundError(f"model checkpoint not found: {ref}")
-    name = p.name if p.suffix in (".yaml", ".yml") else p.name + ".yaml"
-    unified = scale_free_name(name)
-    for d in _model_dirs():
-        for c in (d / unified, d / name):
-            if c.is_file():
-                return str(d / name), c
-    if p.with_name(unified).is_file():  # as Ultralytics builds a scaled name
-        return str(p.with_name(name)), p.with_name(unified)
-    from .. import _ultralytics
-
-    found = _ultralytics.find_config(unified, name)
-    if found is not None:
-        return name, found
-    raise FileNotFoundError(f"model {ref!r} not found (not a file, not in {', '.join(map(str, _model_dirs()))}, "
-                            "not an Ultralytics config)")
-
-
-def resolve_model(ref: str) -> str:
-    """A model reference Ultralytics can build: an existing file (absolute), a shipped config (its path under the
-    scaled name), or an Ultralytics name (:func:`find_model_yaml`)."""
-    return find_model_yaml(ref)[0]
-
-
-def materialize(ref: str, out_dir: Path) -> str:
-    """Copy model YAML ``ref`` (a file, shipped config or Ultralytics config) into ``out_dir``, keeping its name.
-
-    The copy holds the unscaled YAML text (with its ``scales``) under the scaled name, so Ultralytics
-    builds the same scale from it; the sweep then depends only on files in its results folder, and
-    their content is what the stored configuration fingerprints. Checkpoints are returned unchanged.
-    """
-    if str(ref).endswith(".pt"):
-        return str(Path(ref).resolve())
-    try:
-        text = find_model_yaml(ref)[1].read_text()
-    except FileNotFoundError:
-        raise FileNotFoundError(f"model {ref!r}: YAML not found") from None
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    dst = out_dir / Path(str(ref)).name
-    if not dst.is_file() or dst.read_text() != text:
-        atomic_write(dst, text)
-    return str(dst.resolve())
-
-
-def model_label(ref: str) -> str:
-    return Path(str(ref)).stem
-
-
-def build(ref: str, nc: int | None = None, init: str | None = None):
-    from ..models import build_model
-
-    if str(ref).endswith(".pt"):
-        return build_model(ref)
-    return build_model(ref, nc=nc, init=init)  # the model class of its task (DetectionModel, SegmentationModel...)
-
-
-def model_cost(ref: str, nc: int | None, imgsz: int = 640, model=None) -> tuple[int, float]:
-    """Parameters and GFLOPs (at ``imgsz``) of a model reference (``model``: that reference already built)."""
-    from ultralytics.utils.torch_utils import get_flops, get_num_params
-
-    with quiet_ultralytics():
-        m = model if model is not None else build(ref, nc)
-        return int(get_num_params(m)), float(get_flops(m, imgsz))  # get_flops profiles a copy: m stays as it was
 
 
 def _make_pretrained(ref: str, source: str, nc: int, out: Path, seed: int) -> tuple[str, str]:
@@ -153,22 +74,13 @@ def _make_pretrained(ref: str, source: str, nc: int, out: Path, seed: int) -> tu
     freezes in base indices and validates before training). ``source`` is read by yolo_attn's safe reader.
     """
     from .._ultralytics import seeded_layers
-    from ..weights import save_model_checkpoint
-    from ..weights import transfer_weights
+    from ..weights import save_model_checkpoint, transfer_weights
 
     with seeded_layers(seed):
         model = build(ref, nc)
     report = transfer_weights(source, model)
     path = save_model_checkpoint(model, out / "pretrained_init.pt", half=False)
     return str(path), report.summary()
-
-
-def head_start(report) -> str:
-    """How the detection head of a transferred model starts: transferred, new class outputs, or from scratch."""
-    head = next((r for r in reversed(report.layers) if r.target is not None and "Detect" in r.target_type), None)
-    if head is None or head.status in ("new", "skipped") or "anchor-based" in head.note:
-        return "scratch"
-    return "new class outputs" if report.class_dependent else "transferred"
 
 
 def _start_metrics(metrics: dict | None, columns: dict[str, str]) -> dict[str, float] | None:
@@ -561,7 +473,7 @@ def _run(spec: TrialSpec, rec: TrialRecord, hooks: _Hooks, t_start: float) -> No
         choice = result.trainer.optimizer_choice
         rec.optimizer = choice.as_dict() if choice is not None else None
         if report is not None:
-            rec.transfer, rec.head_start = report.summary(), head_start(report)
+            rec.transfer, rec.head_start = report.summary(), report.head_start()
         columns = scorer(spec.task).ultra_columns()  # the scored output's columns (boxes, masks, keypoints, classes)
         rec.start = _start_metrics(result.start_metrics, columns)
         rec.curve = _results_curve(weights.parents[1] / "results.csv", columns)

@@ -63,6 +63,13 @@ class TransferReport:
     def fraction(self) -> float:
         return self.tensors / max(self.source_tensors, 1)
 
+    def head_start(self) -> str:
+        """How the detection head of the transferred model starts: ``transferred``, ``new class outputs`` or ``scratch``."""
+        head = next((r for r in reversed(self.layers) if r.target is not None and "Detect" in r.target_type), None)
+        if head is None or head.status in ("new", "skipped") or "anchor-based" in head.note:
+            return "scratch"
+        return "new class outputs" if self.class_dependent else "transferred"
+
     def summary(self) -> str:
         return (
             f"Transferred {self.tensors}/{self.source_tensors} source tensors "
