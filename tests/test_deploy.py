@@ -186,10 +186,12 @@ def test_int8_validation_writes_under_the_requested_folder_even_when_relative(tm
     class FakeYOLO:
         def val(self, **kw):
             seen.update(kw)
-            return SimpleNamespace(box=SimpleNamespace(map=0.25, map50=0.5))
+            box = SimpleNamespace(map=0.25, map50=0.5, mp=0.0, mr=0.0)
+            return SimpleNamespace(box=box, seg=SimpleNamespace(map=0.125, map50=0.375, mp=0.0, mr=0.0))
 
     monkeypatch.chdir(tmp_path)
     assert _val(FakeYOLO(), "data.yaml", 64, Path("runs/int8/trial"), "val-openvino") == (0.25, 0.5)
+    assert _val(FakeYOLO(), "data.yaml", 64, Path("runs/int8/trial"), "val-openvino", "segment") == (0.125, 0.375)
     assert Path(seen["project"]) == tmp_path / "runs/int8/trial" and Path(seen["project"]).is_absolute()
     assert seen["name"] == "val-openvino" and seen["split"] == "val"
 

@@ -3,7 +3,9 @@ FP32 and OpenVINO INT8 (NNCF post-training quantisation calibrated on the sweep'
 each attention model's difference to the baseline survives the quantisation.
 
 Every number is Ultralytics' validator (``YOLO(exported).val``) on the sweep's validation split with the
-sweep's mAP settings, so the three columns differ only in the backend. OpenVINO runs at its default CPU
+sweep's mAP settings, so the three columns differ only in the backend. The figures are the sweep's task's own, read
+by its scorer (:mod:`yolo_attn.scoring`): box mAP for detect and obb, mask mAP for segment, keypoint mAP for pose,
+top-1 (and top-5 in the ``*_map50`` fields) for classify; the calibration images are the sweep's training images. OpenVINO runs at its default CPU
 precision, as Ultralytics' predictor does (bfloat16 on processors with bf16 instructions).
 """
 
@@ -23,7 +25,8 @@ MAX_CALIBRATION_IMAGES = 300  # NNCF's default subset size
 
 @dataclass
 class Int8Row:
-    """One trained model (one trial): mAP50-95 and mAP50 as PyTorch, OpenVINO FP32 and OpenVINO INT8."""
+    """One trained model (one trial): the task's two figures (``map``: mAP50-95 of its output, or top-1 for
+    classify; ``map50``: mAP50, or top-5) as PyTorch, OpenVINO FP32 and OpenVINO INT8."""
 
     model: str
     seed: int
@@ -45,17 +48,21 @@ def _weights(rec, config: SweepConfig) -> Path:
     return w
 
 
-def _val(yolo_or_path, data: str, imgsz: int, out: Path, name: str) -> tuple[float, float]:
+def _val(yolo_or_path, data: str, imgsz: int, out: Path, name: str, task: str = "detect") -> tuple[float, float]:
+    """``(map, map50)`` of the task (its scorer's reading of Ultralytics' metrics) on the validation split."""
+    from types import SimpleNamespace
+
     from ultralytics import YOLO
 
     from .._ultralytics import quiet_ultralytics
-    from ..scoring import VAL_ARGS
+    from ..scoring import VAL_ARGS, scorer
 
-    model = YOLO(str(yolo_or_path), task="detect") if isinstance(yolo_or_path, (str, Path)) else yolo_or_path
+    model = YOLO(str(yolo_or_path), task=task) if isinstance(yolo_or_path, (str, Path)) else yolo_or_path
     with quiet_ultralytics():
         m = model.val(data=data, imgsz=imgsz, batch=1, split="val", plots=False, project=str(Path(out).resolve()), name=name,
                       exist_ok=True, verbose=False, device="cpu", **VAL_ARGS)
-    return float(m.box.map), float(m.box.map50)
+    figures = scorer(task, where="export-check --int8").ultra(SimpleNamespace(metrics=m))
+    return figures["map"], figures["map50"]
 
 
 def _train_images(data_yaml: str) -> int:
@@ -63,6 +70,8 @@ def _train_images(data_yaml: str) -> int:
 
     from .._ultralytics import ultralytics_image_files
 
+    if Path(data_yaml).is_dir():  # a classification dataset: a folder of split folders of class folders
+        return len(ultralytics_image_files(str(Path(data_yaml) / "train")))
     d = yaml.safe_load(Path(data_yaml).read_text())
     root = Path(d.get("path") or Path(data_yaml).parent)
     train = d["train"] if isinstance(d["train"], list) else [d["train"]]
@@ -78,9 +87,10 @@ def quantise_trial(rec, config: SweepConfig, out: Path) -> Int8Row:
     work = out / rec.trial_id
     work.mkdir(parents=True, exist_ok=True)
     cm = model_from_file(str(_weights(rec, config)), work, images=None, name=rec.model)
-    pt = _val(cm.yolo, data, imgsz, work, "val-pytorch")
-    fp32 = _val(export(cm, get_format("openvino"), settings, work), data, imgsz, work, "val-openvino")
-    int8 = _val(export(cm, get_format("openvino-int8"), settings, work), data, imgsz, work, "val-openvino-int8")
+    task = cm.task
+    pt = _val(cm.yolo, data, imgsz, work, "val-pytorch", task)
+    fp32 = _val(export(cm, get_format("openvino"), settings, work), data, imgsz, work, "val-openvino", task)
+    int8 = _val(export(cm, get_format("openvino-int8"), settings, work), data, imgsz, work, "val-openvino-int8", task)
     return Int8Row(rec.model, rec.seed, rec.trial_id, *pt, *fp32, *int8)
 
 
@@ -101,7 +111,7 @@ def sweep_int8(sweep_dir: str | Path, out: str | Path, progress=print) -> tuple[
     for rec in sorted(recs, key=lambda r: (r.model, r.seed)):
         rows.append(quantise_trial(rec, config, Path(out)))
         r = rows[-1]
-        progress(f"[export-check] {rec.trial_id}: mAP50-95 PyTorch {r.pytorch_map:.4f}, OpenVINO FP32 "
+        progress(f"[export-check] {rec.trial_id}: {_metric(config)} PyTorch {r.pytorch_map:.4f}, OpenVINO FP32 "
                  f"{r.fp32_map:.4f}, INT8 {r.int8_map:.4f}")
     return rows, int8_markdown(rows, str(config.baseline), config)
 
@@ -142,7 +152,7 @@ def int8_markdown(rows: list[Int8Row], baseline: str, config: SweepConfig) -> st
     models = list(dict.fromkeys(r.model for r in rows))
     lines = [
         f"Sweep: epochs {config.epochs}, imgsz {config.imgsz}, seeds {config.seeds}, "
-        f"baseline {baseline}. mAP50-95 (Ultralytics' validator), mean over seeds; Δ: paired by seed, with its 95% "
+        f"baseline {baseline}. {_metric(config)} (Ultralytics' validator), mean over seeds; Δ: paired by seed, with its 95% "
         "interval over seeds (paired t; the validation-image uncertainty is not included).",
         "",
         "| model | seeds | PyTorch | OpenVINO FP32 | OpenVINO INT8 | INT8 - FP32 | Δ to baseline FP32 | Δ to baseline INT8 "
@@ -160,6 +170,12 @@ def int8_markdown(rows: list[Int8Row], baseline: str, config: SweepConfig) -> st
             f"| {'baseline' if base else _with_interval(d32)} | {'baseline' if base else _with_interval(d8)} "
             f"| {'' if base else _with_interval(change)} | {'' if base else _survives(d32, d8)} |")
     return "\n".join(lines) + "\n"
+
+
+def _metric(config: SweepConfig) -> str:
+    from ..scoring import scorer
+
+    return scorer(getattr(config, "task", "detect") or "detect", where="export-check --int8").metric
 
 
 def rows_json(rows: list[Int8Row]) -> list[dict]:
