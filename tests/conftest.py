@@ -443,3 +443,17 @@ def fake_summary(out, baseline: str, maps: dict, seeds, epochs: int, row_fields=
     summary = SweepSummary(baseline, SummarySettings(epochs, 64, seeds), rows, data="fake.yaml", n_trials=n, n_ok=n,
                            out=str(out), complete=True)
     return SweepSummary.from_json(json.loads(json.dumps(summary.to_json())))
+
+
+def run_compare(**kw):
+    """``yolo_attn.compare.compare`` called with keywords as the tests write them: each goes to the typed part that
+    has a field of its name (:class:`RunOptions`, :class:`ReportOptions`), the rest to :meth:`SweepRequest.build`
+    (which moves ``train_args``' start options and ``pretrained`` into the request's ``Start``)."""
+    from dataclasses import fields
+
+    from yolo_attn.compare import compare
+    from yolo_attn.compare.request import ReportOptions, RunOptions, SweepRequest
+
+    run = {f.name: kw.pop(f.name) for f in fields(RunOptions) if f.name in kw}
+    report = {f.name: kw.pop(f.name) for f in fields(ReportOptions) if f.name in kw}
+    return compare(SweepRequest.build(**kw), RunOptions(**run), ReportOptions(**report))

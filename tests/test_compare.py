@@ -18,8 +18,10 @@ import numpy as np
 import pytest
 import yaml
 
-from yolo_attn.compare import ConfigMismatch, compare
+from conftest import run_compare
+from yolo_attn.compare import ConfigMismatch
 from yolo_attn.compare.contract import SweepConfig, TrialSpec
+from yolo_attn.compare.request import RunOptions
 from yolo_attn.compare.store import Store
 from yolo_attn.compare.summary import SweepSummary
 
@@ -137,10 +139,10 @@ def test_interrupted_sweep_resumes_and_matches_uninterrupted(tiny, se_yaml, tmp_
         assert (new.recorded_at, new.pid, new.started_at) == (old.recorded_at, old.pid, old.started_at)
 
     # a finished sweep rerun in-process trains nothing and rewrites the same table
-    s_again = compare(out=str(a), progress=False, **_kw(tiny, se_yaml))
+    s_again = run_compare(out=str(a), progress=False, **_kw(tiny, se_yaml))
     assert len(Store(a).trial_records()) == 4
 
-    s_b = compare(out=str(b), progress=False, **_kw(tiny, se_yaml))  # uninterrupted, in this process
+    s_b = run_compare(out=str(b), progress=False, **_kw(tiny, se_yaml))  # uninterrupted, in this process
     s_a = SweepSummary.from_json(json.loads((a / "summary.json").read_text()))  # as written to summary.json
     assert _comparable(s_a) == _comparable(s_b) == _comparable(s_again)
     rec_a = {x.trial_id: x for x in Store(a).trial_records()}
@@ -167,24 +169,27 @@ def test_interrupted_sweep_resumes_and_matches_uninterrupted(tiny, se_yaml, tmp_
 
     # a different setting into the same folder is refused unless allowed
     with pytest.raises(ConfigMismatch, match="epochs"):
-        compare(out=str(b), progress=False, **{**_kw(tiny, se_yaml), "epochs": 2})
+        run_compare(out=str(b), progress=False, **{**_kw(tiny, se_yaml), "epochs": 2})
 
 
 def test_trials_run_seed_by_seed_with_the_baseline_first(tmp_path):
     """Every model of seed 0 (the baseline first, the rest as given), then seed 1: a sweep stopped early holds
     complete seeds. Recorded trials drop out without changing the order of the rest. Nothing is trained."""
     from yolo_attn.compare.contract import TrialRecord
-    from yolo_attn.compare.sweep import _trial_specs
+    from yolo_attn.compare.request import ModelSpec, RunOptions
+    from yolo_attn.compare.sweep import Resolved, _trial_specs
 
     store = Store(tmp_path / "s")
-    specs_m = [{"name": n, "ref": f"{n}.yaml"} for n in ("a", "b", "c")]
-    config = SweepConfig(settings_hash="h", data_fingerprint={}, epochs=1, imgsz=64, models=specs_m, seeds=[0, 1],
-                         baseline="b")
+    specs = [ModelSpec(n, f"{n}.yaml") for n in ("a", "b", "c")]
+    config = SweepConfig(settings_hash="h", data_fingerprint={}, epochs=1, imgsz=64, models=[m.stored() for m in specs],
+                         seeds=[0, 1], baseline="b", train_args={"lr0": 0.01, "trust": True}, model_specs=specs)
+    res = Resolved(seeds=[0, 1], epochs=1, threads=1, specs=specs, data_yaml=tmp_path / "d.yaml", names=["x", "y"])
 
     def order(retry_failed=False):
-        all_trials, todo = _trial_specs(store, config, specs_m, [0, 1], tmp_path / "d.yaml", 2, ["x", "y"],
-                                        tmp_path, None, 1, False, retry_failed)
+        all_trials, todo = _trial_specs(store, config, res, RunOptions(retry_failed=retry_failed))
         assert len(all_trials) == 6
+        # trust is the run's (RunOptions.trust), never the one an earlier version recorded in the settings
+        assert all(t.train_args == {"lr0": 0.01} and t.trust is False for t in todo)
         return [(t.seed, t.model) for t in todo]
 
     assert order() == [(0, "b"), (0, "a"), (0, "c"), (1, "b"), (1, "a"), (1, "c")]
@@ -197,7 +202,7 @@ def test_trials_run_seed_by_seed_with_the_baseline_first(tmp_path):
 def test_max_trials_of_one_seed_per_model_finishes_that_seed(tiny, se_yaml, tmp_path):
     """2 models x 2 seeds with --max-trials 2 (through a worker process): both models of seed 0, a complete pair."""
     out = tmp_path / "o"
-    s = compare(out=str(out), progress=False, max_trials=2, workers=1, **_kw(tiny, se_yaml))
+    s = run_compare(out=str(out), progress=False, max_trials=2, workers=1, **_kw(tiny, se_yaml))
     recs = Store(out).trial_records()
     assert sorted((r.model, r.seed, r.status) for r in recs) == [("yolov5n", 0, "ok"), ("yolov5n-se", 0, "ok")]
     assert not s.complete
@@ -377,7 +382,7 @@ def _worker(root: str, n: int, go) -> None:
     specs = [TrialSpec(trial_id=f"t{i}", model="m", model_ref="m", seed=i, settings_hash="h",
                        trial_dir=str(Path(root) / "trials" / f"t{i}"), data="d", epochs=1, imgsz=64) for i in range(n)]
     go.wait()
-    sweep.run_trials(store, specs, "h", "local", prog=lambda ev: None, log=lambda s: None)
+    sweep.run_trials(store, specs, "h", RunOptions(), prog=lambda ev: None, log=lambda s: None)
 
 
 def test_two_sweeps_on_one_folder_split_the_trials(tmp_path):
@@ -440,7 +445,7 @@ def test_scoring_refuses_predictions_that_are_not_one_pass_over_the_images(tmp_p
 ])
 def test_bad_train_args_fail_before_config(tiny, tmp_path, train_args, message):
     with pytest.raises(ValueError, match=message):
-        compare(data=str(tiny), models=["yolov5n.yaml"], seeds=1, epochs=1, imgsz=64, train_args=train_args,
+        run_compare(data=str(tiny), models=["yolov5n.yaml"], seeds=1, epochs=1, imgsz=64, train_args=train_args,
                 out=str(tmp_path / "o"), progress=False, threads=1)
     assert not (tmp_path / "o" / "config.json").exists() and not (tmp_path / "o" / "trials.jsonl").exists()
 
@@ -455,7 +460,7 @@ def test_bad_schedule_fails_before_config(tiny, tmp_path, kw, message):
     """Values Ultralytics would fail on per trial (epochs=0) or silently replace (batch=0 -> AutoBatch, imgsz=0 -> 32)."""
     kw = {"epochs": 1, "imgsz": 64, **kw}
     with pytest.raises(ValueError, match=message):
-        compare(data=str(tiny), models=["yolov5n.yaml"], seeds=1, out=str(tmp_path / "o"), progress=False, threads=1,
+        run_compare(data=str(tiny), models=["yolov5n.yaml"], seeds=1, out=str(tmp_path / "o"), progress=False, threads=1,
                 **kw)
     assert not (tmp_path / "o" / "config.json").exists()
 
@@ -471,7 +476,7 @@ def test_cli_batch_zero_is_refused_not_ignored(tmp_path, capsys):
 
 
 def test_image_size_is_recorded_as_ultralytics_trains_it(tiny, tmp_path, capsys):
-    s = compare(data=str(tiny), models=["yolov5n.yaml"], seeds=1, epochs=1, imgsz=63, out=str(tmp_path / "o"),
+    s = run_compare(data=str(tiny), models=["yolov5n.yaml"], seeds=1, epochs=1, imgsz=63, out=str(tmp_path / "o"),
                 threads=1, max_trials=0, n_boot=50)
     assert "WARNING: --imgsz 63 is not a multiple of the models' largest stride: Ultralytics trains at 64" in (
         capsys.readouterr().err)
@@ -488,13 +493,13 @@ def test_bad_pretrained_and_model_fail_before_config(tiny, tmp_path):
     junk.write_bytes(b"not a checkpoint")
     kw = dict(data=str(tiny), seeds=1, epochs=1, imgsz=64, progress=False, threads=1)
     with pytest.raises(ValueError, match="junk.pt"):
-        compare(models=["yolov5n.yaml"], pretrained=str(junk), out=str(tmp_path / "a"), **kw)
+        run_compare(models=["yolov5n.yaml"], pretrained=str(junk), out=str(tmp_path / "a"), **kw)
     with pytest.raises(FileNotFoundError, match="missing.pt"):
-        compare(models=["yolov5n.yaml"], pretrained=str(tmp_path / "missing.pt"), out=str(tmp_path / "b"), **kw)
+        run_compare(models=["yolov5n.yaml"], pretrained=str(tmp_path / "missing.pt"), out=str(tmp_path / "b"), **kw)
     bad = tmp_path / "bad.yaml"
     bad.write_text("nc: 2\nbackbone: [[-1, 1, Conv, [16, 3, 2]]]\nhead: [[[5, 9], 1, Detect, [nc]]]\n")
     with pytest.raises(ValueError, match="bad.yaml"):
-        compare(models=["yolov5n.yaml", str(bad)], out=str(tmp_path / "c"), **kw)
+        run_compare(models=["yolov5n.yaml", str(bad)], out=str(tmp_path / "c"), **kw)
     assert not any((tmp_path / d / "config.json").exists() for d in "abc")
 
 
@@ -516,7 +521,7 @@ def test_pretrained_sweep_records_the_transfer_summary(tiny, tmp_path):
 
     stock = tmp_path / "stock.pt"
     YOLO("yolov5n.yaml").save(stock)
-    s = compare(data=str(tiny), models=["yolov5n.yaml"], seeds=1, epochs=1, imgsz=64, pretrained=str(stock), n_boot=50,
+    s = run_compare(data=str(tiny), models=["yolov5n.yaml"], seeds=1, epochs=1, imgsz=64, pretrained=str(stock), n_boot=50,
                 out=str(tmp_path / "o"), progress=False, threads=1)
     (rec,) = Store(tmp_path / "o").trial_records()
     assert rec.ok, rec.error
@@ -542,7 +547,7 @@ def test_width_control_matches_parameter_count(tmp_path, se_yaml):
 @pytest.mark.skipif(__import__("importlib").util.find_spec("ray") is None,
                     reason="ray not installed: CI runs the -m ray tests after installing the ray extra")
 def test_ray_backend_writes_the_same_store(tiny, tmp_path):
-    s = compare(data=str(tiny), models=["yolov5n.yaml"], seeds=2, epochs=1, imgsz=64, n_boot=50, out=str(tmp_path / "r"),
+    s = run_compare(data=str(tiny), models=["yolov5n.yaml"], seeds=2, epochs=1, imgsz=64, n_boot=50, out=str(tmp_path / "r"),
                 backend="ray", progress=False, cpus_per_trial=1)
     recs = Store(tmp_path / "r").trial_records()
     assert sorted(r.trial_id for r in recs) == ["yolov5n__seed0", "yolov5n__seed1"]
@@ -558,12 +563,12 @@ def test_ray_backend_writes_the_same_store(tiny, tmp_path):
 
 
 def test_sweep_settings_accept_yolo_attn_own_keys():
-    """`compare --trust` travels as train_args["trust"] (and attn_init likewise): the settings check must not refuse
-    yolo_attn's own training keys while still refusing unknown ones."""
+    """The start options travel in the training arguments (attn_init, freeze, attn_lr): the settings check must not
+    refuse yolo_attn's own training keys while still refusing unknown ones."""
     from yolo_attn.compare.sweep import check_sweep_settings
 
-    got = check_sweep_settings({"trust": True, "attn_init": "identity", "lr0": 0.01}, None, [], 4)
-    assert got["trust"] is True and got["attn_init"] == "identity" and got["lr0"] == 0.01
+    got = check_sweep_settings({"attn_init": "identity", "lr0": 0.01}, None, [], 4)
+    assert got["attn_init"] == "identity" and got["lr0"] == 0.01
     with pytest.raises(ValueError, match="lr00"):
         check_sweep_settings({"lr00": 0.01}, None, [], 4)
 
@@ -575,8 +580,8 @@ def test_one_and_two_workers_give_the_same_results(tiny, se_yaml, tmp_path):
     """Every trial trains with the sweep's thread count, so how many run at once changes no number; each is
     scored from one validation pass held in memory (no second validation folder, no prediction files)."""
     kw = {**_kw(tiny, se_yaml), "models": ["yolov5n.yaml"]}  # 2 seeds
-    s1 = compare(out=str(tmp_path / "one"), workers=1, progress=False, **kw)
-    s2 = compare(out=str(tmp_path / "two"), workers=2, progress=False, **kw)
+    s1 = run_compare(out=str(tmp_path / "one"), workers=1, progress=False, **kw)
+    s2 = run_compare(out=str(tmp_path / "two"), workers=2, progress=False, **kw)
     assert s1.n_ok == s2.n_ok == 2 and _comparable(s1) == _comparable(s2)
     one = {r.trial_id: r for r in Store(tmp_path / "one").trial_records()}
     two = {r.trial_id: r for r in Store(tmp_path / "two").trial_records()}
@@ -704,7 +709,7 @@ def test_a_sweep_refused_after_its_workers_started_leaves_no_worker(tiny, tmp_pa
         return found
 
     with pytest.raises(Exception, match="no-such-model"):
-        compare(data=str(tiny), models=["yolov5n.yaml", "no-such-model.yaml"], seeds=2, epochs=1, imgsz=64,
+        run_compare(data=str(tiny), models=["yolov5n.yaml", "no-such-model.yaml"], seeds=2, epochs=1, imgsz=64,
                 out=str(tmp_path / "o"), progress=False, workers=2)
     deadline = time.time() + 30
     while time.time() < deadline and any(_alive(p) for p in my_workers()):
@@ -722,8 +727,8 @@ def test_sweep_config_reads_files_of_older_versions_and_names_a_damaged_one(tmp_
            "baseline": "m", "_data_yaml": "/d/data.yaml", "_threads": 1, "control_width": 0.5}
     (tmp_path / "config.json").write_text(json.dumps(old))
     cfg = Store(tmp_path).read_config()
-    assert (cfg.data, cfg.data_yaml, cfg.weights, cfg.planned, cfg.specs) == ("/d/data.yaml", "/d/data.yaml", "best",
-                                                                              [0, 1], old["models"])
+    assert (cfg.data, cfg.data_yaml, cfg.weights, cfg.planned) == ("/d/data.yaml", "/d/data.yaml", "best", [0, 1])
+    assert [m.to_dict() for m in cfg.specs] == old["models"]  # the stored entries, as model specs
     assert cfg.extra == {"control_width": 0.5} and cfg.to_json()["control_width"] == 0.5  # unknown keys kept
     assert cfg.settings() == {k: old[k] for k in ("data", "epochs", "imgsz", "train_args", "pretrained", "weights")}
     assert stable_hash(dataclasses.replace(cfg, eval_split="test").settings()) != stable_hash(cfg.settings())
@@ -761,3 +766,83 @@ def test_one_lookup_finds_every_kind_of_model_reference(tmp_path, monkeypatch):
         resolve_model("yolov5n-no-such-layer.yaml")
     with pytest.raises(FileNotFoundError, match="checkpoint not found"):
         resolve_model("missing.pt")
+
+
+# ------------------------------------------------------------------------------------------------ the typed request
+def _command_request(*argv):
+    import argparse
+
+    from yolo_attn.commands import compare as command
+
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    return command.read_request(parser.parse_args([str(a) for a in argv]))
+
+
+def test_the_command_line_builds_one_typed_request_and_trust_is_a_run_option():
+    """`--trust` (or `--train-arg trust=True`) is how checkpoints are read, not what is computed: it is a run option,
+    never in the request's training arguments (which are hashed); the start flags go to the request's Start."""
+    from yolo_attn.compare.request import Start
+
+    request, run, report = _command_request("--trust", "--batch", "4", "--freeze", "0,1", "--attn-lr", "2",
+                                            "--train-arg", "lr0=0.02", "--seeds", "2", "--workers", "0", "--boot", "99")
+    assert run.trust and run.workers == 0 and report.n_boot == 99
+    assert request.train_args == {"lr0": 0.02, "batch": 4} and request.seeds == 2 and request.epochs == 6
+    assert request.start == Start(None, None, (0, 1), 2.0)
+    assert request.sweep_args() == {"lr0": 0.02, "batch": 4, "freeze": [0, 1], "attn_lr": 2.0}  # as config.json keeps them
+    request, run, _ = _command_request("--train-arg", "trust=True", "--train-arg", "attn_init=paper")
+    assert run.trust and request.train_args == {} and request.start.attn_init == "paper"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        request.epochs = 3
+
+
+def test_request_types_refuse_what_does_not_belong_to_them():
+    from yolo_attn.compare.request import ReportOptions, RunOptions, Start, SweepRequest
+
+    with pytest.raises(ValueError, match="trust is not a training setting"):
+        SweepRequest.build({"trust": True})
+    with pytest.raises(ValueError, match="not a start option: lr0"):
+        Start.read({"lr0": 0.1})
+    with pytest.raises(ValueError, match="unknown backend 'slurm'"):
+        RunOptions(backend="slurm")
+    with pytest.raises(ValueError, match="--effect must be positive"):
+        ReportOptions(effect=0)
+    assert SweepRequest.build({"attn_init": "identity", "lr0": 0.1}, "w.pt", [2, 0]).start == Start("w.pt", "identity")
+    assert SweepRequest.build(seeds=[2, 0]).seeds == (2, 0) and ReportOptions().tolerance > 0
+
+
+def test_model_specs_read_and_write_config_json_entries():
+    """A spec of config.json's `_models` reads into a ModelSpec and writes back as it was (keys of other versions
+    kept); its YAML options are a ModelOptions, refused with the model's name when wrong."""
+    from yolo_attn.compare.request import ModelSpec
+
+    d = {"name": "se", "ref": "/m/se.yaml", "hash": "abc", "options": {"load": "names"}, "params": 10,
+         "gflops_640": 1.5, "future_key": [1]}
+    spec = ModelSpec.from_dict(d)
+    assert spec.to_dict() == d and spec.load_mode == "names" and spec.stored() == {"name": "se", "hash": "abc"}
+    ctrl = ModelSpec("c", "/m/c.yaml", "h", control=True, width_multiple=0.3)
+    assert ModelSpec.from_dict(ctrl.to_dict()) == ctrl and ctrl.stored() == {"name": "c", "hash": "h", "control": True}
+    with pytest.raises(ValueError, match="se: yolo_attn.load"):
+        ModelSpec.from_dict({**d, "options": {"load": "bytes"}})
+
+
+def test_a_folder_written_with_trust_by_release_a007346_resumes_under_its_hash(tmp_path):
+    """tests/data/sweep_trust_a007346/config.json: `yolo-attn compare --models yolov5n.yaml --seeds 2 --epochs 1 --trust
+    --max-trials 0` as commit a007346 wrote it, with `trust` in the hashed training arguments. This version keeps
+    trust out of the settings, yet resumes that folder under its hash, with no 'different settings' refusal, here
+    even without --trust (which a007346 itself would refuse), and gives its trials no trust it was not asked for."""
+    import shutil
+
+    from conftest import REPO
+
+    fixture = REPO / "tests" / "data" / "sweep_trust_a007346" / "config.json"
+    stored = json.loads(fixture.read_text())
+    assert stored["train_args"]["trust"] is True and stored["settings_hash"] == "1d652a901192"
+    out = tmp_path / "out"
+    out.mkdir()
+    shutil.copy(fixture, out / "config.json")
+    s = run_compare(models=["yolov5n.yaml"], seeds=2, epochs=1, max_trials=0, progress=False, workers=0, threads=1,
+                    out=str(out))
+    again = json.loads((out / "config.json").read_text())
+    assert again["settings_hash"] == "1d652a901192" and again["train_args"] == stored["train_args"]
+    assert s.n_trials == 2 and not s.complete  # resumed: its two trials still to train

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from yolo_attn._ultralytics import resolve_optimizer, train_iterations
-from yolo_attn.compare import compare
+from conftest import run_compare
 from yolo_attn.compare.contract import TrialRecord, TrialSpec
 from yolo_attn.compare.report import AGREEMENT_TOL
 from yolo_attn.compare.store import Store
@@ -36,7 +36,7 @@ def tiny(tmp_path_factory) -> Path:
 def test_mixed_yolo26_compare_validates_end_to_end(tiny, tmp_path):
     """yolo26n.yaml against a shipped SE config: both trials ok, NMS-free validation, the two mAPs agree."""
     out = tmp_path / "o"
-    s = compare(data=str(tiny), models=["yolo26n.yaml", "yolo26n-se-backbone-end.yaml"], seeds=1, epochs=1, imgsz=64,
+    s = run_compare(data=str(tiny), models=["yolo26n.yaml", "yolo26n-se-backbone-end.yaml"], seeds=1, epochs=1, imgsz=64,
                 n_boot=50, out=str(out), progress=False, threads=1)
     recs = Store(out).trial_records()
     assert len(recs) == 2 and all(r.ok for r in recs), [r.error for r in recs]
@@ -79,7 +79,7 @@ def test_optimizer_auto_resolves_by_iterations_and_is_refused_when_trials_differ
 
 def test_sweep_with_run_time_batch_and_auto_is_refused_before_config(tiny, tmp_path):
     with pytest.raises(ValueError, match="--batch -1: Ultralytics' AutoBatch"):  # any run-time batch (issue 37)
-        compare(data=str(tiny), models=["yolo26n.yaml"], seeds=1, epochs=1, imgsz=64, out=str(tmp_path / "o"),
+        run_compare(data=str(tiny), models=["yolo26n.yaml"], seeds=1, epochs=1, imgsz=64, out=str(tmp_path / "o"),
                 progress=False, threads=1, train_args={"optimizer": "auto", "batch": -1})
     assert not (tmp_path / "o" / "config.json").exists()
 

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from test_studies import FakeCompare
-from yolo_attn.compare import ConfigMismatch, compare
+from yolo_attn.compare import ConfigMismatch
+from conftest import run_compare
 from yolo_attn.compare.sweep import choose_eval_split
 from yolo_attn.datasets import resolve_dataset
 from yolo_attn.studies.search import Search, SearchOptions
@@ -53,9 +54,9 @@ def test_eval_split_choice_note_and_refusal(tiny_test, tmp_path):
 
 
 class _Recording(FakeCompare):
-    def __call__(self, data, models, seeds, epochs, imgsz, out, baseline, **kw):
-        res = super().__call__(data, models, seeds, epochs, imgsz, out, baseline, **kw)
-        self.calls[-1]["eval_split"] = kw.get("eval_split")
+    def __call__(self, request, run, report=None):
+        res = super().__call__(request, run, report)
+        self.calls[-1]["eval_split"] = request.eval_split
         res.n_eval_images = 5
         return res
 
@@ -91,7 +92,7 @@ def test_compare_scores_the_test_split(tiny_test, tmp_path):
     out = tmp_path / "cmp"
     kw = dict(data=str(tiny_test), models=["yolov5n.yaml"], seeds=1, epochs=1, imgsz=64, n_boot=50, threads=1,
               progress=False)
-    summary = compare(out=str(out), eval_split="test", **kw)
+    summary = run_compare(out=str(out), eval_split="test", **kw)
     assert summary.n_ok == 1
     assert summary.settings.eval_split == "test" and summary.n_eval_images == 5  # 5 test, 6 val images
     rec = json.loads((out / "trials.jsonl").read_text().splitlines()[-1])
@@ -101,4 +102,4 @@ def test_compare_scores_the_test_split(tiny_test, tmp_path):
     config = json.loads((out / "config.json").read_text())
     assert config["eval_split"] == "test" and config["data"]["test"]["images"] == 5
     with pytest.raises(ConfigMismatch, match="eval_split"):  # resuming with another split is a settings change
-        compare(out=str(out), **kw)
+        run_compare(out=str(out), **kw)

@@ -119,7 +119,7 @@ def _records(out):
 def test_pretrained_sweep_identity_start_seeded_in_any_order(tiny, stock_ckpt, tmp_path, capsys):
     from conftest import cli_output
 
-    from yolo_attn.compare import compare
+    from conftest import run_compare
     from yolo_attn.compare.trial import FINE_TUNE_ARGS
 
     common = ["--data", tiny, "--seed-list", "0", "--epochs", "1", "--imgsz", "64", "--boot", "50", "--threads", "1",
@@ -141,7 +141,7 @@ def test_pretrained_sweep_identity_start_seeded_in_any_order(tiny, stock_ckpt, t
     assert f'"lr0": {FINE_TUNE_ARGS["lr0"]}' in config
 
     # the same sweep with the models in the other order, in this process: the same initial weights per seed
-    compare(data=str(tiny), models=[SE_MODEL, "yolov5n.yaml"], seeds=[0], epochs=1, imgsz=64, pretrained=str(stock_ckpt),
+    run_compare(data=str(tiny), models=[SE_MODEL, "yolov5n.yaml"], seeds=[0], epochs=1, imgsz=64, pretrained=str(stock_ckpt),
             n_boot=50, out=str(tmp_path / "b"), progress=False, threads=1, baseline="yolov5n.yaml")
     b = _records(tmp_path / "b")
     for tid, rec in a.items():
@@ -173,13 +173,13 @@ def test_pretrained_sweep_freezes_the_backbone_and_scales_the_attention_lr(tiny,
 
 
 def test_sweep_refuses_freeze_without_pretrained_and_attn_init_on_checkpoints(tiny, stock_ckpt, tmp_path):
-    from yolo_attn.compare import compare
+    from conftest import run_compare
 
     kw = dict(data=str(tiny), seeds=1, epochs=1, imgsz=64, progress=False, threads=1)
     with pytest.raises(ValueError, match="freeze=backbone: freezes pretrained layers; give --pretrained"):
-        compare(models=["yolov5n.yaml"], train_args={"freeze": "backbone"}, out=str(tmp_path / "a"), **kw)
+        run_compare(models=["yolov5n.yaml"], train_args={"freeze": "backbone"}, out=str(tmp_path / "a"), **kw)
     with pytest.raises(ValueError, match="attn_init=identity: applies to model YAMLs.*checkpoint"):
-        compare(models=[str(stock_ckpt)], pretrained=str(stock_ckpt), out=str(tmp_path / "b"), **kw)
+        run_compare(models=[str(stock_ckpt)], pretrained=str(stock_ckpt), out=str(tmp_path / "b"), **kw)
     with pytest.raises(ValueError, match="attn_lr"):
-        compare(models=["yolov5n.yaml"], train_args={"attn_lr": -1.0}, out=str(tmp_path / "c"), **kw)
+        run_compare(models=["yolov5n.yaml"], train_args={"attn_lr": -1.0}, out=str(tmp_path / "c"), **kw)
     assert not any((tmp_path / d / "config.json").exists() for d in "abc")

@@ -61,12 +61,12 @@ def test_bad_flags_are_refused_before_anything_is_written(tiny, tmp_path, capsys
 
 
 def test_seed_lists_in_the_api_are_checked_as_on_the_command_line(tmp_path):
-    from yolo_attn.compare import compare
+    from conftest import run_compare
 
     with pytest.raises(ValueError, match="seed 3 given more than once"):
-        compare(models=["yolov5n.yaml"], seeds=[3, 1, 3], out=str(tmp_path / "o"), progress=False)
+        run_compare(models=["yolov5n.yaml"], seeds=[3, 1, 3], out=str(tmp_path / "o"), progress=False)
     with pytest.raises(ValueError, match="--seed-list: need at least one seed"):
-        compare(models=["yolov5n.yaml"], seeds=[], out=str(tmp_path / "o"), progress=False)
+        run_compare(models=["yolov5n.yaml"], seeds=[], out=str(tmp_path / "o"), progress=False)
     assert not (tmp_path / "o").exists()
 
 
@@ -102,12 +102,13 @@ def test_a_capped_worker_count_is_said_even_with_quiet(monkeypatch, capsys):
 
 def test_no_worker_process_starts_before_the_checks_pass(tiny, tmp_path, monkeypatch):
     """A sweep refused by its checks (here a model that does not exist) started 1000 workers first."""
-    from yolo_attn.compare import compare, workers
+    from yolo_attn.compare import workers
+    from conftest import run_compare
 
     started = []
     monkeypatch.setattr(workers._Worker, "__init__", lambda self, *a, **k: started.append(a))
     with pytest.raises(FileNotFoundError, match="no-such-model"):
-        compare(data=str(tiny), models=["yolov5n.yaml", "no-such-model.yaml"], seeds=2, epochs=1, imgsz=64,
+        run_compare(data=str(tiny), models=["yolov5n.yaml", "no-such-model.yaml"], seeds=2, epochs=1, imgsz=64,
                 out=str(tmp_path / "o"), progress=False, workers=1000, threads=1)
     assert not started
 
@@ -135,15 +136,15 @@ def _model_file(folder: Path, name: str) -> Path:
 
 
 def test_models_sharing_a_folder_name_are_refused_naming_both_files(tiny, tmp_path):
-    from yolo_attn.compare import compare
+    from conftest import run_compare
 
     a, b = _model_file(tmp_path / "one", "yolov5n-mine"), _model_file(tmp_path / "two", "yolov5n-mine")
     kw = dict(data=str(tiny), seeds=1, epochs=1, imgsz=64, progress=False, threads=1)
     with pytest.raises(ValueError, match=re.escape(f"models {a} and {b} have the same name")):
-        compare(models=[str(a), str(b)], out=str(tmp_path / "o"), **kw)
+        run_compare(models=[str(a), str(b)], out=str(tmp_path / "o"), **kw)
     c = _model_file(tmp_path / "three", "YOLOv5n-Mine")  # one folder on a case-insensitive file system
     with pytest.raises(ValueError, match=re.escape(f"models {a} and {c} have names that share a folder name")):
-        compare(models=[str(a), str(c)], out=str(tmp_path / "o"), **kw)
+        run_compare(models=[str(a), str(c)], out=str(tmp_path / "o"), **kw)
     assert not (tmp_path / "o" / "config.json").exists() and not (tmp_path / "o" / "models").exists()
 
 
@@ -161,11 +162,12 @@ def _config(shash: str, names: list[str], seeds=(0,)) -> SweepConfig:
 
 
 def _specs(store: Store, shash: str, names: list[str]):
-    from yolo_attn.compare.sweep import _trial_specs
+    from yolo_attn.compare.request import ModelSpec, RunOptions
+    from yolo_attn.compare.sweep import Resolved, _trial_specs
 
-    specs_m = [{"name": n, "ref": f"/m/{n}.yaml"} for n in names]
-    return _trial_specs(store, _config(shash, names), specs_m, [0], Path("/d/data.yaml"), 2, ["a", "b"], store.root,
-                        None, 1, False, False)
+    specs = [ModelSpec(n, f"/m/{n}.yaml") for n in names]
+    res = Resolved(seeds=[0], epochs=1, threads=1, specs=specs, data_yaml=Path("/d/data.yaml"), names=["a", "b"])
+    return _trial_specs(store, _config(shash, names), res, RunOptions())
 
 
 def _old_record(store: Store, tid: str, name: str, shash: str) -> None:
@@ -215,16 +217,16 @@ def test_allow_changes_trains_beside_the_old_trials_and_keeps_their_files(tiny, 
     settings change, and its record still points to its own files."""
     import hashlib
 
-    from yolo_attn.compare import compare
+    from conftest import run_compare
 
     kw = dict(data=str(tiny), models=["yolov5n.yaml"], seeds=1, epochs=1, imgsz=64, n_boot=50, out=str(tmp_path / "o"),
               progress=False, threads=1, workers=0)
-    compare(**kw)
+    run_compare(**kw)
     store = Store(tmp_path / "o")
     (old,) = store.trial_records()
     files = sorted(p for p in (tmp_path / "o" / old.trial_dir).rglob("*") if p.is_file())
     digest = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
-    compare(**{**kw, "train_args": {"lr0": 0.0123}}, allow_changes=True)
+    run_compare(**{**kw, "train_args": {"lr0": 0.0123}}, allow_changes=True)
     new = next(r for r in store.trial_records() if r.settings_hash != old.settings_hash)
     assert new.ok and new.trial_dir == f"{old.trial_dir}-{new.settings_hash}" and new.eval.startswith(new.trial_dir)
     assert {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in files} == digest
@@ -312,9 +314,9 @@ def test_a_sweep_whose_baseline_failed_exits_1(tiny, tmp_path, capsys, monkeypat
 
 
 def test_quiet_keeps_the_image_size_warning(tiny, tmp_path, capsys):
-    from yolo_attn.compare import compare
+    from conftest import run_compare
 
-    compare(data=str(tiny), models=["yolov5n.yaml"], seeds=1, epochs=1, imgsz=63, out=str(tmp_path / "o"), threads=1,
+    run_compare(data=str(tiny), models=["yolov5n.yaml"], seeds=1, epochs=1, imgsz=63, out=str(tmp_path / "o"), threads=1,
             max_trials=0, n_boot=50, progress=False)
     assert "WARNING: --imgsz 63 is not a multiple of the models' largest stride: Ultralytics trains at 64" in (
         capsys.readouterr().err)
@@ -323,12 +325,12 @@ def test_quiet_keeps_the_image_size_warning(tiny, tmp_path, capsys):
 def test_compare_pretrained_foreign_names_what_compare_offers(tiny, tmp_path):
     from ultralytics import YOLO
 
-    from yolo_attn.compare import compare
+    from conftest import run_compare
 
     foreign = tmp_path / "yolo11n-stock.pt"
     YOLO("yolo11n.yaml").save(foreign)
     with pytest.raises(ValueError) as info:
-        compare(data=str(tiny), models=["yolov5n.yaml"], seeds=1, epochs=1, imgsz=64, pretrained=str(foreign),
+        run_compare(data=str(tiny), models=["yolov5n.yaml"], seeds=1, epochs=1, imgsz=64, pretrained=str(foreign),
                 out=str(tmp_path / "o"), progress=False, threads=1)
     text = str(info.value)
     assert f"--pretrained {foreign}: only " in text and "tensors fit model yolov5n" in text

@@ -207,7 +207,9 @@ def test_a_freeze_of_the_backbone_still_works(stock_ckpt, tmp_path):
 def test_compare_refuses_the_same_freeze_before_any_trial(stock_ckpt):
     from yolo_attn.compare.sweep import check_sweep_settings
 
-    specs = [{"name": "yolov5n-se-backbone-end", "ref": "yolov5n-se-backbone-end.yaml"}]
+    from yolo_attn.compare.request import ModelSpec
+
+    specs = [ModelSpec("yolov5n-se-backbone-end", "yolov5n-se-backbone-end.yaml")]
     with pytest.raises(ValueError, match="start untrained"):
         check_sweep_settings({"freeze": 25}, str(stock_ckpt), specs, 4)
 

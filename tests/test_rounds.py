@@ -11,7 +11,9 @@ import time
 import numpy as np
 import pytest
 
-from yolo_attn.compare import ConfigMismatch, Store, compare
+from yolo_attn.compare import ConfigMismatch, Store
+
+from conftest import run_compare
 from yolo_attn.compare import backends, rounds
 from yolo_attn.compare.rounds import DecisionOptions
 from yolo_attn.compare.sequential import DEFAULT_MARGIN, Rule
@@ -155,7 +157,7 @@ def fake_trials(monkeypatch):
 
 def _sweep(data, models, out, **kw):
     args = dict(data=str(data), models=models, epochs=1, imgsz=64, threads=1, workers=0, progress=False, n_boot=50)
-    return compare(out=str(out), **{**args, **kw})
+    return run_compare(out=str(out), **{**args, **kw})
 
 
 def test_until_decided_stores_the_rule_and_stops_decided_models(data, model_files, fake_trials, tmp_path):

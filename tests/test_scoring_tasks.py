@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from yolo_attn.scoring import cocoeval
-from yolo_attn.compare.sweep import compare
+from conftest import run_compare
 from yolo_attn.scoring import iou_of, scorer
 
 NAMES = {0: "circle", 1: "square", 2: "triangle", 3: "cross"}
@@ -247,7 +247,7 @@ def test_pose_sigmas_and_visibility_are_ultralytics():
 ])
 def test_a_sweep_of_the_task_scores_its_output_end_to_end(tmp_path, task, models, key, phrase):
     out = tmp_path / task
-    summary = compare(models=models, seeds=2, epochs=1, imgsz=64, out=str(out), progress=False, workers=0,
+    summary = run_compare(models=models, seeds=2, epochs=1, imgsz=64, out=str(out), progress=False, workers=0,
                       train_args={"fraction": 0.25})
     assert summary.n_ok == 4 and summary.settings.task == task
     preds = json.loads(next(out.glob("trials/*/predictions_coco.json")).read_text())

@@ -70,10 +70,10 @@ def test_successive_halving_keeps_the_best_half(tmp_path, capsys):
 
 def test_search_resumes_after_interruption(tmp_path):
     class Interrupt(FakeCompare):
-        def __call__(self, *a, **kw):
-            if "rung1" in kw["out"]:
+        def __call__(self, request, run, report=None):
+            if "rung1" in run.out:
                 raise KeyboardInterrupt
-            return super().__call__(*a, **kw)
+            return super().__call__(request, run, report)
 
     with pytest.raises(KeyboardInterrupt):
         Search(_opts(tmp_path), compare_fn=Interrupt(EFFECTS)).run()

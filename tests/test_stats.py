@@ -440,16 +440,16 @@ def test_sweep_records_planned_seeds_and_names_an_extension(tmp_path):
     with --allow-changes) is reported as extended after looking. Nothing is trained (max_trials=0)."""
     import json
 
-    from yolo_attn.compare import compare
+    from conftest import run_compare
     from yolo_attn.datasets.shapes import ShapesConfig, write_dataset
 
     data = tmp_path / "tiny.yaml"
     write_dataset(tmp_path / "tiny", ShapesConfig(n_train=8, n_val=4, imgsz=64, min_size=14, max_size=40), data)
     kw = dict(data=str(data), models=["yolov5n.yaml"], epochs=1, imgsz=64, n_boot=50, threads=1, progress=False,
               max_trials=0, out=str(tmp_path / "s"))
-    first = compare(seeds=2, **kw)
+    first = run_compare(seeds=2, **kw)
     assert first.planned_seeds == [0, 1] and not first.seeds_extended
-    again = compare(seeds=4, allow_changes=True, **kw)
+    again = run_compare(seeds=4, allow_changes=True, **kw)
     cfg = json.loads((tmp_path / "s" / "config.json").read_text())
     assert cfg["seeds"] == [0, 1, 2, 3] and cfg["_planned_seeds"] == [0, 1]
     assert again.seeds_extended == [2, 3] and any("seeds extended" in w for w in again.warnings)

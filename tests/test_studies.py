@@ -38,9 +38,10 @@ class FakeCompare:
     def effect(self, label: str) -> float:
         return next((v for k, v in self.effects.items() if k in label), 0.0)
 
-    def __call__(self, data, models, seeds, epochs, imgsz, out, baseline, **kw):
+    def __call__(self, request, run, report=None):
+        models, seeds, epochs, out, baseline = request.models, request.seeds, request.epochs, run.out, request.baseline
         self.calls.append({"models": [Path(m).stem for m in models], "seeds": list(seeds), "epochs": epochs, "out": out,
-                           "max_trials": kw.get("max_trials")})
+                           "max_trials": run.max_trials, "request": request, "run": run})
         for m in models:  # the studies must hand compare real, buildable YAML files
             assert Path(m).is_file() and "width_multiple" in yaml.safe_load(Path(m).read_text())
         seed_noise = {s: self.rng.normal(0, self.noise) for s in seeds}
@@ -53,7 +54,7 @@ class FakeCompare:
                 for k, m in enumerate(models)}
         Path(out).mkdir(parents=True, exist_ok=True)
         if self.s_per_epoch is not None:  # trial records through the real store (time accounting of the search)
-            record_fake_trials(out, models, seeds, epochs, baseline, self._fields(epochs), kw.get("allow_changes", False))
+            record_fake_trials(out, models, seeds, epochs, baseline, self._fields(epochs), run.allow_changes)
         return fake_summary(out, baseline, maps, seeds, epochs, lambda lbl: {
             "params": 1000, "params_ratio": 1.0, "latency_ms": 10.0 + len(lbl) / 10, "latency_ratio": 1.0 + len(lbl) / 100})
 

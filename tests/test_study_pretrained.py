@@ -201,21 +201,22 @@ def test_train_refuses_per_model_freeze_without_pretrained(tmp_path):
 # ------------------------------------------------------------------------------------------------ sweep settings
 def test_sweep_settings_hash_changes_with_the_model_options(tmp_path):
     from yolo_attn.compare.store import ConfigMismatch, Store
-    from yolo_attn.compare.sweep import _init_config, _model_spec
+    from yolo_attn.compare.sweep import Resolved, _init_config, _model_spec
     from yolo_attn.datasets import shapes_yaml
 
     def config(options, out):
         path = _yaml_with(tmp_path, options, "se.yaml")
         spec = _model_spec(str(path), 4, out, {})
-        return _init_config(Store(out), "shapes", shapes_yaml(), [spec], [0], spec["name"], 1, 64, {"lr0": 0.01}, None,
-                            "last", 1, allow_changes=False)
+        res = Resolved(seeds=[0], epochs=1, threads=1, data="shapes", data_yaml=shapes_yaml(), specs=[spec],
+                       baseline=spec.name, imgsz=64, t_args={"lr0": 0.01})
+        return _init_config(Store(out), res, allow_changes=False)
 
     plain = config(None, tmp_path / "a")
     # sweeps without options keep the settings (and hash) they always had
     assert "model_options" not in plain.settings() and "model_options" not in json.loads((tmp_path / "a" / "config.json").read_text())
     paper = config({"attn_init": "paper"}, tmp_path / "b")
     identity = config({"attn_init": "identity"}, tmp_path / "c")
-    assert paper.model_options == {"se": {"attn_init": "paper"}}
+    assert {k: o.as_dict() for k, o in paper.model_options.items()} == {"se": {"attn_init": "paper"}}
     assert len({plain.settings_hash, paper.settings_hash, identity.settings_hash}) == 3
     with pytest.raises(ConfigMismatch, match="model_options"):  # the same folder with the key changed
         config({"attn_init": "identity"}, tmp_path / "b")
@@ -224,15 +225,15 @@ def test_sweep_settings_hash_changes_with_the_model_options(tmp_path):
 def test_sweep_refuses_per_model_options_it_cannot_honour(tiny, stock_ckpt, tmp_path):
     """Before config.json and before any trial: per-model freeze or names load without --pretrained, and a names
     load under a sweep-level --freeze, are refused naming the model."""
-    from yolo_attn.compare import compare
+    from conftest import run_compare
 
     kw = dict(data=str(tiny), seeds=1, epochs=1, imgsz=64, progress=False, threads=1)
     frozen = _yaml_with(tmp_path, {"freeze": "backbone"}, "se-frozen.yaml")
     with pytest.raises(ModelOptionsError, match=r"model se-frozen .*yolo_attn\.freeze=backbone: freezes pretrained"):
-        compare(models=["yolov5n.yaml", str(frozen)], out=str(tmp_path / "a"), **kw)
+        run_compare(models=["yolov5n.yaml", str(frozen)], out=str(tmp_path / "a"), **kw)
     names = _yaml_with(tmp_path, {"load": "names"}, "se-names.yaml")
     with pytest.raises(ValueError, match=r"model se-names: yolo_attn\.load: names with freeze=backbone"):
-        compare(models=["yolov5n.yaml", str(names)], pretrained=str(stock_ckpt), train_args={"freeze": "backbone"},
+        run_compare(models=["yolov5n.yaml", str(names)], pretrained=str(stock_ckpt), train_args={"freeze": "backbone"},
                 out=str(tmp_path / "b"), **kw)
     assert not any((tmp_path / d / "config.json").exists() for d in "ab")
 
@@ -280,7 +281,9 @@ class FakeCompare:
         self.effects, self.noise, self.starts = effects, noise, starts
         self.calls = []
 
-    def __call__(self, data, models, seeds, epochs, imgsz, out, baseline, **kw):
+    def __call__(self, request, run, report=None):
+        models, seeds, epochs, out, baseline = request.models, request.seeds, request.epochs, run.out, request.baseline
+        kw = {"pretrained": request.start.pretrained}
         self.calls.append({"out": out, "models": [Path(m).stem for m in models], "pretrained": kw.get("pretrained")})
         sweep = Path(out).name
         maps = {}

@@ -30,14 +30,14 @@ def test_mlflow_store_holds_one_experiment_with_the_trials_named_and_the_summary
     from ultralytics.utils import SETTINGS
 
     from conftest import tiny_sweep_data
-    from yolo_attn.compare.sweep import compare
+    from conftest import run_compare
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"  # a local store (MLflow's folder store is in maintenance mode)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.chdir(tmp_path)  # anything MLflow writes beside its store stays in the test's folder
     monkeypatch.setitem(SETTINGS, "mlflow", True)
     out = tmp_path / "sweep-mlflow"
-    compare(models=["yolov5n.yaml", "yolov5n-se-backbone-end.yaml"], data=str(tiny_sweep_data(tmp_path)), seeds=2, epochs=1,
+    run_compare(models=["yolov5n.yaml", "yolov5n-se-backbone-end.yaml"], data=str(tiny_sweep_data(tmp_path)), seeds=2, epochs=1,
             imgsz=64, out=str(out), progress=False, workers=2, threads=1)  # trials start side by side: one store
     client = mlflow.MlflowClient(tracking_uri=uri)
     experiments = [e for e in client.search_experiments() if e.name != "Default"]

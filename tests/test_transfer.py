@@ -779,7 +779,9 @@ def test_non_finite_source_is_refused_everywhere(stock_n, tmp_path, capsys):
     assert main(["transfer", str(path), "yolov5n.yaml", "-o", str(out)]) == 1
     assert "yolo-attn transfer: error:" in capsys.readouterr().err and not out.exists()
 
-    spec = {"name": "yolov5n", "ref": "yolov5n.yaml"}
+    from yolo_attn.compare.request import ModelSpec
+
+    spec = ModelSpec("yolov5n", "yolov5n.yaml")
     with pytest.raises(ValueError, match="--pretrained .*diverged.pt does not transfer into yolov5n: .*2 of"):
         check_sweep_settings(None, str(path), [spec], 80)
 

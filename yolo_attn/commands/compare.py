@@ -54,17 +54,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--epochs", type=int, default=None, help="epochs per trial (default 6 on the shipped dataset; 5 with --data)")
     parser.add_argument("--imgsz", type=int, default=None, help="image size (default 128)")
     parser.add_argument("--batch", type=int, default=None, help=f"batch size (default {_default_batch()})")
-    parser.add_argument("--pretrained", help="stock checkpoint transferred into every model before training (the "
-                        "trials then use yolo_attn's fine-tuning settings, docs/pretrained.md; --train-arg overrides them)")
-    parser.add_argument("--attn-init", choices=("identity", "paper"), help="initialisation of every attention layer "
-                        "(default with --pretrained: identity, so each model starts predicting exactly as the "
-                        "checkpoint; without: as each YAML writes it). A model YAML's own yolo_attn: {attn_init: ...} "
-                        "key overrides it for that model (docs/pretrained.md)")
-    parser.add_argument("--freeze", help="with --pretrained: freeze these layers of the base model during training "
-                        "('backbone', a count N for layers 0..N-1, or a comma list of base indices); attention "
-                        "layers stay trainable; a model YAML's yolo_attn: {freeze: ...} overrides it for that model")
-    parser.add_argument("--attn-lr", type=float, help="learning-rate multiplier for the attention layers only "
-                        "(their own optimizer parameter groups; default 1)")
+    _start_arguments(parser)
     parser.add_argument("--trust", action="store_true", help="unpickle model checkpoints (--models X.pt) fully when "
                         "training (runs code in the files; only for files you made). Default: read without running code")
     parser.add_argument("--out", help="results folder (default runs/compare/<timestamp>); rerun it to resume")
@@ -109,6 +99,21 @@ def add_arguments(parser) -> None:
                         help="after the sweep, run yolo-attn diagnose on its checkpoints (OUT/diagnose; summary.md links it)")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
     parser.add_argument("--verbose", action="store_true", help="show Ultralytics' own output")
+
+
+def _start_arguments(parser) -> None:
+    """How every model starts (yolo_attn.compare.request.Start)."""
+    parser.add_argument("--pretrained", help="stock checkpoint transferred into every model before training (the "
+                        "trials then use yolo_attn's fine-tuning settings, docs/pretrained.md; --train-arg overrides them)")
+    parser.add_argument("--attn-init", choices=("identity", "paper"), help="initialisation of every attention layer "
+                        "(default with --pretrained: identity, so each model starts predicting exactly as the "
+                        "checkpoint; without: as each YAML writes it). A model YAML's own yolo_attn: {attn_init: ...} "
+                        "key overrides it for that model (docs/pretrained.md)")
+    parser.add_argument("--freeze", help="with --pretrained: freeze these layers of the base model during training "
+                        "('backbone', a count N for layers 0..N-1, or a comma list of base indices); attention "
+                        "layers stay trainable; a model YAML's yolo_attn: {freeze: ...} overrides it for that model")
+    parser.add_argument("--attn-lr", type=float, help="learning-rate multiplier for the attention layers only "
+                        "(their own optimizer parameter groups; default 1)")
 
 
 def _decision_arguments(parser) -> None:
@@ -169,37 +174,15 @@ def _pilot_out() -> str:
 def _run(args) -> int:
     from ..compare import compare, fmt_summary
     from ..compare.plan import finished_pilot, format_plan, make_plan
-    from ..compare.report import AGREEMENT_TOL, DEFAULT_EFFECT
     from ..compare.store import Store
 
-    train_args = _train_args(args.train_arg)
-    if args.trust:
-        train_args["trust"] = True  # read by yolo_attn.train.train (model=*.pt), not passed to Ultralytics
-    if args.batch is not None:
-        train_args["batch"] = args.batch
-    for key, value in (("attn_init", args.attn_init), ("freeze", _freeze(args.freeze)), ("attn_lr", args.attn_lr)):
-        if value is not None:
-            train_args[key] = value
-    effect = args.effect if args.effect is not None else DEFAULT_EFFECT
-    if effect <= 0:
-        raise ValueError(f"--effect must be positive, got {effect}")
-    decision, seeds = _decision(args)
-    epochs = args.epochs if args.epochs is not None else (5 if args.data else 6)
+    request, run_opts, report_opts = read_request(args)
     if args.plan:
-        found = finished_pilot(args.out, effect, args.boot)
+        found = finished_pilot(args.out, report_opts.effect, args.boot)
         if found:  # a finished sweep folder: plan from it, train nothing
-            print(format_plan(make_plan(found[0], found[1], effect), args.out))
+            print(format_plan(make_plan(found[0], found[1], report_opts.effect), args.out))
             return 0
-    summary = compare(
-        data=args.data, models=args.models, seeds=seeds, epochs=epochs, imgsz=args.imgsz if args.imgsz is not None else 128,
-        pretrained=stock_weights_path(args.pretrained), out=args.out, backend=args.backend, ray_address=args.ray_address,
-        control_width=args.control_width, baseline=args.baseline, train_args=train_args, weights=args.weights,
-        allow_changes=args.allow_changes, retry_failed=args.retry_failed, device=args.device, n_boot=args.boot,
-        tolerance=args.tolerance if args.tolerance is not None else AGREEMENT_TOL, cpus_per_trial=args.cpus_per_trial,
-        progress=not args.quiet, threads=args.threads, workers=args.workers, verbose=args.verbose,
-        max_trials=args.max_trials, effect=effect, eval_split=args.eval_split, decision=decision,
-        pair_hardware=args.pair_hardware,
-    )
+    summary = compare(request, run_opts, report_opts)
     print(fmt_summary(summary))
     if args.plan:
         if not summary.complete:
@@ -207,10 +190,38 @@ def _run(args) -> int:
             return 1
         store = Store(summary.out)
         records = list(store.latest(store.read_config().settings_hash).values())
-        print(format_plan(make_plan(summary, records, effect), summary.out))
+        print(format_plan(make_plan(summary, records, report_opts.effect), summary.out))
     if args.diagnose and summary.n_ok:
         _diagnose(summary, args.quiet)
     return _exit_status(summary)
+
+
+def read_request(args):
+    """The command line's sweep: (:class:`~yolo_attn.compare.request.SweepRequest`, :class:`RunOptions`,
+    :class:`ReportOptions`). ``--trust`` (also ``--train-arg trust=True``) is a run option: it says how checkpoint
+    files are read, not what is computed, so it stays out of the settings hash."""
+    from ..compare.request import ReportOptions, RunOptions, SweepRequest
+
+    train_args = _train_args(args.train_arg)
+    trust = bool(train_args.pop("trust", False)) or args.trust
+    if args.batch is not None:
+        train_args["batch"] = args.batch
+    for key, value in (("attn_init", args.attn_init), ("freeze", _freeze(args.freeze)), ("attn_lr", args.attn_lr)):
+        if value is not None:
+            train_args[key] = value
+    report_opts = ReportOptions(n_boot=args.boot, tolerance=args.tolerance, effect=args.effect)
+    decision, seeds = _decision(args)
+    request = SweepRequest.build(
+        train_args, stock_weights_path(args.pretrained), seeds, args.models, data=args.data,
+        epochs=args.epochs if args.epochs is not None else (5 if args.data else 6),
+        imgsz=args.imgsz if args.imgsz is not None else 128, weights=args.weights, eval_split=args.eval_split,
+        baseline=args.baseline, control_width=args.control_width, decision=decision)
+    run_opts = RunOptions(
+        out=args.out, backend=args.backend, ray_address=args.ray_address, workers=args.workers, threads=args.threads,
+        cpus_per_trial=args.cpus_per_trial, device=args.device, trust=trust, allow_changes=args.allow_changes,
+        retry_failed=args.retry_failed, max_trials=args.max_trials, pair_hardware=args.pair_hardware,
+        progress=not args.quiet, verbose=args.verbose)
+    return request, run_opts, report_opts
 
 
 def _decision(args):

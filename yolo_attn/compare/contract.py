@@ -13,6 +13,8 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from .request import ModelSpec
+
 
 @dataclass
 class TrialSpec:
@@ -38,6 +40,7 @@ class TrialSpec:
     threads: int | None = None  # CPU threads of this trial
     verbose: bool = False
     task: str = "detect"  # Ultralytics' task of the sweep's models: how the trial is trained and scored (yolo_attn.scoring)
+    trust: bool = False  # unpickle a model checkpoint (model_ref *.pt) fully (RunOptions.trust; not a setting)
 
     def record(self, **values) -> "TrialRecord":
         """A record of this trial (identity fields and its folder filled in)."""
@@ -127,9 +130,14 @@ class SweepConfig:
     Every field means one thing wherever it is read: ``data_fingerprint`` is the dataset's fingerprint (image
     counts and hashes per split), ``data_yaml`` the dataset YAML the trials read, ``data`` the dataset as the
     user named it; ``models`` the stored part of each model (name, YAML hash, control flag) and
-    ``model_specs`` the full specs (reference, parameters, options); ``pretrained_hash`` the stock
-    checkpoint's hash and ``pretrained_path`` the file. Files of older versions lack some informative keys:
-    :meth:`from_json` falls back to what they have.
+    ``model_specs`` the full specs (:class:`.request.ModelSpec`: reference, parameters, the YAML's own options);
+    ``pretrained_hash`` the stock checkpoint's hash and ``pretrained_path`` the file. Files of older versions lack
+    some informative keys: :meth:`from_json` falls back to what they have.
+
+    ``train_args`` are every trial's training arguments as hashed: Ultralytics' own and the start options
+    (``attn_init``, ``freeze``, ``attn_lr``). Files written before ``trust`` left the settings (it says how files
+    are read, :attr:`.request.RunOptions.trust`) may hold it there; it is kept as read, so that their hash stays
+    theirs (:func:`.sweep._init_config` carries it into the settings of a rerun), and never given to a trial.
     """
 
     settings_hash: str
@@ -143,10 +151,9 @@ class SweepConfig:
     pretrained_hash: str | None = None
     weights: str = "last"
     eval_split: str = "val"
-    model_options: dict[str, Any] = field(default_factory=dict)
     data_yaml: str | None = None
     data: str | None = None
-    model_specs: list[dict[str, Any]] = field(default_factory=list)
+    model_specs: list[ModelSpec] = field(default_factory=list)
     pretrained_path: str | None = None
     pretrained: str | None = None
     threads: int | None = None
@@ -164,9 +171,21 @@ class SweepConfig:
         return [m["name"] for m in self.models]
 
     @property
-    def specs(self) -> list[dict[str, Any]]:
+    def specs(self) -> list[ModelSpec]:
         """The full model specs (the stored entries of a file that has none)."""
-        return self.model_specs or self.models
+        return self.model_specs or [ModelSpec.from_dict(m) for m in self.models]
+
+    @property
+    def model_options(self) -> dict[str, Any]:
+        """Model name -> its YAML's own options (:class:`yolo_attn.weights.ModelOptions`), for the models that
+        have them: settings of the sweep (hashed)."""
+        return {m.name: m.options for m in self.specs if m.options is not None}
+
+    @property
+    def trial_args(self) -> dict[str, Any]:
+        """The training arguments a trial is given: :attr:`train_args` without a ``trust`` an earlier version
+        recorded there."""
+        return {k: v for k, v in self.train_args.items() if k != "trust"}
 
     @property
     def planned(self) -> list[int]:
@@ -181,7 +200,7 @@ class SweepConfig:
         if self.eval_split != "val":
             out["eval_split"] = self.eval_split
         if self.model_options:
-            out["model_options"] = self.model_options
+            out["model_options"] = {name: o.as_dict() for name, o in self.model_options.items()}
         if self.task != "detect":
             out["task"] = self.task
         return out
@@ -192,7 +211,7 @@ class SweepConfig:
         changes = {"_rule_changes": self.rule_changes} if self.rule_changes else {}
         return {**self.extra, **self.settings(), "settings_hash": self.settings_hash, "models": self.models,
                 "seeds": self.seeds, "baseline": self.baseline, "_data_yaml": self.data_yaml, "_data": self.data,
-                "_models": self.model_specs, "_pretrained_path": self.pretrained_path, "_pretrained": self.pretrained,
+                "_models": [m.to_dict() for m in self.model_specs], "_pretrained_path": self.pretrained_path, "_pretrained": self.pretrained,
                 "_threads": self.threads, "_environment": self.environment, "_planned_seeds": self.planned_seeds,
                 **rule, **changes}
 
@@ -209,10 +228,15 @@ class SweepConfig:
             imgsz=int(d.get("imgsz") or 0), models=list(d["models"]), seeds=[int(s) for s in d["seeds"]],
             baseline=d.get("baseline"), train_args=d.get("train_args") or {}, pretrained_hash=d.get("pretrained"),
             weights=d.get("weights") or "last", eval_split=d.get("eval_split") or "val",
-            model_options=d.get("model_options") or {}, data_yaml=d.get("_data_yaml"),
-            data=d.get("_data") or d.get("_data_yaml"), model_specs=list(d.get("_models") or []),
+            data_yaml=d.get("_data_yaml"), data=d.get("_data") or d.get("_data_yaml"),
+            model_specs=_read_specs(d.get("_models") or [], d.get("model_options") or {}),
             pretrained_path=d.get("_pretrained_path"), pretrained=d.get("_pretrained") or d.get("_pretrained_path"),
             threads=d.get("_threads"), environment=d.get("_environment") or {},
             planned_seeds=[int(s) for s in d.get("_planned_seeds") or []],
             rule=d.get("rule"), rule_changes=list(d.get("_rule_changes") or []), task=d.get("task") or "detect",
             extra={k: v for k, v in d.items() if k not in known})
+
+
+def _read_specs(specs: list[dict[str, Any]], options: dict[str, Any]) -> list[ModelSpec]:
+    """``config.json``'s ``_models``, each with the options its ``model_options`` (the hashed setting) gives it."""
+    return [ModelSpec.from_dict({**m, "options": options[m["name"]]} if m.get("name") in options else m) for m in specs]

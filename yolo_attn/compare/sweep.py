@@ -9,7 +9,9 @@ import os
 import re
 import sys
 import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from .._io import atomic_write
 from .._ultralytics import quiet_ultralytics
@@ -19,7 +21,9 @@ from ..datasets import DataCheckFailed, checked_dataset, resolve_dataset, shapes
 from ..train import YOLO_ATTN_ARGS, check_args, cpu_threads
 from . import report
 from .contract import SweepConfig, TrialSpec
-from .rounds import DecisionOptions, run_rounds, settle_rule
+from .report import WorkAhead
+from .request import ModelSpec, ReportOptions, RunOptions, SweepRequest
+from .rounds import run_rounds, settle_rule
 from .checks import check_batch, check_ddp, check_device, check_flags, check_model_names, open_results
 from .store import TRIAL_NAME_MAX, Store, legacy_trial_id, stable_hash, trial_id
 from .summary import SweepSummary
@@ -232,115 +236,135 @@ def _file_hash(ref: str) -> str:
     return f"builtin:{ref}"
 
 
-def compare(
-    data: str | None = None,
-    models: list[str] | None = None,
-    seeds: int | list[int] = 2,
-    epochs: int = 3,
-    imgsz: int = 128,
-    pretrained: str | None = None,
-    out: str | None = None,
-    backend: str = "local",
-    ray_address: str | None = None,
-    control_width: bool = False,
-    baseline: str | None = None,
-    train_args: dict | None = None,
-    weights: str = "last",
-    allow_changes: bool = False,
-    retry_failed: bool = False,
-    device: str | None = None,
-    n_boot: int = 1000,
-    tolerance: float = report.AGREEMENT_TOL,
-    threads: int | None = None,
-    cpus_per_trial: int | None = None,
-    workers: int | None = None,
-    progress: bool = True,
-    verbose: bool = False,
-    max_trials: int | None = None,
-    effect: float = report.DEFAULT_EFFECT,
-    eval_split: str | None = None,
-    decision: DecisionOptions | None = None,
-    pair_hardware: bool = False,
-) -> SweepSummary:
-    """Train every model with every seed under identical settings and write the comparison (see the package docs).
+@dataclass
+class Resolved:
+    """What a sweep's checks resolved from its request, before ``config.json`` is written (:func:`compare`'s stages
+    fill it in turn): the dataset (as named, its checked YAML, class names, scored split), the models
+    (:class:`.request.ModelSpec`, baseline, those built for the checks), the seeds and declared rule, the image size
+    Ultralytics trains at, every trial's training arguments and the thread count kept across resumes."""
 
-    Returns the sweep's summary; its files are in ``summary.out``. ``max_trials`` stops after that many
-    trials were trained in this call (the rest stays for a rerun), used by tests and for time-boxing.
-    Trials run seed by seed (every model of seed 0, the baseline first, then seed 1, ...), so a sweep
-    stopped early holds complete seeds: ``max_trials`` = models x k trains k whole seeds.
-    Every setting is checked (training arguments, model YAMLs, the pretrained checkpoint) before
-    ``config.json`` is written and before the first trial. Several processes may run the same sweep on
-    one ``out`` at once: they split the trials through the store's claims. ``eval_split`` (``val`` when None)
-    is the split of the final scoring of every trial; training validates on ``val`` each epoch whatever it is.
+    seeds: list[int]
+    epochs: int
+    threads: int
+    task: str = "detect"
+    rule: Any = None
+    pretrained: str | None = None
+    weights: str = "last"
+    data: str = ""
+    data_yaml: Path | None = None
+    names: Any = None
+    eval_split: str = "val"
+    specs: list[ModelSpec] = field(default_factory=list)
+    baseline: str = ""
+    imgsz: int = 0
+    n_train: int = 0  # training images
+    t_args: dict = field(default_factory=dict)
+    built: dict = field(default_factory=dict)  # ref -> model built for the checks (and, if small, the latency)
 
-    ``threads``: CPU threads of every trial (default 1 on CPU, see :func:`.workers.default_threads`;
-    kept in config.json for resumes). ``workers``: trials run at once by the local backend, each in its
-    own process (default: sized from the machine, :func:`.workers.plan_workers`; 0: one after the other
-    in this process).
+    @property
+    def nc(self) -> int:
+        return len(self.names)
 
-    ``decision`` (:class:`.rounds.DecisionOptions`): the decision rule declared in ``config.json`` before the first
-    trial; with ``until_decided`` the seeds run in rounds up to each look and a decided model trains no more
-    (:func:`.rounds.run_rounds`; ``seeds`` is then the most the rule may run).
-    ``pair_hardware``: Ray runs the arms of each seed on one node (one kind of hardware); the local backend's arms
-    always share this machine.
+
+def compare(request: SweepRequest | None = None, run: RunOptions | None = None,
+            report: ReportOptions | None = None) -> SweepSummary:
+    """Train every model of ``request`` with every seed under identical settings and write the comparison.
+
+    ``request`` (:class:`.request.SweepRequest`): what is computed, recorded in ``config.json`` and hashed;
+    ``run`` (:class:`.request.RunOptions`): where and how it runs; ``report`` (:class:`.request.ReportOptions`):
+    how the trials are summarised. Returns the sweep's summary; its files are in ``summary.out``.
+    Trials run seed by seed (every model of seed 0, the baseline first, then seed 1, ...), so a sweep stopped early
+    (``run.max_trials``, Ctrl-C) holds complete seeds. Every setting is checked (training arguments, model YAMLs,
+    the pretrained checkpoint, the data) before ``config.json`` is written and before the first trial. Several
+    processes may run the same sweep on one folder at once: they split the trials through the store's claims.
+    A declared decision rule (``request.decision``, :class:`.rounds.DecisionOptions`) is written into
+    ``config.json`` before the first trial; with ``until_decided`` the seeds run in rounds up to each look and a
+    decided model trains no more (:func:`.rounds.run_rounds`; ``request.seeds`` is then the most the rule may run).
     """
-    if backend not in ("local", "ray"):
-        raise ValueError(f"unknown backend {backend!r} (local or ray)")
-    seed_list = check_flags(seeds, n_boot, threads, workers, max_trials, tolerance)  # before anything is written
-    rule = (decision or DecisionOptions()).rule(len(seed_list))
-    check_args({"epochs": epochs, "imgsz": imgsz})  # Ultralytics' type and range rules (epochs >= 1), and imgsz >= 1
-    check_batch((train_args or {}).get("batch"))
-    check_ddp(device, workers, (train_args or {}).get("batch"), backend)  # --device 0,1: DDP per trial
-    if backend == "local":  # a Ray cluster's devices are not this machine's
-        check_device(device)
-    task = sweep_task(models)  # a task without a scorer is refused here, before anything is written or trained
-    out_dir = Path(out) if out else default_out()
-    store = open_results(out_dir)
-    if backend == "ray":  # a Ray trial trains with the CPUs Ray reserves for it, never more
-        cpus_per_trial = cpus_per_trial or threads or 1
-        threads = cpus_per_trial
-    threads = _sweep_threads(store, threads, device)
-    log = (lambda s: print(f"[compare] {s}", file=sys.stderr, flush=True)) if progress else (lambda s: None)
+    request, run, report = request or SweepRequest(), run or RunOptions(), report or ReportOptions()
+    res = _checked_request(request, run, report)  # before anything is written
+    store = open_results(Path(run.out) if run.out else default_out())
+    run = _settled_threads(store, run)
+    res.threads = run.threads
+    log = (lambda s: print(f"[compare] {s}", file=sys.stderr, flush=True)) if run.progress else (lambda s: None)
     warn = lambda s: print(f"[compare] WARNING: {s}", file=sys.stderr, flush=True)  # noqa: E731  (also with --quiet)
-
-    data = data or default_data(task)  # the synthetic shapes dataset of the task (named in the report's title)
-    ds = _checked_data(data, out_dir, log, task)
-    data_yaml, names = ds.yaml, ds.names
-    eval_split = choose_eval_split(ds, eval_split, weights, log)
-    nc = len(names)
-    built: dict = {}  # each model built once for its checks (cost, stride) and, if small, the latency
-    specs_m, base_name = _model_specs(models, baseline, control_width, nc, out_dir, log, built)
-    imgsz = _trained_imgsz(int(imgsz), specs_m, nc, warn, built)
-    if sum(m["params"] for m in specs_m) > KEEP_BUILT_PARAMS:
-        built.clear()  # large models: built again for the latency rather than held while the trials train
-    t_args = check_sweep_settings(train_args, pretrained, specs_m, nc)
-    choice = require_one_optimizer(t_args, len(ds.images("train")), nc, [int(epochs)])
-    log(f"optimizer: {choice.name} (lr {choice.lr:g}, momentum {choice.momentum})")
-    config = _init_config(store, data, data_yaml, specs_m, seed_list, base_name, epochs, imgsz, t_args, pretrained,
-                          weights, threads, allow_changes, eval_split, rule, task)
-    shash = config.settings_hash
-
-    all_trials, todo = _trial_specs(store, config, specs_m, seed_list, data_yaml, nc, names, out_dir, device, threads,
-                                    verbose, retry_failed)
-    ahead = report.WorkAhead(store, shash, n_boot)
-
-    def train(specs: list[TrialSpec], n_recorded: int) -> None:  # the worker processes start now, after every check
-        prog = Progress(n_recorded + len(specs), int(epochs), n_done=n_recorded, enabled=progress)
-        plan = _plan(backend, threads, device, len(specs), workers, log, warn)
-        run_trials(store, specs, shash, backend, prog, log, retry_failed=retry_failed, ray_address=ray_address,
-                   cpus_per_trial=cpus_per_trial, plan=plan, spare_core=ahead.step, pair_hardware=pair_hardware)
-        _restore_threads(threads)  # trials run in this process (--workers 0) leave their own count
-
+    _resolve_data(res, request, store.root, log)
+    _resolve_models(res, request, store.root, log, warn)
+    _resolve_settings(res, request, log)
+    config = _init_config(store, res, run.allow_changes)
+    all_trials, todo = _trial_specs(store, config, res, run)
+    ahead = WorkAhead(store, config.settings_hash, report.n_boot)
+    train = _trainer(store, config.settings_hash, res, run, ahead, log, warn)
     if config.rule is not None:
-        all_trials = _rounds(store, config, all_trials, todo, train, ahead, max_trials, log)
+        all_trials = _rounds(store, config, all_trials, todo, train, ahead, run.max_trials, log)
     else:
-        log(f"{len(all_trials)} trials ({len(specs_m)} models x {len(seed_list)} seeds): "
-            f"{len(all_trials) - len(todo)} already recorded, {len(todo)} to run; results in {out_dir}")
-        todo = todo[:max_trials] if max_trials is not None else todo
+        log(f"{len(all_trials)} trials ({len(res.specs)} models x {len(res.seeds)} seeds): "
+            f"{len(all_trials) - len(todo)} already recorded, {len(todo)} to run; results in {store.root}")
+        todo = todo[:run.max_trials] if run.max_trials is not None else todo
         if todo:
             train(todo, len(all_trials) - len(todo))
-    bench = _latency(out_dir, shash, specs_m, int(imgsz), nc, threads, log, built)
-    return _write_report(store, config, all_trials, bench, n_boot, tolerance, out_dir, log, effect, ahead)
+    bench = _latency(store.root, config.settings_hash, res.specs, res.imgsz, res.nc, res.threads, log, res.built)
+    return _write_report(store, config, all_trials, bench, report, log, ahead)
+
+
+def _checked_request(request: SweepRequest, run: RunOptions, report: ReportOptions) -> Resolved:
+    """The request's flags checked before anything is written or started; its seeds, rule and task resolved."""
+    seed_list = check_flags(request.seeds, report.n_boot, run.threads, run.workers, run.max_trials, report.tolerance)
+    rule = request.decision.rule(len(seed_list))
+    check_args({"epochs": request.epochs, "imgsz": request.imgsz})  # Ultralytics' rules (epochs >= 1), imgsz >= 1
+    check_batch(request.train_args.get("batch"))
+    check_ddp(run.device, run.workers, request.train_args.get("batch"), run.backend)  # --device 0,1: DDP per trial
+    if run.backend == "local":  # a Ray cluster's devices are not this machine's
+        check_device(run.device)
+    task = sweep_task(request.models)  # a task without a scorer is refused here, before anything is written or trained
+    return Resolved(seeds=seed_list, epochs=int(request.epochs), threads=0, task=task, rule=rule,
+                    pretrained=request.start.pretrained, weights=request.weights)
+
+
+def _settled_threads(store: Store, run: RunOptions) -> RunOptions:
+    """``run`` with the one thread count of every trial (:func:`_sweep_threads`); on Ray the CPUs it reserves."""
+    threads, cpus = run.threads, run.cpus_per_trial
+    if run.backend == "ray":  # a Ray trial trains with the CPUs Ray reserves for it, never more
+        cpus = threads = cpus or threads or 1
+    return replace(run, threads=_sweep_threads(store, threads, run.device), cpus_per_trial=cpus)
+
+
+def _resolve_data(res: Resolved, request: SweepRequest, out_dir: Path, log) -> None:
+    """The dataset (default: the synthetic shapes of the task, named in the report's title), checked, and the
+    split of the final scoring."""
+    res.data = request.data or default_data(res.task)
+    ds = _checked_data(res.data, out_dir, log, res.task)
+    res.data_yaml, res.names = ds.yaml, ds.names
+    res.eval_split = choose_eval_split(ds, request.eval_split, request.weights, log)
+    res.n_train = len(ds.images("train"))
+
+
+def _resolve_models(res: Resolved, request: SweepRequest, out_dir: Path, log, warn) -> None:
+    """The models copied, built and costed once (kept built for the latency when small), the baseline, the
+    image size they train at."""
+    res.specs, res.baseline = _model_specs(request, res.nc, out_dir, log, res.built)
+    res.imgsz = _trained_imgsz(int(request.imgsz), res.specs, res.nc, warn, res.built)
+    if sum(m.params for m in res.specs) > KEEP_BUILT_PARAMS:
+        res.built.clear()  # large models: built again for the latency rather than held while the trials train
+
+
+def _resolve_settings(res: Resolved, request: SweepRequest, log) -> None:
+    """Every trial's training arguments, checked, and the one optimizer they train with."""
+    res.t_args = check_sweep_settings(request.sweep_args(), res.pretrained, res.specs, res.nc)
+    choice = require_one_optimizer(res.t_args, res.n_train, res.nc, [res.epochs])
+    log(f"optimizer: {choice.name} (lr {choice.lr:g}, momentum {choice.momentum})")
+
+
+def _trainer(store: Store, shash: str, res: Resolved, run: RunOptions, ahead, log, warn):
+    """``train(specs, n_recorded)``: the trials run on the backend; the worker processes start at its first call,
+    after every check."""
+    def train(specs: list[TrialSpec], n_recorded: int) -> None:
+        prog = Progress(n_recorded + len(specs), res.epochs, n_done=n_recorded, enabled=run.progress)
+        plan = _plan(run, res.threads, len(specs), log, warn)
+        run_trials(store, specs, shash, run, prog, log, plan=plan, spare_core=ahead.step)
+        _restore_threads(res.threads)  # trials run in this process (--workers 0) leave their own count
+
+    return train
 
 
 def _rounds(store: Store, config: SweepConfig, all_trials: list[str], todo: list[TrialSpec], train, ahead,
@@ -368,14 +392,14 @@ def default_out() -> Path:
     return Path("runs") / "compare" / _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
 
 
-def _plan(backend: str, threads: int, device, n_todo: int, workers: int | None, log, warn):
+def _plan(run: RunOptions, threads: int, n_todo: int, log, warn):
     """The local backend's worker processes for ``n_todo`` trials (None for Ray), said in the log; a capped
     ``--workers`` is said even with ``--quiet``."""
     from .workers import plan_workers
 
-    if backend != "local":
+    if run.backend != "local":
         return None
-    plan = plan_workers(threads, device, n_todo, workers)
+    plan = plan_workers(threads, run.device, n_todo, run.workers)
     if plan.capped:
         warn(plan.capped)
     log(f"running {plan.describe()}" if plan.workers else f"running in this process with {threads} thread(s)")
@@ -456,7 +480,7 @@ def _checked_data(data: str, out_dir: Path, log, task: str = "detect"):
     return ds
 
 
-def _model_spec(ref: str, nc: int, out_dir: Path, built: dict) -> dict:
+def _model_spec(ref: str, nc: int, out_dir: Path, built: dict) -> ModelSpec:
     """Resolved, copied and built model reference: name, path, YAML hash, parameters and GFLOPs (the built model
     kept in ``built`` under its path, for the sweep's other checks)."""
     from ..weights import read_model_options
@@ -464,50 +488,47 @@ def _model_spec(ref: str, nc: int, out_dir: Path, built: dict) -> dict:
     resolved = resolve_model(ref)
     options = read_model_options(resolved)  # the YAML's own yolo_attn: key; errors name the user's file
     r = materialize(resolved, out_dir / "models")
-    m = {"name": model_label(ref), "ref": r, "hash": _file_hash(r)}
-    if not options.empty:
-        m["options"] = options.as_dict()
     try:
         with quiet_ultralytics():
             model = build(r, nc)
-        m["params"], m["gflops_640"] = model_cost(r, nc, 640, model)
+        params, gflops = model_cost(r, nc, 640, model)
         built[r] = model
     except Exception as exc:  # the YAML does not build: stop before config.json and the first trial
         raise ValueError(f"model {ref} ({r}) does not build: {type(exc).__name__}: {exc}") from exc
-    return m
+    return ModelSpec(model_label(ref), r, _file_hash(r), params, gflops, options=None if options.empty else options)
 
 
-def _model_specs(models, baseline, control_width: bool, nc: int, out_dir: Path, log,
-                 built: dict) -> tuple[list[dict], str]:
-    models = list(models or [m for m in DEFAULT_MODELS if _exists(m)])
+def _model_specs(request: SweepRequest, nc: int, out_dir: Path, log, built: dict) -> tuple[list[ModelSpec], str]:
+    """The request's models (default: :data:`DEFAULT_MODELS`) as specs, with the width control when asked for;
+    and the baseline's name."""
+    models = list(request.models or [m for m in DEFAULT_MODELS if _exists(m)])
     if not models:
         raise ValueError("no models given")
     check_model_names(models, [model_label(ref) for ref in models])  # before any file is copied or built
-    specs_m = [_model_spec(ref, nc, out_dir, built) for ref in models]
-    base_name = model_label(baseline) if baseline else specs_m[0]["name"]
-    if base_name not in [m["name"] for m in specs_m]:
-        raise ValueError(f"baseline {baseline!r} is not one of the models")
-    if control_width:
-        base_spec = next(m for m in specs_m if m["name"] == base_name)
-        target = max(m["params"] for m in specs_m)
-        if target <= base_spec["params"]:
+    specs = [_model_spec(ref, nc, out_dir, built) for ref in models]
+    base_name = model_label(request.baseline) if request.baseline else specs[0].name
+    if base_name not in [m.name for m in specs]:
+        raise ValueError(f"baseline {request.baseline!r} is not one of the models")
+    if request.control_width:
+        base_spec = next(m for m in specs if m.name == base_name)
+        target = max(m.params for m in specs)
+        if target <= base_spec.params:
             log("control: no model has more parameters than the baseline; no control added")
         else:
-            path, w, n = width_control(base_spec["ref"], target, nc, out_dir / "models")
-            ctrl = {"name": path.stem, "ref": str(path.resolve()), "hash": _file_hash(str(path)), "control": True,
-                    "width_multiple": w}
-            ctrl["params"], ctrl["gflops_640"] = model_cost(ctrl["ref"], nc, 640)
-            specs_m.append(ctrl)
-            check_model_names([*models, ctrl["ref"]], [m["name"] for m in specs_m])
+            path, w, n = width_control(base_spec.ref, target, nc, out_dir / "models")
+            ref = str(path.resolve())
+            specs.append(ModelSpec(path.stem, ref, _file_hash(str(path)), *model_cost(ref, nc, 640), control=True,
+                                   width_multiple=w))
+            check_model_names([*models, ref], [m.name for m in specs])
             log(f"control: {path.name} ({n:,} parameters vs largest model {target:,})")
-    return specs_m, base_name
+    return specs, base_name
 
 
-def _trained_imgsz(imgsz: int, specs_m: list[dict], nc: int, warn, built: dict) -> int:
+def _trained_imgsz(imgsz: int, specs: list[ModelSpec], nc: int, warn, built: dict) -> int:
     """The image size every model is trained at, as Ultralytics rounds it (a multiple of the largest stride)."""
     from .._ultralytics import train_imgsz
     with quiet_ultralytics():
-        used = max(train_imgsz(imgsz, built[m["ref"]] if m["ref"] in built else build(m["ref"], nc)) for m in specs_m)
+        used = max(train_imgsz(imgsz, built[m.ref] if m.ref in built else build(m.ref, nc)) for m in specs)
     if used != imgsz:
         warn(f"--imgsz {imgsz} is not a multiple of the models' largest stride: Ultralytics trains at {used}, "
             f"and {used} is what this sweep records")
@@ -542,7 +563,7 @@ def require_one_optimizer(t_args: dict, n_train: int, nc: int, epochs: list[int]
     return next(iter(found.values()))
 
 
-def check_sweep_settings(train_args: dict | None, pretrained: str | None, specs_m: list[dict], nc: int) -> dict:
+def check_sweep_settings(train_args: dict | None, pretrained: str | None, specs_m: list[ModelSpec], nc: int) -> dict:
     """Check what every trial would otherwise find out one by one; return the full training arguments.
 
     Training arguments: known Ultralytics keys (close matches suggested), not one the sweep sets itself,
@@ -558,7 +579,7 @@ def check_sweep_settings(train_args: dict | None, pretrained: str | None, specs_
     check_sweep_file_args(train_args or {})
     t_args = sweep_train_args(train_args, pretrained)
     check_args({k: v for k, v in t_args.items() if k not in YOLO_ATTN_ARGS})  # trust, attn_init: yolo_attn's own
-    check_pretrained_options(t_args, pretrained, [m["ref"] for m in specs_m])
+    check_pretrained_options(t_args, pretrained, [m.ref for m in specs_m])
     options = check_model_options(t_args, pretrained, specs_m)
     if pretrained:
         from ..weights import load_checkpoint
@@ -569,19 +590,19 @@ def check_sweep_settings(train_args: dict | None, pretrained: str | None, specs_
             raise FileNotFoundError(f"--pretrained {pretrained}: no such file")
         ckpt = load_checkpoint(pretrained)  # read once (safely) for every model's check
         for m in specs_m:
-            opts = options[m["name"]]
+            opts = options[m.name]
             load = load_by_name if opts.load_mode == "names" else transfer_weights
             with quiet_ultralytics():
-                model = build(m["ref"], nc, init=effective(opts, t_args.get("attn_init"))[0])
+                model = build(m.ref, nc, init=effective(opts, t_args.get("attn_init"))[0])
             try:
                 with quiet_ultralytics():
                     report = load(ckpt, model)
                 _check_freeze(effective(opts, freeze=t_args.get("freeze"))[1], model, report, ckpt)
             except ForeignCheckpointError:
                 fit = transfer_weights(ckpt, model, allow_foreign=True)
-                raise ValueError(_foreign(pretrained, m["name"], fit)) from None
+                raise ValueError(_foreign(pretrained, m.name, fit)) from None
             except Exception as exc:
-                raise ValueError(f"--pretrained {pretrained} does not transfer into {m['name']}: {exc}") from exc
+                raise ValueError(f"--pretrained {pretrained} does not transfer into {m.name}: {exc}") from exc
     return t_args
 
 
@@ -604,58 +625,57 @@ def _foreign(pretrained: str, name: str, fit) -> str:
             "or transfer it once with 'yolo-attn transfer --allow-foreign' and compare the result with --models FILE.pt")
 
 
-def check_model_options(t_args: dict, pretrained: str | None, specs_m: list[dict]) -> dict:
+def check_model_options(t_args: dict, pretrained: str | None, specs_m: list[ModelSpec]) -> dict:
     """Model name -> :class:`~yolo_attn.weights.ModelOptions` (each YAML's ``yolo_attn:`` key), checked against
     the sweep: per-model ``freeze``/``load: names`` need ``--pretrained``; ``load: names`` takes no freeze."""
-    from ..weights import ModelOptions, check_with_pretrained, effective, parse_model_options
+    from ..weights import ModelOptions, check_with_pretrained, effective
 
     out = {}
     for m in specs_m:
-        opts = parse_model_options(m.get("options"), m["name"]) if m.get("options") else ModelOptions()
-        check_with_pretrained(opts, pretrained, f"model {m['name']} ({m['ref']})")
+        opts = m.options or ModelOptions()
+        check_with_pretrained(opts, pretrained, f"model {m.name} ({m.ref})")
         freeze = effective(opts, freeze=t_args.get("freeze"))[1]
         if opts.load_mode == "names" and freeze not in (None, 0, [], False):
-            raise ValueError(f"model {m['name']}: yolo_attn.load: names with freeze={freeze} (the sweep's --freeze) is not "
+            raise ValueError(f"model {m.name}: yolo_attn.load: names with freeze={freeze} (the sweep's --freeze) is not "
                              "supported: freeze is read in the base model's layer indices, which only the structure "
                              "transfer maps to the model")
-        out[m["name"]] = opts
+        out[m.name] = opts
     return out
 
 
-def _init_config(store: Store, data, data_yaml: Path, specs_m: list[dict], seed_list: list[int], base_name: str,
-                 epochs: int, imgsz: int, t_args: dict, pretrained, weights: str, threads: int, allow_changes: bool,
-                 eval_split: str = "val", rule=None, task: str = "detect") -> SweepConfig:
-    """Store the sweep's settings in config.json (or check them against the stored ones); ``rule``: the decision rule
-    this run declares (:func:`.rounds.settle_rule`: the stored one kept, another refused or recorded)."""
+def _init_config(store: Store, res: Resolved, allow_changes: bool = False) -> SweepConfig:
+    """Store the sweep's settings in config.json (or check them against the stored ones); the decision rule this run
+    declares is settled with the stored one (:func:`.rounds.settle_rule`: the stored one kept, another refused or
+    recorded). A folder whose training arguments hold ``trust`` (written before it left the settings) keeps it
+    there, and so keeps its settings hash, whatever this run's ``trust``."""
     prior = store.read_config()
-    rule, change = settle_rule(prior.rule, rule, allow_changes) if prior else (rule, None)
+    rule, change = settle_rule(prior.rule, res.rule, allow_changes) if prior else (res.rule, None)
     changes = list(prior.rule_changes if prior else [])
     if change:
         changes.append({**change, "at": _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat(),
                         "trials_recorded": len(store.latest(prior.settings_hash))})
+    legacy = {"trust": prior.train_args["trust"]} if prior and "trust" in prior.train_args else {}
+    pretrained = res.pretrained
     config = SweepConfig(
-        settings_hash="", data_fingerprint=_data_fingerprint(data_yaml, eval_split), epochs=int(epochs),
-        imgsz=int(imgsz), train_args=t_args, pretrained_hash=_file_hash(pretrained) if pretrained else None,
-        weights=weights, eval_split=eval_split,
-        # per-model options (a model YAML's yolo_attn: key) are settings only where a model has them
-        model_options={m["name"]: m["options"] for m in specs_m if m.get("options")},
-        models=[{k: v for k, v in m.items() if k in ("name", "hash", "control")} for m in specs_m],
-        seeds=seed_list, baseline=base_name, data_yaml=str(data_yaml), data=str(data), model_specs=specs_m,
-        pretrained_path=str(Path(pretrained).resolve()) if pretrained else None,
-        pretrained=str(pretrained) if pretrained else None, threads=threads, environment=environment(threads),
+        settings_hash="", data_fingerprint=_data_fingerprint(res.data_yaml, res.eval_split), epochs=res.epochs,
+        imgsz=int(res.imgsz), train_args={**res.t_args, **legacy},
+        pretrained_hash=_file_hash(pretrained) if pretrained else None, weights=res.weights, eval_split=res.eval_split,
+        models=[m.stored() for m in res.specs], seeds=res.seeds, baseline=res.baseline, data_yaml=str(res.data_yaml),
+        data=str(res.data), model_specs=res.specs, pretrained_path=str(Path(pretrained).resolve()) if pretrained else None,
+        pretrained=str(pretrained) if pretrained else None, threads=res.threads, environment=environment(res.threads),
         # the seeds planned when the folder was created: extending them later is named in the report
-        planned_seeds=prior.planned if prior else seed_list, rule=rule.to_dict() if rule else None,
-        rule_changes=changes, task=task)
+        planned_seeds=prior.planned if prior else res.seeds, rule=rule.to_dict() if rule else None,
+        rule_changes=changes, task=res.task)
     config.settings_hash = stable_hash(config.settings())
     config = store.init_config(config, allow_changes=allow_changes)
     # this run's own names and specs (a folder continued from another directory keeps its settings, not its paths)
-    config.model_specs, config.data, config.pretrained = specs_m, str(data), str(pretrained) if pretrained else None
+    config.model_specs, config.data, config.pretrained = res.specs, str(res.data), str(pretrained) if pretrained else None
     return config
 
 
-def _trial_specs(store: Store, config: dict, specs_m: list[dict], seed_list: list[int], data_yaml: Path, nc: int,
-                 names, out_dir: Path, device, threads: int, verbose: bool, retry_failed: bool):
-    """Every trial id of the sweep, and the specs of those to run (ok trials never again; failed ones on request).
+def _trial_specs(store: Store, config: SweepConfig, res: Resolved, run: RunOptions):
+    """Every trial id of the sweep, and the specs of those to run (ok trials never again; failed ones with
+    ``run.retry_failed``).
 
     Seed by seed: every model of the first seed (the baseline first), then every model of the next, so a sweep
     stopped early (interrupted, ``max_trials``) holds complete seeds, each a paired difference to the baseline.
@@ -663,64 +683,65 @@ def _trial_specs(store: Store, config: dict, specs_m: list[dict], seed_list: lis
     shash = config.settings_hash
     latest = store.latest(shash)
     records = store.trial_records()  # of every settings: the trial folders they trained in
-    pretrained = config.pretrained_path
-    models = sorted(specs_m, key=lambda m: m["name"] != config.baseline)  # stable: the rest as given
-    ids = {(m["name"], s): _trial_id(latest, m["name"], s) for s in seed_list for m in models}
+    models = sorted(res.specs, key=lambda m: m.name != config.baseline)  # stable: the rest as given
+    ids = _trial_ids(store, latest, [m.name for m in models], res.seeds)
+    all_trials, todo = [], []
+    for s in res.seeds:
+        for m in models:
+            tid = ids[m.name, s]
+            all_trials.append(tid)
+            prev = latest.get(tid)
+            if prev is not None and (prev.ok or not run.retry_failed):
+                continue
+            todo.append(TrialSpec(
+                trial_id=tid, model=m.name, model_ref=m.ref, seed=s, settings_hash=shash,
+                trial_dir=str(store.trial_folder(tid, shash, records).resolve()), store_root=str(store.root.resolve()),
+                data=str(Path(res.data_yaml).resolve()), epochs=config.epochs, imgsz=config.imgsz,
+                train_args=config.trial_args, pretrained=config.pretrained_path, nc=res.nc, names=res.names,
+                weights=config.weights, eval_split=config.eval_split, device=run.device, threads=res.threads,
+                verbose=run.verbose, task=config.task, trust=run.trust))
+    return all_trials, todo
+
+
+def _trial_ids(store: Store, latest: dict, names: list[str], seeds: list[int]) -> dict[tuple[str, int], str]:
+    """(model, seed) -> trial id (:func:`_trial_id`); two models that would share one id are refused."""
+    ids = {(name, s): _trial_id(latest, name, s) for s in seeds for name in names}
     owner: dict[str, str] = {}
     for (name, _), tid in ids.items():
         if owner.setdefault(tid, name) != name:  # a record of an earlier version holds the other's id
             raise ValueError(f"models {owner[tid]!r} and {name!r} would both train trial {tid} ({store.trials_path} "
                              "holds it under the name an earlier version gave it); rename one of the files")
-    all_trials, todo = [], []
-    for s in seed_list:
-        for m in models:
-            tid = ids[m["name"], s]
-            all_trials.append(tid)
-            prev = latest.get(tid)
-            if prev is not None and (prev.ok or not retry_failed):
-                continue
-            todo.append(TrialSpec(
-                trial_id=tid, model=m["name"], model_ref=m["ref"], seed=s, settings_hash=shash,
-                trial_dir=str(store.trial_folder(tid, shash, records).resolve()), store_root=str(out_dir.resolve()),
-                data=str(Path(data_yaml).resolve()), epochs=config.epochs, imgsz=config.imgsz,
-                train_args=config.train_args, pretrained=pretrained, nc=nc, names=names,
-                weights=config.weights, eval_split=config.eval_split, device=device, threads=threads,
-                verbose=verbose, task=config.task))
-    return all_trials, todo
+    return ids
 
 
 WAIT_POLL_S = 2.0  # how often a sweep looks at trials another process is training
 
 
-def run_trials(store: Store, todo: list[TrialSpec], shash: str, backend: str, prog, log, retry_failed: bool = False,
-               ray_address: str | None = None, cpus_per_trial: int | None = None, plan=None, started=None,
-               spare_core=None, pair_hardware: bool = False) -> None:
-    """Run ``todo`` on the backend, claiming each trial first; then wait for those other processes hold.
+def run_trials(store: Store, todo: list[TrialSpec], shash: str, run: RunOptions, prog, log, plan=None,
+               spare_core=None) -> None:
+    """Run ``todo`` on ``run``'s backend, claiming each trial first; then wait for those other processes hold.
 
     A trial another live process is training is skipped; when this process has nothing left, it waits
     until those trials are recorded, or their claims go stale (the process died), and then trains them.
     ``plan`` (a :class:`.workers.WorkerPlan`): the local backend's worker processes (None: in this process);
-    ``started`` (a :class:`.workers.WorkerPool`): some of them started already; ``spare_core``: work for a core the
-    last trials leave free (the report's, :class:`.report.WorkAhead`). Interrupted (Ctrl-C), the claims of the trials
+    ``spare_core``: work for a core the last trials leave free (the report's, :class:`.report.WorkAhead`). Interrupted (Ctrl-C), the claims of the trials
     it was running are released.
     """
     _prepare_trackers(store.root, log)
     try:
-        _run_trials(store, todo, shash, backend, prog, log, retry_failed, ray_address, cpus_per_trial, plan, started,
-                    spare_core, pair_hardware)
+        _run_trials(store, todo, shash, run, prog, log, plan, spare_core)
     finally:
         store.release_all()
 
 
-def _run_trials(store: Store, todo: list[TrialSpec], shash: str, backend: str, prog, log, retry_failed: bool,
-                ray_address: str | None, cpus_per_trial: int | None, plan, started, spare_core=None,
-                pair_hardware: bool = False) -> None:
+def _run_trials(store: Store, todo: list[TrialSpec], shash: str, run: RunOptions, prog, log, plan,
+                spare_core=None) -> None:
     from .backends import run_local, run_ray
 
     t0 = time.time()
 
     def claim(spec: TrialSpec) -> bool:
-        return store.claim(spec.trial_id, shash, retry_failed)
+        return store.claim(spec.trial_id, shash, run.retry_failed)
 
     def on_done(spec: TrialSpec, rec) -> None:
         try:
@@ -731,11 +752,11 @@ def _run_trials(store: Store, todo: list[TrialSpec], shash: str, backend: str, p
 
     waiting_logged = set()
     while True:
-        if backend == "ray":
-            run_ray(todo, on_done, address=ray_address, cpus_per_trial=cpus_per_trial, progress=prog, claim=claim,
-                    pair_hardware=pair_hardware)
+        if run.backend == "ray":
+            run_ray(todo, on_done, address=run.ray_address, cpus_per_trial=run.cpus_per_trial, progress=prog,
+                    claim=claim, pair_hardware=run.pair_hardware)
         else:
-            run_local(todo, on_done, progress=prog, claim=claim, plan=plan, started=started, spare_core=spare_core)
+            run_local(todo, on_done, progress=prog, claim=claim, plan=plan, spare_core=spare_core)
         done = {r.trial_id for r in store.trial_records(shash) if r.ok or (r.recorded_at or 0) >= t0}
         todo = [s for s in todo if s.trial_id not in done]
         if not todo:
@@ -749,28 +770,30 @@ def _run_trials(store: Store, todo: list[TrialSpec], shash: str, backend: str, p
         time.sleep(WAIT_POLL_S if others else 0)
 
 
-def _latency(out_dir: Path, shash: str, specs_m: list[dict], imgsz: int, nc: int, threads: int, log,
+def _latency(out_dir: Path, shash: str, specs_m: list[ModelSpec], imgsz: int, nc: int, threads: int, log,
              built: dict | None = None) -> dict:
     """Latency, measured once per sweep in this process with the models interleaved (``built``: some already built)."""
     import torch
 
     bench_path = out_dir / "latency.json"
     bench = json.loads(bench_path.read_text()) if bench_path.is_file() else {}
-    if bench.get("settings_hash") != shash or set(bench.get("ms", {})) != {m["name"] for m in specs_m}:
+    if bench.get("settings_hash") != shash or set(bench.get("ms", {})) != {m.name for m in specs_m}:
         log("measuring inference latency (models interleaved)")
-        ms = measure_latency({m["name"]: m["ref"] for m in specs_m}, imgsz, nc, threads, built=built)
+        ms = measure_latency({m.name: m.ref for m in specs_m}, imgsz, nc, threads, built=built)
         bench = {"settings_hash": shash, "imgsz": imgsz, "threads": threads, "ms": ms}
         atomic_write(bench_path, json.dumps(bench, indent=2))
         torch.set_num_threads(threads)
     return bench
 
 
-def _write_report(store: Store, config: SweepConfig, all_trials: list[str], bench: dict, n_boot: int, tolerance: float,
-                  out_dir: Path, log, effect: float = report.DEFAULT_EFFECT, ahead=None) -> SweepSummary:
+def _write_report(store: Store, config: SweepConfig, all_trials: list[str], bench: dict, options: ReportOptions, log,
+                  ahead=None) -> SweepSummary:
     shash = config.settings_hash
     latest = store.latest(shash)  # trials.jsonl read once
     records = list(latest.values())
-    summary = report.summarize(store, config, n_boot=n_boot, tol=tolerance, bench=bench["ms"], effect=effect, ahead=ahead)
+    summary = report.summarize(store, config, n_boot=options.n_boot, tol=options.tolerance, bench=bench["ms"],
+                               effect=options.effect, ahead=ahead)
+    out_dir = store.root
     summary.out = str(out_dir)
     summary.complete = all(t in latest for t in all_trials)
     files = report.write_outputs(store, records, summary)

@@ -232,26 +232,40 @@ def finished_report(out: Path, fingerprint: dict) -> str | None:
     return None
 
 
-def run_sweeps(plans: list[SweepPlan], opts: StudyOptions, out: Path, compare_fn=None) -> dict[str, SweepSummary]:
-    """Run (or resume) every sweep; return sweep name -> compare summary. ``compare_fn`` replaces compare in tests."""
+def study_request(opts: StudyOptions):
+    """The study's one request (:class:`~yolo_attn.compare.request.SweepRequest`: data, image size, batch; each
+    sweep's plan fills in its models, seeds and epochs) and how its sweeps run (:class:`RunOptions`)."""
+    from ..compare.request import RunOptions, SweepRequest
+
+    request = SweepRequest.build({"batch": opts.batch} if opts.batch else None, data=opts.data, imgsz=opts.imgsz)
+    run = RunOptions(backend=opts.backend, ray_address=opts.ray_address, threads=opts.threads,
+                     cpus_per_trial=opts.cpus_per_trial, max_trials=opts.max_trials, progress=opts.progress)
+    return request, run
+
+
+def plan_request(plan: SweepPlan, request, run, out: Path):
+    """``request`` and ``run`` (the study's or the search's) for the sweep of ``plan``, into ``out/<plan.name>``."""
+    start = replace(request.start, pretrained=plan.pretrained) if plan.pretrained else request.start
+    return (replace(request, models=tuple(plan.models), seeds=tuple(plan.seeds), epochs=plan.epochs,
+                    baseline=plan.baseline, eval_split=plan.eval_split, start=start),
+            replace(run, out=str(out / plan.name)))
+
+
+def run_sweeps(plans: list[SweepPlan], request, run, out: Path, compare_fn=None) -> dict[str, SweepSummary]:
+    """Run (or resume) every sweep of ``plans`` with the study's ``request`` and ``run`` options
+    (:func:`study_request`); return sweep name -> compare summary. ``run.max_trials`` counts across the sweeps.
+    ``compare_fn`` replaces compare in tests."""
     if compare_fn is None:
         from ..compare import compare as compare_fn
     summaries = {}
-    left = opts.max_trials
+    left = run.max_trials
     for i, p in enumerate(plans, 1):
-        if opts.progress:
+        if run.progress:
             print(f"[study] sweep {i}/{len(plans)} '{p.name}': {len(p.models)} models x {len(p.seeds)} seeds, "
                   f"{p.epochs} epochs", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
-        train_args = {"batch": opts.batch} if opts.batch else None
-        summaries[p.name] = compare_fn(
-            data=opts.data, models=p.models, seeds=p.seeds, epochs=p.epochs, imgsz=opts.imgsz, out=str(out / p.name),
-            baseline=p.baseline, train_args=train_args, backend=opts.backend, threads=opts.threads,
-            **({"ray_address": opts.ray_address} if opts.ray_address else {}),
-            **({"cpus_per_trial": opts.cpus_per_trial} if opts.cpus_per_trial else {}),
-            **({"eval_split": p.eval_split} if p.eval_split else {}),
-            **({"pretrained": p.pretrained} if p.pretrained else {}),
-            progress=opts.progress, max_trials=left)
+        request_p, run_p = plan_request(p, request, replace(run, max_trials=left), out)
+        summaries[p.name] = compare_fn(request_p, run_p)
         if left is not None:
             left = max(0, left - _trained_now(summaries[p.name], t0))
     return summaries
@@ -313,7 +327,7 @@ def run_study(study, opts: StudyOptions, compare_fn=None, stream=None, diagnose_
         print(f"(finished study, report from {out / STUDY_MD})", file=stream)
         return {"out": str(out), "complete": True, "cached": True}
     plans = study.plan(opts, out / "models")
-    summaries = run_sweeps(plans, opts, out, compare_fn)
+    summaries = run_sweeps(plans, *study_request(opts), out, compare_fn)
     complete = all(s.complete for s in summaries.values())
     analysis = study.analyse(opts, plans, summaries, out)
     if opts.diagnose and complete:

@@ -40,7 +40,7 @@ from .._io import atomic_save, atomic_write, atomic_write_json
 from . import _single
 from . import _verdicts as V
 from .models import model_dict, safe_name, write_model
-from .runner import StudyOptions, SweepPlan, provenance, provenance_md, run_sweeps, sweep_config, trial_records
+from .runner import SweepPlan, provenance, provenance_md, run_sweeps, sweep_config, trial_records
 
 if TYPE_CHECKING:
     from ..compare.summary import SweepSummary
@@ -276,6 +276,17 @@ class Search:
         self.plans: list[SweepPlan] = []
         self.paths: dict[str, str] = {}
         self.summaries: dict[str, SweepSummary] = {}
+        self.request, self.run_options = self.sweep_request()
+
+    def sweep_request(self):
+        """The search's one request (data, image size, batch; each rung's plan fills in its candidates, seeds and
+        epochs) and how its sweeps run (:func:`.runner.run_sweeps`)."""
+        from ..compare.request import RunOptions, SweepRequest
+
+        o = self.opts
+        request = SweepRequest.build({"batch": o.batch} if o.batch else None, data=o.data, imgsz=o.imgsz)
+        return request, RunOptions(backend=o.backend, ray_address=o.ray_address, threads=o.threads,
+                                   cpus_per_trial=o.cpus_per_trial, progress=o.progress)
 
     def log(self, text: str) -> None:
         if self.opts.progress:
@@ -309,10 +320,7 @@ class Search:
 
     def sweep(self, name: str, labels: list[str], seeds: list[int], epochs: int, eval_split: str | None = None) -> SweepSummary:
         plan = self.plan(name, labels, seeds, epochs, eval_split)
-        so = StudyOptions(data=self.opts.data, imgsz=self.opts.imgsz, batch=self.opts.batch, backend=self.opts.backend,
-                          ray_address=self.opts.ray_address, threads=self.opts.threads,
-                          cpus_per_trial=self.opts.cpus_per_trial, progress=self.opts.progress)
-        self.summaries[name] = run_sweeps([plan], so, self.out, self.compare_fn)[name]
+        self.summaries[name] = run_sweeps([plan], self.request, self.run_options, self.out, self.compare_fn)[name]
         return self.summaries[name]
 
     # -------------------------------------------------------------------- budget
@@ -443,7 +451,7 @@ class Search:
 
         ds = resolve_dataset(self.opts.data or default_data())
         epochs = sorted({e for _, e in self.schedule} | {self.opts.max_epochs})
-        t_args = sweep_train_args({"batch": self.opts.batch} if self.opts.batch else None, None)
+        t_args = sweep_train_args(self.request.sweep_args(), None)
         require_one_optimizer(t_args, len(ds.images("train")), len(ds.names), epochs)
 
     def ranking(self) -> list[str]:
