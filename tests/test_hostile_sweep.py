@@ -93,10 +93,11 @@ def test_an_explicit_worker_count_is_capped_by_trials_cores_and_memory(monkeypat
 
 def test_a_capped_worker_count_is_said_even_with_quiet(monkeypatch, capsys):
     from yolo_attn.compare import sweep, workers
+    from yolo_attn.compare.request import RunOptions
 
     monkeypatch.setattr(workers, "usable_cpus", lambda: 2)
     said = []
-    plan = sweep._plan("local", 1, None, 2, 1000, log=lambda s: None, warn=said.append)  # --quiet: log says nothing
+    plan = sweep._plan(RunOptions(workers=1000), 1, 2, log=lambda s: None, warn=said.append)  # --quiet: log says nothing
     assert plan.workers == 2 and said == [plan.capped]
 
 
