@@ -59,7 +59,7 @@ def test_model_options_reader_refuses_unknown_keys_naming_the_file(tmp_path):
     ({"freeze": "neck"}, r"yolo_attn\.freeze: expected 'backbone'"),
     ({"freeze": True}, r"yolo_attn\.freeze"),
     ({"freeze": [1, "x"]}, r"yolo_attn\.freeze"),
-    ({"load": "names", "freeze": "backbone"}, r"yolo_attn: freeze with load: names is not supported"),
+    ({"load": "names", "freeze": "backbone"}, r"yolo_attn\.load: names with freeze=backbone is not supported"),
     ("paper", r"yolo_attn: expected a mapping"),
 ])
 def test_model_options_reader_refuses_bad_values(tmp_path, raw, match):
@@ -166,14 +166,15 @@ def test_per_model_identity_start_predicts_like_stock_and_paper_does_not(stock_c
     with it, seeded per layer role, and the checkpoint transferred."""
     from yolo_attn._ultralytics import seeded_layers
     from yolo_attn.models import write_model_yaml
-    from yolo_attn.train import _model_options
+    from yolo_attn.train import _run_start
 
     stock = read_model_checkpoint(stock_ckpt).float().eval()
     x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     outs = {}
     for init in ("identity", "paper"):
         path = _yaml_with(tmp_path, {"attn_init": init}, f"se-{init}.yaml")
-        chosen = _model_options({"model": str(path), "pretrained": str(stock_ckpt)}, "paper" if init == "identity" else "identity")
+        run_value = "paper" if init == "identity" else "identity"
+        chosen = _run_start({"model": str(path), "pretrained": str(stock_ckpt)}, run_value).attn_init
         assert chosen == init  # the model's own value wins over the run's
         built = write_model_yaml(path, tmp_path / f"built-{init}", chosen)
         assert read_model_options(built).attn_init == init  # the rewritten YAML keeps the key for the trainer
@@ -184,7 +185,7 @@ def test_per_model_identity_start_predicts_like_stock_and_paper_does_not(stock_c
     assert torch.equal(outs["identity"], model_output(stock, x))
     assert not torch.equal(outs["paper"], model_output(stock, x))  # the paper gate rescales the features it sees
     # no per-model value: the run's value applies
-    assert _model_options({"model": str(_yaml_with(tmp_path, None, "plain.yaml"))}, "identity") == "identity"
+    assert _run_start({"model": str(_yaml_with(tmp_path, None, "plain.yaml"))}, "identity").attn_init == "identity"
 
 
 def test_train_refuses_per_model_freeze_without_pretrained(tmp_path):
@@ -232,7 +233,7 @@ def test_sweep_refuses_per_model_options_it_cannot_honour(tiny, stock_ckpt, tmp_
     with pytest.raises(ModelOptionsError, match=r"model se-frozen .*yolo_attn\.freeze=backbone: freezes pretrained"):
         run_compare(models=["yolov5n.yaml", str(frozen)], out=str(tmp_path / "a"), **kw)
     names = _yaml_with(tmp_path, {"load": "names"}, "se-names.yaml")
-    with pytest.raises(ValueError, match=r"model se-names: yolo_attn\.load: names with freeze=backbone"):
+    with pytest.raises(ValueError, match=r"model se-names .*: yolo_attn\.load: names with freeze=backbone is not"):
         run_compare(models=["yolov5n.yaml", str(names)], pretrained=str(stock_ckpt), train_args={"freeze": "backbone"},
                 out=str(tmp_path / "b"), **kw)
     assert not any((tmp_path / d / "config.json").exists() for d in "ab")

@@ -152,14 +152,6 @@ class AttnTrainerMixin:
         with _ultralytics.ddp.settings_for_workers(settings):
             return super().train()
 
-    def _transfer_source(self):
-        src = self.args.pretrained
-        if isinstance(src, bool) or src is None or self.resume or isinstance(self.model, torch.nn.Module):
-            return None
-        if str(self.model).lower().endswith(".pt") or str(src).lower() in ("", "true", "false"):
-            return None
-        return str(src)
-
     def _read_model_checkpoint(self):
         """``model=*.pt`` through yolo_attn's safe reader (unless ``trust``); the model is then built from its YAML."""
         if self.trust or self.resume or not str(self.model).lower().endswith(".pt"):
@@ -173,41 +165,38 @@ class AttnTrainerMixin:
         return weights
 
     def setup_model(self):
-        """Build the model; transfer ``pretrained=`` weights with yolo_attn's matcher instead of Ultralytics'."""
+        """Build the model; ``pretrained=`` weights arrive through yolo_attn's transfer, never Ultralytics' loader
+        (how the model starts: :func:`yolo_attn.weights.decide_start`)."""
+        if self.resume or isinstance(self.model, torch.nn.Module):
+            return super().setup_model()  # resume: Ultralytics reads the run's own last.pt (a clean copy unless trust)
+        from .weights import decide_start
+
+        start = decide_start(self.model, self.args.pretrained, freeze=self.args.freeze)
         weights = self._read_model_checkpoint()
-        source = self._transfer_source()
-        if source is None:
-            ckpt = super().setup_model()
-            if weights is not None:
-                from .weights import adapt_class_branch_to
+        if start.source is not None:
+            return self._setup_from(start)
+        ckpt = super().setup_model()
+        if weights is not None:
+            from .weights import adapt_class_branch_to
 
-                adapt_class_branch_to(self.model, weights.state_dict())  # keep a transfer's widened class branch
-                self.model.load(weights)  # Ultralytics' own name/shape load, as for model=*.pt
-            return ckpt
-        from .weights import load_checkpoint
-        from .weights import effective, read_model_options
-        from .weights import (backbone_length, base_layer_count, check_freeze, freeze_prefixes, load_by_name,
-                               transfer_weights)
+            adapt_class_branch_to(self.model, weights.state_dict())  # keep a transfer's widened class branch
+            self.model.load(weights)  # Ultralytics' own name/shape load, as for model=*.pt
+        return ckpt
 
-        options = read_model_options(self.model)  # the model YAML's own yolo_attn: key (overrides the run's values)
-        _, freeze = effective(options, freeze=self.args.freeze)
-        by_name = options.load_mode == "names"
-        if by_name and freeze not in (None, [], 0, False):
-            raise ValueError(f"{self.model}: freeze={freeze} with yolo_attn.load: names is not supported (freeze is read "
-                             "in the base model's layer indices, which only the structure transfer maps to this model)")
+    def _setup_from(self, start):
+        """The model built untrained, then ``start.source``'s weights brought in and its base-index freeze translated
+        (:func:`yolo_attn.weights.load_start`; the checkpoint read once per process, safely)."""
+        from .weights import load_checkpoint, load_start
+
         # Ultralytics builds an untrained model; what the transfer leaves at init (attention, a new head) starts from
         # the run's seed, per layer role
-        with _ultralytics.untrained_build(self.args, self.args.seed, source, freeze):
+        with _ultralytics.untrained_build(self.args, self.args.seed, start.source, start.freeze):
             ckpt = super().setup_model()
-        stock = load_checkpoint(source)  # read once (safely) for the transfer and the freeze
-        report = load_by_name(stock, self.model) if by_name else transfer_weights(stock, self.model, verbose=False)
-        self.transfer_report = report
-        how = "by name and shape (Ultralytics' matching; yolo_attn.load: names)" if by_name else "by structure"
-        LOGGER.info(f"yolo_attn: weight transfer from {source} {how}\n{report.table()}")
-        if freeze not in (None, [], 0, False):
-            self.frozen = freeze_prefixes(self.model, freeze, report.mapping, backbone_length(stock))
-            check_freeze(freeze, self.frozen, report, base_layer_count(stock), backbone_length(stock))
-            self._freeze_arg, self.args.freeze = freeze, None  # applied after Ultralytics' freeze step, in target names
+        self.transfer_report, self.frozen = load_start(start, load_checkpoint(start.source), self.model)
+        how = "by name and shape (Ultralytics' matching; yolo_attn.load: names)" if start.by_name else "by structure"
+        LOGGER.info(f"yolo_attn: weight transfer from {start.source} {how}\n{self.transfer_report.table()}")
+        if start.frozen:
+            self._freeze_arg, self.args.freeze = start.freeze, None  # applied after Ultralytics' freeze step, in target names
         return ckpt
 
     def build_optimizer(self, model, name="auto", lr=0.001, momentum=0.9, decay=1e-5, iterations=1e5):
@@ -560,7 +549,7 @@ def train(callbacks: dict[str, Callable | list[Callable]] | None = None, final_w
 
 def _with_attn_init(args: dict, attn_init, scratch: Path) -> str:
     """The model to train: the model YAML rewritten with its ``attn_init`` (the run's or its own) in ``scratch``."""
-    attn_init = _model_options(args, attn_init)
+    attn_init = _run_start(args, attn_init).attn_init
     if attn_init is not None and str(args["model"]).lower().endswith(".pt"):
         raise ValueError(f"attn_init={attn_init}: applies to a model YAML, but model={args['model']} is a checkpoint "
                          "(its attention layers were initialised when it was made; yolo-attn transfer --init sets it)")
@@ -574,23 +563,17 @@ def _with_attn_init(args: dict, attn_init, scratch: Path) -> str:
     return model
 
 
-def _model_options(args: dict, attn_init):
-    """Check the model YAML's ``yolo_attn:`` options (:mod:`yolo_attn.model_options`) against ``args``; return the
-    model's attn_init (its own, else the run's). ``load`` and ``freeze`` are applied by the trainer's set-up."""
-    from .weights import check_with_pretrained, effective, read_model_options
+def _run_start(args: dict, attn_init):
+    """How the run's model starts (:func:`yolo_attn.weights.decide_start`: its YAML's ``yolo_attn:`` key against the
+    run's values), checked before anything is built. ``train`` applies its ``attn_init``; the trainer's set-up brings
+    in ``pretrained`` (its ``load``) and freezes."""
+    from .weights import decide_start
 
     model = args["model"]
-    options = read_model_options(model)
-    if options.empty:
-        return attn_init
-    pretrained = args.get("pretrained")
-    is_path = isinstance(pretrained, (str, Path)) and str(pretrained).lower() not in ("", "true", "false")
-    check_with_pretrained(options, pretrained if is_path else None, str(model))
-    if options.load_mode == "names" and args.get("freeze") not in (None, [], 0, False):
-        raise ValueError(f"{model}: freeze={args['freeze']} with yolo_attn.load: names is not supported (freeze is read "
-                         "in the base model's layer indices, which only the structure transfer maps to this model)")
-    LOGGER.info(f"yolo_attn: options of {Path(str(model)).name} (its yolo_attn: key): {options.describe()}")
-    return effective(options, attn_init)[0]
+    start = decide_start(model, args.get("pretrained"), freeze=args.get("freeze"), attn_init=attn_init)
+    if not start.options.empty:
+        LOGGER.info(f"yolo_attn: options of {Path(str(model)).name} (its yolo_attn: key): {start.options.describe()}")
+    return start
 
 
 def _attn_lr(value) -> float:

@@ -580,40 +580,25 @@ def check_sweep_settings(train_args: dict | None, pretrained: str | None, specs_
     t_args = sweep_train_args(train_args, pretrained)
     check_args({k: v for k, v in t_args.items() if k not in YOLO_ATTN_ARGS})  # trust, attn_init: yolo_attn's own
     check_pretrained_options(t_args, pretrained, [m.ref for m in specs_m])
-    options = check_model_options(t_args, pretrained, specs_m)
+    starts = check_model_options(t_args, pretrained, specs_m)
     if pretrained:
-        from ..weights import load_checkpoint
-        from ..weights import effective
-        from ..weights import ForeignCheckpointError, load_by_name, transfer_weights
+        from ..weights import ForeignCheckpointError, load_checkpoint, load_start, transfer_weights
 
         if not Path(pretrained).is_file():
             raise FileNotFoundError(f"--pretrained {pretrained}: no such file")
-        ckpt = load_checkpoint(pretrained)  # read once (safely) for every model's check
+        ckpt = load_checkpoint(pretrained)  # read once per process (safely): every model's check, trials run here
         for m in specs_m:
-            opts = options[m.name]
-            load = load_by_name if opts.load_mode == "names" else transfer_weights
             with quiet_ultralytics():
-                model = build(m.ref, nc, init=effective(opts, t_args.get("attn_init"))[0])
+                model = build(m.ref, nc, init=starts[m.name].attn_init)
             try:
                 with quiet_ultralytics():
-                    report = load(ckpt, model)
-                _check_freeze(effective(opts, freeze=t_args.get("freeze"))[1], model, report, ckpt)
+                    load_start(starts[m.name], ckpt, model)  # the trainer's transfer and freeze check
             except ForeignCheckpointError:
                 fit = transfer_weights(ckpt, model, allow_foreign=True)
                 raise ValueError(_foreign(pretrained, m.name, fit)) from None
             except Exception as exc:
                 raise ValueError(f"--pretrained {pretrained} does not transfer into {m.name}: {exc}") from exc
     return t_args
-
-
-def _check_freeze(freeze, model, report, ckpt) -> None:
-    """The trainer's freeze check (:func:`yolo_attn.weights.check_freeze`), before any trial."""
-    if freeze in (None, [], 0, False) or report.method == "names":
-        return
-    from ..weights import backbone_length, base_layer_count, check_freeze, freeze_prefixes
-
-    prefixes = freeze_prefixes(model, freeze, report.mapping, backbone_length(ckpt))
-    check_freeze(freeze, prefixes, report, base_layer_count(ckpt), backbone_length(ckpt))
 
 
 def _foreign(pretrained: str, name: str, fit) -> str:
@@ -626,21 +611,12 @@ def _foreign(pretrained: str, name: str, fit) -> str:
 
 
 def check_model_options(t_args: dict, pretrained: str | None, specs_m: list[ModelSpec]) -> dict:
-    """Model name -> :class:`~yolo_attn.weights.ModelOptions` (each YAML's ``yolo_attn:`` key), checked against
-    the sweep: per-model ``freeze``/``load: names`` need ``--pretrained``; ``load: names`` takes no freeze."""
-    from ..weights import ModelOptions, check_with_pretrained, effective
+    """Model name -> how it starts (:func:`yolo_attn.weights.decide_start`: each YAML's ``yolo_attn:`` key against the
+    sweep's options), checked before anything is written."""
+    from ..weights import ModelOptions, decide_start
 
-    out = {}
-    for m in specs_m:
-        opts = m.options or ModelOptions()
-        check_with_pretrained(opts, pretrained, f"model {m.name} ({m.ref})")
-        freeze = effective(opts, freeze=t_args.get("freeze"))[1]
-        if opts.load_mode == "names" and freeze not in (None, 0, [], False):
-            raise ValueError(f"model {m.name}: yolo_attn.load: names with freeze={freeze} (the sweep's --freeze) is not "
-                             "supported: freeze is read in the base model's layer indices, which only the structure "
-                             "transfer maps to the model")
-        out[m.name] = opts
-    return out
+    return {m.name: decide_start(m.ref, pretrained, freeze=t_args.get("freeze"), attn_init=t_args.get("attn_init"),
+                                 options=m.options or ModelOptions(), where=f"model {m.name} ({m.ref})") for m in specs_m}
 
 
 def _init_config(store: Store, res: Resolved, allow_changes: bool = False) -> SweepConfig:

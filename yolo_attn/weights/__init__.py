@@ -28,8 +28,10 @@ _API = {
     "translate_freeze": "freeze",
     # a model YAML's own yolo_attn: key
     "KEY": "options", "LOADS": "options", "ModelOptions": "options", "ModelOptionsError": "options",
-    "check_with_pretrained": "options", "effective": "options", "parse_model_options": "options",
-    "read_model_options": "options",
+    "parse_model_options": "options", "read_model_options": "options",
+    # how a model starts: the one decision (pretrained, load, freeze, attn_init) and the load that follows it
+    "ModelStart": "start", "NO_FREEZE": "start", "check_load_freeze": "start", "decide_start": "start",
+    "is_checkpoint": "start", "load_start": "start", "pretrained_path": "start",
 }
 
 

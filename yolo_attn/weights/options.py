@@ -19,7 +19,7 @@ so the extra key changes nothing in how Ultralytics builds the model. The YAML's
 the sweep's settings, and the options themselves are part of its settings hash.
 
 :func:`read_model_options` is the one reader: unknown keys and bad values are refused with an error
-naming the file and the key.
+naming the file and the key. How the options combine with the run's values is decided in :mod:`.start`.
 """
 
 from __future__ import annotations
@@ -99,9 +99,9 @@ def parse_model_options(raw: Any, source: str = "<model dict>") -> ModelOptions:
                                 f"structure-aware transfer; names: Ultralytics' name-and-shape matching), got {load!r}")
     if freeze is not None:
         freeze = _check_freeze(freeze, where)
-    if load == "names" and freeze is not None:
-        raise ModelOptionsError(f"{where}: freeze with load: names is not supported (freeze is read in the base "
-                                "model's layer indices, which only the structure transfer maps to this model)")
+    from .start import check_load_freeze
+
+    check_load_freeze(load, freeze, source)
     return ModelOptions(init, load, freeze)
 
 
@@ -132,23 +132,4 @@ def read_model_options(model) -> ModelOptions:
     return parse_model_options(d.get(KEY), _source(d))
 
 
-def effective(options: ModelOptions, attn_init=None, freeze=None) -> tuple[str | None, Any]:
-    """(attn_init, freeze) of one model: its own options where given, else the sweep-level values."""
-    return (options.attn_init if options.attn_init is not None else attn_init,
-            options.freeze if options.freeze is not None else freeze)
-
-
-def check_with_pretrained(options: ModelOptions, pretrained, source: str) -> None:
-    """Refuse options that need ``pretrained=`` weights when there are none."""
-    if pretrained:
-        return
-    if options.freeze is not None:
-        raise ModelOptionsError(f"{source}: {KEY}.freeze={options.freeze}: freezes pretrained layers; give pretrained= "
-                                "(--pretrained)")
-    if options.load is not None and options.load != "structure":
-        raise ModelOptionsError(f"{source}: {KEY}.load={options.load}: says how pretrained weights are loaded; give "
-                                "pretrained= (--pretrained)")
-
-
-__all__ = ["KEY", "LOADS", "ModelOptions", "ModelOptionsError", "check_with_pretrained", "effective",
-           "parse_model_options", "read_model_options"]
+__all__ = ["KEY", "LOADS", "ModelOptions", "ModelOptionsError", "parse_model_options", "read_model_options"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pickle
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -73,8 +74,16 @@ def _load_legacy_weights_only(path: Path) -> Any:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+_READ: dict[tuple, Checkpoint] = {}  # this process's last safe reads, by file (resolved path, size, mtime, inode)
+_READ_KEEP = 2  # a sweep reads one checkpoint (--pretrained), train model=X.pt pretrained=Y.pt two
+
+
 def load_checkpoint(path: str | Path, trust: bool = False) -> Checkpoint:
     """Read ``path`` as a :class:`Checkpoint` without running code from it (unless ``trust=True``).
+
+    A file is read once per process: a second call for the same file, unchanged (size, modification time and inode
+    as before), returns the first read's tensors again (callers copy them, none changes them), with ``path`` as given
+    this time. ``trust=True`` reads the file again every time (its objects are real and may be changed).
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -85,6 +94,19 @@ def load_checkpoint(path: str | Path, trust: bool = False) -> Checkpoint:
         from .._ultralytics import stock_weights
 
         path = stock_weights(path)
+    if trust:
+        return _read(path, trust=True)
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
+    if key not in _READ:
+        _READ[key] = _read(path, trust=False)
+        while len(_READ) > _READ_KEEP:
+            del _READ[next(iter(_READ))]
+    return replace(_READ[key], path=path)
+
+
+def _read(path: Path, trust: bool) -> Checkpoint:
+    """One read of the file ``path`` (:func:`load_checkpoint`)."""
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: the file is empty")
     if path.suffix == ".safetensors" or (not _is_zip(path) and _looks_like_safetensors(path)):

@@ -48,10 +48,10 @@ def model_from_checkpoint(ckpt):
     adapt_class_branch_to(model, ckpt.state_dict)  # a class branch widened by a transfer between class counts
     load_exact_state_dict(model, ckpt.state_dict, path)
     if ckpt.names:
-        model.names = ckpt.names
+        model.names = dict(ckpt.names)  # copies: the checkpoint may be read again from load_checkpoint's memory
     train_args = ckpt.meta.get("train_args")
     if isinstance(train_args, dict):
-        model.args = train_args
+        model.args = dict(train_args)
     return model.float()
 
 
