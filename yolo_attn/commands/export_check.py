@@ -74,6 +74,10 @@ def _check_args(args) -> None:
         raise ValueError("--int8 goes with --sweep; for one model, use --formats openvino-int8")
     if args.imgsz < 32 or args.imgsz % 32:
         raise ValueError(f"--imgsz {args.imgsz}: must be a positive multiple of 32 (the models' largest stride)")
+    if args.imgsz < 64 and (args.all_layers or not str(args.model).endswith(".pt")):
+        raise ValueError(f"--imgsz {args.imgsz}: an untrained model (a YAML) is checked at 64 or more: at 32 its "
+                         "last level is one pixel, whose BatchNorm statistics from the check images blow its "
+                         "features up, and the comparison would say nothing")
 
 
 def run_int8(args) -> int:
