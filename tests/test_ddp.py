@@ -46,6 +46,7 @@ def test_ddp_trial_on_cpu_keeps_replicas_identical_and_scores_in_one_process(tmp
 
     from yolo_attn.compare import trial as trial_mod
     from yolo_attn.compare.contract import TrialSpec
+    from yolo_attn.models import resolve_model
 
     dump = tmp_path / "replicas"
     dump.mkdir()
@@ -55,7 +56,7 @@ def test_ddp_trial_on_cpu_keeps_replicas_identical_and_scores_in_one_process(tmp
     monkeypatch.setattr(trial_mod._Hooks, "callbacks", lambda self: {
         **callbacks(self), "on_fit_epoch_end": [callbacks(self)["on_fit_epoch_end"], dump_replica]})
     stock = REPO / "data" / "weights" / "yolov5n-shapes.pt"  # a start that scores above 0 from the first epoch
-    spec = TrialSpec("se__seed0", "se", trial_mod.resolve_model("yolov5n-se-backbone-end.yaml"), 0, "h",
+    spec = TrialSpec("se__seed0", "se", resolve_model("yolov5n-se-backbone-end.yaml"), 0, "h",
                      str(tmp_path / "trial"), str(tiny_sweep_data(tmp_path / "data")), epochs=1, imgsz=64,
                      store_root=str(tmp_path), pretrained=str(stock), threads=1,
                      train_args=trial_mod.sweep_train_args({"batch": 8}, str(stock)))
