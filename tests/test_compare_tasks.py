@@ -160,3 +160,76 @@ def test_a_classify_sweep_scores_top1_with_intervals_and_agrees_with_ultralytics
     for tid, r in records.items():
         top5, top1 = image_replicates(out / r["eval"], np.ones((1, 24)))
         assert (top1[0], top5[0]) == pytest.approx((r["coco"]["map"], r["coco"]["map50"]))
+
+
+# --------------------------------------------------------------------------------------------
+# diagnose of the other tasks: the sections that apply, the others left out with their reason
+# --------------------------------------------------------------------------------------------
+DX_FAST = dict(imgsz=64, n_train=8, n_erf=4, n_consistency=4, n_jac=2, jac_projections=2, n_pairs=1, path_steps=5,
+               n_boot=20)
+
+
+def test_diagnose_of_a_classify_sweep_scores_top1_and_leaves_out_object_sizes(classify_sweep, tmp_path):
+    """The classify sweep's checkpoints: fit and reliance by top-1 accuracy (each image's class from its folder, the
+    diagnosis's own count on the same validation images as the sweep's), no object sizes (the reason stated), the
+    ERF at the classifier's one input, gates, consistency and smoothness on the class probabilities."""
+    import dataclasses
+
+    from yolo_attn.diagnose import Settings, diagnose, write
+    from yolo_attn.diagnose.sweep import sweep_inputs
+
+    out, _ = classify_sweep
+    inp = sweep_inputs(out)
+    d = diagnose(inp.refs, inp.baseline, inp.data, dataclasses.replace(Settings(**DX_FAST), imgsz=inp.imgsz))
+    md = write(d, tmp_path / "dx").read_text()
+    assert d.task == "classify" and "Task **classify**: the sections that score predictions use top-1 accuracy" in md
+    assert "Not measured for classify models: a classification image has no objects" in md
+    assert "| model | seeds | train top-1 accuracy | val top-1 accuracy |" in md
+    assert "Δ top-1 accuracy knocked out" in md
+    val = d.dataset.val
+    assert [d.dataset.names[c] for c in val.image_class] == [f.parent.name for f in val.files]
+    records = {(r["model"], r["seed"]): r for r in map(json.loads, (out / "trials.jsonl").read_text().splitlines())}
+    for m in d.models:  # square images: letterboxed = resized, as Ultralytics' classify transforms resize
+        assert abs(m.fit.val_map - records[(m.ref.label, m.ref.seed)]["coco"]["map"]) <= 2 / len(val) + 1e-9
+        assert [e.level for e in m.erf] == ["P5"] and m.erf[0].r90 > 0 and m.sizes == []
+    se = [m for m in d.models if m.layers]
+    assert se and all(m.gates and m.reliance and m.reliance[-1].layer == "all" for m in se)
+
+
+@pytest.mark.parametrize("task, models", [
+    ("segment", ["yolo11n-seg.yaml", "yolo11n-seg-se-neck.yaml"]),
+    ("obb", ["yolo11n-obb.yaml", "yolo11n-obb-se-neck.yaml"]),
+])
+def test_diagnose_of_a_detection_type_task_leaves_out_what_it_cannot_score(tmp_path, task, models):
+    """A segment or obb model's metric (a pose model's too: the same path) is not what diagnose computes: fit, sizes
+    and reliance are left out with the reason (never scored as detection); ERF, gates, consistency and smoothness run
+    on the detection branch."""
+    import contextlib
+    import io
+
+    import torch
+
+    from yolo_attn.datasets.shapes import ShapesConfig, write_dataset
+    from yolo_attn.diagnose import ModelRef, Settings, diagnose, write
+    from yolo_attn.models import build_model
+
+    data = write_dataset(tmp_path / "shapes", ShapesConfig(n_train=8, n_val=4, imgsz=64, min_size=14, max_size=40),
+                         task=task)
+    refs = []
+    for name in models:
+        torch.manual_seed(0)
+        with contextlib.redirect_stdout(io.StringIO()):
+            model = build_model(name, nc=4)
+        torch.save({"model": model}, tmp_path / f"{Path(name).stem}.pt")
+        refs.append(ModelRef(Path(name).stem, tmp_path / f"{Path(name).stem}.pt"))
+    d = diagnose(refs, refs[0].label, data, Settings(**DX_FAST))
+    md = write(d, tmp_path / "dx").read_text()
+    assert d.task == task and all(m.fit is None and m.sizes == [] and m.reliance == [] for m in d.models)
+    metric = scorer(task).metric
+    for section in ("fit-regime", "object-size", "reliance"):
+        assert f"No {section} section for {task} models: it scores predictions, and diagnose has no evaluator of " \
+               f"the {metric}" in md
+    assert md.count(f"Not measured for {task} models") == 3 and "train mAP50-95" not in md
+    se = d.models[1]
+    assert [e.level for e in se.erf] == ["P3", "P4", "P5"] and se.gates and se.consistency
+    assert np.isfinite(se.smooth.jac_mean) and se.smooth.paths

@@ -40,6 +40,34 @@ def detection_head(model) -> tuple[nn.Module, list[int], list[float]] | None:
     return head, [int(i) for i in f], [float(s) for s in torch.as_tensor(stride).reshape(-1)]
 
 
+def task_head(model) -> tuple[nn.Module, list[int], list[float]] | None:
+    """:func:`detection_head` of any task's model: a detection-type head (Detect and the Segment, Pose and OBB heads
+    built on it), or a classifier (``Classify``: its one input, whose stride is measured by a forward pass at 256
+    pixels); None when the last layer is neither."""
+    from ultralytics.nn.modules.head import Classify, Detect
+
+    layers = getattr(model, "model", None)
+    head = layers[-1] if isinstance(layers, nn.Sequential) and len(layers) else None
+    if isinstance(head, Detect) and getattr(head, "stride", None) is not None:
+        f = head.f if isinstance(head.f, (list, tuple)) else [head.f]
+        return head, [int(i) for i in f], [float(s) for s in torch.as_tensor(head.stride).reshape(-1)]
+    if not isinstance(head, Classify):
+        return detection_head(model)
+    seen = {}
+
+    def grab(_m, inp) -> None:  # returns nothing: the input goes on unchanged
+        seen["shape"] = inp[0].shape
+
+    hook = head.register_forward_pre_hook(grab)
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, 3, 256, 256, device=next(model.parameters()).device))
+    finally:
+        hook.remove()
+    f = head.f if isinstance(head.f, (list, tuple)) else [head.f]
+    return head, [int(i) for i in f], [256.0 / float(seen["shape"][-1])]
+
+
 _LOSS_NAMES = ("box_loss", "cls_loss", "dfl_loss")
 
 

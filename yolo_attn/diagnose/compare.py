@@ -51,6 +51,7 @@ class Diagnosis:
     ranges: dict
     dataset: object = field(repr=False)
     seconds: float = 0.0
+    task: str = "detect"  # Ultralytics' task of the models: which sections apply (.tasks)
 
 
 def _mean(values):
@@ -62,27 +63,29 @@ def _by_seed(results) -> dict:
     return {r.ref.seed: r for r in results}
 
 
-def _summary(label: str, mine: list, base: list | None, s) -> LabelSummary:
-    gaps = [r.fit.gap for r in mine]
-    out = LabelSummary(label, [r.ref.seed for r in mine], mine[0].layers, seed_interval([r.fit.train_map for r in mine]),
-                       seed_interval([r.fit.val_map for r in mine]), seed_interval(gaps), None)
+def _summary(label: str, mine: list, base: list | None, s, metric: str = "mAP50-95") -> LabelSummary:
+    fitted = all(r.fit is not None for r in mine + (base or []))  # None: the task has no evaluator (.tasks)
+    fit = (lambda get: seed_interval([get(r.fit) for r in mine])) if fitted else (lambda get: Interval(float("nan")))
+    out = LabelSummary(label, [r.ref.seed for r in mine], mine[0].layers, fit(lambda f: f.train_map),
+                       fit(lambda f: f.val_map), fit(lambda f: f.gap), None)
     if base is not None:
         bs = _by_seed(base)
         paired = [(r, bs[r.ref.seed]) for r in mine if r.ref.seed in bs] or [(r, base[0]) for r in mine]
-        out.gap_vs_baseline = seed_interval([a.fit.gap - b.fit.gap for a, b in paired])
+        out.gap_vs_baseline = seed_interval([a.fit.gap - b.fit.gap for a, b in paired]) if fitted else None
         out.n_pairs = len(paired)
         for rng in mine[0].arrays:
             pairs = [(a.arrays[rng], b.arrays[rng]) for a, b in paired if rng in b.arrays]
-            if not pairs or not pairs[0][0].n_gt.sum():
-                continue  # no object in this size range: nothing to compare
+            if not pairs or not getattr(pairs[0][0], "n_gt", np.zeros(0)).sum():
+                continue  # no object in this size range (or none at all: classification): nothing to compare
             out.size_vs_baseline[rng] = paired_diff(pairs, s.n_boot, s.seed)
     out.dead_gates = [f"s{r.ref.seed} {g.layer}/{g.gate} ({100 * g.sat_low:.0f}% < 0.05)" for r in mine for g in r.gates
                       if g.sat_low is not None and g.sat_low >= DEAD]
-    if base is not None:
+    if base is not None and fitted:
         ref = _mean([r.fit.val_map for r in base]) or 0.0
-        out.collapsed = [f"s{r.ref.seed} (val mAP50-95 {r.fit.val_map:.3f})" for r in mine if r.fit.val_map < COLLAPSE * ref]
-    out.train_loss = _mean([r.fit.train_loss for r in mine])
-    out.val_loss = _mean([r.fit.val_loss for r in mine])
+        out.collapsed = [f"s{r.ref.seed} (val {metric} {r.fit.val_map:.3f})" for r in mine
+                         if r.fit.val_map < COLLAPSE * ref]
+    out.train_loss = _mean([r.fit.train_loss for r in mine]) if fitted else None
+    out.val_loss = _mean([r.fit.val_loss for r in mine]) if fitted else None
     for k, lvl in enumerate(mine[0].erf):
         out.erf[lvl.level] = {"r50": _mean([r.erf[k].r50 for r in mine]), "r90": _mean([r.erf[k].r90 for r in mine]),
                               "covered": _mean([r.erf[k].covered for r in mine])}
@@ -101,8 +104,9 @@ def _summary(label: str, mine: list, base: list | None, s) -> LabelSummary:
     return out
 
 
-def compare_to_baseline(results: list, baseline: str | None, s) -> list[LabelSummary]:
+def compare_to_baseline(results: list, baseline: str | None, s, metric: str = "mAP50-95") -> list[LabelSummary]:
+    """Per label, its seeds pooled and its differences to ``baseline``; ``metric``: what the evaluator scores."""
     labels = list(dict.fromkeys(r.ref.label for r in results))
     groups = {lb: [r for r in results if r.ref.label == lb] for lb in labels}
     base = groups.get(baseline) if baseline else None
-    return [_summary(lb, groups[lb], base if lb != baseline else None, s) for lb in labels]
+    return [_summary(lb, groups[lb], base if lb != baseline else None, s, metric) for lb in labels]

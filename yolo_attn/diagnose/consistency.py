@@ -63,7 +63,7 @@ def _channel_gates(layers: list[AttnLayer]) -> list[tuple[str, str, Gate]]:
     return [(la.name, n, g) for la in layers for n, g in la.gates]
 
 
-def gate_and_importance(model, layers: list[AttnLayer], images: torch.Tensor, batch: int = 16):
+def gate_and_importance(model, layers: list[AttnLayer], images: torch.Tensor, batch: int = 16, scores=None):
     """{(layer, gate): (g (N, C), I (N, C))} for every gate whose value is one per channel."""
     found: dict[tuple[str, str], tuple[list, list]] = {}
     for i in range(0, len(images), batch):
@@ -79,7 +79,7 @@ def gate_and_importance(model, layers: list[AttnLayer], images: torch.Tensor, ba
             with torch.enable_grad():
                 x = images[i : i + batch]
                 x = x.clone().requires_grad_(True)  # a graph through the model without parameter gradients
-                s = score_mass(model, x)
+                s = score_mass(model, x) if scores is None else scores(model, x).amax(1).sum()
                 keys = list(caught)
                 grads = torch.autograd.grad(s, [caught[k][1] for k in keys]) if keys else []
         finally:
@@ -94,10 +94,13 @@ def gate_and_importance(model, layers: list[AttnLayer], images: torch.Tensor, ba
     return {k: (torch.cat(a).double().numpy(), torch.cat(b).double().numpy()) for k, (a, b) in found.items()}
 
 
-def importance_consistency(model, layers: list[AttnLayer], images: torch.Tensor, seed: int) -> list[ConsistencyRow]:
+def importance_consistency(model, layers: list[AttnLayer], images: torch.Tensor, seed: int,
+                           scores=None) -> list[ConsistencyRow]:
+    """``scores(model, x)`` -> ``(B, nc, A)`` class scores whose highest per anchor sum to S (default: the detection
+    output's, :func:`score_mass`)."""
     rng = np.random.default_rng(seed)
     rows = []
-    for (lname, gname), (g, imp) in gate_and_importance(model, layers, images).items():
+    for (lname, gname), (g, imp) in gate_and_importance(model, layers, images, scores=scores).items():
         tau, cos, perm = agreement(g, imp, rng)
         rows.append(ConsistencyRow(lname, gname, g.shape[1], g.shape[0], float(np.median(tau)), float(tau.mean()),
                                    tuple(float(q) for q in np.quantile(tau, [0.1, 0.9])), float(cos.mean()),

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..scoring import cocoeval
-from ..datasets import Dataset, ListingError, label_path, read_yolo_labels, resolve_dataset
+from ..datasets import Dataset, ListingError, label_path, resolve_dataset
 
 
 class DiagnoseError(ValueError):
@@ -32,12 +32,15 @@ class Split:
     gt: list[cocoeval.GtImage]
     scale: np.ndarray  # (N,) letterbox scale
     pad: np.ndarray  # (N, 2) left, top padding in letterboxed pixels
+    image_class: np.ndarray | None = None  # (N,) the class of each image (classification: its folder's), else None
 
     def __len__(self) -> int:
         return len(self.files)
 
     def dominant_class(self) -> np.ndarray:
-        """The most frequent class of each image (-1 if it has no object)."""
+        """The most frequent class of each image (-1 if it has no object); a classification image's own class."""
+        if self.image_class is not None:
+            return np.asarray(self.image_class)
         out = []
         for g in self.gt:
             c = g.labels[:, 0].astype(int)
@@ -76,8 +79,34 @@ def _subset(files: list[Path], n: int | None, seed: int) -> list[Path]:
     return [files[i] for i in sorted(idx)]
 
 
-def load_split(ds: Dataset, name: str, imgsz: int, n: int | None = None, seed: int = 0) -> Split:
-    """Read split ``name`` of a resolved dataset (``n`` images drawn with ``seed``, all if None)."""
+def _ground_truth(task: str):
+    """``(image file, width, height) -> (labels, class folder or None)``: the label rows of ``task`` as its scorer reads
+    them (``cls xc yc w h``: a polygon's or keypoint row's box), or a classification image's folder."""
+    from ..scoring import SCORERS
+
+    s = SCORERS.get(task, SCORERS["detect"])
+    label_of = s.label_of or label_path
+
+    def read(f: Path, w: int, h: int):
+        labels, extra = s.read_ground_truth(label_of(f), w, h)
+        return np.asarray(labels, dtype=float).reshape(-1, 5), (extra[0] if s.label_of is not None and extra else None)
+
+    return read
+
+
+def _image_classes(files: list[Path], folders: list, names: dict[int, str], source) -> np.ndarray | None:
+    if all(f is None for f in folders):
+        return None
+    index = {str(v): int(k) for k, v in names.items()}
+    missing = [f for f, c in zip(files, folders) if c not in index]
+    if missing:
+        raise DiagnoseError(f"{source}: {missing[0]}: its class folder is none of the dataset's classes")
+    return np.array([index[c] for c in folders])
+
+
+def load_split(ds: Dataset, name: str, imgsz: int, n: int | None = None, seed: int = 0, task: str = "detect") -> Split:
+    """Read split ``name`` of a resolved dataset (``n`` images drawn with ``seed``, all if None), the labels read as
+    ``task``'s."""
     import cv2
 
     yaml_path = ds.source
@@ -92,7 +121,8 @@ def load_split(ds: Dataset, name: str, imgsz: int, n: int | None = None, seed: i
     if not files:
         raise DiagnoseError(f"{yaml_path}: the '{name}' split holds no images")
     files = _subset(files, n, seed)
-    images, gts, scales, pads = [], [], [], []
+    images, gts, scales, pads, folders = [], [], [], [], []
+    read = _ground_truth(task)
     for f in files:
         img = cv2.imread(str(f))
         if img is None:
@@ -100,21 +130,25 @@ def load_split(ds: Dataset, name: str, imgsz: int, n: int | None = None, seed: i
         h, w = img.shape[:2]
         boxed, r, pad = letterbox(img, imgsz)
         images.append(torch.from_numpy(boxed[:, :, ::-1].copy()).permute(2, 0, 1))
-        gts.append(cocoeval.GtImage(str(f), w, h, read_yolo_labels(label_path(f))))
+        labels, folder = read(f, w, h)
+        gts.append(cocoeval.GtImage(str(f), w, h, labels))
+        folders.append(folder)
         scales.append(r)
         pads.append(pad)
     x = torch.stack(images).float() / 255.0
-    return Split(name, files, x, gts, np.array(scales), np.array(pads, dtype=float))
+    return Split(name, files, x, gts, np.array(scales), np.array(pads, dtype=float),
+                 _image_classes(files, folders, ds.names, yaml_path))
 
 
 def load_data(yaml_path: str | Path, imgsz: int, n_val: int | None = None, n_train: int | None = None,
-              seed: int = 0, need_train: bool = True) -> DiagData:
-    """Both splits of a dataset YAML (train only if ``need_train``); errors name the YAML."""
+              seed: int = 0, need_train: bool = True, task: str = "detect") -> DiagData:
+    """Both splits of a dataset YAML or classification folder (train only if ``need_train``), labels read as
+    ``task``'s; errors name the dataset."""
     yaml_path = Path(yaml_path)
     try:
         ds = resolve_dataset(yaml_path)
     except (FileNotFoundError, ValueError) as exc:  # the message names the YAML
         raise DiagnoseError(str(exc)) from None
-    val = load_split(ds, "val", imgsz, n_val, seed)
-    train = load_split(ds, "train", imgsz, n_train, seed) if need_train else None
+    val = load_split(ds, "val", imgsz, n_val, seed, task)
+    train = load_split(ds, "train", imgsz, n_train, seed, task) if need_train else None
     return DiagData(yaml_path, ds.names, imgsz, val, train)

@@ -13,6 +13,7 @@ when the disc of radius ``r90`` holds its whole box, i.e. its half-diagonal is a
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -128,5 +129,6 @@ def effective_receptive_field(model, head_inputs: list[int], strides: list[float
         r50, r90 = radius(full, c, 0.5), radius(full, c, 0.9)
         mine = half_diag[levels == k]
         cov = float((mine <= r90).mean()) if mine.size else None
-        out.append(ErfLevel(f"P{3 + k}", s, r50, r90, radius(half, c, 0.5), radius(half, c, 0.9), int(mine.size), cov, full))
+        out.append(ErfLevel(f"P{round(math.log2(s))}", s, r50, r90, radius(half, c, 0.5), radius(half, c, 0.9),
+                            int(mine.size), cov, full))
     return out

@@ -22,10 +22,22 @@ CONF, IOU, MAX_DET = 0.001, 0.7, 100  # COCO's own limit of 100 detections per i
 COCO_AREAS = {"all": (0.0, 1e10), "small": (0.0, 32.0**2), "medium": (32.0**2, 96.0**2), "large": (96.0**2, 1e10)}
 
 
-def detect_output(model, x: torch.Tensor) -> torch.Tensor:
-    """The decoded detection output (B, 4 + nc, anchors): xywh in input pixels, then class scores."""
+def head_output(model, x: torch.Tensor) -> torch.Tensor:
+    """The head's first output in eval mode: ``(B, 4 + nc + k, anchors)`` for a detection-type head (its task's own
+    ``k`` rows last: mask coefficients, keypoints, angle), ``(B, nc)`` class probabilities for a classifier."""
     out = model(x)
-    return out[0] if isinstance(out, (tuple, list)) else out
+    while isinstance(out, (tuple, list)):
+        out = out[0]
+    return out
+
+
+def detect_output(model, x: torch.Tensor) -> torch.Tensor:
+    """The decoded detection output (B, 4 + nc, anchors): xywh in input pixels, then class scores (of a segment,
+    pose or obb head: its detection branch, the task's own rows left out)."""
+    y = head_output(model, x)
+    layers = getattr(model, "model", None)
+    nc = getattr(layers[-1], "nc", None) if isinstance(layers, torch.nn.Sequential) and len(layers) else None
+    return y if nc is None else y[:, : 4 + int(nc)]
 
 
 @torch.no_grad()

@@ -54,8 +54,10 @@ def split_loss(model, split: Split, batch: int = 32) -> float | None:
     return total / n if n else None
 
 
-def fit_regime(model, data: DiagData, val: Evaluation) -> FitResult:
-    """Train mAP and loss on ``data.train`` (a subset of the training images) against the validation ones."""
+def fit_regime(model, data: DiagData, val: Evaluation, evaluator=evaluate, loss: bool = True) -> FitResult:
+    """Train metric (``evaluator``'s: mAP, or top-1 for classify) and, with ``loss``, Ultralytics' detection loss on
+    ``data.train`` (a subset of the training images) against the validation ones."""
     train_split = data.train if data.train is not None else data.val
-    train = evaluate(model, train_split, data.names) if data.train is not None else val
-    return FitResult(train.map, val.map, train.map50, val.map50, split_loss(model, train_split), split_loss(model, data.val))
+    train = evaluator(model, train_split, data.names) if data.train is not None else val
+    losses = (split_loss(model, train_split), split_loss(model, data.val)) if loss else (None, None)
+    return FitResult(train.map, val.map, train.map50, val.map50, *losses)

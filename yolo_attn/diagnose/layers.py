@@ -47,6 +47,7 @@ class LoadedModel:
     strides: list[float]
     head_inputs: list[int]
     layers: list[AttnLayer]
+    task: str = "detect"  # Ultralytics' task of the model (its head)
 
 
 def _preserve_classes() -> tuple[type, ...]:
@@ -66,7 +67,7 @@ def attention_layers(model: nn.Module) -> list[AttnLayer]:
 
 
 def load(ref: ModelRef, trust: bool = False) -> LoadedModel:
-    """Read a checkpoint through the safe loader; it must be a detection model."""
+    """Read a checkpoint through the safe loader: a model of any Ultralytics task (detection-type or classifier head)."""
     from ..weights import read_model_checkpoint
 
     try:
@@ -75,13 +76,16 @@ def load(ref: ModelRef, trust: bool = False) -> LoadedModel:
         raise DiagnoseError(f"{ref.path}: no such checkpoint") from None
     except ValueError as exc:
         raise DiagnoseError(str(exc)) from None
-    head = _ultralytics.detection_head(model)
+    from .._ultralytics.head import model_task, task_head
+
+    head = task_head(model)
     if head is None:
-        raise DiagnoseError(f"{ref.path}: not a detection model (no Detect head as its last layer)")
+        raise DiagnoseError(f"{ref.path}: not an Ultralytics model of a known task (no Detect, Segment, Pose, OBB or "
+                            "Classify head as its last layer)")
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    return LoadedModel(ref, model, head[2], head[1], attention_layers(model))
+    return LoadedModel(ref, model, head[2], head[1], attention_layers(model), model_task(model))
 
 
 @contextlib.contextmanager

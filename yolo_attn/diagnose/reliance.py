@@ -30,8 +30,9 @@ class RelianceRow:
 
 
 def reliance(model, layers: list[AttnLayer], gate_stats: list[GateStats], data: DiagData, val: Evaluation,
-             n_boot: int, seed: int, per_layer: bool = True) -> list[RelianceRow]:
-    """Rows for every layer (if ``per_layer`` and there is more than one) and for all layers together."""
+             n_boot: int, seed: int, per_layer: bool = True, evaluator=evaluate) -> list[RelianceRow]:
+    """Rows for every layer (if ``per_layer`` and there is more than one) and for all layers together, scored by
+    ``evaluator`` (mAP, or top-1 for classify)."""
     means = {(s.layer, s.gate): s.mean_value for s in gate_stats}
     groups = [(layer.name, layer.kind, [layer]) for layer in layers] if per_layer and len(layers) > 1 else []
     groups.append(("all", ",".join(sorted({la.kind for la in layers})), layers))
@@ -39,13 +40,13 @@ def reliance(model, layers: list[AttnLayer], gate_stats: list[GateStats], data: 
     base = val.areas["all"].arrays
     for name, kind, group in groups:
         with knocked_out(group):
-            ko = evaluate(model, data.val, data.names)
+            ko = evaluator(model, data.val, data.names)
         gates = [(la, n, g) for la in group for n, g in la.gates if (la.name, n) in means]
         mean_iv, mg = None, None
         if gates:
             values = {id(g): means[(la.name, n)] for la, n, g in gates}
             with gates_fixed([g for _la, _n, g in gates], values):
-                mg = evaluate(model, data.val, data.names)
+                mg = evaluator(model, data.val, data.names)
             mean_iv = paired_diff([(mg.areas["all"].arrays, base)], n_boot, seed)
         rows.append(RelianceRow(name, kind, paired_diff([(ko.areas["all"].arrays, base)], n_boot, seed), mean_iv,
                                 ko.areas["all"].arrays, mg.areas["all"].arrays if mg is not None else None))

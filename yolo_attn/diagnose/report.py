@@ -45,28 +45,62 @@ def _name(r) -> str:
     return r.ref.label + ("" if r.ref.seed is None else f" s{r.ref.seed}")
 
 
+def _view(d: Diagnosis):
+    from .tasks import task_view
+
+    return task_view(getattr(d, "task", "detect"))
+
+
 def _head(d: Diagnosis) -> list[str]:
     base = next((s for s in d.summaries if s.label == d.baseline), None)
+    view = _view(d)
     L = ["# Diagnosis: why attention helped or hurt", "",
          f"Data `{d.data}`, {len(d.models)} checkpoints, baseline `{d.baseline}`; took {d.seconds:.0f} s. "
-         "Intervals are 95%: over validation images (bootstrap) for mAP differences, over seeds (t) for gaps.", ""]
+         f"Intervals are 95%: over validation images (bootstrap) for {view.metric} differences, over seeds (t) for "
+         "gaps.", ""]
+    if view.task != "detect":
+        left = "; ".join(f"{k} ({why})" for k, why in view.skipped.items()) or "none"
+        L += [f"Task **{view.task}**"
+              + (f": the sections that score predictions use {view.metric}" if view.evaluate else "")
+              + ("; the gradient sections differentiate the class probabilities" if view.probabilities else
+                 "; the gradient sections differentiate the boxes and class scores of the head's detection branch")
+              + f". Sections left out: {left}.", ""]
     L += ["## Verdict", ""]
     for s in d.summaries:
         if base is not None and s.label != d.baseline:
-            L += [f"**{s.label}** ({', '.join(sorted({k for _n, k in s.layers})) or 'no attention layer'}): {verdict(s, base)}", ""]
+            kinds = ", ".join(sorted({k for _n, k in s.layers})) or "no attention layer"
+            L += [f"**{s.label}** ({kinds}): {verdict(s, base, view)}", ""]
     return L
 
 
+def _left_out(d: Diagnosis, section: str) -> list[str]:
+    view = _view(d)
+    return [f"Not measured for {view.task} models: {view.skipped[section]}.", ""]
+
+
 def _fit_and_sizes(d: Diagnosis) -> list[str]:
+    view = _view(d)
     L = ["## Fit regime", "", HOW_TO_READ["fit"], ""]
-    L += _table(["model", "seeds", "train mAP50-95", "val mAP50-95", "gap", "gap vs baseline", "train loss", "val loss"],
+    if not view.applies("fit"):
+        L += _left_out(d, "fit")
+    else:
+        L += _fit_table(d, view.metric)
+    L += ["", "## By object size", "", HOW_TO_READ["sizes"], ""]
+    return L + (_sizes_tables(d) if view.applies("sizes") else _left_out(d, "sizes"))
+
+
+def _fit_table(d: Diagnosis, metric: str) -> list[str]:
+    L = _table(["model", "seeds", f"train {metric}", f"val {metric}", "gap", "gap vs baseline", "train loss", "val loss"],
                 [[s.label, len(s.seeds), s.train_map.fmt(), s.val_map.fmt(), s.gap.fmt(),
                   s.gap_vs_baseline.fmt() if s.gap_vs_baseline else "—", _f(s.train_loss), _f(s.val_loss)]
                  for s in d.summaries])
-    L += ["", "Loss: Ultralytics' own training loss (box + cls + dfl) in batches of 32, eval mode, no augmentation.", ""]
-    L += ["", "## By object size", "", HOW_TO_READ["sizes"], ""]
+    return L + ["", "Loss: Ultralytics' own training loss (box + cls + dfl) in batches of 32, eval mode, no augmentation"
+                + ("." if _view(d).task == "detect" else " (detection models only)."), ""]
+
+
+def _sizes_tables(d: Diagnosis) -> list[str]:
     ranges = list(d.ranges)
-    L += _table(["checkpoint"] + [f"AP {k}" for k in ranges] + [f"AR {k}" for k in ranges[:3]],
+    L = _table(["checkpoint"] + [f"AP {k}" for k in ranges] + [f"AR {k}" for k in ranges[:3]],
                 [[_name(r)] + [_f(x.ap) for x in r.sizes] + [_f(x.ar) for x in r.sizes[:3]] for r in d.models])
     L += ["", "Difference to the baseline (AP50-95, seeds paired):", ""]
     L += _table(["model"] + ranges, [[s.label] + [s.size_vs_baseline[k].fmt() if k in s.size_vs_baseline else "—" for k in ranges]
@@ -96,11 +130,16 @@ def _erf_and_gates(d: Diagnosis, plots: dict[str, str]) -> list[str]:
 
 
 def _reliance_and_consistency(d: Diagnosis) -> list[str]:
+    view = _view(d)
     L = ["", "## Reliance", "", HOW_TO_READ["reliance"], ""]
     rows = [[_name(r), x.layer, x.kind, x.knockout.fmt(), x.mean_gate.fmt() if x.mean_gate else "no gate"]
             for r in d.models for x in r.reliance]
-    L += _table(["checkpoint", "layer", "class", "Δ mAP knocked out", "Δ mAP gates at mean"], rows) if rows else \
-        ["No attention layer in these models: nothing to knock out."]
+    metric = "mAP" if view.metric == "mAP50-95" else view.metric
+    if not view.applies("reliance"):
+        L += _left_out(d, "reliance")
+    else:
+        L += _table(["checkpoint", "layer", "class", f"Δ {metric} knocked out", f"Δ {metric} gates at mean"], rows) \
+            if rows else ["No attention layer in these models: nothing to knock out."]
     L += ["", "## Importance consistency", "", HOW_TO_READ["consistency"], ""]
     rows = [[_name(r), c.layer, c.gate, c.channels, c.images, _f(c.tau_median), _f(c.tau_mean),
              f"[{c.tau_q[0]:+.2f}, {c.tau_q[1]:+.2f}]", _f(c.cos_mean), _f(c.tau_perm_mean),

@@ -102,18 +102,20 @@ def _pairs(split: Split, n: int, seed: int) -> list[tuple[str, int, int]]:
 
 
 @torch.no_grad()
-def _path(model, split: Split, kind: str, a: int, b: int, steps: int) -> PathCurve:
+def _path(model, split: Split, kind: str, a: int, b: int, steps: int, view=None) -> PathCurve:
     cls = int(split.dominant_class()[a])
     t = torch.linspace(0, 1, steps)
     xa, xb = split.images[a], split.images[b]
     x = (1 - t)[:, None, None, None] * xa + t[:, None, None, None] * xb
-    score = detect_output(model, x)[:, 4 + cls].amax(1)
+    score = (detect_output(model, x)[:, 4:] if view is None else view.class_scores(model, x))[:, cls].amax(1)
     return PathCurve(kind, a, b, cls, [float(v) for v in t], [float(v) for v in score])
 
 
-def smoothness(model, split: Split, n_jac: int, k: int, n_pairs: int, steps: int, seed: int) -> Smoothness:
+def smoothness(model, split: Split, n_jac: int, k: int, n_pairs: int, steps: int, seed: int, view=None) -> Smoothness:
+    """``view`` (:class:`.tasks.TaskView`): the output differentiated and the class scores along the paths (default:
+    the detection output)."""
     size = split.images.shape[-1]
-    f = _output(model, size)
+    f = _output(model, size) if view is None else (lambda x: view.output(model, x))
     x = split.images[:n_jac]
     jac = jacobian_fro(f, x, k, seed)
     gen = torch.Generator().manual_seed(seed)
@@ -123,6 +125,6 @@ def smoothness(model, split: Split, n_jac: int, k: int, n_pairs: int, steps: int
         for s in NOISE_SCALES:
             y = f(x + s * torch.randn(x.shape, generator=gen)).flatten(1)
             noise[str(s)] = float(((y - y0).norm(dim=1) / y0.norm(dim=1).clamp_min(1e-12)).mean())
-    paths = [_path(model, split, kind, a, b, steps) for kind, a, b in _pairs(split, n_pairs, seed)]
+    paths = [_path(model, split, kind, a, b, steps, view) for kind, a, b in _pairs(split, n_pairs, seed)]
     se = float(jac.std(ddof=1) / np.sqrt(len(jac))) if len(jac) > 1 else float("nan")
     return Smoothness(float(jac.mean()), float(jac.std()), se, len(x), k, noise, paths)

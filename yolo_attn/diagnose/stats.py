@@ -31,7 +31,8 @@ class Interval:
 
 
 def paired_diff(pairs: list[tuple[cocoeval.EvalArrays, cocoeval.EvalArrays]], n_boot: int, seed: int) -> Interval:
-    """Mean over ``pairs`` of mAP50-95(a) - mAP50-95(b), with a percentile interval from resampling the images.
+    """Mean over ``pairs`` of mAP50-95(a) - mAP50-95(b) (top-1 accuracy for classification outcomes, which bring
+    their own ``replicates``), with a percentile interval from resampling the images.
 
     Every pair is scored on the same images, so one set of image weights serves all of them (the pairs
     are seeds of a sweep, or one model with and without a change).
@@ -42,12 +43,19 @@ def paired_diff(pairs: list[tuple[cocoeval.EvalArrays, cocoeval.EvalArrays]], n_
     w = np.vstack([np.ones((1, n)), image_weights(n, n_boot, seed)])
     diff = np.zeros(len(w))
     for a, b in pairs:
-        diff += cocoeval.weighted_map(a, w)[1] - cocoeval.weighted_map(b, w)[1]
+        diff += _metric(a, w) - _metric(b, w)
     diff /= len(pairs)
     if n_boot < 20:
         return Interval(float(diff[0]))
     lo, hi = np.percentile(diff[1:], [2.5, 97.5])
     return Interval(float(diff[0]), float(lo), float(hi))
+
+
+def _metric(arrays, w: np.ndarray) -> np.ndarray:
+    """The figure the intervals compare on each image multiset: mAP50-95, or what the arrays' own ``replicates``
+    give second (top-1 accuracy)."""
+    replicates = getattr(arrays, "replicates", None)
+    return replicates(w)[1] if replicates is not None else cocoeval.weighted_map(arrays, w)[1]
 
 
 def seed_interval(values: list[float]) -> Interval:

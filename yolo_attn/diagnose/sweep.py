@@ -44,8 +44,8 @@ def sweep_inputs(root: str | Path) -> SweepInputs:
     if not refs:
         raise DiagnoseError(f"{root}: the sweep has no finished trial")
     data = Path(config.data_yaml or "")
-    if not data.is_file():
-        raise DiagnoseError(f"{root / 'config.json'}: the sweep's dataset YAML {str(data)!r} is missing")
+    if not data.is_file() and not data.is_dir():  # a dataset YAML, or a classification dataset's folder
+        raise DiagnoseError(f"{root / 'config.json'}: the sweep's dataset {str(data)!r} is missing")
     order = config.model_names
     refs.sort(key=lambda r: (order.index(r.label) if r.label in order else len(order), r.seed))
     return SweepInputs(refs, config.baseline or refs[0].label, data, config.imgsz or 640)

@@ -7,13 +7,14 @@ from .compare import LabelSummary
 UNDERFIT_TRAIN = 0.5  # train mAP50-95 below this: the model has not fit its own training images
 
 
-def _fit(m: LabelSummary, b: LabelSummary) -> str:
-    s = f"Train-val mAP50-95 gap {m.gap.est:.3f} vs {b.gap.est:.3f} for the baseline (difference {m.gap_vs_baseline.fmt()} over seeds"
+def _fit(m: LabelSummary, b: LabelSummary, metric: str = "mAP50-95") -> str:
+    s = (f"Train-val {metric} gap {m.gap.est:.3f} vs {b.gap.est:.3f} for the baseline (difference "
+         f"{m.gap_vs_baseline.fmt()} over seeds")
     if m.val_loss is not None and b.val_loss is not None:
         s += f"; val-train loss {m.val_loss - m.train_loss:+.3f} vs {b.val_loss - b.train_loss:+.3f}"
     s += ")"
     if m.train_map.est < UNDERFIT_TRAIN and b.train_map.est < UNDERFIT_TRAIN:
-        s += (f"; both models underfit (train mAP50-95 {m.train_map.est:.3f} and {b.train_map.est:.3f}), "
+        s += (f"; both models underfit (train {metric} {m.train_map.est:.3f} and {b.train_map.est:.3f}), "
               "so extra capacity could help and overfitting is not what limits them")
     elif m.gap_vs_baseline.excludes_zero():
         s += "; the attention model overfits more" if m.gap_vs_baseline.est > 0 else "; the attention model overfits less"
@@ -40,10 +41,10 @@ def _erf(m: LabelSummary, b: LabelSummary) -> str:
     return "Effective receptive field: " + "; ".join(bits) + "."
 
 
-def _reliance(m: LabelSummary) -> str:
+def _reliance(m: LabelSummary, metric: str = "mAP50-95") -> str:
     if m.knockout_all is None:
         return "No attention layer: reliance and gate sections do not apply."
-    s = f"Knocking all attention out changes mAP50-95 by {m.knockout_all.fmt()}"
+    s = f"Knocking all attention out changes {metric} by {m.knockout_all.fmt()}"
     if m.mean_gate_all is not None:
         s += f"; fixing the gates at their mean by {m.mean_gate_all.fmt()}"
     if not m.knockout_all.excludes_zero():
@@ -86,5 +87,20 @@ def _health(m: LabelSummary, b: LabelSummary) -> str:
     return s
 
 
-def verdict(m: LabelSummary, b: LabelSummary) -> str:
-    return _health(m, b) + " ".join([_fit(m, b), _sizes(m), _erf(m, b), _reliance(m)]) + _consistency(m) + _smooth(m, b)
+def verdict(m: LabelSummary, b: LabelSummary, view=None) -> str:
+    """``view`` (:class:`.tasks.TaskView`, default detect): the task's metric, and its sections left out (named,
+    with the reason, in place of their sentence)."""
+    from .tasks import task_view
+
+    view = view or task_view("detect")
+    parts = [_fit(m, b, view.metric) if view.applies("fit") else _left_out("fit", view),
+             _sizes(m) if view.applies("sizes") else _left_out("sizes", view), _erf(m, b),
+             _reliance(m, view.metric) if view.applies("reliance") else _left_out("reliance", view)]
+    return _health(m, b) + " ".join(parts) + _consistency(m) + _smooth(m, b)
+
+
+def _left_out(section: str, view) -> str:
+    return f"No {SECTION_NAMES[section]} section for {view.task} models: {view.skipped[section]}."
+
+
+SECTION_NAMES = {"fit": "fit-regime", "sizes": "object-size", "reliance": "reliance"}
