@@ -119,3 +119,24 @@ def test_runs_from_one_checkpoint_in_one_process_read_it_once(tmp_path, stock_ck
         report = trainer.transfer_report  # all but the class outputs (80 classes -> the shapes' 4)
         assert report.tensors == report.source_tensors - len(report.class_dependent) > 0
     assert zip_reads == [os.path.realpath(stock_ckpt)]
+
+
+def test_the_weights_package_sits_below_training_and_the_sweep():
+    """weights/ imports nothing of the trainer, the sweep, the studies, diagnose, deploy or the commands (lazy imports
+    included), so each of them can use it without an import circle."""
+    import ast
+    from pathlib import Path
+
+    import yolo_attn.weights
+
+    above = ("compare", "studies", "diagnose", "deploy", "commands", "train", "cli")
+    found = {}
+    for path in sorted(Path(yolo_attn.weights.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 2 and (node.module or "").split(".")[0] in above:
+                found.setdefault(path.name, []).append(node.module)
+            elif isinstance(node, (ast.Import, ast.ImportFrom)) and any(
+                    (n or "").startswith(tuple(f"yolo_attn.{a}" for a in above))
+                    for n in ([a.name for a in node.names] if isinstance(node, ast.Import) else [node.module])):
+                found.setdefault(path.name, []).append(ast.unparse(node))
+    assert len(list(Path(yolo_attn.weights.__file__).parent.glob("*.py"))) >= 14 and found == {}
