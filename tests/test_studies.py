@@ -366,3 +366,21 @@ def test_tiny_real_study_end_to_end(tmp_path):
     assert sorted(m["ref"]["label"] for m in diag["models"]) == ["se-backbone-end", "stock"] and not res["cached"]
     assert "(sweep/diagnose/diagnose.md)" in (tmp_path / "placement" / "study.md").read_text()
     assert (tmp_path / "placement" / "sweep" / "trials.jsonl").read_text() == before
+
+
+def test_provenance_keeps_per_model_options_as_written(tmp_path):
+    """A sweep's per-model options (ModelSpec.options, a ModelOptions) reach study.json and study.md as the
+    setting config.json hashes them."""
+    from yolo_attn.compare.contract import SweepConfig
+    from yolo_attn.compare.request import ModelSpec
+    from yolo_attn.compare.store import Store
+    from yolo_attn.studies.runner import SweepPlan, provenance, provenance_md
+    from yolo_attn.weights import ModelOptions
+
+    spec = ModelSpec("se", "/m/se.yaml", "h", options=ModelOptions(attn_init="paper", load="names"))
+    cfg = SweepConfig(settings_hash="x", data_fingerprint={}, epochs=1, imgsz=64, models=[spec.stored()], seeds=[0],
+                      model_specs=[spec])
+    Store(tmp_path / "s").init_config(cfg)
+    prov = json.loads(json.dumps(provenance(tmp_path, [SweepPlan("s", ["/m/se.yaml"], "se", [0], 1)], {})))
+    assert prov["sweeps"][0]["model_options"] == {"se": {"attn_init": "paper", "load": "names"}}
+    assert '{"se": {"attn_init": "paper", "load": "names"}}' in "\n".join(provenance_md(prov))

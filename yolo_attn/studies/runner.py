@@ -155,7 +155,7 @@ def provenance(out: Path, plans: list[SweepPlan], summaries: dict[str, SweepSumm
                        "seeds": p.seeds, "epochs": p.epochs, "imgsz": cfg.imgsz if cfg else None,
                        "train_args": cfg.train_args if cfg else None, "pretrained": p.pretrained,
                        "pretrained_hash": cfg.pretrained_hash if cfg else None,
-                       "model_options": (cfg.model_options or None) if cfg else None,
+                       "model_options": cfg.settings().get("model_options") if cfg else None,
                        "threads": cfg.threads if cfg else None, "trials_ok": s.n_ok if s else len(recs),
                        "trials": s.n_trials if s else len(p.models) * len(p.seeds),
                        "trial_seconds": round(secs, 1)})
