@@ -305,6 +305,31 @@ def test_a_task_output_that_differs_fails_naming_it(task, part, spoil):
         assert "mask prototypes" in compare_outputs(y, y[:1], s, 2e-3, _Diff(), head)
 
 
+def test_end_to_end_rows_are_compared_on_pairs_of_the_same_detection():
+    """An end-to-end head (YOLO26's one-to-one branch) returns its detections ranked by score: rows that swapped
+    places (scores a rounding error apart) are paired, not compared row by row; a keypoint moved is found."""
+    from yolo_attn.deploy.check import CheckSettings, _Diff, _verdict, compare_outputs
+    from yolo_attn.deploy.formats import get_format
+    from yolo_attn.deploy.tasks import Head
+
+    head = Head("pose", "Pose26", 2, end2end=True, kpt_shape=(2, 3))
+    boxes = torch.tensor([[0, 0, 20, 20], [30, 30, 60, 50], [5, 40, 25, 60], [40, 0, 60, 20]], dtype=torch.float32)
+    conf = torch.tensor([[0.9], [0.8], [0.5], [0.1]])
+    kpts = torch.tensor([[5, 5, 0.9, 10, 10, 0.8]] * 4) + torch.arange(4.0)[:, None]
+    ref = torch.cat([boxes, conf, torch.tensor([[0.0], [1.0], [0.0], [1.0]]), kpts], 1)[None]
+    swapped = ref[:, [1, 0, 2, 3]].clone()  # the exported model ranked two rows the other way round
+    swapped[..., [0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11]] += 1e-5  # and rounded differently (the class column is exact)
+    s = CheckSettings(images=[], imgsz=64)
+    d = _Diff()
+    assert compare_outputs(ref, swapped, s, 2e-3, d, head) == "" and _verdict(get_format("onnx"), s, d) == ""
+    assert d.agreement.matched == d.agreement.reference == 3 and d.parts.diff["keypoints"] < 1e-4
+    moved = swapped.clone()
+    moved[0, 2, 6] += 5  # one keypoint of the 0.5 detection, 5 pixels away
+    bad = _Diff()
+    assert compare_outputs(ref, moved, s, 2e-3, bad, head) == ""
+    assert "keypoints 5" in _verdict(get_format("onnx"), s, bad)
+
+
 def test_export_check_refuses_a_head_and_an_int8_calibration_it_cannot_check(tmp_path):
     from yolo_attn.deploy.check import NOT_CHECKED, CheckSettings, check_format
     from yolo_attn.deploy.formats import Format
