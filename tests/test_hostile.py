@@ -396,7 +396,16 @@ def test_trust_flags_reach_training(monkeypatch):
     from yolo_attn.compare.summary import SummarySettings, SweepSummary
 
     nothing = SweepSummary("x", SummarySettings(1, 64, [0]), [])
-    monkeypatch.setattr(compare_pkg, "compare", lambda **kw: seen.update(compare=kw) or nothing)
+    monkeypatch.setattr(compare_pkg, "compare", lambda request, run, report: seen.update(compare=(request, run)) or nothing)
     monkeypatch.setattr(compare_pkg, "fmt_summary", lambda summary: "")
     main(["compare", "--models", "x.pt", "--trust"])
-    assert seen["compare"]["train_args"]["trust"] is True
+    request, run = seen["compare"]
+    assert run.trust is True and "trust" not in request.train_args  # how files are read, not a hashed setting
+    import dataclasses
+
+    from yolo_attn.compare.contract import TrialSpec
+    from yolo_attn.compare.trial import _train_args
+
+    spec = TrialSpec("t", "m", "x.pt", 0, "h", "/tmp/t", "d.yaml", 1, 64, train_args={"lr0": 0.01}, trust=True)
+    assert _train_args(spec)["trust"] is True  # the trial hands it to yolo_attn.train.train
+    assert "trust" not in _train_args(dataclasses.replace(spec, trust=False))
