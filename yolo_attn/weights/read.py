@@ -105,6 +105,11 @@ def load_checkpoint(path: str | Path, trust: bool = False) -> Checkpoint:
     return replace(_READ[key], path=path)
 
 
+def forget_reads() -> None:
+    """Drop the checkpoints :func:`load_checkpoint` keeps: the next call reads its file again (timings of the reader)."""
+    _READ.clear()
+
+
 def _read(path: Path, trust: bool) -> Checkpoint:
     """One read of the file ``path`` (:func:`load_checkpoint`)."""
     if path.stat().st_size == 0:
