@@ -60,3 +60,24 @@ def test_plan_of_a_pilot_adds_the_forecast_of_the_rule(tmp_path):
     assert [o.model for o in p.forecast.null] == [m.model for m in p.models]
     assert [o.effect for o in p.forecast.pilot] == [summary.row(m.model).diff["map"].ci.delta for m in p.models]
     assert "## With --until-decided (looks at 2, 4 seeds" in plan.format_plan(p, "pilot")
+
+
+def test_plan_until_decided_on_the_command_line_forecasts_the_rule_without_declaring_it(tmp_path, capsys):
+    import argparse
+    import json
+
+    from test_stats import _synthetic_sweep
+    from yolo_attn.commands import compare as cmd
+
+    store, config = _synthetic_sweep(tmp_path / "f")
+    store.init_config(config)
+    parser = argparse.ArgumentParser()
+    cmd.add_arguments(parser)
+    base = ["--effect", "0.2", "--out", str(tmp_path / "f"), "--plan", "--boot", "100"]
+    assert cmd.run(parser.parse_args(base + ["--until-decided", "--looks", "2,4,6", "--margin", "0.02"])) == 0
+    out = capsys.readouterr().out
+    assert "## With --until-decided (looks at 2, 4, 6 seeds, margin ±0.02" in out and "for the fixed design of 6" in out
+    assert "rule" not in json.loads((tmp_path / "f" / "config.json").read_text())  # forecast, not declared
+    assert cmd.run(parser.parse_args(base)) == 0 and "--until-decided" not in capsys.readouterr().out
+    with pytest.raises(ValueError, match="different maximum seed counts"):
+        cmd.run(parser.parse_args(base + ["--until-decided", "--looks", "2,4", "--max-seeds", "6"]))

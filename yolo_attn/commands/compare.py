@@ -94,7 +94,8 @@ def add_arguments(parser) -> None:
     _decision_arguments(parser)
     parser.add_argument("--plan", action="store_true",
                         help="run the sweep as a pilot (or read the finished one in --out) and print the seeds x "
-                             "epochs needed to detect --effect, with the estimated wall time")
+                             "epochs needed to detect --effect, with the estimated wall time; with --until-decided also what "
+                             "that rule (--looks, --max-seeds, --margin) would likely decide and after how many seeds")
     parser.add_argument("--diagnose", action="store_true",
                         help="after the sweep, run yolo-attn diagnose on its checkpoints (OUT/diagnose; summary.md links it)")
     parser.add_argument("--quiet", action="store_true", help="no progress line")
@@ -177,10 +178,11 @@ def _run(args) -> int:
     from ..compare.store import Store
 
     request, run_opts, report_opts = read_request(args)
+    rule = _plan_rule(args)
     if args.plan:
         found = finished_pilot(args.out, report_opts.effect, args.boot)
         if found:  # a finished sweep folder: plan from it, train nothing
-            print(format_plan(make_plan(found[0], found[1], report_opts.effect), args.out))
+            print(format_plan(make_plan(found[0], found[1], report_opts.effect, rule=rule), args.out))
             return 0
     summary = compare(request, run_opts, report_opts)
     print(fmt_summary(summary))
@@ -190,7 +192,7 @@ def _run(args) -> int:
             return 1
         store = Store(summary.out)
         records = list(store.latest(store.read_config().settings_hash).values())
-        print(format_plan(make_plan(summary, records, report_opts.effect), summary.out))
+        print(format_plan(make_plan(summary, records, report_opts.effect, rule=rule), summary.out))
     if args.diagnose and summary.n_ok:
         _diagnose(summary, args.quiet)
     return _exit_status(summary)
@@ -230,6 +232,8 @@ def _decision(args):
     from ..compare.rounds import DecisionOptions, parse_looks
 
     looks = parse_looks(args.looks) if args.looks else None
+    if args.plan and args.until_decided:  # the pilot runs its fixed seeds; the rule is only forecast (_plan_rule)
+        return DecisionOptions(), args.seed_list or (args.seeds if args.seeds is not None else DEFAULT_SEEDS)
     if not args.until_decided:
         if args.max_seeds is not None:
             raise ValueError("--max-seeds: the most seeds of --until-decided (add it, or give --seeds)")
@@ -243,6 +247,20 @@ def _decision(args):
                          "maximum seed counts; give one")
     n = next(iter(counts.values()), DEFAULT_MAX_SEEDS)
     return DecisionOptions(True, args.margin, looks), (args.seed_list or n)
+
+
+def _plan_rule(args):
+    """``--plan --until-decided``: the rule whose decisions the plan forecasts (--looks, --max-seeds, --margin), not
+    declared in the pilot's folder: the pilot is a fixed sweep, and the planned one runs into a new folder."""
+    if not (args.plan and args.until_decided):
+        return None
+    from ..compare.rounds import DecisionOptions, parse_looks
+
+    looks = parse_looks(args.looks) if args.looks else None
+    if looks and args.max_seeds is not None and looks[-1] != args.max_seeds:
+        raise ValueError(f"--until-decided: --max-seeds {args.max_seeds} and --looks (its last look) {looks[-1]} "
+                         "name different maximum seed counts; give one")
+    return DecisionOptions(True, args.margin, looks).rule(looks[-1] if looks else args.max_seeds or DEFAULT_MAX_SEEDS)
 
 
 def _exit_status(summary) -> int:
