@@ -240,3 +240,32 @@ def test_a_failed_pareto_plot_is_a_note_of_the_written_report(tmp_path, monkeypa
     assert not (out / "pareto.png").exists()
     assert "plotting pareto.png failed: RuntimeError: no display" in (out / "search.md").read_text()
     assert any("no display" in n for n in json.loads((out / "search.json").read_text())["notes"])
+
+
+def test_confirmation_declares_the_rule_when_asked_and_the_report_words_its_decisions(tmp_path):
+    """--margin/--until-decided reach the confirmation sweep only (the rungs' scores only rank), and the report
+    gives each survivor's decision under the declared rule; a search started without them keeps its fingerprint."""
+    from yolo_attn.compare.summary import DecisionReport, ModelDecision
+
+    class Deciding(FakeCompare):
+        def __call__(self, request, run, report=None):
+            summary = super().__call__(request, run, report)
+            if request.decision.until_decided or request.decision.margin is not None:
+                rule = request.decision.rule(len(request.seeds))
+                summary.decision = DecisionReport(rule.to_dict(), True, [rule.looks[-1]], [
+                    ModelDecision(r.model, "equivalent", f"{r.model}: equivalent to stock within ±{rule.margin:g}")
+                    for r in summary.compared])
+            return summary
+
+    fake = Deciding(EFFECTS, noise=0.001)
+    res = Search(_opts(tmp_path, margin=0.02, until_decided=True), compare_fn=fake).run()
+    decisions = [c["request"].decision for c in fake.calls]
+    assert all(not d.until_decided and d.margin is None for d in decisions[:-1])  # the rungs declare nothing
+    assert decisions[-1].until_decided and decisions[-1].margin == 0.02
+    assert decisions[-1].rule(3).looks == (3,)  # --confirm-seeds 3: one look at 3 seeds
+    md = (Path(res["out"]) / "search.md").read_text()
+    assert "Under the rule declared before the confirmation (margin ±0.02, looks at 3 seeds" in md
+    assert "se-neck: equivalent to stock within ±0.02" in md and "cbam-neck: equivalent to stock within ±0.02" in md
+    plain = _opts(tmp_path / "p")
+    assert "margin" not in plain.fingerprint() and plain.confirm_decision() is None
+    assert _opts(tmp_path, margin=0.02).fingerprint()["margin"] == 0.02

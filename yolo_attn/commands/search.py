@@ -28,6 +28,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--ray-address", help="address of a running Ray cluster (default: start a local one)")
     parser.add_argument("--threads", type=int, help="CPU threads per trial")
     parser.add_argument("--cpus-per-trial", type=int, help="Ray: CPUs per trial (default 1)")
+    parser.add_argument("--margin", type=float, help="the confirmation declares its decision rule before its first "
+                        "trial with this margin of a difference worth having (mAP50-95; compare --margin, "
+                        "docs/decisions.md): each survivor is better, worse, equivalent within ±margin or undecided")
+    parser.add_argument("--until-decided", action="store_true", help="the confirmation's seeds run in rounds "
+                        "(compare --until-decided: looks at 3, 5, 7 below --confirm-seeds, then --confirm-seeds) and a "
+                        "survivor stops training once decided")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
@@ -39,7 +45,7 @@ def run(args) -> int:
                          keep=args.keep, selection_seeds=args.selection_seeds, confirm_seeds=args.confirm_seeds,
                          imgsz=args.imgsz, scale=args.scale, batch=args.batch, out=args.out, backend=args.backend,
                          ray_address=args.ray_address, threads=args.threads, cpus_per_trial=args.cpus_per_trial,
-                         progress=not args.quiet)
+                         progress=not args.quiet, margin=args.margin, until_decided=args.until_decided)
     res = Search(opts).run()
     print(f"report: {res['out']}/search.md (also search.json, pareto.png)")
     return 0 if res["complete"] else 1

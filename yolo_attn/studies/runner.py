@@ -89,6 +89,7 @@ class SweepPlan:
     meta: dict = field(default_factory=dict)  # study-specific facts of this sweep (e.g. its width)
     eval_split: str | None = None  # split of the final scoring (None: compare's default, val)
     pretrained: str | None = None  # stock checkpoint every model of the sweep starts from (compare's --pretrained)
+    decision: object = None  # compare's DecisionOptions for this sweep (a declared rule; None: the request's own)
 
 
 @dataclass
@@ -246,8 +247,9 @@ def study_request(opts: StudyOptions):
 def plan_request(plan: SweepPlan, request, run, out: Path):
     """``request`` and ``run`` (the study's or the search's) for the sweep of ``plan``, into ``out/<plan.name>``."""
     start = replace(request.start, pretrained=plan.pretrained) if plan.pretrained else request.start
+    decision = {} if plan.decision is None else {"decision": plan.decision}
     return (replace(request, models=tuple(plan.models), seeds=tuple(plan.seeds), epochs=plan.epochs,
-                    baseline=plan.baseline, eval_split=plan.eval_split, start=start),
+                    baseline=plan.baseline, eval_split=plan.eval_split, start=start, **decision),
             replace(run, out=str(out / plan.name)))
 
 

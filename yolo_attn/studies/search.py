@@ -82,6 +82,8 @@ class SearchOptions:
     threads: int | None = None
     cpus_per_trial: int | None = None
     progress: bool = True
+    margin: float | None = None  # the confirmation declares its decision rule with this margin (compare --margin)
+    until_decided: bool = False  # the confirmation's seeds run in rounds until decided (compare --until-decided)
 
     def candidates(self) -> list[Candidate]:
         cands = [Candidate(lay, pl) for lay in self.layers for pl in self.placements]
@@ -92,7 +94,18 @@ class SearchOptions:
     def fingerprint(self) -> dict:
         keep = ("layers", "placements", "data", "min_epochs", "max_epochs", "eta", "keep", "selection_seeds", "imgsz",
                 "scale", "batch", "backend")
-        return {k: getattr(self, k) for k in keep}
+        fp = {k: getattr(self, k) for k in keep}
+        fp.update({k: getattr(self, k) for k in ("margin", "until_decided") if getattr(self, k)})  # older states: absent
+        return fp
+
+    def confirm_decision(self):
+        """The confirmation's decision options: a rule declared before its first trial when --margin or
+        --until-decided is given (the selection's rungs declare none: their scores only rank)."""
+        from ..compare.rounds import DecisionOptions
+
+        if self.margin is None and not self.until_decided:
+            return None
+        return DecisionOptions(self.until_decided, self.margin)
 
 
 # ------------------------------------------------------------------------------------------------ bookkeeping
@@ -167,6 +180,17 @@ def pareto_front(points: dict[str, tuple[float, float]]) -> list[str]:
         if not dominated:
             front.append(a)
     return sorted(front, key=lambda lbl: points[lbl][0])
+
+
+def _decided(summary: SweepSummary, survivors: list[str]) -> str:
+    """The confirmation's decisions under its declared rule, as the report's words ('' when none was declared)."""
+    d = summary.decision
+    if d is None or not d.declared:
+        return ""
+    rule = d.rule
+    words = [m.text for s in survivors if (m := d.model(s)) is not None]
+    return (f" Under the rule declared before the confirmation (margin ±{rule['margin']:g}, looks at "
+            f"{', '.join(map(str, rule['looks']))} seeds, α {rule['alpha']:g} family-wise): " + "; ".join(words) + ".")
 
 
 def _signed(v: float) -> str:
@@ -303,10 +327,12 @@ class Search:
                                                 f"{c.layer} at {c.placement}")
         return self.paths[label]
 
-    def plan(self, name: str, labels: list[str], seeds: list[int], epochs: int, eval_split: str | None = None) -> SweepPlan:
+    def plan(self, name: str, labels: list[str], seeds: list[int], epochs: int, eval_split: str | None = None,
+             decision=None) -> SweepPlan:
         """The sweep of one rung (or the confirmation), remembered for the report's 'what was run'."""
         plan = SweepPlan(name, [self.model_path(BASELINE)] + [self.model_path(lbl) for lbl in labels], BASELINE,
-                         seeds, epochs, {lbl: lbl for lbl in [BASELINE, *labels]}, eval_split=eval_split)
+                         seeds, epochs, {lbl: lbl for lbl in [BASELINE, *labels]}, eval_split=eval_split,
+                         decision=decision)
         self.plans.append(plan)
         return plan
 
@@ -318,8 +344,9 @@ class Search:
 
         return "test" if has_test_split(resolve_dataset(self.opts.data or default_data())) else "val"
 
-    def sweep(self, name: str, labels: list[str], seeds: list[int], epochs: int, eval_split: str | None = None) -> SweepSummary:
-        plan = self.plan(name, labels, seeds, epochs, eval_split)
+    def sweep(self, name: str, labels: list[str], seeds: list[int], epochs: int, eval_split: str | None = None,
+              decision=None) -> SweepSummary:
+        plan = self.plan(name, labels, seeds, epochs, eval_split, decision)
         self.summaries[name] = run_sweeps([plan], self.request, self.run_options, self.out, self.compare_fn)[name]
         return self.summaries[name]
 
@@ -438,7 +465,7 @@ class Search:
         self.log(f"confirmation: {', '.join(survivors)} and stock on new seeds {conf_seeds}, {self.opts.max_epochs} "
                  f"epochs, scored on the {split} split")
         summary = self.sweep("confirm", survivors, conf_seeds, self.opts.max_epochs,
-                             eval_split="test" if split == "test" else None)
+                             eval_split="test" if split == "test" else None, decision=self.opts.confirm_decision())
         report = self.report(survivors, conf_seeds, summary, split)
         print(report["md"], file=stream)
         return report
@@ -474,7 +501,8 @@ class Search:
                          f"{r.scores[lbl]:.3f} | {_signed(r.deltas[lbl])} | {'-' if lat is None else f'{lat:.2f}'} |")
         conf_table = _single.effects_table(res, {BASELINE: "baseline", **{s: "survivor" for s in survivors}},
                                            [BASELINE, *survivors])
-        answer = " ".join(V.sentence(res[s].effect if s in res else None, s) for s in survivors)
+        answer = " ".join(V.sentence(res[s].effect if s in res else None, s) for s in survivors) + \
+            _decided(summary, survivors)
         complete = summary.complete
         points, cost_gain = self.pareto_points(res, survivors)
         front = pareto_front(cost_gain)
