@@ -384,3 +384,25 @@ def test_provenance_keeps_per_model_options_as_written(tmp_path):
     prov = json.loads(json.dumps(provenance(tmp_path, [SweepPlan("s", ["/m/se.yaml"], "se", [0], 1)], {})))
     assert prov["sweeps"][0]["model_options"] == {"se": {"attn_init": "paper", "load": "names"}}
     assert '{"se": {"attn_init": "paper", "load": "names"}}' in "\n".join(provenance_md(prov))
+
+
+def test_a_study_margin_declares_every_sweeps_rule_and_lists_the_decisions(tmp_path):
+    from yolo_attn.compare.summary import DecisionReport, ModelDecision
+
+    class Deciding(FakeCompare):
+        def __call__(self, request, run, report=None):
+            summary = super().__call__(request, run, report)
+            rule = request.decision.rule(len(request.seeds))
+            if rule is not None:
+                summary.decision = DecisionReport(rule.to_dict(), True, [rule.looks[-1]], [ModelDecision(
+                    r.model, "equivalent", f"{r.model}: equivalent to stock within ±{rule.margin:g}")
+                    for r in summary.compared])
+            return summary
+
+    fake = Deciding({"se-backbone-end": 0.0}, noise=0.002)
+    res = run_study(get("placement"), _opts(tmp_path, seeds=3, placements=["backbone-end"], margin=0.02),
+                    compare_fn=fake)
+    assert all(c["request"].decision.margin == 0.02 and not c["request"].decision.until_decided for c in fake.calls)
+    md = (Path(res["out"]) / "study.md").read_text()
+    assert "decisions under the rule it declared (margin ±0.02: se-backbone-end: equivalent to stock within ±0.02)" in md
+    assert _opts(tmp_path, margin=0.02).fingerprint()["margin"] == 0.02 and "margin" not in _opts(tmp_path).fingerprint()

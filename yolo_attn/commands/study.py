@@ -39,6 +39,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--diagnose", action="store_true",
                         help="after the sweeps, run yolo-attn diagnose on each sweep's checkpoints (linked from study.md; "
                              "a finished study rerun with --diagnose is diagnosed without training again)")
+    parser.add_argument("--margin", type=float, help="every sweep of the study declares its decision rule before its "
+                        "first trial with this margin (mAP50-95; compare --margin, docs/decisions.md); each sweep's "
+                        "decisions are listed under 'What was run'")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
@@ -50,6 +53,6 @@ def run(args) -> int:
                         imgsz=args.imgsz, scale=args.scale, widths=args.widths, placements=args.placements, out=args.out,
                         batch=args.batch, backend=args.backend, ray_address=args.ray_address, threads=args.threads,
                         cpus_per_trial=args.cpus_per_trial, max_trials=args.max_trials, progress=not args.quiet,
-                        diagnose=args.diagnose, pretrained=stock_weights_path(args.pretrained))
+                        diagnose=args.diagnose, pretrained=stock_weights_path(args.pretrained), margin=args.margin)
     res = run_study(get(args.name), opts)
     return 0 if res["complete"] or args.max_trials is not None else 1

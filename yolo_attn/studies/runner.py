@@ -55,6 +55,7 @@ class StudyOptions:
     progress: bool = True
     diagnose: bool = False  # after the sweeps: yolo-attn diagnose on each sweep's checkpoints
     pretrained: str | None = None  # stock checkpoint the fine-tuning sweeps start from (study pretrained)
+    margin: float | None = None  # every sweep declares its decision rule with this margin (compare --margin)
 
     def fingerprint(self) -> dict:
         """The options that decide the study's results (not where or how fast it runs).
@@ -66,6 +67,8 @@ class StudyOptions:
         if self.pretrained:
             out["pretrained"] = str(self.pretrained)
             out["pretrained_sha256"] = _sha256(self.pretrained)
+        if self.margin is not None:  # only where given: studies without it keep their fingerprint
+            out["margin"] = self.margin
         return out
 
 
@@ -159,10 +162,18 @@ def provenance(out: Path, plans: list[SweepPlan], summaries: dict[str, SweepSumm
                        "model_options": cfg.settings().get("model_options") if cfg else None,
                        "threads": cfg.threads if cfg else None, "trials_ok": s.n_ok if s else len(recs),
                        "trials": s.n_trials if s else len(p.models) * len(p.seeds),
-                       "trial_seconds": round(secs, 1)})
+                       "trial_seconds": round(secs, 1), "decisions": _declared_decisions(s)})
     data = next((s.data for s in summaries.values() if s.data), None)
     return {"data": str(data) if data else None, "data_fingerprint": data_fp, "sweeps": sweeps,
             "trial_seconds_total": round(compute_s, 1), "versions": _versions(), "command": " ".join(sys.argv)}
+
+
+def _declared_decisions(summary: SweepSummary | None) -> str | None:
+    """A sweep's decisions under the rule it declared before its first trial, in words (None: none declared)."""
+    d = summary.decision if summary is not None else None
+    if d is None or not d.declared:
+        return None
+    return f"margin ±{d.rule['margin']:g}: " + "; ".join(m.text for m in d.models)
 
 
 def provenance_md(prov: dict) -> list[str]:
@@ -176,7 +187,8 @@ def provenance_md(prov: dict) -> list[str]:
                      f"{s['trial_seconds'] / 60:.1f} min of training+validation; {s['threads']} thread(s)"
                      + (f"; from pretrained `{s['pretrained']}` (hash {s.get('pretrained_hash')})" if s.get("pretrained") else "")
                      + (f"; per-model options (YAML key yolo_attn) {json.dumps(s['model_options'], sort_keys=True)}"
-                        if s.get("model_options") else ""))
+                        if s.get("model_options") else "")
+                     + (f"; decisions under the rule it declared ({s['decisions']})" if s.get("decisions") else ""))
     v = prov["versions"]
     lines.append(f"- total trial time {prov['trial_seconds_total'] / 60:.1f} min; versions: "
                  + ", ".join(f"{k} {v[k]}" for k in ("yolo_attn", "ultralytics", "torch", "numpy", "scipy", "python")))
@@ -237,8 +249,10 @@ def study_request(opts: StudyOptions):
     """The study's one request (:class:`~yolo_attn.compare.request.SweepRequest`: data, image size, batch; each
     sweep's plan fills in its models, seeds and epochs) and how its sweeps run (:class:`RunOptions`)."""
     from ..compare.request import RunOptions, SweepRequest
+    from ..compare.rounds import DecisionOptions
 
-    request = SweepRequest.build({"batch": opts.batch} if opts.batch else None, data=opts.data, imgsz=opts.imgsz)
+    request = SweepRequest.build({"batch": opts.batch} if opts.batch else None, data=opts.data, imgsz=opts.imgsz,
+                                 decision=DecisionOptions(margin=opts.margin))
     run = RunOptions(backend=opts.backend, ray_address=opts.ray_address, threads=opts.threads,
                      cpus_per_trial=opts.cpus_per_trial, max_trials=opts.max_trials, progress=opts.progress)
     return request, run
