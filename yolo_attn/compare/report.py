@@ -401,14 +401,16 @@ def markdown(summary: SweepSummary) -> str:
         "",
         "| model | ok | " + (f"{first} epoch 0 | " if start else "") + f"{first} (Ultralytics) | {first} ({independent}) "
         f"| {second} (Ultralytics) | {second} ({independent}) "
-        f"| P | R | Δ{first} [95% CI] | Δ{second} [95% CI] | params | GFLOPs@640 | latency × | train img/s × (not interleaved) |",
+        f"| P | R | Δ{first} [95% CI] | Δ{second} [95% CI] | params | GFLOPs@640 | latency × "
+        "| train img/s × (not interleaved) |",
         "|---" * (15 if start else 14) + "|",
     ]
     for r in summary.models:
         lines.append(_table_line(r, start))
     lines += [
         "",
-        f"mean ± std over seeds. Δ: {independent} {first}, model − baseline, mean over paired seeds, with its 95% interval "
+        f"mean ± std over seeds. Δ: {independent} {first}, model − baseline, mean over paired seeds, with its 95% "
+        "interval "
         "for "
         "that model alone; * = different from the baseline after the family-wise (Holm) adjustment over the "
         f"{_family_size(summary)} non-baseline models (not: 'this interval excludes 0').",
