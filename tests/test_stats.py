@@ -482,3 +482,17 @@ def test_too_few_bootstrap_replicates_are_refused_before_anything_trains(tmp_pat
     with pytest.raises(ValueError, match=f"at least {MIN_BOOT}"):
         report.summarize(store, config, n_boot=n_boot)
     assert report.summarize(store, config, n_boot=MIN_BOOT).models[1].diff["map"].ci.n_boot == MIN_BOOT
+
+
+def test_seeds_that_agree_by_chance_keep_the_image_noise_of_their_mean():
+    """2 seeds of top-1 on 80 images, both -1/80 (as a classify sweep measured): the seed part is 0 and the
+    replicates of the two seeds are uncorrelated, so the shared part estimates 0 too. The interval keeps the image
+    bootstrap's variance of the mean difference: not zero-width, and no verdict from it."""
+    rng = np.random.default_rng(5)
+    d = np.array([-1 / 80, -1 / 80])
+    boot = d[:, None] + rng.normal(0, [[0.022], [0.012]], (2, 200))
+    a, b = stats.variance_parts(d, boot)
+    V = boot.mean(0).var(ddof=1)
+    assert a == 0 and b == pytest.approx(V)
+    ci = stats.paired_diff_ci(d, np.zeros(2), boot, np.zeros((2, 200)))
+    assert ci.hi - ci.lo > 0.03 and not ci.excludes_zero

@@ -21,7 +21,10 @@ The interval (``paired_diff_ci``)
   seed, :func:`yolo_attn.scoring.bootstrap.image_weights`): with ``V`` the bootstrap variance of
   ``mean_s d_s`` and ``v`` the mean over seeds of the bootstrap variance of ``d_s``,
   ``V = var(c) + var(u)/S`` and ``v = var(c) + var(u)``,
-  so ``b = (S V - v) / (S - 1)`` (clipped at 0; ``u`` is already in ``s_d^2`` and is not counted twice);
+  so ``b = (S V - v) / (S - 1)`` (clipped at 0; ``u`` is already in ``s_d^2`` and is not counted twice),
+  and at least ``V - a``: the interval is never narrower than the image bootstrap of the seeds' mean itself, even
+  when the seeds agree by chance (``a`` estimates at least ``var(u)/S``; with few seeds of a coarse metric such
+  as top-1 accuracy on few images it can be 0);
 * half-width ``h = sqrt(t_{S-1}^2 a + t_{B-1}^2 b)`` with ``t_n`` the two-sided ``level`` quantile of
   Student's t with n degrees of freedom (B = number of bootstrap replicates). Each variance part is
   scaled by the critical value of its own estimate, as in Banerjee's interval for a sum of variances
@@ -107,7 +110,12 @@ def variance_parts(d: np.ndarray, boot: np.ndarray | None = None) -> tuple[np.nd
     if S == 1:
         return a, V
     v = boot.var(axis=-1, ddof=1).mean(axis=-1)
-    return a, np.clip((S * V - v) / (S - 1), 0.0, None)
+    b = np.clip((S * V - v) / (S - 1), 0.0, None)
+    # The floor: a + b never below V, the image-sampling variance of the seeds' mean difference itself. ``a``
+    # estimates var(e)/S + var(u)/S >= var(u)/S, so it binds only when the seeds' spread is smaller than the image
+    # noise each of them carries, e.g. 2 seeds of an accuracy (steps of 1/n images) with the same difference: a = 0
+    # and b = 0 gave a zero-width interval and a verdict from it.
+    return a, np.maximum(b, V - np.nan_to_num(a, nan=0.0))
 
 
 def t_quantile(q: float, df: float) -> float:
