@@ -205,3 +205,6 @@ def test_trials_that_all_scored_zero_decide_nothing():
     d = decide([0.0, 0.0], [0.0, 0.0], rule=rule)
     assert d.outcome == "undecided"
     assert decide([0.30, 0.31], [0.30, 0.31], rule=rule).outcome == "equivalent"  # the same scores, not zero: decided
+    low = decide([0.004, 0.005], [0.005, 0.004], rule=rule)  # learned less than the margin 0.01: no evidence either way
+    assert low.outcome == "undecided" and "both score below the margin ±0.01" in sq.describe(low)
+    assert decide([0.030, 0.031], [0.004, 0.005], rule=rule).outcome == "better"  # the model learned: decided
