@@ -502,8 +502,6 @@ def train(callbacks: dict[str, Callable | list[Callable]] | None = None, final_w
     """
     if final_weights not in ("best", "last"):
         raise ValueError(f"final_weights={final_weights!r}: expected best or last")
-    from ultralytics.utils import callbacks as ul_callbacks
-
     import shutil
     import tempfile
 
@@ -512,11 +510,7 @@ def train(callbacks: dict[str, Callable | list[Callable]] | None = None, final_w
     attn_init = overrides.pop("attn_init", None)
     trust = bool(overrides.pop("trust", False))
     attn_lr = _attn_lr(overrides.pop("attn_lr", 1.0))
-    cbs = ul_callbacks.get_default_callbacks()
-    for event, fns in (callbacks or {}).items():
-        if event not in cbs:
-            raise ValueError(f"unknown callback event {event!r}; events: {', '.join(sorted(cbs))}")
-        cbs[event].extend(fns if isinstance(fns, (list, tuple)) else [fns])
+    cbs = _callbacks(callbacks)
     scratch = Path(tempfile.mkdtemp(prefix="yolo-attn-run-"))  # clean copies and the init YAML; removed at the end
     try:
         args = _resolve(overrides, trust, scratch)
@@ -545,6 +539,18 @@ def train(callbacks: dict[str, Callable | list[Callable]] | None = None, final_w
         extras=trainer.closing_extras,
         ddp=_ultralytics.ddp.launches_ddp(trainer),
     )
+
+
+def _callbacks(extra: dict | None) -> dict:
+    """Ultralytics' default callbacks with the caller's ``{event: fn or [fn, ...]}`` added; an unknown event refused."""
+    from ultralytics.utils import callbacks as ul_callbacks
+
+    cbs = ul_callbacks.get_default_callbacks()
+    for event, fns in (extra or {}).items():
+        if event not in cbs:
+            raise ValueError(f"unknown callback event {event!r}; events: {', '.join(sorted(cbs))}")
+        cbs[event].extend(fns if isinstance(fns, (list, tuple)) else [fns])
+    return cbs
 
 
 def _with_attn_init(args: dict, attn_init, scratch: Path) -> str:

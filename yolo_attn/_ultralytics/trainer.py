@@ -266,6 +266,13 @@ class PredictionLog:
         self.recorded = 0
         self.epoch: int | None = None
 
+    def start_pass(self) -> bool:
+        """A validation pass starts: counted; an armed log empties for it. Whether this pass is copied."""
+        self.passes += 1
+        if self.armed:
+            self.images, self.extras, self.recorded, self.epoch = {}, {}, self.passes, None
+        return self.armed
+
 
 _ROW_KEYS = ("bboxes", "conf", "cls")  # what ``PredictionLog.images`` holds of a prediction
 
@@ -287,10 +294,7 @@ def record_predictions(validator, armed: bool = True, log_extras=None) -> Predic
 
     def init(model):
         init_metrics(model)
-        log.passes += 1
-        copying[0] = log.armed
-        if log.armed:
-            log.images, log.extras, log.recorded, log.epoch = {}, {}, log.passes, None
+        copying[0] = log.start_pass()
         if log.armed and log.log_extras is not None and getattr(validator, "process", None) is not None:
             from ultralytics.utils import ops
 
@@ -358,10 +362,7 @@ def _record_classes(validator, log: PredictionLog) -> PredictionLog:
 
     def init(model):
         init_metrics(model)
-        log.passes += 1
-        copying[0] = log.armed
-        if log.armed:
-            log.images, log.extras, log.recorded, log.epoch = {}, {}, log.passes, None
+        copying[0] = log.start_pass()
 
     def update(preds, batch):
         update_metrics(preds, batch)

@@ -182,13 +182,8 @@ def summarize(store: Store, config: SweepConfig, n_boot: int = 1000, boot_seed: 
         if not r.ok:
             warnings.append(f"trial {r.trial_id} failed: {r.error}")
     warnings += hardware.pairing_warnings(ok, baseline)  # a seed whose arms ran on different hardware
-    first, second, independent = SummarySettings(0, 0, [], task=config.task).figures
-    for r in ok:
-        for key, label in (("map50", second), ("map", first)):
-            gap = abs(r.ultra[key] - r.coco[key])
-            if gap > tol:
-                warnings.append(f"trial {r.trial_id}: {label} Ultralytics {r.ultra[key]:.4f} vs {independent} "
-                                f"{r.coco[key]:.4f} differ by {gap:.4f} (> tolerance {tol})")
+    first, _, independent = SummarySettings(0, 0, [], task=config.task).figures
+    warnings += _disagreements(ok, config.task, tol)
 
     # per-image bootstrap replicates of every ok trial, on one shared set of image samples
     reps: dict[str, tuple[np.ndarray, np.ndarray]] = {}
@@ -205,9 +200,9 @@ def summarize(store: Store, config: SweepConfig, n_boot: int = 1000, boot_seed: 
     base_ips = stats.mean_std([r.train_images_per_s for r in base.values()])[0]
     base_params = next((m.params for m in config.specs if m.name == baseline), None)
     decision, needed = _decision(config, ok, reps, warnings)
+    ref = _Base(baseline, base, base_params, base_ips, bench or {}, reps, boot_seed)
     rows = [_row(spec, by_seed(spec.name), [r for r in recs if r.model == spec.name],
-                 needed.get(spec.name, len(config.seeds)), baseline, base, base_params, base_ips, bench or {}, reps,
-                 boot_seed) for spec in config.specs]
+                 needed.get(spec.name, len(config.seeds)), ref) for spec in config.specs]
     planned = config.planned
     extended = sorted(set(config.seeds) - set(planned))
     if extended:
@@ -227,6 +222,19 @@ def summarize(store: Store, config: SweepConfig, n_boot: int = 1000, boot_seed: 
                    f"{stats.METHOD}; image bootstrap with {n_boot} replicates (one image sample for every model "
                    "and seed). Family-wise: Holm-adjusted p over the non-baseline models, Bonferroni simultaneous "
                    "intervals. Power: noncentral t, 80%, at the family-wise level (Holm's first step)."))
+
+
+def _disagreements(ok: list[TrialRecord], task: str, tol: float) -> list[str]:
+    """A warning per trial whose Ultralytics figure and independent computation differ by more than ``tol``."""
+    first, second, independent = SummarySettings(0, 0, [], task=task).figures
+    out = []
+    for r in ok:
+        for key, label in (("map50", second), ("map", first)):
+            gap = abs(r.ultra[key] - r.coco[key])
+            if gap > tol:
+                out.append(f"trial {r.trial_id}: {label} Ultralytics {r.ultra[key]:.4f} vs {independent} "
+                           f"{r.coco[key]:.4f} differ by {gap:.4f} (> tolerance {tol})")
+    return out
 
 
 def _decision(config: SweepConfig, ok: list[TrialRecord], reps: dict, warnings: list[str]) -> tuple:
@@ -251,10 +259,24 @@ def _decision(config: SweepConfig, ok: list[TrialRecord], reps: dict, warnings: 
     return report, (dict(Counter(m for m, _ in rp.needed)) if declared else {})
 
 
-def _row(spec: ModelSpec, mine: dict[int, TrialRecord], all_trials: list[TrialRecord], n_seeds: int, baseline: str,
-         base: dict[int, TrialRecord], base_params, base_ips: float, bench: dict, reps: dict, boot_seed: int) -> ModelRow:
+@dataclasses.dataclass(frozen=True)
+class _Base:
+    """What every model's row is set against: the baseline (its name, its trials by seed, parameters and training
+    throughput), the latencies measured side by side (``bench``) and the image-bootstrap replicates."""
+
+    name: str
+    trials: dict
+    params: int | None
+    ips: float
+    bench: dict
+    reps: dict
+    boot_seed: int
+
+
+def _row(spec: ModelSpec, mine: dict[int, TrialRecord], all_trials: list[TrialRecord], n_seeds: int,
+         ref: _Base) -> ModelRow:
     """One model's row: its figures over seeds, cost, speed and (not for the baseline) its differences."""
-    name = spec.name
+    name, baseline, base_params, base_ips, bench = spec.name, ref.name, ref.params, ref.ips, ref.bench
     row = ModelRow(name, spec.ref, name == baseline, spec.control, len(mine), n_seeds,
                    sum(not r.ok for r in all_trials))
     for src in SOURCES:
@@ -283,7 +305,7 @@ def _row(spec: ModelSpec, mine: dict[int, TrialRecord], all_trials: list[TrialRe
     if heads:
         row.head_start = ", ".join(heads)
     if name != baseline:
-        row.diff = _diffs(mine, base, reps, boot_seed)
+        row.diff = _diffs(mine, ref.trials, ref.reps, ref.boot_seed)
     return row
 
 

@@ -282,7 +282,12 @@ def run_workers(specs: list[TrialSpec], on_done: Callable[[TrialSpec, TrialRecor
         for w in pool:
             w.stop()
         raise
-    for w in pool:  # every trial is done: the workers exit on their own, all at once
+    _join(pool)
+
+
+def _join(pool: list) -> None:
+    """Every trial is done: the workers exit on their own, all at once (one that does not is stopped)."""
+    for w in pool:
         w.close()
     for w in pool:
         try:

@@ -120,8 +120,9 @@ def _rectangle(shape) -> tuple[str, list[float]] | str:
     return label, [min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)]
 
 
-def _polygon(shape) -> tuple[str, list[float]] | str:
-    """(label, [x1, y1, x2, y2, ...]) of a polygon (a rectangle: its four corners), else the reason it is skipped."""
+def _corners(shape, what: str) -> tuple[str, list[float]] | str:
+    """(kind, [x1, y1, x2, y2, ...]) of a polygon (a rectangle: its four corners), else the reason it is skipped
+    (``what``: which shapes the task imports, for that reason)."""
     got = _points(shape)
     if isinstance(got, str):
         return got
@@ -130,9 +131,16 @@ def _polygon(shape) -> tuple[str, list[float]] | str:
         x1, y1, x2, y2 = flat
         flat = [x1, y1, x2, y1, x2, y2, x1, y2]
     elif kind != "polygon":
-        return f"{kind} shape (only polygons and rectangles are imported for segment)"
-    if None in flat:
-        return f"malformed {kind}"
+        return f"{kind} shape (only {what})"
+    return f"malformed {kind}" if None in flat else (kind, flat)
+
+
+def _polygon(shape) -> tuple[str, list[float]] | str:
+    """(label, [x1, y1, x2, y2, ...]) of a polygon (a rectangle: its four corners), else the reason it is skipped."""
+    got = _corners(shape, "polygons and rectangles are imported for segment")
+    if isinstance(got, str):
+        return got
+    flat = got[1]
     if len(flat) < 6:
         return f"polygon of {len(flat) // 2} point(s) (a mask needs 3)"
     label = _label(shape)
@@ -141,17 +149,10 @@ def _polygon(shape) -> tuple[str, list[float]] | str:
 
 def _oriented(shape) -> tuple[str, list[float]] | str:
     """(label, the 4 corners x1, y1, ... x4, y4) of a 4-point polygon or a rectangle, else the reason it is skipped."""
-    got = _points(shape)
+    got = _corners(shape, "4-point polygons and rectangles are imported for obb")
     if isinstance(got, str):
         return got
-    kind, flat = got
-    if kind == "rectangle" and len(flat) == 4:
-        x1, y1, x2, y2 = flat
-        flat = [x1, y1, x2, y1, x2, y2, x1, y2]
-    elif kind != "polygon":
-        return f"{kind} shape (only 4-point polygons and rectangles are imported for obb)"
-    if None in flat:
-        return f"malformed {kind}"
+    flat = got[1]
     if len(flat) != 8:
         return f"polygon of {len(flat) // 2} point(s) (an oriented box is a polygon of 4 corners)"
     label = _label(shape)

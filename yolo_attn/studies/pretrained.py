@@ -161,33 +161,60 @@ def _checkpoint_format(path) -> str | None:
 
 
 # ------------------------------------------------------------------------------------------------ analysis
+class _Arms:
+    """What the study's two sweeps gave, per arm: the fine-tuning sweep's labels, results, records, effects against
+    (a), epoch-0 maps and head starts; the from-scratch sweep's results, records, labels and effect."""
+
+    def __init__(self, ft: SweepPlan, sc: SweepPlan, summaries: dict[str, SweepSummary], out: Path):
+        self.res, self.recs = V.model_results(summaries[ft.name]), _by_model(out / ft.name)
+        self.label = {a: lbl for lbl, a in ft.meta["arms"].items()}
+        self.effect = {a: (self.res[self.label[a]].effect if self.label[a] in self.res else None) for a in ARMS}
+        self.start = {a: _start_maps(self.recs.get(self.label[a], [])) for a in ARMS}
+        self.heads = {a: _heads(self.recs.get(self.label[a], [])) for a in ARMS}
+        self.s_res, self.s_recs = V.model_results(summaries[sc.name]), _by_model(out / sc.name)
+        self.s_label = {a: lbl for lbl, a in sc.meta["arms"].items()}
+        self.scratch = self.s_res[self.s_label["attn"]].effect if self.s_label["attn"] in self.s_res else None
+        self.fine = self.effect[SD_ARM]
+
+    def curve(self, a: str) -> dict:
+        return dict(zip(("epochs", "map"), _curve(self.recs.get(self.label[a], []))))
+
+
 def analyse(opts: StudyOptions, plans: list[SweepPlan], summaries: dict[str, SweepSummary], out: Path) -> Analysis:
     ft, sc = plans
-    res, recs = V.model_results(summaries[ft.name]), _by_model(out / ft.name)
-    label = {a: lbl for lbl, a in ft.meta["arms"].items()}
-    effect = {a: (res[label[a]].effect if label[a] in res else None) for a in ARMS}
-    contrasts = {text: (V.contrast(effect[x], effect[y]) if effect[x] and effect[y] else None) for x, y, text in CONTRASTS}
-    s_res, s_recs = V.model_results(summaries[sc.name]), _by_model(out / sc.name)
-    s_label = {a: lbl for lbl, a in sc.meta["arms"].items()}
-    scratch = s_res[s_label["attn"]].effect if s_label["attn"] in s_res else None
-    fine = effect[SD_ARM]
-    fmt = _checkpoint_format(opts.pretrained)
-    ckpt = Path(str(opts.pretrained)).name
-    where = f"{opts.layer} at {opts.placement}"
-
+    arms = _Arms(ft, sc, summaries, out)
+    contrasts = {text: (V.contrast(arms.effect[x], arms.effect[y]) if arms.effect[x] and arms.effect[y] else None)
+                 for x, y, text in CONTRASTS}
+    fmt, ckpt, where = _checkpoint_format(opts.pretrained), Path(str(opts.pretrained)).name, f"{opts.layer} at {opts.placement}"
     question = (f"Starting an attention model ({where}) from the stock checkpoint {ckpt}: does it matter how the weights "
                 "arrive (Ultralytics' name-and-shape load vs yolo_attn's structure transfer), how the attention layers "
                 "start (paper init vs identity), and whether the backbone is frozen? Each arm against the fine-tuned "
                 "stock model, seeds paired; and how noisy is the difference fine-tuned compared with from scratch?")
-    start = {a: _start_maps(recs.get(label[a], [])) for a in ARMS}
-    e0 = ", ".join(f"({a}) {_f(_mean(start[a].values()))}" for a in ARMS)
-    heads = {a: _heads(recs.get(label[a], [])) for a in ARMS}
+    plan_cmd = f"yolo-attn compare --plan --out {out / ft.name} --effect EFFECT"
+    data = _study_data(opts, arms, contrasts, fmt, plan_cmd)
+    lines = [{"label": ARM_ROLES[a], "epochs": data["arms"][a]["curve"]["epochs"], "values": data["arms"][a]["curve"]["map"]}
+             for a in ARMS]
+    lines += [{"label": sc.roles[lbl], "style": "--", "epochs": c["epochs"], "values": c["map"]}
+              for lbl, c in data["scratch"]["curves"].items()]
+
+    def plot(path):
+        from .plots import learning_curves
+
+        learning_curves(lines, path, f"{where}, fine-tuned from {ckpt} (solid) and from scratch (dashed)")
+
+    tables = [_arm_table(arms), _single.contrast_table(contrasts), _sd_table(arms, where)]
+    return Analysis(question, _answer(arms, contrasts, where), tables, data,
+                    plot if any(ln["epochs"] for ln in lines) else None, _notes(opts, ckpt, fmt, plan_cmd))
+
+
+def _answer(arms: _Arms, contrasts: dict, where: str) -> str:
+    e0 = ", ".join(f"({a}) {_f(_mean(arms.start[a].values()))}" for a in ARMS)
     parts = [f"Epoch 0 (before any training step), mAP50-95: {e0}."]
-    same = [a for a in ("d", "e") if start[a] and start[a] == start["a"]]
+    same = [a for a in ("d", "e") if arms.start[a] and arms.start[a] == arms.start["a"]]
     if same:
         parts.append(f"With the identity start {' and '.join(f'({a})' for a in same)} begin exactly where (a) does "
                      "(same epoch-0 mAP50-95 in every seed).")
-    from_scratch = [a for a in ARMS if "scratch" in heads[a]]
+    from_scratch = [a for a in ARMS if "scratch" in arms.heads[a]]
     if from_scratch:
         which = "every arm" if len(from_scratch) == len(ARMS) else ", ".join(f"({a})" for a in from_scratch)
         why = ("the checkpoint's head does not transfer" if set(from_scratch) - {"b"} else
@@ -195,45 +222,61 @@ def analyse(opts: StudyOptions, plans: list[SweepPlan], summaries: dict[str, Swe
                "at another index")
         parts.append(f"The detection head starts from scratch in {which} ({why}), so epoch 0 is about the untrained "
                      "head there, not about how the attention layers start.")
-    parts += [V.sentence(effect[a], f"Against stock fine-tuned, {ARM_ROLES[a]}") for a in ARMS[1:]]
+    parts += [V.sentence(arms.effect[a], f"Against stock fine-tuned, {ARM_ROLES[a]}") for a in ARMS[1:]]
     parts += [V.sentence(c, text) for text, c in contrasts.items()]
-    parts.append(V.sentence(scratch, f"From scratch, {where} against stock"))
-    parts.append(_sd_sentence(fine, scratch))
-    answer = " ".join(parts)
+    parts.append(V.sentence(arms.scratch, f"From scratch, {where} against stock"))
+    parts.append(_sd_sentence(arms.fine, arms.scratch))
+    return " ".join(parts)
 
+
+def _arm_table(arms: _Arms) -> str:
     rows = ["| arm | model | head start | tensors from the checkpoint | mAP50-95 epoch 0 (mean over seeds) | "
             "mAP50-95 final (COCOeval, mean ± sd) | Δ to (a) [95% CI, this model alone] | Δ per seed | "
             "SD of Δ over seeds | verdict (family-wise) |", "|---|---|---|---|---|---|---|---|---|---|"]
     for a in ARMS:
-        r, e, mine = res.get(label[a]), effect[a], recs.get(label[a], [])
+        r, e, mine = arms.res.get(arms.label[a]), arms.effect[a], arms.recs.get(arms.label[a], [])
         per_seed = ", ".join(f"{x:+.3f}" for x in e.per_seed) if e else "-"
         verdict = "baseline" if a == "a" else (e.verdict if e else "-")
-        rows.append(f"| {ARM_ROLES[a]} | {label[a]} | {heads[a]} | {_tensors(mine)} | {_f(_mean(start[a].values()))} | "
-                    f"{_f(r.map_mean) if r else '-'} ± {_f(r.map_std) if r else '-'} | "
+        rows.append(f"| {ARM_ROLES[a]} | {arms.label[a]} | {arms.heads[a]} | {_tensors(mine)} | "
+                    f"{_f(_mean(arms.start[a].values()))} | {_f(r.map_mean) if r else '-'} ± {_f(r.map_std) if r else '-'} | "
                     f"{'-' if a == 'a' else V.fmt_effect(e)} | {per_seed} | {_f(e.sd_seed if e else None, 4)} | {verdict} |")
-    sd_rows = ["| comparison | Δ [95% CI] | Δ per seed | SD of Δ over seeds | seeds |", "|---|---|---|---|---|"]
-    for name, e in ((f"fine-tuned: {ARM_ROLES[SD_ARM]} − (a)", fine), (f"from scratch: {where} − stock", scratch)):
-        sd_rows.append(f"| {name} | {V.fmt_effect(e)} | {', '.join(f'{x:+.3f}' for x in e.per_seed) if e else '-'} | "
-                       f"{_f(e.sd_seed if e else None, 4)} | {e.n_seeds if e else '-'} |")
-    plan_cmd = f"yolo-attn compare --plan --out {out / ft.name} --effect EFFECT"
-    data = {
+    return "\n".join(rows)
+
+
+def _sd_table(arms: _Arms, where: str) -> str:
+    rows = ["| comparison | Δ [95% CI] | Δ per seed | SD of Δ over seeds | seeds |", "|---|---|---|---|---|"]
+    for name, e in ((f"fine-tuned: {ARM_ROLES[SD_ARM]} − (a)", arms.fine), (f"from scratch: {where} − stock", arms.scratch)):
+        rows.append(f"| {name} | {V.fmt_effect(e)} | {', '.join(f'{x:+.3f}' for x in e.per_seed) if e else '-'} | "
+                    f"{_f(e.sd_seed if e else None, 4)} | {e.n_seeds if e else '-'} |")
+    return "\n".join(rows)
+
+
+def _study_data(opts: StudyOptions, arms: _Arms, contrasts: dict, fmt, plan_cmd: str) -> dict:
+    """study.json's results: each arm, the contrasts, the from-scratch pair and the seed SDs."""
+    res, label, fine, scratch = arms.res, arms.label, arms.fine, arms.scratch
+    return {
         "checkpoint": {"path": str(opts.pretrained), "format": fmt},
-        "arms": {a: {"label": label[a], "role": ARM_ROLES[a], "options": ARM_OPTIONS[a], "head_start": heads[a],
-                     "start_map_per_seed": {str(k): v for k, v in start[a].items()},
-                     "start_map_mean": _mean(start[a].values()),
+        "arms": {a: {"label": label[a], "role": ARM_ROLES[a], "options": ARM_OPTIONS[a], "head_start": arms.heads[a],
+                     "start_map_per_seed": {str(k): v for k, v in arms.start[a].items()},
+                     "start_map_mean": _mean(arms.start[a].values()),
                      "map_mean": res[label[a]].map_mean if label[a] in res else None,
                      "map_std": res[label[a]].map_std if label[a] in res else None,
-                     "effect": effect[a].brief() if effect[a] else None,
-                     "curve": dict(zip(("epochs", "map"), _curve(recs.get(label[a], []))))} for a in ARMS},
+                     "effect": arms.effect[a].brief() if arms.effect[a] else None,
+                     "curve": arms.curve(a)} for a in ARMS},
         "contrasts": {text: c.brief() if c else None for text, c in contrasts.items()},
-        "scratch": {"models": {k: v.as_dict() for k, v in s_res.items()}, "effect": scratch.brief() if scratch else None,
-                    "curves": {lbl: dict(zip(("epochs", "map"), _curve(s_recs.get(lbl, [])))) for lbl in s_label.values()}},
+        "scratch": {"models": {k: v.as_dict() for k, v in arms.s_res.items()},
+                    "effect": scratch.brief() if scratch else None,
+                    "curves": {lbl: dict(zip(("epochs", "map"), _curve(arms.s_recs.get(lbl, []))))
+                               for lbl in arms.s_label.values()}},
         "seed_sd": {"finetuned": fine.sd_seed if fine else None, "finetuned_seeds": fine.n_seeds if fine else 0,
                     "finetuned_arm": SD_ARM, "scratch": scratch.sd_seed if scratch else None,
                     "scratch_seeds": scratch.n_seeds if scratch else 0},
         "plan_command": plan_cmd,
     }
-    notes = [
+
+
+def _notes(opts: StudyOptions, ckpt: str, fmt, plan_cmd: str) -> list[str]:
+    return [
         "With a checkpoint of the original YOLOv5 repository (anchor-based head, e.g. Ultralytics' v5-era `yolov5n.pt`) "
         "the detection head does not transfer in any arm (records' `head_start`: `scratch`): only backbone and neck "
         "start pretrained, and epoch 0 is near 0 mAP in every arm."
@@ -249,18 +292,6 @@ def analyse(opts: StudyOptions, plans: list[SweepPlan], summaries: dict[str, Swe
         f"fine-tuning comparison from this study's sweep, read it as a pilot (nothing trains): `{plan_cmd}`.",
         _single.CONTRAST_NOTE,
     ]
-    lines = [{"label": ARM_ROLES[a], "epochs": data["arms"][a]["curve"]["epochs"], "values": data["arms"][a]["curve"]["map"]}
-             for a in ARMS]
-    lines += [{"label": sc.roles[lbl], "style": "--", "epochs": c["epochs"], "values": c["map"]}
-              for lbl, c in data["scratch"]["curves"].items()]
-
-    def plot(path):
-        from .plots import learning_curves
-
-        learning_curves(lines, path, f"{where}, fine-tuned from {ckpt} (solid) and from scratch (dashed)")
-
-    tables = ["\n".join(rows), _single.contrast_table(contrasts), "\n".join(sd_rows)]
-    return Analysis(question, answer, tables, data, plot if any(ln["epochs"] for ln in lines) else None, notes)
 
 
 def _sd_sentence(fine: MetricDiff | None, scratch: MetricDiff | None) -> str:
