@@ -26,7 +26,7 @@ from .request import ModelSpec, ReportOptions, RunOptions, SweepRequest
 from .rounds import run_rounds, settle_rule
 from .checks import check_batch, check_ddp, check_device, check_flags, check_model_names, open_results
 from .store import TRIAL_NAME_MAX, Store, legacy_trial_id, stable_hash, trial_id
-from .summary import SweepSummary
+from .summary import SummarySettings, SweepSummary
 from .trial import SWEEP_ARGS, check_pretrained_options, environment, sweep_train_args
 
 DEFAULT_MODELS = ["yolov5n.yaml", "yolov5n-se-backbone-end.yaml", "yolov5n-cbam-neck.yaml", "yolov5n-eca-backbone.yaml"]
@@ -372,7 +372,9 @@ def _rounds(store: Store, config: SweepConfig, all_trials: list[str], todo: list
     """The declared rule's rounds (:func:`.rounds.run_rounds`); returns the ids of the trials the rule has asked for
     so far (all of them recorded once it has decided)."""
     rule = config.rule
-    log(f"decision rule (declared {rule['declared_at']}): margin ±{rule['margin']:g} {rule['metric']}, alpha "
+    first, second, _ = SummarySettings(0, 0, [], task=config.task).figures  # the rule names the box figures
+    metric = {"mAP50-95": first, "mAP50": second}.get(rule["metric"], rule["metric"])
+    log(f"decision rule (declared {rule['declared_at']}): margin ±{rule['margin']:g} {metric}, alpha "
         f"{rule['alpha']:g} family-wise, looks at {', '.join(map(str, rule['looks']))} seeds; results in {store.root}")
     order = sorted(config.model_names, key=lambda m: m != config.baseline)
     ids = dict(zip([(m, s) for s in config.seeds for m in order], all_trials))  # _trial_specs' order
