@@ -496,3 +496,15 @@ def test_seeds_that_agree_by_chance_keep_the_image_noise_of_their_mean():
     assert a == 0 and b == pytest.approx(V)
     ci = stats.paired_diff_ci(d, np.zeros(2), boot, np.zeros((2, 200)))
     assert ci.hi - ci.lo > 0.03 and not ci.excludes_zero
+
+
+def test_zero_spread_supports_no_verdict_and_no_power_statement():
+    """Two models that score 0 in every seed (untrained): the interval is a point at 0; it measured no noise, so the
+    report neither says 'could detect >= 0.000' nor plans '2 seeds' from it."""
+    d, reps = np.zeros(2), np.zeros((2, 100))
+    ci = stats.paired_diff_ci(d, d, reps, reps)
+    assert stats.no_spread(ci) and math.isnan(stats.min_detectable(ci.sd_seed, ci.var_image, 2, 100))
+    adj = stats.adjust({"m": ci})["m"]
+    assert adj.verdict == stats.NO_SPREAD and "could detect" not in adj.verdict
+    noisy = stats.paired_diff_ci(np.array([0.01, -0.01]), np.zeros(2), reps + 0.001 * np.arange(100), reps)
+    assert not stats.no_spread(noisy)

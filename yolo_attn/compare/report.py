@@ -55,7 +55,8 @@ def _adjust_family(rows: list[ModelRow], key: str, effect: float) -> None:
         d, ci = fam[n], fam[n].ci
         alpha = (1 - LEVEL) / max(adj.family_size, 1)
         d.adjusted = adj
-        d.seeds_needed = stats.seeds_needed(effect, ci.sd_seed, ci.var_image, ci.n_boot, alpha) if ci.n_seeds > 1 else None
+        measured = ci.n_seeds > 1 and not stats.no_spread(ci)  # zero spread: no noise to plan seeds with
+        d.seeds_needed = stats.seeds_needed(effect, ci.sd_seed, ci.var_image, ci.n_boot, alpha) if measured else None
         d.image_floor = _floor(ci, alpha)
 
 
@@ -512,9 +513,9 @@ def verdict_lines(summary: SweepSummary) -> list[str]:
     ]
     for r in rows:
         x = r.diff["map"]
-        one = x.n_seeds < 2
+        one, flat = x.n_seeds < 2, stats.no_spread(x.ci)  # flat: zero spread, no noise to plan with
         need = x.seeds_needed
-        need_s = ("-" if one else str(need) if need else
+        need_s = ("-" if one or flat else str(need) if need else
                   f"out of reach: the validation images alone hide < {x.image_floor:.4f}")
         adj = x.adjusted
         sim_ci = ("no interval (1 seed)" if one else f"[{adj.sim_lo:+.4f}, {adj.sim_hi:+.4f}]" if adj else
@@ -522,7 +523,7 @@ def verdict_lines(summary: SweepSummary) -> list[str]:
         out.append(
             f"| {r.model} | {x.n_seeds} | {x.delta:+.4f} | {sim_ci} "
             f"| {_p(adj.p_holm if adj else None)} | {_fmt(x.ci.sd_seed, 4)} | {_fmt(math.sqrt(x.ci.var_image), 4)} "
-            f"| {'-' if one else '≥ ' + _fmt(x.mdd, 3)} | {need_s} | {x.verdict} |")
+            f"| {'-' if one or flat else '≥ ' + _fmt(x.mdd, 3)} | {need_s} | {x.verdict} |")
     notes = [f"- {r.model}: {r.diff['map'].ci.note}" for r in rows
              if r.diff["map"].ci.note and r.diff["map"].n_seeds > 1]
     out += [""] + notes if notes else []
@@ -574,6 +575,9 @@ def decision_lines(summary: SweepSummary) -> list[str]:
 def _can_conclude(rows: list[ModelRow], summary: SweepSummary, eff: float) -> str:
     mdds = [r.diff["map"].mdd for r in rows if r.diff["map"].n_seeds > 1]
     mdds = [m for m in mdds if m is not None and math.isfinite(m)]
+    if not mdds and any(stats.no_spread(r.diff["map"].ci) for r in rows):
+        return ("What this sweep can conclude: nothing about the size of a difference: every seed and image sample "
+                "gave the same difference (no noise measured; untrained models? train longer).")
     if not mdds:
         return "With one seed nothing can be said about seed noise: run at least 2 (better 5+) seeds."
     needs = [r.diff["map"].seeds_needed for r in rows]

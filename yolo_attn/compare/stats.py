@@ -314,6 +314,16 @@ def adjust(cis: dict[str, DiffCI], level: float = 0.95, power_target: float = PO
     return out
 
 
+NO_SPREAD = ("no spread measured: every seed and image sample gave the same difference (identical predictions, "
+             "or untrained models)")
+
+
+def no_spread(ci: DiffCI) -> bool:
+    """The seeds and the image bootstrap gave one and the same difference: a zero-width interval that measures no
+    noise, so it supports no verdict and no power statement (e.g. models that all score 0)."""
+    return ci.n_seeds >= 2 and ci.sd_seed == 0 and ci.var_image == 0
+
+
 def verdict(ci: DiffCI, significant: bool, mdd: float) -> str:
     """One of 'better' / 'worse' (family-wise adjusted), 'no detectable difference (could detect >= X)',
     'too few seeds to say'.
@@ -325,6 +335,8 @@ def verdict(ci: DiffCI, significant: bool, mdd: float) -> str:
         return "too few seeds to say"
     if significant:
         return "better" if ci.delta > 0 else "worse"
+    if no_spread(ci):
+        return NO_SPREAD
     if not math.isfinite(mdd) or mdd > 1.0:
         return "too few seeds to say"
     return f"no detectable difference (could detect ≥ {mdd:.3f})"
@@ -360,8 +372,8 @@ def min_detectable(sd_seed: float, var_image: float, n_seeds: int, n_boot: int =
     if n_seeds < 2 or not (math.isfinite(sd_seed) and math.isfinite(var_image)):
         return math.nan
     se = math.sqrt(sd_seed**2 / n_seeds + var_image)
-    if se == 0:
-        return 0.0
+    if se == 0:  # no spread measured (identical differences in every seed and image sample): no noise to plan with
+        return math.nan
     lo, hi = 0.0, se
     while power(hi, sd_seed, var_image, n_seeds, n_boot, alpha, df) < target:
         hi *= 2
