@@ -105,7 +105,8 @@ def _comparable(summary) -> list:
     """Everything in the table that does not depend on timing."""
     keep = ("model", "n_ok", "ultra_map50_mean", "ultra_map_mean", "coco_map50_mean", "coco_map_mean", "precision",
             "recall", "params", "gflops_640", "per_seed", "diff")
-    return [{k: m.to_json().get(k) for k in keep} for m in summary.models]
+    rows = [{k: m.to_json().get(k) for k in keep} for m in summary.models]
+    return json.loads(json.dumps(rows, default=str), parse_constant=str)  # NaN (nothing measured) equals itself
 
 
 def test_interrupted_sweep_resumes_and_matches_uninterrupted(tiny, se_yaml, tmp_path):

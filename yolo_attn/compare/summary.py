@@ -31,14 +31,14 @@ def _verdict_of_interval(ci: stats.DiffCI, mdd: float | None) -> str:
     """The verdict of an interval that was not part of a family-wise adjustment (no power statement beyond it)."""
     if ci.n_seeds < 2 or not (math.isfinite(ci.lo) and math.isfinite(ci.hi)):
         return "too few seeds to say"
-    from . import stats as _stats  # the statistics load with a difference read, not with the store
-
-    if _stats.no_spread(ci):
-        return _stats.NO_SPREAD
     if ci.lo > 0:
         return "better"
     if ci.hi < 0:
         return "worse"
+    from . import stats as _stats  # the statistics load with a difference read, not with the store
+
+    if _stats.no_spread(ci):  # as stats.verdict: after the interval's own answer
+        return _stats.NO_SPREAD
     if mdd is not None and math.isfinite(mdd):
         return f"no detectable difference (could detect ≥ {mdd:.3f})"
     return "no detectable difference"
