@@ -435,7 +435,10 @@ def choose_eval_split(ds, eval_split: str | None, weights: str, log) -> str:
     """The split of the final scoring: ``eval_split`` checked against the data, else ``val`` -- with a note
     suggesting ``--eval-split test`` when the data has a test split (and the reason it matters)."""
     if eval_split is None:
-        if has_test_split(ds):
+        if has_test_split(ds) and ds.splits["test"] == ds.splits.get("val"):  # a class folder without val/
+            log(f"note: {ds.source} has no val/ folder: training validates on test/ each epoch (as Ultralytics "
+                "does) and the sweep scores on it, so no split is held out from what is chosen on it")
+        elif has_test_split(ds):
             why = ("best.pt is chosen on val, so val scores are optimistic" if weights == "best" else
                    "when you choose among sweeps by their val scores, the chosen one's val score is optimistic")
             log(f"note: {ds.source} has a test split; this sweep scores on val (the default). --eval-split test "

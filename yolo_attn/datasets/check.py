@@ -14,7 +14,8 @@ image file name that is not UTF-8              fatal (Ultralytics cannot train o
 the same image listed twice in a split         fatal (a directory symlink loop, or a .txt list repeating it)
 label line malformed (columns, numbers)        fatal
 class id not an integer in [0, nc)             fatal
-coordinate outside [0, 1] (not normalised)     fatal
+coordinate outside [0, 1] (not normalised)     fatal (a polygon vertex, corner or keypoint: by more than 1%,
+                                               as Ultralytics reads them; within 1% a box edge warning)
 box extends outside the image by > 1%          fatal
 box extends outside the image by <= 1%         warning (Ultralytics clips it)
 zero-size box, box under one pixel wide/high   warning (counted per split: ``tiny``)

@@ -48,7 +48,7 @@ class TaskData:
     def row_box(self, rep, where: str, line: str, vals: list[float]) -> Corners | None:
         """Report the coordinate problems of a well-formed row; the box it covers, or None after a fatal one."""
         coords = np.array(vals[1:])
-        if not in_unit(rep, where, line, coords):
+        if not in_unit(rep, where, line, coords, tolerance=0.0 if len(vals) == 5 else POINT_TOLERANCE):
             return None
         return xywh_corners(coords) if len(vals) == 5 else polygon_corners(coords)
 
@@ -104,16 +104,21 @@ class PolygonRows(TaskData):
 
     def row_box(self, rep, where, line, vals):
         coords = np.array(vals[1:])
-        return polygon_corners(coords) if in_unit(rep, where, line, coords, self.coordinates) else None
+        return polygon_corners(coords) if in_unit(rep, where, line, coords, self.coordinates, POINT_TOLERANCE) else None
 
     def file_problem(self, widths):
         return None  # a box row is already fatal on its own
 
 
-def in_unit(rep, where: str, line: str, coords: np.ndarray, what: str = "coordinates") -> bool:
-    """Fatal problem when a coordinate lies outside [0, 1] (not normalised, or outside the image)."""
-    if ((coords < 0) | (coords > 1)).any():
-        rep.add("fatal", where, f"{what} outside [0, 1] (not normalised or outside the image): {line.strip()!r}")
+POINT_TOLERANCE = 0.01  # a polygon vertex, corner or keypoint may lie this far outside [0, 1]: Ultralytics takes it
+
+
+def in_unit(rep, where: str, line: str, coords: np.ndarray, what: str = "coordinates", tolerance: float = 0.0) -> bool:
+    """Fatal problem when a coordinate lies outside [0, 1] by more than ``tolerance`` (not normalised, or outside
+    the image)."""
+    if ((coords < -tolerance) | (coords > 1 + tolerance)).any():
+        rep.add("fatal", where, f"{what} outside [0, 1]{f' by more than {tolerance:.0%}' if tolerance else ''} "
+                                f"(not normalised or outside the image): {line.strip()!r}")
         return False
     return True
 

@@ -66,6 +66,8 @@ def folder_dataset(root) -> FolderDataset:
     folders of ``train/`` in sorted order (Ultralytics' class indices)."""
     root = Path(os.path.abspath(Path(root).expanduser()))
     found = split_folders(root)
+    found.setdefault("val", found.get("test"))  # no val/: Ultralytics validates on test/ (None: neither, dropped)
+    found = {k: v for k, v in found.items() if v is not None}
     train = found.get("train")
     classes = sorted(d.name for d in train.iterdir() if d.is_dir()) if train is not None else []
     return FolderDataset(root, root, root, {k: (v,) for k, v in found.items()}, dict(enumerate(classes)))

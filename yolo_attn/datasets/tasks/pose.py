@@ -12,7 +12,7 @@ import re
 
 import numpy as np
 
-from ._base import TaskData, in_unit, xywh_corners
+from ._base import POINT_TOLERANCE, TaskData, in_unit, xywh_corners
 
 VISIBILITY = (0.0, 1.0, 2.0)
 SHAPE_KEYPOINTS = ("top", "right", "bottom", "left")  # make-shapes: the shape's extreme points, in this order
@@ -72,7 +72,7 @@ class Pose(TaskData):
         kpts = np.array(vals[5:]).reshape(k, d)
         if not in_unit(rep, where, line, box, "box coordinates"):
             return None
-        if not in_unit(rep, where, line, kpts[:, :2].reshape(-1), "keypoint x,y"):
+        if not in_unit(rep, where, line, kpts[:, :2].reshape(-1), "keypoint x,y", POINT_TOLERANCE):
             return None
         if d == 3 and not np.isin(kpts[:, 2], VISIBILITY).all():
             bad = sorted({f"{v:g}" for v in kpts[:, 2] if v not in VISIBILITY})

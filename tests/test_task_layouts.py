@@ -1,0 +1,233 @@
+"""The layouts of Ultralytics' own public datasets of each task, as users point yolo_attn at them (issue 39).
+
+Nothing downloads: each dataset is a small mimic of its public layout, built in the test. The dataset YAML is the
+text Ultralytics ships (``ultralytics/cfg/datasets/NAME.yaml``: its ``download:`` entry, ``kpt_shape``,
+``flip_idx``, ``kpt_names``, names as a mapping) with ``path:`` pointed at the folder; the label rows are in each
+task's real format (polygons of many vertex counts, 17 x 3 keypoints with visibility 0/1/2 and objects with no
+keypoint labelled, 2-D keypoints, DOTA's 8-value rows touching or just crossing the border); the images are JPEG and
+PNG, colour, grayscale and with an alpha channel, of different sizes; one image per split is a background (an
+empty label file). A classification dataset is a folder (``mnist160``: ``train/`` and ``test/``, no ``val/``; class
+folders named by numbers or with spaces).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SIZES = [(64, 48), (80, 80), (48, 72), (96, 64)]  # width, height
+EXTS = (".jpg", ".png", ".jpg", ".png")
+CHANNELS = (3, 1, 4, 3)  # colour, grayscale, with alpha
+
+
+def shipped_yaml(name: str, root: Path) -> str:
+    """Ultralytics' dataset YAML ``name`` as it ships, its ``path:`` pointed at ``root``."""
+    import ultralytics
+
+    text = (Path(ultralytics.__file__).parent / "cfg" / "datasets" / name).read_text()
+    return re.sub(r"(?m)^path:.*$", f"path: {root}", text, count=1)
+
+
+def write_image(path: Path, w: int, h: int, channels: int, seed: int) -> None:
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    img = rng.integers(0, 255, (h, w, channels) if channels > 1 else (h, w), dtype=np.uint8)
+    img[h // 4: 3 * h // 4, w // 4: 3 * w // 4] = 255
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), img)
+
+
+def _polygon(cx, cy, r, k, turn=0.0) -> str:
+    a = np.linspace(0, 2 * np.pi, k, endpoint=False) + turn
+    return " ".join(f"{x:.6f} {y:.6f}" for x, y in zip(cx + r * np.cos(a), cy + r * np.sin(a)))
+
+
+def segment_rows(nc: int):
+    def rows(i: int) -> list[str]:
+        out = [f"{i % nc} {_polygon(0.5, 0.5, 0.3, 3 + 5 * i)}", f"{(i + 1) % nc} {_polygon(0.25, 0.3, 0.1, 40, 0.3)}"]
+        return out + ["0 0.0 0.0 0.2 0.0 0.2 0.15 0.0 0.15"] * (i == 1)  # a polygon in the image's corner
+    return rows
+
+
+def pose_rows(k: int, d: int):
+    rng = np.random.default_rng(0)
+
+    def keypoints(visibility) -> str:
+        vals = []
+        for j in range(k):
+            v = visibility[j % len(visibility)]
+            xy = [0.0, 0.0] if v == 0 else list(0.3 + 0.4 * rng.random(2))
+            vals += [f"{xy[0]:.6f}", f"{xy[1]:.6f}"] + [str(v)] * (d == 3)
+        return " ".join(vals)
+
+    def rows(i: int) -> list[str]:
+        out = [f"0 0.5 0.5 0.5 0.6 {keypoints([2, 1, 0, 2])}"]
+        return out + [f"0 0.2 0.2 0.1 0.1 {keypoints([0])}"] * (i in (1, 2))  # no keypoint labelled
+    return rows
+
+
+def obb_rows(nc: int):
+    def rows(i: int) -> list[str]:
+        out = [f"{i % nc} 0.2 0.1 0.6 0.15 0.55 0.45 0.15 0.4",
+               f"{(i + 5) % nc} 0.0 0.5 0.3 0.5 0.3 1.0 0.0 1.0"]  # on the image's border
+        return out + [f"{(i + 9) % nc} 0.7 -0.002 1.004 -0.002 1.004 0.2 0.7 0.2"] * (i == 1)  # just across it
+    return rows
+
+
+def yolo_dataset(root: Path, yaml_name: str, rows, splits=("train", "val")) -> Path:
+    """A dataset of Ultralytics' layout (``images/SPLIT``, ``labels/SPLIT``), four images per split (the last a
+    background: an empty label file), its YAML the shipped one."""
+    for split in splits:
+        for i, (w, h) in enumerate(SIZES):
+            stem = f"{split}_{i}"
+            write_image(root / "images" / split / f"{stem}{EXTS[i]}", w, h, CHANNELS[i], i)
+            label = root / "labels" / split / f"{stem}.txt"
+            label.parent.mkdir(parents=True, exist_ok=True)
+            label.write_text("".join(r + "\n" for r in (rows(i) if i < 3 else [])))
+    y = root / yaml_name
+    y.write_text(shipped_yaml(yaml_name, root))
+    return y
+
+
+def class_folders(root: Path, classes=("0", "1", "traffic light"), splits=("train", "test"), n: int = 3) -> Path:
+    """A classification dataset folder (mnist160's layout: ``train/`` and ``test/`` only)."""
+    for split in splits:
+        for ci, c in enumerate(classes):
+            for i in range(n):
+                w, h = SIZES[(i + ci) % len(SIZES)]
+                write_image(root / split / c / f"{c}_{i}{('.jpg', '.png', '.JPEG')[i]}", w, h, CHANNELS[i], i + 7 * ci)
+    return root
+
+
+LAYOUTS = {  # name: (shipped YAML, rows, splits, task, kpt_shape)
+    "coco8-seg": ("coco8-seg.yaml", segment_rows(80), ("train", "val"), "segment"),
+    "crack-seg": ("crack-seg.yaml", segment_rows(1), ("train", "val", "test"), "segment"),
+    "coco8-pose": ("coco8-pose.yaml", pose_rows(17, 3), ("train", "val"), "pose"),
+    "tiger-pose": ("tiger-pose.yaml", pose_rows(12, 2), ("train", "val"), "pose"),
+    "dog-pose": ("dog-pose.yaml", pose_rows(24, 3), ("train", "val"), "pose"),
+    "hand-keypoints": ("hand-keypoints.yaml", pose_rows(21, 3), ("train", "val"), "pose"),
+    "dota8": ("dota8.yaml", obb_rows(15), ("train", "val"), "obb"),
+}
+
+
+def layout(tmp_path: Path, name: str) -> Path:
+    yaml_name, rows, splits, _ = LAYOUTS[name]
+    return yolo_dataset(tmp_path / name, yaml_name, rows, splits)
+
+
+@pytest.mark.parametrize("name", list(LAYOUTS))
+def test_check_data_reads_each_public_layout_as_its_task(tmp_path, name):
+    """Each layout checks clean as its task (pose found from ``kpt_shape``; segment and obb named, as their YAMLs do
+    not say): every object counted, the background images reported as such, nothing fatal; the shipped
+    ``download:`` entry is left out of the copy Ultralytics reads and never run."""
+    from yolo_attn.datasets import check_data, resolve_dataset
+
+    y = layout(tmp_path, name)
+    task = LAYOUTS[name][3]
+    rep = check_data(y, task=None if task == "pose" else task)
+    assert rep.ok, rep.summary()
+    assert rep.task == task
+    objects = {"segment": 7, "pose": 5, "obb": 7}[task]
+    for split in LAYOUTS[name][2]:
+        c = rep.counts[split]
+        assert (c["images"], c["boxes"], c["labelled"], c["empty"]) == (4, objects, 3, 1), (split, c)
+    ds = resolve_dataset(y)
+    assert ds.download.startswith("https://") and "\ndownload:" not in ds.yaml.read_text()
+    assert len(ds.names) == {"coco8-seg": 80, "crack-seg": 1, "dota8": 15}.get(name, 1)
+    flip = [p for p in rep.problems if "flip_idx" in p.message]
+    assert [p.severity for p in flip] == (["warning"] if name == "dog-pose" else [])  # dog-pose ships none
+
+
+def test_polygon_and_corner_rows_just_across_the_border_are_a_warning_as_ultralytics_takes_them(tmp_path):
+    """DOTA-style corners 0.2-0.4% outside the image: Ultralytics trains on them (clipped), so the check warns with
+    the row; read as detection (no --task) too. A corner 5% outside stays fatal, naming file and row."""
+    from yolo_attn.datasets import check_data
+
+    y = layout(tmp_path, "dota8")
+    for task in ("obb", None):
+        rep = check_data(y, splits=("train",), task=task)
+        assert rep.ok, rep.summary()
+        assert [p.file for p in rep.problems if "sticks out" in p.message] == [
+            str(tmp_path / "dota8" / "labels" / "train" / "train_1.txt:3")]
+    (tmp_path / "dota8" / "labels" / "train" / "train_2.txt").write_text("3 0.7 0.1 1.05 0.1 1.05 0.2 0.7 0.2\n")
+    rep = check_data(y, splits=("train",), task="obb")
+    assert [(p.file.rsplit("/", 1)[-1], "corner coordinates outside [0, 1] by more than 1%" in p.message)
+            for p in rep.fatal] == [("train_2.txt:1", True)]
+
+
+def test_a_segment_file_mixing_box_and_polygon_rows_is_refused_with_its_row(tmp_path):
+    """Ultralytics drops a segment label file mixing box and polygon rows as corrupt: fatal for a segment dataset,
+    naming the row; a warning when the dataset is read as detection."""
+    from yolo_attn.datasets import check_data
+
+    y = layout(tmp_path, "coco8-seg")
+    (tmp_path / "coco8-seg" / "labels" / "val" / "val_0.txt").write_text(
+        f"1 {_polygon(0.5, 0.5, 0.2, 12)}\n2 0.3 0.3 0.1 0.1\n")
+    rep = check_data(y, task="segment")
+    assert [p.file.rsplit("/", 1)[-1] for p in rep.fatal] == ["val_0.txt:2"]
+    assert "a box row" in rep.fatal[0].message
+    rep = check_data(y)
+    assert rep.ok and [p for p in rep.problems if "mix box rows and polygon rows" in p.message]
+
+
+def test_class_names_as_a_list_and_a_download_script_that_is_never_run(tmp_path):
+    """An older-style YAML (names a list) with a Python ``download:`` script and a missing val folder: the names
+    read, the script never runs, and the check says the split is missing and why it was not fetched."""
+    from yolo_attn.datasets import check_data, resolve_dataset
+
+    root = tmp_path / "old"
+    yolo_dataset(root, "coco8-seg.yaml", segment_rows(3), splits=("train",))
+    marker = tmp_path / "ran"
+    y = root / "data.yaml"
+    y.write_text(f"path: {root}\ntrain: images/train\nval: images/val\nnames: [person, 'traffic light', '7']\n"
+                 f"download: |\n  from pathlib import Path\n  Path({str(marker)!r}).write_text('x')\n")
+    ds = resolve_dataset(y)
+    assert ds.names == {0: "person", 1: "traffic light", 2: "7"}
+    rep = check_data(y, task="segment")
+    assert not marker.exists()
+    assert any("'val' path not found" in p.message and "does not run" in p.message for p in rep.fatal)
+
+
+def test_a_classification_folder_with_test_and_no_val_validates_on_test(tmp_path):
+    """mnist160's layout: Ultralytics validates on ``test/`` when there is no ``val/``, so the sweep's val split is
+    the test folder, said in a note (not the note that suggests --eval-split test for a held-out score); class
+    folders named by numbers or with spaces are classes in sorted order."""
+    from yolo_attn.compare.sweep import choose_eval_split
+    from yolo_attn.datasets import check_data, resolve_dataset
+
+    root = class_folders(tmp_path / "mnist160")
+    rep = check_data(root)
+    assert rep.ok and rep.task == "classify" and set(rep.counts) == {"train", "test"}
+    assert [p.message for p in rep.problems if "val" in p.message and p.file == str(root)] == [
+        "no val/ folder: Ultralytics validates on test/"]
+    ds = resolve_dataset(root)
+    assert ds.names == {0: "0", 1: "1", 2: "traffic light"}
+    assert ds.images("val") == ds.images("test") and len(ds.images("val")) == 9
+    notes: list[str] = []
+    assert choose_eval_split(ds, None, "last", notes.append) == "val"
+    assert len(notes) == 1 and "no val/ folder: training validates on test/" in notes[0]
+    assert choose_eval_split(ds, "test", "last", notes.append) == "test"
+    with_val = class_folders(tmp_path / "imagenet10", classes=("n01440764", "n02102040"), splits=("train", "val"))
+    ds = resolve_dataset(with_val)
+    assert set(ds.splits) == {"train", "val"}
+    with pytest.raises(ValueError, match="has no test split"):
+        choose_eval_split(ds, "test", "last", notes.append)
+
+
+@pytest.mark.parametrize("kpt_shape, given, expected", [
+    ([17, 3], None, "coco"), ([24, 3], None, 1 / 24), ([12, 2], None, 1 / 12), ([17, 2], None, 1 / 17),
+    ([21, 3], [0.05] * 21, 0.05)])
+def test_the_oks_sigmas_of_each_keypoint_layout_are_ultralytics(kpt_shape, given, expected):
+    """COCO's 17 sigmas only for kpt_shape [17, 3] without kpt_oks_sigmas, 1/K for any other layout, the dataset's
+    own when given: Ultralytics' PoseValidator's choice."""
+    from ultralytics.utils.metrics import OKS_SIGMA
+
+    from yolo_attn.scoring.pose import oks_sigmas
+
+    s = oks_sigmas(kpt_shape, given)
+    assert s.shape == (kpt_shape[0],)
+    assert np.allclose(s, OKS_SIGMA if expected == "coco" else expected)
