@@ -231,3 +231,32 @@ def test_the_oks_sigmas_of_each_keypoint_layout_are_ultralytics(kpt_shape, given
     s = oks_sigmas(kpt_shape, given)
     assert s.shape == (kpt_shape[0],)
     assert np.allclose(s, OKS_SIGMA if expected == "coco" else expected)
+
+
+@pytest.mark.parametrize("name", ["coco8-pose", "tiger-pose", "dota8", "coco8-seg"])
+def test_import_data_yolo_keeps_each_tasks_rows_and_keypoint_keys(tmp_path, name):
+    """``import-data yolo`` of an Ultralytics-layout dataset of another task: every row kept as written (17 x 3
+    keypoints are an even column count, 12 x 2 an odd one that is no polygon; DOTA corners just across the border),
+    the YAML's kpt_shape, flip_idx and kpt_names carried, so the import checks clean as its task. A pose row of the
+    wrong width is left out, named with its file and line."""
+    import yaml
+
+    from yolo_attn.datasets import check_data, import_yolo
+
+    src = layout(tmp_path, name).parent
+    task = LAYOUTS[name][3]
+    bad = src / "labels" / "train" / "train_3.txt"
+    bad.write_text("0 0.5 0.5 0.2 0.2 0.5 0.5\n" if task == "pose" else "")
+    rep = import_yolo(src, tmp_path / "out")
+    assert rep.boxes == 2 * {"segment": 7, "pose": 5, "obb": 7}[task]
+    assert rep.problems == ([f"{bad}:1: malformed label line ('0 0.5 0.5 0.2 0.2 0.5 0.5')"] if task == "pose" else [])
+    data = yaml.safe_load(rep.yaml.read_text())
+    shipped = yaml.safe_load(shipped_yaml(LAYOUTS[name][0], src))
+    for key in ("kpt_shape", "flip_idx", "kpt_names"):
+        assert data.get(key) == shipped.get(key)
+    for split in ("train", "val"):
+        for i in range(3):
+            assert (tmp_path / "out" / "labels" / split / f"{split}_{i}.txt").read_text() == \
+                   (src / "labels" / split / f"{split}_{i}.txt").read_text()
+    chk = check_data(rep.yaml, task=None if task == "pose" else task)
+    assert chk.ok and chk.task == task, chk.summary()

@@ -9,6 +9,11 @@ last ``images`` folder of its path replaced by ``labels``), else beside it. An i
 file is a background image (reported). Label lines that are malformed or name a class outside the names
 are left out, each listed with its file and line.
 
+A dataset of another Ultralytics task keeps its rows as they are: polygons (segment) and 4-corner rows (obb), a
+vertex or corner up to 1% outside the image as Ultralytics takes it, and, when the export's YAML has ``kpt_shape``,
+pose rows of exactly ``5 + K x D`` numbers (visibility 0, 1 or 2), the YAML's keypoint keys (:data:`TASK_KEYS`)
+written into the new one.
+
 Splits come from the folders when the images lie under both a ``train`` and a ``val`` (or ``valid``)
 folder (Ultralytics' ``images/train``, Roboflow's ``train/images``); images under a ``test`` folder are
 then the test split, written as ``images/test`` and named by the YAML's ``test:``. Otherwise exactly
@@ -21,12 +26,25 @@ from __future__ import annotations
 from pathlib import Path
 
 from .files import IMG_FORMATS, label_path
-from .importers import (ImportReport, Item, Skips, check_fractions, keep_fixed_splits, number, prepare_output,
-                        split_of, write_dataset)
+from .importers import (Classes, ImportReport, Item, Skips, check_fractions, keep_fixed_splits, number,
+                        prepare_output, split_of, write_dataset)
+from .tasks import TaskData, task_of
 from .yaml import class_names, load_data_yaml
 
 NAME_FILES = ("classes.txt", "obj.names", "_darknet.labels")
 YAML_NAMES = ("data.yaml", "data.yml", "dataset.yaml", "dataset.yml")
+TASK_KEYS = ("kpt_shape", "flip_idx", "kpt_names", "kpt_oks_sigmas", "channels")  # carried into the new YAML
+
+
+class _RowProblems:
+    """Collects what a task's row check reports (the importer skips a row with a fatal problem)."""
+
+    def __init__(self):
+        self.fatal: list[str] = []
+
+    def add(self, severity: str, where, message: str, kind: str = "") -> None:
+        if severity == "fatal":
+            self.fatal.append(message)
 
 
 def yaml_names(folder: Path) -> tuple[list[str], Path] | None:
@@ -73,7 +91,8 @@ def _label_file(img: Path) -> Path | None:
     return None
 
 
-def _rows(lbl: Path, nc: int, skips: Skips) -> list[str]:
+def _rows(lbl: Path, nc: int, skips: Skips, task: TaskData) -> list[str]:
+    """The rows of label file ``lbl`` that ``task`` (detection, or pose by the YAML's ``kpt_shape``) reads."""
     rows = []
     for no, line in enumerate(lbl.read_text(encoding="utf-8-sig", errors="replace").splitlines(), 1):
         parts = line.split()
@@ -81,15 +100,33 @@ def _rows(lbl: Path, nc: int, skips: Skips) -> list[str]:
             continue
         vals = [number(v) for v in parts]
         where = f"{lbl}:{no}"
-        if (len(parts) != 5 and not (len(parts) >= 7 and len(parts) % 2 == 1)) or None in vals:
+        if task.columns_problem(len(parts)) or None in vals:
             skips.add("malformed label line", where, repr(line.strip()[:60]))
         elif vals[0] != int(vals[0]) or not 0 <= vals[0] < nc:
             skips.add("unknown class id", where, f"{parts[0]} (names give {nc} classes: 0..{nc - 1})")
-        elif any(not 0 <= v <= 1 for v in vals[1:]):
+        elif _coordinates_problem(task, where, line, vals):
             skips.add("coordinates outside [0, 1]", where, repr(line.strip()[:60]))
         else:
             rows.append(" ".join([str(int(vals[0]))] + parts[1:]))
     return rows
+
+
+def _coordinates_problem(task: TaskData, where: str, line: str, vals: list[float]) -> bool:
+    """Whether the task's row check finds a fatal coordinate (or keypoint visibility) in a well-formed row."""
+    found = _RowProblems()
+    return task.row_box(found, where, line, vals) is None or bool(found.fatal)
+
+
+def _task_keys(src: Path) -> dict:
+    """The keypoint (and channel) keys of the export's dataset YAML, the one its names came from."""
+    try:
+        from_yaml = yaml_names(src)
+    except ValueError:  # names not usable (given with --names instead)
+        return {}
+    if from_yaml is None:
+        return {}
+    data = load_data_yaml(from_yaml[1])
+    return {k: data[k] for k in TASK_KEYS if k in data}
 
 
 def _names(src: Path, names: list[str] | None) -> tuple[list[str], str]:
@@ -111,6 +148,11 @@ def import_yolo(src_dir: str | Path, out: str | Path, names: list[str] | None = 
     check_fractions(val_fraction, test_fraction)
     prepare_output(out, force, [src])
     names, names_from = _names(src, names)
+    keys = _task_keys(src)
+    task = task_of(keys)
+    problems = [msg for severity, msg in task.yaml_problems() if severity == "fatal"]
+    if problems:
+        raise ValueError(f"{src}: its dataset YAML: {problems[0]}")
     out_abs = Path(out).resolve()
     images = sorted(p for p in src.rglob("*") if p.suffix[1:].lower() in IMG_FORMATS and p.is_file()
                     and out_abs not in p.resolve().parents)
@@ -122,11 +164,13 @@ def import_yolo(src_dir: str | Path, out: str | Path, names: list[str] | None = 
         lbl = _label_file(img)
         if lbl is None:
             unlabelled.append(str(rel))
-        items.append(Item(img, rel.as_posix(), _rows(lbl, len(names), skips) if lbl else [], split_of(rel.parts[:-1])))
+        rows = _rows(lbl, len(names), skips, task) if lbl else []
+        items.append(Item(img, rel.as_posix(), rows, split_of(rel.parts[:-1])))
     if unlabelled:
         skips.warnings.append(f"{len(unlabelled)} image(s) have no label file and are imported as background "
                               f"images: {', '.join(unlabelled[:5])}{' ...' if len(unlabelled) > 5 else ''}")
     fixed = keep_fixed_splits(items)
     print(f"[import-data] {src}: {len(names)} class names from {names_from}; splits "
           + ("from the export's folders" if fixed else "chosen here (no train and val folders)"), flush=True)
-    return write_dataset(items, out, dict(enumerate(names)), skips, str(src), val_fraction, link, test_fraction)
+    classes = Classes(dict(enumerate(names)), keys)
+    return write_dataset(items, out, classes, skips, str(src), val_fraction, link, test_fraction)
