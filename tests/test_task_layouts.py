@@ -260,3 +260,18 @@ def test_import_data_yolo_keeps_each_tasks_rows_and_keypoint_keys(tmp_path, name
                    (src / "labels" / split / f"{split}_{i}.txt").read_text()
     chk = check_data(rep.yaml, task=None if task == "pose" else task)
     assert chk.ok and chk.task == task, chk.summary()
+
+
+def test_kpt_oks_sigmas_of_the_wrong_length_are_refused_before_training(tmp_path):
+    """Ultralytics' pose validation raises on ``kpt_oks_sigmas`` that are not one positive value per keypoint, after
+    a training epoch; the check refuses it first, naming the YAML. One per keypoint checks clean."""
+    from yolo_attn.datasets import check_data
+
+    y = layout(tmp_path, "hand-keypoints")
+    text = y.read_text()
+    y.write_text(text + "kpt_oks_sigmas: [" + ", ".join(["0.05"] * 17) + "]\n")
+    rep = check_data(y)
+    assert [p.file for p in rep.fatal] == [str(y)]
+    assert "kpt_oks_sigmas must be 21 positive numbers" in rep.fatal[0].message
+    y.write_text(text + "kpt_oks_sigmas: [" + ", ".join(["0.05"] * 21) + "]\n")
+    assert check_data(y).ok

@@ -45,6 +45,7 @@ keypoint x,y outside [0, 1], a visibility
 other than 0, 1, 2
 pose: flip_idx of the wrong length or no       fatal; missing, or not undoing itself: warning
 permutation of 0..K-1
+pose: kpt_oks_sigmas not K positive numbers    fatal (the OKS of every keypoint reads them)
 obb: a row not ``cls`` + 4 corners (9          fatal
 numbers), a corner outside [0, 1]
 detect: a file mixing box and polygon rows     warning (Ultralytics 8.4 drops it as corrupt)

@@ -22,6 +22,15 @@ def _ints(v) -> bool:
     return isinstance(v, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in v)
 
 
+def _sigmas_ok(sigmas, n: int) -> bool:
+    """Whether ``kpt_oks_sigmas`` is ``n`` positive numbers (as Ultralytics' pose validator flattens and checks it)."""
+    try:
+        s = np.asarray(sigmas, dtype=float).reshape(-1)
+    except (TypeError, ValueError):
+        return False
+    return len(s) == n and bool((s > 0).all()) and bool(np.isfinite(s).all())
+
+
 class Pose(TaskData):
     name = "pose"
     objects = "poses"
@@ -42,6 +51,10 @@ class Pose(TaskData):
         if shape is None:
             return [("fatal", f"kpt_shape must be [number of keypoints, 2 or 3] (x,y or x,y,visibility), got "
                               f"{self.data.get('kpt_shape')!r}")]
+        if not _sigmas_ok(self.data.get("kpt_oks_sigmas", [1.0] * shape[0]), shape[0]):
+            return [("fatal", f"kpt_oks_sigmas must be {shape[0]} positive numbers, one per keypoint of kpt_shape "
+                              f"{list(shape)} (the OKS sigma of each, which scoring reads), got "
+                              f"{self.data['kpt_oks_sigmas']!r:.80}")]
         flip = self.data.get("flip_idx")
         if flip is None:
             return [("warning", "no flip_idx: Ultralytics turns off the left-right (and up-down) flip augmentation")]
