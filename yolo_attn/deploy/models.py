@@ -85,13 +85,15 @@ LOGIT_MEAN, LOGIT_STD = -2.0, 2.0  # class logits of the synthetic head on the c
 
 
 def _class_convs(model: torch.nn.Module) -> list[torch.nn.Conv2d]:
-    from .._ultralytics import detect_class_branches, detection_head
+    """The last convolution of each class branch of the model's head: Detect's, and the Segment, Pose and OBB heads'
+    built on it (and their YOLO26 forms); none for a classifier."""
+    from .._ultralytics import detect_class_branches
 
-    found = detection_head(model)
-    if found is None:
+    layers = getattr(model, "model", None)
+    if not isinstance(layers, torch.nn.Sequential) or not len(layers):
         return []
     convs = []
-    for _, branch in detect_class_branches(found[0]):
+    for _, branch in detect_class_branches(layers[-1]):
         convs += [level[-1] for level in branch if isinstance(level[-1], torch.nn.Conv2d)]
     return convs
 
@@ -128,8 +130,13 @@ def spread_class_scores(model: torch.nn.Module, images: torch.Tensor) -> None:
     An untrained head's prior bias (about -11) puts every class score near 1e-5, which hides any difference in
     the features, and NMS would choose among near-ties. After the rescaling the scores spread over (0, 1) and
     follow the features (the attention layer's output among them). Run :func:`calibrate_batchnorm` first.
+    Every detection-type head (Detect, Segment, Pose, OBB) is spread: left as built, the calibrated features of an
+    untrained YOLO11n reach hundreds at P5 and so do its logits (measured: standard deviation 111, largest 553),
+    scores saturate, and float rounding (relative 1e-5 there) alone moves a score by more than the tolerance.
     """
     convs = [c for c in _class_convs(model) if c.bias is not None]
+    if not convs:  # never a silent no-op: unspread, a random head's logits reach hundreds (float noise fails the check)
+        raise ValueError(f"{type(model.model[-1]).__name__} head: no class branches whose scores could be spread")
     seen: dict[int, torch.Tensor] = {}
     hooks = [c.register_forward_hook(lambda m, i, o, k=k: seen.__setitem__(k, o - m.bias.view(1, -1, 1, 1)))
              for k, c in enumerate(convs)]
@@ -194,7 +201,8 @@ def model_from_file(ref: str, workdir: Path, images: torch.Tensor | None, trust:
     task = head_of(model, str(ref)).task  # a head whose outputs the check does not know is refused here
     if synthetic:
         calibrate_batchnorm(model, images)
-        spread_class_scores(model, images)
+        if task != "classify":  # a classifier's probabilities come from its linear layer: nothing to spread
+            spread_class_scores(model, images)
     stem = name or Path(str(ref)).stem
     ckpt = copy_path(workdir, stem)
     if Path(str(ref)).resolve() == ckpt.resolve():
