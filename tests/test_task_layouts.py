@@ -275,3 +275,26 @@ def test_kpt_oks_sigmas_of_the_wrong_length_are_refused_before_training(tmp_path
     assert "kpt_oks_sigmas must be 21 positive numbers" in rep.fatal[0].message
     y.write_text(text + "kpt_oks_sigmas: [" + ", ".join(["0.05"] * 21) + "]\n")
     assert check_data(y).ok
+
+
+def test_bare_names_find_the_datasets_in_ultralytics_datasets_folder(tmp_path, monkeypatch):
+    """After ``yolo pose train data=coco8-pose.yaml`` or ``yolo classify train data=mnist160`` the data lies in
+    Ultralytics' datasets folder: ``coco8-pose.yaml`` (the shipped YAML, ``path: coco8-pose``) and the bare
+    ``mnist160`` (no shipped YAML: a class-folder dataset there) name it, as they do for Ultralytics."""
+    import ultralytics.data.utils
+
+    from yolo_attn.datasets import check_data, resolve_dataset
+    from yolo_attn.datasets.check import require_data
+
+    monkeypatch.setattr(ultralytics.data.utils, "DATASETS_DIR", tmp_path)
+    monkeypatch.chdir(tmp_path / "..")
+    layout(tmp_path, "coco8-pose")
+    rep = check_data("coco8-pose.yaml")
+    assert rep.ok and rep.task == "pose" and rep.counts["val"]["boxes"] == 5, rep.summary()
+    assert resolve_dataset("coco8-pose.yaml").root == tmp_path / "coco8-pose"
+    class_folders(tmp_path / "mnist160")
+    rep = check_data("mnist160")
+    assert rep.ok and rep.task == "classify" and rep.counts["test"]["images"] == 9, rep.summary()
+    assert resolve_dataset("mnist160").root == tmp_path / "mnist160"
+    assert require_data("mnist160", task="classify") == str(tmp_path / "mnist160")
+    assert not check_data("imagenette").ok  # not there: the YAML lookup's message, no folder invented

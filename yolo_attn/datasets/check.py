@@ -73,7 +73,7 @@ from .._io import atomic_write
 from .files import IMG_FORMATS, MIN_IMAGE_SIDE, NOT_UTF8, ListingError, image_size, label_path, not_utf8, shown
 from .near_duplicates import MAX_BITS, near_duplicates, train_hashes
 from .tasks import TaskData, task_data, task_of
-from .yaml import Dataset, load_data_yaml, resolve_dataset
+from .yaml import Dataset, classification_folder, load_data_yaml, resolve_dataset
 
 SHOWN_PER_KIND = 5  # the summary prints this many problems of one kind, then their count
 
@@ -369,12 +369,13 @@ def check_data(data_yaml: str | Path | Dataset, splits=("train", "val", "test"),
     reported with its file (see the module table). ``task``: the Ultralytics task the labels are read as (default:
     pose when the YAML has ``kpt_shape``, else detection; classify for a folder)."""
     rep = CheckReport(shown(data_yaml.source if isinstance(data_yaml, Dataset) else data_yaml))
+    folder = None if isinstance(data_yaml, Dataset) else classification_folder(data_yaml)
     if not isinstance(data_yaml, Dataset) and (task == "classify" and not str(data_yaml).endswith((".yaml", ".yml"))
-                                               or Path(data_yaml).is_dir()):
+                                               or folder is not None):
         if task not in (None, "classify"):
             rep.add("fatal", data_yaml, f"a folder is a classification dataset; a {task} dataset is given by its YAML")
             return rep
-        return _classification(rep, Path(data_yaml), splits, check_images)
+        return _classification(rep, folder or Path(data_yaml), splits, check_images)
     try:
         ds = data_yaml if isinstance(data_yaml, Dataset) else resolve_dataset(data_yaml)
     except (FileNotFoundError, ValueError, TypeError) as exc:
@@ -496,4 +497,4 @@ def require_data(data: str | Path, trust: bool = False, task: str = "detect") ->
     if not rep.ok:
         raise DataCheckFailed(f"{data}: dataset check failed ({len(rep.fatal)} fatal problems; run yolo-attn "
                               f"check-data {data}):\n" + "\n".join(str(p) for p in rep.fatal[:20]))
-    return str(Path(data).resolve())
+    return str((classification_folder(data) or Path(data)).resolve())

@@ -131,6 +131,23 @@ def locate_yaml(path: str | Path) -> Path:
     raise FileNotFoundError(f"dataset YAML not found: {path}")
 
 
+def classification_folder(path: str | Path) -> Path | None:
+    """The classification dataset folder ``path`` names: a folder, or a bare name that no shipped dataset YAML has
+    (``mnist160``) and that is a folder in Ultralytics' datasets folder, where ``data=mnist160`` finds it; else None."""
+    p = Path(str(path)).expanduser()
+    if p.is_dir():
+        return p
+    if "://" in str(path) or p.is_absolute() or len(p.parts) != 1 or p.suffix.lower() in (".yaml", ".yml") \
+            or p.exists():
+        return None
+    from .._ultralytics import datasets_dir, find_packaged_file
+
+    if find_packaged_file(f"{p}.yaml"):
+        return None
+    found = datasets_dir() / p
+    return found if found.is_dir() else None
+
+
 def _check_types(src: Path, data: dict) -> None:
     if data.get("path") is not None and not isinstance(data["path"], str):
         raise DatasetError(f"{src}: 'path' must be a string, not {type(data['path']).__name__}")
@@ -243,12 +260,14 @@ def resolve_dataset(path: str | Path, out_dir: str | Path | None = None, trust: 
     repeated calls reuse one file. Missing split folders are not an error here (``check-data`` reports
     them; :meth:`Dataset.missing_message` says why); a YAML Ultralytics would refuse is a :class:`DatasetError`.
     ``trust``: when a train/val entry is missing and the YAML has a ``download:``, Ultralytics runs it first.
-    A folder is a classification dataset (:func:`yolo_attn.datasets.tasks.classify.folder_dataset`: no copy).
+    A folder is a classification dataset (:func:`yolo_attn.datasets.tasks.classify.folder_dataset`: no copy), and
+    so is a bare name of one in Ultralytics' datasets folder (:func:`classification_folder`).
     """
-    if Path(str(path)).expanduser().is_dir():
+    folder = classification_folder(path)
+    if folder is not None:
         from .tasks.classify import folder_dataset
 
-        return folder_dataset(path)
+        return folder_dataset(folder)
     src = locate_yaml(path)
     if not_utf8(src):
         raise DatasetError(f"{shown(src)}: the path of this YAML is not UTF-8; Ultralytics cannot train on it: "
