@@ -298,3 +298,29 @@ def test_bare_names_find_the_datasets_in_ultralytics_datasets_folder(tmp_path, m
     assert resolve_dataset("mnist160").root == tmp_path / "mnist160"
     assert require_data("mnist160", task="classify") == str(tmp_path / "mnist160")
     assert not check_data("imagenette").ok  # not there: the YAML lookup's message, no folder invented
+
+
+def test_a_model_trained_on_grayscale_data_reads_back_and_is_fed_gray_images(tmp_path):
+    """coco8-grayscale (``channels: 1``): Ultralytics builds the model with one input channel and records it in the
+    model YAML; yolo_attn's safe reader rebuilt it with three (Ultralytics 8.4.190's builder takes ``ch``, not the
+    YAML's), so diagnose and export-check refused every such checkpoint ("1 of another shape"), and export-check
+    fed it RGB images."""
+    import torch
+    from ultralytics.nn.tasks import PoseModel
+
+    from yolo_attn.deploy.check import load_images
+    from yolo_attn.models import build_model, model_dict
+    from yolo_attn.weights import save_model_checkpoint
+
+    torch.manual_seed(0)
+    model = PoseModel(model_dict("yolo11n-pose-se-neck.yaml"), ch=1, nc=1, verbose=False).eval()
+    path = save_model_checkpoint(model, tmp_path / "gray.pt", half=False)
+    back = build_model(path).eval()
+    assert back.model[0].conv.weight.shape[1] == 1 and back.yaml["channels"] == 1
+    x = torch.rand(1, 1, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(model(x)[0], back(x)[0])
+    img = tmp_path / "im.png"
+    write_image(img, 40, 30, 3, 0)
+    assert load_images([img], 32, 48, channels=1).shape == (1, 1, 32, 48)
+    assert load_images([img], 32, 48).shape == (1, 3, 32, 48)

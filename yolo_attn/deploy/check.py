@@ -107,16 +107,18 @@ class FormatResult:
 # --------------------------------------------------------------------------------------------
 # Inputs
 # --------------------------------------------------------------------------------------------
-def load_images(paths: list[Path], height: int, width: int) -> torch.Tensor:
-    """The images as one float RGB batch in [0, 1], each resized to (height, width)."""
+def load_images(paths: list[Path], height: int, width: int, channels: int = 3) -> torch.Tensor:
+    """The images as one float batch in [0, 1], each resized to (height, width): RGB, or gray for a model of one
+    input channel (trained on a ``channels: 1`` dataset such as coco8-grayscale)."""
     import cv2
 
     out = []
     for p in paths:
-        im = cv2.imread(str(p))
+        im = cv2.imread(str(p), cv2.IMREAD_GRAYSCALE if channels == 1 else cv2.IMREAD_COLOR)
         if im is None:
             raise FileNotFoundError(f"{p}: not a readable image")
-        im = cv2.resize(im, (width, height), interpolation=cv2.INTER_LINEAR)[:, :, ::-1]
+        im = cv2.resize(im, (width, height), interpolation=cv2.INTER_LINEAR)
+        im = im[:, :, None] if channels == 1 else im[:, :, ::-1]
         out.append(torch.from_numpy(np.ascontiguousarray(im)).permute(2, 0, 1).float() / 255)
     return torch.stack(out)
 
@@ -139,8 +141,21 @@ def input_sizes(fmt: Format, imgsz: int, n_images: int) -> list[tuple[int, int, 
     every image in one batch at a non-square size of twice the width."""
     sizes = [(1, imgsz, imgsz)]
     if fmt.dynamic:
-        sizes.append((max(2, n_images), imgsz, 2 * imgsz))
+        sizes.append((max(2, n_images), *dynamic_size(imgsz)))
     return sizes
+
+
+def dynamic_size(imgsz: int) -> tuple[int, int]:
+    """(height, width) of a dynamic format's second comparison: non-square, twice the export size wide."""
+    return imgsz, 2 * imgsz
+
+
+def calibration_images(paths: list[Path], imgsz: int) -> list[torch.Tensor]:
+    """The images at each size a format is compared at (the export size, :func:`dynamic_size`), on which an
+    untrained check model is calibrated (:mod:`yolo_attn.deploy.models`): calibrated at the export size only, its
+    features at the dynamic size grew out of range and PyTorch's own float32 rounding (against float64) moved its
+    scores by 0.0019, failing a faithful dynamic ONNX export."""
+    return [load_images(paths, imgsz, imgsz), load_images(paths, *dynamic_size(imgsz))]
 
 
 # --------------------------------------------------------------------------------------------
@@ -379,7 +394,7 @@ def _compare(cm: CheckModel, fmt: Format, path: Path, settings: CheckSettings, r
     margin = INT8_MARGIN if fmt.int8 else SCORE_TOL
     diff = _Diff()
     for batch, h, w in input_sizes(fmt, settings.imgsz, len(settings.images)):
-        x = load_images(settings.images, h, w)
+        x = load_images(settings.images, h, w, int(model.yaml.get("channels") or 3))
         if batch > len(x):  # one image: the batch of the dynamic check adds its mirror image
             x = torch.cat([x, x.flip(-1)])[:batch]
         chunks = list(x.split(1)) if batch == 1 else [x]

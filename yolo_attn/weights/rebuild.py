@@ -43,7 +43,8 @@ def model_from_checkpoint(ckpt):
     cfg = copy.deepcopy(ckpt.yaml)
     original = cfg.get("yaml_file")
     cfg["yaml_file"] = f"{path} (its model YAML {original or ''})"  # errors of the row check name the file
-    model = task_model_class(cfg)(cfg, nc=ckpt.nc, verbose=False)
+    ch = int(cfg.get("channels") or 3)  # the input channels it was trained with (grayscale data: 1)
+    model = task_model_class(cfg)(cfg, ch=ch, nc=ckpt.nc, verbose=False)
     model.yaml["yaml_file"] = original or str(path)
     adapt_class_branch_to(model, ckpt.state_dict)  # a class branch widened by a transfer between class counts
     load_exact_state_dict(model, ckpt.state_dict, path)
