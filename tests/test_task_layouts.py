@@ -206,6 +206,7 @@ def test_a_classification_folder_with_test_and_no_val_validates_on_test(tmp_path
         "no val/ folder: Ultralytics validates on test/"]
     ds = resolve_dataset(root)
     assert ds.names == {0: "0", 1: "1", 2: "traffic light"}
+    assert ds.splits["val"] == ds.splits["test"]  # what diagnose and the sweep's scoring read
     assert ds.images("val") == ds.images("test") and len(ds.images("val")) == 9
     notes: list[str] = []
     assert choose_eval_split(ds, None, "last", notes.append) == "val"
@@ -324,3 +325,25 @@ def test_a_model_trained_on_grayscale_data_reads_back_and_is_fed_gray_images(tmp
     write_image(img, 40, 30, 3, 0)
     assert load_images([img], 32, 48, channels=1).shape == (1, 1, 32, 48)
     assert load_images([img], 32, 48).shape == (1, 3, 32, 48)
+
+
+@pytest.mark.slow
+def test_a_classify_sweep_and_its_diagnosis_on_a_folder_without_val(tmp_path):
+    """mnist160's layout end to end (1 epoch at imgsz 32, 2 models x 1 seed): the sweep trains, validates on test/
+    as Ultralytics does and scores the same 9 images; diagnose reads the sweep (it stopped at 'no val split')."""
+    import dataclasses
+
+    from conftest import run_compare
+    from yolo_attn.diagnose import Settings, diagnose
+    from yolo_attn.diagnose.sweep import sweep_inputs
+
+    root = class_folders(tmp_path / "mnist160")
+    summary = run_compare(models=["yolo11n-cls.yaml", "yolo11n-cls-se-backbone-end.yaml"], seeds=1, epochs=1,
+                          imgsz=32, train_args={"batch": 3}, data=str(root), out=str(tmp_path / "sweep"),
+                          progress=False, workers=0)
+    assert summary.n_ok == 2 and summary.settings.task == "classify" and summary.n_eval_images == 9
+    inp = sweep_inputs(tmp_path / "sweep")
+    fast = dict(n_train=4, n_erf=2, n_consistency=2, n_jac=1, jac_projections=1, n_pairs=1, path_steps=3, n_boot=10)
+    d = diagnose(inp.refs, inp.baseline, inp.data, dataclasses.replace(Settings(**fast), imgsz=inp.imgsz))
+    assert d.task == "classify" and sorted(f.name for f in d.dataset.val.files) == sorted(
+        Path(f).name for f in (root / "test").rglob("*.*"))
