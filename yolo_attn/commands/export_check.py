@@ -98,7 +98,7 @@ def run_int8(args) -> int:
 def run(args) -> int:
     from .._io import refuse_overwrite
     from ..datasets import shapes_yaml
-    from ..deploy.check import FAILED, CheckSettings, check_model, load_images
+    from ..deploy.check import FAILED, CheckSettings, calibration_images, check_model
     from ..deploy.formats import FORMAT_NAMES, get_format, versions
     from ..deploy.matrix import Results, result_table, write_results
 
@@ -111,7 +111,7 @@ def run(args) -> int:
     settings = CheckSettings(images=images, imgsz=args.imgsz, data=str(args.data or shapes_yaml()))
     formats = [get_format(f) for f in (args.formats or FORMAT_NAMES)]
     out = Path(args.out)
-    batch = load_images(images, args.imgsz, args.imgsz)
+    batch = calibration_images(images, args.imgsz)
     results = []
     meta = {"imgsz": args.imgsz, "images": [p.name for p in images], "base": "yolov5n" if args.all_layers else args.model}
     for make in _models(args, out, batch):

@@ -98,33 +98,49 @@ def _class_convs(model: torch.nn.Module) -> list[torch.nn.Conv2d]:
     return convs
 
 
-def calibrate_batchnorm(model: torch.nn.Module, images: torch.Tensor) -> None:
-    """Set every BatchNorm's running statistics to those of its input on ``images`` (one forward pass).
+def _batches(images: torch.Tensor | list[torch.Tensor]) -> list[torch.Tensor]:
+    """``images``: one batch, or a list of batches at different sizes (every size the check compares)."""
+    return list(images) if isinstance(images, (list, tuple)) else [images]
+
+
+def _forward(model: torch.nn.Module, batch: torch.Tensor) -> None:
+    try:
+        model(batch)
+    except RuntimeError as exc:
+        raise RuntimeError(f"the model does not run on {tuple(batch.shape)} images (a size the check compares): "
+                           f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+
+
+def calibrate_batchnorm(model: torch.nn.Module, images: torch.Tensor | list[torch.Tensor]) -> None:
+    """Set every BatchNorm's running statistics to those of its input on ``images`` (one forward pass per batch,
+    the batches averaged: give every size the check compares, see :func:`yolo_attn.deploy.check.calibration_images`).
 
     Untrained, each convolution shrinks its input's spread (PyTorch's default initialisation), so by the head
     the features hardly depend on the image (standard deviations of 1e-6 were measured at YOLOv5n's P5) and
     float rounding would dominate any comparison. Normalised by their measured statistics, the features keep
-    a unit spread through the network, like a trained model's.
+    a unit spread through the network, like a trained model's, at each size they were measured at (calibrated at
+    64 x 64 only, YOLO11n-seg's SPPF output reached 299 at 64 x 128 against 6.5, its class logits 600).
     """
-    if len(images) < 2:  # BatchNorm needs more than one value per channel (pooled branches): add the mirror image
-        images = torch.cat([images, images.flip(-1)])
     bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
     momenta = [bn.momentum for bn in bns]
     for bn in bns:
         bn.reset_running_stats()
-        bn.momentum = None  # a cumulative average: exactly the statistics of this pass
+        bn.momentum = None  # a cumulative average: exactly the statistics of these passes
     model.train()
     try:
         with torch.no_grad():
-            model(images)
+            for batch in _batches(images):
+                if len(batch) < 2:  # BatchNorm needs more than one value per channel (pooled branches): the mirror
+                    batch = torch.cat([batch, batch.flip(-1)])
+                _forward(model, batch)
     finally:
         model.eval()
         for bn, m in zip(bns, momenta):
             bn.momentum = m
 
 
-def spread_class_scores(model: torch.nn.Module, images: torch.Tensor) -> None:
-    """Rescale the untrained head's class convolutions so that their logits on ``images`` have mean
+def spread_class_scores(model: torch.nn.Module, images: torch.Tensor | list[torch.Tensor]) -> None:
+    """Rescale the untrained head's class convolutions so that their logits on ``images`` (every batch) have mean
     :data:`LOGIT_MEAN` and standard deviation :data:`LOGIT_STD`.
 
     An untrained head's prior bias (about -11) puts every class score near 1e-5, which hides any difference in
@@ -137,18 +153,19 @@ def spread_class_scores(model: torch.nn.Module, images: torch.Tensor) -> None:
     convs = [c for c in _class_convs(model) if c.bias is not None]
     if not convs:  # never a silent no-op: unspread, a random head's logits reach hundreds (float noise fails the check)
         raise ValueError(f"{type(model.model[-1]).__name__} head: no class branches whose scores could be spread")
-    seen: dict[int, torch.Tensor] = {}
-    hooks = [c.register_forward_hook(lambda m, i, o, k=k: seen.__setitem__(k, o - m.bias.view(1, -1, 1, 1)))
+    seen: dict[int, list[torch.Tensor]] = {k: [] for k in range(len(convs))}
+    hooks = [c.register_forward_hook(lambda m, i, o, k=k: seen[k].append((o - m.bias.view(1, -1, 1, 1)).flatten()))
              for k, c in enumerate(convs)]
     try:
         with torch.no_grad():
-            model.eval()(images)
+            for batch in _batches(images):
+                _forward(model.eval(), batch)
     finally:
         for h in hooks:
             h.remove()
     with torch.no_grad():
         for k, conv in enumerate(convs):
-            out = seen[k]
+            out = torch.cat(seen[k])
             scale = LOGIT_STD / max(float(out.std()), 1e-12)
             conv.weight.mul_(scale)
             conv.bias.fill_(LOGIT_MEAN - float(out.mean()) * scale)
