@@ -199,10 +199,10 @@ def test_diagnose_of_a_classify_sweep_scores_top1_and_leaves_out_object_sizes(cl
 @pytest.mark.parametrize("task, models", [
     ("segment", ["yolo11n-seg.yaml", "yolo11n-seg-se-neck.yaml"]),
 ])
-def test_diagnose_of_a_detection_type_task_leaves_out_what_it_cannot_score(tmp_path, task, models):
-    """A segment model's metric (a pose or obb model's too: the same path, the task's rows after 4 + nc) is not what
-    diagnose computes: fit, sizes and reliance are left out with the reason (never scored as detection); ERF, gates,
-    consistency and smoothness run on the detection branch."""
+def test_diagnose_of_a_detection_type_task_scores_fit_sizes_and_reliance_by_its_own_metric(tmp_path, task, models):
+    """A segment model's fit, sizes and reliance are scored by its mask mAP50-95 (the sweep's metric, never the box
+    mAP of its detection branch; a pose or obb model's by its own through the same evaluator, tests/
+    test_diagnose_tasks.py); ERF, gates, consistency and smoothness run on the detection branch."""
     import contextlib
     import io
 
@@ -223,12 +223,14 @@ def test_diagnose_of_a_detection_type_task_leaves_out_what_it_cannot_score(tmp_p
         refs.append(ModelRef(Path(name).stem, tmp_path / f"{Path(name).stem}.pt"))
     d = diagnose(refs, refs[0].label, data, Settings(**DX_FAST))
     md = write(d, tmp_path / "dx").read_text()
-    assert d.task == task and all(m.fit is None and m.sizes == [] and m.reliance == [] for m in d.models)
+    assert d.task == task and all(m.fit is not None and m.sizes and m.reliance == [] for m in d.models[:1])
     metric = scorer(task).metric
-    for section in ("fit-regime", "object-size", "reliance"):
-        assert f"No {section} section for {task} models: it scores predictions, and diagnose has no evaluator of " \
-               f"the {metric}" in md
-    assert md.count(f"Not measured for {task} models") == 3 and "train mAP50-95" not in md
+    assert f"Task **{task}**: the sections that score predictions use {metric}" in md
+    assert "Not measured for" not in md and f"| model | seeds | train {metric} | val {metric} |" in md
+    assert "train mAP50-95" not in md  # never the box mAP of the detection branch
+    assert f"Δ {metric} knocked out" in md and "AP small" in md
+    assert [x.range for x in d.models[0].sizes][:3] == ["small", "medium", "large"]
     se = d.models[1]
+    assert se.fit is not None and se.reliance and se.reliance[-1].layer == "all"
     assert [e.level for e in se.erf] == ["P3", "P4", "P5"] and se.gates and se.consistency
     assert np.isfinite(se.smooth.jac_mean) and se.smooth.paths

@@ -22,15 +22,32 @@ def exported_model(path, device: str = "cpu"):
 
 
 def detections(pred: torch.Tensor, conf: float, iou: float, max_det: int = 300, nc: int = 0, rotated: bool = False,
-               end2end: bool = False) -> list[torch.Tensor]:
+               end2end: bool = False, multi_label: bool = False) -> list[torch.Tensor]:
     """Ultralytics' NMS of a raw detection output ``(B, 4 + nc + extra, anchors)``: per image ``(n, 6 + extra)`` xyxy
     (``rotated``: xywh, the angle last), conf, cls, then the task's channels (mask coefficients, keypoints, angle);
     ``end2end``: an end-to-end head's rows ``(B, max_det, 6 + extra)``, only filtered by ``conf``. ``pred`` is left
-    as it was (older releases convert its boxes in place)."""
+    as it was (older releases convert its boxes in place). ``multi_label``: a box for every class scoring above
+    ``conf`` (as Ultralytics' validators score), not only its best class (as its predictor keeps)."""
     from ultralytics.utils.nms import non_max_suppression
 
     return non_max_suppression(pred.clone(), conf_thres=conf, iou_thres=iou, max_det=max_det, nc=nc, rotated=rotated,
-                               end2end=end2end)
+                               end2end=end2end, multi_label=multi_label)
+
+
+def masks_in_original(prototypes: torch.Tensor, coefficients: torch.Tensor, boxes: torch.Tensor, size: int,
+                      shape: tuple[int, int], ratio_pad) -> torch.Tensor:
+    """An image's binary masks ``(n, H, W)`` (uint8) in its original pixels ``shape``, as Ultralytics' segmentation
+    validator makes those it scores (and the sweep logs): assembled at the input's resolution ``size`` x ``size``
+    from the image's ``prototypes`` (C, h, w), the mask ``coefficients`` (n, C) and ``boxes`` (n, 4, xyxy in input
+    pixels) by ``process_mask_native``, then cropped and scaled back by ``scale_masks`` with ``ratio_pad`` (the
+    letterbox's ``((gain, gain), (pad_w, pad_h))``, half the padding of each axis)."""
+    from ultralytics.utils import ops
+
+    h, w = int(shape[0]), int(shape[1])
+    if not len(coefficients):
+        return torch.zeros((0, h, w), dtype=torch.uint8)
+    masks = ops.process_mask_native(prototypes, coefficients, boxes, (size, size))
+    return ops.scale_masks(masks[None], (h, w), ratio_pad=ratio_pad)[0].byte()
 
 
 # Ultralytics' heads whose outputs export-check knows (their YOLO26 forms are subclasses)

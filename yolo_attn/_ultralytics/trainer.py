@@ -314,6 +314,8 @@ def record_predictions(validator, armed: bool = True, log_extras=None) -> Predic
             log.images[str(pbatch["im_file"])] = rows.cpu().numpy().astype("float64")
             if log.log_extras is not None:
                 outputs = {k: v.cpu().numpy() for k, v in scaled.items() if k not in _ROW_KEYS and torch.is_tensor(v)}
+                if "kpts" in outputs:  # 8.4.0's pose validator: the scaled keypoints (its 'keypoints' are unscaled)
+                    outputs["keypoints"] = outputs.pop("kpts")
                 log.extras[str(pbatch["im_file"])] = log.log_extras(outputs, validator.data)
 
     validator.init_metrics, validator.update_metrics = init, update

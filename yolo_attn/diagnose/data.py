@@ -33,9 +33,17 @@ class Split:
     scale: np.ndarray  # (N,) letterbox scale
     pad: np.ndarray  # (N, 2) left, top padding in letterboxed pixels
     image_class: np.ndarray | None = None  # (N,) the class of each image (classification: its folder's), else None
+    dataset: dict | None = None  # the dataset YAML's mapping (a pose scorer reads its kpt_shape, kpt_oks_sigmas)
 
     def __len__(self) -> int:
         return len(self.files)
+
+    def ratio_pad(self, i: int) -> tuple[tuple[float, float], tuple[float, float]]:
+        """Image ``i``'s letterbox as Ultralytics states one: ``((gain, gain), (pad_w, pad_h))``, each pad half the
+        axis's padding (:func:`letterbox` puts the odd pixel right and below)."""
+        r, g, size = float(self.scale[i]), self.gt[i], self.images.shape[-1]
+        nw, nh = max(1, round(g.width * r)), max(1, round(g.height * r))
+        return (r, r), ((size - nw) / 2, (size - nh) / 2)
 
     def dominant_class(self) -> np.ndarray:
         """The most frequent class of each image (-1 if it has no object); a classification image's own class."""
@@ -80,8 +88,9 @@ def _subset(files: list[Path], n: int | None, seed: int) -> list[Path]:
 
 
 def _ground_truth(task: str):
-    """``(image file, width, height) -> (labels, class folder or None)``: the label rows of ``task`` as its scorer reads
-    them (``cls xc yc w h``: a polygon's or keypoint row's box), or a classification image's folder."""
+    """``(image file, width, height) -> (labels, geometry, class folder or None)``: the label rows of ``task`` as its
+    scorer reads them (``cls xc yc w h``: a polygon's or keypoint row's box) with each row's own geometry
+    (``GtImage.segments``: polygons in pixels, keypoint values; None for boxes), or a classification image's folder."""
     from ..scoring import SCORERS
 
     s = SCORERS.get(task, SCORERS["detect"])
@@ -89,7 +98,9 @@ def _ground_truth(task: str):
 
     def read(f: Path, w: int, h: int):
         labels, extra = s.read_ground_truth(label_of(f), w, h)
-        return np.asarray(labels, dtype=float).reshape(-1, 5), (extra[0] if s.label_of is not None and extra else None)
+        if s.label_of is not None:  # a classification image: its class folder
+            return np.asarray(labels, dtype=float).reshape(-1, 5), None, (extra[0] if extra else None)
+        return np.asarray(labels, dtype=float).reshape(-1, 5), extra, None
 
     return read
 
@@ -130,14 +141,21 @@ def load_split(ds: Dataset, name: str, imgsz: int, n: int | None = None, seed: i
         h, w = img.shape[:2]
         boxed, r, pad = letterbox(img, imgsz)
         images.append(torch.from_numpy(boxed[:, :, ::-1].copy()).permute(2, 0, 1))
-        labels, folder = read(f, w, h)
-        gts.append(cocoeval.GtImage(str(f), w, h, labels))
+        labels, geometry, folder = read(f, w, h)
+        gts.append(cocoeval.GtImage(str(f), w, h, labels, geometry))
         folders.append(folder)
         scales.append(r)
         pads.append(pad)
     x = torch.stack(images).float() / 255.0
     return Split(name, files, x, gts, np.array(scales), np.array(pads, dtype=float),
-                 _image_classes(files, folders, ds.names, yaml_path))
+                 _image_classes(files, folders, ds.names, yaml_path), _mapping(yaml_path))
+
+
+def _mapping(source: Path) -> dict | None:
+    """The dataset YAML's mapping (None for a classification folder)."""
+    from ..datasets.yaml import load_data_yaml
+
+    return load_data_yaml(source) if Path(source).is_file() else None
 
 
 def load_data(yaml_path: str | Path, imgsz: int, n_val: int | None = None, n_train: int | None = None,

@@ -13,6 +13,7 @@ import io
 import json
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from ..scoring import cocoeval
@@ -95,8 +96,11 @@ class AreaScore:
     arrays: cocoeval.EvalArrays = field(repr=False)
 
 
-def coco_by_area(gt: dict, dets: list[dict], areas: dict[str, tuple[float, float]]) -> dict[str, AreaScore]:
-    """pycocotools' COCOeval with ``areas`` as its area ranges (one run); one :class:`AreaScore` per range."""
+def coco_by_area(gt: dict, dets: list[dict], areas: dict[str, tuple[float, float]],
+                 iou_type: str = "bbox", max_det: int = MAX_DET) -> dict[str, AreaScore]:
+    """pycocotools' COCOeval of ``iou_type`` (``bbox``, ``segm``, ``keypoints``: the latter with the OKS sigmas
+    ``gt["info"]["kpt_oks_sigmas"]`` when it states them) with ``areas`` as its area ranges (one run); one
+    :class:`AreaScore` per range, of at most ``max_det`` detections per image."""
     from types import SimpleNamespace
 
     from pycocotools.coco import COCO
@@ -106,15 +110,18 @@ def coco_by_area(gt: dict, dets: list[dict], areas: dict[str, tuple[float, float
     img_ids = [im["id"] for im in gt["images"]]
     names = list(areas)
     if not dets:  # COCO.loadRes cannot take an empty list; nothing detected scores 0
-        empty = cocoeval.evaluate(gt, []).arrays
-        return {k: AreaScore(0.0, 0.0, 0.0, _count(gt, areas[k]), empty) for k in names}
+        empty = cocoeval.evaluate(gt, [], iou_type=iou_type).arrays
+        return {k: AreaScore(0.0, 0.0, 0.0, _count(gt, areas[k], iou_type), empty) for k in names}
     with contextlib.redirect_stdout(io.StringIO()):
         coco = COCO()
         coco.dataset = json.loads(json.dumps(gt))
         coco.createIndex()
-        ev = COCOeval(coco, coco.loadRes(json.loads(json.dumps(dets))), iouType="bbox")
+        ev = COCOeval(coco, coco.loadRes(json.loads(json.dumps(dets))), iouType=iou_type)
+        sigmas = (gt.get("info") or {}).get("kpt_oks_sigmas")
+        if iou_type == "keypoints" and sigmas is not None:
+            ev.params.kpt_oks_sigmas = np.asarray(sigmas, dtype=np.float64)
         ev.params.imgIds, ev.params.catIds = img_ids, cat_ids
-        ev.params.maxDets = [1, 10, MAX_DET]
+        ev.params.maxDets = [1, 10, int(max_det)]
         ev.params.areaRng, ev.params.areaRngLbl = [list(areas[k]) for k in names], names
         ev.evaluate()
         ev.accumulate()
@@ -129,14 +136,16 @@ def coco_by_area(gt: dict, dets: list[dict], areas: dict[str, tuple[float, float
                                                      iouThrs=ev.params.iouThrs),
                               evalImgs=[ev.evalImgs[k * n_area * n_img + a * n_img + i]
                                         for k in range(len(cat_ids)) for i in range(n_img)])
-        out[name] = AreaScore(mean(prec), mean(prec[0]), mean(rec), _count(gt, areas[name]),
+        out[name] = AreaScore(mean(prec), mean(prec[0]), mean(rec), _count(gt, areas[name], iou_type),
                               cocoeval._arrays_from(one, cat_ids, img_ids))
     return out
 
 
-def _count(gt: dict, rng: tuple[float, float]) -> int:
-    """Ground-truth boxes in an area range (COCOeval's rule: both ends inclusive)."""
-    return sum(1 for a in gt["annotations"] if rng[0] <= a["area"] <= rng[1] and not a.get("iscrowd", 0))
+def _count(gt: dict, rng: tuple[float, float], iou_type: str = "bbox") -> int:
+    """Ground-truth objects in an area range (COCOeval's rule: both ends inclusive; for keypoints, only objects with
+    a labelled keypoint)."""
+    return sum(1 for a in gt["annotations"] if rng[0] <= a["area"] <= rng[1] and not a.get("iscrowd", 0)
+               and (iou_type != "keypoints" or a.get("num_keypoints", 0) > 0))
 
 
 @dataclass

@@ -105,7 +105,9 @@ def _sizes_tables(d: Diagnosis) -> list[str]:
     L += ["", "Difference to the baseline (AP50-95, seeds paired):", ""]
     L += _table(["model"] + ranges, [[s.label] + [s.size_vs_baseline[k].fmt() if k in s.size_vs_baseline else "—" for k in ranges]
                                       for s in d.summaries if s.size_vs_baseline])
-    hist = size_histogram(d.dataset.val)
+    view = _view(d)
+    hist = size_histogram(d.dataset.val, areas=view.object_areas(d.dataset.val, d.dataset.names)
+                          if view.object_areas else None)
     L += ["", f"Objects per range: {', '.join(f'{x.range} {x.n_gt}' for x in d.models[0].sizes)}; "
           f"tertile bounds (area, px²): {', '.join(f'{k} {v[0]:.0f}-{v[1]:.0f}' for k, v in d.ranges.items() if k.startswith('T'))}; "
           f"sqrt(area) histogram edges {[round(e) for e in hist['sqrt_area_edges']]} counts {hist['counts']}.", ""]

@@ -67,7 +67,7 @@ def diagnose_model(ref: ModelRef, data: DiagData, s: Settings, ranges: dict, per
         val = view.evaluate(model, data.val, data.names, ranges) if view.evaluate else \
             forward_only(model, data.val.images)
     gates = rec.stats()
-    fit = fit_regime(model, data, val, view.evaluate, loss=task == "detect") if view.applies("fit") else None
+    fit = fit_regime(model, data, val, view.evaluate, loss=view.loss) if view.applies("fit") else None
     rel = reliance(model, layers, gates, data, val, s.n_boot, s.seed, per_layer, view.evaluate) \
         if layers and view.applies("reliance") else []
     cons = importance_consistency(model, layers, data.val.images[: s.n_consistency], s.seed, view.class_scores) \
@@ -94,7 +94,8 @@ def diagnose(refs: list[ModelRef], baseline: str | None, data_yaml: str | Path, 
     t0 = time.perf_counter()
     task = refs_task(refs, s.trust)
     data = load_data(data_yaml, s.imgsz, s.n_val, s.n_train, s.seed, task=task)
-    ranges = size_ranges(data.val)
+    view = task_view(task)
+    ranges = size_ranges(data.val, view.object_areas(data.val, data.names) if view.object_areas else None)
     results = []
     for i, ref in enumerate(refs, 1):
         if progress:
@@ -102,7 +103,7 @@ def diagnose(refs: list[ModelRef], baseline: str | None, data_yaml: str | Path, 
                      + f" ({ref.path})")
         first_seed = all(r.ref.label != ref.label for r in results)
         results.append(diagnose_model(ref, data, s, ranges, s.per_layer_reliance and first_seed, task))
-    comparison = compare_to_baseline(results, baseline, s, task_view(task).metric)
+    comparison = compare_to_baseline(results, baseline, s, view.metric)
     return Diagnosis(str(data_yaml), s, labels, baseline, results, comparison, ranges, data, time.perf_counter() - t0,
                      task)
 

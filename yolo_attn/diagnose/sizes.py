@@ -13,9 +13,11 @@ SIZE_CLASSES = ("small", "medium", "large")
 TERTILES = ("T1", "T2", "T3")
 
 
-def size_ranges(split: Split) -> dict[str, tuple[float, float]]:
-    """COCO's area ranges plus the tertiles of this split's box areas (original pixels)."""
-    areas = np.array([w * h * g.width * g.height for g in split.gt for _c, _x, _y, w, h in g.labels.reshape(-1, 5)])
+def size_ranges(split: Split, areas: np.ndarray | None = None) -> dict[str, tuple[float, float]]:
+    """COCO's area ranges plus the tertiles of this split's object ``areas`` (original pixels; None: its boxes'
+    areas, as a detection evaluation compares them)."""
+    if areas is None:
+        areas = np.array([w * h * g.width * g.height for g in split.gt for _c, _x, _y, w, h in g.labels.reshape(-1, 5)])
     out = {k: COCO_AREAS[k] for k in SIZE_CLASSES}
     if areas.size >= 3:
         q1, q2 = np.quantile(areas, [1 / 3, 2 / 3])
@@ -23,9 +25,12 @@ def size_ranges(split: Split) -> dict[str, tuple[float, float]]:
     return out
 
 
-def size_histogram(split: Split, bins: int = 10) -> dict:
-    """Histogram of sqrt(box area) in original pixels (the dataset's own sense of small and large)."""
-    side = np.sqrt([w * h * g.width * g.height for g in split.gt for _c, _x, _y, w, h in g.labels.reshape(-1, 5)])
+def size_histogram(split: Split, bins: int = 10, areas: np.ndarray | None = None) -> dict:
+    """Histogram of sqrt(object area) in original pixels (the dataset's own sense of small and large): ``areas``, or
+    None: the boxes'."""
+    if areas is None:
+        areas = [w * h * g.width * g.height for g in split.gt for _c, _x, _y, w, h in g.labels.reshape(-1, 5)]
+    side = np.sqrt(np.asarray(areas, dtype=float))
     counts, edges = np.histogram(side, bins=bins) if side.size else (np.zeros(0), np.zeros(0))
     return {"sqrt_area_edges": [float(e) for e in edges], "counts": [int(c) for c in counts]}
 

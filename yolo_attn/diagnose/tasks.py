@@ -3,11 +3,11 @@
 Two kinds of section:
 
 * those that score the model's predictions on the diagnosis's own letterboxed images -- *fit* (train against
-  validation), *sizes* (by object size) and *reliance* (the score with attention knocked out) -- need an evaluator
-  of the task's own metric: COCO box mAP for detect (:mod:`.evaluate`), top-1 accuracy for classify
-  (:func:`evaluate_classes`; it has no objects, so no *sizes*). Segment, pose and obb are compared by mask,
-  keypoint and rotated-box mAP, which the diagnosis does not compute: those sections are left out for them with the
-  reason, never scored as detection (the box mAP of their detection branch is not the metric their sweep compared);
+  validation), *sizes* (by object size) and *reliance* (the score with attention knocked out) -- use an evaluator
+  of the task's own metric, the one its sweep compares: COCO box mAP for detect (:mod:`.evaluate`), mask,
+  keypoint (OKS) and rotated-box mAP50-95 for segment, pose and obb (:mod:`.task_eval`, through the sweep's own
+  scorers; never the box mAP of their detection branch), top-1 accuracy for classify (:func:`evaluate_classes`; it
+  has no objects, so no *sizes*). A task with none of these leaves those sections out with the reason;
 * those that measure the learned function -- the effective receptive field at the head's inputs, the gate
   statistics, the gate-importance consistency and the smoothness -- run for every task, on the output its head gives:
   the boxes and class scores of every anchor (detect, and the detection branch of a segment, pose or obb head:
@@ -26,7 +26,7 @@ SECTIONS = ("fit", "sizes", "erf", "gates", "reliance", "consistency", "smoothne
 SCORED = ("fit", "sizes", "reliance")  # the sections that score predictions
 
 
-def _not_scored(task: str) -> dict[str, str]:
+def _not_scored(task: str) -> dict[str, str]:  # a task no evaluator scores (none today; kept for a new task)
     from ..scoring import SCORERS
 
     metric = SCORERS[task].metric if task in SCORERS else f"{task} metric"
@@ -45,6 +45,8 @@ class TaskView:
     evaluate: Optional[Callable] = None  # evaluate(model, split, names, areas) -> Evaluation
     probabilities: bool = False
     metric: str = "mAP50-95"  # what the evaluator's ``map`` is, in words
+    object_areas: Optional[Callable] = None  # object_areas(split, names) -> areas its ranges compare; None: the boxes'
+    loss: bool = False  # whether the fit section adds Ultralytics' detection loss (detect models)
 
     def applies(self, section: str) -> bool:
         return section not in self.skipped
@@ -68,13 +70,20 @@ class TaskView:
 
 def task_view(task: str) -> TaskView:
     """The :class:`TaskView` of an Ultralytics task."""
+    from functools import partial
+
+    from ..scoring import SCORERS
+    from . import task_eval
     from .evaluate import evaluate
 
     if task == "detect":
-        return TaskView("detect", {}, evaluate)
+        return TaskView("detect", {}, evaluate, loss=True)
     if task == "classify":
         return TaskView("classify", {"sizes": "a classification image has no objects: there are no object sizes"},
                         evaluate_classes, True, "top-1 accuracy")
+    if task in task_eval.TASKS:
+        return TaskView(task, {}, task_eval.evaluator(task), False, SCORERS[task].metric,
+                        partial(task_eval.object_areas, task))
     return TaskView(task, _not_scored(task))
 
 

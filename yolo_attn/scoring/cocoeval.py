@@ -241,13 +241,14 @@ def _arrays_from(ev, cat_ids: list[int], img_ids: list[int]) -> EvalArrays:
 # --------------------------------------------------------------------------------------------
 # COCO's evaluation with an IoU pycocotools does not have (rotated boxes)
 # --------------------------------------------------------------------------------------------
-def match_by_score(iou: np.ndarray) -> np.ndarray:
+def match_by_score(iou: np.ndarray, active: np.ndarray | None = None) -> np.ndarray:
     """``(T, D)``: which detections (the rows of ``iou``, highest score first) are true positives at each of the
     thresholds ``IOU_THRESHOLDS``, COCO's way.
 
     Taking the detections in order, each claims, among the ground-truth objects no earlier detection claimed at
     that threshold, the one it overlaps most (the last of equal overlaps, as COCOeval's scan keeps it), provided
-    the overlap is at least the threshold; otherwise it is a false positive there.
+    the overlap is at least the threshold; otherwise it is a false positive there. ``active`` ``(T, D)``: where a
+    detection takes part (elsewhere it claims nothing); all of them if None.
     """
     n_det, n_gt = iou.shape
     n_thr = len(IOU_THRESHOLDS)
@@ -261,6 +262,8 @@ def match_by_score(iou: np.ndarray) -> np.ndarray:
         free = np.where(claimed, -1.0, iou[d][None, :])  # (T, G)
         best = n_gt - 1 - np.argmax(free[:, ::-1], axis=1)  # the last maximum of each row
         hit = free[rows, best] >= reach
+        if active is not None:
+            hit &= active[:, d]
         tp[:, d] = hit
         claimed[rows[hit], best[hit]] = True
     return tp
@@ -273,14 +276,38 @@ def _by_cell(records: list[dict], cpos: dict, ipos: dict) -> dict[tuple[int, int
     return cells
 
 
-def evaluate_matched(gt: dict, dets: list[dict], iou, max_det: int = 300) -> CocoResult:
+def _area(record: dict) -> float:
+    """An object's area as COCO's area ranges read it: its ``area``, else its rotated box's, else its box's."""
+    if "area" in record:
+        return float(record["area"])
+    w, h = (record["rbox"][2:4] if "rbox" in record else record["bbox"][2:4])
+    return float(w) * float(h)
+
+
+def _match_in_range(overlap: np.ndarray, found: list[dict], objs: list[dict], area_rng) -> tuple[np.ndarray, ...]:
+    """``(tp, ignore)`` ``(T, D)`` of one image and category, COCO's way with an area range: objects outside it are
+    ignored; a detection first claims among the others, then (failing) among the ignored ones and is ignored if it
+    does; an unmatched detection outside the range is ignored. ``area_rng`` None: nothing ignored."""
+    if area_rng is None:
+        tp = match_by_score(overlap)
+        return tp, np.zeros_like(tp)
+    lo, hi = area_rng
+    ignored = np.array([not lo <= _area(a) <= hi for a in objs], dtype=bool)
+    tp = match_by_score(overlap[:, ~ignored])
+    on_ignored = match_by_score(overlap[:, ignored], active=~tp)
+    outside = np.array([not lo <= _area(d) <= hi for d in found], dtype=bool)
+    return tp | on_ignored, on_ignored | (~tp & ~on_ignored & outside[None, :])
+
+
+def evaluate_matched(gt: dict, dets: list[dict], iou, max_det: int = 300, area_rng=None) -> CocoResult:
     """COCO's mAP50 and mAP50-95 of ``dets`` against ``gt`` with the overlap ``iou(detections, annotations)`` ->
     ``(D, G)``, and the per-image matching (:class:`EvalArrays`) as :func:`evaluate` keeps it.
 
-    COCO's definition for area range 'all': per image and category, the ``max_det`` highest-scoring detections
-    (stable order on ties) are matched by :func:`match_by_score`; the precision-recall curve and its 101-point
-    average are then :func:`weighted_map`'s with every image once. Crowd annotations are not supported (yolo_attn's
-    ground truth has none).
+    COCO's definition for area range 'all' (``area_rng`` None) or ``area_rng`` ``(lo, hi)`` (both ends inclusive,
+    :func:`_match_in_range`): per image and category, the ``max_det`` highest-scoring detections (stable order on
+    ties) are matched by :func:`match_by_score`; the precision-recall curve and its 101-point average are then
+    :func:`weighted_map`'s with every image once. Crowd annotations are not supported (yolo_attn's ground truth has
+    none).
     """
     if any(a.get("iscrowd", 0) for a in gt["annotations"]):
         raise ValueError("crowd annotations are not supported by this evaluation")
@@ -289,21 +316,24 @@ def evaluate_matched(gt: dict, dets: list[dict], iou, max_det: int = 300) -> Coc
     gts, dts = _by_cell(gt["annotations"], cpos, ipos), _by_cell(dets, cpos, ipos)
     n_gt = np.zeros((len(cpos), len(ipos)), dtype=np.int64)
     for (k, i), objs in gts.items():
-        n_gt[k, i] = len(objs)
-    cats, imgs, scores, tps = [], [], [], []
+        n_gt[k, i] = len(objs) if area_rng is None else sum(area_rng[0] <= _area(a) <= area_rng[1] for a in objs)
+    cats, imgs, scores, tps, igns = [], [], [], [], []
     for k, i in sorted(dts):  # category by category, image by image (COCOeval's order)
         found = dts[(k, i)]
         found = [found[j] for j in np.argsort([-d["score"] for d in found], kind="mergesort")[:max_det]]
         objs = gts.get((k, i), [])
         overlap = np.asarray(iou(found, objs) if objs else (), dtype=np.float64).reshape(len(found), len(objs))
-        tps.append(match_by_score(overlap))
+        tp, ignore = _match_in_range(overlap, found, objs, area_rng)
+        tps.append(tp)
+        igns.append(ignore)
         cats.append(np.full(len(found), k))
         imgs.append(np.full(len(found), i))
         scores.append(np.array([d["score"] for d in found], dtype=np.float64))
     tp = np.concatenate(tps, axis=1) if tps else np.zeros((len(IOU_THRESHOLDS), 0), dtype=bool)
     arrays = EvalArrays(len(ipos), np.concatenate(cats).astype(np.int32) if cats else np.zeros(0, np.int32),
                         np.concatenate(imgs).astype(np.int32) if imgs else np.zeros(0, np.int32),
-                        np.concatenate(scores) if scores else np.zeros(0), tp, np.zeros_like(tp), n_gt)
+                        np.concatenate(scores) if scores else np.zeros(0), tp,
+                        np.concatenate(igns, axis=1) if igns else np.zeros_like(tp), n_gt)
     if not n_gt.any():
         return CocoResult(0.0, 0.0, arrays)
     map50, mapall = weighted_map(arrays, np.ones((1, len(ipos))))
