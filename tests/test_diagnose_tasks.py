@@ -143,21 +143,22 @@ def test_coco_matching_by_area_range_is_cocoevals():
     assert len({round(cocoeval_of[k].ap, 6) for k in areas}) == len(areas)  # the ranges differ: the test can fail
 
 
-MODELS = {"segment": "yolo11n-seg.yaml", "pose": "yolo11n-pose.yaml", "obb": "yolo11n-obb.yaml"}
-
-
-@pytest.mark.parametrize("task", task_eval.TASKS)
-def test_the_evaluator_predicts_and_scores_as_the_validator_the_sweep_logs(shapes, tmp_path, task):
+@pytest.mark.parametrize("task, name", [("segment", "yolo11n-seg.yaml"), ("pose", "yolo11n-pose.yaml"),
+                                        ("obb", "yolo11n-obb.yaml"), ("segment", "yolo26n-seg.yaml")])
+def test_the_evaluator_predicts_and_scores_as_the_validator_the_sweep_logs(shapes, tmp_path, task, name):
     """On square images letterboxed to 1.5 times their size (no rect batches), diagnose's predictions of a model are
     those Ultralytics' validator scores and the sweep logs, mapped back to the images (rows, masks, keypoints: equal),
-    and its figure is the scorer's of that log."""
+    and its figure is the scorer's of that log. An end-to-end head (YOLO26) is scored on its one-to-one rows, as the
+    sweep validates it."""
     from ultralytics.models import yolo
 
     from yolo_attn import _ultralytics as bridge
-    from yolo_attn._ultralytics import load_model_yaml
+    from types import SimpleNamespace
+
+    from yolo_attn._ultralytics import end_to_end_val_args, load_model_yaml
     from yolo_attn.models import build_model
 
-    cfg = load_model_yaml(MODELS[task])
+    cfg = load_model_yaml(name)
     if task == "pose":
         cfg["kpt_shape"] = list(KPT)
     torch.manual_seed(0)
@@ -167,7 +168,8 @@ def test_the_evaluator_predicts_and_scores_as_the_validator_the_sweep_logs(shape
     validator = {"segment": yolo.segment.SegmentationValidator, "pose": yolo.pose.PoseValidator,
                  "obb": yolo.obb.OBBValidator}[task](args=dict(
                      data=str(shapes[task]), imgsz=96, batch=4, rect=False, plots=False, verbose=False, task=task,
-                     project=str(tmp_path), name="val", conf=0.001, iou=0.7, max_det=300, device="cpu"))
+                     project=str(tmp_path), name="val", conf=0.001, iou=0.7, max_det=300, device="cpu",
+                     **end_to_end_val_args(SimpleNamespace(model=model))))
     log = bridge.record_predictions(validator, log_extras=s.log_extras)
     with contextlib.redirect_stdout(io.StringIO()):
         validator(model=model)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 
@@ -32,6 +34,34 @@ def detections(pred: torch.Tensor, conf: float, iou: float, max_det: int = 300, 
 
     return non_max_suppression(pred.clone(), conf_thres=conf, iou_thres=iou, max_det=max_det, nc=nc, rotated=rotated,
                                end2end=end2end, multi_label=multi_label)
+
+
+@contextlib.contextmanager
+def one_to_one(model):
+    """Inside: an end-to-end head (YOLO26's, with a one-to-one branch) gives that branch's NMS-free rows
+    ``(B, max_det, 6 + extra)``, the output a sweep validates it on (``trainer.end_to_end_val_args``); yields whether
+    it does (False: any other head, left as it is). Releases after 8.4.0 select the branch by the head's
+    ``end2end`` setter (as built: the one-to-many branch), restored afterwards; 8.4.0's ``end2end`` is read-only,
+    true whenever the head has the branch."""
+    layers = getattr(model, "model", None)
+    head = layers[-1] if isinstance(layers, torch.nn.Sequential) and len(layers) else None
+    if head is None or getattr(head, "one2one_cv2", None) is None:
+        yield False
+        return
+    chosen = getattr(type(head), "end2end", None)
+    if isinstance(chosen, property) and chosen.fset is None:  # 8.4.0: read-only, end-to-end whenever it has the branch
+        yield bool(head.end2end)
+        return
+    saved = {k: head.__dict__[k] for k in ("_end2end", "end2end") if k in head.__dict__}
+    head.end2end = True
+    try:
+        yield bool(head.end2end)
+    finally:
+        for k in ("_end2end", "end2end"):
+            if k in saved:
+                head.__dict__[k] = saved[k]
+            else:
+                head.__dict__.pop(k, None)
 
 
 def masks_in_original(prototypes: torch.Tensor, coefficients: torch.Tensor, boxes: torch.Tensor, size: int,

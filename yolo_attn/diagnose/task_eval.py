@@ -2,7 +2,8 @@
 mAP50-95, by area range, scored by the sweep's own scorers (:mod:`yolo_attn.scoring`).
 
 The model runs on the split's letterboxed images; its raw output goes through Ultralytics' NMS (the bridge's
-:func:`~yolo_attn._ultralytics.export.detections`, an end-to-end head's rows only filtered by confidence) with the
+:func:`~yolo_attn._ultralytics.export.detections`; an end-to-end head (YOLO26) gives its one-to-one branch's rows,
+as the sweep validates it, only filtered by confidence: :func:`~yolo_attn._ultralytics.export.one_to_one`) with the
 settings of :mod:`.evaluate` (confidence 0.001, IoU 0.7, at most 100 detections per image, a box for every class
 above the confidence, as Ultralytics' validators score). Each image's
 predictions are mapped back to its original pixels as Ultralytics' validator maps those the sweep logs: boxes and
@@ -24,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .._ultralytics.export import detections, export_head, masks_in_original, task_outputs
+from .._ultralytics.export import detections, export_head, masks_in_original, one_to_one, task_outputs
 from ..scoring import SCORERS
 from ..scoring.cocoeval import COCOEVAL_IOU_TYPES, evaluate_matched
 from .data import Split
@@ -88,8 +89,9 @@ def predictions(model, split: Split, task: str, conf: float = CONF, max_det: int
                          f"{list(data['kpt_shape'])}")
     rows, extras = {}, {} if s.log_extras is not None else None
     for start in range(0, len(split), batch):
-        outs = task_outputs(model(split.images[start : start + batch]), task)
-        found = detections(outs[0], conf, IOU, max_det, head["nc"], task == "obb", head["end2end"], multi_label=True)
+        with one_to_one(model) as end2end:  # an end-to-end head: its NMS-free rows, as the sweep scores it
+            outs = task_outputs(model(split.images[start : start + batch]), task)
+        found = detections(outs[0], conf, IOU, max_det, head["nc"], task == "obb", end2end, multi_label=True)
         for j, p in enumerate(found):
             i = start + j
             key = split.gt[i].key
