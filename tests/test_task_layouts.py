@@ -327,6 +327,25 @@ def test_a_model_trained_on_grayscale_data_reads_back_and_is_fed_gray_images(tmp
     assert load_images([img], 32, 48).shape == (1, 3, 32, 48)
 
 
+def test_diagnose_reads_the_images_of_a_channels_1_dataset_gray(tmp_path):
+    """A ``channels: 1`` dataset's images reach the diagnosis as one channel, letterboxed (the model has one input
+    channel); a colour dataset's as three."""
+    from yolo_attn.datasets import resolve_dataset
+    from yolo_attn.diagnose.data import load_split
+
+    for sub, channels in (("gray", 1), ("rgb", 3)):
+        root = tmp_path / sub
+        for i in range(2):
+            write_image(root / "images" / "val" / f"im{i}.png", 40, 30, 3, i)
+            (root / "labels" / "val").mkdir(parents=True, exist_ok=True)
+            (root / "labels" / "val" / f"im{i}.txt").write_text("0 0.5 0.5 0.2 0.2\n")
+        y = tmp_path / f"{sub}.yaml"
+        y.write_text(f"path: {root}\ntrain: images/val\nval: images/val\nchannels: {channels}\nnames: [a]\n")
+        split = load_split(resolve_dataset(y), "val", 32)
+        assert split.images.shape == (2, channels, 32, 32)
+        assert abs(float(split.images[0, 0, 0, 0]) - 114 / 255) < 1e-6  # the letterbox padding (30/40 -> 24 rows of 32)
+
+
 @pytest.mark.slow
 def test_a_classify_sweep_and_its_diagnosis_on_a_folder_without_val(tmp_path):
     """mnist160's layout end to end (1 epoch at imgsz 32, 2 models x 1 seed): the sweep trains, validates on test/

@@ -75,7 +75,7 @@ def letterbox(img: np.ndarray, size: int) -> tuple[np.ndarray, float, tuple[int,
     if (nw, nh) != (w, h):
         img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR)
     left, top = (size - nw) // 2, (size - nh) // 2
-    out = np.full((size, size, 3), 114, dtype=np.uint8)
+    out = np.full((size, size, *img.shape[2:]), 114, dtype=np.uint8)
     out[top : top + nh, left : left + nw] = img
     return out, r, (left, top)
 
@@ -134,13 +134,14 @@ def load_split(ds: Dataset, name: str, imgsz: int, n: int | None = None, seed: i
     files = _subset(files, n, seed)
     images, gts, scales, pads, folders = [], [], [], [], []
     read = _ground_truth(task)
+    gray = int((_mapping(yaml_path) or {}).get("channels") or 3) == 1  # read as Ultralytics reads a 'channels: 1' set
     for f in files:
-        img = cv2.imread(str(f))
+        img = cv2.imread(str(f), cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
         if img is None:
             raise DiagnoseError(f"{f}: unreadable image")
         h, w = img.shape[:2]
         boxed, r, pad = letterbox(img, imgsz)
-        images.append(torch.from_numpy(boxed[:, :, ::-1].copy()).permute(2, 0, 1))
+        images.append(torch.from_numpy(boxed[None] if gray else boxed[:, :, ::-1].copy().transpose(2, 0, 1)))
         labels, geometry, folder = read(f, w, h)
         gts.append(cocoeval.GtImage(str(f), w, h, labels, geometry))
         folders.append(folder)
