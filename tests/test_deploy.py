@@ -78,6 +78,23 @@ def test_missing_tooling_is_not_checked_never_passed(tmp_path):
         require(fmt)
 
 
+def test_install_hint_names_the_deploy_extra_only_for_formats_in_it(tmp_path, monkeypatch):
+    import tomllib
+
+    from yolo_attn.deploy.check import NOT_CHECKED, CheckSettings, check_format
+    from yolo_attn.deploy.formats import DEPLOY_HINT, FORMATS, get_format
+
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    extra = {re.split(r"[<>=!~\[ ]", r)[0] for r in pyproject["project"]["optional-dependencies"]["deploy"]}
+    for fmt in FORMATS:  # the hint never sends a user to an extra that lacks the format's packages
+        assert fmt.in_extra == ({pip for _, pip in fmt.packages} <= extra), fmt.name
+    litert = get_format("litert")
+    monkeypatch.setattr(type(litert), "missing", lambda self: [pip for _, pip in self.packages])
+    res = check_format(SimpleNamespace(name="m", layers=("SE",)), litert, CheckSettings(images=[]), tmp_path)
+    assert res.status == NOT_CHECKED and DEPLOY_HINT not in res.reason, res.reason
+    assert "pip install litert-torch ai-edge-litert (not in the deploy extra" in res.reason, res.reason
+
+
 def test_failure_reason_names_the_operator():
     from yolo_attn.deploy.check import failure_reason
 

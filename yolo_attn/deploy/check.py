@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .formats import DEPLOY_HINT, Format
+from .formats import Format
 from .models import CheckModel
 from .tasks import BOX_TOL, SCORE_TOL, Agreement, Diffs, Head, head_of, pair_rows, raw_parts, row_parts, top1_agreement  # noqa: F401
 
@@ -439,7 +439,7 @@ def check_format(cm: CheckModel, fmt: Format, settings: CheckSettings, workdir: 
     res = FormatResult(cm.name, list(cm.layers), fmt.name, NOT_CHECKED, task=task)
     missing = fmt.missing()
     if missing:
-        res.reason = f"needs {', '.join(missing)}: {DEPLOY_HINT}"
+        res.reason = f"needs {', '.join(missing)}: {fmt.install_hint(missing)}"
         return res
     if fmt.int8 and not calibration_data(fmt, settings, task):
         res.reason = (f"INT8 calibration of a {task} model needs its own dataset: give --data {task.upper()}.yaml "

@@ -28,6 +28,8 @@ class Format:
         int8: an INT8 (post-training quantised) model: compared, never held to the FP32 tolerance.
         dynamic: exported with dynamic input shapes (also checked at a second, non-square size).
         note: what the format is, for the tables.
+        in_extra: its packages are in the ``deploy`` extra; False: they are installed on their own (``hint``).
+        hint: for a format outside the extra, why and where to install its packages.
     """
 
     name: str
@@ -37,10 +39,18 @@ class Format:
     int8: bool = False
     dynamic: bool = False
     note: str = ""
+    in_extra: bool = True
+    hint: str = ""
 
     def missing(self) -> list[str]:
         """pip names of the packages of this format that are not installed."""
         return [pip for mod, pip in self.packages if importlib.util.find_spec(mod) is None]
+
+    def install_hint(self, missing: list[str]) -> str:
+        """How to install ``missing``: the ``deploy`` extra, or for a format outside it, its own packages."""
+        if self.in_extra:
+            return f"{DEPLOY_HINT} (or pip install {' '.join(missing)})"
+        return f"pip install {' '.join(missing)} (not in the deploy extra: {self.hint})"
 
 
 _ONNX = (("onnx", "onnx"), ("onnxruntime", "onnxruntime"), ("onnxslim", "onnxslim"))
@@ -54,7 +64,9 @@ FORMATS: tuple[Format, ...] = (
            int8=True, note="OpenVINO INT8, NNCF post-training quantisation on training images"),
     Format("ncnn", {"format": "ncnn"}, (("ncnn", "ncnn"), ("pnnx", "pnnx")), note="NCNN through PNNX, NCNN CPU"),
     Format("litert", {"format": "litert"}, (("litert_torch", "litert-torch"), ("ai_edge_litert", "ai-edge-litert")),
-           note="LiteRT (TFLite) FP32 through litert-torch"),
+           note="LiteRT (TFLite) FP32 through litert-torch", in_extra=False,
+           hint="they pin older typing_extensions and pydantic than yolo_attn's other extras; install them in an "
+                "environment of their own, or with pip install --target DIR and PYTHONPATH=DIR"),
     Format("coreml", {"format": "coreml"}, (("coremltools", "coremltools"),), runs_here=sys.platform == "darwin",
            note="CoreML mlpackage (coremltools); predicts on macOS only"),
 )
@@ -75,8 +87,7 @@ def require(fmt: Format | str):
     fmt = get_format(fmt) if isinstance(fmt, str) else fmt
     missing = fmt.missing()
     if missing:
-        raise ImportError(f"the {fmt.name} export check needs {', '.join(missing)}: {DEPLOY_HINT} "
-                          f"(or pip install {' '.join(missing)})")
+        raise ImportError(f"the {fmt.name} export check needs {', '.join(missing)}: {fmt.install_hint(missing)}")
     return [importlib.import_module(mod) for mod, _ in fmt.packages]
 
 
