@@ -425,6 +425,18 @@ def test_each_task_matches_pytorch_in_every_cheap_format(task, tmp_path, monkeyp
     _assert_task_passed(task, results)
 
 
+# PNNX takes 15-25 s a model here: the two heads with the most outputs of their own (obb and classify pass too,
+# measured by hand: docs/tasks.md)
+@pytest.mark.deploy
+@pytest.mark.parametrize("task", ["segment", "pose"])
+def test_task_heads_match_pytorch_in_ncnn(task, tmp_path, monkeypatch):
+    """NCNN (PNNX) returns every output of the segment and pose heads as PyTorch does."""
+    if importlib.util.find_spec("ncnn") is None or importlib.util.find_spec("pnnx") is None:
+        pytest.skip("needs the deploy extra (ncnn, pnnx): pip install 'yolo_attn[deploy]'")
+    monkeypatch.chdir(tmp_path)  # PNNX writes its scratch files into the cwd
+    _assert_task_passed(task, _check_task(task, ["ncnn"], tmp_path))
+
+
 def test_missing_openvino_says_which_extra_to_install(monkeypatch):
     import sys
 
