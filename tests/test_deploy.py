@@ -95,6 +95,19 @@ def test_install_hint_names_the_deploy_extra_only_for_formats_in_it(tmp_path, mo
     assert "pip install litert-torch ai-edge-litert (not in the deploy extra" in res.reason, res.reason
 
 
+def test_a_format_the_installed_ultralytics_lacks_is_not_checked(tmp_path, monkeypatch):
+    import yolo_attn._ultralytics as bridge
+    from yolo_attn.deploy.check import NOT_CHECKED, CheckSettings, check_format
+    from yolo_attn.deploy.formats import FORMATS, Format
+
+    assert {f.export["format"] for f in FORMATS} <= bridge.export_format_names()
+    # Ultralytics 8.4.0 has no 'litert' and would export 'tflite' (TensorFlow) in its place
+    monkeypatch.setattr(bridge, "export_format_names", lambda: frozenset({"onnx", "tflite"}))
+    res = check_format(SimpleNamespace(name="m", layers=("SE",)), Format("litert", {"format": "litert"}),
+                       CheckSettings(images=[]), tmp_path)
+    assert res.status == NOT_CHECKED and "no 'litert' export: upgrade ultralytics" in res.reason, res.reason
+
+
 def test_failure_reason_names_the_operator():
     from yolo_attn.deploy.check import failure_reason
 

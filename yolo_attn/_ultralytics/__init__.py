@@ -39,7 +39,7 @@ from .config_lookup import (check_yaml, find_config, install_config_lookup, load
 from .console import messages_to_stderr, quiet_ultralytics
 from . import ddp  # one run on several devices (Ultralytics' DDP), its CPU (gloo) form for tests
 from .data import check_dataset_yaml, datasets_dir, find_packaged_file, pil_open, ultralytics_image_files
-from .export import detections, exported_model
+from .export import detections, export_format_names, exported_model
 from .fonts import fallback_font, install_offline_font, offline_check_font
 from .frames import FRAME_LOCALS_PROXY, write_frame_local
 from .head import detect_class_branches, detection_head, detection_loss
@@ -58,7 +58,7 @@ __all__ = [
     "check_activation", "check_checkpoint_modules", "check_dataset_yaml", "check_model_dict", "check_train_args",
     "check_yaml",
     "datasets_dir", "ddp", "detect_class_branches", "detection_head", "detection_loss", "detections", "end_to_end_val_args",
-    "exported_model", "fallback_font", "final_eval_of", "find_config", "find_packaged_file", "freeze_in_trainer",
+    "export_format_names", "exported_model", "fallback_font", "final_eval_of", "find_config", "find_packaged_file", "freeze_in_trainer",
     "install", "integration_enabled",
     "install_config_lookup", "install_offline_font", "intersect_dicts", "layer_roles", "layer_seed", "load_model_yaml",
     "messages_to_stderr",

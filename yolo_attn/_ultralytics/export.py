@@ -15,6 +15,14 @@ def read_as_named(path) -> bool:
     return check_yolov5u_filename(str(path), verbose=False) == str(path)
 
 
+def export_format_names() -> frozenset[str]:
+    """The ``format=`` names the installed Ultralytics exports to. One it lacks must not reach ``YOLO.export``:
+    Ultralytics 8.4.0 has no ``litert`` and takes it for its closest name, ``tflite`` (TensorFlow, onnx2tf)."""
+    from ultralytics.engine.exporter import export_formats
+
+    return frozenset(export_formats()["Argument"])
+
+
 def exported_model(path, device: str = "cpu"):
     """Ultralytics' own runner of an exported model (any format ``YOLO(path)`` predicts with): ``runner(im)``
     takes a float BCHW tensor in [0, 1] and returns the raw head output, as Ultralytics' predictor sees it."""

@@ -441,6 +441,11 @@ def check_format(cm: CheckModel, fmt: Format, settings: CheckSettings, workdir: 
     if missing:
         res.reason = f"needs {', '.join(missing)}: {fmt.install_hint(missing)}"
         return res
+    from .._ultralytics import ULTRALYTICS_VERSION, export_format_names
+
+    if fmt.export["format"] not in export_format_names():
+        res.reason = f"Ultralytics {ULTRALYTICS_VERSION} has no {fmt.export['format']!r} export: upgrade ultralytics"
+        return res
     if fmt.int8 and not calibration_data(fmt, settings, task):
         res.reason = (f"INT8 calibration of a {task} model needs its own dataset: give --data {task.upper()}.yaml "
                       "(the default shapes dataset has box labels only)")
