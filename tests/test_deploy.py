@@ -438,7 +438,7 @@ def test_each_task_matches_pytorch_in_every_cheap_format(task, tmp_path, monkeyp
     _assert_task_passed(task, results)
 
 
-# PNNX takes 15-25 s a model here: the two heads with the most outputs of their own (obb and classify pass too,
+# PNNX takes 7-25 s a model here: the two heads with the most outputs of their own (obb and classify pass too,
 # measured by hand: docs/tasks.md)
 @pytest.mark.deploy
 @pytest.mark.parametrize("task", ["segment", "pose"])
