@@ -91,6 +91,7 @@ def test_task_config_by_value(stock, cfg, capsys):
     ok, wrong = arrivals(sd, target.state_dict(), imap.map)
     assert sorted(ok) == sorted(k for k, v in sd.items() if v.is_floating_point()) and not wrong
     assert report.tensors == report.source_tensors == len(sd) and not report.class_dependent
+    assert report.head_start() == "transferred"  # the sweep's report words how the head started from this
     head = f"model.{len(model.model) - 1}."
     task = _suffix(cfg.base)
     for p in HEAD_TENSORS[task] + (HEAD_TENSORS_26[task] if cfg.stem.startswith("yolo26") else ()):
@@ -186,6 +187,7 @@ def test_other_class_count_or_keypoint_shape_keeps_the_rest(stock, config, chang
     ok, wrong = arrivals(kept, target.state_dict(), imap.map)
     assert len(ok) == sum(v.is_floating_point() for v in kept.values()) and not wrong
     assert report.tensors == len(model.state_dict()) - len(outputs)
+    assert report.head_start() == "new class outputs"
     x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         assert all(torch.isfinite(t).all() for t in tensors(target.eval()(x)))

@@ -368,11 +368,11 @@ def pretrained_lines(summary: SweepSummary) -> list[str]:
     by_name = [m for m in scratch if (own.get(m) or {}).get("load") == "names"]
     scratch = [m for m in scratch if m not in by_name]
     if scratch:
-        out.append(f"The detection head starts from scratch in {', '.join(scratch)}: the checkpoint's head does not "
+        out.append(f"The head starts from scratch in {', '.join(scratch)}: the checkpoint's head does not "
                    "transfer (e.g. the anchor-based head of an original-YOLOv5 checkpoint); only the backbone and "
                    "neck are pretrained, and a few epochs are not enough to train the head.")
     if by_name:
-        out.append(f"The detection head starts from scratch in {', '.join(by_name)} (loaded by name and shape): none of "
+        out.append(f"The head starts from scratch in {', '.join(by_name)} (loaded by name and shape): none of "
                    "the checkpoint's head tensors matches its names and shapes (after an inserted layer, for example, the "
                    "head sits at another index).")
     if new_cls:

@@ -64,8 +64,9 @@ class TransferReport:
         return self.tensors / max(self.source_tensors, 1)
 
     def head_start(self) -> str:
-        """How the detection head of the transferred model starts: ``transferred``, ``new class outputs`` or ``scratch``."""
-        head = next((r for r in reversed(self.layers) if r.target is not None and "Detect" in r.target_type), None)
+        """How the head of the transferred model (its last row: Detect, Segment, Pose, OBB, Classify or their YOLO26
+        forms) starts: ``transferred``, ``new class outputs`` or ``scratch``."""
+        head = max((r for r in self.layers if r.target is not None), key=lambda r: r.target, default=None)
         if head is None or head.status in ("new", "skipped") or "anchor-based" in head.note:
             return "scratch"
         return "new class outputs" if self.class_dependent else "transferred"
