@@ -126,6 +126,27 @@ def test_make_shapes_classify_is_a_folder_of_class_folders(tmp_path):
     assert len(ds) == 4 and tuple(ds[0]["img"].shape) == (3, 64, 64)
 
 
+def test_make_shapes_classify_defaults_balanced_classes_told_apart_by_geometry_only():
+    """make-shapes --task classify's own defaults (a from-scratch yolo11n-cls learns them in 8 epochs at imgsz 64,
+    docs/tasks.md): balanced classes, one large upright shape per image, always lighter than its background, in
+    random colours, so the class is in the geometry and nowhere else."""
+    task = task_data("classify")
+    cfg = task.default_config(n_train=16, n_val=4)
+    assert (cfg.imgsz, cfg.n_train, cfg.n_val) == (64, 16, 4) and task.default_config().n_train == 2000
+    shapes, colours = [], []
+    for i in range(cfg.n_train):
+        img, (sh,) = render_shapes(task.shapes_config(cfg), "train", i, task.keep_inside, task.shape_class(i), task.look)
+        luma = img.astype(float) @ [0.299, 0.587, 0.114]
+        centre = luma[int(sh.cy) - 1 : int(sh.cy) + 2, int(sh.cx) - 1 : int(sh.cx) + 2].mean()
+        border = np.concatenate([luma[0], luma[-1], luma[:, 0], luma[:, -1]]).mean()
+        assert centre > border, (i, centre, border)  # lighter than the background
+        assert (sh.c, sh.s) == (1.0, 0.0) and sh.r * 2 >= cfg.min_size >= 24  # upright and large
+        shapes.append(sh.cls)
+        colours.append(tuple(img[int(sh.cy), int(sh.cx)] // 32))
+    assert np.bincount(shapes).tolist() == [4, 4, 4, 4]
+    assert len(set(colours)) >= 12  # the colour changes from image to image, whatever the class
+
+
 def test_make_shapes_detection_default_unchanged_by_the_task_option(tmp_path):
     """--task detect (the default) writes what make-shapes wrote before: no task key, the same YAML text."""
     write_dataset(tmp_path / "a", SMALL_CFG)

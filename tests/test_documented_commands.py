@@ -41,6 +41,7 @@ REDUCED = {
                "--confirm-seeds": "2"},
     "diagnose": {"--imgsz": "64", "--boot": "50"},
     "make-stock": {"--epochs": "1"},
+    "make-shapes": {"--n-train": "320", "--n-val": "80"},  # detection's defaults; classify's 2000 + 400 reduced
 }
 REDUCED_KEYS = {"train": {"epochs": "1", "imgsz": "64", "workers": "0"}}
 

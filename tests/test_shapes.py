@@ -59,6 +59,17 @@ def test_bad_config_is_a_clear_error(bad):
         ShapesConfig(**bad)
 
 
+def test_shape_too_large_to_turn_inside_the_image_is_a_clear_error():
+    """max_size <= imgsz - 4 passes the config check, but a square turned 45 degrees is 1.2x its size: that draw is
+    refused with the sizes named (it used to fail with a numpy broadcast error deep in the drawing)."""
+    from yolo_attn.datasets.shapes import render_shapes
+
+    cfg = ShapesConfig(imgsz=64, min_size=56, max_size=60, min_objects=1, max_objects=1)
+    render_shapes(cfg, "train", 0, cls=0)  # a circle of that size fits
+    with pytest.raises(ValueError, match=r"max_size=60 is too large for imgsz=64: a square of size .* needs"):
+        render_shapes(cfg, "train", 0, cls=1)
+
+
 def test_committed_dataset_equals_a_fresh_generation():
     """data/shapes and data/shapes.yaml are exactly what `yolo-attn make-shapes --out data/shapes --seed 0` writes."""
     assert (SHAPES_DIR / "manifest.json").is_file(), "data/shapes is missing; run: yolo-attn make-shapes --out data/shapes"

@@ -26,7 +26,7 @@ _HELP = {
 def add_arguments(parser) -> None:
     from ..datasets.shapes import ShapesConfig
 
-    from ..datasets.tasks import TASK_NAMES
+    from ..datasets.tasks import TASK_NAMES, task_data
 
     parser.add_argument("--task", choices=TASK_NAMES, default="detect",
                         help="the labels: detect (boxes), segment (polygon masks), pose (4 keypoints with "
@@ -38,11 +38,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--yaml", help="dataset YAML to write (default: <out>.yaml beside the folder; "
                                        "classify writes none)")
     parser.add_argument("--check", action="store_true", help="do not write: regenerate and compare with --out")
-    defaults = ShapesConfig()
+    defaults, cls_defaults = ShapesConfig(), task_data("classify").shapes_defaults
     for f in fields(ShapesConfig):
         flag = "--" + f.name.replace("_", "-")
-        parser.add_argument(flag, dest=f.name, type=type(getattr(defaults, f.name)), default=getattr(defaults, f.name),
-                            help=f"{_HELP.get(f.name, f.name)} (default {getattr(defaults, f.name)})")
+        also = f"; classify {cls_defaults[f.name]}" if f.name in cls_defaults else ""
+        parser.add_argument(flag, dest=f.name, type=type(getattr(defaults, f.name)), default=None,
+                            help=f"{_HELP.get(f.name, f.name)} (default {getattr(defaults, f.name)}{also})")
 
 
 def run(args) -> int:
@@ -62,7 +63,8 @@ def run(args) -> int:
             print(p)
         print(f"{args.out}: {'differs from a fresh generation' if errors else 'identical to a fresh generation'}")
         return 1 if errors else 0
-    cfg = ShapesConfig(**{f.name: getattr(args, f.name) for f in fields(ShapesConfig)})
+    cfg = task.default_config(**{f.name: getattr(args, f.name) for f in fields(ShapesConfig)
+                                 if getattr(args, f.name) is not None})
     t0 = time.perf_counter()
     yaml_path = write_dataset(args.out, cfg, args.yaml, task=task)
     size = sum(p.stat().st_size for p in Path(args.out).rglob("*") if p.is_file() and p.suffix in (".jpg", ".txt", ".json"))

@@ -250,6 +250,23 @@ class Shape:
         return self.cls, (b[0] + b[2]) / 2 / n, (b[1] + b[3]) / 2 / n, (b[2] - b[0]) / n, (b[3] - b[1]) / n
 
 
+@dataclass(frozen=True)
+class Look:
+    """How the shapes of an image are drawn, where a task needs it otherwise than detection (classify's look).
+
+    ``light_on_dark``: the background at half brightness, every shape a light colour (each channel 128-255), so a
+    shape is always lighter than what lies under it; ``upright``: no turn; ``centre``: the shape's centre keeps this
+    fraction of its random offset from the middle of where it fits (1: anywhere it fits, 0: in the middle).
+    """
+
+    light_on_dark: bool = False
+    upright: bool = False
+    centre: float = 1.0
+
+
+DETECTION_LOOK = Look()
+
+
 def _placement(extent, extra) -> tuple[float, float, float, float]:
     """The extent a shape's centre is placed by: its own, grown to hold the ``extra`` points its label needs."""
     if not extra:
@@ -258,15 +275,15 @@ def _placement(extent, extra) -> tuple[float, float, float, float]:
     return min(extent[0], *xs), min(extent[1], *ys), max(extent[2], *xs), max(extent[3], *ys)
 
 
-def _draw(rs, img: np.ndarray, ground: np.ndarray, sh: Shape) -> None:
-    """Paint shape ``sh`` in a colour that stands out from the background under it."""
+def _draw(rs, img: np.ndarray, ground: np.ndarray, sh: Shape, light: bool = False) -> None:
+    """Paint shape ``sh`` in a colour that stands out from the background under it (``light``: a light colour)."""
     n = img.shape[0]
     x0, y0 = int(np.floor(sh.box[0])), int(np.floor(sh.box[1]))
     x1, y1 = min(int(np.floor(sh.box[2])) + 1, n), min(int(np.floor(sh.box[3])) + 1, n)
     patch = ground[y0:y1, x0:x1].reshape(-1, 3).sum(axis=0) // ((y1 - y0) * (x1 - x0))
     base = _luma(patch)
     for _attempt in range(20):
-        colour = _colour(rs)
+        colour = 128.0 + rs.randint(0, 128, size=3).astype(np.float64) if light else _colour(rs)
         if abs(_luma(colour) - base) >= 70_000:
             break
     else:
@@ -282,7 +299,8 @@ def _draw(rs, img: np.ndarray, ground: np.ndarray, sh: Shape) -> None:
     _paint(img, _coverage(inside), x0, y0, colour)
 
 
-def _place(rs, cfg: ShapesConfig, boxes: list, keep_inside=None, cls_wanted: int | None = None) -> Shape | None:
+def _place(rs, cfg: ShapesConfig, boxes: list, keep_inside=None, cls_wanted: int | None = None,
+           look: Look = DETECTION_LOOK) -> Shape | None:
     """A shape (of class ``cls_wanted`` when given) that overlaps none of ``boxes`` beyond ``cfg.max_iou`` (30 tries),
     else None."""
     n = cfg.imgsz
@@ -291,10 +309,18 @@ def _place(rs, cfg: ShapesConfig, boxes: list, keep_inside=None, cls_wanted: int
         cls = cls if cls_wanted is None else cls_wanted
         r = rs.uniform(cfg.min_size, cfg.max_size) / 2.0
         c, s = _rotation(rs)
+        c, s = (1.0, 0.0) if look.upright else (c, s)
         extent = _extent(cls, r, _outline(cls, r, c, s))
         px0, py0, px1, py1 = _placement(extent, keep_inside(cls, r, c, s) if keep_inside else None)
+        if max(px1 - px0, py1 - py0) > n - 2.0:
+            raise ValueError(f"ShapesConfig: max_size={cfg.max_size} is too large for imgsz={cfg.imgsz}: a "
+                             f"{CLASSES[cls]} of size {2 * r:.1f} px needs {max(px1 - px0, py1 - py0):.1f} px, more "
+                             f"than the {n - 2} px the image leaves; lower max_size (or raise imgsz)")
         cx = rs.uniform(1.0 - px0, n - 1.0 - px1)
         cy = rs.uniform(1.0 - py0, n - 1.0 - py1)
+        if look.centre != 1.0:  # toward the middle of the range it was drawn from, so it still fits
+            mx, my = (n - px0 - px1) / 2.0, (n - py0 - py1) / 2.0
+            cx, cy = mx + (cx - mx) * look.centre, my + (cy - my) * look.centre
         box = (cx + extent[0], cy + extent[1], cx + extent[2], cy + extent[3])
         if all(_iou(box, o) <= cfg.max_iou for o in boxes):
             return Shape(cls, cx, cy, r, c, s, box)
@@ -302,24 +328,27 @@ def _place(rs, cfg: ShapesConfig, boxes: list, keep_inside=None, cls_wanted: int
 
 
 def render_shapes(cfg: ShapesConfig, split: str, index: int, keep_inside=None,
-                  cls: int | None = None) -> tuple[np.ndarray, list[Shape]]:
+                  cls: int | None = None, look: Look = DETECTION_LOOK) -> tuple[np.ndarray, list[Shape]]:
     """Image ``index`` of ``split`` and the :class:`Shape` s drawn on it.
 
     ``keep_inside(cls, r, c, s)``: points (relative to the centre) that must also lie in the image (a rotated
-    box's corners); ``cls``: the class of every shape (classify's balanced folders). The random draws are the
-    same with or without them, so without them the image is the detection dataset's.
+    box's corners); ``cls``: the class of every shape (classify's balanced folders); ``look``: how it is drawn
+    (:class:`Look`). The random draws are the same with or without them, so without them the image is the detection
+    dataset's.
     """
     rs = np.random.RandomState(_seed_for(cfg.seed, split, index))
     n = cfg.imgsz
     img = _background(rs, n)
+    if look.light_on_dark:
+        img *= 0.5
     _clutter(rs, img, rs.randint(0, cfg.clutter + 1))
     ground = np.clip(np.floor(img + 0.5), 0, 255).astype(np.int64)  # background as quantised, for contrast
     shapes: list[Shape] = []
     for _ in range(rs.randint(cfg.min_objects, cfg.max_objects + 1)):
-        sh = _place(rs, cfg, [o.box for o in shapes], keep_inside, cls)
+        sh = _place(rs, cfg, [o.box for o in shapes], keep_inside, cls, look)
         if sh is None:
             continue  # no room for another shape
-        _draw(rs, img, ground, sh)
+        _draw(rs, img, ground, sh, look.light_on_dark)
         shapes.append(sh)
     if cfg.noise:
         img += rs.randint(-cfg.noise, cfg.noise + 1, size=(n, n, 1))  # luminance noise
@@ -444,7 +473,7 @@ def _generate(cfg: ShapesConfig, task, progress=None) -> Iterator[tuple[str, np.
     """``(image_relpath, pixels, jpg_bytes, {label_relpath: bytes})`` for every image."""
     for split in SPLITS:
         for i in range(cfg.count(split)):
-            img, shapes = render_shapes(cfg, split, i, task.keep_inside, task.shape_class(i))
+            img, shapes = render_shapes(cfg, split, i, task.keep_inside, task.shape_class(i), task.look)
             rel, labels = task.sample_files(split, f"{i:06d}", shapes, cfg.imgsz)
             yield rel, img, encode_jpeg(img, cfg.quality), labels
             if progress:
@@ -471,6 +500,8 @@ def build_manifest(cfg: ShapesConfig, progress=None, task=None) -> tuple[dict, d
     }
     if task.name != "detect":  # the detection manifest keeps its keys (data/shapes is unchanged)
         manifest["task"] = task.name
+    if task.look != DETECTION_LOOK:
+        manifest["look"] = asdict(task.look)
     return manifest, files
 
 
@@ -483,7 +514,7 @@ def default_yaml(out: Path, task=None) -> Path | None:
     return None if _task(task).folder_layout else out.with_name(out.name + ".yaml")
 
 
-def write_dataset(out: str | Path, cfg: ShapesConfig = ShapesConfig(), yaml_path: str | Path | None = None,
+def write_dataset(out: str | Path, cfg: ShapesConfig | None = None, yaml_path: str | Path | None = None,
                   progress=None, task=None) -> Path:
     """Generate the dataset of ``task`` (default detection) into ``out`` and its YAML (default ``<out>.yaml``
     beside it); return the YAML path, or ``out`` for a task whose dataset is a folder (classify: no YAML).
@@ -492,6 +523,7 @@ def write_dataset(out: str | Path, cfg: ShapesConfig = ShapesConfig(), yaml_path
     Ultralytics' ``*.cache`` files are left alone.
     """
     task = _task(task)
+    cfg = task.default_config() if cfg is None else cfg  # classify: its own defaults (make-shapes --task classify)
     out = Path(out)
     yaml_path = Path(yaml_path) if yaml_path and not task.folder_layout else default_yaml(out, task)
     manifest, files = build_manifest(cfg, progress, task)

@@ -88,6 +88,21 @@ class TaskData:
         """The generator settings this task's synthetic dataset is made with (classify: one shape per image)."""
         return cfg
 
+    shapes_defaults: dict = {}  # make-shapes' defaults for this task where they differ from ShapesConfig's
+
+    def default_config(self, **given):
+        """The generator settings of ``make-shapes --task NAME``: this task's defaults, then the ``given`` ones."""
+        from ..shapes import ShapesConfig
+
+        return ShapesConfig(**{**self.shapes_defaults, **given})
+
+    @property
+    def look(self):
+        """How the synthetic images are drawn (:class:`~yolo_attn.datasets.shapes.Look`; detection's by default)."""
+        from ..shapes import DETECTION_LOOK
+
+        return DETECTION_LOOK
+
     def sample_files(self, split: str, stem: str, shapes, n: int) -> tuple[str, dict[str, bytes]]:
         """Where one synthetic image goes (relative to the dataset folder) and its label files."""
         return f"images/{split}/{stem}.jpg", {f"labels/{split}/{stem}.txt": self.label_text(shapes, n).encode()}
