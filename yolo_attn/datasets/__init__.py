@@ -17,6 +17,7 @@ helpers, the shapes dataset.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 from .check import CheckReport, DataCheckFailed, Problem, check_data, checked_dataset, require_dataset
@@ -88,6 +89,15 @@ def shapes_yaml() -> Path:
     return dataset_yaml(yaml_file)
 
 
+def _look_tag(t) -> str:
+    """A cache-name suffix for a task whose synthetic images are drawn otherwise than detection's (classify)."""
+    from .shapes import DETECTION_LOOK
+
+    if t.look == DETECTION_LOOK:
+        return ""
+    return "-" + "-".join(f"{k}{int(v) if isinstance(v, bool) else v}" for k, v in asdict(t.look).items())
+
+
 def shapes_data(task: str = "detect") -> Path:
     """The synthetic shapes dataset of ``task`` with the default settings: for detection :func:`shapes_yaml`; for
     segment, pose and obb the absolute-path copy of its dataset YAML; for classify its folder (of class folders).
@@ -95,8 +105,8 @@ def shapes_data(task: str = "detect") -> Path:
     t = task_data(task)
     if t.name == "detect":
         return shapes_yaml()
-    cfg = ShapesConfig()
-    out = cache_dir() / f"shapes-{t.name}-seed{cfg.seed}-v{GENERATOR_VERSION}"
+    cfg = t.default_config()  # classify: its own sizes and look (a new cache folder: not the earlier draw)
+    out = cache_dir() / f"shapes-{t.name}-seed{cfg.seed}-v{GENERATOR_VERSION}{_look_tag(t)}"
     done = out if t.folder_layout else out.with_name(out.name + ".yaml")
     if not (out / "manifest.json").is_file() or not done.exists():
         write_dataset(out, cfg, task=t)
