@@ -429,3 +429,20 @@ def test_verdict_names_collapsed_seeds_and_dead_gates():
     text = verdict(m, base)
     assert text.startswith("Seed(s) s1 (val mAP50-95 0.002) collapsed") and "19/spatial_gate" in text
     assert "collapsed" not in verdict(LabelSummary("se", [0], [], Interval(0.3), Interval(0.3), Interval(0.0), iv), base)
+
+
+def test_the_fit_verdict_calls_underfit_models_with_a_large_gap_poor_generalisers_not_capacity_limited():
+    """Train mAP 0.12 and val 0.006 (a real COCO128-seg sweep): both underfit, but validation is under half of train,
+    so the fit says nothing about capacity; a small gap keeps 'overfitting is not what limits them'."""
+    from yolo_attn.diagnose.compare import LabelSummary
+    from yolo_attn.diagnose.stats import Interval
+    from yolo_attn.diagnose.verdict import verdict
+
+    iv = Interval(-0.001, -0.006, 0.004)
+    base = LabelSummary("stock", [0, 1], [], Interval(0.120), Interval(0.006), Interval(0.114), None)
+    m = LabelSummary("se", [0, 1], [("9", "SE")], Interval(0.120), Interval(0.007), Interval(0.113), iv)
+    text = verdict(m, base)
+    assert "generalise poorly too" in text and "overfitting is not what limits them" not in text
+    base = LabelSummary("stock", [0, 1], [], Interval(0.30), Interval(0.28), Interval(0.02), None)
+    m = LabelSummary("se", [0, 1], [("9", "SE")], Interval(0.30), Interval(0.29), Interval(0.01), iv)
+    assert "overfitting is not what limits them" in verdict(m, base)

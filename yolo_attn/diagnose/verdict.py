@@ -5,6 +5,7 @@ from __future__ import annotations
 from .compare import LabelSummary
 
 UNDERFIT_TRAIN = 0.5  # train mAP50-95 below this: the model has not fit its own training images
+GENERALISE_POORLY = 0.5  # a train-val gap above this share of the train figure: validation is under half of train
 
 
 def _fit(m: LabelSummary, b: LabelSummary, metric: str = "mAP50-95") -> str:
@@ -14,8 +15,12 @@ def _fit(m: LabelSummary, b: LabelSummary, metric: str = "mAP50-95") -> str:
         s += f"; val-train loss {m.val_loss - m.train_loss:+.3f} vs {b.val_loss - b.train_loss:+.3f}"
     s += ")"
     if m.train_map.est < UNDERFIT_TRAIN and b.train_map.est < UNDERFIT_TRAIN:
-        s += (f"; both models underfit (train {metric} {m.train_map.est:.3f} and {b.train_map.est:.3f}), "
-              "so extra capacity could help and overfitting is not what limits them")
+        s += f"; both models underfit (train {metric} {m.train_map.est:.3f} and {b.train_map.est:.3f})"
+        if all(x.gap.est > GENERALISE_POORLY * x.train_map.est for x in (m, b)):
+            s += (f", and their validation {metric} is under half of it ({m.val_map.est:.3f} and {b.val_map.est:.3f}):"
+                  " they generalise poorly too, so this fit does not tell whether more or less capacity would help")
+        else:
+            s += ", so extra capacity could help and overfitting is not what limits them"
     elif m.gap_vs_baseline.excludes_zero():
         s += "; the attention model overfits more" if m.gap_vs_baseline.est > 0 else "; the attention model overfits less"
     else:
