@@ -36,17 +36,6 @@ YAML_NAMES = ("data.yaml", "data.yml", "dataset.yaml", "dataset.yml")
 TASK_KEYS = ("kpt_shape", "flip_idx", "kpt_names", "kpt_oks_sigmas", "channels")  # carried into the new YAML
 
 
-class _RowProblems:
-    """Collects what a task's row check reports (the importer skips a row with a fatal problem)."""
-
-    def __init__(self):
-        self.fatal: list[str] = []
-
-    def add(self, severity: str, where, message: str, kind: str = "") -> None:
-        if severity == "fatal":
-            self.fatal.append(message)
-
-
 def yaml_names(folder: Path) -> tuple[list[str], Path] | None:
     """Class names (in index order) from the dataset YAML at the top of ``folder`` that has ``names``, and that
     YAML; None when there is none. ValueError naming the YAML when its names are not usable."""
@@ -113,8 +102,10 @@ def _rows(lbl: Path, nc: int, skips: Skips, task: TaskData) -> list[str]:
 
 def _coordinates_problem(task: TaskData, where: str, line: str, vals: list[float]) -> bool:
     """Whether the task's row check finds a fatal coordinate (or keypoint visibility) in a well-formed row."""
-    found = _RowProblems()
-    return task.row_box(found, where, line, vals) is None or bool(found.fatal)
+    from .check import CheckReport  # the dataset check's own report: the same row rules as check-data
+
+    found = CheckReport(where)
+    return task.row_box(found, where, line, vals) is None or not found.ok
 
 
 def _task_keys(src: Path) -> dict:

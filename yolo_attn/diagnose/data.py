@@ -134,7 +134,8 @@ def load_split(ds: Dataset, name: str, imgsz: int, n: int | None = None, seed: i
     files = _subset(files, n, seed)
     images, gts, scales, pads, folders = [], [], [], [], []
     read = _ground_truth(task)
-    gray = int((_mapping(yaml_path) or {}).get("channels") or 3) == 1  # read as Ultralytics reads a 'channels: 1' set
+    mapping = _mapping(yaml_path)
+    gray = int((mapping or {}).get("channels") or 3) == 1  # read as Ultralytics reads a 'channels: 1' set
     for f in files:
         img = cv2.imread(str(f), cv2.IMREAD_GRAYSCALE if gray else cv2.IMREAD_COLOR)
         if img is None:
@@ -149,7 +150,7 @@ def load_split(ds: Dataset, name: str, imgsz: int, n: int | None = None, seed: i
         pads.append(pad)
     x = torch.stack(images).float() / 255.0
     return Split(name, files, x, gts, np.array(scales), np.array(pads, dtype=float),
-                 _image_classes(files, folders, ds.names, yaml_path), _mapping(yaml_path))
+                 _image_classes(files, folders, ds.names, yaml_path), mapping)
 
 
 def _mapping(source: Path) -> dict | None:

@@ -13,7 +13,6 @@ import io
 import json
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
 from ..scoring import cocoeval
@@ -117,9 +116,7 @@ def coco_by_area(gt: dict, dets: list[dict], areas: dict[str, tuple[float, float
         coco.dataset = json.loads(json.dumps(gt))
         coco.createIndex()
         ev = COCOeval(coco, coco.loadRes(json.loads(json.dumps(dets))), iouType=iou_type)
-        sigmas = (gt.get("info") or {}).get("kpt_oks_sigmas")
-        if iou_type == "keypoints" and sigmas is not None:
-            ev.params.kpt_oks_sigmas = np.asarray(sigmas, dtype=np.float64)
+        cocoeval.use_stated_sigmas(ev, gt)
         ev.params.imgIds, ev.params.catIds = img_ids, cat_ids
         ev.params.maxDets = [1, 10, int(max_det)]
         ev.params.areaRng, ev.params.areaRngLbl = [list(areas[k]) for k in names], names

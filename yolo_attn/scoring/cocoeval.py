@@ -185,9 +185,7 @@ def evaluate(gt: dict, dets: list[dict], max_det: int = 300, dets_reused: bool =
         ev.params.catIds = cat_ids
         ev.params.maxDets = [1, 10, int(max_det)]
         ev.params.areaRng, ev.params.areaRngLbl = ev.params.areaRng[:1], ev.params.areaRngLbl[:1]  # 'all' only
-        sigmas = (gt.get("info") or {}).get("kpt_oks_sigmas")
-        if iou_type == "keypoints" and sigmas is not None:
-            ev.params.kpt_oks_sigmas = np.asarray(sigmas, dtype=np.float64)
+        use_stated_sigmas(ev, gt)
         ev.evaluate()
         ev.accumulate()
     arrays = _arrays_from(ev, cat_ids, img_ids)
@@ -196,6 +194,14 @@ def evaluate(gt: dict, dets: list[dict], max_det: int = 300, dets_reused: bool =
     if not valid.any():
         return CocoResult(0.0, 0.0, arrays)
     return CocoResult(float(prec[0][:, valid].mean()), float(prec[:, :, valid].mean()), arrays)
+
+
+def use_stated_sigmas(ev, gt: dict) -> None:
+    """A keypoint COCOeval ``ev`` compares with the OKS sigmas the ground truth states (``gt["info"]
+    ["kpt_oks_sigmas"]``, one per keypoint); without them, COCO's 17."""
+    sigmas = (gt.get("info") or {}).get("kpt_oks_sigmas")
+    if ev.params.iouType == "keypoints" and sigmas is not None:
+        ev.params.kpt_oks_sigmas = np.asarray(sigmas, dtype=np.float64)
 
 
 def _records_copy(value):
