@@ -257,3 +257,37 @@ def test_a_sweep_of_the_task_scores_its_output_end_to_end(tmp_path, task, models
     figures = [(r["ultra"]["map"], r["coco"]["map"]) for r in records if r["status"] == "ok"]
     print(task, "Ultralytics vs independent mAP50-95 per trial:", figures)
     assert len(figures) == 4 and all(abs(u - c) < 0.02 for u, c in figures)  # the report's tolerance
+
+
+def test_the_bootstraps_thread_pool_never_parses_two_array_headers_at_once(tmp_path, monkeypatch):
+    """numpy reads each array's header with ``ast``; CPython 3.11 can raise ``SystemError: AST constructor recursion
+    depth mismatch`` when two threads parse at once (a CI run failed so). The files are read under one lock."""
+    import ast
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from yolo_attn.scoring import image_replicates
+    from yolo_attn.scoring.bootstrap import image_weights
+    from yolo_attn.scoring.classify import ClassArrays
+
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(6):
+        paths.append(tmp_path / f"t{i}.npz")
+        ClassArrays(rng.random(20) < 0.5, rng.random(20) < 0.8).save(paths[-1])
+    inside, overlaps, real_parse = [0], [], ast.parse
+
+    def slow_parse(*a, **k):
+        inside[0] += 1
+        overlaps.append(inside[0])
+        time.sleep(0.002)  # widens the window two unguarded threads would share
+        try:
+            return real_parse(*a, **k)
+        finally:
+            inside[0] -= 1
+
+    monkeypatch.setattr(ast, "parse", slow_parse)
+    W = image_weights(20, 50, 0)
+    with ThreadPoolExecutor(6) as pool:
+        done = list(pool.map(lambda p: image_replicates(p, W), paths))
+    assert len(done) == 6 and max(overlaps) == 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Callable
 
@@ -39,6 +40,22 @@ def atomic_save(path: str | Path, write: Callable[[Path], None]) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+_NPZ_LOCK = threading.Lock()
+
+
+def read_arrays(path: str | Path) -> dict:
+    """Every array of a ``.npz`` file, read in full (never pickled objects).
+
+    Reads hold one lock: numpy parses each array's header with ``ast``, and CPython 3.11 can raise
+    ``SystemError: AST constructor recursion depth mismatch`` when two threads parse at once (the bootstrap
+    reads the trials' files on a thread pool).
+    """
+    import numpy as np
+
+    with _NPZ_LOCK, np.load(path, allow_pickle=False) as z:
+        return {name: z[name] for name in z.files}
 
 
 def atomic_write(path: str | Path, data: str | bytes) -> Path:

@@ -56,8 +56,8 @@ def image_replicates(path, weights):
     """A trial's two figures (``map50``, ``map``) on each image multiset (rows of ``weights``), from its arrays file
     (``eval.npz``) by the scorer that wrote it: the file names its task where it is not COCO's ``EvalArrays`` (every
     file of the box, mask, keypoint and rotated-box tasks)."""
-    import numpy as np
+    from .._io import read_arrays
 
-    with np.load(path) as z:
-        task = str(z["task"]) if "task" in z.files else "detect"
+    z = read_arrays(path)
+    task = str(z["task"]) if "task" in z else "detect"
     return scorer(task, where="the image bootstrap").image_replicates(path, weights)

@@ -90,8 +90,10 @@ class ClassArrays:
 
     @classmethod
     def load(cls, path: Path) -> "ClassArrays":
-        with np.load(path) as z:
-            return cls(z["top1"].astype(bool), z["top5"].astype(bool))
+        from .._io import read_arrays
+
+        z = read_arrays(path)
+        return cls(z["top1"].astype(bool), z["top5"].astype(bool))
 
     def replicates(self, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Top-5 and top-1 accuracy of each row of ``weights`` (B x N: how often each image is in the sample)."""

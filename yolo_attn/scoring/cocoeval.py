@@ -23,7 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .._io import atomic_save, atomic_write
+from .._io import atomic_save, atomic_write, read_arrays
 
 RECALL_THRESHOLDS = np.linspace(0.0, 1.0, 101)
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
@@ -127,8 +127,8 @@ class EvalArrays:
 
     @classmethod
     def load(cls, path: Path) -> "EvalArrays":
-        with np.load(path) as z:
-            return cls(int(z["n_images"]), z["cat"], z["img"], z["score"], z["tp"], z["ignore"], z["n_gt"])
+        z = read_arrays(path)
+        return cls(int(z["n_images"]), z["cat"], z["img"], z["score"], z["tp"], z["ignore"], z["n_gt"])
 
 
 @dataclass
