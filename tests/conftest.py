@@ -341,35 +341,20 @@ def watched_folders() -> list[Path]:
     return [REPO, ROOT.parent / "tests" / "tmp"]
 
 
-def _is_xdist_worker(config) -> bool:
-    return hasattr(config, "workerinput")
-
-
-def pytest_sessionstart(session):
-    """The watched folders' entries before any test runs: in the one process that outlives every test (the
-    controller under ``pytest -n``, whose workers would otherwise see each other's files while they run)."""
-    if not _is_xdist_worker(session.config):
-        session.config.stash[_BEFORE] = {folder: tree_entries(folder) for folder in watched_folders()}
-
-
-def pytest_sessionfinish(session, exitstatus):
-    """Fail the session when a test left a new file or folder in a watched folder (write into tmp_path)."""
-    before = session.config.stash.get(_BEFORE, None)
-    if before is None:
-        return
+@pytest.fixture(scope="session", autouse=True)
+def _nothing_left_behind():
+    """Fail (as an error at the end of the session) when a test left a new file or folder in a watched folder."""
+    before = {folder: tree_entries(folder) for folder in watched_folders()}
+    yield
     left = [str(folder / p) for folder, seen in before.items() for p in sorted(tree_entries(folder) - seen)]
     if left:
         shown = "\n  ".join(left[:20]) + (f"\n  ... and {len(left) - 20} more" if len(left) > 20 else "")
-        sys.stderr.write(f"\nERROR: the test session left {len(left)} new files or folders behind (write into "
-                         f"tmp_path):\n  {shown}\n")
-        session.exitstatus = pytest.ExitCode.TESTS_FAILED
-
-
-_BEFORE = pytest.StashKey[dict]()
+        pytest.fail(f"the test session left {len(left)} new files or folders behind (write into tmp_path):\n  {shown}",
+                    pytrace=False)
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _shipped_shapes_data_copied():
+def _shipped_shapes_data_copied(_nothing_left_behind):
     """Runs on the shipped shapes dataset read a session copy: Ultralytics writes label caches beside the labels.
 
     ``yolo_attn.datasets.shapes_yaml()`` (the default dataset of train/compare/study) answers with the copy; the
