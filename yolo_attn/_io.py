@@ -45,8 +45,9 @@ def atomic_save(path: str | Path, write: Callable[[Path], None]) -> Path:
 _NPZ_LOCK = threading.Lock()
 
 
-def read_arrays(path: str | Path) -> dict:
-    """Every array of a ``.npz`` file, read in full (never pickled objects).
+def read_arrays(path: str | Path, only: tuple[str, ...] | None = None) -> dict:
+    """The arrays of a ``.npz`` file (those named in ``only`` that it holds; default all), read in full (never
+    pickled objects).
 
     Reads hold one lock: numpy parses each array's header with ``ast``, and CPython 3.11 can raise
     ``SystemError: AST constructor recursion depth mismatch`` when two threads parse at once (the bootstrap
@@ -55,7 +56,7 @@ def read_arrays(path: str | Path) -> dict:
     import numpy as np
 
     with _NPZ_LOCK, np.load(path, allow_pickle=False) as z:
-        return {name: z[name] for name in z.files}
+        return {name: z[name] for name in z.files if only is None or name in only}
 
 
 def atomic_write(path: str | Path, data: str | bytes) -> Path:

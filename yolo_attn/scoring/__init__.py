@@ -58,6 +58,6 @@ def image_replicates(path, weights):
     file of the box, mask, keypoint and rotated-box tasks)."""
     from .._io import read_arrays
 
-    z = read_arrays(path)
+    z = read_arrays(path, only=("task",))  # the task name only: the scorer reads the arrays
     task = str(z["task"]) if "task" in z else "detect"
     return scorer(task, where="the image bootstrap").image_replicates(path, weights)
